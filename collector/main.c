@@ -1,0 +1,2 @@
+/* placeholder replaced by the collector module */
+int main(void) { return 2; }

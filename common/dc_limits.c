@@ -1,0 +1,11 @@
+/* dc_limits.c - defaults for the user-settable limits. */
+#include "dc_limits.h"
+
+void
+dc_limits_default(dc_limits *l)
+{
+	l->max_message_bytes = DC_DEFAULT_MAX_MESSAGE_BYTES;
+	l->max_report_bytes = DC_DEFAULT_MAX_REPORT_BYTES;
+	l->max_ratio = DC_DEFAULT_MAX_RATIO;
+	l->max_records = DC_DEFAULT_MAX_RECORDS;
+}

@@ -1,0 +1,44 @@
+/*
+ * dc_limits.h - every hard cap on untrusted input, in one place.
+ *
+ * Two kinds: compile-time caps on single fields and nesting (DC_MAX_*), which
+ * bound memory per token, and the user-settable limits of SPEC section 7
+ * (struct dc_limits), whose defaults are DC_DEFAULT_*.
+ */
+#ifndef DC_LIMITS_H
+#define DC_LIMITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* [limits] defaults, SPEC section 7 */
+#define DC_DEFAULT_MAX_MESSAGE_BYTES  (64ULL * 1024 * 1024)
+#define DC_DEFAULT_MAX_REPORT_BYTES   (1024ULL * 1024 * 1024)
+#define DC_DEFAULT_MAX_RATIO          250
+#define DC_DEFAULT_MAX_RECORDS        10000000ULL
+
+/* Decompression ratio is only judged once this many bytes came out, so tiny
+ * highly-compressible reports (a 300-byte XML in a 200-byte gzip) pass. */
+#define DC_RATIO_GRACE_BYTES          (1024 * 1024)
+
+/* Hard caps that are not configurable. */
+#define DC_MAX_FIELD_BYTES     4096   /* one XML text value (domain, reason comment...) */
+#define DC_MAX_AUTH_RESULTS    64     /* dkim or spf results in one record */
+#define DC_MAX_REASONS         16     /* policy_evaluated/reason elements in one record */
+#define DC_MAX_XML_DEPTH       32     /* element nesting in a report */
+#define DC_MAX_MIME_DEPTH      16     /* message/rfc822 and multipart nesting */
+#define DC_MAX_ARCHIVE_DEPTH   4      /* gzip in gzip in zip ... */
+#define DC_MAX_ZIP_MEMBERS     1000   /* members examined in one zip */
+#define DC_MAX_REPORT_ERRORS   4096   /* bytes of report <error> text + repair notes kept */
+
+typedef struct dc_limits {
+	uint64_t max_message_bytes;
+	uint64_t max_report_bytes;
+	uint64_t max_ratio;
+	uint64_t max_records;
+} dc_limits;
+
+/* Fills l with the defaults above. */
+void dc_limits_default(dc_limits *l);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * dc_store.h - PostgreSQL storage (libpq): schema migrations, one transaction
+ * per report with records and auth results written by COPY, duplicates by the
+ * unique key, originals kept for `reparse`, rejected inputs in dmarc.failures.
+ */
+#ifndef DC_STORE_H
+#define DC_STORE_H
+
+#include <libpq-fe.h>
+
+#include "dc_extract.h"
+
+typedef struct dc_store dc_store;
+
+/* Where the next reports and failures came from; any field may be NULL/-1. */
+typedef struct dc_origin {
+	const char *mailbox;
+	int64_t uidvalidity;
+	int64_t uid;
+	const char *message_id;
+	const char *file_name;
+} dc_origin;
+
+/* Connects (conninfo NULL or "" = libpq's environment), checks PQstatus, sets
+ * a safe search_path.  On success *out is owned by the caller (dc_store_free).
+ * Returns DC_EDB when the server cannot be reached. */
+dc_code dc_store_open(const char *conninfo, dc_store **out, dc_err *err) DC_WUR;
+void dc_store_free(dc_store *st);
+
+/* The connection, for modules that keep their own tables (IMAP state, ip_names). */
+PGconn *dc_store_conn(dc_store *st);
+
+/* Applies every migration compiled into the program that is not yet recorded
+ * in dmarc.schema_migrations, each in its own transaction.  Sets *applied. */
+dc_code dc_store_migrate(dc_store *st, int *applied, dc_err *err) DC_WUR;
+
+/* Sets the origin recorded with subsequent reports and failures (copied). */
+dc_code dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err) DC_WUR;
+
+/* Callbacks for dc_extract that store into st.  The returned struct points at st. */
+dc_extract_cb dc_store_callbacks(dc_store *st);
+
+/* Records a rejected input (whole message or file) in dmarc.failures. */
+dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason,
+	const uint8_t *content, size_t len, dc_err *err) DC_WUR;
+
+/* Parses every stored original again and replaces the reports derived from
+ * it, one transaction per original.  stats is added to. */
+dc_code dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc_err *err) DC_WUR;
+
+#endif
