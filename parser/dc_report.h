@@ -91,6 +91,8 @@ typedef struct dc_blob {
 	size_t len;
 	const char *name;             /* attachment or file name, may be NULL */
 	const char *path;             /* where inside it: "zip:a.xml > gzip", may be NULL */
+	const char *notes;            /* repairs made while unpacking, "; "-joined, NULL if none;
+	                               * the XML parser adds them to the report's errors */
 } dc_blob;
 
 /*
