@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then builds and runs every test
+#   1. normal build (-Wall -Wextra -Werror): unit + integration tests (ctest)
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks too)
+#   3. the libFuzzer targets, briefly, seeded from tests/data
+# Integration tests start their own PostgreSQL, Dovecot and dnsmasq on loopback.
+# Environment: DC_FUZZ_SECONDS (default 20 per target), DC_SKIP_ASAN=1, DC_SKIP_FUZZ=1
+# (for quick local runs only; CI runs everything).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+cd "$src"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+export G_SLICE=always-malloc G_DEBUG=gc-friendly
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
+if [ -f "$src/tests/lsan.supp" ]; then
+  export LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0
+fi
+
+run_suite() {  # build dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" 2>&1 | grep -Ev '^\[|^-- ' || true
+  test -x "$dir/dmarc-collector"
+  (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 900)
+}
+
+step "build and test (gcc, -Werror)"
+run_suite "$src/build"
+
+if [ "${DC_SKIP_ASAN:-0}" != 1 ]; then
+  step "build and test under ASan + UBSan"
+  run_suite "$src/build-asan" -DDC_SANITIZE=ON
+fi
+
+if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz targets (libFuzzer, ${DC_FUZZ_SECONDS:-20}s each)"
+  fdir=$src/build-fuzz
+  cmake -S "$src" -B "$fdir" -DCMAKE_C_COMPILER=clang -DDC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$fdir" -j"$jobs" 2>&1 | grep -Ev '^\[|^-- ' || true
+  seeds=$fdir/seeds
+  rm -rf "$seeds"; mkdir -p "$seeds"
+  # seed corpus: every test input file, small ones only
+  find "$src/tests/data" -type f -size -300k ! -name '*.tsv' ! -name '*.md' ! -name '*.py' \
+    -exec cp -t "$seeds" {} + 2>/dev/null || true
+  # give each seed a unique name (cp -t flattens paths and may overwrite; that is fine)
+  nf=0
+  for f in "$fdir"/fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    work=$fdir/corpus-$name; rm -rf "$work"; mkdir -p "$work"
+    echo "$name: $(ls "$seeds" | wc -l) seeds, ${DC_FUZZ_SECONDS:-20}s"
+    "$f" -max_total_time="${DC_FUZZ_SECONDS:-20}" -max_len=262144 -rss_limit_mb=2048 \
+      -timeout=10 -print_final_stats=0 "$work" "$seeds" >"$fdir/$name.log" 2>&1 \
+      || { tail -40 "$fdir/$name.log"; echo "fuzz target $name failed"; exit 1; }
+    grep -E 'Done [0-9]+ runs' "$fdir/$name.log" | tail -1
+    nf=$((nf + 1))
+  done
+  [ "$nf" -gt 0 ] || { echo "no fuzz targets were built"; exit 1; }
+fi
+
+step "all tests passed"
