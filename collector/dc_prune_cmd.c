@@ -1,0 +1,56 @@
+/*
+ * dc_prune_cmd.c - the `prune --older-than DAYS` command: opens the store
+ * named by the configuration, runs dc_prune (storage/dc_prune.c) and logs
+ * what went.  Argument parsing is main.c's; this file only maps results to
+ * the exit statuses of dc_commands.h.
+ */
+#include "dc_commands.h"
+#include "dc_log.h"
+#include "dc_prune.h"
+#include "dc_store.h"
+
+#include <inttypes.h>
+
+/* Exit status for a failed prune: 2 for a bad argument, 75 when the
+ * database failed (what was committed before stays deleted; run it again). */
+static int
+exit_status(dc_code code)
+{
+	return code == DC_EUSAGE ? 2 : 75;
+}
+
+int
+dc_cmd_prune(const dc_config *cfg, int older_than_days)
+{
+	dc_store *st = NULL;
+	dc_prune_opts opts;
+	dc_prune_stats stats = { 0 };
+	dc_err err;
+	dc_code rc;
+	int status = 0;
+
+	dc_err_clear(&err);
+	dc_prune_opts_default(&opts, older_than_days);
+	if (older_than_days < 0 || older_than_days > DC_PRUNE_MAX_DAYS) {
+		dc_log_error("prune: --older-than must be 0..%d days", DC_PRUNE_MAX_DAYS);
+		return 2;
+	}
+	if ((rc = dc_store_open(cfg->db_conninfo, &st, &err)) != DC_OK) {
+		dc_log_error("prune: %s", dc_err_text(&err));
+		status = exit_status(rc);
+		goto out;
+	}
+	rc = dc_prune(dc_store_conn(st), &opts, &stats, &err);
+	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64
+		" records, %" PRIu64 " dkim results, %" PRIu64 " spf results, %" PRIu64
+		" failures, %" PRIu64 " originals in %" PRIu64 " transactions",
+		older_than_days, stats.reports, stats.records, stats.dkim_results,
+		stats.spf_results, stats.failures, stats.originals, stats.transactions);
+	if (rc != DC_OK) {
+		dc_log_error("%s", dc_err_text(&err));
+		status = exit_status(rc);
+	}
+out:
+	dc_store_free(st);
+	return status;
+}

@@ -1,0 +1,245 @@
+/*
+ * dc_prune.c - retention for the dmarc schema (`prune --older-than DAYS`).
+ *
+ * Deletes, in this order and one batch per transaction so no lock is held
+ * for long and a concurrent collector keeps writing:
+ *   1. reports whose date_end is older than the cutoff, with their records
+ *      and DKIM/SPF results (explicit deletes, children first, so each count
+ *      is known; the ON DELETE CASCADE of the schema then finds nothing);
+ *      a batch holds whole reports up to about opts.batch_records records;
+ *   2. dmarc.failures rows whose failed_at is older than the cutoff;
+ *   3. dmarc.originals rows no report references any more (their reports
+ *      were pruned, reparsed away, or were all duplicates of another copy),
+ *      except those first seen within opts.originals_grace_s, so an import
+ *      still in flight is not disturbed.
+ * The cutoff is read once from the server clock (now() - DAYS), so every
+ * batch uses the same one.
+ *
+ * Not here: dropping partitions (the tables are not partitioned yet; when
+ * they are, whole months go by DROP/DETACH instead of batch 1), ip_names,
+ * mailbox state, VACUUM (autovacuum reclaims the space).
+ */
+#include "dc_prune.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BATCH_RECORDS 20000
+#define DEFAULT_BATCH_ROWS    1000
+#define DEFAULT_GRACE_S       3600
+/* Reports looked at per batch; a batch is cut shorter by batch_records. */
+#define MAX_REPORTS_PER_BATCH 5000
+
+void
+dc_prune_opts_default(dc_prune_opts *o, int older_than_days)
+{
+	o->older_than_days = older_than_days;
+	o->batch_records = DEFAULT_BATCH_RECORDS;
+	o->batch_rows = DEFAULT_BATCH_ROWS;
+	o->originals_grace_s = DEFAULT_GRACE_S;
+}
+
+/* The cutoff as the server prints a timestamptz. */
+static const char SQL_CUTOFF[] =
+	"SELECT now() - make_interval(days => $1::int)";
+
+/* The next batch of reports: oldest first, whole reports, until the records
+ * before a report reach $2 (the first report always goes, however big). */
+static const char SQL_REPORT_BATCH[] =
+	"SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ("
+	" SELECT id, n, sum(n) OVER (ORDER BY date_end, id) AS cum FROM ("
+	"  SELECT id, date_end, coalesce(record_count, 0) AS n FROM dmarc.reports"
+	"  WHERE date_end < $1::timestamptz ORDER BY date_end, id LIMIT $3::int) s"
+	") t WHERE cum - n < $2::bigint";
+
+/* The batch's deletes, children first; $1 is the batch's report ids. */
+static const char *const SQL_REPORT_DELETES[] = {
+	"DELETE FROM dmarc.dkim_results WHERE record_id IN"
+	" (SELECT id FROM dmarc.records WHERE report_id = ANY ($1::bigint[]))",
+	"DELETE FROM dmarc.spf_results WHERE record_id IN"
+	" (SELECT id FROM dmarc.records WHERE report_id = ANY ($1::bigint[]))",
+	"DELETE FROM dmarc.records WHERE report_id = ANY ($1::bigint[])",
+	"DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])",
+};
+
+/* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
+static const char SQL_FAILURES[] =
+	"WITH d AS (DELETE FROM dmarc.failures WHERE id IN ("
+	"  SELECT id FROM dmarc.failures WHERE failed_at < $1::timestamptz AND id > $3::bigint"
+	"  ORDER BY id LIMIT $2::int) RETURNING id)"
+	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
+/* Unreferenced originals: $1 grace seconds, $2 batch size, $3 last id. */
+static const char SQL_ORIGINALS[] =
+	"WITH d AS (DELETE FROM dmarc.originals WHERE id IN ("
+	"  SELECT o.id FROM dmarc.originals o"
+	"  WHERE o.id > $3::bigint AND o.first_seen < now() - make_interval(secs => $1::int)"
+	"  AND NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
+	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
+	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
+/* Runs sql with text params; on the expected status returns DC_OK with *out
+ * owned by the caller (NULL when out is NULL: cleared here).  Otherwise sets
+ * err to what the server said, prefixed with what, and returns DC_EDB. */
+static dc_code
+run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
+	ExecStatusType expect, PGresult **out, dc_err *err)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != expect) {
+		const char *m = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+		if (m == NULL || *m == '\0')
+			m = "no result from the server";
+		dc_err_set(err, DC_EDB, "prune: %s: %.*s", what, (int)strcspn(m, "\n"), m);
+		PQclear(res);
+		return DC_EDB;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return DC_OK;
+}
+
+/* PQcmdTuples as a number (0 when empty). */
+static uint64_t
+affected(PGresult *res)
+{
+	return strtoull(PQcmdTuples(res), NULL, 10);
+}
+
+/* One batch of reports in one transaction; *done set when none was left. */
+static dc_code
+prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
+	dc_prune_stats *st, int *done, dc_err *err)
+{
+	PGresult *res = NULL;
+	char *ids = NULL;
+	char batch[24], limit[24];
+	uint64_t counts[4] = { 0, 0, 0, 0 };
+	dc_code rc;
+
+	snprintf(batch, sizeof batch, "%" PRId64, o->batch_records);
+	snprintf(limit, sizeof limit, "%d", MAX_REPORTS_PER_BATCH);
+	*done = 0;
+	if ((rc = run(conn, "begin", "BEGIN", 0, NULL, PGRES_COMMAND_OK, NULL, err)) != DC_OK)
+		return rc;
+	{
+		const char *v[3] = { cutoff, batch, limit };
+		if ((rc = run(conn, "selecting reports", SQL_REPORT_BATCH, 3, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+			goto out;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		rc = dc_err_set(err, DC_EDB, "prune: selecting reports: unexpected result");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "{}") == 0) {
+		*done = 1;
+		goto out;   /* rolls back the empty transaction */
+	}
+	/* The server's own array text goes back as a parameter. */
+	ids = strdup(PQgetvalue(res, 0, 0));
+	if (ids == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "prune: out of memory");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	for (size_t i = 0; i < sizeof SQL_REPORT_DELETES / sizeof SQL_REPORT_DELETES[0]; i++) {
+		const char *v[1] = { ids };
+		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETES[i], 1, v, PGRES_COMMAND_OK, &res, err)) != DC_OK)
+			goto out;
+		counts[i] = affected(res);
+		PQclear(res);
+		res = NULL;
+	}
+	if ((rc = run(conn, "commit", "COMMIT", 0, NULL, PGRES_COMMAND_OK, NULL, err)) != DC_OK)
+		goto out;
+	st->dkim_results += counts[0];
+	st->spf_results += counts[1];
+	st->records += counts[2];
+	st->reports += counts[3];
+	st->transactions++;
+out:
+	PQclear(res);
+	free(ids);
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(conn, "ROLLBACK");
+		PQclear(r);
+	}
+	return rc;
+}
+
+/* Repeats sql (a batch delete returning count and last id) until a batch
+ * deletes nothing; the deleted count is added to *total. */
+static dc_code
+prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
+	int64_t batch_rows, uint64_t *total, uint64_t *transactions, dc_err *err)
+{
+	char batch[24], last[24] = "0";
+	dc_code rc = DC_OK;
+
+	snprintf(batch, sizeof batch, "%" PRId64, batch_rows);
+	for (;;) {
+		PGresult *res = NULL;
+		const char *v[3] = { first, batch, last };
+		uint64_t n;
+		if ((rc = run(conn, what, sql, 3, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+			return rc;
+		if (PQntuples(res) != 1 || PQnfields(res) != 2) {
+			PQclear(res);
+			return dc_err_set(err, DC_EDB, "prune: %s: unexpected result", what);
+		}
+		n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(last, sizeof last, "%s", PQgetvalue(res, 0, 1));
+		PQclear(res);
+		if (n == 0)
+			return DC_OK;
+		*total += n;
+		(*transactions)++;
+	}
+}
+
+dc_code
+dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
+{
+	PGresult *res = NULL;
+	char *cutoff = NULL;
+	char days[16], grace[16];
+	dc_code rc = DC_OK;
+	int done = 0;
+
+	if (o->older_than_days < 0 || o->older_than_days > DC_PRUNE_MAX_DAYS)
+		return dc_err_set(err, DC_EUSAGE, "prune: --older-than must be 0..%d days, not %d",
+			DC_PRUNE_MAX_DAYS, o->older_than_days);
+	if (o->batch_records < 1 || o->batch_rows < 1 || o->batch_rows > INT32_MAX || o->originals_grace_s < 0)
+		return dc_err_set(err, DC_EUSAGE, "prune: batch sizes must be positive, grace not negative");
+	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return dc_err_set(err, DC_EDB, "prune: connection not ready (or inside a transaction)");
+
+	snprintf(days, sizeof days, "%d", o->older_than_days);
+	snprintf(grace, sizeof grace, "%d", o->originals_grace_s);
+	{
+		const char *v[1] = { days };
+		if ((rc = run(conn, "cutoff", SQL_CUTOFF, 1, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+			goto out;
+	}
+	if (PQntuples(res) != 1 || (cutoff = strdup(PQgetvalue(res, 0, 0))) == NULL) {
+		rc = dc_err_set(err, DC_EDB, "prune: cutoff: unexpected result");
+		goto out;
+	}
+	while (!done)
+		if ((rc = prune_report_batch(conn, cutoff, o, st, &done, err)) != DC_OK)
+			goto out;
+	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows,
+			&st->failures, &st->transactions, err)) != DC_OK)
+		goto out;
+	rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows,
+		&st->originals, &st->transactions, err);
+out:
+	PQclear(res);
+	free(cutoff);
+	return rc;
+}
