@@ -1,0 +1,1147 @@
+/*
+ * dc_xml.c - one DMARC aggregate report read with libxml2's streaming
+ * xmlReader from a pull stream and handed to a dc_sink record by record.
+ *
+ * Follows RFC 7489 appendix C and RFC 9990 (namespace
+ * urn:ietf:params:xml:ns:dmarc-2.0); elements are matched by local name, so
+ * no namespace, the RFC 9990 one, the old http://dmarc.org/dmarc-xml/0.2 or
+ * any other is accepted.  Elements are dispatched through one declarative
+ * table keyed by their parent (elems[] below); unknown elements (RFC 9990
+ * <extensions>, vendor additions) are skipped with their subtree.
+ *
+ * Memory does not grow with the number of records: a record's strings live
+ * in an arena that is reset after each record, and every value is capped at
+ * DC_MAX_FIELD_BYTES, so a record can never hold more than a bounded amount.
+ *
+ * Safety: XML_PARSE_NONET, never NOENT/DTDLOAD/DTDATTR/HUGE; a DOCTYPE or an
+ * entity reference node is rejected, so nothing is ever fetched or expanded.
+ * libxml2's own error printing is replaced by a per-reader structured
+ * handler; the first error becomes one dc_err line.
+ *
+ * Repairs of what a sender plainly meant (each noted in the report's errors,
+ * see docs/README-xml.md): leading whitespace/BOM before the XML
+ * declaration, invalid UTF-8 (replaced with U+FFFD by a read filter), content
+ * after </feedback>, an <xs:schema> wrapper around <feedback>, dates written
+ * as integral decimals ("1337270400.0"), upper-case vocabulary, SPF result
+ * "hardfail" (= "fail").  What is ambiguous is rejected: missing or
+ * non-numeric dates, a missing report_id, a non-numeric <count>, a
+ * source_ip that is not an IP address, an element given twice.
+ *
+ * Deliberately not here: decompression and its size limits (dc_unpack),
+ * storage, report_abort (the caller's job).
+ */
+#include "dc_xml.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlreader.h>
+
+#define XSD_NS "http://www.w3.org/2001/XMLSchema"
+
+/* ------------------------------------------------------------------------
+ * Read filter: dc_read_fn -> libxml2 input callback.  Skips leading
+ * whitespace/BOM and, for UTF-8 documents, replaces invalid byte sequences
+ * with U+FFFD so that one bad byte in a header_from does not lose a report.
+ * ---------------------------------------------------------------------- */
+
+#define RAW_CAP   65536
+#define PREFIX_SNIFF 512   /* bytes looked at for the XML declaration */
+
+typedef struct xml_input {
+	dc_read_fn rd;
+	void *rctx;
+	dc_err rerr;          /* error of rd, returned instead of libxml2's */
+	bool failed;
+	bool eof;
+	bool started;         /* prefix handled */
+	bool utf8_filter;     /* replace invalid UTF-8 */
+	bool lead_stripped;   /* whitespace before <?xml removed */
+	uint64_t n_bad_utf8;  /* sequences replaced */
+	size_t pos, len;      /* unread bytes are raw[pos..len) */
+	uint8_t raw[RAW_CAP];
+} xml_input;
+
+/* Reads more bytes from rd into raw, keeping raw[pos..len); returns false on
+ * error (in->failed set).  Sets eof when rd has no more. */
+static bool
+input_fill(xml_input *in)
+{
+	size_t got = 0;
+
+	if (in->eof)
+		return true;
+	if (in->pos > 0) {
+		memmove(in->raw, in->raw + in->pos, in->len - in->pos);
+		in->len -= in->pos;
+		in->pos = 0;
+	}
+	if (in->len == RAW_CAP)
+		return true;
+	if (in->rd(in->rctx, in->raw + in->len, RAW_CAP - in->len, &got, &in->rerr) != DC_OK) {
+		in->failed = true;
+		if (in->rerr.code == DC_OK)
+			dc_err_set(&in->rerr, DC_EIO, "read failed");
+		return false;
+	}
+	if (got == 0)
+		in->eof = true;
+	in->len += got;
+	return true;
+}
+
+static bool
+is_xml_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Looks at the first bytes: strips a UTF-8 BOM and leading whitespace and
+ * decides whether the UTF-8 filter applies (document UTF-8 or undeclared,
+ * not UTF-16/32).  Returns false on read error. */
+static bool
+input_start(xml_input *in)
+{
+	size_t p = 0, q;
+
+	in->started = true;
+	while (!in->eof && in->len < PREFIX_SNIFF)
+		if (!input_fill(in))
+			return false;
+	if (in->len >= 2 && ((in->raw[0] == 0xFE && in->raw[1] == 0xFF) ||
+	    (in->raw[0] == 0xFF && in->raw[1] == 0xFE) || in->raw[0] == 0 || in->raw[1] == 0))
+		return true; /* UTF-16/32: libxml2 detects it, we leave it alone */
+	if (in->len >= 3 && in->raw[0] == 0xEF && in->raw[1] == 0xBB && in->raw[2] == 0xBF)
+		p = 3;
+	for (q = p; q < in->len && is_xml_space(in->raw[q]); q++)
+		;
+	if (q > p && in->len - q >= 5 && memcmp(in->raw + q, "<?xml", 5) == 0)
+		in->lead_stripped = true;
+	in->pos = q;
+	in->utf8_filter = true;
+	if (in->len - q >= 5 && memcmp(in->raw + q, "<?xml", 5) == 0) {
+		const uint8_t *d = in->raw + q, *end = in->raw + in->len, *e;
+		const uint8_t *close = NULL;
+
+		for (e = d; e + 1 < end; e++)
+			if (e[0] == '?' && e[1] == '>') {
+				close = e;
+				break;
+			}
+		if (close == NULL) {
+			in->utf8_filter = false; /* no declaration end in sight: leave it to libxml2 */
+			return true;
+		}
+		for (e = d; e + 8 < close; e++) {
+			if (memcmp(e, "encoding", 8) != 0)
+				continue;
+			e += 8;
+			while (e < close && (is_xml_space(*e) || *e == '='))
+				e++;
+			if (e < close && (*e == '"' || *e == '\'')) {
+				uint8_t quote = *e++;
+				const uint8_t *v = e;
+				char name[32];
+				size_t n;
+
+				while (e < close && *e != quote)
+					e++;
+				n = (size_t)(e - v);
+				if (n >= sizeof(name))
+					n = sizeof(name) - 1;
+				memcpy(name, v, n);
+				name[n] = '\0';
+				in->utf8_filter = strcasecmp(name, "utf-8") == 0 || strcasecmp(name, "utf8") == 0 ||
+					strcasecmp(name, "us-ascii") == 0 || strcasecmp(name, "ascii") == 0;
+			}
+			break;
+		}
+	}
+	return true;
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n) (1-4), 0 if invalid, -1 if
+ * s is a valid but incomplete prefix.  Table 3-7 of the Unicode standard:
+ * no overlongs, no surrogates, nothing above U+10FFFF. */
+static int
+utf8_seq(const uint8_t *s, size_t n)
+{
+	uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+	int need;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	for (int i = 1; i < need; i++) {
+		if ((size_t)i >= n)
+			return -1;
+		if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
+			return 0;
+	}
+	return need;
+}
+
+/* libxml2 input callback: returns bytes written to buf, 0 at end, -1 on a
+ * read error (kept in in->rerr). */
+static int
+input_read(void *ctx, char *buf, int cap)
+{
+	xml_input *in = ctx;
+	uint8_t *out = (uint8_t *)buf;
+	size_t o = 0, room = cap > 0 ? (size_t)cap : 0;
+
+	if (in->failed)
+		return -1;
+	if (!in->started && !input_start(in))
+		return -1;
+	while (o < room) {
+		if (in->pos == in->len) {
+			if (in->eof)
+				break;
+			if (o > 0 && !in->utf8_filter)
+				break;
+			if (!input_fill(in))
+				return -1;
+			continue;
+		}
+		if (!in->utf8_filter) {
+			size_t n = in->len - in->pos;
+			if (n > room - o)
+				n = room - o;
+			memcpy(out + o, in->raw + in->pos, n);
+			o += n;
+			in->pos += n;
+			continue;
+		}
+		/* fast path: a run of ASCII */
+		{
+			const uint8_t *s = in->raw + in->pos;
+			size_t n = in->len - in->pos, k = 0;
+			if (n > room - o)
+				n = room - o;
+			while (k < n && s[k] < 0x80)
+				k++;
+			if (k > 0) {
+				memcpy(out + o, s, k);
+				o += k;
+				in->pos += k;
+				continue;
+			}
+		}
+		{
+			int l = utf8_seq(in->raw + in->pos, in->len - in->pos);
+			if (l < 0 && !in->eof) {
+				if (o > 0)
+					break; /* hand over what we have; the tail waits for more bytes */
+				if (!input_fill(in))
+					return -1;
+				continue;
+			}
+			if (l > 0) {
+				if ((size_t)l > room - o)
+					break;
+				memcpy(out + o, in->raw + in->pos, (size_t)l);
+				o += (size_t)l;
+				in->pos += (size_t)l;
+				continue;
+			}
+			/* invalid (or truncated at the very end): one U+FFFD per bad lead byte */
+			if (room - o < 3)
+				break;
+			out[o++] = 0xEF;
+			out[o++] = 0xBF;
+			out[o++] = 0xBD;
+			in->pos++;
+			while (in->pos < in->len && in->raw[in->pos] >= 0x80 && in->raw[in->pos] <= 0xBF)
+				in->pos++; /* stray continuation bytes belong to the same bad sequence */
+			in->n_bad_utf8++;
+		}
+	}
+	return (int)o;
+}
+
+/* ------------------------------------------------------------------------
+ * Arena of NUL-terminated strings, addressed by offset (+1, 0 = absent) so
+ * growth may move it.
+ * ---------------------------------------------------------------------- */
+
+typedef uint32_t slot; /* 0 = absent, else offset + 1 */
+
+typedef struct arena {
+	char *buf;
+	size_t len, cap;
+} arena;
+
+/* Copies s[0..n) plus NUL into a; returns its slot, 0 on allocation failure. */
+static slot
+arena_put(arena *a, const char *s, size_t n)
+{
+	if (a->len + n + 1 > a->cap) {
+		size_t cap = a->cap ? a->cap : 4096;
+		char *nb;
+		while (cap < a->len + n + 1)
+			cap *= 2;
+		nb = realloc(a->buf, cap);
+		if (nb == NULL)
+			return 0;
+		a->buf = nb;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, s, n);
+	a->buf[a->len + n] = '\0';
+	a->len += n + 1;
+	return (slot)(a->len - n - 1 + 1);
+}
+
+static const char *
+arena_get(const arena *a, slot s)
+{
+	return s == 0 ? NULL : a->buf + (s - 1);
+}
+
+/* ------------------------------------------------------------------------
+ * The element table.
+ * ---------------------------------------------------------------------- */
+
+enum report_field {
+	RF_VERSION, RF_ORG, RF_EMAIL, RF_EXTRA, RF_REPORT_ID, RF_BEGIN, RF_END, RF_GENERATOR,
+	RF_DOMAIN, RF_ADKIM, RF_ASPF, RF_P, RF_SP, RF_NP, RF_PCT, RF_FO, RF_TESTING, RF_DISCOVERY,
+	RF__N
+};
+enum record_field {
+	RC_SOURCE_IP, RC_COUNT, RC_DISPOSITION, RC_DKIM, RC_SPF, RC_HEADER_FROM, RC_ENV_FROM,
+	RC_ENV_TO, RC__N
+};
+enum dkim_field { DK_DOMAIN, DK_SELECTOR, DK_RESULT, DK_HUMAN, DK__N };
+enum spf_field { SP_DOMAIN, SP_SCOPE, SP_RESULT, SP_HUMAN, SP__N };
+enum reason_field { RS_TYPE, RS_COMMENT, RS__N };
+
+/* Where a text value goes. */
+enum scope { S_NONE, S_REPORT, S_RECORD, S_DKIM, S_SPF, S_REASON, S_ERROR };
+
+/* What an element does at its start/end besides holding text. */
+enum action { A_NONE, A_META, A_RECORD, A_DKIM, A_SPF, A_REASON };
+
+#define F_LOWER   0x01  /* fixed vocabulary: lower-case the value */
+#define F_SPF_RES 0x02  /* SPF result: "hardfail" means "fail" */
+
+enum elem_id {
+	E_FEEDBACK, E_VERSION,
+	E_RM, E_RM_ORG, E_RM_EMAIL, E_RM_EXTRA, E_RM_ID, E_RM_RANGE, E_RM_BEGIN, E_RM_END,
+	E_RM_ERROR, E_RM_GENERATOR,
+	E_PP, E_PP_DOMAIN, E_PP_ADKIM, E_PP_ASPF, E_PP_P, E_PP_SP, E_PP_NP, E_PP_PCT, E_PP_FO,
+	E_PP_TESTING, E_PP_DISCOVERY,
+	E_REC, E_ROW, E_ROW_IP, E_ROW_COUNT, E_PE, E_PE_DISP, E_PE_DKIM, E_PE_SPF, E_PE_REASON,
+	E_RS_TYPE, E_RS_COMMENT,
+	E_ID, E_ID_HFROM, E_ID_EFROM, E_ID_ETO,
+	E_AR, E_AR_DKIM, E_DK_DOMAIN, E_DK_SELECTOR, E_DK_RESULT, E_DK_HUMAN,
+	E_AR_SPF, E_SP_DOMAIN, E_SP_SCOPE, E_SP_RESULT, E_SP_HUMAN,
+	E__N,
+	E_WRAPPER = E__N,  /* an <xs:schema> around <feedback> */
+	E_SKIP,            /* unknown element, skipped with its subtree */
+};
+
+typedef struct elem_def {
+	int parent;          /* enum elem_id of the parent */
+	const char *name;    /* local name */
+	uint8_t scope;       /* enum scope: where its text goes; S_NONE = container */
+	uint8_t field;       /* index within that scope */
+	uint8_t action;      /* enum action */
+	uint8_t flags;       /* F_* */
+	const char *path;    /* for messages */
+} elem_def;
+
+#define C(id, par, nm, act, p) [id] = { par, nm, S_NONE, 0, act, 0, p }
+#define T(id, par, nm, sc, fld, fl, p) [id] = { par, nm, sc, fld, A_NONE, fl, p }
+
+static const elem_def elems[E__N] = {
+	C(E_FEEDBACK, -1, "feedback", A_NONE, "feedback"),
+	T(E_VERSION, E_FEEDBACK, "version", S_REPORT, RF_VERSION, 0, "version"),
+	C(E_RM, E_FEEDBACK, "report_metadata", A_META, "report_metadata"),
+	T(E_RM_ORG, E_RM, "org_name", S_REPORT, RF_ORG, 0, "report_metadata/org_name"),
+	T(E_RM_EMAIL, E_RM, "email", S_REPORT, RF_EMAIL, 0, "report_metadata/email"),
+	T(E_RM_EXTRA, E_RM, "extra_contact_info", S_REPORT, RF_EXTRA, 0, "report_metadata/extra_contact_info"),
+	T(E_RM_ID, E_RM, "report_id", S_REPORT, RF_REPORT_ID, 0, "report_metadata/report_id"),
+	C(E_RM_RANGE, E_RM, "date_range", A_NONE, "report_metadata/date_range"),
+	T(E_RM_BEGIN, E_RM_RANGE, "begin", S_REPORT, RF_BEGIN, 0, "report_metadata/date_range/begin"),
+	T(E_RM_END, E_RM_RANGE, "end", S_REPORT, RF_END, 0, "report_metadata/date_range/end"),
+	T(E_RM_ERROR, E_RM, "error", S_ERROR, 0, 0, "report_metadata/error"),
+	T(E_RM_GENERATOR, E_RM, "generator", S_REPORT, RF_GENERATOR, 0, "report_metadata/generator"),
+	C(E_PP, E_FEEDBACK, "policy_published", A_META, "policy_published"),
+	T(E_PP_DOMAIN, E_PP, "domain", S_REPORT, RF_DOMAIN, 0, "policy_published/domain"),
+	T(E_PP_ADKIM, E_PP, "adkim", S_REPORT, RF_ADKIM, F_LOWER, "policy_published/adkim"),
+	T(E_PP_ASPF, E_PP, "aspf", S_REPORT, RF_ASPF, F_LOWER, "policy_published/aspf"),
+	T(E_PP_P, E_PP, "p", S_REPORT, RF_P, F_LOWER, "policy_published/p"),
+	T(E_PP_SP, E_PP, "sp", S_REPORT, RF_SP, F_LOWER, "policy_published/sp"),
+	T(E_PP_NP, E_PP, "np", S_REPORT, RF_NP, F_LOWER, "policy_published/np"),
+	T(E_PP_PCT, E_PP, "pct", S_REPORT, RF_PCT, 0, "policy_published/pct"),
+	T(E_PP_FO, E_PP, "fo", S_REPORT, RF_FO, 0, "policy_published/fo"),
+	T(E_PP_TESTING, E_PP, "testing", S_REPORT, RF_TESTING, F_LOWER, "policy_published/testing"),
+	T(E_PP_DISCOVERY, E_PP, "discovery_method", S_REPORT, RF_DISCOVERY, F_LOWER,
+		"policy_published/discovery_method"),
+	C(E_REC, E_FEEDBACK, "record", A_RECORD, "record"),
+	C(E_ROW, E_REC, "row", A_NONE, "record/row"),
+	T(E_ROW_IP, E_ROW, "source_ip", S_RECORD, RC_SOURCE_IP, 0, "record/row/source_ip"),
+	T(E_ROW_COUNT, E_ROW, "count", S_RECORD, RC_COUNT, 0, "record/row/count"),
+	C(E_PE, E_ROW, "policy_evaluated", A_NONE, "record/row/policy_evaluated"),
+	T(E_PE_DISP, E_PE, "disposition", S_RECORD, RC_DISPOSITION, F_LOWER,
+		"record/row/policy_evaluated/disposition"),
+	T(E_PE_DKIM, E_PE, "dkim", S_RECORD, RC_DKIM, F_LOWER, "record/row/policy_evaluated/dkim"),
+	T(E_PE_SPF, E_PE, "spf", S_RECORD, RC_SPF, F_LOWER, "record/row/policy_evaluated/spf"),
+	C(E_PE_REASON, E_PE, "reason", A_REASON, "record/row/policy_evaluated/reason"),
+	T(E_RS_TYPE, E_PE_REASON, "type", S_REASON, RS_TYPE, F_LOWER,
+		"record/row/policy_evaluated/reason/type"),
+	T(E_RS_COMMENT, E_PE_REASON, "comment", S_REASON, RS_COMMENT, 0,
+		"record/row/policy_evaluated/reason/comment"),
+	C(E_ID, E_REC, "identifiers", A_NONE, "record/identifiers"),
+	T(E_ID_HFROM, E_ID, "header_from", S_RECORD, RC_HEADER_FROM, 0, "record/identifiers/header_from"),
+	T(E_ID_EFROM, E_ID, "envelope_from", S_RECORD, RC_ENV_FROM, 0, "record/identifiers/envelope_from"),
+	T(E_ID_ETO, E_ID, "envelope_to", S_RECORD, RC_ENV_TO, 0, "record/identifiers/envelope_to"),
+	C(E_AR, E_REC, "auth_results", A_NONE, "record/auth_results"),
+	C(E_AR_DKIM, E_AR, "dkim", A_DKIM, "record/auth_results/dkim"),
+	T(E_DK_DOMAIN, E_AR_DKIM, "domain", S_DKIM, DK_DOMAIN, 0, "record/auth_results/dkim/domain"),
+	T(E_DK_SELECTOR, E_AR_DKIM, "selector", S_DKIM, DK_SELECTOR, 0, "record/auth_results/dkim/selector"),
+	T(E_DK_RESULT, E_AR_DKIM, "result", S_DKIM, DK_RESULT, F_LOWER, "record/auth_results/dkim/result"),
+	T(E_DK_HUMAN, E_AR_DKIM, "human_result", S_DKIM, DK_HUMAN, 0, "record/auth_results/dkim/human_result"),
+	C(E_AR_SPF, E_AR, "spf", A_SPF, "record/auth_results/spf"),
+	T(E_SP_DOMAIN, E_AR_SPF, "domain", S_SPF, SP_DOMAIN, 0, "record/auth_results/spf/domain"),
+	T(E_SP_SCOPE, E_AR_SPF, "scope", S_SPF, SP_SCOPE, F_LOWER, "record/auth_results/spf/scope"),
+	T(E_SP_RESULT, E_AR_SPF, "result", S_SPF, SP_RESULT, F_LOWER | F_SPF_RES,
+		"record/auth_results/spf/result"),
+	T(E_SP_HUMAN, E_AR_SPF, "human_result", S_SPF, SP_HUMAN, 0, "record/auth_results/spf/human_result"),
+};
+
+#undef C
+#undef T
+
+/* ------------------------------------------------------------------------
+ * Parser state.
+ * ---------------------------------------------------------------------- */
+
+#define NOTES_CAP DC_MAX_REPORT_ERRORS
+
+typedef struct xml_state {
+	xmlTextReaderPtr reader;
+	const xmlChar *names[E__N];     /* elems[].name interned in the reader's dictionary */
+	const dc_limits *lim;
+	const dc_blob *origin;
+	const dc_sink *sink;
+	dc_err *err;
+
+	/* first libxml2 error */
+	bool have_xml_err;
+	int xml_err_line;
+	char xml_err_msg[256];
+
+	/* element stack */
+	int stack[DC_MAX_XML_DEPTH + 1];
+	int skip_depth;                 /* >= 0: inside an unknown subtree rooted there */
+	int feedback_depth;             /* depth of <feedback> (0, or 1 inside a wrapper) */
+	bool wrapper;
+	bool feedback_done;
+
+	/* text of the leaf element being read */
+	int text_elem;                  /* elem id, -1 when not collecting */
+	size_t text_len;
+	char text[DC_MAX_FIELD_BYTES + 1];
+
+	/* report */
+	arena rarena;
+	slot rf[RF__N];
+	char xmlns[512];
+	bool has_xmlns;
+	char error_texts[NOTES_CAP];    /* <error> elements, "; "-joined */
+	size_t error_len;
+	char notes[NOTES_CAP];          /* our repair notes, "; "-joined */
+	size_t notes_len;
+	char errors[NOTES_CAP];         /* what dc_report.errors points to */
+	dc_report rep;
+	bool begun;
+
+	/* per-record observations, summarised in one note each at the end */
+	uint64_t n_hardfail, n_no_count, n_decimal_count, n_no_ip, n_upper;
+
+	/* record */
+	arena carena;
+	uint64_t n_records;
+	bool in_record;
+	slot rc[RC__N];
+	slot dk[DC_MAX_AUTH_RESULTS][DK__N];
+	slot sp[DC_MAX_AUTH_RESULTS][SP__N];
+	slot rs[DC_MAX_REASONS][RS__N];
+	size_t n_dk, n_sp, n_rs;
+	dc_dkim_result dkim[DC_MAX_AUTH_RESULTS];
+	dc_spf_result spf[DC_MAX_AUTH_RESULTS];
+	dc_reason reasons[DC_MAX_REASONS];
+} xml_state;
+
+/* Appends s to a "; "-joined buffer of capacity NOTES_CAP; text that does not
+ * fit is cut and marked with "...". */
+static void
+join_append(char *buf, size_t *len, const char *s)
+{
+	size_t n = strlen(s), sep = *len > 0 ? 2 : 0;
+
+	if (*len >= NOTES_CAP - 1)
+		return;
+	if (*len + sep + n >= NOTES_CAP) {
+		size_t room = NOTES_CAP - 1 - *len;
+		if (room < sep + 4) {
+			return;
+		}
+		memcpy(buf + *len, "; ", sep);
+		*len += sep;
+		room -= sep;
+		memcpy(buf + *len, s, room - 3);
+		memcpy(buf + *len + room - 3, "...", 3);
+		*len += room;
+		buf[*len] = '\0';
+		return;
+	}
+	memcpy(buf + *len, "; ", sep);
+	memcpy(buf + *len + sep, s, n);
+	*len += sep + n;
+	buf[*len] = '\0';
+}
+
+static void note(xml_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Adds one repair note to the report's errors. */
+static void
+note(xml_state *st, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	join_append(st->notes, &st->notes_len, line);
+}
+
+/* Rebuilds st->errors: <error> texts, then our notes (with the per-record
+ * summaries and the read filter's counts when final), then origin's notes. */
+static void
+compose_errors(xml_state *st, bool final, const xml_input *in)
+{
+	size_t len = 0;
+	char line[160];
+
+	st->errors[0] = '\0';
+	if (st->error_len)
+		join_append(st->errors, &len, st->error_texts);
+	if (in->lead_stripped)
+		join_append(st->errors, &len, "leading whitespace before the XML declaration removed");
+	if (st->notes_len)
+		join_append(st->errors, &len, st->notes);
+	if (final) {
+		if (in->n_bad_utf8) {
+			snprintf(line, sizeof(line), "%" PRIu64 " invalid UTF-8 sequence(s) replaced with U+FFFD",
+				in->n_bad_utf8);
+			join_append(st->errors, &len, line);
+		}
+		if (st->n_upper) {
+			snprintf(line, sizeof(line), "%" PRIu64 " upper-case value(s) lower-cased", st->n_upper);
+			join_append(st->errors, &len, line);
+		}
+		if (st->n_hardfail) {
+			snprintf(line, sizeof(line), "%" PRIu64 " SPF result(s) 'hardfail' read as 'fail'",
+				st->n_hardfail);
+			join_append(st->errors, &len, line);
+		}
+		if (st->n_no_count) {
+			snprintf(line, sizeof(line), "%" PRIu64 " record(s) without <count>", st->n_no_count);
+			join_append(st->errors, &len, line);
+		}
+		if (st->n_decimal_count) {
+			snprintf(line, sizeof(line), "%" PRIu64 " <count> value(s) written as decimals read as integers",
+				st->n_decimal_count);
+			join_append(st->errors, &len, line);
+		}
+		if (st->n_no_ip) {
+			snprintf(line, sizeof(line), "%" PRIu64 " record(s) without source_ip", st->n_no_ip);
+			join_append(st->errors, &len, line);
+		}
+	} else if (in->n_bad_utf8) {
+		join_append(st->errors, &len, "invalid UTF-8 replaced with U+FFFD");
+	}
+	if (st->origin != NULL && st->origin->notes != NULL && st->origin->notes[0])
+		join_append(st->errors, &len, st->origin->notes);
+	st->rep.errors = len ? st->errors : NULL;
+}
+
+/* Parses a non-negative integer, also written as an integral decimal
+ * ("1337270400.0"); returns 1 for plain, 2 for decimal, 0 if not a number. */
+static int
+parse_int(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	const char *p = s;
+	int kind = 1;
+
+	if (*p == '+')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return 0;
+		v = v * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		p++;
+		kind = 2;
+		for (; *p == '0'; p++)
+			;
+	}
+	if (*p != '\0')
+		return 0;
+	*out = v;
+	return kind;
+}
+
+/* libxml2 structured error handler: keeps the first error, prints nothing. */
+static void
+on_xml_error(void *ctx, xmlErrorPtr e)
+{
+	xml_state *st = ctx;
+	size_t n;
+
+	if (e == NULL || e->level < XML_ERR_ERROR || st->have_xml_err)
+		return;
+	st->have_xml_err = true;
+	st->xml_err_line = e->line;
+	snprintf(st->xml_err_msg, sizeof(st->xml_err_msg), "%s", e->message ? e->message : "unknown error");
+	n = strlen(st->xml_err_msg);
+	while (n > 0 && (st->xml_err_msg[n - 1] == '\n' || st->xml_err_msg[n - 1] == ' '))
+		st->xml_err_msg[--n] = '\0';
+}
+
+/* Validates the metadata and calls sink.report_begin.  Returns DC_OK,
+ * DC_SKIP, DC_ESCHEMA or what the sink returned. */
+static dc_code
+report_begin(xml_state *st, const xml_input *in)
+{
+	dc_report *r = &st->rep;
+	const char *begin = arena_get(&st->rarena, st->rf[RF_BEGIN]);
+	const char *end = arena_get(&st->rarena, st->rf[RF_END]);
+	const char *pct = arena_get(&st->rarena, st->rf[RF_PCT]);
+	int k;
+	int64_t v;
+
+	st->begun = true;
+	if (begin == NULL || end == NULL)
+		return dc_err_set(st->err, DC_ESCHEMA, "report has no report_metadata/date_range/%s",
+			begin == NULL ? "begin" : "end");
+	k = parse_int(begin, &r->date_begin);
+	if (k == 0)
+		return dc_err_set(st->err, DC_ESCHEMA, "date_range begin '%.64s' is not a number", begin);
+	if (k == 2)
+		note(st, "date_range begin '%.64s' read as %" PRId64, begin, r->date_begin);
+	k = parse_int(end, &r->date_end);
+	if (k == 0)
+		return dc_err_set(st->err, DC_ESCHEMA, "date_range end '%.64s' is not a number", end);
+	if (k == 2)
+		note(st, "date_range end '%.64s' read as %" PRId64, end, r->date_end);
+	if (st->rf[RF_REPORT_ID] == 0)
+		return dc_err_set(st->err, DC_ESCHEMA, "report has no report_metadata/report_id");
+	if (st->rf[RF_ORG] == 0) {
+		st->rf[RF_ORG] = arena_put(&st->rarena, "", 0);
+		note(st, "no report_metadata/org_name, stored as ''");
+	}
+	if (st->rf[RF_DOMAIN] == 0) {
+		st->rf[RF_DOMAIN] = arena_put(&st->rarena, "", 0);
+		note(st, "no policy_published/domain, stored as ''");
+	}
+	if (st->rf[RF_ORG] == 0 || st->rf[RF_DOMAIN] == 0)
+		return dc_err_set(st->err, DC_ENOMEM, "out of memory");
+	r->policy_pct = -1;
+	if (pct != NULL && pct[0] != '\0') {
+		k = parse_int(pct, &v);
+		if (k == 0 || v > 100)
+			note(st, "policy_published/pct '%.64s' is not 0-100, ignored", pct);
+		else
+			r->policy_pct = (int)v;
+	}
+	r->xmlns = st->has_xmlns ? st->xmlns : NULL;
+	r->version = arena_get(&st->rarena, st->rf[RF_VERSION]);
+	r->org_name = arena_get(&st->rarena, st->rf[RF_ORG]);
+	r->org_email = arena_get(&st->rarena, st->rf[RF_EMAIL]);
+	r->extra_contact_info = arena_get(&st->rarena, st->rf[RF_EXTRA]);
+	r->report_id = arena_get(&st->rarena, st->rf[RF_REPORT_ID]);
+	r->generator = arena_get(&st->rarena, st->rf[RF_GENERATOR]);
+	r->policy_domain = arena_get(&st->rarena, st->rf[RF_DOMAIN]);
+	r->policy_adkim = arena_get(&st->rarena, st->rf[RF_ADKIM]);
+	r->policy_aspf = arena_get(&st->rarena, st->rf[RF_ASPF]);
+	r->policy_p = arena_get(&st->rarena, st->rf[RF_P]);
+	r->policy_sp = arena_get(&st->rarena, st->rf[RF_SP]);
+	r->policy_np = arena_get(&st->rarena, st->rf[RF_NP]);
+	r->policy_testing = arena_get(&st->rarena, st->rf[RF_TESTING]);
+	r->policy_discovery_method = arena_get(&st->rarena, st->rf[RF_DISCOVERY]);
+	r->policy_fo = arena_get(&st->rarena, st->rf[RF_FO]);
+	compose_errors(st, false, in);
+	if (st->sink->report_begin == NULL)
+		return DC_OK;
+	return st->sink->report_begin(st->sink->ctx, r, st->origin, st->err);
+}
+
+/* Starts a new record: report_begin first when this is the first one. */
+static dc_code
+record_start(xml_state *st, const xml_input *in)
+{
+	dc_code rc;
+	uint64_t max = st->lim ? st->lim->max_records : DC_DEFAULT_MAX_RECORDS;
+
+	if (!st->begun && (rc = report_begin(st, in)) != DC_OK)
+		return rc;
+	if (st->n_records >= max)
+		return dc_err_set(st->err, DC_ETOOMANY_RECORDS, "report has more than %" PRIu64 " records", max);
+	st->n_records++;
+	st->in_record = true;
+	st->carena.len = 0;
+	memset(st->rc, 0, sizeof(st->rc));
+	st->n_dk = st->n_sp = st->n_rs = 0;
+	return DC_OK;
+}
+
+/* Checks and hands one finished record to the sink. */
+static dc_code
+record_end(xml_state *st)
+{
+	dc_record rec;
+	const arena *a = &st->carena;
+	const char *ip = arena_get(a, st->rc[RC_SOURCE_IP]);
+	const char *count = arena_get(a, st->rc[RC_COUNT]);
+	int k;
+
+	st->in_record = false;
+	memset(&rec, 0, sizeof(rec));
+	rec.ordinal = st->n_records;
+	if (ip != NULL && ip[0] != '\0') {
+		unsigned char buf[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1)
+			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address",
+				rec.ordinal, ip);
+	} else
+		st->n_no_ip++;
+	rec.source_ip = ip;
+	rec.message_count = -1;
+	if (count == NULL || count[0] == '\0')
+		st->n_no_count++;
+	else {
+		k = parse_int(count, &rec.message_count);
+		if (k == 0)
+			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": count '%.64s' is not a number",
+				rec.ordinal, count);
+		if (k == 2)
+			st->n_decimal_count++;
+	}
+	rec.disposition = arena_get(a, st->rc[RC_DISPOSITION]);
+	rec.dkim_aligned = arena_get(a, st->rc[RC_DKIM]);
+	rec.spf_aligned = arena_get(a, st->rc[RC_SPF]);
+	rec.header_from = arena_get(a, st->rc[RC_HEADER_FROM]);
+	rec.envelope_from = arena_get(a, st->rc[RC_ENV_FROM]);
+	rec.envelope_to = arena_get(a, st->rc[RC_ENV_TO]);
+	for (size_t i = 0; i < st->n_rs; i++) {
+		st->reasons[i].type = arena_get(a, st->rs[i][RS_TYPE]);
+		st->reasons[i].comment = arena_get(a, st->rs[i][RS_COMMENT]);
+	}
+	for (size_t i = 0; i < st->n_dk; i++) {
+		st->dkim[i].domain = arena_get(a, st->dk[i][DK_DOMAIN]);
+		st->dkim[i].selector = arena_get(a, st->dk[i][DK_SELECTOR]);
+		st->dkim[i].result = arena_get(a, st->dk[i][DK_RESULT]);
+		st->dkim[i].human_result = arena_get(a, st->dk[i][DK_HUMAN]);
+	}
+	for (size_t i = 0; i < st->n_sp; i++) {
+		st->spf[i].domain = arena_get(a, st->sp[i][SP_DOMAIN]);
+		st->spf[i].scope = arena_get(a, st->sp[i][SP_SCOPE]);
+		st->spf[i].result = arena_get(a, st->sp[i][SP_RESULT]);
+		st->spf[i].human_result = arena_get(a, st->sp[i][SP_HUMAN]);
+	}
+	rec.reasons = st->reasons;
+	rec.n_reasons = st->n_rs;
+	rec.dkim = st->dkim;
+	rec.n_dkim = st->n_dk;
+	rec.spf = st->spf;
+	rec.n_spf = st->n_sp;
+	if (st->sink->record == NULL)
+		return DC_OK;
+	return st->sink->record(st->sink->ctx, &st->rep, &rec, st->err);
+}
+
+/* The slot a leaf element's value goes to, NULL for <error>. */
+static slot *
+leaf_slot(xml_state *st, const elem_def *d)
+{
+	switch (d->scope) {
+	case S_REPORT: return &st->rf[d->field];
+	case S_RECORD: return &st->rc[d->field];
+	case S_DKIM: return &st->dk[st->n_dk - 1][d->field];
+	case S_SPF: return &st->sp[st->n_sp - 1][d->field];
+	case S_REASON: return &st->rs[st->n_rs - 1][d->field];
+	default: return NULL;
+	}
+}
+
+/* An element of the table begins.  Returns DC_OK or an error with err set. */
+static dc_code
+elem_start(xml_state *st, int id, const xml_input *in)
+{
+	const elem_def *d = &elems[id];
+	dc_code rc = DC_OK;
+
+	switch (d->action) {
+	case A_META:
+		if (st->begun)
+			return dc_err_set(st->err, DC_ESCHEMA, "<%s> after the first <record>", d->name);
+		break;
+	case A_RECORD:
+		if ((rc = record_start(st, in)) != DC_OK)
+			return rc;
+		break;
+	case A_DKIM:
+		if (st->n_dk == DC_MAX_AUTH_RESULTS)
+			return dc_err_set(st->err, DC_ETOOLONG, "record %" PRIu64 " has more than %d dkim results",
+				st->n_records, DC_MAX_AUTH_RESULTS);
+		memset(st->dk[st->n_dk++], 0, sizeof(st->dk[0]));
+		break;
+	case A_SPF:
+		if (st->n_sp == DC_MAX_AUTH_RESULTS)
+			return dc_err_set(st->err, DC_ETOOLONG, "record %" PRIu64 " has more than %d spf results",
+				st->n_records, DC_MAX_AUTH_RESULTS);
+		memset(st->sp[st->n_sp++], 0, sizeof(st->sp[0]));
+		break;
+	case A_REASON:
+		if (st->n_rs == DC_MAX_REASONS)
+			return dc_err_set(st->err, DC_ETOOLONG, "record %" PRIu64 " has more than %d reasons",
+				st->n_records, DC_MAX_REASONS);
+		memset(st->rs[st->n_rs++], 0, sizeof(st->rs[0]));
+		break;
+	default:
+		break;
+	}
+	if (d->scope != S_NONE) {
+		if (d->scope == S_REPORT && st->begun)
+			return dc_err_set(st->err, DC_ESCHEMA, "<%s> after the first <record>", d->name);
+		if (d->scope != S_ERROR && *leaf_slot(st, d) != 0)
+			return dc_err_set(st->err, DC_ESCHEMA, "%s given twice%s", d->path,
+				d->scope == S_REPORT ? "" : " in one record");
+		st->text_elem = id;
+		st->text_len = 0;
+	}
+	return DC_OK;
+}
+
+/* An element of the table ends: stores its text or finishes a record. */
+static dc_code
+elem_end(xml_state *st, int id)
+{
+	const elem_def *d = &elems[id];
+	char *s = st->text;
+	size_t n = st->text_len;
+	slot v;
+
+	if (d->action == A_RECORD)
+		return record_end(st);
+	if (d->scope == S_NONE)
+		return DC_OK;
+	st->text_elem = -1;
+	s[n] = '\0';
+	while (n > 0 && is_xml_space((uint8_t)s[n - 1]))
+		s[--n] = '\0';
+	/* leading space was never stored (see on_text) */
+	if (d->scope == S_ERROR) {
+		if (n > 0)
+			join_append(st->error_texts, &st->error_len, s);
+		return DC_OK;
+	}
+	if (d->flags & F_LOWER) {
+		bool upper = false;
+		for (size_t i = 0; i < n; i++)
+			if (s[i] >= 'A' && s[i] <= 'Z') {
+				s[i] = (char)(s[i] - 'A' + 'a');
+				upper = true;
+			}
+		if (upper)
+			st->n_upper++;
+	}
+	if ((d->flags & F_SPF_RES) && strcmp(s, "hardfail") == 0) {
+		memcpy(s, "fail", 5);
+		n = 4;
+		st->n_hardfail++;
+	}
+	v = arena_put(d->scope == S_REPORT ? &st->rarena : &st->carena, s, n);
+	if (v == 0)
+		return dc_err_set(st->err, DC_ENOMEM, "out of memory");
+	*leaf_slot(st, d) = v;
+	return DC_OK;
+}
+
+/* Text inside a leaf element: appended, leading whitespace dropped. */
+static dc_code
+on_text(xml_state *st)
+{
+	const char *t = (const char *)xmlTextReaderConstValue(st->reader);
+	size_t n;
+
+	if (t == NULL)
+		return DC_OK;
+	if (st->text_len == 0)
+		while (is_xml_space((uint8_t)*t))
+			t++;
+	n = strlen(t);
+	if (n == 0)
+		return DC_OK;
+	if (st->text_len + n > DC_MAX_FIELD_BYTES)
+		return dc_err_set(st->err, DC_ETOOLONG, "%s longer than %d bytes", elems[st->text_elem].path,
+			DC_MAX_FIELD_BYTES);
+	memcpy(st->text + st->text_len, t, n);
+	st->text_len += n;
+	return DC_OK;
+}
+
+/* The child of parent called name (an interned pointer), or E_SKIP. */
+static int
+find_child(const xml_state *st, int parent, const xmlChar *name)
+{
+	for (int i = 0; i < E__N; i++)
+		if (elems[i].parent == parent && st->names[i] == name)
+			return i;
+	return E_SKIP;
+}
+
+/* A start tag at depth; handles the root and dispatches through the table. */
+static dc_code
+on_element(xml_state *st, int depth, bool empty, const xml_input *in)
+{
+	const xmlChar *name = xmlTextReaderConstLocalName(st->reader);
+	int id, parent;
+	dc_code rc;
+
+	if (depth == 0) {
+		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
+		if (name == st->names[E_FEEDBACK]) {
+			id = E_FEEDBACK;
+			st->feedback_depth = 0;
+		} else if (name != NULL && strcmp((const char *)name, "schema") == 0 && ns != NULL &&
+		    strcmp((const char *)ns, XSD_NS) == 0) {
+			id = E_WRAPPER;
+			st->wrapper = true;
+		} else
+			return dc_err_set(st->err, DC_ESCHEMA, "root element is <%.64s>, not <feedback>",
+				name ? (const char *)name : "?");
+	} else {
+		parent = st->stack[depth - 1];
+		if (parent == E_WRAPPER)
+			id = (name == st->names[E_FEEDBACK] && st->feedback_depth < 0) ? E_FEEDBACK : E_SKIP;
+		else if (parent >= E__N || (parent != E_FEEDBACK && elems[parent].scope != S_NONE))
+			id = E_SKIP; /* inside a leaf: markup in a value is ignored */
+		else
+			id = find_child(st, parent, name);
+		if (id == E_FEEDBACK) {
+			st->feedback_depth = depth;
+			note(st, "<xs:schema> wrapper around <feedback> ignored");
+		}
+	}
+	if (id == E_FEEDBACK) {
+		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
+		if (ns != NULL) {
+			snprintf(st->xmlns, sizeof(st->xmlns), "%s", (const char *)ns);
+			st->has_xmlns = true;
+		}
+	}
+	if (id == E_SKIP) {
+		if (!empty)
+			st->skip_depth = depth;
+		return DC_OK;
+	}
+	st->stack[depth] = id;
+	if (id < E__N && (rc = elem_start(st, id, in)) != DC_OK)
+		return rc;
+	if (empty)
+		return id < E__N ? elem_end(st, id) : DC_OK;
+	return DC_OK;
+}
+
+/* After </feedback>: reads on to tell whitespace/comments from real content,
+ * which is ignored with a note.  Returns DC_OK or a read error of rd. */
+static dc_code
+check_trailing(xml_state *st, const xml_input *in)
+{
+	int ret;
+
+	if (st->wrapper)
+		return DC_OK; /* the wrapper's own end tag (often missing) is not our business */
+	while ((ret = xmlTextReaderRead(st->reader)) == 1) {
+		int t = xmlTextReaderNodeType(st->reader);
+		if (t == XML_READER_TYPE_COMMENT || t == XML_READER_TYPE_PROCESSING_INSTRUCTION ||
+		    t == XML_READER_TYPE_WHITESPACE || t == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)
+			continue;
+		break;
+	}
+	if (in->failed)
+		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
+	if (ret != 0)
+		note(st, "content after </feedback> ignored");
+	return DC_OK;
+}
+
+static const int reader_options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOBLANKS |
+	XML_PARSE_COMPACT | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+
+/* The reader loop.  Returns DC_OK after report_end, or the first error. */
+static dc_code
+run(xml_state *st, xml_input *in)
+{
+	dc_code rc = DC_OK;
+	int ret;
+
+	while ((ret = xmlTextReaderRead(st->reader)) == 1) {
+		int type = xmlTextReaderNodeType(st->reader);
+		int depth;
+
+		switch (type) {
+		case XML_READER_TYPE_ELEMENT:
+			depth = xmlTextReaderDepth(st->reader);
+			if (depth < 0 || depth >= DC_MAX_XML_DEPTH)
+				return dc_err_set(st->err, DC_ETOODEEP, "XML nested deeper than %d elements",
+					DC_MAX_XML_DEPTH);
+			if (st->skip_depth >= 0)
+				break;
+			if ((rc = on_element(st, depth, xmlTextReaderIsEmptyElement(st->reader) == 1, in)) != DC_OK)
+				return rc;
+			break;
+		case XML_READER_TYPE_END_ELEMENT:
+			depth = xmlTextReaderDepth(st->reader);
+			if (st->skip_depth >= 0) {
+				if (depth == st->skip_depth)
+					st->skip_depth = -1;
+				break;
+			}
+			if (depth < 0 || depth >= DC_MAX_XML_DEPTH)
+				break;
+			if (st->stack[depth] < E__N && (rc = elem_end(st, st->stack[depth])) != DC_OK)
+				return rc;
+			if (st->stack[depth] == E_FEEDBACK) {
+				st->feedback_done = true;
+				goto done;
+			}
+			if (st->stack[depth] == E_WRAPPER)
+				return dc_err_set(st->err, DC_ESCHEMA, "no <feedback> inside <xs:schema>");
+			break;
+		case XML_READER_TYPE_TEXT:
+		case XML_READER_TYPE_CDATA:
+		case XML_READER_TYPE_WHITESPACE:
+		case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+			if (st->text_elem >= 0 && st->skip_depth < 0 && (rc = on_text(st)) != DC_OK)
+				return rc;
+			break;
+		case XML_READER_TYPE_DOCUMENT_TYPE:
+			return dc_err_set(st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
+		case XML_READER_TYPE_ENTITY_REFERENCE:
+		case XML_READER_TYPE_ENTITY:
+			return dc_err_set(st->err, DC_ESCHEMA, "entity reference &%.64s; not allowed in a report",
+				(const char *)xmlTextReaderConstName(st->reader));
+		default:
+			break;
+		}
+	}
+	if (in->failed)
+		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
+	if (ret < 0 || st->have_xml_err) {
+		if (st->have_xml_err)
+			return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
+				st->xml_err_msg);
+		return dc_err_set(st->err, DC_EXML, "XML not well-formed");
+	}
+	return dc_err_set(st->err, DC_EXML, "XML ended before </feedback>");
+done:
+	if ((rc = check_trailing(st, in)) != DC_OK)
+		return rc;
+	if (!st->begun && (rc = report_begin(st, in)) != DC_OK)
+		return rc;
+	compose_errors(st, true, in);
+	if (st->sink->report_end == NULL)
+		return DC_OK;
+	return st->sink->report_end(st->sink->ctx, &st->rep, st->err);
+}
+
+dc_code
+dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *origin,
+	const dc_sink *sink, dc_err *err)
+{
+	xml_state *st = NULL;
+	xml_input *in = NULL;
+	static const dc_sink no_sink;
+	dc_code rc = DC_OK;
+
+	st = calloc(1, sizeof(*st));
+	in = calloc(1, sizeof(*in));
+	if (st == NULL || in == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	in->rd = rd;
+	in->rctx = rctx;
+	st->lim = lim;
+	st->origin = origin;
+	st->sink = sink ? sink : &no_sink;
+	st->err = err;
+	st->text_elem = -1;
+	st->skip_depth = -1;
+	st->feedback_depth = -1;
+	st->rep.policy_pct = -1;
+	st->reader = xmlReaderForIO(input_read, NULL, in, NULL, NULL, reader_options);
+	if (st->reader == NULL) {
+		rc = in->failed ? dc_err_set(err, in->rerr.code, "%s", in->rerr.msg)
+		                : dc_err_set(err, DC_ENOMEM, "cannot create XML reader");
+		goto out;
+	}
+	xmlTextReaderSetStructuredErrorHandler(st->reader, on_xml_error, st);
+	for (int i = 0; i < E__N; i++) {
+		st->names[i] = xmlTextReaderConstString(st->reader, (const xmlChar *)elems[i].name);
+		if (st->names[i] == NULL) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rc = run(st, in);
+out:
+	if (st != NULL) {
+		if (st->reader != NULL)
+			xmlFreeTextReader(st->reader);
+		free(st->rarena.buf);
+		free(st->carena.buf);
+	}
+	free(st);
+	free(in);
+	return rc;
+}
+
+void
+dc_xml_init(void)
+{
+	xmlInitParser();
+}
