@@ -30,6 +30,8 @@
 #define DC_MAX_ARCHIVE_DEPTH   4      /* gzip in gzip in zip ... */
 #define DC_MAX_ZIP_MEMBERS     1000   /* members examined in one zip */
 #define DC_MAX_REPORT_ERRORS   4096   /* bytes of report <error> text + repair notes kept */
+#define DC_MAX_IMAP_LINE       65536  /* one IMAP response line (literals apart) */
+#define DC_MAX_IMAP_LIST       100000 /* messages listed by one IMAP UID FETCH (UID RFC822.SIZE) */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;
