@@ -1,0 +1,1243 @@
+/*
+ * dc_store.c - PostgreSQL storage through libpq: schema migrations, one
+ * transaction per report, records and auth results written by COPY in
+ * bounded chunks, duplicates decided by the reports' unique key, originals
+ * kept by content hash for `reparse`, rejected inputs in dmarc.failures.
+ *
+ * Writing a report (the sink of dc_report.h):
+ *   report_begin  BEGIN; find or insert the original (by SHA-256); INSERT the
+ *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
+ *                 DO NOTHING; no row back means a duplicate: ROLLBACK, DC_SKIP.
+ *                 A concurrent writer of the same report blocks on the unique
+ *                 index until the first commits, then sees the duplicate.
+ *   record        validated (UTF-8, source_ip by inet_pton, ranges), then
+ *                 appended to three COPY text buffers (records, dkim, spf);
+ *                 record ids come from blocks of dmarc.records_id_seq (one
+ *                 nextval() = a block of `increment_by` ids).  A full chunk
+ *                 is sent as three COPYs, so memory stays flat.
+ *   report_end    flush, UPDATE the report's totals and errors, COMMIT.
+ *   report_abort  ROLLBACK: nothing of the report remains.
+ * In reparse mode the same steps use SAVEPOINT / ROLLBACK TO / RELEASE
+ * inside the transaction that replaces one original's reports.
+ *
+ * Errors: a lost connection or a server error outside the classes below is
+ * DC_EDB (fatal: the caller stops, nothing is lost); SQLSTATE class 22 (data
+ * exception), 23 (integrity) and 54000 (e.g. index row too large) are
+ * DC_ESCHEMA: the report is rejected, not the service.  Values are checked
+ * before they are sent so that the server should never have to reject one.
+ *
+ * Deliberately not here: IMAP state, PTR names (other modules use
+ * dc_store_conn), retention.  SQL is only ever sent with parameters; the
+ * COPY data is text format (PostgreSQL docs, "COPY", File Formats).
+ */
+#include "dc_store.h"
+
+#include <arpa/inet.h>
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dc_migrations.h"
+
+#define STORE_CHUNK_RECORDS  4096         /* records per COPY round */
+#define STORE_CHUNK_BYTES    (8u << 20)   /* or this much COPY text, whichever first */
+#define STORE_COPY_PIECE     (1u << 20)   /* bytes per PQputCopyData */
+#define STORE_MIGRATE_LOCK   "7236828409416413025"  /* pg_advisory_lock key ("dmarc-co") */
+#define STORE_SHA256_LEN     32
+#define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
+
+/* A growable byte buffer (COPY text, JSON). */
+typedef struct store_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+} store_buf;
+
+typedef struct store_origin {
+	char *mailbox;
+	int64_t uidvalidity;
+	int64_t uid;
+	char *message_id;
+	char *file_name;
+	char *ingested_at;      /* reparse only: keep the old row's time; else NULL = now() */
+} store_origin;
+
+struct dc_store {
+	PGconn *conn;
+	store_origin origin;
+
+	/* the report in progress */
+	bool in_report;         /* report_begin succeeded, no end/abort yet */
+	bool reparse;           /* savepoints instead of BEGIN/COMMIT */
+	int64_t reparse_original_id;
+	int64_t report_pk;
+	uint64_t n_records;
+	int64_t message_total;
+	store_buf key;          /* escaped "date_begin\tpolicy_domain" of the report */
+
+	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq */
+	int64_t id_next;
+	int64_t id_end;
+
+	/* the chunk not yet sent */
+	size_t chunk_records;
+	store_buf rec;
+	store_buf dkim;
+	store_buf spf;
+	store_buf json;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+/* Makes room for n more bytes; false when out of memory. */
+static bool
+buf_reserve(store_buf *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->cap - b->len > n)
+		return true;
+	cap = b->cap ? b->cap : 4096;
+	while (cap - b->len <= n)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (p == NULL)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static bool
+buf_add(store_buf *b, const char *s, size_t n)
+{
+	if (!buf_reserve(b, n))
+		return false;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return true;
+}
+
+static bool
+buf_addc(store_buf *b, char c)
+{
+	return buf_add(b, &c, 1);
+}
+
+/* Appends s escaped for COPY text format; NULL becomes \N. */
+static bool
+buf_copy_text(store_buf *b, const char *s)
+{
+	size_t n;
+	char *o;
+
+	if (s == NULL)
+		return buf_add(b, "\\N", 2);
+	n = strlen(s);
+	if (!buf_reserve(b, 2 * n))
+		return false;
+	o = b->p + b->len;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '\\': *o++ = '\\'; *o++ = '\\'; break;
+		case '\n': *o++ = '\\'; *o++ = 'n'; break;
+		case '\r': *o++ = '\\'; *o++ = 'r'; break;
+		case '\t': *o++ = '\\'; *o++ = 't'; break;
+		default: *o++ = (char)*p; break;
+		}
+	}
+	b->len = (size_t)(o - b->p);
+	b->p[b->len] = '\0';
+	return true;
+}
+
+/* Appends v in decimal. */
+static bool
+buf_i64(store_buf *b, int64_t v)
+{
+	char tmp[24];
+	char *e = tmp + sizeof(tmp), *p = e;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return buf_add(b, p, (size_t)(e - p));
+}
+
+/* Appends s as a JSON string (RFC 8259), or null. */
+static bool
+buf_json_string(store_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (s == NULL)
+		return buf_add(b, "null", 4);
+	if (!buf_addc(b, '"'))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		bool ok;
+		if (*p == '"' || *p == '\\') {
+			char e[2] = { '\\', (char)*p };
+			ok = buf_add(b, e, 2);
+		} else if (*p < 0x20) {
+			char e[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
+			ok = buf_add(b, e, 6);
+		} else {
+			ok = buf_addc(b, (char)*p);
+		}
+		if (!ok)
+			return false;
+	}
+	return buf_addc(b, '"');
+}
+
+/* True when s (NUL-terminated) is well-formed UTF-8 as PostgreSQL accepts
+ * it: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (s == NULL)
+		return true;
+	while (*p) {
+		unsigned c = *p;
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1; cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2; cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3; cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* A copy of s with every byte that is not part of valid UTF-8 replaced by
+ * '?', for texts we only record (failure reasons).  Caller frees. */
+static char *
+utf8_sanitize(const char *s)
+{
+	char *out = strdup(s ? s : "");
+	char one[5];
+
+	if (out == NULL)
+		return NULL;
+	for (unsigned char *p = (unsigned char *)out; *p;) {
+		size_t n = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+		size_t i;
+		for (i = 0; i < n && p[i]; i++)
+			one[i] = (char)p[i];
+		one[i] = '\0';
+		if (i == n && utf8_valid(one)) {
+			p += n;
+		} else {
+			*p++ = '?';
+		}
+	}
+	return out;
+}
+
+/* Formats epoch seconds as a timestamptz literal in UTC; false when the
+ * time is outside years 1..9999. */
+static bool
+format_time(int64_t t, char out[STORE_TIME_MAX])
+{
+	struct tm tm;
+	time_t tt;
+
+	if (t < -62135596800LL || t > 253402300799LL)
+		return false;
+	tt = (time_t)t;
+	if (gmtime_r(&tt, &tm) == NULL)
+		return false;
+	snprintf(out, STORE_TIME_MAX, "%04d-%02d-%02d %02d:%02d:%02d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return true;
+}
+
+static void
+sha256(const uint8_t *data, size_t len, uint8_t out[STORE_SHA256_LEN])
+{
+	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize n = STORE_SHA256_LEN;
+
+	/* g_checksum_update takes gssize: feed huge inputs in pieces */
+	while (len > 0) {
+		size_t piece = len > (1u << 30) ? (1u << 30) : len;
+		g_checksum_update(c, data, (gssize)piece);
+		data += piece;
+		len -= piece;
+	}
+	g_checksum_get_digest(c, out, &n);
+	g_checksum_free(c);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void
+origin_clear(store_origin *o)
+{
+	free(o->mailbox);
+	free(o->message_id);
+	free(o->file_name);
+	free(o->ingested_at);
+	*o = (store_origin){ .uidvalidity = -1, .uid = -1 };
+}
+
+/* ---- libpq results ---------------------------------------------------- */
+
+/* Classifies a failed result (res may be NULL) and sets err: DC_ESCHEMA for
+ * data the server rejected (SQLSTATE class 22, 23, 54000) on a live
+ * connection, DC_EDB for everything else.  Returns the code. */
+static dc_code
+store_fail(dc_store *st, const PGresult *res, const char *what, dc_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	dc_code code = DC_EDB;
+	char first[256];
+
+	if (msg == NULL) {
+		const char *m = PQerrorMessage(st->conn);
+		size_t n = strcspn(m, "\n");
+		if (n >= sizeof(first))
+			n = sizeof(first) - 1;
+		memcpy(first, m, n);
+		first[n] = '\0';
+		msg = n ? first : "no answer from the server";
+	}
+	if (state != NULL && PQstatus(st->conn) == CONNECTION_OK &&
+	    (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+	     strcmp(state, "54000") == 0))
+		code = DC_ESCHEMA;
+	if (state != NULL)
+		return dc_err_set(err, code, "%s: %s (SQLSTATE %s)", what, msg, state);
+	return dc_err_set(err, code, "%s: %s", what, msg);
+}
+
+/* Runs sql with n text (or, where fmts says so, binary) parameters and
+ * expects status want.  On success *out (when out is not NULL) holds the
+ * result for the caller to PQclear; on failure nothing is kept. */
+static dc_code
+store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens,
+	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what,
+	dc_err *err)
+{
+	PGresult *res = PQexecParams(st->conn, sql, n, NULL, vals, lens, fmts, result_fmt);
+	dc_code rc = DC_OK;
+
+	if (out)
+		*out = NULL;
+	if (res == NULL || PQresultStatus(res) != want) {
+		rc = store_fail(st, res, what, err);
+		PQclear(res);
+		return rc;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return DC_OK;
+}
+
+/* A command without parameters or rows (BEGIN, COMMIT, SAVEPOINT ...). */
+static dc_code
+store_cmd(dc_store *st, const char *sql, dc_err *err)
+{
+	return store_exec(st, sql, 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, sql, err);
+}
+
+/* Runs sql ignoring the outcome (ROLLBACK on a connection that may be gone). */
+static void
+store_cmd_quiet(dc_store *st, const char *sql)
+{
+	PQclear(PQexec(st->conn, sql));
+}
+
+/* ---- open, free, origin ---------------------------------------------- */
+
+dc_code
+dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
+{
+	const char *keys[4], *vals[4];
+	dc_store *st = NULL;
+	dc_code rc = DC_OK;
+	int k = 0;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	st->origin = (store_origin){ .uidvalidity = -1, .uid = -1 };
+	if (conninfo != NULL && conninfo[0] != '\0') {
+		keys[k] = "dbname";
+		vals[k++] = conninfo;
+	}
+	keys[k] = "fallback_application_name";
+	vals[k++] = "dmarc-collector";
+	keys[k] = "client_encoding";
+	vals[k++] = "UTF8";
+	keys[k] = NULL;
+	vals[k] = NULL;
+	st->conn = PQconnectdbParams(keys, vals, 1);
+	if (st->conn == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (PQstatus(st->conn) != CONNECTION_OK) {
+		rc = store_fail(st, NULL, "cannot connect to the database", err);
+		goto out;
+	}
+	rc = store_exec(st, "SELECT pg_catalog.set_config('search_path', 'dmarc, pg_catalog, pg_temp', false)",
+		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "set search_path", err);
+	if (rc != DC_OK) {
+		rc = DC_EDB;
+		goto out;
+	}
+	*out = st;
+	st = NULL;
+out:
+	dc_store_free(st);
+	return rc;
+}
+
+void
+dc_store_free(dc_store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->conn)
+		PQfinish(st->conn);
+	origin_clear(&st->origin);
+	free(st->key.p);
+	free(st->rec.p);
+	free(st->dkim.p);
+	free(st->spf.p);
+	free(st->json.p);
+	free(st);
+}
+
+PGconn *
+dc_store_conn(dc_store *st)
+{
+	return st->conn;
+}
+
+dc_code
+dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err)
+{
+	store_origin n = { .uidvalidity = -1, .uid = -1 };
+
+	if (o != NULL) {
+		n.mailbox = dup_or_null(o->mailbox);
+		n.message_id = dup_or_null(o->message_id);
+		n.file_name = dup_or_null(o->file_name);
+		n.uidvalidity = o->uidvalidity;
+		n.uid = o->uid;
+		if ((o->mailbox && !n.mailbox) || (o->message_id && !n.message_id) ||
+		    (o->file_name && !n.file_name)) {
+			origin_clear(&n);
+			return dc_err_set(err, DC_ENOMEM, "out of memory");
+		}
+	}
+	origin_clear(&st->origin);
+	st->origin = n;
+	return DC_OK;
+}
+
+/* ---- migrations ------------------------------------------------------- */
+
+/* Applies one migration in its own transaction unless already recorded;
+ * sets *done when it ran. */
+static dc_code
+migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
+{
+	const char *params[1] = { m->name };
+	PGresult *res = NULL;
+	dc_code rc;
+	char what[128];
+
+	*done = false;
+	rc = store_exec(st, "SELECT 1 FROM dmarc.schema_migrations WHERE name = $1", 1, params,
+		NULL, NULL, 0, PGRES_TUPLES_OK, &res, "read dmarc.schema_migrations", err);
+	if (rc != DC_OK)
+		return DC_EDB;
+	if (PQntuples(res) > 0) {
+		PQclear(res);
+		return DC_OK;
+	}
+	PQclear(res);
+
+	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
+		return DC_EDB;
+	/* the file may hold many statements: simple query protocol */
+	res = PQexec(st->conn, m->sql);
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	                    PQresultStatus(res) != PGRES_TUPLES_OK)) {
+		snprintf(what, sizeof(what), "migration %s", m->name);
+		store_fail(st, res, what, err);
+		PQclear(res);
+		rc = DC_EDB;
+		goto fail;
+	}
+	PQclear(res);
+	rc = store_exec(st, "INSERT INTO dmarc.schema_migrations (name, applied_at) VALUES ($1, now())",
+		1, params, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "record migration", err);
+	if (rc != DC_OK)
+		goto fail;
+	if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
+		return DC_EDB;
+	*done = true;
+	return DC_OK;
+fail:
+	store_cmd_quiet(st, "ROLLBACK");
+	err->code = DC_EDB;
+	return DC_EDB;
+}
+
+dc_code
+dc_store_migrate(dc_store *st, int *applied, dc_err *err)
+{
+	static const char *setup[] = {
+		"CREATE SCHEMA IF NOT EXISTS dmarc",
+		"CREATE TABLE IF NOT EXISTS dmarc.schema_migrations ("
+		" name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+	};
+	dc_code rc = DC_OK;
+	bool locked = false;
+	dc_err scratch;
+
+	if (err == NULL)
+		err = &scratch;
+	*applied = 0;
+	if (PQserverVersion(st->conn) < 150000)
+		return dc_err_set(err, DC_EDB, "PostgreSQL 15 or later is required (server is %d)",
+			PQserverVersion(st->conn));
+	/* two collectors may start at once: one migrates, the other waits */
+	rc = store_exec(st, "SELECT pg_catalog.pg_advisory_lock(" STORE_MIGRATE_LOCK ")", 0, NULL,
+		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "take the migration lock", err);
+	if (rc != DC_OK)
+		return DC_EDB;
+	locked = true;
+	for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
+		if ((rc = store_cmd(st, setup[i], err)) != DC_OK) {
+			rc = err->code = DC_EDB;
+			goto out;
+		}
+	}
+	for (const dc_migration *m = dc_migrations; m->name != NULL; m++) {
+		bool done;
+		if ((rc = migrate_one(st, m, &done, err)) != DC_OK)
+			goto out;
+		*applied += done;
+	}
+out:
+	if (locked)
+		store_cmd_quiet(st, "SELECT pg_catalog.pg_advisory_unlock(" STORE_MIGRATE_LOCK ")");
+	return rc;
+}
+
+/* ---- failures --------------------------------------------------------- */
+
+/* Inserts one row into dmarc.failures with the current origin (one
+ * statement: its own transaction, or part of reparse's). */
+static dc_code
+store_insert_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
+	size_t len, const char *name, dc_err *err)
+{
+	static const char sql[] =
+		"INSERT INTO dmarc.failures (mailbox, uidvalidity, uid, message_id, file_name, stage, reason, content, sha256)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+	char uidv[24], uid[24];
+	uint8_t digest[STORE_SHA256_LEN];
+	char *stage_ok = NULL, *reason_ok = NULL, *file_ok = NULL;
+	const char *vals[9];
+	int lens[9] = { 0 }, fmts[9] = { 0 };
+	dc_code rc;
+
+	if (len > INT32_MAX)  /* a bytea parameter's length is an int */
+		content = NULL;
+	stage_ok = utf8_sanitize(stage);
+	reason_ok = utf8_sanitize(reason);
+	file_ok = utf8_sanitize(st->origin.file_name ? st->origin.file_name : name);
+	if (!stage_ok || !reason_ok || !file_ok) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
+	snprintf(uid, sizeof(uid), "%" PRId64, st->origin.uid);
+	vals[0] = st->origin.mailbox;
+	vals[1] = st->origin.uidvalidity >= 0 ? uidv : NULL;
+	vals[2] = st->origin.uid >= 0 ? uid : NULL;
+	vals[3] = st->origin.message_id;
+	vals[4] = (st->origin.file_name || name) ? file_ok : NULL;
+	vals[5] = stage_ok;
+	vals[6] = reason_ok;
+	vals[7] = NULL;
+	vals[8] = NULL;
+	if (content != NULL) {
+		sha256(content, len, digest);
+		vals[7] = (const char *)content;
+		lens[7] = (int)len;
+		fmts[7] = 1;
+		vals[8] = (const char *)digest;
+		lens[8] = STORE_SHA256_LEN;
+		fmts[8] = 1;
+	}
+	rc = store_exec(st, sql, 9, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL,
+		"record failure", err);
+out:
+	free(stage_ok);
+	free(reason_ok);
+	free(file_ok);
+	return rc;
+}
+
+dc_code
+dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
+	size_t len, dc_err *err)
+{
+	return store_insert_failure(st, stage, reason, content, len, NULL, err);
+}
+
+/* ---- writing a report ------------------------------------------------- */
+
+static void
+chunk_reset(dc_store *st)
+{
+	st->chunk_records = 0;
+	st->rec.len = 0;
+	st->dkim.len = 0;
+	st->spf.len = 0;
+}
+
+/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+static dc_code
+copy_in(dc_store *st, const char *sql, const store_buf *buf, const char *what, dc_err *err)
+{
+	PGresult *res;
+	dc_code rc = DC_OK;
+	bool first = true;
+
+	res = PQexec(st->conn, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+		rc = store_fail(st, res, what, err);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	for (size_t off = 0; off < buf->len;) {
+		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
+		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
+			rc = store_fail(st, NULL, what, err);
+			break;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(st->conn, rc == DC_OK ? NULL : "client failed") != 1 && rc == DC_OK)
+		rc = store_fail(st, NULL, what, err);
+	/* read until NULL: the COPY's own result first, then nothing */
+	while ((res = PQgetResult(st->conn)) != NULL) {
+		if (first && rc == DC_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = store_fail(st, res, what, err);
+		first = false;
+		PQclear(res);
+		if (PQstatus(st->conn) == CONNECTION_BAD)
+			break;
+	}
+	if (first && rc == DC_OK)
+		rc = store_fail(st, NULL, what, err);
+	return rc;
+}
+
+/* Sends the chunk: records first (the auth results reference them). */
+static dc_code
+chunk_flush(dc_store *st, dc_err *err)
+{
+	dc_code rc = DC_OK;
+
+	if (st->chunk_records == 0)
+		return DC_OK;
+	rc = copy_in(st, "COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons) FROM STDIN", &st->rec, "store records", err);
+	if (rc == DC_OK && st->dkim.len > 0)
+		rc = copy_in(st, "COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, selector, result, human_result) FROM STDIN", &st->dkim,
+			"store dkim results", err);
+	if (rc == DC_OK && st->spf.len > 0)
+		rc = copy_in(st, "COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, scope, result, human_result) FROM STDIN", &st->spf,
+			"store spf results", err);
+	chunk_reset(st);
+	return rc;
+}
+
+/* Takes the next record id, reserving a new block when the last is used.
+ * The block is the sequence's increment, read with the nextval(). */
+static dc_code
+next_record_id(dc_store *st, int64_t *id, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc;
+	int64_t first, step;
+
+	if (st->id_next < st->id_end) {
+		*id = st->id_next++;
+		return DC_OK;
+	}
+	rc = store_exec(st, "SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
+		" FROM pg_catalog.pg_sequences s"
+		" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
+		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
+	if (rc != DC_OK)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+	}
+	first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (step < 1 || first < 1)
+		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
+	st->id_next = first;
+	st->id_end = first + step;
+	*id = st->id_next++;
+	return DC_OK;
+}
+
+/* Ends the report's transaction (or savepoint) without keeping anything. */
+static void
+report_rollback(dc_store *st)
+{
+	chunk_reset(st);
+	if (st->reparse) {
+		store_cmd_quiet(st, "ROLLBACK TO SAVEPOINT dc_report");
+		store_cmd_quiet(st, "RELEASE SAVEPOINT dc_report");
+	} else {
+		store_cmd_quiet(st, "ROLLBACK");
+	}
+	st->in_report = false;
+}
+
+/* Finds or inserts the original unit by its SHA-256; sets *id. */
+static dc_code
+store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
+{
+	uint8_t digest[STORE_SHA256_LEN];
+	const char *vals[3];
+	int lens[3] = { STORE_SHA256_LEN, 0, 0 }, fmts[3] = { 1, 1, 0 };
+	PGresult *res = NULL;
+	char *name = NULL;
+	dc_code rc;
+
+	if (b->len > INT32_MAX)
+		return dc_err_set(err, DC_ESCHEMA, "original of %zu bytes is too large to keep", b->len);
+	sha256(b->data, b->len, digest);
+	vals[0] = (const char *)digest;
+	rc = store_exec(st, "SELECT id FROM dmarc.originals WHERE sha256 = $1", 1, vals, lens, fmts,
+		0, PGRES_TUPLES_OK, &res, "find original", err);
+	if (rc != DC_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		name = b->name ? utf8_sanitize(b->name) : NULL;
+		if (b->name && !name)
+			return dc_err_set(err, DC_ENOMEM, "out of memory");
+		vals[1] = (const char *)b->data;
+		lens[1] = (int)b->len;
+		vals[2] = name;
+		/* DO UPDATE (not NOTHING) so that a concurrent insert still returns the id */
+		rc = store_exec(st, "INSERT INTO dmarc.originals (sha256, content, name) VALUES ($1, $2, $3)"
+			" ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING id",
+			3, vals, lens, fmts, 0, PGRES_TUPLES_OK, &res, "store original", err);
+		free(name);
+		if (rc != DC_OK)
+			return rc;
+	}
+	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return DC_OK;
+}
+
+/* The report's text fields, checked for UTF-8 before anything is sent. */
+static dc_code
+check_report_text(const dc_report *r, const dc_blob *origin, dc_err *err)
+{
+	const struct { const char *name; const char *v; } f[] = {
+		{ "org_name", r->org_name }, { "email", r->org_email },
+		{ "extra_contact_info", r->extra_contact_info }, { "report_id", r->report_id },
+		{ "generator", r->generator }, { "error", r->errors }, { "domain", r->policy_domain },
+		{ "adkim", r->policy_adkim }, { "aspf", r->policy_aspf }, { "p", r->policy_p },
+		{ "sp", r->policy_sp }, { "np", r->policy_np }, { "testing", r->policy_testing },
+		{ "discovery_method", r->policy_discovery_method }, { "fo", r->policy_fo },
+		{ "version", r->version }, { "xmlns", r->xmlns },
+		{ "origin path", origin ? origin->path : NULL },
+	};
+	size_t keylen = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!utf8_valid(f[i].v))
+			return dc_err_set(err, DC_ESCHEMA, "report %s is not valid UTF-8", f[i].name);
+	/* the unique key is a btree entry: keep it well under its ~2700-byte cap */
+	keylen = (r->org_name ? strlen(r->org_name) : 0) + (r->policy_domain ? strlen(r->policy_domain) : 0) +
+		(r->report_id ? strlen(r->report_id) : 0);
+	if (keylen > 2400)
+		return dc_err_set(err, DC_ESCHEMA, "report org_name, domain and report_id together exceed 2400 bytes");
+	return DC_OK;
+}
+
+static dc_code
+store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err *err)
+{
+	static const char sql[] =
+		"INSERT INTO dmarc.reports (org_name, org_email, extra_contact_info, report_id,"
+		" policy_domain, date_begin, date_end, policy_p, policy_sp, policy_np, policy_adkim,"
+		" policy_aspf, policy_pct, policy_fo, policy_testing, policy_discovery_method,"
+		" generator, version, xmlns, errors, mailbox, uidvalidity, uid, message_id, file_name,"
+		" original_id, original_path, ingested_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+		" $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,"
+		" coalesce($28::timestamptz, pg_catalog.now()))"
+		" ON CONFLICT ON CONSTRAINT reports_unique_report DO NOTHING RETURNING id";
+	dc_store *st = ctx;
+	char begin[STORE_TIME_MAX], end[STORE_TIME_MAX], pct[16], uidv[24], uid[24], orig[24];
+	const char *vals[28];
+	PGresult *res = NULL;
+	int64_t original_id = -1;
+	dc_code rc;
+	const char *file_name;
+	dc_blob clean;
+
+	if (st->in_report)
+		report_rollback(st);
+	chunk_reset(st);
+	if (!format_time(r->date_begin, begin))
+		return dc_err_set(err, DC_ESCHEMA, "report date_begin %" PRId64 " is out of range", r->date_begin);
+	if (!format_time(r->date_end, end))
+		return dc_err_set(err, DC_ESCHEMA, "report date_end %" PRId64 " is out of range", r->date_end);
+	if ((rc = check_report_text(r, origin, err)) != DC_OK)
+		return rc;
+	if (origin != NULL && origin->name != NULL && !utf8_valid(origin->name)) {
+		/* keep the bytes, drop a name we could not store */
+		clean = (dc_blob){ .data = origin->data, .len = origin->len, .path = origin->path };
+		origin = &clean;
+	}
+
+	if ((rc = store_cmd(st, st->reparse ? "SAVEPOINT dc_report" : "BEGIN", err)) != DC_OK)
+		return rc;
+	st->in_report = true;
+
+	if (st->reparse) {
+		original_id = st->reparse_original_id;
+	} else if (origin != NULL && origin->data != NULL) {
+		if ((rc = store_original(st, origin, &original_id, err)) != DC_OK)
+			goto fail;
+	}
+	snprintf(pct, sizeof(pct), "%d", r->policy_pct);
+	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
+	snprintf(uid, sizeof(uid), "%" PRId64, st->origin.uid);
+	snprintf(orig, sizeof(orig), "%" PRId64, original_id);
+	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
+	{
+		const char *v[28] = {
+			r->org_name, r->org_email, r->extra_contact_info, r->report_id,
+			r->policy_domain, begin, end, r->policy_p, r->policy_sp, r->policy_np,
+			r->policy_adkim, r->policy_aspf, r->policy_pct >= 0 ? pct : NULL, r->policy_fo,
+			r->policy_testing, r->policy_discovery_method, r->generator, r->version,
+			r->xmlns, r->errors, st->origin.mailbox,
+			st->origin.uidvalidity >= 0 ? uidv : NULL, st->origin.uid >= 0 ? uid : NULL,
+			st->origin.message_id, file_name, original_id >= 0 ? orig : NULL,
+			origin ? origin->path : NULL, st->origin.ingested_at,
+		};
+		memcpy(vals, v, sizeof(vals));
+	}
+	if (file_name != NULL && !utf8_valid(file_name))
+		vals[24] = NULL;
+	rc = store_exec(st, sql, 28, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "store report", err);
+	if (rc != DC_OK)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		/* the same report is already stored (or was, by a concurrent writer) */
+		PQclear(res);
+		report_rollback(st);
+		return DC_SKIP;
+	}
+	st->report_pk = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	st->n_records = 0;
+	st->message_total = 0;
+	st->key.len = 0;
+	if (!buf_add(&st->key, begin, strlen(begin)) || !buf_addc(&st->key, '\t') ||
+	    !buf_copy_text(&st->key, r->policy_domain)) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto fail;
+	}
+	return DC_OK;
+fail:
+	report_rollback(st);
+	return rc;
+}
+
+/* Checks one record before anything of it is buffered; canonical source_ip
+ * text goes to ip (empty when absent). */
+static dc_code
+check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
+{
+	const struct { const char *name; const char *v; } f[] = {
+		{ "disposition", rec->disposition }, { "dkim", rec->dkim_aligned },
+		{ "spf", rec->spf_aligned }, { "header_from", rec->header_from },
+		{ "envelope_from", rec->envelope_from }, { "envelope_to", rec->envelope_to },
+	};
+	unsigned char addr[sizeof(struct in6_addr)];
+	uint64_t n = rec->ordinal;
+
+	ip[0] = '\0';
+	if (rec->ordinal > INT32_MAX)
+		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": ordinal out of range", n);
+	if (rec->n_dkim > INT16_MAX || rec->n_spf > INT16_MAX)
+		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": too many auth results", n);
+	if (rec->source_ip != NULL) {
+		const char *s = rec->source_ip;
+		size_t len;
+		char tmp[64];
+		while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+			s++;
+		len = strlen(s);
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+		                   s[len - 1] == '\n'))
+			len--;
+		if (len == 0 || len >= sizeof(tmp))
+			goto bad_ip;
+		memcpy(tmp, s, len);
+		tmp[len] = '\0';
+		if (inet_pton(AF_INET, tmp, addr) == 1) {
+			if (inet_ntop(AF_INET, addr, ip, INET6_ADDRSTRLEN) == NULL)
+				goto bad_ip;
+		} else if (inet_pton(AF_INET6, tmp, addr) == 1) {
+			if (inet_ntop(AF_INET6, addr, ip, INET6_ADDRSTRLEN) == NULL)
+				goto bad_ip;
+		} else {
+			goto bad_ip;
+		}
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!utf8_valid(f[i].v))
+			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": %s is not valid UTF-8", n, f[i].name);
+	for (size_t i = 0; i < rec->n_reasons; i++)
+		if (!utf8_valid(rec->reasons[i].type) || !utf8_valid(rec->reasons[i].comment))
+			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": reason is not valid UTF-8", n);
+	for (size_t i = 0; i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		if (!utf8_valid(d->domain) || !utf8_valid(d->selector) || !utf8_valid(d->result) ||
+		    !utf8_valid(d->human_result))
+			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": dkim result is not valid UTF-8", n);
+	}
+	for (size_t i = 0; i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		if (!utf8_valid(s->domain) || !utf8_valid(s->scope) || !utf8_valid(s->result) ||
+		    !utf8_valid(s->human_result))
+			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": spf result is not valid UTF-8", n);
+	}
+	return DC_OK;
+bad_ip:
+	return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address",
+		n, rec->source_ip);
+}
+
+/* Appends "id\tdate_begin\tpolicy_domain\tordinal\t" to an auth buffer. */
+static bool
+auth_prefix(dc_store *st, store_buf *b, int64_t id, size_t ordinal)
+{
+	return buf_i64(b, id) && buf_addc(b, '\t') && buf_add(b, st->key.p, st->key.len) &&
+		buf_addc(b, '\t') && buf_i64(b, (int64_t)ordinal) && buf_addc(b, '\t');
+}
+
+/* Appends the record's rows to the chunk buffers; false when out of memory. */
+static bool
+chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
+{
+	store_buf *b = &st->rec;
+	bool ok;
+
+	ok = buf_i64(b, id) && buf_addc(b, '\t') && buf_i64(b, st->report_pk) && buf_addc(b, '\t') &&
+		buf_add(b, st->key.p, st->key.len) && buf_addc(b, '\t') &&
+		buf_i64(b, (int64_t)rec->ordinal) && buf_addc(b, '\t') &&
+		(ip[0] ? buf_add(b, ip, strlen(ip)) : buf_add(b, "\\N", 2)) && buf_addc(b, '\t') &&
+		(rec->message_count >= 0 ? buf_i64(b, rec->message_count) : buf_add(b, "\\N", 2)) &&
+		buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->disposition) && buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->dkim_aligned) && buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->spf_aligned) && buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->header_from) && buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->envelope_from) && buf_addc(b, '\t') &&
+		buf_copy_text(b, rec->envelope_to) && buf_addc(b, '\t');
+	if (!ok)
+		return false;
+	if (rec->n_reasons == 0) {
+		ok = buf_add(b, "\\N", 2);
+	} else {
+		st->json.len = 0;
+		ok = buf_addc(&st->json, '[');
+		for (size_t i = 0; ok && i < rec->n_reasons; i++)
+			ok = (i == 0 || buf_addc(&st->json, ',')) &&
+				buf_add(&st->json, "{\"type\":", 8) &&
+				buf_json_string(&st->json, rec->reasons[i].type) &&
+				buf_add(&st->json, ",\"comment\":", 11) &&
+				buf_json_string(&st->json, rec->reasons[i].comment) &&
+				buf_addc(&st->json, '}');
+		ok = ok && buf_addc(&st->json, ']') && buf_copy_text(b, st->json.p);
+	}
+	ok = ok && buf_addc(b, '\n');
+
+	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		b = &st->dkim;
+		ok = auth_prefix(st, b, id, i + 1) &&
+			buf_copy_text(b, d->domain) && buf_addc(b, '\t') &&
+			buf_copy_text(b, d->selector) && buf_addc(b, '\t') &&
+			buf_copy_text(b, d->result) && buf_addc(b, '\t') &&
+			buf_copy_text(b, d->human_result) && buf_addc(b, '\n');
+	}
+	for (size_t i = 0; ok && i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		b = &st->spf;
+		ok = auth_prefix(st, b, id, i + 1) &&
+			buf_copy_text(b, s->domain) && buf_addc(b, '\t') &&
+			buf_copy_text(b, s->scope) && buf_addc(b, '\t') &&
+			buf_copy_text(b, s->result) && buf_addc(b, '\t') &&
+			buf_copy_text(b, s->human_result) && buf_addc(b, '\n');
+	}
+	return ok;
+}
+
+static dc_code
+store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
+{
+	dc_store *st = ctx;
+	char ip[INET6_ADDRSTRLEN];
+	int64_t id = 0;
+	dc_code rc;
+
+	if (!st->in_report)
+		return dc_err_set(err, DC_EDB, "store record: no report in progress");
+	if ((rc = check_record(rec, ip, err)) != DC_OK)
+		return rc;
+	if (rec->message_count > 0 &&
+	    __builtin_add_overflow(st->message_total, rec->message_count, &st->message_total))
+		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": message counts overflow", rec->ordinal);
+	if ((rc = next_record_id(st, &id, err)) != DC_OK)
+		return rc;
+	if (!chunk_add(st, rec, id, ip))
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	st->n_records++;
+	st->chunk_records++;
+	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
+	    st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES)
+		return chunk_flush(st, err);
+	return DC_OK;
+}
+
+static dc_code
+store_report_end(void *ctx, const dc_report *r, dc_err *err)
+{
+	dc_store *st = ctx;
+	char id[24], n[24], total[24];
+	const char *vals[4] = { id, r->errors, n, total };
+	dc_code rc;
+
+	if (!st->in_report)
+		return dc_err_set(err, DC_EDB, "store report end: no report in progress");
+	if (!utf8_valid(r->errors)) {
+		rc = dc_err_set(err, DC_ESCHEMA, "report error is not valid UTF-8");
+		goto fail;
+	}
+	if ((rc = chunk_flush(st, err)) != DC_OK)
+		goto fail;
+	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
+	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
+	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
+	rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
+		" WHERE id = $1", 4, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+	if (rc != DC_OK)
+		goto fail;
+	rc = store_cmd(st, st->reparse ? "RELEASE SAVEPOINT dc_report" : "COMMIT", err);
+	if (rc != DC_OK)
+		goto fail;
+	st->in_report = false;
+	return DC_OK;
+fail:
+	report_rollback(st);
+	return rc;
+}
+
+static void
+store_report_abort(void *ctx)
+{
+	dc_store *st = ctx;
+
+	if (st->in_report)
+		report_rollback(st);
+}
+
+static dc_code
+store_failure_cb(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
+{
+	dc_store *st = ctx;
+
+	if (st->in_report)
+		report_rollback(st);
+	return store_insert_failure(st, stage, dc_err_text(why), unit ? unit->data : NULL,
+		unit ? unit->len : 0, unit ? unit->name : NULL, err);
+}
+
+dc_extract_cb
+dc_store_callbacks(dc_store *st)
+{
+	return (dc_extract_cb){
+		.sink = {
+			.ctx = st,
+			.report_begin = store_report_begin,
+			.record = store_record,
+			.report_end = store_report_end,
+			.report_abort = store_report_abort,
+		},
+		.failure = store_failure_cb,
+		.failure_ctx = st,
+	};
+}
+
+/* ---- reparse ---------------------------------------------------------- */
+
+/* Replaces the reports of one original inside one transaction.  The old
+ * rows' origin (mailbox, uid, message_id, file_name, ingested_at: those of
+ * its first report) is kept for the new rows. */
+static dc_code
+reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_stats *stats,
+	dc_err *err)
+{
+	char idtext[24];
+	const char *vals[1] = { idtext };
+	PGresult *content = NULL, *old = NULL;
+	store_origin saved = st->origin;
+	dc_extract_cb cb = dc_store_callbacks(st);
+	dc_code rc;
+
+	snprintf(idtext, sizeof(idtext), "%" PRId64, original_id);
+	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
+		return DC_EDB;
+	rc = store_exec(st, "SELECT content, name FROM dmarc.originals WHERE id = $1 FOR UPDATE", 1,
+		vals, NULL, NULL, 1, PGRES_TUPLES_OK, &content, "read original", err);
+	if (rc != DC_OK)
+		goto out;
+	if (PQntuples(content) == 0)  /* pruned meanwhile */
+		goto commit;
+	rc = store_exec(st, "SELECT mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
+		" FROM dmarc.reports WHERE original_id = $1 ORDER BY id LIMIT 1", 1, vals, NULL, NULL, 0,
+		PGRES_TUPLES_OK, &old, "read old reports", err);
+	if (rc != DC_OK)
+		goto out;
+	rc = store_exec(st, "DELETE FROM dmarc.reports WHERE original_id = $1", 1, vals, NULL, NULL,
+		0, PGRES_COMMAND_OK, NULL, "delete old reports", err);
+	if (rc != DC_OK)
+		goto out;
+
+	st->origin = (store_origin){ .uidvalidity = -1, .uid = -1 };
+	if (PQntuples(old) == 1) {
+		store_origin *o = &st->origin;
+		o->mailbox = PQgetisnull(old, 0, 0) ? NULL : strdup(PQgetvalue(old, 0, 0));
+		o->uidvalidity = PQgetisnull(old, 0, 1) ? -1 : strtoll(PQgetvalue(old, 0, 1), NULL, 10);
+		o->uid = PQgetisnull(old, 0, 2) ? -1 : strtoll(PQgetvalue(old, 0, 2), NULL, 10);
+		o->message_id = PQgetisnull(old, 0, 3) ? NULL : strdup(PQgetvalue(old, 0, 3));
+		o->file_name = PQgetisnull(old, 0, 4) ? NULL : strdup(PQgetvalue(old, 0, 4));
+		o->ingested_at = strdup(PQgetvalue(old, 0, 5));
+		if ((!PQgetisnull(old, 0, 0) && !o->mailbox) || (!PQgetisnull(old, 0, 3) && !o->message_id) ||
+		    (!PQgetisnull(old, 0, 4) && !o->file_name) || !o->ingested_at) {
+			origin_clear(&st->origin);
+			st->origin = saved;
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	st->reparse = true;
+	st->reparse_original_id = original_id;
+	rc = dc_extract((const uint8_t *)PQgetvalue(content, 0, 0), (size_t)PQgetlength(content, 0, 0),
+		PQgetisnull(content, 0, 1) ? NULL : PQgetvalue(content, 0, 1), lim, &cb, stats, err);
+	st->reparse = false;
+	origin_clear(&st->origin);
+	st->origin = saved;
+	if (rc != DC_OK)
+		goto out;
+commit:
+	if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
+		rc = err->code = DC_EDB;
+out:
+	if (rc != DC_OK)
+		store_cmd_quiet(st, "ROLLBACK");
+	PQclear(content);
+	PQclear(old);
+	return rc;
+}
+
+dc_code
+dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc_err *err)
+{
+	PGresult *res = NULL;
+	int64_t *ids = NULL;
+	int n;
+	dc_code rc;
+	dc_err scratch;
+
+	if (err == NULL)
+		err = &scratch;
+	rc = store_exec(st, "SELECT id FROM dmarc.originals ORDER BY id", 0, NULL, NULL, NULL, 0,
+		PGRES_TUPLES_OK, &res, "list originals", err);
+	if (rc != DC_OK)
+		return DC_EDB;
+	n = PQntuples(res);
+	ids = calloc((size_t)n + 1, sizeof(*ids));
+	if (ids == NULL) {
+		PQclear(res);
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	for (int i = 0; i < n; i++) {
+		if ((rc = reparse_one(st, ids[i], lim, stats, err)) != DC_OK)
+			break;
+	}
+	free(ids);
+	return rc;
+}
