@@ -37,6 +37,7 @@
 #define DC_RESOLVE_MAX_NAMES 8    /* PTR names examined per IP */
 #define DC_RESOLVE_MAX_ADDRS 64   /* forward addresses examined per name */
 #define DC_RESOLVE_NAME_MAX  253  /* RFC 1035 section 2.3.4, without the dot */
+#define DC_RESOLVE_RCVBUF    (1024 * 1024) /* UDP receive buffer asked for */
 
 /* ---- status ---------------------------------------------------------- */
 
@@ -485,7 +486,11 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 	ao.sock_state_cb = sock_state_cb;
 	ao.sock_state_cb_data = &rv;
 	ao.lookups = (char *)"b";
-	int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS;
+	/* Room for a burst of answers: with hundreds of queries in flight the
+	 * default buffer overflows and every dropped answer costs a timeout. */
+	ao.socket_receive_buffer_size = DC_RESOLVE_RCVBUF;
+	int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS
+		| ARES_OPT_SOCK_RCVBUF;
 	int ar = ares_init_options(&rv.channel, &ao, mask);
 	if (ar != ARES_SUCCESS) {
 		rc = dc_err_set(err, ar == ARES_ENOMEM ? DC_ENOMEM : DC_EDNS,

@@ -29,7 +29,7 @@
 /* Defaults; [dns] timeout_ms and retry_after come from dc_config. */
 #define DC_RESOLVE_DEFAULT_TIMEOUT_MS    2000
 #define DC_RESOLVE_DEFAULT_TRIES         2
-#define DC_RESOLVE_DEFAULT_MAX_INFLIGHT  256
+#define DC_RESOLVE_DEFAULT_MAX_INFLIGHT  64  /* see docs/README-resolve.md */
 #define DC_RESOLVE_DEFAULT_RETRY_AFTER   86400        /* failed lookups: one day */
 #define DC_RESOLVE_DEFAULT_REFRESH_AFTER (30 * 86400) /* successful ones: 30 days */
 #define DC_RESOLVE_DEFAULT_BATCH         10000        /* IPs per database round */
