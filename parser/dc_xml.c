@@ -47,13 +47,29 @@
 #define XSD_NS "http://www.w3.org/2001/XMLSchema"
 
 /* ------------------------------------------------------------------------
- * Read filter: dc_read_fn -> libxml2 input callback.  Skips leading
- * whitespace/BOM and, for UTF-8 documents, replaces invalid byte sequences
- * with U+FFFD so that one bad byte in a header_from does not lose a report.
+ * Read filter: dc_read_fn -> libxml2 input callback.  Three jobs, all on the
+ * byte stream before libxml2 sees it:
+ *  - the prefix: a UTF-8 BOM and whitespace before the XML declaration, and
+ *    an <xs:schema ...> start tag wrapped around <feedback>, are removed;
+ *  - UTF-8 documents (declared or undeclared) get invalid byte sequences
+ *    replaced with U+FFFD, so one bad byte in a header_from does not lose a
+ *    report;
+ *  - a small lexer finds the end tag that closes the root <feedback> and ends
+ *    the stream there: what follows is drained and noted, never parsed
+ *    (libxml2's reader would otherwise fail before handing us </feedback>).
+ * The lexer relies on '<' always starting markup outside comments, CDATA
+ * and processing instructions; it stops (LX_PASS) at a DOCTYPE or for
+ * UTF-16/32 input.
  * ---------------------------------------------------------------------- */
 
-#define RAW_CAP   65536
-#define PREFIX_SNIFF 512   /* bytes looked at for the XML declaration */
+#define RAW_CAP      65536
+#define PREFIX_SNIFF 4096  /* bytes looked at for the declaration and root tag */
+#define LX_NAME_MAX  64
+
+enum lexer_state {
+	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR, LX_OTHER_TAG,
+	LX_ETAG, LX_ETAG_TAIL, LX_PASS, LX_CUT
+};
 
 typedef struct xml_input {
 	dc_read_fn rd;
@@ -64,7 +80,18 @@ typedef struct xml_input {
 	bool started;         /* prefix handled */
 	bool utf8_filter;     /* replace invalid UTF-8 */
 	bool lead_stripped;   /* whitespace before <?xml removed */
+	bool wrapper_removed; /* <xs:schema> start tag removed */
+	bool trailing;        /* non-whitespace after </feedback> */
+	bool doctype;         /* stream ended before a <!DOCTYPE */
 	uint64_t n_bad_utf8;  /* sequences replaced */
+	/* lexer */
+	int lx;               /* enum lexer_state */
+	int lx_depth;         /* open <feedback> elements */
+	int lx_count;         /* dashes, brackets, '?' seen, or chars matched */
+	uint8_t lx_quote, lx_last;
+	bool lx_fb;
+	size_t lx_name_len;
+	char lx_name[LX_NAME_MAX + 1];
 	size_t pos, len;      /* unread bytes are raw[pos..len) */
 	uint8_t raw[RAW_CAP];
 } xml_input;
@@ -103,9 +130,103 @@ is_xml_space(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Looks at the first bytes: strips a UTF-8 BOM and leading whitespace and
- * decides whether the UTF-8 filter applies (document UTF-8 or undeclared,
- * not UTF-16/32).  Returns false on read error. */
+/* Position of needle in raw[from..len), or len. */
+static size_t
+raw_find(const xml_input *in, size_t from, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = from; i + n <= in->len; i++)
+		if (memcmp(in->raw + i, needle, n) == 0)
+			return i;
+	return in->len;
+}
+
+/* The encoding named in the XML declaration at raw[q..decl_end): decides
+ * whether the UTF-8 filter applies (UTF-8, ASCII or no encoding given). */
+static bool
+decl_is_utf8(const xml_input *in, size_t q, size_t decl_end)
+{
+	size_t e = raw_find(in, q, "encoding");
+	char name[32];
+	size_t n = 0;
+	uint8_t quote;
+
+	if (e >= decl_end)
+		return true;
+	for (e += 8; e < decl_end && (is_xml_space(in->raw[e]) || in->raw[e] == '='); e++)
+		;
+	if (e >= decl_end || (in->raw[e] != '"' && in->raw[e] != '\''))
+		return true;
+	quote = in->raw[e++];
+	while (e < decl_end && in->raw[e] != quote && n < sizeof(name) - 1)
+		name[n++] = (char)in->raw[e++];
+	name[n] = '\0';
+	return strcasecmp(name, "utf-8") == 0 || strcasecmp(name, "utf8") == 0 ||
+		strcasecmp(name, "us-ascii") == 0 || strcasecmp(name, "ascii") == 0;
+}
+
+/* Removes a root <xs:schema ...> start tag (XML Schema namespace) found at
+ * raw[q] after the prolog, so that the <feedback> inside becomes the root. */
+static void
+strip_schema_wrapper(xml_input *in, size_t q)
+{
+	size_t i = q, name_end, end;
+	uint8_t quote = 0;
+
+	for (;;) { /* skip whitespace, comments and PIs of the prolog */
+		while (i < in->len && is_xml_space(in->raw[i]))
+			i++;
+		if (in->len - i >= 4 && memcmp(in->raw + i, "<!--", 4) == 0)
+			i = raw_find(in, i + 4, "-->") + 3;
+		else if (in->len - i >= 2 && memcmp(in->raw + i, "<?", 2) == 0)
+			i = raw_find(in, i + 2, "?>") + 2;
+		else
+			break;
+		if (i > in->len)
+			return;
+	}
+	if (i >= in->len || in->raw[i] != '<')
+		return;
+	for (name_end = i + 1; name_end < in->len && !is_xml_space(in->raw[name_end]) &&
+	     in->raw[name_end] != '>' && in->raw[name_end] != '/'; name_end++)
+		;
+	{
+		size_t local = name_end;
+		while (local > i + 1 && in->raw[local - 1] != ':')
+			local--;
+		if (name_end - local != 6 || memcmp(in->raw + local, "schema", 6) != 0)
+			return;
+	}
+	for (end = name_end; end < in->len; end++) {
+		uint8_t c = in->raw[end];
+		if (quote) {
+			if (c == quote)
+				quote = 0;
+		} else if (c == '"' || c == '\'')
+			quote = c;
+		else if (c == '>')
+			break;
+	}
+	if (end >= in->len || in->raw[end - 1] == '/')
+		return;
+	end++;
+	{
+		bool xsd = false;
+		for (size_t k = i; k + sizeof(XSD_NS) - 1 <= end; k++)
+			if (memcmp(in->raw + k, XSD_NS, sizeof(XSD_NS) - 1) == 0)
+				xsd = true;
+		if (!xsd)
+			return;
+	}
+	memmove(in->raw + i, in->raw + end, in->len - end);
+	in->len -= end - i;
+	in->wrapper_removed = true;
+}
+
+/* Looks at the first bytes: strips a UTF-8 BOM and leading whitespace,
+ * decides whether the UTF-8 filter and the lexer apply (not for UTF-16/32)
+ * and removes a schema wrapper.  Returns false on read error. */
 static bool
 input_start(xml_input *in)
 {
@@ -116,54 +237,29 @@ input_start(xml_input *in)
 		if (!input_fill(in))
 			return false;
 	if (in->len >= 2 && ((in->raw[0] == 0xFE && in->raw[1] == 0xFF) ||
-	    (in->raw[0] == 0xFF && in->raw[1] == 0xFE) || in->raw[0] == 0 || in->raw[1] == 0))
-		return true; /* UTF-16/32: libxml2 detects it, we leave it alone */
+	    (in->raw[0] == 0xFF && in->raw[1] == 0xFE) || in->raw[0] == 0 || in->raw[1] == 0)) {
+		in->lx = LX_PASS; /* UTF-16/32: libxml2 detects it, we leave it alone */
+		return true;
+	}
 	if (in->len >= 3 && in->raw[0] == 0xEF && in->raw[1] == 0xBB && in->raw[2] == 0xBF)
 		p = 3;
 	for (q = p; q < in->len && is_xml_space(in->raw[q]); q++)
 		;
-	if (q > p && in->len - q >= 5 && memcmp(in->raw + q, "<?xml", 5) == 0)
-		in->lead_stripped = true;
 	in->pos = q;
 	in->utf8_filter = true;
 	if (in->len - q >= 5 && memcmp(in->raw + q, "<?xml", 5) == 0) {
-		const uint8_t *d = in->raw + q, *end = in->raw + in->len, *e;
-		const uint8_t *close = NULL;
-
-		for (e = d; e + 1 < end; e++)
-			if (e[0] == '?' && e[1] == '>') {
-				close = e;
-				break;
-			}
-		if (close == NULL) {
+		size_t decl_end = raw_find(in, q, "?>");
+		if (q > p)
+			in->lead_stripped = true;
+		if (decl_end == in->len) {
 			in->utf8_filter = false; /* no declaration end in sight: leave it to libxml2 */
+			in->lx = LX_PASS;
 			return true;
 		}
-		for (e = d; e + 8 < close; e++) {
-			if (memcmp(e, "encoding", 8) != 0)
-				continue;
-			e += 8;
-			while (e < close && (is_xml_space(*e) || *e == '='))
-				e++;
-			if (e < close && (*e == '"' || *e == '\'')) {
-				uint8_t quote = *e++;
-				const uint8_t *v = e;
-				char name[32];
-				size_t n;
-
-				while (e < close && *e != quote)
-					e++;
-				n = (size_t)(e - v);
-				if (n >= sizeof(name))
-					n = sizeof(name) - 1;
-				memcpy(name, v, n);
-				name[n] = '\0';
-				in->utf8_filter = strcasecmp(name, "utf-8") == 0 || strcasecmp(name, "utf8") == 0 ||
-					strcasecmp(name, "us-ascii") == 0 || strcasecmp(name, "ascii") == 0;
-			}
-			break;
-		}
+		in->utf8_filter = decl_is_utf8(in, q, decl_end);
+		q = decl_end + 2;
 	}
+	strip_schema_wrapper(in, q);
 	return true;
 }
 
@@ -203,24 +299,16 @@ utf8_seq(const uint8_t *s, size_t n)
 	return need;
 }
 
-/* libxml2 input callback: returns bytes written to buf, 0 at end, -1 on a
- * read error (kept in in->rerr). */
+/* Copies (and, for UTF-8, repairs) bytes from raw into out[0..room); returns
+ * the count, or -1 on read error. */
 static int
-input_read(void *ctx, char *buf, int cap)
+input_copy(xml_input *in, uint8_t *out, size_t room)
 {
-	xml_input *in = ctx;
-	uint8_t *out = (uint8_t *)buf;
-	size_t o = 0, room = cap > 0 ? (size_t)cap : 0;
+	size_t o = 0;
 
-	if (in->failed)
-		return -1;
-	if (!in->started && !input_start(in))
-		return -1;
 	while (o < room) {
 		if (in->pos == in->len) {
-			if (in->eof)
-				break;
-			if (o > 0 && !in->utf8_filter)
+			if (in->eof || o > 0)
 				break;
 			if (!input_fill(in))
 				return -1;
@@ -235,8 +323,7 @@ input_read(void *ctx, char *buf, int cap)
 			in->pos += n;
 			continue;
 		}
-		/* fast path: a run of ASCII */
-		{
+		{ /* fast path: a run of ASCII */
 			const uint8_t *s = in->raw + in->pos;
 			size_t n = in->len - in->pos, k = 0;
 			if (n > room - o)
@@ -267,7 +354,7 @@ input_read(void *ctx, char *buf, int cap)
 				in->pos += (size_t)l;
 				continue;
 			}
-			/* invalid (or truncated at the very end): one U+FFFD per bad lead byte */
+			/* invalid (or cut off by the end): one U+FFFD per bad sequence */
 			if (room - o < 3)
 				break;
 			out[o++] = 0xEF;
@@ -280,6 +367,209 @@ input_read(void *ctx, char *buf, int cap)
 		}
 	}
 	return (int)o;
+}
+
+static bool
+lx_local_is_feedback(const xml_input *in)
+{
+	const char *colon = memchr(in->lx_name, ':', in->lx_name_len);
+	const char *local = colon ? colon + 1 : in->lx_name;
+	size_t n = in->lx_name_len - (size_t)(local - in->lx_name);
+
+	return n == 8 && memcmp(local, "feedback", 8) == 0;
+}
+
+/* Runs the lexer over b[0..n); returns how many bytes to pass on (fewer
+ * than n once the root's end tag has been seen: the rest is noted). */
+static size_t
+lexer_scan(xml_input *in, const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = b[i];
+
+		switch (in->lx) {
+		case LX_PASS:
+			return n;
+		case LX_CUT:
+			for (; i < n; i++)
+				if (!is_xml_space(b[i]))
+					in->trailing = true;
+			return 0;
+		case LX_TEXT: {
+			const uint8_t *lt = memchr(b + i, '<', n - i);
+			if (lt == NULL)
+				return n;
+			i = (size_t)(lt - b) + 1;
+			in->lx = LX_LT;
+			continue;
+		}
+		case LX_LT:
+			if (c == '!') {
+				in->lx = LX_BANG;
+				in->lx_count = 0;
+			} else if (c == '?') {
+				in->lx = LX_PI;
+				in->lx_count = 0;
+			} else if (c == '/') {
+				in->lx = LX_ETAG;
+				in->lx_name_len = 0;
+			} else {
+				in->lx = LX_STAG;
+				in->lx_name[0] = (char)c;
+				in->lx_name_len = 1;
+			}
+			break;
+		case LX_BANG: { /* "--" starts a comment, "[CDATA[" a CDATA section */
+			static const char cdata[] = "[CDATA[";
+			if (in->lx_count == 0 && c == '-')
+				in->lx_count = -1;
+			else if (in->lx_count == -1 && c == '-') {
+				in->lx = LX_COMMENT;
+				in->lx_count = 0;
+			} else if (in->lx_count >= 0 && in->lx_count < 7 && c == (uint8_t)cdata[in->lx_count]) {
+				if (++in->lx_count == 7) {
+					in->lx = LX_CDATA;
+					in->lx_count = 0;
+				}
+			} else if (in->lx_count == 0 && c == 'D') {
+				in->doctype = true; /* libxml2 never sees a DTD */
+				in->lx = LX_CUT;
+				return i;
+			} else
+				in->lx = LX_PASS; /* not well-formed: libxml2 says why */
+			break;
+		}
+		case LX_COMMENT:
+			if (c == '-')
+				in->lx_count++;
+			else if (c == '>' && in->lx_count >= 2)
+				in->lx = LX_TEXT;
+			else
+				in->lx_count = 0;
+			break;
+		case LX_CDATA:
+			if (c == ']')
+				in->lx_count++;
+			else if (c == '>' && in->lx_count >= 2)
+				in->lx = LX_TEXT;
+			else
+				in->lx_count = 0;
+			break;
+		case LX_PI:
+			if (c == '>' && in->lx_count)
+				in->lx = LX_TEXT;
+			in->lx_count = c == '?';
+			break;
+		case LX_STAG:
+			if (is_xml_space(c) || c == '/' || c == '>') {
+				in->lx_fb = lx_local_is_feedback(in);
+				if (c == '>') {
+					in->lx_depth += in->lx_fb;
+					in->lx = LX_TEXT;
+				} else if (in->lx_fb) {
+					in->lx = LX_STAG_ATTR;
+					in->lx_quote = 0;
+					in->lx_last = c;
+				} else
+					in->lx = LX_OTHER_TAG;
+			} else if (in->lx_name_len < LX_NAME_MAX)
+				in->lx_name[in->lx_name_len++] = (char)c;
+			break;
+		case LX_STAG_ATTR: /* a <feedback ...> start tag: is it <feedback/>? */
+			if (in->lx_quote) {
+				if (c == in->lx_quote)
+					in->lx_quote = 0;
+			} else if (c == '"' || c == '\'')
+				in->lx_quote = c;
+			else if (c == '>') {
+				if (in->lx_last != '/')
+					in->lx_depth++;
+				in->lx = LX_TEXT;
+			}
+			if (!is_xml_space(c))
+				in->lx_last = c;
+			break;
+		case LX_OTHER_TAG: { /* '>' inside an attribute value only makes us resume early: harmless */
+			const uint8_t *gt = memchr(b + i, '>', n - i);
+			if (gt == NULL)
+				return n;
+			i = (size_t)(gt - b) + 1;
+			in->lx = LX_TEXT;
+			continue;
+		}
+		case LX_ETAG:
+			if (is_xml_space(c) || c == '>') {
+				in->lx_fb = lx_local_is_feedback(in);
+				in->lx = LX_ETAG_TAIL;
+				continue; /* look at c again */
+			}
+			if (in->lx_name_len < LX_NAME_MAX)
+				in->lx_name[in->lx_name_len++] = (char)c;
+			break;
+		case LX_ETAG_TAIL:
+			if (c == '>') {
+				in->lx = LX_TEXT;
+				if (in->lx_fb && --in->lx_depth <= 0) {
+					in->lx = LX_CUT;
+					for (size_t k = i + 1; k < n; k++)
+						if (!is_xml_space(b[k]))
+							in->trailing = true;
+					return i + 1;
+				}
+			}
+			break;
+		default:
+			return n;
+		}
+		i++;
+	}
+	return n;
+}
+
+/* libxml2 input callback: returns bytes written to buf, 0 at end, -1 on a
+ * read error (kept in in->rerr). */
+static int
+input_read(void *ctx, char *buf, int cap)
+{
+	xml_input *in = ctx;
+	int got;
+	size_t keep;
+
+	if (in->failed)
+		return -1;
+	if (!in->started && !input_start(in))
+		return -1;
+	if (in->lx == LX_CUT || cap <= 0)
+		return 0;
+	got = input_copy(in, (uint8_t *)buf, (size_t)cap);
+	if (got <= 0)
+		return got;
+	keep = lexer_scan(in, (const uint8_t *)buf, (size_t)got);
+	return (int)keep;
+}
+
+/* After </feedback>: reads the rest of the stream (so read errors surface)
+ * and notes whether it held anything but whitespace.  Returns false on a
+ * read error. */
+static bool
+input_drain(xml_input *in)
+{
+	if (in->lx != LX_CUT)
+		return true;
+	for (;;) {
+		for (size_t i = in->pos; i < in->len; i++)
+			if (!is_xml_space(in->raw[i])) {
+				in->trailing = true;
+				break;
+			}
+		in->pos = in->len;
+		if (in->eof)
+			return true;
+		if (!input_fill(in))
+			return false;
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -359,8 +649,7 @@ enum elem_id {
 	E_AR, E_AR_DKIM, E_DK_DOMAIN, E_DK_SELECTOR, E_DK_RESULT, E_DK_HUMAN,
 	E_AR_SPF, E_SP_DOMAIN, E_SP_SCOPE, E_SP_RESULT, E_SP_HUMAN,
 	E__N,
-	E_WRAPPER = E__N,  /* an <xs:schema> around <feedback> */
-	E_SKIP,            /* unknown element, skipped with its subtree */
+	E_SKIP = E__N,     /* unknown element, skipped with its subtree */
 };
 
 typedef struct elem_def {
@@ -458,9 +747,6 @@ typedef struct xml_state {
 	/* element stack */
 	int stack[DC_MAX_XML_DEPTH + 1];
 	int skip_depth;                 /* >= 0: inside an unknown subtree rooted there */
-	int feedback_depth;             /* depth of <feedback> (0, or 1 inside a wrapper) */
-	bool wrapper;
-	bool feedback_done;
 
 	/* text of the leaf element being read */
 	int text_elem;                  /* elem id, -1 when not collecting */
@@ -554,6 +840,10 @@ compose_errors(xml_state *st, bool final, const xml_input *in)
 		join_append(st->errors, &len, st->error_texts);
 	if (in->lead_stripped)
 		join_append(st->errors, &len, "leading whitespace before the XML declaration removed");
+	if (in->wrapper_removed)
+		join_append(st->errors, &len, "<xs:schema> start tag around <feedback> removed");
+	if (final && in->trailing)
+		join_append(st->errors, &len, "content after </feedback> ignored");
 	if (st->notes_len)
 		join_append(st->errors, &len, st->notes);
 	if (final) {
@@ -942,35 +1232,20 @@ on_element(xml_state *st, int depth, bool empty, const xml_input *in)
 
 	if (depth == 0) {
 		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
-		if (name == st->names[E_FEEDBACK]) {
-			id = E_FEEDBACK;
-			st->feedback_depth = 0;
-		} else if (name != NULL && strcmp((const char *)name, "schema") == 0 && ns != NULL &&
-		    strcmp((const char *)ns, XSD_NS) == 0) {
-			id = E_WRAPPER;
-			st->wrapper = true;
-		} else
+		if (name != st->names[E_FEEDBACK])
 			return dc_err_set(st->err, DC_ESCHEMA, "root element is <%.64s>, not <feedback>",
 				name ? (const char *)name : "?");
-	} else {
-		parent = st->stack[depth - 1];
-		if (parent == E_WRAPPER)
-			id = (name == st->names[E_FEEDBACK] && st->feedback_depth < 0) ? E_FEEDBACK : E_SKIP;
-		else if (parent >= E__N || (parent != E_FEEDBACK && elems[parent].scope != S_NONE))
-			id = E_SKIP; /* inside a leaf: markup in a value is ignored */
-		else
-			id = find_child(st, parent, name);
-		if (id == E_FEEDBACK) {
-			st->feedback_depth = depth;
-			note(st, "<xs:schema> wrapper around <feedback> ignored");
-		}
-	}
-	if (id == E_FEEDBACK) {
-		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
+		id = E_FEEDBACK;
 		if (ns != NULL) {
 			snprintf(st->xmlns, sizeof(st->xmlns), "%s", (const char *)ns);
 			st->has_xmlns = true;
 		}
+	} else {
+		parent = st->stack[depth - 1];
+		if (parent >= E__N || elems[parent].scope != S_NONE)
+			id = E_SKIP; /* inside a leaf: markup in a value is ignored */
+		else
+			id = find_child(st, parent, name);
 	}
 	if (id == E_SKIP) {
 		if (!empty)
@@ -985,15 +1260,20 @@ on_element(xml_state *st, int depth, bool empty, const xml_input *in)
 	return DC_OK;
 }
 
-/* After </feedback>: reads on to tell whitespace/comments from real content,
- * which is ignored with a note.  Returns DC_OK or a read error of rd. */
+/* After </feedback>: the read filter ended the stream there; drain the rest
+ * (UTF-16/32 input, where the filter does not look, is read on by libxml2,
+ * which fails on anything but comments and whitespace).  Returns DC_OK or a
+ * read error of rd. */
 static dc_code
-check_trailing(xml_state *st, const xml_input *in)
+check_trailing(xml_state *st, xml_input *in)
 {
 	int ret;
 
-	if (st->wrapper)
-		return DC_OK; /* the wrapper's own end tag (often missing) is not our business */
+	if (in->lx == LX_CUT) {
+		if (!input_drain(in))
+			return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
+		return DC_OK;
+	}
 	while ((ret = xmlTextReaderRead(st->reader)) == 1) {
 		int t = xmlTextReaderNodeType(st->reader);
 		if (t == XML_READER_TYPE_COMMENT || t == XML_READER_TYPE_PROCESSING_INSTRUCTION ||
@@ -1004,7 +1284,7 @@ check_trailing(xml_state *st, const xml_input *in)
 	if (in->failed)
 		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
 	if (ret != 0)
-		note(st, "content after </feedback> ignored");
+		in->trailing = true;
 	return DC_OK;
 }
 
@@ -1016,11 +1296,12 @@ static dc_code
 run(xml_state *st, xml_input *in)
 {
 	dc_code rc = DC_OK;
-	int ret;
+	int ret, open = 0;
 
 	while ((ret = xmlTextReaderRead(st->reader)) == 1) {
 		int type = xmlTextReaderNodeType(st->reader);
 		int depth;
+		bool empty;
 
 		switch (type) {
 		case XML_READER_TYPE_ELEMENT:
@@ -1028,13 +1309,16 @@ run(xml_state *st, xml_input *in)
 			if (depth < 0 || depth >= DC_MAX_XML_DEPTH)
 				return dc_err_set(st->err, DC_ETOODEEP, "XML nested deeper than %d elements",
 					DC_MAX_XML_DEPTH);
+			empty = xmlTextReaderIsEmptyElement(st->reader) == 1;
+			open = empty ? depth : depth + 1;
 			if (st->skip_depth >= 0)
 				break;
-			if ((rc = on_element(st, depth, xmlTextReaderIsEmptyElement(st->reader) == 1, in)) != DC_OK)
+			if ((rc = on_element(st, depth, empty, in)) != DC_OK)
 				return rc;
 			break;
 		case XML_READER_TYPE_END_ELEMENT:
 			depth = xmlTextReaderDepth(st->reader);
+			open = depth;
 			if (st->skip_depth >= 0) {
 				if (depth == st->skip_depth)
 					st->skip_depth = -1;
@@ -1044,12 +1328,8 @@ run(xml_state *st, xml_input *in)
 				break;
 			if (st->stack[depth] < E__N && (rc = elem_end(st, st->stack[depth])) != DC_OK)
 				return rc;
-			if (st->stack[depth] == E_FEEDBACK) {
-				st->feedback_done = true;
+			if (depth == 0)
 				goto done;
-			}
-			if (st->stack[depth] == E_WRAPPER)
-				return dc_err_set(st->err, DC_ESCHEMA, "no <feedback> inside <xs:schema>");
 			break;
 		case XML_READER_TYPE_TEXT:
 		case XML_READER_TYPE_CDATA:
@@ -1070,13 +1350,16 @@ run(xml_state *st, xml_input *in)
 	}
 	if (in->failed)
 		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
-	if (ret < 0 || st->have_xml_err) {
-		if (st->have_xml_err)
-			return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
-				st->xml_err_msg);
-		return dc_err_set(st->err, DC_EXML, "XML not well-formed");
-	}
-	return dc_err_set(st->err, DC_EXML, "XML ended before </feedback>");
+	if (in->doctype)
+		return dc_err_set(st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
+	if (open > 0 && in->eof && in->pos == in->len)
+		/* libxml2's reader calls a truncated document "Extra content at the end" */
+		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: document ends inside <feedback> "
+			"(truncated)", st->have_xml_err ? st->xml_err_line : 0);
+	if (st->have_xml_err)
+		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
+			st->xml_err_msg);
+	return dc_err_set(st->err, DC_EXML, "XML not well-formed: document ends before </feedback>");
 done:
 	if ((rc = check_trailing(st, in)) != DC_OK)
 		return rc;
@@ -1111,7 +1394,6 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	st->err = err;
 	st->text_elem = -1;
 	st->skip_depth = -1;
-	st->feedback_depth = -1;
 	st->rep.policy_pct = -1;
 	st->reader = xmlReaderForIO(input_read, NULL, in, NULL, NULL, reader_options);
 	if (st->reader == NULL) {
