@@ -84,6 +84,8 @@ typedef struct xml_input {
 	bool trailing;        /* non-whitespace after </feedback> */
 	bool doctype;         /* stream ended before a <!DOCTYPE */
 	uint64_t n_bad_utf8;  /* sequences replaced */
+	uint64_t n_ctrl;      /* control characters replaced */
+	uint64_t n_amp;       /* bare '&' escaped */
 	/* lexer */
 	int lx;               /* enum lexer_state */
 	int lx_depth;         /* open <feedback> elements */
@@ -299,6 +301,35 @@ utf8_seq(const uint8_t *s, size_t n)
 	return need;
 }
 
+/* Is s[0..n) (s[0] == '&') a reference libxml2 accepts without a DTD: one of
+ * the five predefined entities or a character reference?  Returns 1 yes, 0
+ * no (a bare '&', e.g. "AT&T"), -1 cannot tell yet (need more bytes). */
+static int
+ref_check(const uint8_t *s, size_t n, bool eof)
+{
+	static const char *const predefined[] = { "amp;", "lt;", "gt;", "quot;", "apos;" };
+	size_t i = 1;
+
+	if (n > 12)
+		n = 12;
+	if (i < n && s[i] == '#') {
+		bool hex = i + 1 < n && s[i + 1] == 'x';
+		size_t d0 = i = i + 1 + hex;
+		while (i < n && (hex ? isxdigit(s[i]) : isdigit(s[i])))
+			i++;
+		if (i < n)
+			return (s[i] == ';' && i > d0) ? 1 : 0;
+		return (eof || n == 12) ? 0 : -1;
+	}
+	for (size_t k = 0; k < sizeof(predefined) / sizeof(predefined[0]); k++) {
+		size_t l = strlen(predefined[k]);
+		size_t m = n - 1 < l ? n - 1 : l;
+		if (memcmp(s + 1, predefined[k], m) == 0)
+			return m == l ? 1 : (eof ? 0 : -1);
+	}
+	return 0;
+}
+
 /* Copies (and, for UTF-8, repairs) bytes from raw into out[0..room); returns
  * the count, or -1 on read error. */
 static int
@@ -323,17 +354,48 @@ input_copy(xml_input *in, uint8_t *out, size_t room)
 			in->pos += n;
 			continue;
 		}
-		{ /* fast path: a run of ASCII */
+		{ /* fast path: a run of plain ASCII */
 			const uint8_t *s = in->raw + in->pos;
 			size_t n = in->len - in->pos, k = 0;
 			if (n > room - o)
 				n = room - o;
-			while (k < n && s[k] < 0x80)
+			while (k < n && s[k] < 0x80 && s[k] != '&' && (s[k] >= 0x20 || is_xml_space(s[k])))
 				k++;
 			if (k > 0) {
 				memcpy(out + o, s, k);
 				o += k;
 				in->pos += k;
+				continue;
+			}
+			if (s[0] == '&') {
+				int r = ref_check(s, in->len - in->pos, in->eof);
+				if (r < 0) {
+					if (o > 0)
+						break;
+					if (!input_fill(in))
+						return -1;
+					continue;
+				}
+				if (r > 0) {
+					out[o++] = '&';
+					in->pos++;
+					continue;
+				}
+				if (room - o < 5)
+					break;
+				memcpy(out + o, "&amp;", 5);
+				o += 5;
+				in->pos++;
+				in->n_amp++;
+				continue;
+			}
+			if (s[0] < 0x20) {
+				if (room - o < 3)
+					break;
+				memcpy(out + o, "\xEF\xBF\xBD", 3);
+				o += 3;
+				in->pos++;
+				in->n_ctrl++;
 				continue;
 			}
 		}
@@ -847,6 +909,14 @@ compose_errors(xml_state *st, bool final, const xml_input *in)
 	if (st->notes_len)
 		join_append(st->errors, &len, st->notes);
 	if (final) {
+		if (in->n_amp) {
+			snprintf(line, sizeof(line), "%" PRIu64 " bare '&' escaped", in->n_amp);
+			join_append(st->errors, &len, line);
+		}
+		if (in->n_ctrl) {
+			snprintf(line, sizeof(line), "%" PRIu64 " control character(s) replaced with U+FFFD", in->n_ctrl);
+			join_append(st->errors, &len, line);
+		}
 		if (in->n_bad_utf8) {
 			snprintf(line, sizeof(line), "%" PRIu64 " invalid UTF-8 sequence(s) replaced with U+FFFD",
 				in->n_bad_utf8);
@@ -874,8 +944,8 @@ compose_errors(xml_state *st, bool final, const xml_input *in)
 			snprintf(line, sizeof(line), "%" PRIu64 " record(s) without source_ip", st->n_no_ip);
 			join_append(st->errors, &len, line);
 		}
-	} else if (in->n_bad_utf8) {
-		join_append(st->errors, &len, "invalid UTF-8 replaced with U+FFFD");
+	} else if (in->n_bad_utf8 || in->n_amp || in->n_ctrl) {
+		join_append(st->errors, &len, "bytes repaired (bare '&', control characters or invalid UTF-8)");
 	}
 	if (st->origin != NULL && st->origin->notes != NULL && st->origin->notes[0])
 		join_append(st->errors, &len, st->origin->notes);
@@ -1227,8 +1297,12 @@ static dc_code
 on_element(xml_state *st, int depth, bool empty, const xml_input *in)
 {
 	const xmlChar *name = xmlTextReaderConstLocalName(st->reader);
+	const char *colon = name ? strchr((const char *)name, ':') : NULL;
 	int id, parent;
 	dc_code rc;
+
+	if (colon != NULL) /* a prefix libxml2 could not bind stays in the name */
+		name = xmlTextReaderConstString(st->reader, (const xmlChar *)colon + 1);
 
 	if (depth == 0) {
 		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
