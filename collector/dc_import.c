@@ -1,0 +1,540 @@
+/*
+ * dc_import.c - local files into the store: single messages, mbox files,
+ * Maildirs, directory trees and bare reports.
+ *
+ * Files are mapped read-only (mmap), so a large mbox is never copied and a
+ * message over limits.max_message_bytes is rejected from its size alone.
+ * mbox (qmail mbox(5), RFC 4155): a file whose first bytes are "From "; a
+ * message starts after every line beginning "From " and ends before the next
+ * one; one ">" is removed from lines matching ^>+From  (mboxrd, which also
+ * reads mboxo files correctly unless they quoted a ">From " line themselves).
+ * Maildir (maildir(5)): a directory holding cur/, new/ and tmp/; the files in
+ * cur/ and new/ are messages, tmp/ is ignored.  Everything else is handed to
+ * dc_extract, which recognises messages, XML, gzip, zlib and zip by their
+ * bytes.
+ *
+ * Deliberately not here: logging (hooks report to the caller), MIME or
+ * archive parsing (dc_extract), locking an mbox (we only read it).
+ */
+#include "dc_import.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define IMPORT_MAX_DEPTH        64      /* directory nesting walked */
+#define IMPORT_HEADER_SCAN      65536   /* bytes searched for Message-ID */
+#define IMPORT_MESSAGE_ID_MAX   998     /* RFC 5322 line length */
+#define IMPORT_PROGRESS_EVERY   100     /* mbox messages between progress calls */
+
+/* ---------------------------------------------------------------- the list */
+
+static dc_code
+list_add(dc_import_list *l, const char *path, dc_err *err)
+{
+	char *p;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **np = realloc(l->paths, cap * sizeof(*np));
+
+		if (np == NULL)
+			return dc_err_set(err, DC_ENOMEM, "out of memory");
+		l->paths = np;
+		l->cap = cap;
+	}
+	p = strdup(path);
+	if (p == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	l->paths[l->n++] = p;
+	return DC_OK;
+}
+
+void
+dc_import_list_free(dc_import_list *list)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->n; i++)
+		free(list->paths[i]);
+	free(list->paths);
+	free(list);
+}
+
+/* Returns path + "/" + name in a new string, or NULL when out of memory. */
+static char *
+join(const char *dir, const char *name)
+{
+	char *s = NULL;
+	size_t n = strlen(dir);
+
+	if (asprintf(&s, "%s%s%s", dir, (n > 0 && dir[n - 1] == '/') ? "" : "/", name) < 0)
+		return NULL;
+	return s;
+}
+
+static bool
+is_dir(const char *dir, const char *name)
+{
+	struct stat sb;
+	char *p = join(dir, name);
+	bool yes = p != NULL && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+
+	free(p);
+	return yes;
+}
+
+static bool
+is_maildir(const char *dir)
+{
+	return is_dir(dir, "cur") && is_dir(dir, "new") && is_dir(dir, "tmp");
+}
+
+static int
+skip_dots(const struct dirent *d)
+{
+	return d->d_name[0] != '.';
+}
+
+static dc_code walk(dc_import_list *l, const char *dir, int depth, dc_err *err);
+
+/* Adds the regular files of dir (not recursing); for Maildir's cur/ and new/. */
+static dc_code
+add_files(dc_import_list *l, const char *dir, dc_err *err)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, skip_dots, alphasort);
+	dc_code rc = DC_OK;
+
+	if (n < 0)
+		return dc_err_set(err, DC_EUSAGE, "%s: cannot read directory: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		struct stat sb;
+		char *p = join(dir, ents[i]->d_name);
+
+		if (p == NULL && rc == DC_OK)
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		if (rc == DC_OK && stat(p, &sb) == 0 && S_ISREG(sb.st_mode))
+			rc = list_add(l, p, err);
+		free(p);
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+/* Adds every input under dir: a Maildir's messages, or the tree's files. */
+static dc_code
+walk(dc_import_list *l, const char *dir, int depth, dc_err *err)
+{
+	struct dirent **ents = NULL;
+	dc_code rc = DC_OK;
+	int n;
+
+	if (depth > IMPORT_MAX_DEPTH)
+		return dc_err_set(err, DC_EUSAGE, "%s: directories nested deeper than %d", dir,
+			IMPORT_MAX_DEPTH);
+	if (is_maildir(dir)) {
+		char *cur = join(dir, "cur"), *nw = join(dir, "new");
+
+		if (cur == NULL || nw == NULL)
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		if (rc == DC_OK)
+			rc = add_files(l, cur, err);
+		if (rc == DC_OK)
+			rc = add_files(l, nw, err);
+		free(cur);
+		free(nw);
+		return rc;
+	}
+	n = scandir(dir, &ents, skip_dots, alphasort);
+	if (n < 0)
+		return dc_err_set(err, DC_EUSAGE, "%s: cannot read directory: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		struct stat lsb, sb;
+		char *p = join(dir, ents[i]->d_name);
+
+		if (p == NULL && rc == DC_OK)
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		if (rc == DC_OK && lstat(p, &lsb) == 0) {
+			if (S_ISDIR(lsb.st_mode))
+				rc = walk(l, p, depth + 1, err);
+			else if (S_ISREG(lsb.st_mode) || (S_ISLNK(lsb.st_mode) && stat(p, &sb) == 0 &&
+				 S_ISREG(sb.st_mode)))
+				rc = list_add(l, p, err);
+		}
+		free(p);
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+dc_code
+dc_import_collect(char *const *paths, size_t n, dc_import_list **out, dc_err *err)
+{
+	dc_import_list *l = calloc(1, sizeof(*l));
+	dc_code rc = DC_OK;
+
+	*out = NULL;
+	if (l == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && rc == DC_OK; i++) {
+		struct stat sb;
+
+		if (stat(paths[i], &sb) != 0)
+			rc = dc_err_set(err, DC_EUSAGE, "%s: %s", paths[i], strerror(errno));
+		else if (S_ISDIR(sb.st_mode))
+			rc = walk(l, paths[i], 0, err);
+		else if (S_ISREG(sb.st_mode))
+			rc = list_add(l, paths[i], err);
+		else
+			rc = dc_err_set(err, DC_EUSAGE, "%s: not a file or directory", paths[i]);
+	}
+	if (rc != DC_OK) {
+		dc_import_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return DC_OK;
+}
+
+/* ---------------------------------------------------------------- one input */
+
+/* What one file's inputs share. */
+typedef struct importer {
+	dc_store *st;
+	const dc_limits *lim;
+	const dc_import_hooks *hooks;
+	dc_import_stats *stats;
+	dc_extract_cb store_cb;       /* dc_store_callbacks(st) */
+	const char *where;            /* path or path#N of the current input */
+} importer;
+
+static void
+reject_hook(importer *im, const char *reason)
+{
+	if (im->hooks != NULL && im->hooks->rejected != NULL)
+		im->hooks->rejected(im->hooks->ctx, im->where, reason);
+}
+
+/* dc_extract's failure callback: stores the failure, then tells the hook. */
+static dc_code
+on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
+{
+	importer *im = ctx;
+	char reason[DC_ERR_MSG_MAX + 600];
+	dc_code rc = DC_OK;
+
+	if (im->store_cb.failure != NULL)
+		rc = im->store_cb.failure(im->store_cb.failure_ctx, stage, why, unit, err);
+	if (rc != DC_OK)
+		return rc;
+	if (unit != NULL && unit->name != NULL && unit->path != NULL)
+		snprintf(reason, sizeof(reason), "%s (%s): %s: %s", unit->name, unit->path, stage,
+			dc_err_text(why));
+	else if (unit != NULL && (unit->name != NULL || unit->path != NULL))
+		snprintf(reason, sizeof(reason), "%s: %s: %s", unit->name ? unit->name : unit->path,
+			stage, dc_err_text(why));
+	else
+		snprintf(reason, sizeof(reason), "%s: %s", stage, dc_err_text(why));
+	reject_hook(im, reason);
+	return DC_OK;
+}
+
+/* Records a rejection found here (not by dc_extract): one failure row with
+ * content (NULL: none kept), one hook call. */
+static dc_code
+reject(importer *im, const char *stage, const char *why, const uint8_t *content, size_t len,
+	dc_err *err)
+{
+	char reason[DC_ERR_MSG_MAX + 64];
+	dc_code rc = dc_store_failure(im->st, stage, why, content, len, err);
+
+	if (rc != DC_OK)
+		return rc;
+	im->stats->rejected++;
+	snprintf(reason, sizeof(reason), "%s: %s", stage, why);
+	reject_hook(im, reason);
+	return DC_OK;
+}
+
+/* Returns a copy of s with bytes that are not valid UTF-8 replaced by '?'
+ * (file names are stored as text), or NULL when out of memory. */
+static char *
+utf8_clean(const char *s)
+{
+	size_t n = strlen(s);
+	unsigned char *o = malloc(n + 1);
+	size_t i = 0;
+
+	if (o == NULL)
+		return NULL;
+	memcpy(o, s, n + 1);
+	while (i < n) {
+		unsigned char c = o[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+			(c & 0xf8) == 0xf0 ? 4 : 0;
+		bool ok = len > 0 && i + len <= n && !(len == 2 && c < 0xc2) && !(c > 0xf4);
+
+		for (size_t k = 1; ok && k < len; k++)
+			ok = (o[i + k] & 0xc0) == 0x80;
+		if (ok && len == 3)
+			ok = !(c == 0xe0 && o[i + 1] < 0xa0) && !(c == 0xed && o[i + 1] >= 0xa0);
+		if (ok && len == 4)
+			ok = !(c == 0xf0 && o[i + 1] < 0x90) && !(c == 0xf4 && o[i + 1] >= 0x90);
+		if (!ok) {
+			o[i++] = '?';
+			continue;
+		}
+		i += len;
+	}
+	return (char *)o;
+}
+
+/* Returns the Message-ID header's value (unfolded, trimmed, printable ASCII
+ * only, at most IMPORT_MESSAGE_ID_MAX bytes) in a new string, or NULL when
+ * data does not start with a header block holding one. */
+static char *
+message_id(const uint8_t *data, size_t len)
+{
+	const char *p = (const char *)data, *end;
+	char buf[IMPORT_MESSAGE_ID_MAX + 1];
+	size_t n = 0;
+
+	if (len > IMPORT_HEADER_SCAN)
+		len = IMPORT_HEADER_SCAN;
+	end = p + len;
+	/* the first line must look like a header field: name ":" */
+	for (const char *q = p; q < end && *q != ':'; q++)
+		if (*q <= ' ' || *q > '~')
+			return NULL;
+	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - p) > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
+			const char *v = p + 11;
+
+			for (;;) {
+				for (; v < eol && n < IMPORT_MESSAGE_ID_MAX; v++)
+					if (*v >= ' ' && *v <= '~' && !(n == 0 && *v == ' '))
+						buf[n++] = *v;
+					else if (*v == '\t' && n > 0)
+						buf[n++] = ' ';
+				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
+					break;
+				v = eol + 1;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				if (eol == NULL)
+					eol = end;
+			}
+			while (n > 0 && buf[n - 1] == ' ')
+				n--;
+			return n > 0 ? strndup(buf, n) : NULL;
+		}
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* Imports one message or bare report data[0..len) found at im->where. */
+static dc_code
+import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_err *err)
+{
+	dc_extract_stats xs = { 0 };
+	dc_extract_cb cb = im->store_cb;
+	char *file_name = utf8_clean(im->where);
+	char *mid = message_id(data, len);
+	dc_origin o = { .mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = mid,
+			.file_name = file_name };
+	dc_code rc;
+
+	if (file_name == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	im->stats->inputs++;
+	rc = dc_store_set_origin(im->st, &o, err);
+	if (rc != DC_OK)
+		goto out;
+	if (len > im->lim->max_message_bytes) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "%zu bytes exceed limits.max_message_bytes (%" PRIu64 ")",
+			len, im->lim->max_message_bytes);
+		rc = reject(im, "limits", why, NULL, 0, err);
+		goto out;
+	}
+	cb.failure = on_failure;
+	cb.failure_ctx = im;
+	rc = dc_extract(data, len, name, im->lim, &cb, &xs, err);
+	im->stats->reports += xs.reports;
+	im->stats->duplicates += xs.duplicates;
+	im->stats->records += xs.records;
+	im->stats->rejected += xs.failures;
+	if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
+		/* not expected from dc_extract; keep the input rather than lose it */
+		char why[DC_ERR_MSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", dc_err_text(err));
+		rc = reject(im, "extract", why, data, len, err);
+	}
+out:
+	free(mid);
+	free(file_name);
+	return rc;
+}
+
+/* Imports message n of an mbox, data[0..len) without its "From " line,
+ * undoing mboxrd quoting. */
+static dc_code
+import_mbox_message(importer *im, const char *path, uint64_t n, const uint8_t *data, size_t len,
+	dc_err *err)
+{
+	char *where = NULL;
+	uint8_t *copy = NULL;
+	const uint8_t *msg = data;
+	size_t mlen = len;
+	dc_code rc;
+
+	if (asprintf(&where, "%s#%" PRIu64, path, n) < 0)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	im->where = where;
+	/* a message is followed by the blank line that separates it */
+	if (mlen >= 2 && msg[mlen - 1] == '\n' && msg[mlen - 2] == '\n')
+		mlen--;
+	else if (mlen >= 4 && memcmp(msg + mlen - 4, "\r\n\r\n", 4) == 0)
+		mlen -= 2;
+	if (mlen <= im->lim->max_message_bytes && memmem(msg, mlen, ">From ", 6) != NULL) {
+		size_t o = 0;
+
+		copy = malloc(mlen);
+		if (copy == NULL) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < mlen;) {
+			const uint8_t *eol = memchr(msg + i, '\n', mlen - i);
+			size_t ll = eol ? (size_t)(eol - (msg + i)) + 1 : mlen - i;
+			size_t k = i, skip;
+
+			while (k < i + ll && msg[k] == '>')
+				k++;
+			skip = (k > i && i + ll - k >= 5 && memcmp(msg + k, "From ", 5) == 0) ? 1 : 0;
+			memcpy(copy + o, msg + i + skip, ll - skip);
+			o += ll - skip;
+			i += ll;
+		}
+		msg = copy;
+		mlen = o;
+	}
+	rc = import_one(im, msg, mlen, NULL, err);
+out:
+	im->where = NULL;
+	free(copy);
+	free(where);
+	return rc;
+}
+
+/* Splits an mbox into messages and imports each. */
+static dc_code
+import_mbox(importer *im, const char *path, const uint8_t *data, size_t len, dc_err *err)
+{
+	size_t pos = 0;
+	uint64_t n = 0;
+	dc_code rc = DC_OK;
+
+	while (pos < len && rc == DC_OK) {
+		/* pos is at a "From " line: the message starts after it */
+		const uint8_t *eol = memchr(data + pos, '\n', len - pos);
+		size_t start = eol ? (size_t)(eol - data) + 1 : len;
+		const uint8_t *next = start < len ? memmem(data + start - 1, len - start + 1, "\nFrom ", 6) : NULL;
+		size_t end = next ? (size_t)(next - data) + 1 : len;
+
+		rc = import_mbox_message(im, path, ++n, data + start, end - start, err);
+		pos = end;
+		if (rc == DC_OK && n % IMPORT_PROGRESS_EVERY == 0 && im->hooks && im->hooks->progress)
+			im->hooks->progress(im->hooks->ctx, im->stats);
+	}
+	return rc;
+}
+
+/* Imports one file of the list. */
+static dc_code
+import_file(importer *im, const char *path, dc_err *err)
+{
+	struct stat sb;
+	uint8_t *map = NULL;
+	size_t len = 0;
+	const char *base = strrchr(path, '/');
+	int fd;
+	dc_code rc = DC_OK;
+
+	im->where = path;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		int e = fd < 0 ? errno : 0;
+		char why[300];
+		dc_origin o = { .uidvalidity = -1, .uid = -1 };
+		char *fname = utf8_clean(path);
+
+		snprintf(why, sizeof(why), "cannot read: %s", e ? strerror(e) : "not a regular file");
+		o.file_name = fname;
+		im->stats->inputs++;
+		rc = fname == NULL ? dc_err_set(err, DC_ENOMEM, "out of memory") :
+			dc_store_set_origin(im->st, &o, err);
+		if (rc == DC_OK)
+			rc = reject(im, "read", why, NULL, 0, err);
+		free(fname);
+		goto out;
+	}
+	len = (size_t)sb.st_size;
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			map = NULL;
+			rc = dc_err_set(err, DC_EIO, "%s: mmap: %s", path, strerror(errno));
+			goto out;
+		}
+		(void)madvise(map, len, MADV_SEQUENTIAL);
+	}
+	if (len >= 5 && memcmp(map, "From ", 5) == 0)
+		rc = import_mbox(im, path, map, len, err);
+	else
+		rc = import_one(im, map ? map : (const uint8_t *)"", len, base ? base + 1 : path, err);
+out:
+	if (map != NULL)
+		munmap(map, len);
+	if (fd >= 0)
+		close(fd);
+	im->where = NULL;
+	return rc;
+}
+
+dc_code
+dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
+	const dc_import_hooks *hooks, dc_import_stats *stats, dc_err *err)
+{
+	importer im = { .st = st, .lim = lim, .hooks = hooks, .stats = stats };
+	dc_code rc = DC_OK;
+
+	im.store_cb = dc_store_callbacks(st);
+	stats->files_total += list->n;
+	for (size_t i = 0; i < list->n && rc == DC_OK; i++) {
+		rc = import_file(&im, list->paths[i], err);
+		stats->files++;
+		if (hooks != NULL && hooks->progress != NULL)
+			hooks->progress(hooks->ctx, stats);
+	}
+	return rc;
+}
