@@ -1,11 +1,407 @@
 /*
- * dc_extract.c - every report in one input, found by its bytes.
- * (The walk itself is written by the parser module; see dc_extract.h.)
+ * dc_extract.c - every report in one input, found by its bytes: ties dc_mime
+ * (message leaves), dc_unpack (containers, limits) and dc_xml (the report)
+ * together, and turns every outcome into exactly one of: a stored report, a
+ * duplicate, or a failure handed to cb->failure with the unit as received.
+ *
+ * Units: a bare input is one unit; in a message each leaf part (after
+ * transfer decoding) is one unit.  Leaves whose bytes are no report format
+ * (text bodies, images, HTML, XML with another root element) are skipped
+ * silently; a message that yields no report and no failure at all becomes
+ * one failure of its own (stage "mime").  A zip with good and bad members
+ * stores the good ones and fails each bad one (path names the member).
+ *
+ * Not here: storage, logging, retries.  See dc_extract.h for the contract.
  */
 #include "dc_extract.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dc_mime.h"
+#include "dc_unpack.h"
+#include "dc_xml.h"
+
+/* Room for the "(N parts: ...)" list in a no-report failure. */
+#define LISTING_MAX 400
+#define PREFIX_MAX DC_UNPACK_PATH_MAX
+/* Messages within archives within messages...: a backstop over both caps. */
+#define MAX_NEST (DC_MAX_MIME_DEPTH + DC_MAX_ARCHIVE_DEPTH)
 
 bool
 dc_extract_is_fatal(dc_code code)
 {
 	return code == DC_EDB || code == DC_ENOMEM || code == DC_EIO || code == DC_EINTERRUPTED;
+}
+
+/* Which stage a failure code belongs to. */
+static const struct {
+	dc_code code;
+	const char *stage;
+} stages[] = {
+	{ DC_EFORMAT, "unpack" },
+	{ DC_EZIP, "unpack" },
+	{ DC_EGZIP, "unpack" },
+	{ DC_EMIME, "mime" },
+	{ DC_ENOREPORT, "mime" },
+	{ DC_EXML, "xml" },
+	{ DC_ETOOLONG, "xml" },
+	{ DC_ESCHEMA, "report" },
+	{ DC_ETOOBIG_MESSAGE, "limits" },
+	{ DC_ETOOBIG_REPORT, "limits" },
+	{ DC_ERATIO, "limits" },
+	{ DC_ETOOMANY_RECORDS, "limits" },
+	{ DC_ETOODEEP, "limits" },
+};
+
+static const char *
+stage_of(dc_code code)
+{
+	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+		if (stages[i].code == code)
+			return stages[i].stage;
+	return "unpack";
+}
+
+typedef struct xctx {
+	const dc_limits *lim;
+	const dc_extract_cb *cb;
+	dc_extract_stats *stats;
+	int nest;
+	/* the unit failures refer to */
+	const uint8_t *unit;
+	size_t unit_len;
+	const char *unit_name;
+	const char *prefix;          /* "part 2", "" at the top */
+	const char *mime_notes;      /* repairs of the message, or NULL */
+	/* the message being walked */
+	char *listing;
+	size_t listed;
+	/* the report being parsed */
+	bool begun, ended, sink_failed;
+	uint64_t records;
+} xctx;
+
+/* prefix " > " path, or whichever is non-empty; NULL when both are empty. */
+static const char *
+full_path(char *buf, size_t cap, const char *prefix, const char *path)
+{
+	prefix = prefix ? prefix : "";
+	path = path ? path : "";
+	if (!*prefix && !*path)
+		return NULL;
+	snprintf(buf, cap, "%s%s%s", prefix, *prefix && *path ? " > " : "", path);
+	return buf;
+}
+
+/* Hands one failure of the current unit on and counts it; returns DC_OK or
+ * the failure callback's error. */
+static dc_code
+fail(xctx *x, const char *stage, const dc_err *why, const char *path, dc_err *err)
+{
+	char buf[PREFIX_MAX * 2];
+	dc_blob unit = { x->unit, x->unit_len, x->unit_name, full_path(buf, sizeof(buf), x->prefix, path),
+		NULL };
+	dc_code rc = DC_OK;
+
+	x->stats->failures++;
+	if (x->cb->failure != NULL)
+		rc = x->cb->failure(x->cb->failure_ctx, stage, why, &unit, err);
+	return rc;
+}
+
+static dc_code
+fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static dc_code
+fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err, const char *fmt, ...)
+{
+	dc_err why;
+	va_list ap;
+
+	why.code = code;
+	va_start(ap, fmt);
+	vsnprintf(why.msg, sizeof(why.msg), fmt, ap);
+	va_end(ap);
+	return fail(x, stage, &why, path, err);
+}
+
+/* ---- the sink wrapper: counts records, knows whether the report began/ended */
+
+static dc_code
+w_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err *err)
+{
+	xctx *x = ctx;
+	dc_code rc = DC_OK;
+
+	if (x->cb->sink.report_begin != NULL)
+		rc = x->cb->sink.report_begin(x->cb->sink.ctx, r, origin, err);
+	if (rc == DC_OK)
+		x->begun = true;
+	else if (rc != DC_SKIP)
+		x->sink_failed = true;
+	return rc;
+}
+
+static dc_code
+w_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
+{
+	xctx *x = ctx;
+	dc_code rc = DC_OK;
+
+	if (x->cb->sink.record != NULL)
+		rc = x->cb->sink.record(x->cb->sink.ctx, r, rec, err);
+	if (rc == DC_OK)
+		x->records++;
+	else
+		x->sink_failed = true;
+	return rc;
+}
+
+static dc_code
+w_end(void *ctx, const dc_report *r, dc_err *err)
+{
+	xctx *x = ctx;
+	dc_code rc = DC_OK;
+
+	if (x->cb->sink.report_end != NULL)
+		rc = x->cb->sink.report_end(x->cb->sink.ctx, r, err);
+	if (rc == DC_OK)
+		x->ended = true;
+	else
+		x->sink_failed = true;
+	return rc;
+}
+
+/* ---- callbacks of the unpack walk */
+
+/* One XML stream: parse it into the sink and account for the outcome. */
+static dc_code
+on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
+{
+	xctx *x = ctx;
+	char pbuf[PREFIX_MAX * 2], nbuf[DC_MIME_NOTES_MAX + DC_UNPACK_NOTES_MAX + 4];
+	dc_sink s = { x, w_begin, w_record, w_end, NULL };
+	dc_blob origin;
+	dc_err perr, why;
+	dc_code rc;
+
+	if (x->mime_notes && *x->mime_notes && ux->notes)
+		snprintf(nbuf, sizeof(nbuf), "%s; %s", x->mime_notes, ux->notes);
+	else
+		snprintf(nbuf, sizeof(nbuf), "%s", ux->notes ? ux->notes : x->mime_notes ? x->mime_notes : "");
+	origin.data = x->unit;
+	origin.len = x->unit_len;
+	origin.name = x->unit_name;
+	origin.path = full_path(pbuf, sizeof(pbuf), x->prefix, ux->path);
+	origin.notes = nbuf[0] ? nbuf : NULL;
+	x->begun = x->ended = x->sink_failed = false;
+	x->records = 0;
+	dc_err_clear(&perr);
+	rc = dc_xml_parse(ux->rd, ux->rctx, x->lim, &origin, &s, &perr);
+	if (x->ended) {
+		/* stored; an error after report_end (a broken gzip trailer after
+		 * </feedback>) cannot unstore it */
+		x->stats->reports++;
+		x->stats->records += x->records;
+		if (dc_extract_is_fatal(rc)) {
+			*err = perr;
+			return rc;
+		}
+		return DC_OK;
+	}
+	if (rc == DC_SKIP) {
+		x->stats->duplicates++;
+		return DC_OK;
+	}
+	if (x->begun && x->cb->sink.report_abort != NULL)
+		x->cb->sink.report_abort(x->cb->sink.ctx);
+	if (rc == DC_OK)
+		dc_err_set(&perr, DC_ESCHEMA, "the XML reader ended without a report");
+	why = ux->stream_err->code != DC_OK && !x->sink_failed ? *ux->stream_err : perr;
+	if (why.code == DC_OK)
+		why.code = rc == DC_OK ? DC_ESCHEMA : rc;
+	if (dc_extract_is_fatal(rc) || dc_extract_is_fatal(why.code)) {
+		*err = why;
+		return dc_extract_is_fatal(rc) ? rc : why.code;
+	}
+	return fail(x, x->sink_failed ? "store" : stage_of(why.code), &why, ux->path, err);
+}
+
+static dc_code
+on_failure(void *ctx, const char *path, const dc_err *why, dc_err *err)
+{
+	xctx *x = ctx;
+
+	if (dc_extract_is_fatal(why->code)) {
+		*err = *why;
+		return why->code;
+	}
+	return fail(x, stage_of(why->code), why, path, err);
+}
+
+static dc_code extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix,
+	bool must_yield, dc_err *err);
+
+/* A message found inside an archive: its own leaves are new units. */
+static dc_code
+on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int depth, dc_err *err)
+{
+	xctx *x = ctx;
+	char buf[PREFIX_MAX * 2];
+	const char *p = full_path(buf, sizeof(buf), x->prefix, path);
+
+	(void)depth;
+	return extract_message(x, data, len, p ? p : "", true, err);
+}
+
+static const dc_unpack_cb unpack_cb_template = { NULL, on_xml, on_message, on_failure };
+
+/* Adds one part to the current message's listing. */
+static void
+list_part(xctx *x, const dc_mime_leaf *leaf, const char *desc)
+{
+	size_t l = strlen(x->listing);
+
+	x->listed++;
+	if (l + 8 >= LISTING_MAX)
+		return;
+	snprintf(x->listing + l, LISTING_MAX - l, "%s%s%s%s%s%s%s", l ? ", " : "", leaf->content_type,
+		leaf->filename ? " \"" : "", leaf->filename ? leaf->filename : "", leaf->filename ? "\"" : "",
+		desc ? ": " : "", desc ? desc : "");
+}
+
+/* One leaf of a message: skipped when its bytes are no report format,
+ * otherwise walked as a unit of its own. */
+static dc_code
+on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
+{
+	xctx *x = ctx;
+	size_t probe = leaf->len < DC_UNPACK_SNIFF_BYTES ? leaf->len : DC_UNPACK_SNIFF_BYTES;
+	dc_kind k = dc_unpack_sniff(leaf->data, probe);
+	const uint8_t *su = x->unit;
+	size_t sl = x->unit_len;
+	const char *sn = x->unit_name, *sp = x->prefix;
+	char prefix[PREFIX_MAX], root[64], desc[200];
+	dc_unpack_cb cb = unpack_cb_template;
+	dc_code rc;
+
+	snprintf(prefix, sizeof(prefix), "%s%spart %s", x->prefix, *x->prefix ? " > " : "", leaf->section);
+	if (k == DC_KIND_EMPTY || k == DC_KIND_OTHER ||
+		(k == DC_KIND_XML && dc_unpack_xml_root(leaf->data, probe, root, sizeof(root)) &&
+			strcasecmp(root, "feedback") != 0)) {
+		dc_unpack_describe(leaf->data, probe, leaf->len, desc, sizeof(desc));
+		list_part(x, leaf, desc);
+		return DC_OK;
+	}
+	if (k == DC_KIND_MESSAGE) {
+		/* headers or a message the sender did not label message/rfc822 */
+		list_part(x, leaf, "message");
+		return extract_message(x, leaf->data, leaf->len, prefix, false, err);
+	}
+	list_part(x, leaf, dc_unpack_kind_name(k));
+	x->unit = leaf->data;
+	x->unit_len = leaf->len;
+	x->unit_name = leaf->filename;
+	x->prefix = prefix;
+	cb.ctx = x;
+	rc = dc_unpack_walk(leaf->data, leaf->len, 0, x->lim, &cb, err);
+	x->unit = su;
+	x->unit_len = sl;
+	x->unit_name = sn;
+	x->prefix = sp;
+	return rc;
+}
+
+/*
+ * Walks a message.  prefix names where it sits ("" at the top); failures of
+ * the message as a whole refer to the current unit.  must_yield: a message
+ * that produced no report, duplicate or failure becomes one failure.
+ */
+static dc_code
+extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield,
+	dc_err *err)
+{
+	dc_extract_stats *st = x->stats;
+	uint64_t before = st->reports + st->duplicates + st->failures;
+	char listing[LISTING_MAX] = "";
+	char *sl = x->listing;
+	size_t sc = x->listed;
+	const char *sp = x->prefix, *sn = x->mime_notes;
+	dc_mime_info *info = NULL;
+	dc_code rc = DC_OK;
+
+	if (x->nest >= MAX_NEST) {
+		rc = fail_msg(x, "limits", DC_ETOODEEP, prefix, err, "messages and archives nested deeper than %d",
+			MAX_NEST);
+		return rc;
+	}
+	if ((info = calloc(1, sizeof(*info))) == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	x->nest++;
+	x->listing = listing;
+	x->listed = 0;
+	x->prefix = prefix;
+	x->mime_notes = info->notes;
+	rc = dc_mime_walk(data, len, on_leaf, x, info, err);
+	x->prefix = sp;
+	if (rc == DC_EMIME) {
+		dc_err why = *err;
+
+		rc = fail(x, "mime", &why, prefix, err);
+		goto out;
+	}
+	if (rc != DC_OK)
+		goto out;
+	if (info->too_deep > 0 &&
+		(rc = fail_msg(x, "limits", DC_ETOODEEP, prefix, err,
+			 "MIME parts nested deeper than %d; %u container(s) not examined", DC_MAX_MIME_DEPTH,
+			 info->too_deep)) != DC_OK)
+		goto out;
+	if (must_yield && st->reports + st->duplicates + st->failures == before)
+		rc = fail_msg(x, "mime", DC_ENOREPORT, prefix, err, "no aggregate report in message (%zu part%s%s%s)",
+			x->listed, x->listed == 1 ? "" : "s", x->listed ? ": " : "", listing);
+out:
+	x->nest--;
+	x->listing = sl;
+	x->listed = sc;
+	x->prefix = sp;
+	x->mime_notes = sn;
+	free(info);
+	return rc;
+}
+
+dc_code
+dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *lim,
+	const dc_extract_cb *cb, dc_extract_stats *stats, dc_err *err)
+{
+	xctx x;
+	dc_unpack_cb ucb = unpack_cb_template;
+	dc_kind k = dc_unpack_sniff(data, len < DC_UNPACK_SNIFF_BYTES ? len : DC_UNPACK_SNIFF_BYTES);
+	dc_code rc;
+
+	memset(&x, 0, sizeof(x));
+	x.lim = lim;
+	x.cb = cb;
+	x.stats = stats;
+	x.unit = data;
+	x.unit_len = len;
+	x.unit_name = name;
+	x.prefix = "";
+	ucb.ctx = &x;
+	dc_err_clear(err);
+	/* a bare XML file is bounded by max_report_bytes (in dc_unpack) */
+	if (k != DC_KIND_XML && lim->max_message_bytes > 0 && len > lim->max_message_bytes)
+		return fail_msg(&x, "limits", DC_ETOOBIG_MESSAGE, NULL, err,
+			"%s of %zu bytes exceeds max_message_bytes (%llu)",
+			k == DC_KIND_MESSAGE ? "message" : "input", len,
+			(unsigned long long)lim->max_message_bytes);
+	rc = dc_unpack_walk(data, len, 0, lim, &ucb, err);
+	if (rc != DC_OK && err->code == DC_OK)
+		dc_err_set(err, rc, "%s", dc_strerror(rc));
+	return rc;
 }

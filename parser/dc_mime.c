@@ -1,0 +1,205 @@
+/*
+ * dc_mime.c - the leaves of a message, walked with GMime 3 (RFC 5322, RFC
+ * 2045-2047, RFC 2231, RFC 6522).
+ *
+ * GMime parses the whole message from a memory stream; the walk then visits
+ * multipart children in order and message/rfc822 bodies recursively, numbers
+ * parts the way IMAP does (RFC 3501 6.4.5: "2.1" is the first part of the
+ * second part; the body of a message/rfc822 part N is N.1..), decodes each
+ * leaf's transfer encoding into a memory stream and hands it on.
+ *
+ * Not here: deciding what a leaf is (bytes decide, in dc_unpack), charset
+ * conversion, signatures.  Repairs: whitespace before the first header line
+ * (seen in the wild) is dropped and noted; an mbox "From " line is dropped.
+ */
+#include "dc_mime.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+
+/* Longest part number kept: DC_MAX_MIME_DEPTH levels of up to 6 digits. */
+#define SECTION_MAX (DC_MAX_MIME_DEPTH * 8 + 8)
+
+static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
+
+static void
+mime_init_once(void)
+{
+	g_mime_init();
+}
+
+void
+dc_mime_init(void)
+{
+	pthread_once(&mime_once, mime_init_once);
+}
+
+typedef struct mwalk {
+	dc_mime_leaf_fn fn;
+	void *ctx;
+	dc_mime_info *info;
+	dc_err *err;
+} mwalk;
+
+static void
+note(dc_mime_info *info, const char *text)
+{
+	size_t l = strlen(info->notes);
+
+	snprintf(info->notes + l, sizeof(info->notes) - l, "%s%s", l ? "; " : "", text);
+}
+
+/* "prefix.n", or "n" when prefix is empty. */
+static void
+section_join(char *out, const char *prefix, int n)
+{
+	if (*prefix)
+		snprintf(out, SECTION_MAX, "%s.%d", prefix, n);
+	else
+		snprintf(out, SECTION_MAX, "%d", n);
+}
+
+/* Decodes one leaf and calls the callback; returns its code or DC_ENOMEM. */
+static dc_code
+walk_leaf(mwalk *mw, GMimePart *part, const char *section, int depth)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *out = NULL;
+	GByteArray *ba;
+	char *type = NULL;
+	dc_mime_leaf leaf;
+	dc_code rc;
+
+	type = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
+	if (type != NULL)
+		for (char *c = type; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	if ((out = g_mime_stream_mem_new()) == NULL) {
+		rc = dc_err_set(mw->err, DC_ENOMEM, "out of memory decoding a MIME part");
+		goto out;
+	}
+	if (dw != NULL && g_mime_data_wrapper_write_to_stream(dw, out) < 0) {
+		/* an undecodable part is handed on empty; the classifier says so */
+		g_mime_stream_reset(out);
+	}
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+	leaf.data = ba && ba->len ? ba->data : (const uint8_t *)"";
+	leaf.len = ba ? ba->len : 0;
+	leaf.content_type = type ? type : "application/octet-stream";
+	leaf.filename = g_mime_part_get_filename(part);
+	leaf.section = section;
+	leaf.depth = depth;
+	mw->info->leaves++;
+	rc = mw->fn ? mw->fn(mw->ctx, &leaf, mw->err) : DC_OK;
+out:
+	if (out != NULL)
+		g_object_unref(out);
+	g_free(type);
+	return rc;
+}
+
+static dc_code walk_part(mwalk *mw, GMimeObject *obj, const char *section, int depth);
+
+/* The body of a message (top level or message/rfc822) numbered below prefix. */
+static dc_code
+walk_body(mwalk *mw, GMimeObject *body, const char *prefix, int depth)
+{
+	char sec[SECTION_MAX];
+
+	if (body == NULL)
+		return DC_OK;
+	if (GMIME_IS_MULTIPART(body))
+		return walk_part(mw, body, prefix, depth);
+	section_join(sec, prefix, 1);
+	return walk_part(mw, body, sec, depth);
+}
+
+/* One part: multipart children in order, message/rfc822 recursively, leaves
+ * to the callback.  Returns DC_OK or the callback's code. */
+static dc_code
+walk_part(mwalk *mw, GMimeObject *obj, const char *section, int depth)
+{
+	char sec[SECTION_MAX];
+	dc_code rc = DC_OK;
+
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+
+		if (depth >= DC_MAX_MIME_DEPTH) {
+			mw->info->too_deep++;
+			return DC_OK;
+		}
+		for (int i = 0; i < n && rc == DC_OK; i++) {
+			section_join(sec, section, i + 1);
+			rc = walk_part(mw, g_mime_multipart_get_part(mp, i), sec, depth + 1);
+		}
+		return rc;
+	}
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+
+		if (depth >= DC_MAX_MIME_DEPTH) {
+			mw->info->too_deep++;
+			return DC_OK;
+		}
+		if (inner == NULL)
+			return DC_OK;
+		return walk_body(mw, g_mime_message_get_mime_part(inner), section, depth + 1);
+	}
+	if (GMIME_IS_PART(obj))
+		return walk_leaf(mw, GMIME_PART(obj), section, depth);
+	return DC_OK;
+}
+
+dc_code
+dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
+	dc_err *err)
+{
+	GMimeStream *stream = NULL;
+	GMimeParser *parser = NULL;
+	GMimeMessage *msg = NULL;
+	size_t i = 0;
+	mwalk mw = { fn, ctx, info, err };
+	dc_code rc = DC_OK;
+
+	memset(info, 0, sizeof(*info));
+	dc_mime_init();
+	while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+		i++;
+	if (i > 0)
+		note(info, "whitespace before the first header line removed");
+	if (len - i >= 5 && memcmp(data + i, "From ", 5) == 0) {
+		while (i < len && data[i] != '\n')
+			i++;
+		if (i < len)
+			i++;
+	}
+	stream = g_mime_stream_mem_new_with_buffer((const char *)data + i, len - i);
+	if (stream == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory reading the message");
+		goto out;
+	}
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	if (msg == NULL) {
+		rc = dc_err_set(err, DC_EMIME, "not a MIME message: GMime found no header block");
+		goto out;
+	}
+	rc = walk_body(&mw, g_mime_message_get_mime_part(msg), "", 0);
+out:
+	if (msg != NULL)
+		g_object_unref(msg);
+	if (parser != NULL)
+		g_object_unref(parser);
+	if (stream != NULL)
+		g_object_unref(stream);
+	return rc;
+}

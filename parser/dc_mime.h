@@ -1,0 +1,58 @@
+/*
+ * dc_mime.h - every leaf part of an RFC 5322 message, transfer-decoded, with
+ * its decoded file name, walked with GMime 3.
+ *
+ * Follows RFC 5322 (message), RFC 2045/2046 (MIME, multipart of any
+ * subtype, base64, quoted-printable), RFC 2047/2231 (encoded file names),
+ * RFC 6522 (multipart/report is walked like any multipart).  message/rfc822
+ * parts are walked recursively; nesting (multipart and message) is capped at
+ * DC_MAX_MIME_DEPTH.
+ *
+ * Not here: what a leaf holds (dc_unpack classifies it by its bytes), limits
+ * on the message size (dc_extract checks them first), charsets (leaf bytes
+ * are handed on as they were after transfer decoding).
+ */
+#ifndef DC_MIME_H
+#define DC_MIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dc_error.h"
+#include "dc_limits.h"
+
+#define DC_MIME_NOTES_MAX 256
+
+/* One leaf part; everything is valid only during the callback. */
+typedef struct dc_mime_leaf {
+	const uint8_t *data;         /* body after transfer decoding */
+	size_t len;
+	const char *content_type;    /* "application/zip", lower-case, never NULL */
+	const char *filename;        /* RFC 2047/2231 decoded, NULL when none */
+	const char *section;         /* IMAP-style part number: "1", "2", "2.1" */
+	int depth;                   /* container parts above it (0 = the message body) */
+} dc_mime_leaf;
+
+/* Called for each leaf in document order; DC_OK goes on, any other code stops
+ * the walk, which returns it. */
+typedef dc_code (*dc_mime_leaf_fn)(void *ctx, const dc_mime_leaf *leaf, dc_err *err);
+
+typedef struct dc_mime_info {
+	unsigned leaves;             /* leaves handed to the callback */
+	unsigned too_deep;           /* container parts not walked (deeper than DC_MAX_MIME_DEPTH) */
+	char notes[DC_MIME_NOTES_MAX]; /* repairs made, "; "-joined, "" if none */
+} dc_mime_info;
+
+/* Initialises GMime once per process (thread-safe); dc_mime_walk calls it. */
+void dc_mime_init(void);
+
+/*
+ * Parses data[0..len) (owned by the caller) as a message and calls fn for
+ * every leaf.  Leading whitespace before the first header line and an mbox
+ * "From " line are skipped.  info (required) is filled.  Returns DC_OK,
+ * DC_EMIME when GMime cannot make a message of it, DC_ENOMEM, or fn's code.
+ */
+dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx,
+	dc_mime_info *info, dc_err *err) DC_WUR;
+
+#endif

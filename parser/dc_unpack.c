@@ -1,0 +1,1006 @@
+/*
+ * dc_unpack.c - classification by bytes and the container walk: zip (libzip,
+ * from memory), gzip (RFC 1952, every member), raw zlib (RFC 1950), nested up
+ * to DC_MAX_ARCHIVE_DEPTH, every XML stream handed on as a pull stream.
+ *
+ * Streams: each decompression layer is a dc_read_fn over the layer above it;
+ * a stream is peeked (DC_UNPACK_SNIFF_BYTES) to classify what came out, then
+ * either handed to the XML callback (peeked bytes first) or wrapped in the
+ * next layer.  Nothing decompressed is held whole, except a zip or a message
+ * found inside another container (libzip and GMime need all of it): those
+ * are buffered up to limits.max_report_bytes / max_message_bytes.
+ *
+ * Repaired (noted): trailing bytes after a gzip or zlib stream, whitespace
+ * before the XML.  Tolerated silently: several gzip members (RFC 1952 2.2),
+ * zip directories, __MACOSX/ resource forks, empty member names.  Rejected:
+ * corrupt or truncated streams, encrypted members, anything over a limit.
+ * A limit of 0 means "no limit".
+ */
+#include "dc_unpack.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <zip.h>
+#include <zlib.h>
+
+/* compressed bytes pulled from a layer's source per read */
+#define CHUNK 16384
+
+/* ---------------------------------------------------------------- sniffing */
+
+static bool
+is_ws(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static size_t
+skip_ws(const uint8_t *p, size_t n, size_t i)
+{
+	while (i < n && is_ws(p[i]))
+		i++;
+	return i;
+}
+
+/* Index after an optional UTF-8 byte-order mark. */
+static size_t
+skip_bom(const uint8_t *p, size_t n)
+{
+	return (n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) ? 3 : 0;
+}
+
+static bool
+is_field_char(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		c == '-' || c == '_' || c == '.';
+}
+
+/* True when a "Name: value" line, ending in LF within p[0..n), starts at i;
+ * *end is the index after its LF. */
+static bool
+header_line(const uint8_t *p, size_t n, size_t i, size_t *end)
+{
+	size_t k = i;
+
+	while (k < n && k - i < 80 && is_field_char(p[k]))
+		k++;
+	if (k == i || k >= n || p[k] != ':')
+		return false;
+	while (k < n && p[k] != '\n')
+		k++;
+	if (k >= n)
+		return false;
+	*end = k + 1;
+	return true;
+}
+
+/* An RFC 5322 header block: after optional whitespace and an mbox "From "
+ * line, a header field whose next line is a field, a fold or the blank line. */
+static bool
+looks_message(const uint8_t *p, size_t n)
+{
+	size_t i = skip_ws(p, n, 0), e;
+
+	if (n - i >= 5 && memcmp(p + i, "From ", 5) == 0) {
+		while (i < n && p[i] != '\n')
+			i++;
+		i++;
+	}
+	if (i >= n || !header_line(p, n, i, &e))
+		return false;
+	if (e >= n)
+		return false;
+	if (p[e] == ' ' || p[e] == '\t' || p[e] == '\n' || (p[e] == '\r' && e + 1 < n && p[e + 1] == '\n'))
+		return true;
+	return header_line(p, n, e, &i);
+}
+
+static bool
+looks_xml(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	if (n >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff)))
+		return true; /* UTF-16 with BOM */
+	if (n >= 4 && p[0] == '<' && p[1] == 0 && p[2] == '?' && p[3] == 0)
+		return true; /* UTF-16LE without BOM */
+	if (n >= 4 && p[0] == 0 && p[1] == '<' && p[2] == 0 && p[3] == '?')
+		return true; /* UTF-16BE without BOM */
+	i = skip_ws(p, n, skip_bom(p, n));
+	return i < n && p[i] == '<';
+}
+
+/* A valid RFC 1950 header whose first bytes also inflate without error. */
+static bool
+looks_zlib(const uint8_t *p, size_t n)
+{
+	uint8_t scratch[4096];
+	z_stream z;
+	int rc;
+	bool ok = true;
+
+	if (n < 3 || (p[0] & 0x0f) != 8 || (p[0] >> 4) > 7 || (p[1] & 0x20) ||
+		((unsigned)p[0] << 8 | p[1]) % 31 != 0)
+		return false;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit(&z) != Z_OK)
+		return false;
+	z.next_in = (Bytef *)(uintptr_t)p;
+	z.avail_in = n > 1024 ? 1024 : (uInt)n;
+	for (int guard = 0; guard < 64 && z.avail_in > 0; guard++) {
+		z.next_out = scratch;
+		z.avail_out = sizeof(scratch);
+		rc = inflate(&z, Z_NO_FLUSH);
+		if (rc == Z_STREAM_END)
+			break;
+		if (rc != Z_OK) {
+			ok = rc == Z_BUF_ERROR;
+			break;
+		}
+	}
+	inflateEnd(&z);
+	return ok;
+}
+
+/* The classification table, tried in order; the first match wins. */
+static const struct {
+	dc_kind kind;
+	bool (*match)(const uint8_t *p, size_t n);
+} sniffers[] = {
+	{ DC_KIND_XML, looks_xml },
+	{ DC_KIND_MESSAGE, looks_message },
+	{ DC_KIND_ZLIB, looks_zlib },
+};
+
+dc_kind
+dc_unpack_sniff(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return DC_KIND_EMPTY;
+	if (n >= 4 && p[0] == 'P' && p[1] == 'K' &&
+		((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6)))
+		return DC_KIND_ZIP;
+	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+		return DC_KIND_GZIP;
+	for (size_t i = 0; i < sizeof(sniffers) / sizeof(sniffers[0]); i++)
+		if (sniffers[i].match(p, n))
+			return sniffers[i].kind;
+	return DC_KIND_OTHER;
+}
+
+const char *
+dc_unpack_kind_name(dc_kind k)
+{
+	switch (k) {
+	case DC_KIND_EMPTY: return "empty";
+	case DC_KIND_ZIP: return "zip";
+	case DC_KIND_GZIP: return "gzip";
+	case DC_KIND_ZLIB: return "zlib";
+	case DC_KIND_XML: return "XML";
+	case DC_KIND_MESSAGE: return "message";
+	case DC_KIND_OTHER: return "other";
+	}
+	return "other";
+}
+
+static const struct {
+	const char *magic;
+	size_t len;
+	const char *what;
+} magics[] = {
+	{ "\x89PNG", 4, "PNG image" },
+	{ "%PDF", 4, "PDF document" },
+	{ "\xff\xd8\xff", 3, "JPEG image" },
+	{ "GIF8", 4, "GIF image" },
+	{ "\xd0\xcf\x11\xe0", 4, "MS Office (OLE2) document" },
+	{ "Rar!", 4, "RAR archive" },
+	{ "7z\xbc\xaf", 4, "7-Zip archive" },
+	{ "BZh", 3, "bzip2 data" },
+	{ "\xfd" "7zXZ", 5, "xz data" },
+	{ "\x28\xb5\x2f\xfd", 4, "zstd data" },
+	{ "PK", 2, "zip fragment (no local header)" },
+};
+
+void
+dc_unpack_describe(const uint8_t *p, size_t n, uint64_t total, char *buf, size_t cap)
+{
+	size_t probe = n < 512 ? n : 512, text = 0, i, o;
+	char root[64];
+	char line[48];
+
+	if (total == 0 || n == 0) {
+		snprintf(buf, cap, "empty (%llu bytes)", (unsigned long long)total);
+		return;
+	}
+	for (i = 0; i < sizeof(magics) / sizeof(magics[0]); i++)
+		if (n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0) {
+			snprintf(buf, cap, "%s, %llu bytes", magics[i].what, (unsigned long long)total);
+			return;
+		}
+	if (looks_xml(p, n) && dc_unpack_xml_root(p, n, root, sizeof(root))) {
+		if (strcasecmp(root, "html") == 0)
+			snprintf(buf, cap, "HTML document, %llu bytes", (unsigned long long)total);
+		else
+			snprintf(buf, cap, "XML document with root <%s>, %llu bytes", root,
+				(unsigned long long)total);
+		return;
+	}
+	for (i = 0; i < probe; i++)
+		if ((p[i] >= 32 && p[i] < 127) || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
+			text++;
+	if (text * 100 > probe * 95) {
+		i = skip_ws(p, n, 0);
+		for (o = 0; i < n && p[i] != '\n' && p[i] != '\r' && o + 1 < sizeof(line) - 3; i++)
+			line[o++] = (p[i] >= 32 && p[i] < 127) ? (char)p[i] : '?';
+		if (i < n && p[i] != '\n' && p[i] != '\r')
+			line[o++] = '.', line[o++] = '.', line[o++] = '.';
+		line[o] = '\0';
+		snprintf(buf, cap, "text starting '%s', %llu bytes", line, (unsigned long long)total);
+		return;
+	}
+	snprintf(buf, cap, "binary, %llu bytes", (unsigned long long)total);
+}
+
+/* Index after the first occurrence of the nul-free needle at or after i, or n. */
+static size_t
+skip_past(const uint8_t *p, size_t n, size_t i, const char *needle)
+{
+	size_t l = strlen(needle);
+
+	for (; i + l <= n; i++)
+		if (memcmp(p + i, needle, l) == 0)
+			return i + l;
+	return n;
+}
+
+bool
+dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap)
+{
+	size_t i = skip_ws(p, n, skip_bom(p, n)), s, o = 0;
+
+	while (i < n) {
+		if (p[i] != '<')
+			return false;
+		if (i + 1 < n && p[i + 1] == '?') {
+			i = skip_past(p, n, i, "?>");
+		} else if (i + 3 < n && memcmp(p + i, "<!--", 4) == 0) {
+			i = skip_past(p, n, i + 4, "-->");
+		} else if (i + 1 < n && p[i + 1] == '!') {
+			/* DOCTYPE, possibly with an internal subset [...] */
+			size_t k = i;
+			while (k < n && p[k] != '>' && p[k] != '[')
+				k++;
+			i = (k < n && p[k] == '[') ? skip_past(p, n, k, "]") : k;
+			i = skip_past(p, n, i, ">");
+		} else {
+			break;
+		}
+		if (i >= n)
+			return false;
+		i = skip_ws(p, n, i);
+	}
+	if (i >= n || p[i] != '<')
+		return false;
+	s = ++i;
+	while (i < n && !is_ws(p[i]) && p[i] != '>' && p[i] != '/') {
+		if (p[i] == ':')
+			s = i + 1;
+		i++;
+	}
+	if (i >= n || cap == 0)
+		return false;
+	for (; s < i && o + 1 < cap; s++)
+		buf[o++] = (char)p[s];
+	buf[o] = '\0';
+	return o > 0;
+}
+
+/* ---------------------------------------------------------------- streams */
+
+/* The state one XML stream's chain of readers shares. */
+typedef struct chain {
+	const dc_limits *lim;
+	dc_err err;                        /* first failure anywhere in the chain */
+	char notes[DC_UNPACK_NOTES_MAX];   /* repairs, "; "-joined */
+} chain;
+
+typedef struct meter {
+	uint64_t in;    /* compressed bytes consumed */
+	uint64_t out;   /* bytes produced */
+} meter;
+
+/* A source: how a layer pulls from the layer above it. */
+typedef struct src {
+	dc_read_fn rd;
+	void *ctx;
+} src;
+
+static dc_code
+chain_fail(chain *ch, dc_err *err, dc_code code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Records the chain's first failure and copies it to err; returns code. */
+static dc_code
+chain_fail(chain *ch, dc_err *err, dc_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ch->err.code == DC_OK) {
+		ch->err.code = code;
+		va_start(ap, fmt);
+		vsnprintf(ch->err.msg, sizeof(ch->err.msg), fmt, ap);
+		va_end(ap);
+	}
+	if (err != NULL)
+		*err = ch->err;
+	return ch->err.code;
+}
+
+static void
+chain_note(chain *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends one repair note (cut when the buffer is full). */
+static void
+chain_note(chain *ch, const char *fmt, ...)
+{
+	size_t l = strlen(ch->notes);
+	va_list ap;
+
+	if (l > 0 && l + 2 < sizeof(ch->notes)) {
+		memcpy(ch->notes + l, "; ", 3);
+		l += 2;
+	}
+	if (l + 1 >= sizeof(ch->notes))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ch->notes + l, sizeof(ch->notes) - l, fmt, ap);
+	va_end(ap);
+}
+
+/* Checks one layer's output against the report size and the ratio, both for
+ * the layer itself and for the whole chain since its first compressed layer
+ * (root).  Returns DC_OK or DC_ETOOBIG_REPORT / DC_ERATIO with err set. */
+static dc_code
+meter_check(chain *ch, const meter *m, const meter *root, const char *what, dc_err *err)
+{
+	const dc_limits *l = ch->lim;
+
+	if (l->max_report_bytes > 0 && m->out > l->max_report_bytes)
+		return chain_fail(ch, err, DC_ETOOBIG_REPORT,
+			"%s output exceeds max_report_bytes (%llu), stopped after %llu bytes", what,
+			(unsigned long long)l->max_report_bytes, (unsigned long long)m->out);
+	if (l->max_ratio == 0 || m->out <= DC_RATIO_GRACE_BYTES)
+		return DC_OK;
+	if ((unsigned __int128)m->in * l->max_ratio < m->out)
+		return chain_fail(ch, err, DC_ERATIO, "%s expands more than %llu:1, stopped after %llu bytes",
+			what, (unsigned long long)l->max_ratio, (unsigned long long)m->out);
+	if (root != NULL && root != m && (unsigned __int128)root->in * l->max_ratio < m->out)
+		return chain_fail(ch, err, DC_ERATIO,
+			"nested archives expand more than %llu:1, stopped after %llu bytes",
+			(unsigned long long)l->max_ratio, (unsigned long long)m->out);
+	return DC_OK;
+}
+
+/* memory: a unit already in memory */
+typedef struct memsrc {
+	const uint8_t *p;
+	size_t len, pos;
+} memsrc;
+
+static dc_code
+mem_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
+{
+	memsrc *m = ctx;
+	size_t k = m->len - m->pos;
+
+	(void)err;
+	if (k > cap)
+		k = cap;
+	memcpy(buf, m->p + m->pos, k);
+	m->pos += k;
+	*got = k;
+	return DC_OK;
+}
+
+/* peek: the first DC_UNPACK_SNIFF_BYTES of a stream, served again, then the
+ * rest; skip drops leading bytes (whitespace before XML). */
+typedef struct peeker {
+	chain *ch;
+	src up;
+	uint8_t buf[DC_UNPACK_SNIFF_BYTES];
+	size_t n, pos;
+	bool eof;
+} peeker;
+
+/* Reads until the peek buffer is full or the stream ended. */
+static dc_code
+peek_fill(peeker *pk, dc_err *err)
+{
+	size_t got;
+	dc_code rc;
+
+	while (pk->n < sizeof(pk->buf) && !pk->eof) {
+		rc = pk->up.rd(pk->up.ctx, pk->buf + pk->n, sizeof(pk->buf) - pk->n, &got, err);
+		if (rc != DC_OK)
+			return chain_fail(pk->ch, err, rc, "%s", dc_err_text(err));
+		if (got == 0)
+			pk->eof = true;
+		pk->n += got;
+	}
+	return DC_OK;
+}
+
+static dc_code
+peek_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
+{
+	peeker *pk = ctx;
+	size_t k;
+
+	*got = 0;
+	if (pk->ch->err.code != DC_OK)
+		return chain_fail(pk->ch, err, pk->ch->err.code, "%s", pk->ch->err.msg);
+	if (pk->pos < pk->n) {
+		k = pk->n - pk->pos < cap ? pk->n - pk->pos : cap;
+		memcpy(buf, pk->buf + pk->pos, k);
+		pk->pos += k;
+		*got = k;
+		return DC_OK;
+	}
+	if (pk->eof)
+		return DC_OK;
+	return pk->up.rd(pk->up.ctx, buf, cap, got, err);
+}
+
+/* inflate: gzip (every member) or zlib over a source */
+typedef struct inflater {
+	chain *ch;
+	src up;
+	z_stream z;
+	bool zinit;
+	bool gzip;
+	bool done;         /* every member inflated and trailing bytes drained */
+	bool up_eof;
+	const char *what;  /* "gzip" / "zlib" */
+	meter m;
+	const meter *root; /* first compressed layer of the chain (may be &m) */
+	uint64_t before;   /* compressed bytes of members already finished */
+	unsigned members;
+	uint8_t in[CHUNK];
+} inflater;
+
+/* Pulls more compressed input, keeping unconsumed bytes; sets up_eof. */
+static dc_code
+inflater_pull(inflater *f, dc_err *err)
+{
+	size_t got;
+	dc_code rc;
+
+	if (f->z.avail_in > 0 && f->z.next_in != f->in)
+		memmove(f->in, f->z.next_in, f->z.avail_in);
+	f->z.next_in = f->in;
+	rc = f->up.rd(f->up.ctx, f->in + f->z.avail_in, sizeof(f->in) - f->z.avail_in, &got, err);
+	if (rc != DC_OK)
+		return chain_fail(f->ch, err, rc, "%s", dc_err_text(err));
+	if (got == 0)
+		f->up_eof = true;
+	f->z.avail_in += (uInt)got;
+	return DC_OK;
+}
+
+/* After a member ended: starts the next gzip member, or drains and notes
+ * trailing bytes and marks the stream done. */
+static dc_code
+inflater_next(inflater *f, dc_err *err)
+{
+	uint64_t trailing = 0;
+	bool padding = true;
+	dc_code rc;
+
+	f->members++;
+	f->before += f->z.total_in;
+	while (f->gzip && f->z.avail_in < 2 && !f->up_eof)
+		if ((rc = inflater_pull(f, err)) != DC_OK)
+			return rc;
+	if (f->gzip && f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
+		if (inflateReset(&f->z) != Z_OK)
+			return chain_fail(f->ch, err, DC_EGZIP, "gzip: cannot start member %u", f->members + 1);
+		return DC_OK;
+	}
+	for (;;) {
+		for (uInt i = 0; i < f->z.avail_in; i++)
+			if (f->z.next_in[i] != 0 && !is_ws(f->z.next_in[i]))
+				padding = false;
+		trailing += f->z.avail_in;
+		f->m.in += f->z.avail_in;
+		f->z.avail_in = 0;
+		if (f->up_eof)
+			break;
+		if ((rc = inflater_pull(f, err)) != DC_OK)
+			return rc;
+	}
+	if (trailing > 0)
+		chain_note(f->ch, "%s followed by %llu bytes of %s, ignored", f->what,
+			(unsigned long long)trailing, padding ? "padding" : "trailing data");
+	f->done = true;
+	return DC_OK;
+}
+
+static dc_code
+inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
+{
+	inflater *f = ctx;
+	uInt want = cap > UINT_MAX ? UINT_MAX : (uInt)cap;
+	dc_code rc = DC_OK;
+	int zr;
+
+	*got = 0;
+	assert(cap > 0);
+	if (f->ch->err.code != DC_OK)
+		return chain_fail(f->ch, err, f->ch->err.code, "%s", f->ch->err.msg);
+	f->z.next_out = buf;
+	f->z.avail_out = want;
+	while (!f->done && f->z.avail_out == want) {
+		if (f->z.avail_in == 0 && !f->up_eof && (rc = inflater_pull(f, err)) != DC_OK)
+			return rc;
+		zr = inflate(&f->z, Z_NO_FLUSH);
+		f->m.in = f->before + f->z.total_in;
+		switch (zr) {
+		case Z_OK:
+			break;
+		case Z_STREAM_END:
+			if ((rc = inflater_next(f, err)) != DC_OK)
+				return rc;
+			break;
+		case Z_BUF_ERROR:
+			if (f->up_eof && f->z.avail_in == 0)
+				return chain_fail(f->ch, err, DC_EGZIP,
+					"%s stream truncated: input ended after %llu bytes without the end of member %u",
+					f->what, (unsigned long long)f->m.in, f->members + 1);
+			break;
+		case Z_MEM_ERROR:
+			return chain_fail(f->ch, err, DC_ENOMEM, "%s: out of memory", f->what);
+		case Z_NEED_DICT:
+			return chain_fail(f->ch, err, DC_EGZIP, "%s stream needs a preset dictionary", f->what);
+		default:
+			return chain_fail(f->ch, err, DC_EGZIP, "%s member %u corrupt: %s", f->what,
+				f->members + 1, f->z.msg ? f->z.msg : "data error");
+		}
+	}
+	*got = want - f->z.avail_out;
+	f->m.out += *got;
+	return meter_check(f->ch, &f->m, f->root, f->what, err);
+}
+
+/* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
+static inflater *
+inflater_new(chain *ch, src up, bool gzip, const meter *root)
+{
+	inflater *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->ch = ch;
+	f->up = up;
+	f->gzip = gzip;
+	f->what = gzip ? "gzip" : "zlib";
+	f->root = root != NULL ? root : &f->m;
+	f->z.next_in = f->in;
+	if (inflateInit2(&f->z, gzip ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK) {
+		free(f);
+		return NULL;
+	}
+	f->zinit = true;
+	return f;
+}
+
+static void
+inflater_free(inflater *f)
+{
+	if (f == NULL)
+		return;
+	if (f->zinit)
+		inflateEnd(&f->z);
+	free(f);
+}
+
+/* zip member: libzip decompresses; compressed size is known up front */
+typedef struct zipreader {
+	chain *ch;
+	zip_file_t *zf;
+	meter m;
+	const meter *root;
+} zipreader;
+
+static dc_code
+zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
+{
+	zipreader *z = ctx;
+	zip_int64_t k;
+
+	*got = 0;
+	if (z->ch->err.code != DC_OK)
+		return chain_fail(z->ch, err, z->ch->err.code, "%s", z->ch->err.msg);
+	k = zip_fread(z->zf, buf, cap);
+	if (k < 0)
+		return chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
+	*got = (size_t)k;
+	z->m.out += (uint64_t)k;
+	return meter_check(z->ch, &z->m, z->root, "zip member", err);
+}
+
+/* ---------------------------------------------------------------- the walk */
+
+typedef struct walk {
+	const dc_limits *lim;
+	const dc_unpack_cb *cb;
+	char path[DC_UNPACK_PATH_MAX];
+} walk;
+
+/* Appends " > " kind part to the path (no " > " when it was empty); returns
+ * the old length to restore with path_pop.  Control characters become '?'. */
+static size_t
+path_push(walk *w, const char *kind, const char *part)
+{
+	size_t old = strlen(w->path), l = old;
+	const size_t max = sizeof(w->path) - 4;
+
+	if (l > 0 && l + 3 < max) {
+		memcpy(w->path + l, " > ", 3);
+		l += 3;
+	}
+	for (; *kind && l < max; kind++)
+		w->path[l++] = *kind;
+	for (; *part && l < max; part++)
+		w->path[l++] = ((unsigned char)*part < 32 || *part == 127) ? '?' : *part;
+	if (*part) {
+		memcpy(w->path + l, "...", 3);
+		l += 3;
+	}
+	w->path[l] = '\0';
+	return old;
+}
+
+static void
+path_pop(walk *w, size_t old)
+{
+	w->path[old] = '\0';
+}
+
+static dc_code
+walk_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Hands one failure of the current path to the callback; returns its code. */
+static dc_code
+walk_fail(walk *w, dc_code code, const char *fmt, ...)
+{
+	dc_err why, err;
+	va_list ap;
+	dc_code rc;
+
+	why.code = code;
+	va_start(ap, fmt);
+	vsnprintf(why.msg, sizeof(why.msg), fmt, ap);
+	va_end(ap);
+	dc_err_clear(&err);
+	rc = w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, &err) : DC_OK;
+	return rc;
+}
+
+static dc_code walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root,
+	dc_err *err);
+
+/* Reads a whole stream into a new buffer of at most cap bytes (*out, owned by
+ * the caller, free()).  Returns DC_OK, DC_ENOMEM, the stream's error, or
+ * too_big when cap is exceeded (chain err set). */
+static dc_code
+slurp(chain *ch, src s, uint64_t cap, dc_code too_big, const char *what, uint8_t **out, size_t *len,
+	dc_err *err)
+{
+	uint8_t *buf = NULL, *nb;
+	size_t n = 0, sz = 0, got;
+	dc_code rc = DC_OK;
+
+	*out = NULL;
+	*len = 0;
+	for (;;) {
+		if (sz - n < CHUNK) {
+			size_t nsz = sz ? sz * 2 : 65536;
+			if (nsz < sz || (nb = realloc(buf, nsz)) == NULL) {
+				rc = chain_fail(ch, err, DC_ENOMEM, "out of memory buffering %s", what);
+				goto out;
+			}
+			buf = nb;
+			sz = nsz;
+		}
+		rc = s.rd(s.ctx, buf + n, sz - n, &got, err);
+		if (rc != DC_OK) {
+			rc = chain_fail(ch, err, rc, "%s", dc_err_text(err));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += got;
+		if (cap > 0 && n > cap) {
+			rc = chain_fail(ch, err, too_big, "%s larger than %llu bytes", what,
+				(unsigned long long)cap);
+			goto out;
+		}
+	}
+	*out = buf;
+	*len = n;
+	buf = NULL;
+out:
+	free(buf);
+	return rc;
+}
+
+/* Reads a stream to its end, counting bytes (bounded by the chain's meters). */
+static dc_code
+drain(chain *ch, src s, uint64_t *total, dc_err *err)
+{
+	uint8_t buf[CHUNK];
+	size_t got;
+	dc_code rc;
+
+	for (;;) {
+		rc = s.rd(s.ctx, buf, sizeof(buf), &got, err);
+		if (rc != DC_OK)
+			return chain_fail(ch, err, rc, "%s", dc_err_text(err));
+		if (got == 0)
+			return DC_OK;
+		*total += got;
+	}
+}
+
+/* Routes a chain failure (the stream itself broke) to the failure callback. */
+static dc_code
+walk_chain_fail(walk *w, chain *ch)
+{
+	if (ch->err.code == DC_ENOMEM)
+		return DC_ENOMEM;
+	return walk_fail(w, ch->err.code, "%s", ch->err.msg);
+}
+
+/* Hands one XML stream (s, whose first bytes pk already holds) to cb->xml. */
+static dc_code
+emit_xml(walk *w, chain *ch, peeker *pk, dc_err *err)
+{
+	dc_unpack_xml x;
+	size_t i = skip_ws(pk->buf, pk->n, skip_bom(pk->buf, pk->n));
+
+	if (i > 0 && i < pk->n && i > skip_bom(pk->buf, pk->n)) {
+		chain_note(ch, "%zu bytes of whitespace before the XML removed", i);
+		pk->pos = i;
+	}
+	x.rd = peek_read;
+	x.rctx = pk;
+	x.path = w->path;
+	x.notes = ch->notes[0] ? ch->notes : NULL;
+	x.stream_err = &ch->err;
+	return w->cb->xml ? w->cb->xml(w->cb->ctx, &x, err) : DC_OK;
+}
+
+static dc_code walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root,
+	dc_err *err);
+
+/*
+ * Classifies the stream s (part of chain ch) and goes on with it: XML to the
+ * callback, gzip/zlib through another inflater, zip and messages buffered,
+ * anything else a failure.  root is the first compressed layer's meter.
+ */
+static dc_code
+walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err)
+{
+	peeker *pk = NULL;
+	inflater *f = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t total;
+	char desc[200];
+	dc_code rc = DC_OK;
+	dc_kind k;
+	size_t mark;
+
+	if ((pk = calloc(1, sizeof(*pk))) == NULL) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	pk->ch = ch;
+	pk->up = s;
+	if (peek_fill(pk, err) != DC_OK) {
+		rc = walk_chain_fail(w, ch);
+		goto out;
+	}
+	k = dc_unpack_sniff(pk->buf, pk->n);
+	switch (k) {
+	case DC_KIND_XML:
+		rc = emit_xml(w, ch, pk, err);
+		break;
+	case DC_KIND_GZIP:
+	case DC_KIND_ZLIB:
+		if (depth >= DC_MAX_ARCHIVE_DEPTH) {
+			rc = walk_fail(w, DC_ETOODEEP, "archives nested deeper than %d", DC_MAX_ARCHIVE_DEPTH);
+			break;
+		}
+		if ((f = inflater_new(ch, (src){ peek_read, pk }, k == DC_KIND_GZIP, root)) == NULL) {
+			rc = DC_ENOMEM;
+			break;
+		}
+		mark = path_push(w, f->what, "");
+		rc = walk_stream(w, ch, (src){ inflater_read, f }, depth + 1, f->root, err);
+		path_pop(w, mark);
+		break;
+	case DC_KIND_ZIP:
+	case DC_KIND_MESSAGE:
+		if (k == DC_KIND_ZIP)
+			rc = slurp(ch, (src){ peek_read, pk }, w->lim->max_report_bytes, DC_ETOOBIG_REPORT,
+				"zip inside an archive", &buf, &len, err);
+		else
+			rc = slurp(ch, (src){ peek_read, pk }, w->lim->max_message_bytes,
+				DC_ETOOBIG_MESSAGE, "message inside an archive", &buf, &len, err);
+		if (rc != DC_OK) {
+			rc = walk_chain_fail(w, ch);
+			break;
+		}
+		if (k == DC_KIND_ZIP)
+			rc = walk_zip(w, buf, len, depth, root, err);
+		else
+			rc = w->cb->message ? w->cb->message(w->cb->ctx, buf, len, w->path, depth, err) : DC_OK;
+		break;
+	case DC_KIND_EMPTY:
+	case DC_KIND_OTHER:
+		total = pk->n;
+		if (!pk->eof) {
+			pk->pos = pk->n;
+			if (drain(ch, (src){ peek_read, pk }, &total, err) != DC_OK) {
+				rc = walk_chain_fail(w, ch);
+				break;
+			}
+		}
+		dc_unpack_describe(pk->buf, pk->n, total, desc, sizeof(desc));
+		rc = walk_fail(w, DC_EFORMAT, "not a report: %s", desc);
+		break;
+	}
+out:
+	free(buf);
+	inflater_free(f);
+	free(pk);
+	return rc;
+}
+
+/* Walks every file member of the zip p[0..n). */
+static dc_code
+walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_err *err)
+{
+	zip_source_t *zs = NULL;
+	zip_t *za = NULL;
+	zip_error_t ze;
+	zip_int64_t count, i;
+	uint64_t files = 0;
+	dc_code rc = DC_OK;
+	size_t mark;
+
+	zip_error_init(&ze);
+	if (depth >= DC_MAX_ARCHIVE_DEPTH) {
+		rc = walk_fail(w, DC_ETOODEEP, "archives nested deeper than %d", DC_MAX_ARCHIVE_DEPTH);
+		goto out;
+	}
+	if ((zs = zip_source_buffer_create(p, n, 0, &ze)) == NULL) {
+		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		goto out;
+	}
+	if ((za = zip_open_from_source(zs, ZIP_RDONLY, &ze)) == NULL) {
+		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		goto out;
+	}
+	zs = NULL; /* the archive owns it now */
+	count = zip_get_num_entries(za, 0);
+	for (i = 0; i < count && rc == DC_OK; i++) {
+		zip_stat_t st;
+		const char *name;
+		zipreader zr;
+		chain ch;
+
+		zip_stat_init(&st);
+		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
+			rc = walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i, zip_strerror(za));
+			continue;
+		}
+		name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";
+		if ((*name && name[strlen(name) - 1] == '/') || strncmp(name, "__MACOSX/", 9) == 0)
+			continue;
+		if (++files > DC_MAX_ZIP_MEMBERS) {
+			rc = walk_fail(w, DC_EZIP, "zip has more than %d file members; the rest not examined",
+				DC_MAX_ZIP_MEMBERS);
+			break;
+		}
+		mark = path_push(w, "zip:", name);
+		if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
+			rc = walk_fail(w, DC_EZIP, "zip member is encrypted");
+		} else if ((st.valid & ZIP_STAT_COMP_METHOD) &&
+			!zip_compression_method_supported(st.comp_method, 0)) {
+			rc = walk_fail(w, DC_EZIP, "zip member compression method %d not supported",
+				(int)st.comp_method);
+		} else if ((st.valid & ZIP_STAT_SIZE) && w->lim->max_report_bytes > 0 &&
+			st.size > w->lim->max_report_bytes) {
+			rc = walk_fail(w, DC_ETOOBIG_REPORT,
+				"zip member declares %llu bytes, more than max_report_bytes (%llu)",
+				(unsigned long long)st.size, (unsigned long long)w->lim->max_report_bytes);
+		} else if ((zr.zf = zip_fopen_index(za, (zip_uint64_t)i, 0)) == NULL) {
+			rc = walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
+		} else {
+			memset(&ch, 0, sizeof(ch));
+			ch.lim = w->lim;
+			zr.ch = &ch;
+			zr.m.in = (st.valid & ZIP_STAT_COMP_SIZE) ? st.comp_size : n;
+			zr.m.out = 0;
+			zr.root = root != NULL ? root : &zr.m;
+			rc = walk_stream(w, &ch, (src){ zip_read, &zr }, depth + 1, zr.root, err);
+			zip_fclose(zr.zf);
+		}
+		path_pop(w, mark);
+	}
+	if (rc == DC_OK && files == 0)
+		rc = walk_fail(w, DC_EZIP, "zip archive has no file members");
+out:
+	if (za != NULL)
+		zip_discard(za);
+	zip_source_free(zs);
+	return rc;
+}
+
+/* Walks a unit in memory: sniffs it whole, then as walk_stream. */
+static dc_code
+walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_err *err)
+{
+	memsrc ms = { p, n, 0 };
+	chain ch;
+	char desc[200];
+
+	memset(&ch, 0, sizeof(ch));
+	ch.lim = w->lim;
+	switch (dc_unpack_sniff(p, n)) {
+	case DC_KIND_ZIP:
+		return walk_zip(w, p, n, depth, root, err);
+	case DC_KIND_MESSAGE:
+		return w->cb->message ? w->cb->message(w->cb->ctx, p, n, w->path, depth, err) : DC_OK;
+	case DC_KIND_XML:
+		if (w->lim->max_report_bytes > 0 && n > w->lim->max_report_bytes)
+			return walk_fail(w, DC_ETOOBIG_REPORT, "XML of %zu bytes exceeds max_report_bytes (%llu)",
+				n, (unsigned long long)w->lim->max_report_bytes);
+		break;
+	case DC_KIND_EMPTY:
+	case DC_KIND_OTHER:
+		dc_unpack_describe(p, n, n, desc, sizeof(desc));
+		return walk_fail(w, DC_EFORMAT, "not a report: %s", desc);
+	case DC_KIND_GZIP:
+	case DC_KIND_ZLIB:
+		break;
+	}
+	return walk_stream(w, &ch, (src){ mem_read, &ms }, depth, root, err);
+}
+
+dc_code
+dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim, const dc_unpack_cb *cb,
+	dc_err *err)
+{
+	walk *w;
+	dc_code rc;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	w->lim = lim;
+	w->cb = cb;
+	rc = walk_buffer(w, data, len, depth, NULL, err);
+	if (rc == DC_ENOMEM && (err == NULL || err->code != DC_ENOMEM))
+		dc_err_set(err, DC_ENOMEM, "out of memory while unpacking");
+	free(w);
+	return rc;
+}

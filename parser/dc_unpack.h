@@ -1,0 +1,105 @@
+/*
+ * dc_unpack.h - what a unit of bytes is (classification by its first bytes,
+ * never by name or Content-Type), and the walk that opens zip, gzip and raw
+ * zlib containers, nested, and hands every XML stream it finds to a callback
+ * as a pull stream (dc_read_fn), decompressing as the XML reader pulls.
+ *
+ * Formats: zip (PKWARE APPNOTE, via libzip, from memory), gzip (RFC 1952,
+ * multi-member, via zlib), zlib (RFC 1950), XML (W3C XML 1.0 section 4.3.3
+ * byte-order marks), RFC 5322 messages (handed back to the caller, which owns
+ * MIME; see dc_mime.h).
+ *
+ * Not here: MIME, XML parsing, what a failure becomes (the caller decides).
+ * Limits (dc_limits): decompressed bytes per stream, decompression ratio per
+ * layer and over the whole chain, archive depth (DC_MAX_ARCHIVE_DEPTH), zip
+ * members (DC_MAX_ZIP_MEMBERS).
+ */
+#ifndef DC_UNPACK_H
+#define DC_UNPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dc_error.h"
+#include "dc_limits.h"
+#include "dc_report.h"
+
+/* Bytes a stream is peeked for before it is classified. */
+#define DC_UNPACK_SNIFF_BYTES 4096
+/* Longest "zip:a.xml > gzip" path kept (longer ones are cut with "..."). */
+#define DC_UNPACK_PATH_MAX 1024
+/* Longest repair-notes text one stream gathers. */
+#define DC_UNPACK_NOTES_MAX 512
+
+typedef enum dc_kind {
+	DC_KIND_EMPTY = 0,
+	DC_KIND_ZIP,
+	DC_KIND_GZIP,
+	DC_KIND_ZLIB,
+	DC_KIND_XML,
+	DC_KIND_MESSAGE,
+	DC_KIND_OTHER,
+} dc_kind;
+
+/* Returns what the first n bytes at p are (n may be a prefix of the unit). */
+dc_kind dc_unpack_sniff(const uint8_t *p, size_t n);
+
+/* Returns a static name for k ("zip", "gzip", ...). */
+const char *dc_unpack_kind_name(dc_kind k);
+
+/*
+ * Writes a factual description of bytes that are not a report into buf
+ * ("PNG image, 13670 bytes", "binary, 512 bytes", "text starting 'Test zip
+ * file'", "empty (0 bytes)"); p[0..n) is a prefix of a unit of total bytes.
+ */
+void dc_unpack_describe(const uint8_t *p, size_t n, uint64_t total, char *buf, size_t cap);
+
+/*
+ * Copies the local name of the first element of the XML prefix p[0..n) into
+ * buf (after BOM, whitespace, declarations, comments, DOCTYPE).  Returns
+ * false when the prefix ends before an element starts or is UTF-16.
+ */
+bool dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap);
+
+/* One XML stream found by the walk. */
+typedef struct dc_unpack_xml {
+	dc_read_fn rd;               /* the decompressed XML, pulled on demand */
+	void *rctx;
+	const char *path;            /* "zip:a.xml > gzip"; "" for the unit itself */
+	const char *notes;           /* repairs known before the XML starts, or NULL */
+	const dc_err *stream_err;    /* after reading: code != DC_OK when the stream
+	                              * itself failed (corrupt, limits); then use this
+	                              * as the reason rather than the reader's view */
+} dc_unpack_xml;
+
+/*
+ * What the walk calls.  Every callback returns DC_OK to go on; any other code
+ * stops the walk, which returns it unchanged (callers return only fatal codes).
+ * Pointers passed in are valid only during the call.
+ */
+typedef struct dc_unpack_cb {
+	void *ctx;
+	/* An XML stream; read it (or not) before returning. */
+	dc_code (*xml)(void *ctx, const dc_unpack_xml *x, dc_err *err);
+	/* An RFC 5322 message inside an archive (buffered, at most
+	 * limits.max_message_bytes); depth = archive layers above it. */
+	dc_code (*message)(void *ctx, const uint8_t *data, size_t len, const char *path, int depth,
+		dc_err *err);
+	/* One part of the unit could not be read: path says which ("" = the unit),
+	 * why the code and reason. */
+	dc_code (*failure)(void *ctx, const char *path, const dc_err *why, dc_err *err);
+} dc_unpack_cb;
+
+/*
+ * Walks data[0..len) (one unit: an attachment or a file, in memory, owned by
+ * the caller), depth = archive layers already above it (0 at the top).
+ * Every XML stream goes to cb->xml, every embedded message to cb->message,
+ * every unreadable part (corrupt, not a report, over a limit) to cb->failure.
+ * Returns DC_OK when the unit was walked to its end, DC_ENOMEM, or the first
+ * non-OK code a callback returned.
+ */
+dc_code dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim,
+	const dc_unpack_cb *cb, dc_err *err) DC_WUR;
+
+#endif
