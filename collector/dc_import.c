@@ -226,6 +226,27 @@ reject_hook(importer *im, const char *reason)
 		im->hooks->rejected(im->hooks->ctx, im->where, reason);
 }
 
+/* Writes "[NAME (PATH): |PATH: ]stage: why" into buf: the attachment's name when
+ * it is not the file's own, and where inside it the unit was. */
+static void
+reason_text(char *buf, size_t cap, const char *where, const char *stage, const dc_err *why,
+	const dc_blob *unit)
+{
+	const char *base = strrchr(where, '/');
+	const char *name = unit ? unit->name : NULL;
+	const char *path = unit ? unit->path : NULL;
+
+	base = base ? base + 1 : where;
+	if (name != NULL && strcmp(name, base) == 0)
+		name = NULL;
+	if (name != NULL && path != NULL)
+		snprintf(buf, cap, "%s (%s): %s: %s", name, path, stage, dc_err_text(why));
+	else if (name != NULL || path != NULL)
+		snprintf(buf, cap, "%s: %s: %s", name ? name : path, stage, dc_err_text(why));
+	else
+		snprintf(buf, cap, "%s: %s", stage, dc_err_text(why));
+}
+
 /* dc_extract's failure callback: stores the failure, then tells the hook. */
 static dc_code
 on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
@@ -238,14 +259,7 @@ on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit,
 		rc = im->store_cb.failure(im->store_cb.failure_ctx, stage, why, unit, err);
 	if (rc != DC_OK)
 		return rc;
-	if (unit != NULL && unit->name != NULL && unit->path != NULL)
-		snprintf(reason, sizeof(reason), "%s (%s): %s: %s", unit->name, unit->path, stage,
-			dc_err_text(why));
-	else if (unit != NULL && (unit->name != NULL || unit->path != NULL))
-		snprintf(reason, sizeof(reason), "%s: %s: %s", unit->name ? unit->name : unit->path,
-			stage, dc_err_text(why));
-	else
-		snprintf(reason, sizeof(reason), "%s: %s", stage, dc_err_text(why));
+	reason_text(reason, sizeof(reason), im->where, stage, why, unit);
 	reject_hook(im, reason);
 	return DC_OK;
 }
