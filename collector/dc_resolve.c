@@ -96,7 +96,7 @@ void dc_resolve_opts_from_config(dc_resolve_opts *o, const dc_config *cfg)
 	o->servers = cfg->dns_servers;
 	if (cfg->dns_timeout_ms > 0)
 		o->timeout_ms = cfg->dns_timeout_ms;
-	if (cfg->dns_retry_after > 0)
+	if (cfg->dns_retry_after >= 0)
 		o->retry_after = cfg->dns_retry_after;
 }
 
@@ -313,6 +313,8 @@ static void fwd_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 {
 	fwd *f = arg;
 	lookup *lk = f->lk;
+	if (lk->rv->stats)
+		lk->rv->stats->retries += (uint64_t)timeouts;
 	f->ares_status = status;
 	if (status == ARES_SUCCESS) {
 		int n = DC_RESOLVE_MAX_ADDRS;
@@ -360,6 +362,8 @@ static void add_name(lookup *lk, const char *raw)
 static void ptr_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	lookup *lk = arg;
+	if (lk->rv->stats)
+		lk->rv->stats->retries += (uint64_t)timeouts;
 	lk->ptr_status = status;
 	if (status == ARES_SUCCESS) {
 		struct hostent *h = NULL;

@@ -53,6 +53,7 @@ typedef struct dc_resolve_stats {
 	uint64_t timeout;      /* no answer in time */
 	uint64_t servfail;     /* SERVFAIL or REFUSED */
 	uint64_t error;        /* anything else (bad answer, bad name) */
+	uint64_t retries;      /* queries sent again after a try timed out */
 	double seconds;        /* wall time of the lookups */
 } dc_resolve_stats;
 

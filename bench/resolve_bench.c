@@ -1,0 +1,100 @@
+/*
+ * resolve_bench.c - times dc_resolve_run over every source IP in the
+ * database, once per concurrency level given on the command line, emptying
+ * dmarc.ip_names before each run.  Built and run by bench/resolve.sh.
+ *
+ *   resolve_bench CONNINFO SERVERS TIMEOUT_MS INFLIGHT...
+ *
+ * Prints one line per level: in flight, IPs, named, confirmed, timeouts,
+ * retries (tries that timed out), UDP receive-buffer drops on the machine, DNS
+ * seconds (the lookups) and total seconds (with reading and storing).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dc_resolve.h"
+#include "dc_store.h"
+
+/* UDP datagrams the kernel dropped for a full receive buffer, all sockets. */
+static long long rcvbuf_errors(void)
+{
+	char line[1024], vals[1024];
+	long long v = -1;
+	FILE *f = fopen("/proc/net/snmp", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "Udp: InDatagrams", 16) != 0 || !fgets(vals, sizeof vals, f))
+			continue;
+		/* RcvbufErrors is the fifth counter. */
+		long long c[5];
+		if (sscanf(vals, "Udp: %lld %lld %lld %lld %lld", &c[0], &c[1], &c[2], &c[3], &c[4]) == 5)
+			v = c[4];
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	dc_err err;
+	dc_store *st = NULL;
+	int status = 1;
+
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s CONNINFO SERVERS TIMEOUT_MS INFLIGHT...\n", argv[0]);
+		return 2;
+	}
+	dc_err_clear(&err);
+	if (dc_store_open(argv[1], &st, &err) != DC_OK) {
+		fprintf(stderr, "resolve_bench: %s\n", dc_err_text(&err));
+		return 1;
+	}
+	PGconn *conn = dc_store_conn(st);
+	printf("%-9s %7s %7s %9s %7s %7s %7s %9s %9s %10s\n", "inflight", "ips", "named", "confirmed",
+		"timeout", "retries", "drops", "dns_s", "total_s", "ips_per_s");
+	for (int a = 4; a < argc; a++) {
+		PGresult *r = PQexec(conn, "TRUNCATE dmarc.ip_names");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			fprintf(stderr, "resolve_bench: %s", PQresultErrorMessage(r));
+			PQclear(r);
+			goto out;
+		}
+		PQclear(r);
+		dc_resolve_opts opts;
+		dc_resolve_stats stats;
+		dc_resolve_opts_default(&opts);
+		memset(&stats, 0, sizeof stats);
+		opts.servers = argv[2];
+		opts.timeout_ms = atoi(argv[3]);
+		opts.max_inflight = atoi(argv[a]);
+		long long d0 = rcvbuf_errors();
+		double t0 = now_seconds();
+		if (dc_resolve_run(conn, &opts, &stats, &err) != DC_OK) {
+			fprintf(stderr, "resolve_bench: %s\n", dc_err_text(&err));
+			goto out;
+		}
+		double t = now_seconds() - t0;
+		long long d1 = rcvbuf_errors();
+		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %9.3f %9.3f %10.0f\n", opts.max_inflight,
+			(unsigned long long)stats.ips, (unsigned long long)stats.ok,
+			(unsigned long long)stats.confirmed, (unsigned long long)stats.timeout,
+			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1,
+			stats.seconds, t, (double)stats.ips / t);
+		fflush(stdout);
+	}
+	status = 0;
+out:
+	dc_store_free(st);
+	return status;
+}
