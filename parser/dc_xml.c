@@ -95,6 +95,8 @@ typedef struct xml_input {
 	size_t lx_name_len;
 	char lx_name[LX_NAME_MAX + 1];
 	size_t pos, len;      /* unread bytes are raw[pos..len) */
+	size_t scan;          /* the lexer has looked at raw[..scan) */
+	size_t limit;         /* once cut: the stream ends at raw[limit] */
 	uint8_t raw[RAW_CAP];
 } xml_input;
 
@@ -110,6 +112,8 @@ input_fill(xml_input *in)
 	if (in->pos > 0) {
 		memmove(in->raw, in->raw + in->pos, in->len - in->pos);
 		in->len -= in->pos;
+		in->scan = in->scan > in->pos ? in->scan - in->pos : 0;
+		in->limit = in->limit > in->pos ? in->limit - in->pos : 0;
 		in->pos = 0;
 	}
 	if (in->len == RAW_CAP)
@@ -262,6 +266,7 @@ input_start(xml_input *in)
 		q = decl_end + 2;
 	}
 	strip_schema_wrapper(in, q);
+	in->scan = in->pos;
 	return true;
 }
 
@@ -330,107 +335,6 @@ ref_check(const uint8_t *s, size_t n, bool eof)
 	return 0;
 }
 
-/* Copies (and, for UTF-8, repairs) bytes from raw into out[0..room); returns
- * the count, or -1 on read error. */
-static int
-input_copy(xml_input *in, uint8_t *out, size_t room)
-{
-	size_t o = 0;
-
-	while (o < room) {
-		if (in->pos == in->len) {
-			if (in->eof || o > 0)
-				break;
-			if (!input_fill(in))
-				return -1;
-			continue;
-		}
-		if (!in->utf8_filter) {
-			size_t n = in->len - in->pos;
-			if (n > room - o)
-				n = room - o;
-			memcpy(out + o, in->raw + in->pos, n);
-			o += n;
-			in->pos += n;
-			continue;
-		}
-		{ /* fast path: a run of plain ASCII */
-			const uint8_t *s = in->raw + in->pos;
-			size_t n = in->len - in->pos, k = 0;
-			if (n > room - o)
-				n = room - o;
-			while (k < n && s[k] < 0x80 && s[k] != '&' && (s[k] >= 0x20 || is_xml_space(s[k])))
-				k++;
-			if (k > 0) {
-				memcpy(out + o, s, k);
-				o += k;
-				in->pos += k;
-				continue;
-			}
-			if (s[0] == '&') {
-				int r = ref_check(s, in->len - in->pos, in->eof);
-				if (r < 0) {
-					if (o > 0)
-						break;
-					if (!input_fill(in))
-						return -1;
-					continue;
-				}
-				if (r > 0) {
-					out[o++] = '&';
-					in->pos++;
-					continue;
-				}
-				if (room - o < 5)
-					break;
-				memcpy(out + o, "&amp;", 5);
-				o += 5;
-				in->pos++;
-				in->n_amp++;
-				continue;
-			}
-			if (s[0] < 0x20) {
-				if (room - o < 3)
-					break;
-				memcpy(out + o, "\xEF\xBF\xBD", 3);
-				o += 3;
-				in->pos++;
-				in->n_ctrl++;
-				continue;
-			}
-		}
-		{
-			int l = utf8_seq(in->raw + in->pos, in->len - in->pos);
-			if (l < 0 && !in->eof) {
-				if (o > 0)
-					break; /* hand over what we have; the tail waits for more bytes */
-				if (!input_fill(in))
-					return -1;
-				continue;
-			}
-			if (l > 0) {
-				if ((size_t)l > room - o)
-					break;
-				memcpy(out + o, in->raw + in->pos, (size_t)l);
-				o += (size_t)l;
-				in->pos += (size_t)l;
-				continue;
-			}
-			/* invalid (or cut off by the end): one U+FFFD per bad sequence */
-			if (room - o < 3)
-				break;
-			out[o++] = 0xEF;
-			out[o++] = 0xBF;
-			out[o++] = 0xBD;
-			in->pos++;
-			while (in->pos < in->len && in->raw[in->pos] >= 0x80 && in->raw[in->pos] <= 0xBF)
-				in->pos++; /* stray continuation bytes belong to the same bad sequence */
-			in->n_bad_utf8++;
-		}
-	}
-	return (int)o;
-}
-
 static bool
 lx_local_is_feedback(const xml_input *in)
 {
@@ -441,8 +345,10 @@ lx_local_is_feedback(const xml_input *in)
 	return n == 8 && memcmp(local, "feedback", 8) == 0;
 }
 
-/* Runs the lexer over b[0..n); returns how many bytes to pass on (fewer
- * than n once the root's end tag has been seen: the rest is noted). */
+/* Runs the lexer over b[0..n); returns how many bytes belong to the
+ * document: n, or fewer once the root's end tag (or a DOCTYPE) was seen.
+ * It looks at raw bytes: the repairs of input_copy never add or remove the
+ * ASCII characters it cares about. */
 static size_t
 lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 {
@@ -455,10 +361,7 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 		case LX_PASS:
 			return n;
 		case LX_CUT:
-			for (; i < n; i++)
-				if (!is_xml_space(b[i]))
-					in->trailing = true;
-			return 0;
+			return i;
 		case LX_TEXT: {
 			const uint8_t *lt = memchr(b + i, '<', n - i);
 			if (lt == NULL)
@@ -575,9 +478,6 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 				in->lx = LX_TEXT;
 				if (in->lx_fb && --in->lx_depth <= 0) {
 					in->lx = LX_CUT;
-					for (size_t k = i + 1; k < n; k++)
-						if (!is_xml_space(b[k]))
-							in->trailing = true;
 					return i + 1;
 				}
 			}
@@ -590,47 +490,189 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 	return n;
 }
 
+/* Copies bytes from raw into out[0..room), up to the lexer's cut; for UTF-8
+ * documents repairs bare '&', control characters and invalid sequences on
+ * the way.  Returns the count (0 at the end), or -1 on read error. */
+static int
+input_copy(xml_input *in, uint8_t *out, size_t room)
+{
+	size_t o = 0;
+
+	while (o < room) {
+		size_t end;
+		bool final;
+
+		if (in->lx != LX_CUT && in->scan < in->len) {
+			in->scan += lexer_scan(in, in->raw + in->scan, in->len - in->scan);
+			if (in->lx == LX_CUT)
+				in->limit = in->scan;
+		}
+		end = in->lx == LX_CUT ? in->limit : in->len;
+		final = in->lx == LX_CUT || in->eof;
+		if (in->pos >= end) {
+			if (final || o > 0)
+				break;
+			if (!input_fill(in))
+				return -1;
+			continue;
+		}
+		if (!in->utf8_filter) {
+			size_t n = end - in->pos;
+			if (n > room - o)
+				n = room - o;
+			memcpy(out + o, in->raw + in->pos, n);
+			o += n;
+			in->pos += n;
+			continue;
+		}
+		{ /* fast path: a run of plain ASCII */
+			const uint8_t *s = in->raw + in->pos;
+			size_t n = end - in->pos, k = 0;
+			if (n > room - o)
+				n = room - o;
+			while (k < n && s[k] < 0x80 && s[k] != '&' && (s[k] >= 0x20 || is_xml_space(s[k])))
+				k++;
+			if (k > 0) {
+				memcpy(out + o, s, k);
+				o += k;
+				in->pos += k;
+				continue;
+			}
+			if (s[0] == '&') {
+				int r = ref_check(s, end - in->pos, final);
+				if (r < 0) {
+					if (o > 0)
+						break;
+					if (!input_fill(in))
+						return -1;
+					continue;
+				}
+				if (r > 0) {
+					out[o++] = '&';
+					in->pos++;
+					continue;
+				}
+				if (room - o < 5)
+					break;
+				memcpy(out + o, "&amp;", 5);
+				o += 5;
+				in->pos++;
+				in->n_amp++;
+				continue;
+			}
+			if (s[0] < 0x20) {
+				if (room - o < 3)
+					break;
+				memcpy(out + o, "\xEF\xBF\xBD", 3);
+				o += 3;
+				in->pos++;
+				in->n_ctrl++;
+				continue;
+			}
+		}
+		{
+			int l = utf8_seq(in->raw + in->pos, end - in->pos);
+			if (l < 0 && !final) {
+				if (o > 0)
+					break; /* hand over what we have; the tail waits for more bytes */
+				if (!input_fill(in))
+					return -1;
+				continue;
+			}
+			if (l > 0) {
+				if ((size_t)l > room - o)
+					break;
+				memcpy(out + o, in->raw + in->pos, (size_t)l);
+				o += (size_t)l;
+				in->pos += (size_t)l;
+				continue;
+			}
+			/* invalid (or cut off by the end): one U+FFFD per bad sequence */
+			if (room - o < 3)
+				break;
+			out[o++] = 0xEF;
+			out[o++] = 0xBF;
+			out[o++] = 0xBD;
+			in->pos++;
+			while (in->pos < end && in->raw[in->pos] >= 0x80 && in->raw[in->pos] <= 0xBF)
+				in->pos++; /* stray continuation bytes belong to the same bad sequence */
+			in->n_bad_utf8++;
+		}
+	}
+	return (int)o;
+}
+
 /* libxml2 input callback: returns bytes written to buf, 0 at end, -1 on a
  * read error (kept in in->rerr). */
 static int
 input_read(void *ctx, char *buf, int cap)
 {
 	xml_input *in = ctx;
-	int got;
-	size_t keep;
 
 	if (in->failed)
 		return -1;
 	if (!in->started && !input_start(in))
 		return -1;
-	if (in->lx == LX_CUT || cap <= 0)
+	if (cap <= 0)
 		return 0;
-	got = input_copy(in, (uint8_t *)buf, (size_t)cap);
-	if (got <= 0)
-		return got;
-	keep = lexer_scan(in, (const uint8_t *)buf, (size_t)got);
-	return (int)keep;
+	return input_copy(in, (uint8_t *)buf, (size_t)cap);
 }
 
 /* After </feedback>: reads the rest of the stream (so read errors surface)
- * and notes whether it held anything but whitespace.  Returns false on a
+ * and notes whether it held anything but whitespace, comments and PIs.  Returns false on a
  * read error. */
 static bool
 input_drain(xml_input *in)
 {
+	enum { T_OUT, T_LT, T_BANG, T_BANG_DASH, T_COMMENT, T_PI } t = T_OUT;
+	int count = 0;
+	size_t from;
+
 	if (in->lx != LX_CUT)
 		return true;
+	from = in->limit > in->pos ? in->limit : in->pos;
 	for (;;) {
-		for (size_t i = in->pos; i < in->len; i++)
-			if (!is_xml_space(in->raw[i])) {
-				in->trailing = true;
+		for (size_t i = from; i < in->len && !in->trailing; i++) {
+			uint8_t c = in->raw[i];
+			switch (t) {
+			case T_OUT:
+				if (c == '<')
+					t = T_LT;
+				else if (!is_xml_space(c))
+					in->trailing = true;
+				break;
+			case T_LT:
+				t = c == '!' ? T_BANG : c == '?' ? T_PI : T_OUT;
+				in->trailing = t == T_OUT;
+				count = 0;
+				break;
+			case T_BANG:
+			case T_BANG_DASH:
+				if (c != '-')
+					in->trailing = true;
+				t = t == T_BANG ? T_BANG_DASH : T_COMMENT;
+				break;
+			case T_COMMENT:
+				if (c == '>' && count >= 2)
+					t = T_OUT;
+				count = c == '-' ? count + 1 : 0;
+				break;
+			case T_PI:
+				if (c == '>' && count)
+					t = T_OUT;
+				count = c == '?';
 				break;
 			}
-		in->pos = in->len;
-		if (in->eof)
+		}
+		in->pos = in->scan = in->limit = in->len;
+		if (in->eof) {
+			if (t != T_OUT)
+				in->trailing = true;
 			return true;
+		}
 		if (!input_fill(in))
 			return false;
+		from = 0;
 	}
 }
 
@@ -1426,10 +1468,11 @@ run(xml_state *st, xml_input *in)
 		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
 	if (in->doctype)
 		return dc_err_set(st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
-	if (open > 0 && in->eof && in->pos == in->len)
+	if (open > 0 && in->eof && in->pos == in->len && st->have_xml_err &&
+	    strstr(st->xml_err_msg, "Extra content at the end") != NULL)
 		/* libxml2's reader calls a truncated document "Extra content at the end" */
 		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: document ends inside <feedback> "
-			"(truncated)", st->have_xml_err ? st->xml_err_line : 0);
+			"(truncated)", st->xml_err_line);
 	if (st->have_xml_err)
 		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
 			st->xml_err_msg);
