@@ -1,0 +1,193 @@
+#!/bin/bash
+# import_hostile.sh - hostile and broken inputs, generated at test time:
+# XML with an external entity and a billion-laughs document, a gzip bomb and
+# a zip bomb (1023 MiB of decompressed data each), a truncated zip and gzip, XML
+# broken after three good records, a message without a report, a message over
+# limits.max_message_bytes, and a duplicate import.
+#
+# Each rejected input: exit status 1, exactly one dmarc.failures row whose
+# content is the original bytes (sha256 and length compared in SQL), one
+# error line on stderr, nothing in dmarc.reports.  The bombs must be stopped:
+# the import completes with bounded memory (address space limited to 2 GiB
+# with RLIMIT_AS, except under AddressSanitizer, which reserves terabytes of
+# shadow memory; the peak RSS of the import is checked in both cases).
+set -euo pipefail
+: "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
+: "${DC_SRC:?DC_SRC must name the source directory}"
+. "$DC_SRC/tests/lib/pg.sh"
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"   # the cluster runs as postgres
+trap 'dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+dc_pg_start "$tmp/pg"
+dc_pg_newdb hostile
+"$DC_BIN" -q migrate
+
+export WORK=$tmp/in
+mkdir -p "$WORK"
+python3 - <<'EOF'
+import hashlib, io, os, resource, struct, subprocess, sys, zlib
+
+BIN, W = os.environ['DC_BIN'], os.environ['WORK']
+ASAN = b'__asan_init' in open(BIN, 'rb').read()
+RSS_LIMIT_KB = 1536 * 1024 if ASAN else 512 * 1024
+problems = []
+
+def report(report_id, n, broken_after=None):
+    recs = []
+    for i in range(n):
+        recs.append('<record><row><source_ip>192.0.2.%d</source_ip><count>%d</count>'
+                    '<policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>'
+                    '</policy_evaluated></row><identifiers><header_from>example.com</header_from>'
+                    '<envelope_from>h%d.example.net</envelope_from></identifiers><auth_results>'
+                    '<dkim><domain>example.com</domain><selector>s%d</selector><result>pass</result></dkim>'
+                    '<spf><domain>h%d.example.net</domain><scope>mfrom</scope><result>fail</result></spf>'
+                    '</auth_results></record>\n' % (i % 250 + 1, i + 1, i, i, i))
+    tail = '</feedback>\n'
+    if broken_after is not None:
+        recs = recs[:broken_after] + ['<record><row><source_ip>192.0.2.99</source_ip><count>1</cnt></row>\n']
+        tail = ''
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<feedback><report_metadata><org_name>hostile.test</org_name>'
+            '<email>noreply@hostile.test</email><report_id>%s</report_id><date_range><begin>1700000000</begin>'
+            '<end>1700086399</end></date_range></report_metadata><policy_published><domain>example.com</domain>'
+            '<adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><pct>100</pct></policy_published>\n%s%s'
+            % (report_id, ''.join(recs), tail)).encode()
+
+def bomb_deflate():
+    """1023 MiB of newlines inside a <feedback> element (just under the default
+    max_report_bytes, so the zip's declared size passes and the ratio check
+    must stop it) as one raw deflate stream, built from one full-flushed 1 MiB
+    block repeated (fast, ~1 MB)."""
+    head = b'<?xml version="1.0"?>\n<feedback>\n'
+    chunk = b'\n' * (1 << 20)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    blk = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(head)
+    for _ in range(1023):
+        crc = zlib.crc32(chunk, crc)
+    return first + blk * 1023 + b'\x03\x00', crc, len(head) + 1023 * len(chunk)
+
+def gzip_wrap(raw, crc, size):
+    return b'\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03' + raw + struct.pack('<II', crc, size & 0xffffffff)
+
+def zip_wrap(name, raw, crc, size):
+    n = name.encode()
+    local = struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 8, 0, 0, crc, len(raw), size, len(n), 0) + n
+    central = struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 8, 0, 0, crc, len(raw), size,
+                          len(n), 0, 0, 0, 0, 0, 0) + n
+    end = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, 1, 1, len(central), len(local) + len(raw), 0)
+    return local + raw + central + end
+
+def gz(data):
+    return gzip_wrap(zlib.compress(data, 9)[2:-4], zlib.crc32(data), len(data))
+
+def zipped(name, data):
+    return zip_wrap(name, zlib.compress(data, 9)[2:-4], zlib.crc32(data), len(data))
+
+raw, crc, size = bomb_deflate()
+big = report('trunc-1', 400)
+files = {
+    'xxe.xml': b'<?xml version="1.0"?>\n<!DOCTYPE feedback [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+               + report('xxe-1', 1).split(b'\n', 1)[1].replace(b'hostile.test</org_name>', b'&xxe;</org_name>'),
+    'laughs.xml': b'<?xml version="1.0"?>\n<!DOCTYPE feedback [<!ENTITY lol "lol">'
+                  + b''.join(b'<!ENTITY lol%d "%s">' % (i, (b'&lol%d;' % (i - 1) if i > 1 else b'&lol;') * 10)
+                             for i in range(1, 10))
+                  + b']>\n' + report('laughs-1', 1).split(b'\n', 1)[1].replace(b'hostile.test</org_name>', b'&lol9;</org_name>'),
+    'bomb.xml.gz': gzip_wrap(raw, crc, size),
+    'bomb.zip': zip_wrap('bomb.xml', raw, crc, size),
+    'truncated.zip': zipped('t.xml', big)[:-(len(zipped('t.xml', big)) // 2)],
+    'truncated.xml.gz': gz(big)[:len(gz(big)) // 2],
+    'broken3.xml': report('broken-3', 5, broken_after=3),
+    'nonreport.eml': b'From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <nr@example.com>\r\n'
+                     b'\r\nJust a note, no report here.\r\n',
+    'toobig.xml': report('toobig-1', 20),
+    'good.xml.gz': gz(report('good-1', 7)),
+}
+for name, data in files.items():
+    with open(os.path.join(W, name), 'wb') as f:
+        f.write(data)
+
+def psql(sql, *params):
+    args = ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-F', '\t']
+    for i, p in enumerate(params):
+        args += ['-v', 'p%d=%s' % (i, p)]
+    p = subprocess.run(args, input=sql, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit('FAIL: psql: %s' % p.stderr)
+    return [l.split('\t') for l in p.stdout.splitlines()]
+
+def run(path, env=None):
+    """Imports one file; returns (status, stderr, peak RSS in KiB)."""
+    def limit():
+        if not ASAN:
+            resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    p = subprocess.Popen([BIN, 'import', path], stderr=subprocess.PIPE, preexec_fn=limit,
+                         env=dict(os.environ, **(env or {})))
+    err = p.stderr.read().decode(errors='replace')
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, err, ru.ru_maxrss
+
+def check_rejected(name, env=None, content_kept=True, stage=None):
+    path = os.path.join(W, name)
+    data = open(path, 'rb').read()
+    rc, err, rss = run(path, env)
+    lines = [l for l in err.splitlines() if ': error: ' in l]
+    rows = psql("SELECT stage, reason, coalesce(encode(sha256(content), 'hex'), 'NULL'), coalesce(length(content), -1) "
+                "FROM dmarc.failures WHERE file_name = :'p0'", path)
+    reps = psql("SELECT count(*) FROM dmarc.reports WHERE file_name = :'p0'", path)[0][0]
+    what = '%s: exit %d, %d failure rows, %d error lines, %s reports, peak RSS %d MiB' % (
+        name, rc, len(rows), len(lines), reps, rss // 1024)
+    print(what + (' [%s: %s]' % (rows[0][0], rows[0][1][:100]) if rows else ''))
+    if rc != 1:
+        problems.append('%s: exit status %d, expected 1; stderr: %s' % (name, rc, err[-500:]))
+    if len(rows) != 1:
+        problems.append('%s: %d failure rows, expected exactly 1' % (name, len(rows)))
+    elif content_kept and (rows[0][2], int(rows[0][3])) != (hashlib.sha256(data).hexdigest(), len(data)):
+        problems.append('%s: failure content (sha256 %s, %s bytes) is not the original (%s, %d bytes)'
+                        % (name, rows[0][2][:16], rows[0][3], hashlib.sha256(data).hexdigest()[:16], len(data)))
+    elif stage is not None and rows[0][0] != stage:
+        problems.append('%s: failure stage %s, expected %s' % (name, rows[0][0], stage))
+    if len(lines) != 1 or path not in lines[0]:
+        problems.append('%s: expected one error line naming the file, got: %r' % (name, lines))
+    if reps != '0':
+        problems.append('%s: %s reports stored from a rejected input' % (name, reps))
+    if rss > RSS_LIMIT_KB:
+        problems.append('%s: peak RSS %d MiB exceeds %d MiB' % (name, rss // 1024, RSS_LIMIT_KB // 1024))
+    return rows
+
+for name in ['bomb.xml.gz', 'bomb.zip', 'xxe.xml', 'laughs.xml', 'truncated.zip', 'truncated.xml.gz',
+             'broken3.xml', 'nonreport.eml']:
+    check_rejected(name)
+
+# nothing of the XXE or the broken report remains anywhere
+n = psql("SELECT count(*) FROM dmarc.reports WHERE report_id IN ('xxe-1', 'laughs-1', 'broken-3', 'trunc-1')")[0][0]
+m = psql("SELECT count(*) FROM dmarc.records WHERE host(source_ip) = '192.0.2.99' OR envelope_from LIKE 'root:%'")[0][0]
+if (n, m) != ('0', '0'):
+    problems.append('partial or hostile reports remain: %s reports, %s records' % (n, m))
+
+# a message over limits.max_message_bytes: rejected from its size, content not kept
+rows = check_rejected('toobig.xml', env={'DMARC_COLLECTOR_LIMITS_MAX_MESSAGE_BYTES': '1000'},
+                      content_kept=False, stage='limits')
+if rows and rows[0][3] != '-1':
+    problems.append('toobig.xml: content of an over-size message was stored (%s bytes)' % rows[0][3])
+
+# a duplicate import: the second copy counts as stored (exit 0), nothing new
+path = os.path.join(W, 'good.xml.gz')
+rc1, err1, _ = run(path)
+rc2, err2, _ = run(path)
+reps = psql("SELECT count(*), sum(record_count) FROM dmarc.reports WHERE report_id = 'good-1'")[0]
+fails = psql("SELECT count(*) FROM dmarc.failures WHERE file_name = :'p0'", path)[0][0]
+print('good.xml.gz twice: exit %d then %d, %s report(s) with %s records, %s failures' % (rc1, rc2, reps[0], reps[1], fails))
+if (rc1, rc2) != (0, 0) or reps != ['1', '7'] or fails != '0':
+    problems.append('duplicate import: exits %d/%d, reports %s, failures %s' % (rc1, rc2, reps, fails))
+if '0 reports stored, 1 duplicates' not in err2:
+    problems.append('second import did not report one duplicate: %r' % err2[-300:])
+
+if problems:
+    print('FAIL:\n  ' + '\n  '.join(problems))
+    sys.exit(1)
+print('PASS (%s)' % ('ASan: RLIMIT_AS not set' if ASAN else 'RLIMIT_AS 2 GiB'))
+EOF
