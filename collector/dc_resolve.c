@@ -683,6 +683,11 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 	uint64_t done = 0;
 	char p_refresh[24], p_retry[24], p_limit[24];
 
+	/* A resolver that cannot be set up (bad [dns] servers) is an error even
+	 * when there is nothing to look up. */
+	rc = dc_resolve_ips(NULL, 0, opts, NULL, NULL, err);
+	if (rc != DC_OK)
+		goto out;
 	r = PQexecParams(conn, "SELECT now()::text", 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		rc = dc_err_set(err, DC_EDB, "resolve: %s", PQresultErrorMessage(r));
