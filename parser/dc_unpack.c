@@ -458,20 +458,25 @@ peek_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	return pk->up.rd(pk->up.ctx, buf, cap, got, err);
 }
 
-/* inflate: gzip (every member) or zlib over a source */
+/* inflate: gzip (every member), zlib, or a zip member's raw deflate data */
+typedef enum imode { IM_GZIP, IM_ZLIB, IM_ZIP } imode;
+
 typedef struct inflater {
 	chain *ch;
 	src up;
 	z_stream z;
 	bool zinit;
-	bool gzip;
+	imode mode;
+	dc_code bad;       /* code for corrupt data: DC_EGZIP, or DC_EZIP for zip members */
 	bool done;         /* every member inflated and trailing bytes drained */
 	bool up_eof;
-	const char *what;  /* "gzip" / "zlib" */
+	const char *what;  /* "gzip" / "zlib" / "zip member" */
 	meter m;
 	const meter *root; /* first compressed layer of the chain (may be &m) */
 	uint64_t before;   /* compressed bytes of members already finished */
 	unsigned members;
+	bool check_crc;    /* zip: compare the CRC-32 of the output with crc_want */
+	uLong crc, crc_want;
 	uint8_t in[CHUNK];
 } inflater;
 
@@ -494,8 +499,8 @@ inflater_pull(inflater *f, dc_err *err)
 	return DC_OK;
 }
 
-/* After a member ended: starts the next gzip member, or drains and notes
- * trailing bytes and marks the stream done. */
+/* After a member ended: checks a zip member's CRC, starts the next gzip
+ * member, or drains and notes trailing bytes and marks the stream done. */
 static dc_code
 inflater_next(inflater *f, dc_err *err)
 {
@@ -505,10 +510,17 @@ inflater_next(inflater *f, dc_err *err)
 
 	f->members++;
 	f->before += f->z.total_in;
-	while (f->gzip && f->z.avail_in < 2 && !f->up_eof)
+	if (f->mode == IM_ZIP) {
+		if (f->check_crc && f->crc != f->crc_want)
+			return chain_fail(f->ch, err, DC_EZIP, "zip member CRC mismatch (%08lx, header says %08lx)",
+				f->crc, f->crc_want);
+		f->done = true;
+		return DC_OK;
+	}
+	while (f->mode == IM_GZIP && f->z.avail_in < 2 && !f->up_eof)
 		if ((rc = inflater_pull(f, err)) != DC_OK)
 			return rc;
-	if (f->gzip && f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
+	if (f->mode == IM_GZIP && f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
 		if (inflateReset(&f->z) != Z_OK)
 			return chain_fail(f->ch, err, DC_EGZIP, "gzip: cannot start member %u", f->members + 1);
 		return DC_OK;
@@ -538,6 +550,7 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	inflater *f = ctx;
 	uInt want = cap > UINT_MAX ? UINT_MAX : (uInt)cap;
 	dc_code rc = DC_OK;
+	Bytef *from;
 	int zr;
 
 	*got = 0;
@@ -549,8 +562,11 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	while (!f->done && f->z.avail_out == want) {
 		if (f->z.avail_in == 0 && !f->up_eof && (rc = inflater_pull(f, err)) != DC_OK)
 			return rc;
+		from = f->z.next_out;
 		zr = inflate(&f->z, Z_NO_FLUSH);
 		f->m.in = f->before + f->z.total_in;
+		if (f->check_crc)
+			f->crc = crc32(f->crc, from, (uInt)(f->z.next_out - from));
 		switch (zr) {
 		case Z_OK:
 			break;
@@ -560,17 +576,20 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 			break;
 		case Z_BUF_ERROR:
 			if (f->up_eof && f->z.avail_in == 0)
-				return chain_fail(f->ch, err, DC_EGZIP,
-					"%s stream truncated: input ended after %llu bytes without the end of member %u",
-					f->what, (unsigned long long)f->m.in, f->members + 1);
+				return chain_fail(f->ch, err, f->bad,
+					"%s truncated: input ended after %llu bytes, before the end of the stream",
+					f->what, (unsigned long long)f->m.in);
 			break;
 		case Z_MEM_ERROR:
 			return chain_fail(f->ch, err, DC_ENOMEM, "%s: out of memory", f->what);
 		case Z_NEED_DICT:
-			return chain_fail(f->ch, err, DC_EGZIP, "%s stream needs a preset dictionary", f->what);
+			return chain_fail(f->ch, err, f->bad, "%s needs a preset dictionary", f->what);
 		default:
-			return chain_fail(f->ch, err, DC_EGZIP, "%s member %u corrupt: %s", f->what,
-				f->members + 1, f->z.msg ? f->z.msg : "data error");
+			if (f->mode == IM_GZIP)
+				return chain_fail(f->ch, err, f->bad, "gzip member %u corrupt: %s", f->members + 1,
+					f->z.msg ? f->z.msg : "data error");
+			return chain_fail(f->ch, err, f->bad, "%s corrupt: %s", f->what,
+				f->z.msg ? f->z.msg : "data error");
 		}
 	}
 	*got = want - f->z.avail_out;
@@ -580,19 +599,22 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 
 /* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
 static inflater *
-inflater_new(chain *ch, src up, bool gzip, const meter *root)
+inflater_new(chain *ch, src up, imode mode, const meter *root)
 {
+	static const int wbits[] = { [IM_GZIP] = 16 + MAX_WBITS, [IM_ZLIB] = MAX_WBITS, [IM_ZIP] = -MAX_WBITS };
+	static const char *const what[] = { [IM_GZIP] = "gzip", [IM_ZLIB] = "zlib", [IM_ZIP] = "zip member" };
 	inflater *f = calloc(1, sizeof(*f));
 
 	if (f == NULL)
 		return NULL;
 	f->ch = ch;
 	f->up = up;
-	f->gzip = gzip;
-	f->what = gzip ? "gzip" : "zlib";
+	f->mode = mode;
+	f->bad = mode == IM_ZIP ? DC_EZIP : DC_EGZIP;
+	f->what = what[mode];
 	f->root = root != NULL ? root : &f->m;
 	f->z.next_in = f->in;
-	if (inflateInit2(&f->z, gzip ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK) {
+	if (inflateInit2(&f->z, wbits[mode]) != Z_OK) {
 		free(f);
 		return NULL;
 	}
@@ -614,6 +636,7 @@ inflater_free(inflater *f)
 typedef struct zipreader {
 	chain *ch;
 	zip_file_t *zf;
+	bool raw;          /* compressed bytes for an inflater: no meter */
 	meter m;
 	const meter *root;
 } zipreader;
@@ -631,6 +654,8 @@ zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	if (k < 0)
 		return chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
 	*got = (size_t)k;
+	if (z->raw)
+		return DC_OK;
 	z->m.out += (uint64_t)k;
 	return meter_check(z->ch, &z->m, z->root, "zip member", err);
 }
@@ -829,7 +854,8 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 			rc = walk_fail(w, DC_ETOODEEP, "archives nested deeper than %d", DC_MAX_ARCHIVE_DEPTH);
 			break;
 		}
-		if ((f = inflater_new(ch, (src){ peek_read, pk }, k == DC_KIND_GZIP, root)) == NULL) {
+		if ((f = inflater_new(ch, (src){ peek_read, pk }, k == DC_KIND_GZIP ? IM_GZIP : IM_ZLIB,
+			     root)) == NULL) {
 			rc = DC_ENOMEM;
 			break;
 		}
@@ -875,6 +901,48 @@ out:
 	return rc;
 }
 
+/*
+ * One zip member: deflated members are read compressed and inflated here
+ * (so the ratio is measured on the compressed bytes actually consumed, and
+ * the CRC checked), other methods through libzip against the declared
+ * compressed size.
+ */
+static dc_code
+walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zlen, int depth,
+	const meter *root, dc_err *err)
+{
+	bool deflated = (st->valid & ZIP_STAT_COMP_METHOD) && st->comp_method == ZIP_CM_DEFLATE;
+	inflater *f = NULL;
+	zipreader zr;
+	chain ch;
+	dc_code rc;
+
+	memset(&ch, 0, sizeof(ch));
+	memset(&zr, 0, sizeof(zr));
+	ch.lim = w->lim;
+	zr.ch = &ch;
+	zr.raw = deflated;
+	if ((zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0)) == NULL)
+		return walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
+	if (deflated) {
+		if ((f = inflater_new(&ch, (src){ zip_read, &zr }, IM_ZIP, root)) == NULL) {
+			rc = DC_ENOMEM;
+			goto out;
+		}
+		f->check_crc = (st->valid & ZIP_STAT_CRC) != 0;
+		f->crc_want = st->crc;
+		rc = walk_stream(w, &ch, (src){ inflater_read, f }, depth + 1, f->root, err);
+	} else {
+		zr.m.in = (st->valid & ZIP_STAT_COMP_SIZE) ? st->comp_size : zlen;
+		zr.root = root != NULL ? root : &zr.m;
+		rc = walk_stream(w, &ch, (src){ zip_read, &zr }, depth + 1, zr.root, err);
+	}
+out:
+	inflater_free(f);
+	zip_fclose(zr.zf);
+	return rc;
+}
+
 /* Walks every file member of the zip p[0..n). */
 static dc_code
 walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_err *err)
@@ -905,8 +973,6 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 	for (i = 0; i < count && rc == DC_OK; i++) {
 		zip_stat_t st;
 		const char *name;
-		zipreader zr;
-		chain ch;
 
 		zip_stat_init(&st);
 		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
@@ -933,17 +999,8 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 			rc = walk_fail(w, DC_ETOOBIG_REPORT,
 				"zip member declares %llu bytes, more than max_report_bytes (%llu)",
 				(unsigned long long)st.size, (unsigned long long)w->lim->max_report_bytes);
-		} else if ((zr.zf = zip_fopen_index(za, (zip_uint64_t)i, 0)) == NULL) {
-			rc = walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
 		} else {
-			memset(&ch, 0, sizeof(ch));
-			ch.lim = w->lim;
-			zr.ch = &ch;
-			zr.m.in = (st.valid & ZIP_STAT_COMP_SIZE) ? st.comp_size : n;
-			zr.m.out = 0;
-			zr.root = root != NULL ? root : &zr.m;
-			rc = walk_stream(w, &ch, (src){ zip_read, &zr }, depth + 1, zr.root, err);
-			zip_fclose(zr.zf);
+			rc = walk_member(w, za, (zip_uint64_t)i, &st, n, depth, root, err);
 		}
 		path_pop(w, mark);
 	}
