@@ -349,10 +349,10 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	x->mime_notes = info->notes;
 	rc = dc_mime_walk(data, len, on_leaf, x, info, err);
 	x->prefix = sp;
-	if (rc == DC_EMIME) {
+	if (rc == DC_EMIME || rc == DC_ETOODEEP) {
 		dc_err why = *err;
 
-		rc = fail(x, "mime", &why, prefix, err);
+		rc = fail(x, stage_of(why.code), &why, prefix, err);
 		goto out;
 	}
 	if (rc != DC_OK)

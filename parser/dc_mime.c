@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <gmime/gmime.h>
 
@@ -158,6 +159,18 @@ walk_part(mwalk *mw, GMimeObject *obj, const char *section, int depth)
 	return DC_OK;
 }
 
+/* Number of case-insensitive "boundary=" in p[0..n), counting up to max + 1. */
+static unsigned
+count_boundaries(const uint8_t *p, size_t n, unsigned max)
+{
+	unsigned c = 0;
+
+	for (size_t i = 0; i + 9 <= n && c <= max; i++)
+		if ((p[i] | 0x20) == 'b' && p[i + 8] == '=' && strncasecmp((const char *)p + i, "boundary=", 9) == 0)
+			c++;
+	return c;
+}
+
 dc_code
 dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
 	dc_err *err)
@@ -180,6 +193,11 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 			i++;
 		if (i < len)
 			i++;
+	}
+	if (count_boundaries(data + i, len - i, DC_MIME_MAX_BOUNDARIES) > DC_MIME_MAX_BOUNDARIES) {
+		rc = dc_err_set(err, DC_ETOODEEP, "message declares more than %d multipart boundaries",
+			DC_MIME_MAX_BOUNDARIES);
+		goto out;
 	}
 	stream = g_mime_stream_mem_new_with_buffer((const char *)data + i, len - i);
 	if (stream == NULL) {

@@ -22,6 +22,10 @@
 #include "dc_limits.h"
 
 #define DC_MIME_NOTES_MAX 256
+/* GMime matches every line against every open boundary, so a message with
+ * thousands of nested multiparts costs seconds; more "boundary=" parameters
+ * than this are refused (DC_ETOODEEP) before parsing. */
+#define DC_MIME_MAX_BOUNDARIES 1000
 
 /* One leaf part; everything is valid only during the callback. */
 typedef struct dc_mime_leaf {
@@ -50,7 +54,8 @@ void dc_mime_init(void);
  * Parses data[0..len) (owned by the caller) as a message and calls fn for
  * every leaf.  Leading whitespace before the first header line and an mbox
  * "From " line are skipped.  info (required) is filled.  Returns DC_OK,
- * DC_EMIME when GMime cannot make a message of it, DC_ENOMEM, or fn's code.
+ * DC_EMIME when GMime cannot make a message of it, DC_ETOODEEP for more than
+ * DC_MIME_MAX_BOUNDARIES boundaries, DC_ENOMEM, or fn's code.
  */
 dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx,
 	dc_mime_info *info, dc_err *err) DC_WUR;
