@@ -386,6 +386,13 @@ store_cmd_quiet(dc_store *st, const char *sql)
 
 /* ---- open, free, origin ---------------------------------------------- */
 
+static void
+store_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 dc_code
 dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
 {
@@ -418,6 +425,9 @@ dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
 		rc = store_fail(st, NULL, "cannot connect to the database", err);
 		goto out;
 	}
+	/* library code does not print: server notices ("already exists,
+	 * skipping") are dropped instead of going to stderr */
+	PQsetNoticeProcessor(st->conn, store_notice, NULL);
 	rc = store_exec(st, "SELECT pg_catalog.set_config('search_path', 'dmarc, pg_catalog, pg_temp', false)",
 		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "set search_path", err);
 	if (rc != DC_OK) {

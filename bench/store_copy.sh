@@ -1,0 +1,51 @@
+#!/bin/bash
+# store_copy.sh - COPY throughput of dc_store's sink versus psql's \copy of
+# the same rows into the same (freshly migrated) tables, on a throwaway
+# PostgreSQL with fsync off.
+#   bench/store_copy.sh BUILD_DIR [REPORTS] [RECORDS_PER_REPORT]
+# Default 100 reports x 10,000 records = 1,000,000 records, each with one DKIM
+# and one SPF result.  Prints both figures and the ratio.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:?usage: store_copy.sh BUILD_DIR [REPORTS] [PER]}
+reports=${2:-100}
+per=${3:-10000}
+prog=$build/tests/test_store_bench
+[ -x "$prog" ] || { echo "store_copy.sh: build $prog first" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/dc-store-bench.XXXXXX)
+chmod 755 "$tmp"
+source "$src/tests/lib/pg.sh"
+trap 'dc_pg_stop "$tmp/pg" || true; rm -rf "$tmp"' EXIT
+dc_pg_start "$tmp/pg"
+
+# 1. through the sink (per-report transactions, 4096-record COPY chunks)
+dc_pg_newdb bench_sink
+read -r n_sink t_sink < <("$prog" sink "$reports" "$per")
+
+# 2. psql \copy of the same rows from files, one transaction
+dc_pg_newdb bench_psql
+"$prog" sink 0 0 >/dev/null          # migrate only
+"$prog" files "$reports" "$per" "$tmp"
+psql -X -q -v ON_ERROR_STOP=1 -f "$tmp/reports.sql"
+cat >"$tmp/copy.psql" <<SQL
+\\copy dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, reasons) from '$tmp/records.copy'
+\\copy dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal, domain, selector, result, human_result) from '$tmp/dkim.copy'
+\\copy dmarc.spf_results (record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result) from '$tmp/spf.copy'
+SQL
+t0=$(date +%s.%N)
+psql -X -q -1 -v ON_ERROR_STOP=1 -f "$tmp/copy.psql"
+t1=$(date +%s.%N)
+t_psql=$(echo "$t1 - $t0" | bc -l)
+
+# both databases hold the same rows
+for db in bench_sink bench_psql; do
+  psql -X -At -d "$db" -c "SELECT count(*), sum(message_count) FROM dmarc.records" \
+    -c "SELECT count(*) FROM dmarc.dkim_results" -c "SELECT count(*) FROM dmarc.spf_results" | tr '\n' ' '
+  echo "($db)"
+done
+
+printf 'records: %s (x2 auth results)\n' "$n_sink"
+printf 'sink:    %.2f s  %.0f records/s\n' "$t_sink" "$(echo "$n_sink / $t_sink" | bc -l)"
+printf 'psql:    %.2f s  %.0f records/s\n' "$t_psql" "$(echo "$n_sink / $t_psql" | bc -l)"
+printf 'ratio sink/psql time: %.2f\n' "$(echo "$t_sink / $t_psql" | bc -l)"
