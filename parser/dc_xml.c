@@ -1041,6 +1041,16 @@ on_xml_error(void *ctx, xmlErrorPtr e)
 		st->xml_err_msg[--n] = '\0';
 }
 
+/* libxml2's generic (printf-style) channel: silenced. */
+static void silent_error(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+silent_error(void *ctx, const char *fmt, ...)
+{
+	(void)ctx;
+	(void)fmt;
+}
+
 /* Validates the metadata and calls sink.report_begin.  Returns DC_OK,
  * DC_SKIP, DC_ESCHEMA or what the sink returned. */
 static dc_code
@@ -1473,9 +1483,11 @@ run(xml_state *st, xml_input *in)
 		/* libxml2's reader calls a truncated document "Extra content at the end" */
 		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: document ends inside <feedback> "
 			"(truncated)", st->xml_err_line);
-	if (st->have_xml_err)
+	if (st->have_xml_err && st->xml_err_line > 0)
 		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
 			st->xml_err_msg);
+	if (st->have_xml_err)
+		return dc_err_set(st->err, DC_EXML, "XML not well-formed: %s", st->xml_err_msg);
 	return dc_err_set(st->err, DC_EXML, "XML not well-formed: document ends before </feedback>");
 done:
 	if ((rc = check_trailing(st, in)) != DC_OK)
@@ -1496,6 +1508,13 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	xml_input *in = NULL;
 	static const dc_sink no_sink;
 	dc_code rc = DC_OK;
+	/* libxml2 reports encoding and I/O errors through its per-thread
+	 * handlers, not the reader's: ours are installed for the duration of
+	 * this call and the caller's put back on every path. */
+	xmlStructuredErrorFunc saved_serror = xmlStructuredError;
+	void *saved_sctx = xmlStructuredErrorContext;
+	xmlGenericErrorFunc saved_generic = xmlGenericError;
+	void *saved_gctx = xmlGenericErrorContext;
 
 	st = calloc(1, sizeof(*st));
 	in = calloc(1, sizeof(*in));
@@ -1512,6 +1531,8 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	st->text_elem = -1;
 	st->skip_depth = -1;
 	st->rep.policy_pct = -1;
+	xmlSetStructuredErrorFunc(st, on_xml_error);
+	xmlSetGenericErrorFunc(NULL, silent_error);
 	st->reader = xmlReaderForIO(input_read, NULL, in, NULL, NULL, reader_options);
 	if (st->reader == NULL) {
 		rc = in->failed ? dc_err_set(err, in->rerr.code, "%s", in->rerr.msg)
@@ -1528,6 +1549,8 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	}
 	rc = run(st, in);
 out:
+	xmlSetStructuredErrorFunc(saved_sctx, saved_serror);
+	xmlSetGenericErrorFunc(saved_gctx, saved_generic);
 	if (st != NULL) {
 		if (st->reader != NULL)
 			xmlFreeTextReader(st->reader);

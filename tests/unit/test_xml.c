@@ -907,6 +907,9 @@ test_silent(void **state)
 			"<feedback xmlns:a=\"\"><a:x/></feedback>",
 			"<feedback><x xmlns=\"not a uri\"/></feedback>",
 			"<feedback>&#1;</feedback>",
+			"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><feedback>\x8D</a></feedback>",
+			"<?xml version=\"1.0\" encoding=\"EUC-JP\"?><feedback>\xFF\xFF\xFF\n</feedback>",
+			"\xFE\xFF\xFF\xD9<feedback/>",
 		};
 		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
 			dump d = { 0 };
