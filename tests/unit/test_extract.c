@@ -1,0 +1,539 @@
+/*
+ * test_extract.c - dc_extract end to end with a counting sink:
+ *  - every non-.xml file of the real corpus (e-mails, .gz, .zip, .zlib, .txt)
+ *    gives the report, record and message totals of corpus/manifest.tsv,
+ *    except the files listed with a reason in unpack/differences.tsv;
+ *  - forensic (ARF) and SMTP TLS report files give no report and a failure;
+ *  - failure routing: a message with no report, a zip with a good and a bad
+ *    member, duplicates (DC_SKIP), a sink's non-fatal and fatal (DC_EDB)
+ *    errors, a failing failure callback, the message-size limit, a bomb.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <cmocka.h>
+
+#include <zlib.h>
+
+#include "dc_extract.h"
+
+/* ------------------------------------------------------------ a counting sink */
+
+typedef struct counter {
+	uint64_t begun, records, messages, ended, aborted;
+	/* failures seen */
+	int n_fail;
+	char stage[8][16];
+	dc_code code[8];
+	char why[8][512];
+	char path[8][256];
+	size_t unit_len[8];
+	const uint8_t *unit[8];
+	/* the origin of the last report begun */
+	char o_name[256], o_path[256], o_notes[256];
+	size_t o_len;
+	uint8_t o_head[4];
+	/* behaviour */
+	bool dedup;                 /* DC_SKIP for a report_id seen before */
+	char seen[16][64];
+	int n_seen;
+	uint64_t fail_record_at;    /* record callback fails at this record (1-based, 0 never) */
+	dc_code fail_record_code;
+	dc_code begin_code;         /* report_begin returns this when not DC_OK */
+	dc_code failure_code;       /* the failure callback returns this */
+} counter;
+
+static dc_code
+c_begin(void *ctx, const dc_report *r, const dc_blob *o, dc_err *err)
+{
+	counter *c = ctx;
+
+	if (c->begin_code != DC_OK)
+		return dc_err_set(err, c->begin_code, "sink refuses");
+	if (c->dedup && r->report_id) {
+		for (int i = 0; i < c->n_seen; i++)
+			if (strcmp(c->seen[i], r->report_id) == 0)
+				return DC_SKIP;
+		if (c->n_seen < 16)
+			snprintf(c->seen[c->n_seen++], 64, "%s", r->report_id);
+	}
+	c->begun++;
+	snprintf(c->o_name, sizeof(c->o_name), "%s", o->name ? o->name : "(null)");
+	snprintf(c->o_path, sizeof(c->o_path), "%s", o->path ? o->path : "(null)");
+	snprintf(c->o_notes, sizeof(c->o_notes), "%s", o->notes ? o->notes : "(null)");
+	c->o_len = o->len;
+	memcpy(c->o_head, o->data, o->len < 4 ? o->len : 4);
+	return DC_OK;
+}
+
+static dc_code
+c_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
+{
+	counter *c = ctx;
+
+	(void)r;
+	c->records++;
+	if (c->fail_record_at && c->records == c->fail_record_at)
+		return dc_err_set(err, c->fail_record_code, "sink fails at record %llu",
+			(unsigned long long)c->records);
+	if (rec->message_count > 0)
+		c->messages += (uint64_t)rec->message_count;
+	return DC_OK;
+}
+
+static dc_code
+c_end(void *ctx, const dc_report *r, dc_err *err)
+{
+	(void)r;
+	(void)err;
+	((counter *)ctx)->ended++;
+	return DC_OK;
+}
+
+static void
+c_abort(void *ctx)
+{
+	((counter *)ctx)->aborted++;
+}
+
+static dc_code
+c_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
+{
+	counter *c = ctx;
+	int i = c->n_fail++;
+
+	if (i < 8) {
+		snprintf(c->stage[i], sizeof(c->stage[i]), "%s", stage);
+		c->code[i] = why->code;
+		snprintf(c->why[i], sizeof(c->why[i]), "%s", why->msg);
+		snprintf(c->path[i], sizeof(c->path[i]), "%s", unit->path ? unit->path : "(null)");
+		c->unit_len[i] = unit->len;
+		c->unit[i] = unit->data;
+	}
+	if (c->failure_code != DC_OK)
+		return dc_err_set(err, c->failure_code, "cannot record the failure");
+	return DC_OK;
+}
+
+static dc_code
+run(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, counter *c,
+	dc_extract_stats *st, dc_err *err)
+{
+	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort }, c_failure, c };
+	dc_limits d;
+
+	dc_limits_default(&d);
+	memset(st, 0, sizeof(*st));
+	return dc_extract(data, len, name, lim ? lim : &d, &cb, st, err);
+}
+
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long n;
+
+	if (f == NULL)
+		fail_msg("cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	b = malloc((size_t)n + 1);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static uint8_t *
+data_file(const char *rel, size_t *len)
+{
+	char path[2048];
+
+	snprintf(path, sizeof(path), "%s/%s", DC_TEST_DATA, rel);
+	return slurp(path, len);
+}
+
+/* ------------------------------------------------------------ the corpus */
+
+typedef struct expect {
+	char file[512];
+	uint64_t reports, records, messages, failures;
+	bool difference;
+} expect;
+
+#define MAX_FILES 256
+
+/* Splits a tab-separated line in place; returns the number of fields. */
+static int
+split(char *line, char **f, int max)
+{
+	int n = 0;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	f[n++] = line;
+	for (char *p = line; *p && n < max; p++)
+		if (*p == '\t') {
+			*p = '\0';
+			f[n++] = p + 1;
+		}
+	return n;
+}
+
+static expect *
+find(expect *e, int n, const char *file)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(e[i].file, file) == 0)
+			return &e[i];
+	return NULL;
+}
+
+static bool
+is_xml_name(const char *f)
+{
+	size_t l = strlen(f);
+
+	return l >= 4 && strcmp(f + l - 4, ".xml") == 0;
+}
+
+/* The manifest's totals per non-.xml file, overridden by differences.tsv. */
+static int
+load_expectations(expect *e)
+{
+	char path[1024], line[8192], *f[16];
+	FILE *fp;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/corpus/manifest.tsv", DC_TEST_DATA);
+	assert_non_null(fp = fopen(path, "r"));
+	while (fgets(line, sizeof(line), fp)) {
+		expect *x;
+
+		if (split(line, f, 16) < 12 || strcmp(f[0], "file") == 0 || is_xml_name(f[0]))
+			continue;
+		if ((x = find(e, n, f[0])) == NULL) {
+			assert_true(n < MAX_FILES);
+			x = &e[n++];
+			memset(x, 0, sizeof(*x));
+			snprintf(x->file, sizeof(x->file), "%s", f[0]);
+		}
+		if (strcmp(f[11], "ok") == 0 || strstr(f[11], "recovered") != NULL) {
+			x->reports++;
+			x->records += strtoull(f[7], NULL, 10);
+			x->messages += strtoull(f[8], NULL, 10);
+		} else {
+			x->failures++;
+		}
+	}
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/unpack/differences.tsv", DC_TEST_DATA);
+	assert_non_null(fp = fopen(path, "r"));
+	while (fgets(line, sizeof(line), fp)) {
+		expect *x;
+
+		if (split(line, f, 16) < 6 || strcmp(f[0], "file") == 0)
+			continue;
+		if ((x = find(e, n, f[0])) == NULL)
+			fail_msg("differences.tsv names %s, which the manifest does not list", f[0]);
+		if (strlen(f[5]) < 10)
+			fail_msg("differences.tsv: %s needs a reason", f[0]);
+		x->reports = strtoull(f[1], NULL, 10);
+		x->records = strtoull(f[2], NULL, 10);
+		x->messages = strtoull(f[3], NULL, 10);
+		x->failures = strtoull(f[4], NULL, 10);
+		x->difference = true;
+	}
+	fclose(fp);
+	return n;
+}
+
+static void
+test_corpus_manifest(void **state)
+{
+	static expect e[MAX_FILES];
+	int n = load_expectations(e), bad = 0, diffs = 0;
+	uint64_t reports = 0;
+
+	(void)state;
+	assert_true(n > 80);
+	for (int i = 0; i < n; i++) {
+		char path[2048];
+		counter c;
+		dc_extract_stats st;
+		dc_err err;
+		size_t len;
+		uint8_t *b;
+
+		snprintf(path, sizeof(path), "%s/corpus/%s", DC_TEST_DATA, e[i].file);
+		b = slurp(path, &len);
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run(b, len, e[i].file, NULL, &c, &st, &err), DC_OK);
+		/* the counting sink and the stats agree, and nothing was left open */
+		assert_int_equal(st.reports, c.ended);
+		assert_int_equal(st.records, c.records);
+		assert_int_equal(st.failures, (uint64_t)c.n_fail);
+		assert_int_equal(c.begun, c.ended + c.aborted);
+		if (st.reports != e[i].reports || st.records != e[i].records || c.messages != e[i].messages ||
+			st.failures != e[i].failures) {
+			print_error("%s: reports/records/messages/failures %llu/%llu/%llu/%llu, expected "
+				    "%llu/%llu/%llu/%llu%s\n",
+				e[i].file, (unsigned long long)st.reports, (unsigned long long)st.records,
+				(unsigned long long)c.messages, (unsigned long long)st.failures,
+				(unsigned long long)e[i].reports, (unsigned long long)e[i].records,
+				(unsigned long long)e[i].messages, (unsigned long long)e[i].failures,
+				e[i].difference ? " (differences.tsv)" : "");
+			bad++;
+		}
+		reports += st.reports;
+		diffs += e[i].difference;
+		free(b);
+	}
+	print_message("%d corpus files, %llu reports, %d listed differences\n", n, (unsigned long long)reports,
+		diffs);
+	assert_int_equal(bad, 0);
+}
+
+static int n_negative, n_negative_bad;
+
+static int
+negative(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+	size_t len;
+	uint8_t *b;
+
+	(void)sb;
+	(void)ftw;
+	if (type != FTW_F)
+		return 0;
+	b = slurp(path, &len);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(b, len, path, NULL, &c, &st, &err), DC_OK);
+	n_negative++;
+	if (st.reports != 0 || st.failures != 1) {
+		print_error("%s: %llu reports, %llu failures; want 0 and 1\n", path,
+			(unsigned long long)st.reports, (unsigned long long)st.failures);
+		n_negative_bad++;
+	}
+	free(b);
+	return 0;
+}
+
+static void
+test_corpus_negatives(void **state)
+{
+	char path[1024];
+
+	(void)state;
+	n_negative = n_negative_bad = 0;
+	snprintf(path, sizeof(path), "%s/corpus/_forensic", DC_TEST_DATA);
+	assert_int_equal(nftw(path, negative, 8, FTW_PHYS), 0);
+	snprintf(path, sizeof(path), "%s/corpus/_smtp_tls", DC_TEST_DATA);
+	assert_int_equal(nftw(path, negative, 8, FTW_PHYS), 0);
+	assert_true(n_negative > 30);
+	assert_int_equal(n_negative_bad, 0);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static void
+test_no_report_message(void **state)
+{
+	size_t len;
+	uint8_t *m = data_file("unpack/no-report.eml", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(m, len, "no-report.eml", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "mime");
+	assert_int_equal(c.code[0], DC_ENOREPORT);
+	assert_string_equal(c.path[0], "(null)");
+	assert_ptr_equal(c.unit[0], m);
+	assert_int_equal(c.unit_len[0], len);
+	assert_string_equal(c.why[0],
+		"no aggregate report in message (3 parts: text/plain: text starting 'Just saying hello.', "
+		"18 bytes, text/html: HTML document, 31 bytes, image/png \"cat.png\": PNG image, 108 bytes)");
+	free(m);
+}
+
+static void
+test_zip_good_and_bad(void **state)
+{
+	size_t len;
+	uint8_t *z = data_file("unpack/good-and-bad.zip", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, len, "good-and-bad.zip", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 1);
+	assert_int_equal(st.records, 1);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.o_path, "zip:good.xml");
+	assert_string_equal(c.o_name, "good-and-bad.zip");
+	assert_int_equal(c.o_len, len);
+	assert_string_equal(c.stage[0], "unpack");
+	assert_int_equal(c.code[0], DC_EFORMAT);
+	assert_string_equal(c.path[0], "zip:bad.xml");
+	assert_ptr_equal(c.unit[0], z);
+	assert_int_equal(c.unit_len[0], len);
+	free(z);
+}
+
+static void
+test_origin_of_attachment(void **state)
+{
+	size_t len;
+	uint8_t *m = data_file("unpack/leading-ws.eml", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(m, len, "leading-ws.eml", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 1);
+	assert_string_equal(c.o_name, "w.xml.gz");
+	assert_string_equal(c.o_path, "part 1 > gzip");
+	assert_string_equal(c.o_notes, "whitespace before the first header line removed");
+	assert_memory_equal(c.o_head, "\x1f\x8b", 2); /* the attachment as received, still compressed */
+	assert_true(c.o_len < len);
+	free(m);
+}
+
+static void
+test_duplicates(void **state)
+{
+	size_t len;
+	uint8_t *m = data_file("unpack/twice.eml", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.dedup = true;
+	assert_int_equal(run(m, len, "twice.eml", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 1);
+	assert_int_equal(st.duplicates, 1);
+	assert_int_equal(st.failures, 0);
+	assert_int_equal(st.records, 1);
+	assert_int_equal(c.aborted, 0);
+	free(m);
+}
+
+static void
+test_sink_errors(void **state)
+{
+	size_t len;
+	uint8_t *m = data_file("unpack/several.eml", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	/* fatal: the second report's record hits a database error */
+	memset(&c, 0, sizeof(c));
+	c.fail_record_at = 2;
+	c.fail_record_code = DC_EDB;
+	assert_int_equal(run(m, len, "several.eml", NULL, &c, &st, &err), DC_EDB);
+	assert_int_equal(err.code, DC_EDB);
+	assert_string_equal(err.msg, "sink fails at record 2");
+	assert_int_equal(st.reports, 1);
+	assert_int_equal(st.failures, 0);
+	assert_int_equal(c.aborted, 1);
+	/* not fatal: the sink refuses one report; it becomes a "store" failure */
+	memset(&c, 0, sizeof(c));
+	c.fail_record_at = 2;
+	c.fail_record_code = DC_ESCHEMA;
+	assert_int_equal(run(m, len, "several.eml", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 2);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "store");
+	assert_string_equal(c.path[0], "part 2 > zip:b.xml");
+	assert_int_equal(c.aborted, 1);
+	/* report_begin refuses: no abort (nothing began) */
+	memset(&c, 0, sizeof(c));
+	c.begin_code = DC_ETOOLONG;
+	assert_int_equal(run(m, len, "several.eml", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 0);
+	assert_int_equal(st.failures, 3);
+	assert_int_equal(c.aborted, 0);
+	/* the failure callback itself fails: dc_extract stops with its error */
+	memset(&c, 0, sizeof(c));
+	c.begin_code = DC_ESCHEMA;
+	c.failure_code = DC_EDB;
+	assert_int_equal(run(m, len, "several.eml", NULL, &c, &st, &err), DC_EDB);
+	assert_int_equal(c.n_fail, 1);
+	free(m);
+}
+
+static void
+test_limits(void **state)
+{
+	size_t len;
+	uint8_t *m = data_file("unpack/several.eml", &len);
+	dc_limits lim;
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+	uint8_t *zeros = calloc(1, 8 << 20);
+	uLongf zlen = compressBound(8 << 20);
+	uint8_t *bomb = malloc(zlen);
+
+	(void)state;
+	dc_limits_default(&lim);
+	lim.max_message_bytes = 1000;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(m, len, "several.eml", &lim, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_ETOOBIG_MESSAGE);
+	assert_int_equal(c.unit_len[0], len);
+	/* 8 MiB of zeros in a zlib stream: a bomb, stopped by the ratio */
+	assert_non_null(zeros);
+	assert_non_null(bomb);
+	assert_int_equal(compress2(bomb, &zlen, zeros, 8 << 20, 9), Z_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(bomb, zlen, "zeros.zlib", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_ERATIO);
+	assert_string_equal(c.path[0], "zlib");
+	free(zeros);
+	free(bomb);
+	free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus_manifest),
+		cmocka_unit_test(test_corpus_negatives),
+		cmocka_unit_test(test_no_report_message),
+		cmocka_unit_test(test_zip_good_and_bad),
+		cmocka_unit_test(test_origin_of_attachment),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_sink_errors),
+		cmocka_unit_test(test_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
