@@ -159,7 +159,8 @@ static dc_code
 count_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 {
 	(void)err;
-	assert_string_equal((const char *)leaf->data, "bottom");
+	assert_int_equal(leaf->len, 6);
+	assert_memory_equal(leaf->data, "bottom", 6);
 	(*(int *)ctx)++;
 	return DC_OK;
 }
