@@ -546,6 +546,12 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 	stats->files_total += list->n;
 	for (size_t i = 0; i < list->n && rc == DC_OK; i++) {
 		rc = import_file(&im, list->paths[i], err);
+		if (rc != DC_OK) {
+			char msg[DC_ERR_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
+			return dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
+		}
 		stats->files++;
 		if (hooks != NULL && hooks->progress != NULL)
 			hooks->progress(hooks->ctx, stats);

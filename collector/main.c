@@ -272,9 +272,9 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	if (prog.drawn)
 		fputs("\r\033[K", stderr);
 	if (rc != DC_OK) {
-		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
-			"(what was stored stays stored; run the import again)",
-			stats.files, stats.files_total, dc_err_text(&err));
+		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files at %s "
+			"(the report being written was rolled back; what was stored stays stored; "
+			"run the import again)", stats.files, stats.files_total, dc_err_text(&err));
 		status = EXIT_TEMPFAIL;
 	} else {
 		status = stats.rejected > 0 ? EXIT_REJECTED : EXIT_STORED;
