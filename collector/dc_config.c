@@ -18,7 +18,8 @@
  *
  * Deliberately not here: whether a mailbox or the database can be reached
  * (check-config does that), or what a URL's folder means (dc_imap).
- * inih's line buffer is 200 bytes; longer lines are an error, not truncated.
+ * inih's line buffer is 200 bytes: lines of more than 199 bytes are an error,
+ * not silently truncated.
  */
 #include "dc_config.h"
 
@@ -373,7 +374,7 @@ read_line(char *str, int num, void *stream)
 	str[n] = '\0';
 	L->lineno++;
 	if (too_long)
-		file_error(L, L->lineno, "line longer than %d bytes", num - 3);
+		file_error(L, L->lineno, "line longer than %d bytes", num - 1);
 
 	const char *p = str;
 	while (*p == ' ' || *p == '\t')

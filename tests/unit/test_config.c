@@ -142,6 +142,18 @@ check_comments(const dc_config *cfg, const char *dir)
 	assert_string_equal(cfg->db_conninfo, "host=a;b port=5");
 }
 
+/* 188 bytes: "conninfo = " (11) + this = 199, the longest line inih reads */
+#define LINE188 "host=" \
+	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+static void
+check_long_line(const dc_config *cfg, const char *dir)
+{
+	(void)dir;
+	assert_int_equal(strlen(cfg->db_conninfo), 188);
+}
+
 /* ---------------------------------------------------------------- cases */
 
 #define MB_OK "[mailbox rua]\nurl = imaps://imap.example.com/INBOX\nuser = u\npassword_file = pw\n"
@@ -202,6 +214,11 @@ static const config_case cases[] = {
 	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n[service]\ninterval = 5\n",
 	  { NULL }, NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "line longer than" }, NULL },
+
+	{ "line of 199 bytes is fine", "[database]\nconninfo = " LINE188 "\n", { NULL }, NULL, 0, DC_OK,
+	  { NULL }, check_long_line },
+	{ "line of 200 bytes is not", "[database]\nconninfo = " LINE188 "x\n", { NULL }, NULL, 0,
+	  DC_ECONFIG, { "cfg.ini:2:", "longer than 199 bytes" }, NULL },
 
 	/* mailbox rules */
 	{ "mailbox without url", "[mailbox rua]\nuser = u\npassword_file = pw\n", { NULL }, "x", 0600,
@@ -345,6 +362,33 @@ test_cases(void **state)
 		run_case(&cases[i]);
 }
 
+/* The shipped example parses (its password files are not read: the
+ * environment's passwords win over them). */
+static void
+test_example(void **state)
+{
+	dc_config *cfg = NULL;
+	dc_err err;
+
+	(void)state;
+	clear_env();
+	setenv("DMARC_COLLECTOR_DATABASE_PASSWORD", "x", 1);
+	setenv("DMARC_COLLECTOR_MAILBOX_PASSWORD", "y", 1);
+	dc_err_clear(&err);
+	if (dc_config_load(DC_TEST_DATA "/../../examples/dmarc-collector.conf", &cfg, &err) != DC_OK)
+		fail_msg("example: %s", err.msg);
+	clear_env();
+	assert_string_equal(cfg->db_conninfo, "postgresql://dmarc@db.example.com/dmarc");
+	assert_int_equal(cfg->n_mailboxes, 1);
+	assert_string_equal(cfg->mailboxes[0].label, "rua");
+	assert_string_equal(cfg->mailboxes[0].url, "imaps://imap.example.com/INBOX");
+	assert_string_equal(cfg->mailboxes[0].ca_file, "/etc/ssl/certs/ca-certificates.crt");
+	assert_string_equal(cfg->mailboxes[0].invalid_folder, "Archive/Invalid");
+	assert_int_equal(cfg->interval, 300);
+	assert_true(cfg->limits.max_message_bytes == 67108864);
+	dc_config_free(cfg);
+}
+
 static void
 test_free_null(void **state)
 {
@@ -357,6 +401,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_free_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
