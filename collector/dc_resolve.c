@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <ares.h>
+#include <errno.h>
 #include <libpsl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -274,6 +275,7 @@ static void lookup_finish(lookup *lk)
 		}
 	}
 	res->status = st;
+	res->done = true;
 	if (pick >= 0) {
 		res->ptr = lk->fwd[pick].name;
 		lk->fwd[pick].name = NULL;
@@ -444,7 +446,7 @@ static int loop_once(resolver *rv)
 	int ms = tvp ? (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000) : 1000;
 	int r = poll(fds, (nfds_t)n, ms);
 	if (r < 0)
-		return -1;
+		return errno == EINTR ? 0 : -1;  /* a signal: the caller checks opts->stop */
 	for (size_t i = 0; i < n && r > 0; i++) {
 		if (!fds[i].revents)
 			continue;
@@ -518,8 +520,11 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 
 	size_t max = opts->max_inflight > 0 ? (size_t)opts->max_inflight : 1;
 	size_t next = 0;
-	while (next < n || rv.inflight > 0) {
-		while (next < n && rv.inflight < max && !rv.oom) {
+	bool stopped = false;
+	while ((next < n && !stopped) || rv.inflight > 0) {
+		if (opts->stop && *opts->stop)
+			stopped = true;
+		while (next < n && rv.inflight < max && !rv.oom && !stopped) {
 			lookup_start(&rv, ips[next], next);
 			next++;
 		}
@@ -536,6 +541,8 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 	}
 	if (rv.oom)
 		rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+	else if (stopped && next < n)
+		rc = dc_err_set(err, DC_EINTERRUPTED, "resolve: stopped after %zu of %zu IPs", next, n);
 out:
 	/* Destroying the channel calls every outstanding callback with
 	 * ARES_EDESTRUCTION, which frees the lookups. */
@@ -644,6 +651,8 @@ static dc_code store_batch(PGconn *conn, const char *const *ips, const dc_resolv
 		ab_put(&a[k], "{", 1);
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (!res[i].done)
+			continue;
 		ab_elem(&a[0], ips[i]);
 		ab_elem(&a[1], res[i].ptr);
 		ab_elem(&a[2], res[i].base_domain);
@@ -704,6 +713,11 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 	snprintf(p_retry, sizeof p_retry, "%d", opts->retry_after > 0 ? opts->retry_after : 0);
 
 	for (;;) {
+		if (opts->stop && *opts->stop) {
+			rc = dc_err_set(err, DC_EINTERRUPTED, "resolve: stopped after %llu IPs",
+				(unsigned long long)done);
+			goto out;
+		}
 		int batch = opts->batch > 0 ? opts->batch : DC_RESOLVE_DEFAULT_BATCH;
 		if (opts->max_ips > 0) {
 			if (done >= opts->max_ips)
@@ -731,6 +745,13 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 		for (size_t i = 0; i < n; i++)
 			ips[i] = PQgetvalue(r, (int)i, 0);
 		rc = dc_resolve_ips(ips, n, opts, res, stats, err);
+		if (rc == DC_EINTERRUPTED) {
+			/* Keep what was looked up; report the stop. */
+			dc_err stored;
+			if (store_batch(conn, ips, res, n, &stored) != DC_OK)
+				rc = dc_err_set(err, stored.code, "%s", stored.msg);
+			goto out;
+		}
 		if (rc != DC_OK)
 			goto out;
 		rc = store_batch(conn, ips, res, n, err);

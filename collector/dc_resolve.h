@@ -43,6 +43,9 @@ typedef struct dc_resolve_opts {
 	int refresh_after;     /* seconds before an 'ok' entry is looked up again */
 	int batch;             /* IPs read from the database per round */
 	uint64_t max_ips;      /* stop after this many IPs in one run; 0 = no cap */
+	const volatile int *stop; /* when set and *stop turns non-zero (a signal
+	                          handler's flag), no new lookup starts; those in
+	                          flight finish and are stored; DC_EINTERRUPTED */
 } dc_resolve_opts;
 
 typedef struct dc_resolve_stats {
@@ -83,13 +86,15 @@ typedef struct dc_resolve_result {
 	char *ptr;             /* normalised PTR name, NULL when none; owned by the result */
 	char *base_domain;     /* registrable domain of ptr by the PSL, or NULL */
 	bool confirmed;        /* forward-confirmed */
+	bool done;             /* looked up (false: not started, after a stop) */
 } dc_resolve_result;
 
 /* Resolves n textual IPs (IPv4 or IPv6) without touching a database; results
  * must point at n zeroed entries, filled in place (free them with
  * dc_resolve_results_clear).  An unparsable IP gets DC_RESOLVE_ERROR.
  * stats (may be NULL) is added to.  Returns DC_EDNS when the resolver
- * cannot be set up (bad servers string), DC_ENOMEM. */
+ * cannot be set up (bad servers string), DC_ENOMEM, DC_EINTERRUPTED after
+ * opts->stop (results with done false were not looked up). */
 dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *opts,
 	dc_resolve_result *results, dc_resolve_stats *stats, dc_err *err) DC_WUR;
 
@@ -99,8 +104,9 @@ void dc_resolve_results_clear(dc_resolve_result *results, size_t n);
 /* Looks up every source IP in dmarc.records without a fresh dmarc.ip_names
  * row and upserts the rows, one batch per transaction.  conn stays owned by
  * the caller (dc_store_conn).  stats (may be NULL) is added to.  Returns
- * DC_EDB on a database failure, DC_EDNS when the resolver cannot be set up;
- * DNS failures of single IPs are statuses, not errors. */
+ * DC_EDB on a database failure, DC_EDNS when the resolver cannot be set up,
+ * DC_EINTERRUPTED after opts->stop (what was looked up is stored); DNS
+ * failures of single IPs are statuses, not errors. */
 dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_stats *stats,
 	dc_err *err) DC_WUR;
 

@@ -71,6 +71,7 @@ dc_dns_stop() {
 dc_dns_blackhole_start() {
   local dir=$1 port
   mkdir -p "$dir"
+  rm -f "$dir/blackhole.ready"
   port=$(dc_dns_freeport) || return 1
   # Bound sockets that are never read: queries are neither answered nor
   # refused (no ICMP port unreachable), exactly like a dead server.
