@@ -49,6 +49,6 @@ dc_pg_stop() {
 
 dc_pg_newdb() {
   local name=$1
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null || return 1
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null || return 1
   export PGDATABASE=$name
 }
