@@ -67,7 +67,7 @@
 #define LX_NAME_MAX  64
 
 enum lexer_state {
-	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR, LX_OTHER_TAG,
+	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR,
 	LX_ETAG, LX_ETAG_TAIL, LX_PASS, LX_CUT
 };
 
@@ -306,6 +306,12 @@ utf8_seq(const uint8_t *s, size_t n)
 	return need;
 }
 
+/* Bytes copied as they are in a UTF-8 document: printable ASCII but '&',
+ * and the three whitespace controls. */
+static const bool plain_byte[256] = {
+	['\t'] = true, ['\n'] = true, ['\r'] = true, [0x20 ... 0x25] = true, [0x27 ... 0x7F] = true,
+};
+
 /* Is s[0..n) (s[0] == '&') a reference libxml2 accepts without a DTD: one of
  * the five predefined entities or a character reference?  Returns 1 yes, 0
  * no (a bare '&', e.g. "AT&T"), -1 cannot tell yet (need more bytes). */
@@ -362,14 +368,14 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 			return n;
 		case LX_CUT:
 			return i;
-		case LX_TEXT: {
-			const uint8_t *lt = memchr(b + i, '<', n - i);
-			if (lt == NULL)
+		case LX_TEXT: /* text runs are short: a plain loop beats memchr */
+			while (i < n && b[i] != '<')
+				i++;
+			if (i == n)
 				return n;
-			i = (size_t)(lt - b) + 1;
+			i++;
 			in->lx = LX_LT;
 			continue;
-		}
 		case LX_LT:
 			if (c == '!') {
 				in->lx = LX_BANG;
@@ -382,8 +388,8 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 				in->lx_name_len = 0;
 			} else {
 				in->lx = LX_STAG;
-				in->lx_name[0] = (char)c;
-				in->lx_name_len = 1;
+				in->lx_name_len = 0;
+				continue; /* c is the name's first character */
 			}
 			break;
 		case LX_BANG: { /* "--" starts a comment, "[CDATA[" a CDATA section */
@@ -428,19 +434,31 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 			in->lx_count = c == '?';
 			break;
 		case LX_STAG:
-			if (is_xml_space(c) || c == '/' || c == '>') {
-				in->lx_fb = lx_local_is_feedback(in);
-				if (c == '>') {
-					in->lx_depth += in->lx_fb;
-					in->lx = LX_TEXT;
-				} else if (in->lx_fb) {
-					in->lx = LX_STAG_ATTR;
-					in->lx_quote = 0;
-					in->lx_last = c;
-				} else
-					in->lx = LX_OTHER_TAG;
-			} else if (in->lx_name_len < LX_NAME_MAX)
-				in->lx_name[in->lx_name_len++] = (char)c;
+		case LX_ETAG:
+			while (i < n && !is_xml_space(b[i]) && b[i] != '/' && b[i] != '>') {
+				if (in->lx_name_len < LX_NAME_MAX)
+					in->lx_name[in->lx_name_len++] = (char)b[i];
+				i++;
+			}
+			if (i == n)
+				return n;
+			c = b[i];
+			in->lx_fb = lx_local_is_feedback(in);
+			if (!in->lx_fb) {
+				/* '<' cannot occur inside a tag, so the next '<' starts the
+				 * next markup: no need to find this tag's '>' */
+				in->lx = LX_TEXT;
+			} else if (in->lx == LX_ETAG) {
+				in->lx = LX_ETAG_TAIL;
+				continue; /* look at c again */
+			} else if (c == '>') {
+				in->lx_depth++;
+				in->lx = LX_TEXT;
+			} else {
+				in->lx = LX_STAG_ATTR;
+				in->lx_quote = 0;
+				in->lx_last = c;
+			}
 			break;
 		case LX_STAG_ATTR: /* a <feedback ...> start tag: is it <feedback/>? */
 			if (in->lx_quote) {
@@ -455,23 +473,6 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 			}
 			if (!is_xml_space(c))
 				in->lx_last = c;
-			break;
-		case LX_OTHER_TAG: { /* '>' inside an attribute value only makes us resume early: harmless */
-			const uint8_t *gt = memchr(b + i, '>', n - i);
-			if (gt == NULL)
-				return n;
-			i = (size_t)(gt - b) + 1;
-			in->lx = LX_TEXT;
-			continue;
-		}
-		case LX_ETAG:
-			if (is_xml_space(c) || c == '>') {
-				in->lx_fb = lx_local_is_feedback(in);
-				in->lx = LX_ETAG_TAIL;
-				continue; /* look at c again */
-			}
-			if (in->lx_name_len < LX_NAME_MAX)
-				in->lx_name[in->lx_name_len++] = (char)c;
 			break;
 		case LX_ETAG_TAIL:
 			if (c == '>') {
@@ -530,7 +531,7 @@ input_copy(xml_input *in, uint8_t *out, size_t room)
 			size_t n = end - in->pos, k = 0;
 			if (n > room - o)
 				n = room - o;
-			while (k < n && s[k] < 0x80 && s[k] != '&' && (s[k] >= 0x20 || is_xml_space(s[k])))
+			while (k < n && plain_byte[s[k]])
 				k++;
 			if (k > 0) {
 				memcpy(out + o, s, k);
@@ -838,6 +839,8 @@ static const elem_def elems[E__N] = {
 typedef struct xml_state {
 	xmlTextReaderPtr reader;
 	const xmlChar *names[E__N];     /* elems[].name interned in the reader's dictionary */
+	int8_t first_child[E__N];       /* elems[] as a tree: first child, -1 if none */
+	int8_t next_sibling[E__N];      /* next child of the same parent, -1 if none */
 	const dc_limits *lim;
 	const dc_blob *origin;
 	const dc_sink *sink;
@@ -1338,10 +1341,22 @@ on_text(xml_state *st)
 static int
 find_child(const xml_state *st, int parent, const xmlChar *name)
 {
-	for (int i = 0; i < E__N; i++)
-		if (elems[i].parent == parent && st->names[i] == name)
+	for (int i = st->first_child[parent]; i >= 0; i = st->next_sibling[i])
+		if (st->names[i] == name)
 			return i;
 	return E_SKIP;
+}
+
+/* name without a prefix libxml2 could not bind (it then stays in the
+ * local name: <d:feedback> without xmlns:d), interned; or name itself. */
+static const xmlChar *
+unprefixed(const xml_state *st, const xmlChar *name)
+{
+	const char *colon = strchr((const char *)name, ':');
+
+	if (colon == NULL)
+		return name;
+	return xmlTextReaderConstString(st->reader, (const xmlChar *)colon + 1);
 }
 
 /* A start tag at depth; handles the root and dispatches through the table. */
@@ -1349,12 +1364,11 @@ static dc_code
 on_element(xml_state *st, int depth, bool empty, const xml_input *in)
 {
 	const xmlChar *name = xmlTextReaderConstLocalName(st->reader);
-	const char *colon = name ? strchr((const char *)name, ':') : NULL;
 	int id, parent;
 	dc_code rc;
 
-	if (colon != NULL) /* a prefix libxml2 could not bind stays in the name */
-		name = xmlTextReaderConstString(st->reader, (const xmlChar *)colon + 1);
+	if (name != NULL && name != st->names[E_FEEDBACK] && depth == 0)
+		name = unprefixed(st, name);
 
 	if (depth == 0) {
 		const xmlChar *ns = xmlTextReaderConstNamespaceUri(st->reader);
@@ -1370,8 +1384,8 @@ on_element(xml_state *st, int depth, bool empty, const xml_input *in)
 		parent = st->stack[depth - 1];
 		if (parent >= E__N || elems[parent].scope != S_NONE)
 			id = E_SKIP; /* inside a leaf: markup in a value is ignored */
-		else
-			id = find_child(st, parent, name);
+		else if ((id = find_child(st, parent, name)) == E_SKIP && name != NULL)
+			id = find_child(st, parent, unprefixed(st, name));
 	}
 	if (id == E_SKIP) {
 		if (!empty)
@@ -1540,6 +1554,14 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 		goto out;
 	}
 	xmlTextReaderSetStructuredErrorHandler(st->reader, on_xml_error, st);
+	memset(st->first_child, -1, sizeof(st->first_child));
+	for (int i = E__N - 1; i >= 0; i--) {
+		st->next_sibling[i] = -1;
+		if (elems[i].parent >= 0) {
+			st->next_sibling[i] = st->first_child[elems[i].parent];
+			st->first_child[elems[i].parent] = (int8_t)i;
+		}
+	}
 	for (int i = 0; i < E__N; i++) {
 		st->names[i] = xmlTextReaderConstString(st->reader, (const xmlChar *)elems[i].name);
 		if (st->names[i] == NULL) {
