@@ -82,6 +82,7 @@ typedef struct xml_input {
 	bool lead_stripped;   /* whitespace before <?xml removed */
 	bool wrapper_removed; /* <xs:schema> start tag removed */
 	bool trailing;        /* non-whitespace after </feedback> */
+	bool second_report;   /* ... and it holds another <feedback> */
 	bool doctype;         /* stream ended before a <!DOCTYPE */
 	uint64_t n_bad_utf8;  /* sequences replaced */
 	uint64_t n_ctrl;      /* control characters replaced */
@@ -626,15 +627,24 @@ static bool
 input_drain(xml_input *in)
 {
 	enum { T_OUT, T_LT, T_BANG, T_BANG_DASH, T_COMMENT, T_PI } t = T_OUT;
+	static const char tag[] = "<feedback"; /* '<' also matches ':' (a prefix) */
 	int count = 0;
-	size_t from;
+	size_t from, match = 0;
 
 	if (in->lx != LX_CUT)
 		return true;
 	from = in->limit > in->pos ? in->limit : in->pos;
 	for (;;) {
-		for (size_t i = from; i < in->len && !in->trailing; i++) {
+		for (size_t i = from; i < in->len && !in->second_report; i++) {
 			uint8_t c = in->raw[i];
+			if (c == (uint8_t)tag[match] || (match == 0 && c == ':'))
+				match++;
+			else
+				match = (c == '<' || c == ':') ? 1 : 0;
+			if (match == sizeof(tag) - 1)
+				in->second_report = true;
+			if (in->trailing)
+				continue;
 			switch (t) {
 			case T_OUT:
 				if (c == '<')
@@ -1506,6 +1516,9 @@ run(xml_state *st, xml_input *in)
 done:
 	if ((rc = check_trailing(st, in)) != DC_OK)
 		return rc;
+	if (in->second_report)
+		return dc_err_set(st->err, DC_ESCHEMA, "another <feedback> follows </feedback>: "
+			"one XML stream must hold one report");
 	if (!st->begun && (rc = report_begin(st, in)) != DC_OK)
 		return rc;
 	compose_errors(st, true, in);

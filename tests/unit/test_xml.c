@@ -465,6 +465,16 @@ static const xml_case cases[] = {
 		.lines = { "E errors=content after </feedback> ignored" },
 	},
 	{
+		.name = "reject: a second report after </feedback>",
+		.xml = DOC(REC("192.0.2.1", 1)) "\n" DOC(REC("192.0.2.2", 1)),
+		.rc = DC_ESCHEMA, .msg = "another <feedback> follows </feedback>", .calls = "BR",
+	},
+	{
+		.name = "reject: a second prefixed report after </feedback>",
+		.xml = DOC(REC("192.0.2.1", 1)) "junk <x:feedback xmlns:x='u'/>",
+		.rc = DC_ESCHEMA, .msg = "another <feedback> follows </feedback>", .calls = "BR",
+	},
+	{
 		.name = "whitespace and comments after </feedback> are fine",
 		.xml = DOC(REC("192.0.2.1", 1)) "\n<!-- end -->\n",
 		.rc = DC_OK, .calls = "BRE", .lines = { "E errors=(null)" },
