@@ -1,32 +1,1012 @@
 /*
- * dc_poll.c - the `poll` command and the collector service loop (SPEC
- * sections 4 and 7), and check-config's IMAP probe.
+ * dc_poll.c - the `poll` command and the collector service (SPEC sections 4
+ * and 7), and check-config's IMAP probe.
  *
- * Interim version: the entry points main.c links against.  The IMAP client
- * (dc_imap) and the service loop are being built in this module.
+ * One poll of a mailbox: log in (dc_imap), SELECT the folder, compare its
+ * UIDVALIDITY with dmarc.mailboxes (dc_mailbox), list the messages above the
+ * last UID handled, then in batches: fetch the bodies with BODY.PEEK[] (no
+ * \Seen), hand each to dc_extract into dc_store (one transaction per report),
+ * and only then move the batch's stored messages to archive_folder (or flag
+ * them \Seen, or delete them: `after`) and its rejected ones to
+ * invalid_folder, and record the batch's outcomes and the new last UID.  A
+ * crash anywhere repeats at most the current batch: its committed reports come
+ * back as duplicates (the unique key) and its messages are moved then.
+ *
+ * The service (`poll` without --once) polls every mailbox each `interval`
+ * seconds; a mailbox whose poll failed (IMAP, TLS, login, database) is tried
+ * again after a backoff of 5 s doubling to 5 min.  SIGTERM and SIGINT finish
+ * the message in hand (and its batch's moves) and exit 0; SIGHUP reloads the
+ * configuration between polls.  After a poll that stored reports, PTR names
+ * are resolved (dc_resolve).
+ *
+ * This file and main.c are the program: it logs and keeps the signal flags
+ * in process-wide variables; the modules it calls do neither.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dc_commands.h"
+#include "dc_config.h"
+#include "dc_extract.h"
+#include "dc_imap.h"
 #include "dc_log.h"
+#include "dc_mailbox.h"
+#include "dc_resolve.h"
+#include "dc_store.h"
 
-/* Returns 2 until the IMAP client lands: `poll` is not available yet. */
+#define EXIT_STORED     0
+#define EXIT_REJECTED   1
+#define EXIT_USAGE      2
+#define EXIT_TEMPFAIL   75
+
+#define BATCH_MESSAGES  200                  /* messages fetched, stored and moved together */
+#define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
+#define BACKOFF_MIN     5                    /* seconds after the first failure */
+#define BACKOFF_MAX     300
+#define IMAP_TIMEOUT_MS 60000L
+#define TOKEN_MAX       16384                /* bytes read from oauth2_token_command */
+#define HEADER_SCAN     65536                /* bytes searched for Message-ID */
+#define MESSAGE_ID_MAX  998
+
+/* ---- signals: the service loop's process-wide state ---------------------- */
+
+static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_reload;
+static int g_wake[2] = { -1, -1 };           /* self-pipe: wakes the sleep between polls */
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP)
+		g_reload = 1;
+	else
+		g_stop = 1;
+	if (g_wake[1] >= 0)
+		(void)!write(g_wake[1], "", 1);
+	errno = saved;
+}
+
+typedef struct saved_signals {
+	struct sigaction term, intr, hup, pipe;
+} saved_signals;
+
+static void
+signals_install(saved_signals *old)
+{
+	struct sigaction sa;
+
+	g_stop = g_reload = 0;
+	if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0)
+		g_wake[0] = g_wake[1] = -1;          /* sleeps then just run their time */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, &old->term);
+	sigaction(SIGINT, &sa, &old->intr);
+	sigaction(SIGHUP, &sa, &old->hup);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old->pipe);
+}
+
+static void
+signals_restore(const saved_signals *old)
+{
+	sigaction(SIGTERM, &old->term, NULL);
+	sigaction(SIGINT, &old->intr, NULL);
+	sigaction(SIGHUP, &old->hup, NULL);
+	sigaction(SIGPIPE, &old->pipe, NULL);
+	for (int i = 0; i < 2; i++) {
+		if (g_wake[i] >= 0)
+			close(g_wake[i]);
+		g_wake[i] = -1;
+	}
+}
+
+/* Sleeps until the monotonic time deadline, or until a signal arrives. */
+static void
+sleep_until(time_t deadline)
+{
+	while (!g_stop && !g_reload) {
+		struct timespec now;
+		char drain[64];
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec >= deadline)
+			return;
+		long ms = (long)(deadline - now.tv_sec) * 1000;
+		if (g_wake[0] >= 0) {
+			struct pollfd p = { .fd = g_wake[0], .events = POLLIN };
+			if (poll(&p, 1, ms > 60000 ? 60000 : (int)ms) > 0)
+				while (read(g_wake[0], drain, sizeof(drain)) > 0)
+					;
+		} else {
+			sleep(1);
+		}
+	}
+}
+
+static time_t
+now_mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
+}
+
+static double
+seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+/* Returns the Message-ID field of the message's header (unfolded, trimmed,
+ * printable ASCII) in a new string, or NULL when there is none. */
+static char *
+header_message_id(const uint8_t *data, size_t len)
+{
+	const char *p = (const char *)data, *end;
+	char buf[MESSAGE_ID_MAX + 1];
+	size_t n = 0;
+
+	end = p + (len > HEADER_SCAN ? HEADER_SCAN : len);
+	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if (eol - p > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
+			const char *v = p + 11;
+
+			for (;;) {
+				for (; v < eol && n < MESSAGE_ID_MAX; v++)
+					if (*v > ' ' && *v <= '~')
+						buf[n++] = *v;
+				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
+					break;
+				v = eol + 1;
+				eol = memchr(v, '\n', (size_t)(end - v));
+				if (eol == NULL)
+					eol = end;
+			}
+			return n > 0 ? strndup(buf, n) : NULL;
+		}
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/*
+ * Runs cmd through /bin/sh and returns the first line of its standard output
+ * (trimmed) as a new string in *token.  Returns DC_EAUTH when the command
+ * fails or prints nothing (the login cannot happen), DC_ENOMEM.
+ */
+static dc_code
+run_token_command(const char *cmd, char **token, dc_err *err)
+{
+	char *buf = malloc(TOKEN_MAX + 1);
+	size_t n = 0;
+	FILE *f;
+	int status;
+	dc_code rc = DC_OK;
+
+	*token = NULL;
+	if (buf == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	f = popen(cmd, "r");
+	if (f == NULL) {
+		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command could not be started: %s", strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		size_t got = fread(buf + n, 1, TOKEN_MAX - n, f);
+		if (got == 0)
+			break;
+		n += got;
+		if (n == TOKEN_MAX) {          /* read the rest so the command is not killed by SIGPIPE */
+			char sink[512];
+			while (fread(sink, 1, sizeof(sink), f) > 0)
+				;
+			break;
+		}
+	}
+	buf[n] = '\0';
+	status = pclose(f);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command failed (%s %d)",
+			WIFEXITED(status) ? "exit status" : "signal",
+			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		goto out;
+	}
+	{
+		char *s = buf + strspn(buf, " \t\r\n");
+		size_t len = strcspn(s, "\r\n");
+
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command printed no token");
+			goto out;
+		}
+		*token = strndup(s, len);
+		if (*token == NULL)
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+	}
+out:
+	if (buf != NULL) {
+		explicit_bzero(buf, TOKEN_MAX + 1);
+		free(buf);
+	}
+	return rc;
+}
+
+/* Returns "scheme://host[:port]/folder" (no user information) in a new string. */
+static char *
+canonical_url(const dc_imap_url *u)
+{
+	char *s = NULL;
+	char port[24] = "";
+
+	if (u->port > 0)
+		snprintf(port, sizeof(port), ":%ld", u->port);
+	if (asprintf(&s, "%s://%s%s/%s", u->scheme, u->host, port, u->folder) < 0)
+		return NULL;
+	return s;
+}
+
+/* Checks what dc_config does not: the URL parses, tls = none only on loopback,
+ * the folder names can be sent.  DC_ECONFIG with a reason. */
+static dc_code
+check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
+{
+	dc_imap_url u;
+	dc_code rc = dc_imap_url_parse(mb->url, &u, err);
+	const char *folders[3] = { mb->archive_folder, mb->invalid_folder, NULL };
+
+	if (rc != DC_OK)
+		return rc;
+	if (mb->tls == DC_TLS_NONE && strcmp(u.scheme, "imap") == 0 && !u.loopback)
+		rc = dc_err_set(err, DC_ECONFIG, "[mailbox %s]: tls = none is allowed only for a loopback "
+			"server (localhost, 127.0.0.1, ::1), not %s", mb->label, u.host);
+	folders[2] = u.folder;
+	for (int i = 0; i < 3 && rc == DC_OK; i++) {
+		char *q;
+
+		if (folders[i] == NULL)
+			continue;
+		q = dc_imap_quote_folder(folders[i], '/', err);
+		if (q == NULL)
+			rc = err ? err->code : DC_ECONFIG;
+		free(q);
+	}
+	dc_imap_url_clear(&u);
+	return rc;
+}
+
+/* ---- one mailbox ---------------------------------------------------------------- */
+
+/* Per-mailbox state the service keeps between polls. */
+typedef struct mb_service {
+	char *token;                 /* XOAUTH2 token, fetched again when refused */
+	time_t next_due;             /* monotonic seconds */
+	int backoff;                 /* seconds; 0 after a good poll */
+} mb_service;
+
+typedef struct totals {
+	uint64_t messages, stored, rejected, reports, duplicates, failures;
+} totals;
+
+/* One message of the batch in hand. */
+typedef struct slot {
+	uint64_t uid, size;
+	bool done, rejected;
+	int reports, duplicates, failures;
+	char *message_id;
+} slot;
+
+typedef struct mb_run {
+	const dc_config *cfg;
+	const dc_mailbox_config *mb;
+	dc_store *st;
+	dc_extract_cb store_cb;      /* the store's callbacks */
+	dc_extract_cb cb;            /* the same, failures logged first */
+	dc_imap *im;
+	dc_mailbox_state state;
+	bool have_state;
+	slot *slots;
+	size_t n_slots, next_slot;
+	bool archive_ready, invalid_ready;
+	uint64_t cur_uid;
+	totals t;
+} mb_run;
+
+/* dc_extract's failure callback: log the rejection, then let the store record it. */
+static dc_code
+on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	dc_log_warn("mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label, r->cur_uid,
+		unit && unit->name ? " " : "", unit && unit->name ? unit->name : "", stage, dc_err_text(why));
+	return r->store_cb.failure(r->store_cb.failure_ctx, stage, why, unit, err);
+}
+
+/* Records a whole-message rejection found here (too big, no report at all). */
+static dc_code
+reject_message(mb_run *r, slot *s, const char *stage, const char *reason, const uint8_t *data,
+	size_t len, dc_err *err)
+{
+	dc_log_warn("mailbox %s: UID %" PRIu64 ": rejected (%s): %s", r->mb->label, s->uid, stage, reason);
+	s->failures++;
+	return dc_store_failure(r->st, stage, reason, data, len, err);
+}
+
+/*
+ * Stores one message (data NULL: too big, len its size).  Returns DC_OK when
+ * the message is done (stored or rejected, s says which) or an error that
+ * stops the poll (database, memory): the message then stays untouched.
+ */
+static dc_code
+handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
+{
+	dc_extract_stats xs = { 0 };
+	dc_origin o;
+	dc_code rc;
+
+	r->cur_uid = s->uid;
+	free(s->message_id);
+	s->message_id = data ? header_message_id(data, len) : NULL;
+	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->state.uidvalidity,
+		.uid = (int64_t)s->uid, .message_id = s->message_id, .file_name = NULL };
+	rc = dc_store_set_origin(r->st, &o, err);
+	if (rc != DC_OK)
+		return rc;
+	s->reports = s->duplicates = s->failures = 0;
+	if (data == NULL) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "message of %zu bytes is larger than max_message_bytes (%" PRIu64 ")",
+			len, r->cfg->limits.max_message_bytes);
+		rc = reject_message(r, s, "limits", why, NULL, 0, err);
+	} else {
+		rc = dc_extract(data, len, NULL, &r->cfg->limits, &r->cb, &xs, err);
+		s->reports = (int)xs.reports;
+		s->duplicates = (int)xs.duplicates;
+		s->failures = (int)xs.failures;
+		if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0)
+			rc = reject_message(r, s, "mime", "no aggregate report in the message", data, len, err);
+	}
+	if (rc != DC_OK)
+		return rc;
+	s->done = true;
+	s->rejected = s->failures > 0;
+	r->t.messages++;
+	if (s->rejected)
+		r->t.rejected++;
+	else
+		r->t.stored++;
+	r->t.reports += (uint64_t)s->reports;
+	r->t.duplicates += (uint64_t)s->duplicates;
+	r->t.failures += (uint64_t)s->failures;
+	dc_log_debug("mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
+		r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
+		s->duplicates, s->failures);
+	return DC_OK;
+}
+
+/* dc_imap_fetch's callback: one body, in UID order. */
+static dc_code
+on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	while (r->next_slot < r->n_slots && r->slots[r->next_slot].uid < uid)
+		r->next_slot++;
+	if (r->next_slot == r->n_slots || r->slots[r->next_slot].uid != uid)
+		return DC_OK;                  /* not one we asked for */
+	if (g_stop)
+		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
+	return handle_message(r, &r->slots[r->next_slot], data, len, err);
+}
+
+static dc_code
+ensure_folder(mb_run *r, const char *folder, bool *ready, dc_err *err)
+{
+	dc_code rc;
+
+	if (*ready)
+		return DC_OK;
+	rc = dc_imap_ensure_folder(r->im, folder, err);
+	*ready = rc == DC_OK;
+	return rc;
+}
+
+/*
+ * Acts on the done messages of the batch (their data is committed) and
+ * records them.  fetched_all says the whole batch was delivered, so its last
+ * UID is handled even where the server had no message any more.
+ */
+static dc_code
+finish_batch(mb_run *r, bool fetched_all, dc_err *err)
+{
+	const dc_mailbox_config *mb = r->mb;
+	uint64_t *ok = NULL, *bad = NULL;
+	dc_mailbox_outcome *out = NULL;
+	size_t n_ok = 0, n_bad = 0, n_out = 0;
+	char *move_ok = NULL, *move_bad = NULL;
+	int64_t last_uid = 0;
+	dc_code rc = DC_OK;
+
+	ok = malloc((r->n_slots + 1) * sizeof(*ok));
+	bad = malloc((r->n_slots + 1) * sizeof(*bad));
+	out = malloc((r->n_slots + 1) * sizeof(*out));
+	if (!ok || !bad || !out || asprintf(&move_ok, "move:%s", mb->archive_folder) < 0 ||
+	    asprintf(&move_bad, "move:%s", mb->invalid_folder) < 0) {
+		move_ok = move_bad = NULL;
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < r->n_slots; i++) {
+		slot *s = &r->slots[i];
+
+		if (!s->done)
+			continue;
+		if (s->rejected)
+			bad[n_bad++] = s->uid;
+		else
+			ok[n_ok++] = s->uid;
+	}
+	if (n_ok + n_bad == 0 && !fetched_all)
+		goto out;
+	if (n_bad > 0) {
+		rc = ensure_folder(r, mb->invalid_folder, &r->invalid_ready, err);
+		if (rc == DC_OK)
+			rc = dc_imap_move(r->im, bad, n_bad, mb->invalid_folder, err);
+		if (rc != DC_OK)
+			goto out;
+	}
+	if (n_ok > 0) {
+		switch (mb->after) {
+		case DC_AFTER_MOVE:
+			rc = ensure_folder(r, mb->archive_folder, &r->archive_ready, err);
+			if (rc == DC_OK)
+				rc = dc_imap_move(r->im, ok, n_ok, mb->archive_folder, err);
+			break;
+		case DC_AFTER_SEEN:
+			rc = dc_imap_mark_seen(r->im, ok, n_ok, err);
+			break;
+		case DC_AFTER_DELETE:
+			rc = dc_imap_delete(r->im, ok, n_ok, err);
+			break;
+		}
+		if (rc != DC_OK)
+			goto out;
+	}
+	/* the last UID handled: every message up to it is done (or was gone) */
+	for (size_t i = 0; i < r->n_slots; i++) {
+		slot *s = &r->slots[i];
+
+		if (!s->done && !fetched_all)
+			break;
+		last_uid = (int64_t)s->uid;
+		if (!s->done)
+			continue;
+		out[n_out++] = (dc_mailbox_outcome){
+			.uid = (int64_t)s->uid, .message_id = s->message_id, .size = (int64_t)s->size,
+			.rejected = s->rejected, .reports = s->reports, .duplicates = s->duplicates,
+			.failures = s->failures,
+			.action = s->rejected ? move_bad : mb->after == DC_AFTER_MOVE ? move_ok :
+				mb->after == DC_AFTER_SEEN ? "seen" : "delete",
+		};
+	}
+	if (last_uid > 0)
+		rc = dc_mailbox_record(dc_store_conn(r->st), &r->state, out, n_out, last_uid, err);
+out:
+	free(ok);
+	free(bad);
+	free(out);
+	free(move_ok);
+	free(move_bad);
+	return rc;
+}
+
+static void
+clear_slots(mb_run *r)
+{
+	for (size_t i = 0; i < r->n_slots; i++)
+		free(r->slots[i].message_id);
+	r->n_slots = r->next_slot = 0;
+}
+
+/* Fetches, stores and acts on one batch of listed messages. */
+static dc_code
+run_batch(mb_run *r, const dc_imap_msg *msgs, size_t n, dc_err *err)
+{
+	uint64_t *want = malloc((n + 1) * sizeof(*want));
+	size_t n_want = 0;
+	dc_code rc = DC_OK, rc2;
+	dc_err err2;
+
+	if (want == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	clear_slots(r);
+	for (size_t i = 0; i < n; i++) {
+		r->slots[i] = (slot){ .uid = msgs[i].uid, .size = msgs[i].size };
+		r->n_slots++;
+	}
+	/* too big by RFC822.SIZE: rejected without fetching */
+	for (size_t i = 0; i < n && rc == DC_OK; i++) {
+		if (msgs[i].size > r->cfg->limits.max_message_bytes)
+			rc = handle_message(r, &r->slots[i], NULL, (size_t)msgs[i].size, err);
+		else
+			want[n_want++] = msgs[i].uid;
+	}
+	if (rc == DC_OK && n_want > 0)
+		rc = dc_imap_fetch(r->im, want, n_want, on_body, r, err);
+	free(want);
+	/* act on what was committed, even when the batch stopped early */
+	if (dc_imap_broken(r->im))
+		return rc;
+	dc_err_clear(&err2);
+	rc2 = finish_batch(r, rc == DC_OK, rc == DC_OK ? err : &err2);
+	if (rc == DC_OK)
+		return rc2;
+	if (rc2 != DC_OK)
+		dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
+	return rc;
+}
+
+/* Logs in, with the cached XOAUTH2 token or a fresh one when it was refused. */
+static dc_code
+connect_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_imap **im,
+	dc_err *err)
+{
+	dc_imap_opts o = {
+		.url = mb->url, .user = mb->user, .ca_file = mb->ca_file,
+		.tls_none = mb->tls == DC_TLS_NONE, .timeout_ms = IMAP_TIMEOUT_MS,
+		.max_message_bytes = cfg->limits.max_message_bytes,
+	};
+	bool fresh = false;
+	dc_code rc;
+
+	if (mb->oauth2_token_command == NULL) {
+		o.password = mb->password;
+		return dc_imap_open(&o, im, err);
+	}
+	for (;;) {
+		if (svc->token == NULL) {
+			rc = run_token_command(mb->oauth2_token_command, &svc->token, err);
+			if (rc != DC_OK)
+				return rc;
+			fresh = true;
+		}
+		o.bearer = svc->token;
+		rc = dc_imap_open(&o, im, err);
+		if (rc != DC_EAUTH || fresh)
+			return rc;
+		dc_log_info("mailbox %s: XOAUTH2 token refused; fetching a new one", mb->label);
+		explicit_bzero(svc->token, strlen(svc->token));
+		free(svc->token);
+		svc->token = NULL;
+	}
+}
+
+/*
+ * Polls one mailbox into st.  Returns DC_OK, DC_EINTERRUPTED (stopped by a
+ * signal after finishing its batch), or the error that stopped it.
+ */
+static dc_code
+poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_store *st,
+	totals *sum, dc_err *err)
+{
+	mb_run r = { .cfg = cfg, .mb = mb, .st = st };
+	dc_imap_url u = { 0 };
+	dc_imap_folder_info fi;
+	dc_imap_msg *msgs = NULL;
+	char *url = NULL;
+	struct timespec t0;
+	dc_code rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r.store_cb = dc_store_callbacks(st);
+	r.cb = r.store_cb;
+	r.cb.failure = on_failure;
+	r.cb.failure_ctx = &r;
+	r.slots = calloc(BATCH_MESSAGES, sizeof(*r.slots));
+	if (r.slots == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = dc_imap_url_parse(mb->url, &u, err);
+	if (rc != DC_OK)
+		goto out;
+	url = canonical_url(&u);
+	if (url == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = connect_mailbox(cfg, mb, svc, &r.im, err);
+	if (rc == DC_OK)
+		rc = dc_imap_select(r.im, u.folder, &fi, err);
+	if (rc == DC_OK)
+		rc = dc_mailbox_begin(dc_store_conn(st), mb->label, url, mb->user, (int64_t)fi.uidvalidity,
+			&r.state, err);
+	if (rc != DC_OK)
+		goto out;
+	r.have_state = true;
+	if (r.state.old_uidvalidity >= 0 && r.state.old_uidvalidity != r.state.uidvalidity)
+		dc_log_warn("mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
+			": reading the whole folder again (reports already stored count as duplicates)",
+			mb->label, u.folder, r.state.old_uidvalidity, r.state.uidvalidity);
+	dc_log_debug("mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
+		"handled %" PRId64, mb->label, u.folder, fi.exists, fi.uidvalidity, r.state.last_uid);
+
+	for (uint64_t from = (uint64_t)r.state.last_uid + 1;;) {
+		size_t n = 0;
+
+		free(msgs);
+		msgs = NULL;
+		/* messages arriving during this poll (UID >= UIDNEXT) wait for the next one */
+		rc = dc_imap_list(r.im, from, fi.uidnext, DC_MAX_IMAP_LIST, &msgs, &n, err);
+		if (rc != DC_OK || n == 0)
+			break;
+		for (size_t i = 0; i < n && rc == DC_OK;) {
+			size_t k = 0;
+			uint64_t bytes = 0;
+
+			while (i + k < n && k < BATCH_MESSAGES && (k == 0 || bytes + msgs[i + k].size <= BATCH_BYTES))
+				bytes += msgs[i + k++].size;
+			rc = run_batch(&r, msgs + i, k, err);
+			i += k;
+			if (rc == DC_OK && g_stop)
+				rc = dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
+		}
+		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
+			break;
+		from = msgs[n - 1].uid + 1;
+	}
+out:
+	if (r.t.messages > 0 || rc == DC_OK)
+		dc_log_info("mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %"
+			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
+			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
+			r.t.failures, seconds_since(&t0));
+	if (rc != DC_EDB && rc != DC_EINTERRUPTED) {
+		dc_err e2;
+		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
+		dc_code rc2 = r.have_state ? dc_mailbox_finish(dc_store_conn(st), r.state.id, why, &e2)
+			: url && rc != DC_ECONFIG ? dc_mailbox_fail(dc_store_conn(st), mb->label, url, mb->user, why, &e2)
+			: DC_OK;
+		if (rc2 != DC_OK) {
+			dc_log_warn("mailbox %s: %s", mb->label, dc_err_text(&e2));
+			if (rc == DC_OK) {
+				rc = rc2;
+				*err = e2;
+			}
+		}
+	}
+	sum->messages += r.t.messages;
+	sum->stored += r.t.stored;
+	sum->rejected += r.t.rejected;
+	sum->reports += r.t.reports;
+	sum->duplicates += r.t.duplicates;
+	sum->failures += r.t.failures;
+	clear_slots(&r);
+	free(r.slots);
+	free(msgs);
+	free(url);
+	dc_imap_url_clear(&u);
+	dc_imap_free(r.im);
+	return rc;
+}
+
+/* ---- the service ------------------------------------------------------------ */
+
+typedef struct service {
+	const char *config_path;
+	const char *db_override;
+	dc_config *cfg;              /* in use */
+	dc_config *own_cfg;          /* a reloaded one, freed by us */
+	mb_service *mbs;
+	dc_store *st;
+	bool once;
+} service;
+
+/* Worse exit status wins: 75 > 2 > 1 > 0. */
+static int
+worse(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static void
+mbs_free(service *s)
+{
+	if (s->mbs == NULL)
+		return;
+	for (size_t i = 0; i < s->cfg->n_mailboxes; i++) {
+		if (s->mbs[i].token) {
+			explicit_bzero(s->mbs[i].token, strlen(s->mbs[i].token));
+			free(s->mbs[i].token);
+		}
+	}
+	free(s->mbs);
+	s->mbs = NULL;
+}
+
+/* Checks every mailbox of cfg; returns EXIT_USAGE (logged) or 0. */
+static int
+check_config(const dc_config *cfg)
+{
+	dc_err err;
+
+	if (cfg->n_mailboxes == 0) {
+		dc_log_error("poll: no [mailbox NAME] section in the configuration");
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		dc_err_clear(&err);
+		if (check_mailbox_config(&cfg->mailboxes[i], &err) != DC_OK) {
+			dc_log_error("%s", dc_err_text(&err));
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static void
+reload(service *s)
+{
+	dc_config *cfg = NULL;
+	dc_err err;
+
+	dc_err_clear(&err);
+	if (dc_config_load(s->config_path, &cfg, &err) != DC_OK) {
+		dc_log_error("reload: %s; keeping the configuration in use", dc_err_text(&err));
+		return;
+	}
+	if (s->db_override != NULL) {
+		char *db = strdup(s->db_override);
+		if (db == NULL) {
+			dc_config_free(cfg);
+			dc_log_error("reload: out of memory; keeping the configuration in use");
+			return;
+		}
+		free(cfg->db_conninfo);
+		cfg->db_conninfo = db;
+	}
+	if (check_config(cfg) != 0) {
+		dc_config_free(cfg);
+		dc_log_error("reload: keeping the configuration in use");
+		return;
+	}
+	mb_service *mbs = calloc(cfg->n_mailboxes, sizeof(*mbs));
+	if (mbs == NULL) {
+		dc_config_free(cfg);
+		dc_log_error("reload: out of memory; keeping the configuration in use");
+		return;
+	}
+	if (cfg->db_password != NULL)
+		setenv("PGPASSWORD", cfg->db_password, 1);
+	mbs_free(s);
+	dc_store_free(s->st);          /* the database may have changed */
+	s->st = NULL;
+	dc_config_free(s->own_cfg);
+	s->own_cfg = s->cfg = cfg;
+	s->mbs = mbs;
+	dc_log_info("reload: %s: %zu mailbox%s, interval %d s", s->config_path ? s->config_path : "(no file)",
+		cfg->n_mailboxes, cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
+}
+
+/* Resolves PTR names after a poll that stored reports; failures are logged only. */
+static void
+resolve_names(service *s)
+{
+	dc_resolve_opts o;
+	dc_resolve_stats rs = { 0 };
+	dc_err err;
+	dc_code rc;
+
+	dc_resolve_opts_from_config(&o, s->cfg);
+	dc_err_clear(&err);
+	rc = dc_resolve_run(dc_store_conn(s->st), &o, &rs, &err);
+	if (rc != DC_OK) {
+		dc_log_warn("resolve: %s", dc_err_text(&err));
+		if (rc == DC_EDB) {
+			dc_store_free(s->st);
+			s->st = NULL;
+		}
+		return;
+	}
+	if (rs.ips > 0)
+		dc_log_info("resolve: %" PRIu64 " IPs looked up, %" PRIu64 " names (%" PRIu64
+			" forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64 " failures",
+			rs.ips, rs.ok, rs.confirmed, rs.nxdomain, rs.timeout, rs.servfail + rs.error);
+}
+
+/* Sets a failed mailbox's next try after its backoff. */
+static void
+back_off(service *s, size_t i, const char *why)
+{
+	mb_service *m = &s->mbs[i];
+
+	m->backoff = m->backoff ? m->backoff * 2 : BACKOFF_MIN;
+	if (m->backoff > BACKOFF_MAX)
+		m->backoff = BACKOFF_MAX;
+	m->next_due = now_mono() + m->backoff;
+	if (s->once)
+		dc_log_error("mailbox %s: %s", s->cfg->mailboxes[i].label, why);
+	else
+		dc_log_error("mailbox %s: %s; trying again in %d s", s->cfg->mailboxes[i].label, why,
+			m->backoff);
+}
+
+/* Polls every due mailbox once; returns the exit status of this round. */
+static int
+poll_round(service *s)
+{
+	totals sum = { 0 };
+	int status = EXIT_STORED;
+	time_t now = now_mono();
+
+	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
+		const dc_mailbox_config *mb = &s->cfg->mailboxes[i];
+		dc_err err;
+		dc_code rc;
+
+		if (!s->once && s->mbs[i].next_due > now)
+			continue;
+		dc_err_clear(&err);
+		if (s->st == NULL) {
+			rc = dc_store_open(s->cfg->db_conninfo, &s->st, &err);
+			if (rc != DC_OK) {
+				char why[DC_ERR_MSG_MAX + 32];
+				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
+				for (size_t j = i; j < s->cfg->n_mailboxes; j++)
+					if (s->once || s->mbs[j].next_due <= now)
+						back_off(s, j, why);
+				status = worse(status, EXIT_TEMPFAIL);
+				break;
+			}
+		}
+		rc = poll_mailbox(s->cfg, mb, &s->mbs[i], s->st, &sum, &err);
+		switch (rc) {
+		case DC_OK:
+			s->mbs[i].backoff = 0;
+			s->mbs[i].next_due = now_mono() + s->cfg->interval;
+			break;
+		case DC_EINTERRUPTED:
+			break;
+		case DC_ECONFIG:
+			/* e.g. the schema was not migrated: an admin must act; retry slowly */
+			back_off(s, i, dc_err_text(&err));
+			s->mbs[i].backoff = BACKOFF_MAX;
+			status = worse(status, EXIT_USAGE);
+			break;
+		case DC_EDB:
+			dc_store_free(s->st);
+			s->st = NULL;
+			/* fall through */
+		default:
+			back_off(s, i, dc_err_text(&err));
+			status = worse(status, EXIT_TEMPFAIL);
+			break;
+		}
+	}
+	if (sum.rejected > 0)
+		status = worse(status, EXIT_REJECTED);
+	if (sum.reports > 0 && s->st != NULL && !g_stop)
+		resolve_names(s);
+	return status;
+}
+
+/* Returns the exit status; see dc_commands.h. */
 int
 dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bool once)
 {
-	(void)config_path;
-	(void)db_override;
-	(void)cfg;
-	(void)once;
-	dc_log_error("poll: not implemented yet");
-	return 2;
+	service s = { .config_path = config_path, .db_override = db_override, .cfg = cfg, .once = once };
+	saved_signals old;
+	int status;
+
+	status = check_config(cfg);
+	if (status != 0)
+		return status;
+	s.mbs = calloc(cfg->n_mailboxes, sizeof(*s.mbs));
+	if (s.mbs == NULL) {
+		dc_log_error("poll: out of memory");
+		return EXIT_TEMPFAIL;
+	}
+	signals_install(&old);
+	if (!once)
+		dc_log_info("service started: %zu mailbox%s, interval %d s", cfg->n_mailboxes,
+			cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
+	for (;;) {
+		if (g_reload) {
+			g_reload = 0;
+			if (!once)
+				reload(&s);
+		}
+		status = poll_round(&s);
+		if (once || g_stop)
+			break;
+		time_t next = now_mono() + s.cfg->interval;
+		for (size_t i = 0; i < s.cfg->n_mailboxes; i++)
+			if (s.mbs[i].next_due < next)
+				next = s.mbs[i].next_due;
+		sleep_until(next);
+		if (g_stop)
+			break;
+	}
+	if (g_stop)
+		dc_log_info("stopping on a signal");
+	if (!once)
+		status = EXIT_STORED;
+	signals_restore(&old);
+	mbs_free(&s);
+	dc_store_free(s.st);
+	dc_config_free(s.own_cfg);
+	return status;
 }
 
-/* Returns 75 until the IMAP client lands. */
+/* ---- check-config ------------------------------------------------------------ */
+
+/* Returns 0 when every mailbox can be logged in to and its folder selected,
+ * 2 for a configuration error, 75 otherwise; see dc_commands.h. */
 int
 dc_check_imap(const dc_config *cfg)
 {
-	(void)cfg;
-	dc_log_error("check-config: IMAP probe not implemented yet");
-	return 75;
+	int status = 0;
+
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		const dc_mailbox_config *mb = &cfg->mailboxes[i];
+		mb_service svc = { 0 };
+		dc_imap *im = NULL;
+		dc_imap_url u = { 0 };
+		dc_imap_folder_info fi;
+		dc_err err;
+		dc_code rc;
+
+		dc_err_clear(&err);
+		rc = check_mailbox_config(mb, &err);
+		if (rc == DC_OK)
+			rc = dc_imap_url_parse(mb->url, &u, &err);
+		if (rc == DC_OK)
+			rc = connect_mailbox(cfg, mb, &svc, &im, &err);
+		if (rc == DC_OK)
+			rc = dc_imap_select(im, u.folder, &fi, &err);
+		if (rc == DC_OK) {
+			dc_log_info("check-config: mailbox %s: logged in to %s as %s, %s holds %" PRIu64
+				" messages (MOVE %s)", mb->label, mb->url, mb->user, u.folder, fi.exists,
+				dc_imap_has_capability(im, "MOVE") ? "supported" : "missing: COPY + EXPUNGE");
+		} else {
+			dc_log_error("check-config: mailbox %s: %s", mb->label, dc_err_text(&err));
+			status = worse(status, rc == DC_ECONFIG ? EXIT_USAGE : EXIT_TEMPFAIL);
+		}
+		dc_imap_free(im);
+		dc_imap_url_clear(&u);
+		if (svc.token) {
+			explicit_bzero(svc.token, strlen(svc.token));
+			free(svc.token);
+		}
+	}
+	return status;
 }
