@@ -71,6 +71,7 @@ typedef struct xctx {
 	const dc_extract_cb *cb;
 	dc_extract_stats *stats;
 	int nest;
+	int depth;                   /* archive layers above the message being walked */
 	/* the unit failures refer to */
 	const uint8_t *unit;
 	size_t unit_len;
@@ -254,9 +255,14 @@ on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int dep
 	xctx *x = ctx;
 	char buf[PREFIX_MAX * 2];
 	const char *p = full_path(buf, sizeof(buf), x->prefix, path);
+	int saved = x->depth;
+	dc_code rc;
 
-	(void)depth;
-	return extract_message(x, data, len, p ? p : "", true, err);
+	/* archives inside this message count on from the ones around it */
+	x->depth = depth;
+	rc = extract_message(x, data, len, p ? p : "", true, err);
+	x->depth = saved;
+	return rc;
 }
 
 static const dc_unpack_cb unpack_cb_template = { NULL, on_xml, on_message, on_failure };
@@ -309,7 +315,7 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 	x->unit_name = leaf->filename;
 	x->prefix = prefix;
 	cb.ctx = x;
-	rc = dc_unpack_walk(leaf->data, leaf->len, 0, x->lim, &cb, err);
+	rc = dc_unpack_walk(leaf->data, leaf->len, x->depth, x->lim, &cb, err);
 	x->unit = su;
 	x->unit_len = sl;
 	x->unit_name = sn;

@@ -398,6 +398,32 @@ test_zip_good_and_bad(void **state)
 }
 
 static void
+test_messages_in_zip(void **state)
+{
+	size_t len;
+	uint8_t *z = data_file("unpack/eml-in-zip.zip", &len);
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, len, "eml-in-zip.zip", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 1);
+	assert_int_equal(st.failures, 1);
+	/* the report's unit is the attachment of the inner message */
+	assert_string_equal(c.o_path, "zip:fwd.eml > part 2 > gzip");
+	assert_string_equal(c.o_name, "r1.xml.gz");
+	assert_memory_equal(c.o_head, "\x1f\x8b", 2);
+	/* the inner message without a report fails as a whole, inside the zip */
+	assert_string_equal(c.stage[0], "mime");
+	assert_int_equal(c.code[0], DC_ENOREPORT);
+	assert_string_equal(c.path[0], "zip:hello.eml");
+	assert_ptr_equal(c.unit[0], z);
+	free(z);
+}
+
+static void
 test_origin_of_attachment(void **state)
 {
 	size_t len;
@@ -530,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_corpus_negatives),
 		cmocka_unit_test(test_no_report_message),
 		cmocka_unit_test(test_zip_good_and_bad),
+		cmocka_unit_test(test_messages_in_zip),
 		cmocka_unit_test(test_origin_of_attachment),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_sink_errors),

@@ -135,6 +135,12 @@ def main():
           + b64(gz(report('TWICE-1'))) + '\r\n--T--\r\n')
     # 12. the bare report, for byte comparisons
     write('report.xml', report('BARE-1'))
+    # 13. messages inside a zip: one with a report, one without
+    with open(os.path.join(HERE, 'base64.eml'), 'rb') as f:
+        b64msg = f.read()
+    with open(os.path.join(HERE, 'no-report.eml'), 'rb') as f:
+        nomsg = f.read()
+    write('eml-in-zip.zip', zipped([('fwd.eml', b64msg), ('hello.eml', nomsg)]))
 
 
 if __name__ == '__main__':
