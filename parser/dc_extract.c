@@ -82,7 +82,8 @@ typedef struct xctx {
 	char *listing;
 	size_t listed;
 	/* the report being parsed */
-	bool begun, ended, sink_failed;
+	bool begun;                  /* report_begin was called and did not return DC_SKIP */
+	bool ended, sink_failed;
 	uint64_t records;
 } xctx;
 
@@ -141,9 +142,10 @@ w_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err *err)
 
 	if (x->cb->sink.report_begin != NULL)
 		rc = x->cb->sink.report_begin(x->cb->sink.ctx, r, origin, err);
-	if (rc == DC_OK)
+	/* a begin that failed may have opened something: it gets report_abort too */
+	if (rc != DC_SKIP)
 		x->begun = true;
-	else if (rc != DC_SKIP)
+	if (rc != DC_OK && rc != DC_SKIP)
 		x->sink_failed = true;
 	return rc;
 }
