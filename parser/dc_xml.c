@@ -13,19 +13,23 @@
  * in an arena that is reset after each record, and every value is capped at
  * DC_MAX_FIELD_BYTES, so a record can never hold more than a bounded amount.
  *
- * Safety: XML_PARSE_NONET, never NOENT/DTDLOAD/DTDATTR/HUGE; a DOCTYPE or an
- * entity reference node is rejected, so nothing is ever fetched or expanded.
- * libxml2's own error printing is replaced by a per-reader structured
- * handler; the first error becomes one dc_err line.
+ * Safety: XML_PARSE_NONET, never NOENT/DTDLOAD/DTDATTR/HUGE; the read
+ * filter ends the stream at "<!DOCTYPE" (rejected), so libxml2 never parses
+ * a DTD and nothing is ever fetched or expanded; a bare '&' or an undeclared
+ * entity is escaped.  libxml2's error printing is replaced by the reader's
+ * structured handler and, for the duration of a call, by our per-thread
+ * handlers (encoding errors bypass the reader's); the first error becomes
+ * one dc_err line.
  *
  * Repairs of what a sender plainly meant (each noted in the report's errors,
  * see docs/README-xml.md): leading whitespace/BOM before the XML
- * declaration, invalid UTF-8 (replaced with U+FFFD by a read filter), content
- * after </feedback>, an <xs:schema> wrapper around <feedback>, dates written
- * as integral decimals ("1337270400.0"), upper-case vocabulary, SPF result
- * "hardfail" (= "fail").  What is ambiguous is rejected: missing or
+ * declaration, invalid UTF-8 and control characters (U+FFFD), bare '&',
+ * content after </feedback>, an <xs:schema> wrapper around <feedback>, dates
+ * written as integral decimals ("1337270400.0"), upper-case vocabulary, SPF
+ * result "hardfail" (= "fail").  What is ambiguous is rejected: missing or
  * non-numeric dates, a missing report_id, a non-numeric <count>, a
- * source_ip that is not an IP address, an element given twice.
+ * source_ip that is not an IP address, an element given twice, a second
+ * <feedback> after the first.
  *
  * Deliberately not here: decompression and its size limits (dc_unpack),
  * storage, report_abort (the caller's job).
@@ -34,7 +38,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,12 @@
 #include <libxml/xmlreader.h>
 
 #define XSD_NS "http://www.w3.org/2001/XMLSchema"
+
+/* Sanity bounds: a date must fit PostgreSQL's timestamptz comfortably
+ * (9999-12-31T23:59:59Z), a count must leave room for sums over
+ * limits.max_records records in 64 bits. */
+#define MAX_DATE  INT64_C(253402300799)
+#define MAX_COUNT INT64_C(1000000000000)
 
 /* ------------------------------------------------------------------------
  * Read filter: dc_read_fn -> libxml2 input callback.  Three jobs, all on the
@@ -964,39 +973,20 @@ compose_errors(xml_state *st, bool final, const xml_input *in)
 	if (st->notes_len)
 		join_append(st->errors, &len, st->notes);
 	if (final) {
-		if (in->n_amp) {
-			snprintf(line, sizeof(line), "%" PRIu64 " bare '&' escaped", in->n_amp);
-			join_append(st->errors, &len, line);
-		}
-		if (in->n_ctrl) {
-			snprintf(line, sizeof(line), "%" PRIu64 " control character(s) replaced with U+FFFD", in->n_ctrl);
-			join_append(st->errors, &len, line);
-		}
-		if (in->n_bad_utf8) {
-			snprintf(line, sizeof(line), "%" PRIu64 " invalid UTF-8 sequence(s) replaced with U+FFFD",
-				in->n_bad_utf8);
-			join_append(st->errors, &len, line);
-		}
-		if (st->n_upper) {
-			snprintf(line, sizeof(line), "%" PRIu64 " upper-case value(s) lower-cased", st->n_upper);
-			join_append(st->errors, &len, line);
-		}
-		if (st->n_hardfail) {
-			snprintf(line, sizeof(line), "%" PRIu64 " SPF result(s) 'hardfail' read as 'fail'",
-				st->n_hardfail);
-			join_append(st->errors, &len, line);
-		}
-		if (st->n_no_count) {
-			snprintf(line, sizeof(line), "%" PRIu64 " record(s) without <count>", st->n_no_count);
-			join_append(st->errors, &len, line);
-		}
-		if (st->n_decimal_count) {
-			snprintf(line, sizeof(line), "%" PRIu64 " <count> value(s) written as decimals read as integers",
-				st->n_decimal_count);
-			join_append(st->errors, &len, line);
-		}
-		if (st->n_no_ip) {
-			snprintf(line, sizeof(line), "%" PRIu64 " record(s) without source_ip", st->n_no_ip);
+		const struct { uint64_t n; const char *what; } counted[] = {
+			{ in->n_amp, "bare '&' escaped" },
+			{ in->n_ctrl, "control character(s) replaced with U+FFFD" },
+			{ in->n_bad_utf8, "invalid UTF-8 sequence(s) replaced with U+FFFD" },
+			{ st->n_upper, "upper-case value(s) lower-cased" },
+			{ st->n_hardfail, "SPF result(s) 'hardfail' read as 'fail'" },
+			{ st->n_no_count, "record(s) without <count>" },
+			{ st->n_decimal_count, "<count> value(s) written as decimals read as integers" },
+			{ st->n_no_ip, "record(s) without source_ip" },
+		};
+		for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
+			if (counted[i].n == 0)
+				continue;
+			snprintf(line, sizeof(line), "%" PRIu64 " %s", counted[i].n, counted[i].what);
 			join_append(st->errors, &len, line);
 		}
 	} else if (in->n_bad_utf8 || in->n_amp || in->n_ctrl) {
@@ -1090,6 +1080,9 @@ report_begin(xml_state *st, const xml_input *in)
 		return dc_err_set(st->err, DC_ESCHEMA, "date_range end '%.64s' is not a number", end);
 	if (k == 2)
 		note(st, "date_range end '%.64s' read as %" PRId64, end, r->date_end);
+	if (r->date_begin > MAX_DATE || r->date_end > MAX_DATE)
+		return dc_err_set(st->err, DC_ESCHEMA, "date_range %" PRId64 "-%" PRId64 " is beyond the year 9999",
+			r->date_begin, r->date_end);
 	if (st->rf[RF_REPORT_ID] == 0)
 		return dc_err_set(st->err, DC_ESCHEMA, "report has no report_metadata/report_id");
 	if (st->rf[RF_ORG] == 0) {
@@ -1180,6 +1173,9 @@ record_end(xml_state *st)
 		if (k == 0)
 			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": count '%.64s' is not a number",
 				rec.ordinal, count);
+		if (rec.message_count > MAX_COUNT)
+			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": count %" PRId64 " is implausibly large",
+				rec.ordinal, rec.message_count);
 		if (k == 2)
 			st->n_decimal_count++;
 	}

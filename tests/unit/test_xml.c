@@ -632,6 +632,23 @@ static const xml_case cases[] = {
 		.rc = DC_ESCHEMA, .msg = "date_range begin '1.5' is not a number", .calls = "",
 	},
 	{
+		.name = "reject: date beyond the year 9999",
+		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1</begin>"
+		"<end>9223372036854775807</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA, .msg = "is beyond the year 9999", .calls = "",
+	},
+	{
+		.name = "reject: date that overflows",
+		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1</begin>"
+		"<end>9223372036854775808</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA, .msg = "is not a number", .calls = "",
+	},
+	{
+		.name = "reject: implausible count",
+		.xml = DOC(REC("192.0.2.1", 1000000000001)),
+		.rc = DC_ESCHEMA, .msg = "record 1: count 1000000000001 is implausibly large", .calls = "B",
+	},
+	{
 		.name = "reject: missing report_id",
 		.xml = DECL "<feedback><report_metadata><org_name>o</org_name><date_range><begin>1</begin>"
 		"<end>2</end></date_range></report_metadata></feedback>",
