@@ -357,6 +357,11 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	x->mime_notes = info->notes;
 	rc = dc_mime_walk(data, len, on_leaf, x, info, err);
 	x->prefix = sp;
+	if (rc == DC_EMIME && !must_yield) {
+		/* a part that merely looked like headers: nothing to report */
+		rc = DC_OK;
+		goto out;
+	}
 	if (rc == DC_EMIME || rc == DC_ETOODEEP) {
 		dc_err why = *err;
 
