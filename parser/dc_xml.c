@@ -1461,6 +1461,8 @@ run(xml_state *st, xml_input *in)
 				break;
 			if ((rc = on_element(st, depth, empty, in)) != DC_OK)
 				return rc;
+			if (depth == 0 && empty)
+				goto done; /* <feedback/> */
 			break;
 		case XML_READER_TYPE_END_ELEMENT:
 			depth = xmlTextReaderDepth(st->reader);

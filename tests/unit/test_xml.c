@@ -593,6 +593,11 @@ static const xml_case cases[] = {
 		.rc = DC_EXML, .msg = "document ends inside <feedback> (truncated)", .calls = "BR",
 	},
 	{
+		.name = "reject: <feedback/>",
+		.xml = DECL "<feedback/>\n",
+		.rc = DC_ESCHEMA, .msg = "report has no report_metadata/date_range/begin", .calls = "",
+	},
+	{
 		.name = "reject: empty input",
 		.xml = "", .rc = DC_EXML, .msg = "XML not well-formed", .calls = "",
 	},
