@@ -395,8 +395,11 @@ dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *l
 	xctx x;
 	dc_unpack_cb ucb = unpack_cb_template;
 	dc_kind k = dc_unpack_sniff(data, len < DC_UNPACK_SNIFF_BYTES ? len : DC_UNPACK_SNIFF_BYTES);
+	dc_err local;
 	dc_code rc;
 
+	if (err == NULL)
+		err = &local;
 	memset(&x, 0, sizeof(x));
 	x.lim = lim;
 	x.cb = cb;

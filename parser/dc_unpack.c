@@ -18,7 +18,6 @@
  */
 #include "dc_unpack.h"
 
-#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -554,7 +553,8 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	int zr;
 
 	*got = 0;
-	assert(cap > 0);
+	if (cap == 0)
+		return DC_OK; /* nothing asked, nothing read (as read(2)) */
 	if (f->ch->err.code != DC_OK)
 		return chain_fail(f->ch, err, f->ch->err.code, "%s", f->ch->err.msg);
 	f->z.next_out = buf;
@@ -665,6 +665,7 @@ zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 typedef struct walk {
 	const dc_limits *lim;
 	const dc_unpack_cb *cb;
+	dc_err *err;                  /* the caller's: where a callback's error goes */
 	char path[DC_UNPACK_PATH_MAX];
 } walk;
 
@@ -705,17 +706,14 @@ walk_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(pri
 static dc_code
 walk_fail(walk *w, dc_code code, const char *fmt, ...)
 {
-	dc_err why, err;
+	dc_err why;
 	va_list ap;
-	dc_code rc;
 
 	why.code = code;
 	va_start(ap, fmt);
 	vsnprintf(why.msg, sizeof(why.msg), fmt, ap);
 	va_end(ap);
-	dc_err_clear(&err);
-	rc = w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, &err) : DC_OK;
-	return rc;
+	return w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, w->err) : DC_OK;
 }
 
 static dc_code walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root,
@@ -1048,13 +1046,17 @@ dc_code
 dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim, const dc_unpack_cb *cb,
 	dc_err *err)
 {
+	dc_err local;
 	walk *w;
 	dc_code rc;
 
+	if (err == NULL)
+		err = &local;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	w->lim = lim;
 	w->cb = cb;
+	w->err = err;
 	rc = walk_buffer(w, data, len, depth, NULL, err);
 	if (rc == DC_ENOMEM && (err == NULL || err->code != DC_ENOMEM))
 		dc_err_set(err, DC_ENOMEM, "out of memory while unpacking");

@@ -509,6 +509,20 @@ test_sink_errors(void **state)
 	c.failure_code = DC_EDB;
 	assert_int_equal(run(m, len, "several.eml", NULL, &c, &st, &err), DC_EDB);
 	assert_int_equal(c.n_fail, 1);
+	assert_string_equal(err.msg, "cannot record the failure");
+	free(m);
+	/* the same for a failure found by the unpack layer and for a message with no report */
+	m = data_file("unpack/good-and-bad.zip", &len);
+	memset(&c, 0, sizeof(c));
+	c.failure_code = DC_EDB;
+	assert_int_equal(run(m, len, "good-and-bad.zip", NULL, &c, &st, &err), DC_EDB);
+	assert_string_equal(err.msg, "cannot record the failure");
+	free(m);
+	m = data_file("unpack/no-report.eml", &len);
+	memset(&c, 0, sizeof(c));
+	c.failure_code = DC_EIO;
+	assert_int_equal(run(m, len, "no-report.eml", NULL, &c, &st, &err), DC_EIO);
+	assert_string_equal(err.msg, "cannot record the failure");
 	free(m);
 }
 
