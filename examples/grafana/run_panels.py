@@ -8,9 +8,9 @@ connection, user and role are psql's: PGHOST, PGUSER, ... or --psql).
 What is expanded, as Grafana's PostgreSQL data source does it:
   * template variables $name, ${name}, [[name]] (frontend): a multi-value or
     include-All variable becomes its values single-quoted ('' doubled) and
-    joined with ","; "All" without a custom allValue is every value the
-    variable's query returns (run here, in dashboard order, so $reporter
-    sees $domain);
+    joined with ","; "All" is the variable's custom allValue inserted as it
+    is, or without one every value the variable's query returns (run here,
+    in dashboard order, so $reporter sees $domain);
   * macros (backend, pkg/tsdb/grafana-postgresql-datasource/macros.go):
     $__time(c), $__timeEpoch(c), $__timeFilter(c) -> c BETWEEN 'from' AND 'to'
     (RFC 3339, UTC), $__timeFrom(), $__timeTo(), $__timeGroup(c, '1d'[, fill]),
@@ -114,12 +114,14 @@ def quote(v):
 
 
 def interpolate(sql, variables):
-    """variables: name -> (values list, multi_or_all)."""
+    """variables: name -> (values, multi_or_all); multi_or_all None: raw custom all value."""
     def one(m):
         name = m.group(1) or m.group(2) or m.group(4)
         if name not in variables:
             return m.group(0)
         values, multi = variables[name]
+        if multi is None:
+            return values[0]
         if multi:
             return ",".join(quote(v) for v in values)
         return values[0].replace("'", "''")
@@ -146,7 +148,8 @@ def resolve_variables(dash, given, psql, t_from, t_to):
         want = given.get(name, "All")
         if want in ("All", "$__all"):
             if v.get("allValue"):
-                variables[name] = ([v["allValue"]], False)
+                # a custom all value is inserted as it is: no quoting, no escaping
+                variables[name] = ([v["allValue"]], None)
                 continue
             q = expand_macros(interpolate(v["query"], variables), t_from, t_to)
             values = psql.run(q)

@@ -1,0 +1,213 @@
+#!/bin/bash
+# grafana.sh - the Grafana provisioning files and every panel's SQL against
+# a real database filled from the test corpus, as Grafana's login would run
+# it: a member of dmarc_reader.  Also the analyst cookbook
+# (examples/queries.sql), the roles (the reader cannot write nor read a
+# table; the collector works as a member of dmarc_writer), and the daily
+# rollups staying equal to the views they summarise through inserts,
+# PTR changes and deletes.
+set -uo pipefail
+: "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
+: "${DC_SRC:?DC_SRC must name the source directory}"
+. "$DC_SRC/tests/lib/pg.sh"
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+trap 'dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+dc_pg_start "$tmp/pg" || exit 1
+dc_pg_newdb grafana || exit 1
+unset DMARC_COLLECTOR_CONFIG
+
+G=$DC_SRC/examples/grafana
+DASH=$G/dashboards/dmarc-overview.json
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $* [${SECONDS}s]"; }
+q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
+conn() { echo "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$1"; }
+
+# ---- provisioning files: structure
+python3 - "$G" <<'EOF' || fail "provisioning files"
+import glob, json, sys
+import yaml  # python3-yaml
+g = sys.argv[1]
+ds = yaml.safe_load(open(g + "/provisioning/datasources/dmarc.yaml"))
+assert ds["apiVersion"] == 1, "datasource apiVersion"
+(src,) = ds["datasources"]
+assert src["type"] in ("postgres", "grafana-postgresql-datasource"), src["type"]
+assert src["jsonData"]["database"] and src["uid"], "datasource database/uid"
+prov = yaml.safe_load(open(g + "/provisioning/dashboards/dmarc.yaml"))
+assert prov["apiVersion"] == 1 and prov["providers"][0]["type"] == "file", "dashboard provider"
+dashes = glob.glob(g + "/dashboards/*.json")
+assert dashes, "no dashboards"
+for f in dashes:
+    d = json.load(open(f))
+    assert d["uid"] and d["title"] and d["panels"], f
+    names = [v["name"] for v in d["templating"]["list"]]
+    assert "domain" in names and "reporter" in names, "variables: %s" % names
+    for v in d["templating"]["list"]:
+        assert v["datasource"]["uid"] == src["uid"], "variable %s data source" % v["name"]
+    ids = set()
+    for p in d["panels"]:
+        assert p["id"] not in ids, "duplicate panel id %s" % p["id"]
+        ids.add(p["id"])
+        assert p["datasource"]["uid"] == src["uid"], "panel %s data source" % p["title"]
+        for k in ("x", "y", "w", "h"):
+            assert isinstance(p["gridPos"][k], int), p["title"]
+        for t in p["targets"]:
+            assert t["rawQuery"] and t["rawSql"].strip() and t["format"] in ("table", "time_series"), p["title"]
+            if t["format"] == "time_series":
+                assert '"time"' in t["rawSql"] or "$__time" in t["rawSql"], "%s lacks a time column" % p["title"]
+    titles = " | ".join(p["title"] for p in d["panels"])
+    for want in ("pass rate", "reporter", "failing source IPs", "alignment", "Dispositions",
+                 "Published policies", "Server-generated vs regular", "need DKIM", "Rejected inputs"):
+        assert want.lower() in titles.lower(), "no panel for " + want
+print("ok: provisioning YAML and %d dashboard(s) well-formed" % len(dashes))
+EOF
+
+# ---- migrate, roles, import the corpus as the collector's role
+"$DC_BIN" --db "$(conn postgres)" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
+[ "$(q -c "SELECT string_agg(rolname || ':' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('dmarc_reader', 'dmarc_writer')")" = "dmarc_reader:false,dmarc_writer:false" ] \
+  && ok "migrate created NOLOGIN roles dmarc_reader, dmarc_writer" || fail "roles missing or able to log in"
+"$DC_BIN" --db "$(conn postgres)" migrate >/dev/null 2>&1 && ok "migrate again" || fail "second migrate"
+q -c "CREATE ROLE it_collector LOGIN IN ROLE dmarc_writer" -c "CREATE ROLE it_grafana LOGIN IN ROLE dmarc_reader" >/dev/null
+
+"$DC_BIN" -q --db "$(conn it_collector)" import "$DC_SRC/tests/data/corpus" >"$tmp/import.log" 2>&1
+rc=$?
+[ $rc = 0 ] || [ $rc = 1 ] || { tail -5 "$tmp/import.log"; echo "FAIL: import as dmarc_writer exited $rc"; exit 1; }
+reports=$(q -c "SELECT count(*) FROM dmarc.reports")
+[ "$reports" -gt 50 ] && ok "import as a dmarc_writer member: $reports reports" || fail "only $reports reports imported"
+
+# ---- the rollups equal the views they summarise
+check_rollup() {
+  local n
+  n=$(q -c "
+    WITH a AS (SELECT day, policy_domain, sum(messages) AS m,
+                      coalesce(sum(messages) FILTER (WHERE dmarc_pass), 0) AS p,
+                      coalesce(sum(messages) FILTER (WHERE server_generated), 0) AS sg,
+                      coalesce(sum(messages) FILTER (WHERE server_generated AND NOT dkim_pass), 0) AS sgnd
+               FROM dmarc.daily_mail GROUP BY 1, 2 HAVING sum(messages) > 0),
+         b AS (SELECT day, policy_domain, messages AS m, dmarc_pass_messages AS p,
+                      server_generated_messages AS sg, server_generated_without_dkim AS sgnd
+               FROM dmarc.daily_summary WHERE day IS NOT NULL AND messages > 0),
+         s AS (SELECT day, policy_domain, source_ip, sum(messages) AS m FROM dmarc.daily_sources GROUP BY 1, 2, 3 HAVING sum(messages) > 0),
+         t AS (SELECT day, lower(policy_domain), source_ip, sum(messages) FROM dmarc.record_days
+               WHERE day IS NOT NULL AND (NOT dmarc_pass OR server_generated) GROUP BY 1, 2, 3 HAVING sum(messages) > 0)
+    SELECT (SELECT count(*) FROM (SELECT * FROM a EXCEPT SELECT * FROM b) x)
+         + (SELECT count(*) FROM (SELECT * FROM b EXCEPT SELECT * FROM a) x)
+         + (SELECT count(*) FROM (SELECT * FROM s EXCEPT SELECT * FROM t) x)
+         + (SELECT count(*) FROM (SELECT * FROM t EXCEPT SELECT * FROM s) x)")
+  [ "$n" = 0 ] && ok "rollups equal daily_summary/record_days $1" || fail "rollups differ from the views in $n rows $1"
+}
+check_rollup "after import"
+[ "$(q -c "SELECT sum(messages) FROM dmarc.daily_mail")" -gt 0 ] || fail "rollup empty"
+
+# a PTR name that resolve confirms changes the classification (rule 3):
+# pick a regular record whose SPF domain is a host name, confirm it as the PTR
+target=$(q -c "SELECT host(r.source_ip) || ' ' || s.domain FROM dmarc.records r JOIN dmarc.spf_results s ON s.record_id = r.id
+               JOIN dmarc.record_details d ON d.record_id = r.id
+               WHERE NOT d.server_generated AND s.domain LIKE '%.%.%' AND r.source_ip IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM dmarc.ip_names n WHERE n.ip = r.source_ip) LIMIT 1")
+if [ -n "$target" ]; then
+  set -- $target
+  before=$(q -c "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail WHERE server_generated_reason = 'spf_domain_is_ptr'")
+  q -c "INSERT INTO dmarc.ip_names (ip, ptr, forward_confirmed, status) VALUES ('$1', '$2', true, 'ok')" >/dev/null
+  after=$(q -c "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail WHERE server_generated_reason = 'spf_domain_is_ptr'")
+  [ "$after" -gt "$before" ] && ok "confirmed PTR moves mail to spf_domain_is_ptr ($before -> $after)" \
+    || fail "confirmed PTR did not reclassify ($before -> $after)"
+  check_rollup "after a PTR was confirmed"
+  q -c "UPDATE dmarc.ip_names SET forward_confirmed = false WHERE ip = '$1'" >/dev/null
+  [ "$(q -c "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail WHERE server_generated_reason = 'spf_domain_is_ptr'")" = "$before" ] \
+    && ok "unconfirmed again: back to $before" || fail "unconfirming did not undo the classification"
+  check_rollup "after the PTR lost its confirmation"
+else
+  fail "no record to reclassify in the corpus"
+fi
+# a deleted report leaves the rollups
+q -c "DELETE FROM dmarc.reports WHERE id = (SELECT report_id FROM dmarc.records GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)" >/dev/null
+check_rollup "after deleting the biggest report"
+# reparse replaces every report: totals unchanged
+tot=$(q -c "SELECT sum(messages) FROM dmarc.daily_mail")
+"$DC_BIN" -q --db "$(conn it_collector)" reparse >/dev/null 2>&1
+check_rollup "after reparse as dmarc_writer"
+
+# ---- every panel, as Grafana's login (dmarc_reader), Grafana's macros expanded
+run() { python3 "$G/run_panels.py" "$DASH" --psql "psql -d $PGDATABASE -U it_grafana" "$@"; }
+if run --from 1990-01-01T00:00:00Z --to now --require-rows >"$tmp/panels.txt" 2>&1; then
+  ok "every panel ran and the main panels returned rows (All domains, All reporters)"
+else
+  cat "$tmp/panels.txt"; fail "panels with All/All"
+fi
+grep -c 'rows' "$tmp/panels.txt" | grep -q '^1[0-9]$' || fail "expected 10+ panels: $(cat "$tmp/panels.txt")"
+# one domain and one reporter, picked from the data (with a quote-free name)
+dom=$(q -c "SELECT policy_domain FROM dmarc.daily_mail GROUP BY 1 ORDER BY sum(messages) DESC LIMIT 1")
+rep=$(q -c "SELECT org_name FROM dmarc.daily_mail WHERE policy_domain = '$dom' GROUP BY 1 ORDER BY sum(messages) DESC LIMIT 1")
+run --from 1990-01-01T00:00:00Z --to now --var "domain=$dom" --var "reporter=$rep" >"$tmp/one.txt" 2>&1 \
+  && ok "every panel ran for domain=$dom reporter=$rep" || { cat "$tmp/one.txt"; fail "panels for one domain"; }
+# a value with a quote must stay a literal (Grafana doubles it)
+run --from 1990-01-01T00:00:00Z --to now --var "domain=x'); DROP TABLE dmarc.reports; --" --var "reporter=$rep" >"$tmp/quote.txt" 2>&1 \
+  && ok "a quote in a variable value stays inside the literal" || { cat "$tmp/quote.txt"; fail "quoted variable"; }
+# the dashboard's default range (last 30 days; the corpus is older): no errors
+run >"$tmp/default.txt" 2>&1 && ok "panels run on the default time range" || { cat "$tmp/default.txt"; fail "default range"; }
+# time filter: a range inside a multi-day report's second day still finds it
+multi=$(q -c "SELECT to_char(date_end - interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM dmarc.report_overview
+              WHERE date_end - date_begin > interval '25 hours' ORDER BY id LIMIT 1")
+if [ -n "$multi" ]; then
+  run --from "$multi" --to "$multi" >"$tmp/multi.txt" 2>&1
+  if grep -Eq '^Messages by reporter \[A\] +[1-9][0-9]* rows' "$tmp/multi.txt"; then
+    ok "a one-hour range on a multi-day report's last day still shows its messages"
+  else
+    cat "$tmp/multi.txt"; fail "time filter on the covered days"
+  fi
+fi
+
+# ---- the cookbook, as an analyst (dmarc_reader)
+if psql -X -q -v ON_ERROR_STOP=1 -U it_grafana -f "$DC_SRC/examples/queries.sql" >"$tmp/cook.txt" 2>&1; then
+  n=$(grep -c '^-- [0-9]*\.' "$DC_SRC/examples/queries.sql")
+  ok "all $n cookbook queries ran as dmarc_reader"
+else
+  tail -5 "$tmp/cook.txt"; fail "a cookbook query failed"
+fi
+
+# ---- the reader can read views, and cannot write or read tables
+denied() {  # SQL: must fail with SQLSTATE 42501 (insufficient privilege)
+  local out
+  out=$(psql -X -q -U it_grafana -v VERBOSITY=verbose -c "$1" 2>&1)
+  if grep -q 'ERROR:  42501' <<<"$out"; then ok "reader denied: $1"; else fail "reader not denied (42501): $1 -> $out"; fi
+}
+denied "INSERT INTO dmarc.reports (org_name) VALUES ('x')"
+denied "UPDATE dmarc.records SET message_count = 0"
+denied "DELETE FROM dmarc.failures"
+denied "DELETE FROM dmarc.report_overview"
+denied "UPDATE dmarc.daily_mail SET messages = 0"
+denied "INSERT INTO dmarc.ip_names (ip) VALUES ('192.0.2.1')"
+denied "SELECT content FROM dmarc.failures LIMIT 1"
+denied "SELECT * FROM dmarc.originals LIMIT 1"
+denied "SELECT * FROM dmarc.records LIMIT 1"
+denied "SELECT * FROM dmarc.rollup_daily LIMIT 1"
+denied "CREATE TABLE dmarc.mine (x int)"
+denied "TRUNCATE dmarc.reports"
+denied "SELECT dmarc.rollup_rebuild()"
+denied "SELECT dmarc.grant_roles()"
+n=$(psql -X -At -U it_grafana -c "SELECT count(*) FROM dmarc.failure_list" 2>&1)
+[ "$n" -gt 0 ] 2>/dev/null && ok "reader reads dmarc.failure_list ($n rows)" || fail "reader cannot read failure_list: $n"
+# every view is readable, no table is
+bad=$(q -c "SELECT string_agg(c.relname || ':' || c.relkind::text, ' ') FROM pg_class c
+            WHERE c.relnamespace = 'dmarc'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+            AND has_table_privilege('it_grafana', c.oid, 'SELECT') <> (c.relkind IN ('v', 'm'))") || fail "privilege query"
+[ -z "$bad" ] && ok "reader: SELECT on every view, on no table" || fail "reader privileges wrong on: $bad"
+bad=$(q -c "SELECT string_agg(c.relname, ' ') FROM pg_class c
+            WHERE c.relnamespace = 'dmarc'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+            AND (has_table_privilege('it_grafana', c.oid, 'INSERT') OR has_table_privilege('it_grafana', c.oid, 'UPDATE')
+                 OR has_table_privilege('it_grafana', c.oid, 'DELETE') OR has_table_privilege('it_grafana', c.oid, 'TRUNCATE'))") || fail "privilege query"
+[ -z "$bad" ] && ok "reader: no write privilege anywhere in dmarc" || fail "reader may write to: $bad"
+
+# ---- prune as the collector's role works too
+"$DC_BIN" --db "$(conn it_collector)" prune --older-than 36500 >"$tmp/prune.log" 2>&1 \
+  && ok "prune as dmarc_writer" || { cat "$tmp/prune.log"; fail "prune as dmarc_writer"; }
+
+if [ $fails -gt 0 ]; then
+  echo "grafana.sh: $fails failure(s)"
+  exit 1
+fi
+echo "grafana.sh: all passed"
