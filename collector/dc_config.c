@@ -298,8 +298,9 @@ mailbox_free_fields(dc_mailbox_config *mb)
 /* ---------------------------------------------------------------- the file */
 
 /* Splits "mailbox rua" into type "mailbox" and label "rua" (trimmed; the
- * default label when absent).  type and label are written into the buffers. */
-static void
+ * default label when absent).  type and label are written into the buffers.
+ * Returns whether a label was given. */
+static bool
 split_section(const char *section, char *type, size_t tcap, char *label, size_t lcap)
 {
 	size_t n = 0;
@@ -320,6 +321,7 @@ split_section(const char *section, char *type, size_t tcap, char *label, size_t 
 		snprintf(label, lcap, "%s", DEFAULT_LABEL);
 	else
 		snprintf(label, lcap, "%.*s", (int)n, p);
+	return n > 0;
 }
 
 static bool
@@ -385,9 +387,12 @@ read_line(char *str, int num, void *stream)
 
 		if (end != NULL) {
 			snprintf(sec, sizeof(sec), "%.*s", (int)(end - p - 1), p + 1);
-			split_section(sec, type, sizeof(type), label, sizeof(label));
+			bool labelled = split_section(sec, type, sizeof(type), label, sizeof(label));
+
 			if (!known_section(type))
 				file_error(L, L->lineno, "unknown section [%s]", sec);
+			else if (labelled && strcasecmp(type, "mailbox") != 0)
+				file_error(L, L->lineno, "[%s]: only [mailbox NAME] sections take a name", sec);
 			else if (strcasecmp(type, "mailbox") == 0 && mailbox_index(L, label, L->lineno) < 0)
 				file_error(L, L->lineno, "out of memory");
 		}
@@ -440,7 +445,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	dc_err e;
 
 	dc_err_clear(&e);
-	split_section(section, type, sizeof(type), label, sizeof(label));
+	(void)split_section(section, type, sizeof(type), label, sizeof(label));
 	if (section[0] == '\0') {
 		file_error(L, L->lineno, "%s: key outside of any [section]", name);
 		return 1;

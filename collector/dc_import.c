@@ -37,6 +37,7 @@
 
 /* ---------------------------------------------------------------- the list */
 
+/* Appends a copy of path to l; DC_OK or DC_ENOMEM. */
 static dc_code
 list_add(dc_import_list *l, const char *path, dc_err *err)
 {
@@ -81,6 +82,7 @@ join(const char *dir, const char *name)
 	return s;
 }
 
+/* True when dir/name is a directory (links followed). */
 static bool
 is_dir(const char *dir, const char *name)
 {
@@ -92,12 +94,14 @@ is_dir(const char *dir, const char *name)
 	return yes;
 }
 
+/* True when dir holds cur/, new/ and tmp/ (maildir(5)). */
 static bool
 is_maildir(const char *dir)
 {
 	return is_dir(dir, "cur") && is_dir(dir, "new") && is_dir(dir, "tmp");
 }
 
+/* scandir filter: false for names starting with "." (also "." and ".."). */
 static int
 skip_dots(const struct dirent *d)
 {
@@ -219,6 +223,7 @@ typedef struct importer {
 	const char *where;            /* path or path#N of the current input */
 } importer;
 
+/* Tells the hook (if any) about a rejection at im->where. */
 static void
 reject_hook(importer *im, const char *reason)
 {

@@ -82,6 +82,7 @@ static const command commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* Writes the help text to f. */
 static void
 usage(FILE *f)
 {
@@ -106,6 +107,7 @@ usage(FILE *f)
 		"be reached (nothing lost; run again later).\n");
 }
 
+/* Logs a usage error and returns 2. */
 static int __attribute__((format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
 {
@@ -172,6 +174,9 @@ open_store(run_ctx *c, const char *what, dc_store **st)
 
 /* ---------------------------------------------------------------- migrate */
 
+/* `migrate`: applies the compiled-in migrations; 0, or 75 when the database
+ * cannot be reached or a migration fails (nothing half-applied: one
+ * transaction each). */
 static int
 cmd_migrate(run_ctx *c, int argc, char **argv)
 {
@@ -205,6 +210,7 @@ typedef struct progress {
 	struct timespec last;
 } progress;
 
+/* Import hook: one error line per rejected unit, clearing the progress line. */
 static void
 on_rejected(void *ctx, const char *where, const char *reason)
 {
@@ -217,6 +223,7 @@ on_rejected(void *ctx, const char *where, const char *reason)
 	dc_log_error("%s: %s", where, reason);
 }
 
+/* Import hook: redraws the progress line (terminal only, at most every 0.2 s). */
 static void
 on_progress(void *ctx, const dc_import_stats *s)
 {
@@ -236,6 +243,8 @@ on_progress(void *ctx, const dc_import_stats *s)
 	p->drawn = true;
 }
 
+/* `import PATH...`: 0 all stored, 1 some rejected, 2 bad arguments or paths,
+ * 75 the database failed (the import stops there). */
 static int
 cmd_import(run_ctx *c, int argc, char **argv)
 {
@@ -290,6 +299,7 @@ out:
 
 /* ---------------------------------------------------------------- reparse */
 
+/* `reparse`: parses every stored original again; statuses as for import. */
 static int
 cmd_reparse(run_ctx *c, int argc, char **argv)
 {
@@ -320,6 +330,7 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- others */
 
+/* `poll [--once]`: hands over to dc_poll (dc_commands.h). */
 static int
 cmd_poll(run_ctx *c, int argc, char **argv)
 {
@@ -334,6 +345,7 @@ cmd_poll(run_ctx *c, int argc, char **argv)
 	return dc_cmd_poll(c->config_path, c->db_override, c->cfg, once);
 }
 
+/* `resolve`: hands over to dc_resolve (dc_commands.h). */
 static int
 cmd_resolve(run_ctx *c, int argc, char **argv)
 {
@@ -342,6 +354,7 @@ cmd_resolve(run_ctx *c, int argc, char **argv)
 	return dc_cmd_resolve(c->cfg);
 }
 
+/* `prune --older-than DAYS` (or --older-than=DAYS): hands over to dc_prune. */
 static int
 cmd_prune(run_ctx *c, int argc, char **argv)
 {
@@ -389,6 +402,8 @@ check_schema(dc_store *st)
 		dc_log_info("check-config: database: reachable, schema up to date (%d migrations)", done);
 }
 
+/* `check-config`: the file was valid (else main returned 2); reaches the
+ * database, every mailbox and the DNS servers; returns the worst status. */
 static int
 cmd_check_config(run_ctx *c, int argc, char **argv)
 {

@@ -185,6 +185,8 @@ static const config_case cases[] = {
 	  DC_ECONFIG, { "cfg.ini:3:", "unknown section [databse]" }, NULL },
 	{ "empty unknown section", "[nothing here]\n", { NULL }, NULL, 0, DC_ECONFIG,
 	  { "cfg.ini:1:", "unknown section" }, NULL },
+	{ "label on a section without labels", "[service fast]\ninterval = 5\n", { NULL }, NULL, 0,
+	  DC_ECONFIG, { "cfg.ini:1:", "[service fast]", "only [mailbox NAME]" }, NULL },
 	{ "key outside any section", "interval = 5\n", { NULL }, NULL, 0, DC_ECONFIG,
 	  { "cfg.ini:1:", "interval" }, NULL },
 	{ "not a number", "[service]\ninterval = 5m\n", { NULL }, NULL, 0, DC_ECONFIG,
