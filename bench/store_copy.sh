@@ -20,6 +20,7 @@ tmp=$(mktemp -d /tmp/dc-store-bench.XXXXXX)
 chmod 755 "$tmp"
 source "$src/tests/lib/pg.sh"
 trap 'dc_pg_stop "$tmp/pg" || true; rm -rf "$tmp"' EXIT
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 dc_pg_start "$tmp/pg"
 
 newdb() {
@@ -38,7 +39,7 @@ newdb() {
 
 # 1. through the sink: one transaction per report, 4096-record COPY chunks
 newdb bench_sink
-read -r n_sink t_sink < <("$prog" sink "$reports" "$per")
+read -r n_sink t_sink cpu_sink < <("$prog" sink "$reports" "$per")
 
 # 2. psql \copy of the same rows from files: the reports and the three
 #    \copy in one transaction (so commit-time triggers run for both)
@@ -68,5 +69,7 @@ else
 fi
 printf 'records: %s (x2 auth results)\n' "$n_sink"
 printf 'sink:    %.2f s  %.0f records/s\n' "$t_sink" "$(echo "$n_sink / $t_sink" | bc -l)"
+printf 'sink client CPU (user+sys): %.2f s\n' "$cpu_sink"
 printf 'psql:    %.2f s  %.0f records/s\n' "$t_psql" "$(echo "$n_sink / $t_psql" | bc -l)"
 printf 'ratio sink/psql time: %.2f\n' "$(echo "$t_sink / $t_psql" | bc -l)"
+printf 'machine: %s, %s cores, load average before: %s\n' "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" "$(nproc)" "$load0"

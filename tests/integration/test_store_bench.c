@@ -4,7 +4,8 @@
  *
  *   test_store_bench sink REPORTS RECORDS_PER_REPORT
  *       migrates the database named by PG* and writes the synthetic records
- *       through dc_store_callbacks(); prints "records seconds".
+ *       through dc_store_callbacks(); prints "records seconds cpu_seconds"
+ *       (cpu: this process's user+system time, i.e. the client side).
  *   test_store_bench files REPORTS RECORDS_PER_REPORT DIR
  *       writes the same rows as COPY text files DIR/reports.sql (INSERTs),
  *       DIR/records.copy, DIR/dkim.copy, DIR/spf.copy for psql's \copy.
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "dc_store.h"
@@ -95,7 +97,14 @@ run_sink(unsigned reports, unsigned per)
 			goto fail;
 	}
 	t1 = now();
-	printf("%" PRIu64 " %.3f\n", i, t1 - t0);
+	{
+		/* the client's own CPU time: what the sink costs apart from the server */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		printf("%" PRIu64 " %.3f %.3f\n", i, t1 - t0,
+			(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
 	dc_store_free(st);
 	return 0;
 fail:
