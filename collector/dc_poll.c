@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -50,7 +51,9 @@
 #define EXIT_USAGE      2
 #define EXIT_TEMPFAIL   75
 
-#define BATCH_MESSAGES  200                  /* messages fetched, stored and moved together */
+#define POLL_CONNECTIONS 4                   /* IMAP and database connections per mailbox */
+#define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
+#define BATCH_MIN       20                   /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
 #define BACKOFF_MIN     5                    /* seconds after the first failure */
 #define BACKOFF_MAX     300
@@ -323,15 +326,39 @@ typedef struct slot {
 	char *message_id;
 } slot;
 
+/*
+ * The work of one listing, shared by the connections that do it.  Batches
+ * are handed out in UID order; each connection fetches, stores and moves its
+ * batch, then records it.  last_uid only ever covers batches that are final
+ * and complete from the first one on, so a failure or crash in one batch never
+ * lets the recorded progress pass a message that was not handled.
+ */
+typedef struct pool {
+	pthread_mutex_t mu;
+	const dc_config *cfg;
+	const dc_mailbox_config *mb;
+	const char *folder;
+	const char *bearer;          /* XOAUTH2 token for the extra connections */
+	dc_mailbox_state state;      /* id, uidvalidity, last_uid before this listing */
+	const dc_imap_msg *msgs;
+	size_t *start, *count;       /* batch b is msgs[start[b] .. start[b] + count[b]) */
+	uint64_t *upto;              /* highest UID batch b handled with all before it */
+	bool *final, *complete;
+	size_t n_batches, next;
+	bool abort;
+	dc_code rc;                  /* the first error */
+	dc_err err;
+} pool;
+
+/* One connection's worker: its IMAP session, database connection and batch. */
 typedef struct mb_run {
+	pool *p;
 	const dc_config *cfg;
 	const dc_mailbox_config *mb;
 	dc_store *st;
 	dc_extract_cb store_cb;      /* the store's callbacks */
 	dc_extract_cb cb;            /* the same, failures logged first */
 	dc_imap *im;
-	dc_mailbox_state state;
-	bool have_state;
 	slot *slots;
 	size_t n_slots, next_slot;
 	bool archive_ready, invalid_ready;
@@ -375,7 +402,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	r->cur_uid = s->uid;
 	free(s->message_id);
 	s->message_id = data ? header_message_id(data, len) : NULL;
-	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->state.uidvalidity,
+	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
 		.uid = (int64_t)s->uid, .message_id = s->message_id, .file_name = NULL };
 	rc = dc_store_set_origin(r->st, &o, err);
 	if (rc != DC_OK)
@@ -440,43 +467,28 @@ ensure_folder(mb_run *r, const char *folder, bool *ready, dc_err *err)
 	return rc;
 }
 
-/*
- * Acts on the done messages of the batch (their data is committed) and
- * records them.  fetched_all says the whole batch was delivered, so its last
- * UID is handled even where the server had no message any more.
- */
+/* Moves, flags or deletes the done messages of the batch (their data is committed). */
 static dc_code
-finish_batch(mb_run *r, bool fetched_all, dc_err *err)
+act_on_batch(mb_run *r, dc_err *err)
 {
 	const dc_mailbox_config *mb = r->mb;
-	uint64_t *ok = NULL, *bad = NULL;
-	dc_mailbox_outcome *out = NULL;
-	size_t n_ok = 0, n_bad = 0, n_out = 0;
-	char *move_ok = NULL, *move_bad = NULL;
-	int64_t last_uid = 0;
+	uint64_t *ok = malloc((r->n_slots + 1) * sizeof(*ok));
+	uint64_t *bad = malloc((r->n_slots + 1) * sizeof(*bad));
+	size_t n_ok = 0, n_bad = 0;
 	dc_code rc = DC_OK;
 
-	ok = malloc((r->n_slots + 1) * sizeof(*ok));
-	bad = malloc((r->n_slots + 1) * sizeof(*bad));
-	out = malloc((r->n_slots + 1) * sizeof(*out));
-	if (!ok || !bad || !out || asprintf(&move_ok, "move:%s", mb->archive_folder) < 0 ||
-	    asprintf(&move_bad, "move:%s", mb->invalid_folder) < 0) {
-		move_ok = move_bad = NULL;
+	if (ok == NULL || bad == NULL) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
-		if (!s->done)
-			continue;
-		if (s->rejected)
+		if (s->done && s->rejected)
 			bad[n_bad++] = s->uid;
-		else
+		else if (s->done)
 			ok[n_ok++] = s->uid;
 	}
-	if (n_ok + n_bad == 0 && !fetched_all)
-		goto out;
 	if (n_bad > 0) {
 		rc = ensure_folder(r, mb->invalid_folder, &r->invalid_ready, err);
 		if (rc == DC_OK)
@@ -498,18 +510,60 @@ finish_batch(mb_run *r, bool fetched_all, dc_err *err)
 			rc = dc_imap_delete(r->im, ok, n_ok, err);
 			break;
 		}
-		if (rc != DC_OK)
-			goto out;
 	}
-	/* the last UID handled: every message up to it is done (or was gone) */
+out:
+	free(ok);
+	free(bad);
+	return rc;
+}
+
+/* The highest UID every message up to which is handled (pool locked). */
+static int64_t
+pool_last_uid(const pool *p)
+{
+	int64_t last = p->state.last_uid;
+
+	for (size_t b = 0; b < p->n_batches && p->final[b]; b++) {
+		if (p->upto[b] > 0)
+			last = (int64_t)p->upto[b];
+		if (!p->complete[b])
+			break;
+	}
+	return last;
+}
+
+/*
+ * Records the batch's outcomes in dmarc.mailbox_messages and the progress:
+ * the batch is final (acted on when acted is true), and complete when the
+ * whole batch was delivered and acted on.
+ */
+static dc_code
+record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
+{
+	pool *p = r->p;
+	const dc_mailbox_config *mb = r->mb;
+	dc_mailbox_outcome *out = malloc((r->n_slots + 1) * sizeof(*out));
+	char *move_ok = NULL, *move_bad = NULL;
+	dc_mailbox_state state;
+	size_t n_out = 0;
+	uint64_t upto = 0;
+	int64_t last;
+	dc_code rc = DC_OK;
+
+	if (out == NULL || asprintf(&move_ok, "move:%s", mb->archive_folder) < 0 ||
+	    asprintf(&move_bad, "move:%s", mb->invalid_folder) < 0) {
+		move_ok = move_bad = NULL;
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
-		if (!s->done && !fetched_all)
+		if (!complete && (!acted || !s->done))
 			break;
-		last_uid = (int64_t)s->uid;
+		upto = s->uid;
 		if (!s->done)
-			continue;
+			continue;                  /* gone from the server meanwhile */
 		out[n_out++] = (dc_mailbox_outcome){
 			.uid = (int64_t)s->uid, .message_id = s->message_id, .size = (int64_t)s->size,
 			.rejected = s->rejected, .reports = s->reports, .duplicates = s->duplicates,
@@ -518,11 +572,16 @@ finish_batch(mb_run *r, bool fetched_all, dc_err *err)
 				mb->after == DC_AFTER_SEEN ? "seen" : "delete",
 		};
 	}
-	if (last_uid > 0)
-		rc = dc_mailbox_record(dc_store_conn(r->st), &r->state, out, n_out, last_uid, err);
+	pthread_mutex_lock(&p->mu);
+	p->final[b] = true;
+	p->complete[b] = complete;
+	p->upto[b] = upto;
+	last = pool_last_uid(p);
+	state = p->state;
+	pthread_mutex_unlock(&p->mu);
+	if (n_out > 0 || last > state.last_uid)
+		rc = dc_mailbox_record(dc_store_conn(r->st), &state, out, n_out, last, err);
 out:
-	free(ok);
-	free(bad);
 	free(out);
 	free(move_ok);
 	free(move_bad);
@@ -537,12 +596,15 @@ clear_slots(mb_run *r)
 	r->n_slots = r->next_slot = 0;
 }
 
-/* Fetches, stores and acts on one batch of listed messages. */
+/* Fetches, stores, acts on and records batch b. */
 static dc_code
-run_batch(mb_run *r, const dc_imap_msg *msgs, size_t n, dc_err *err)
+run_batch(mb_run *r, size_t b, dc_err *err)
 {
+	const dc_imap_msg *msgs = r->p->msgs + r->p->start[b];
+	size_t n = r->p->count[b];
 	uint64_t *want = malloc((n + 1) * sizeof(*want));
 	size_t n_want = 0;
+	bool acted = false;
 	dc_code rc = DC_OK, rc2;
 	dc_err err2;
 
@@ -564,14 +626,216 @@ run_batch(mb_run *r, const dc_imap_msg *msgs, size_t n, dc_err *err)
 		rc = dc_imap_fetch(r->im, want, n_want, on_body, r, err);
 	free(want);
 	/* act on what was committed, even when the batch stopped early */
-	if (dc_imap_broken(r->im))
-		return rc;
 	dc_err_clear(&err2);
-	rc2 = finish_batch(r, rc == DC_OK, rc == DC_OK ? err : &err2);
+	if (!dc_imap_broken(r->im)) {
+		rc2 = act_on_batch(r, rc == DC_OK ? err : &err2);
+		acted = rc2 == DC_OK;
+		if (rc == DC_OK)
+			rc = rc2;
+		else if (rc2 != DC_OK)
+			dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
+	}
+	rc2 = record_batch(r, b, acted, rc == DC_OK, rc == DC_OK ? err : &err2);
 	if (rc == DC_OK)
-		return rc2;
-	if (rc2 != DC_OK)
+		rc = rc2;
+	else if (rc2 != DC_OK && rc != DC_EDB)
 		dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
+	return rc;
+}
+
+/* Takes batches until none is left or the pool stops; the first error stops it. */
+static void
+work(mb_run *r)
+{
+	pool *p = r->p;
+
+	for (;;) {
+		dc_err err;
+		dc_code rc;
+		size_t b;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->abort || g_stop || p->next == p->n_batches) {
+			pthread_mutex_unlock(&p->mu);
+			return;
+		}
+		b = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		dc_err_clear(&err);
+		rc = run_batch(r, b, &err);
+		if (rc == DC_OK && g_stop)
+			rc = dc_err_set(&err, DC_EINTERRUPTED, "stopped by a signal");
+		if (rc != DC_OK) {
+			pthread_mutex_lock(&p->mu);
+			if (p->rc == DC_OK) {
+				p->rc = rc;
+				p->err = err;
+			}
+			p->abort = true;
+			pthread_mutex_unlock(&p->mu);
+			return;
+		}
+	}
+}
+
+static dc_code
+run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->p = p;
+	r->cfg = p->cfg;
+	r->mb = p->mb;
+	r->st = st;
+	r->store_cb = dc_store_callbacks(st);
+	r->cb = r->store_cb;
+	r->cb.failure = on_failure;
+	r->cb.failure_ctx = r;
+	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
+	if (r->slots == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	return DC_OK;
+}
+
+static void
+run_clear(mb_run *r)
+{
+	clear_slots(r);
+	free(r->slots);
+	r->slots = NULL;
+}
+
+/* An extra connection: its own login, SELECT and database connection. */
+typedef struct extra {
+	pthread_t thread;
+	bool started;
+	pool *p;
+	int n;
+	mb_run r;
+} extra;
+
+static void *
+extra_main(void *arg)
+{
+	extra *x = arg;
+	pool *p = x->p;
+	dc_imap_opts o = {
+		.url = p->mb->url, .user = p->mb->user, .ca_file = p->mb->ca_file,
+		.tls_none = p->mb->tls == DC_TLS_NONE, .timeout_ms = IMAP_TIMEOUT_MS,
+		.max_message_bytes = p->cfg->limits.max_message_bytes,
+		.password = p->bearer ? NULL : p->mb->password, .bearer = p->bearer,
+	};
+	dc_imap *im = NULL;
+	dc_store *st = NULL;
+	dc_imap_folder_info fi;
+	sigset_t all;
+	dc_err err;
+	dc_code rc;
+
+	sigfillset(&all);                  /* signals go to the main thread */
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	dc_err_clear(&err);
+	rc = dc_imap_open(&o, &im, &err);
+	if (rc == DC_OK)
+		rc = dc_imap_select(im, p->folder, &fi, &err);
+	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
+		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
+	if (rc == DC_OK)
+		rc = dc_store_open(p->cfg->db_conninfo, &st, &err);
+	if (rc == DC_OK)
+		rc = run_init(&x->r, p, st, &err);
+	if (rc == DC_OK) {
+		x->r.im = im;
+		work(&x->r);
+	} else {
+		dc_log_warn("mailbox %s: connection %d not used: %s", p->mb->label, x->n, dc_err_text(&err));
+	}
+	dc_imap_free(im);
+	x->r.im = NULL;
+	dc_store_free(st);
+	return NULL;
+}
+
+static void
+totals_add(totals *a, const totals *b)
+{
+	a->messages += b->messages;
+	a->stored += b->stored;
+	a->rejected += b->rejected;
+	a->reports += b->reports;
+	a->duplicates += b->duplicates;
+	a->failures += b->failures;
+}
+
+/*
+ * Stores the n listed messages msgs with up to POLL_CONNECTIONS connections:
+ * this thread's (r, with its IMAP session and store) and extra ones.
+ */
+static dc_code
+run_listing(mb_run *r, pool *p, const dc_imap_msg *msgs, size_t n, dc_err *err)
+{
+	extra *x = NULL;
+	size_t n_extra = 0, per;
+	dc_code rc = DC_OK;
+
+	p->msgs = msgs;
+	p->n_batches = p->next = 0;
+	p->abort = false;
+	p->rc = DC_OK;
+	p->start = calloc(n, sizeof(*p->start));
+	p->count = calloc(n, sizeof(*p->count));
+	p->upto = calloc(n, sizeof(*p->upto));
+	p->final = calloc(n, sizeof(*p->final));
+	p->complete = calloc(n, sizeof(*p->complete));
+	if (!p->start || !p->count || !p->upto || !p->final || !p->complete) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* batches small enough that every connection gets several */
+	per = n / (POLL_CONNECTIONS * 4);
+	per = per < BATCH_MIN ? BATCH_MIN : per > BATCH_MESSAGES ? BATCH_MESSAGES : per;
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		uint64_t bytes = 0;
+
+		while (i + k < n && k < per && (k == 0 || bytes + msgs[i + k].size <= BATCH_BYTES))
+			bytes += msgs[i + k++].size;
+		p->start[p->n_batches] = i;
+		p->count[p->n_batches++] = k;
+		i += k;
+	}
+	n_extra = p->n_batches < POLL_CONNECTIONS ? p->n_batches - 1 : POLL_CONNECTIONS - 1;
+	if (n_extra > 0 && (x = calloc(n_extra, sizeof(*x))) == NULL)
+		n_extra = 0;
+	for (size_t i = 0; i < n_extra; i++) {
+		x[i].p = p;
+		x[i].n = (int)i + 2;
+		x[i].started = pthread_create(&x[i].thread, NULL, extra_main, &x[i]) == 0;
+	}
+	work(r);
+	for (size_t i = 0; i < n_extra; i++) {
+		if (x[i].started)
+			pthread_join(x[i].thread, NULL);
+		totals_add(&r->t, &x[i].r.t);
+		run_clear(&x[i].r);
+	}
+	if (p->rc != DC_OK) {
+		rc = p->rc;
+		if (err != NULL)
+			*err = p->err;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->state.last_uid = pool_last_uid(p);
+	pthread_mutex_unlock(&p->mu);
+out:
+	free(x);
+	free(p->start);
+	free(p->count);
+	free(p->upto);
+	free(p->final);
+	free(p->complete);
+	p->start = p->count = NULL;
+	p->upto = NULL;
+	p->final = p->complete = NULL;
 	return rc;
 }
 
@@ -612,33 +876,30 @@ connect_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *s
 
 /*
  * Polls one mailbox into st.  Returns DC_OK, DC_EINTERRUPTED (stopped by a
- * signal after finishing its batch), or the error that stopped it.
+ * signal after finishing its batches), or the error that stopped it.
  */
 static dc_code
 poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_store *st,
 	totals *sum, dc_err *err)
 {
-	mb_run r = { .cfg = cfg, .mb = mb, .st = st };
+	pool p = { .cfg = cfg, .mb = mb };
+	mb_run r = { 0 };
 	dc_imap_url u = { 0 };
 	dc_imap_folder_info fi;
 	dc_imap_msg *msgs = NULL;
 	char *url = NULL;
+	bool have_state = false;
 	struct timespec t0;
 	dc_code rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r.store_cb = dc_store_callbacks(st);
-	r.cb = r.store_cb;
-	r.cb.failure = on_failure;
-	r.cb.failure_ctx = &r;
-	r.slots = calloc(BATCH_MESSAGES, sizeof(*r.slots));
-	if (r.slots == NULL) {
-		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = dc_imap_url_parse(mb->url, &u, err);
+	pthread_mutex_init(&p.mu, NULL);
+	rc = run_init(&r, &p, st, err);
+	if (rc == DC_OK)
+		rc = dc_imap_url_parse(mb->url, &u, err);
 	if (rc != DC_OK)
 		goto out;
+	p.folder = u.folder;
 	url = canonical_url(&u);
 	if (url == NULL) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -649,18 +910,19 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
 	if (rc == DC_OK)
 		rc = dc_mailbox_begin(dc_store_conn(st), mb->label, url, mb->user, (int64_t)fi.uidvalidity,
-			&r.state, err);
+			&p.state, err);
 	if (rc != DC_OK)
 		goto out;
-	r.have_state = true;
-	if (r.state.old_uidvalidity >= 0 && r.state.old_uidvalidity != r.state.uidvalidity)
+	have_state = true;
+	p.bearer = svc->token;
+	if (p.state.old_uidvalidity >= 0 && p.state.old_uidvalidity != p.state.uidvalidity)
 		dc_log_warn("mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
 			": reading the whole folder again (reports already stored count as duplicates)",
-			mb->label, u.folder, r.state.old_uidvalidity, r.state.uidvalidity);
+			mb->label, u.folder, p.state.old_uidvalidity, p.state.uidvalidity);
 	dc_log_debug("mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
-		"handled %" PRId64, mb->label, u.folder, fi.exists, fi.uidvalidity, r.state.last_uid);
+		"handled %" PRId64, mb->label, u.folder, fi.exists, fi.uidvalidity, p.state.last_uid);
 
-	for (uint64_t from = (uint64_t)r.state.last_uid + 1;;) {
+	for (uint64_t from = (uint64_t)p.state.last_uid + 1;;) {
 		size_t n = 0;
 
 		free(msgs);
@@ -669,17 +931,7 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		rc = dc_imap_list(r.im, from, fi.uidnext, DC_MAX_IMAP_LIST, &msgs, &n, err);
 		if (rc != DC_OK || n == 0)
 			break;
-		for (size_t i = 0; i < n && rc == DC_OK;) {
-			size_t k = 0;
-			uint64_t bytes = 0;
-
-			while (i + k < n && k < BATCH_MESSAGES && (k == 0 || bytes + msgs[i + k].size <= BATCH_BYTES))
-				bytes += msgs[i + k++].size;
-			rc = run_batch(&r, msgs + i, k, err);
-			i += k;
-			if (rc == DC_OK && g_stop)
-				rc = dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
-		}
+		rc = run_listing(&r, &p, msgs, n, err);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
 		from = msgs[n - 1].uid + 1;
@@ -690,10 +942,10 @@ out:
 			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EINTERRUPTED) {
+	if (rc != DC_EDB && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = r.have_state ? dc_mailbox_finish(dc_store_conn(st), r.state.id, why, &e2)
+		dc_code rc2 = have_state ? dc_mailbox_finish(dc_store_conn(st), p.state.id, why, &e2)
 			: url && rc != DC_ECONFIG ? dc_mailbox_fail(dc_store_conn(st), mb->label, url, mb->user, why, &e2)
 			: DC_OK;
 		if (rc2 != DC_OK) {
@@ -704,14 +956,9 @@ out:
 			}
 		}
 	}
-	sum->messages += r.t.messages;
-	sum->stored += r.t.stored;
-	sum->rejected += r.t.rejected;
-	sum->reports += r.t.reports;
-	sum->duplicates += r.t.duplicates;
-	sum->failures += r.t.failures;
-	clear_slots(&r);
-	free(r.slots);
+	totals_add(sum, &r.t);
+	run_clear(&r);
+	pthread_mutex_destroy(&p.mu);
 	free(msgs);
 	free(url);
 	dc_imap_url_clear(&u);
