@@ -480,6 +480,8 @@ import_mbox(importer *im, const char *path, const uint8_t *data, size_t len, dc_
 		const uint8_t *next = start < len ? memmem(data + start - 1, len - start + 1, "\nFrom ", 6) : NULL;
 		size_t end = next ? (size_t)(next - data) + 1 : len;
 
+		if (im->hooks != NULL && im->hooks->stop != NULL && *im->hooks->stop)
+			return dc_err_set(err, DC_EINTERRUPTED, "interrupted before message %" PRIu64, n + 1);
 		rc = import_mbox_message(im, path, ++n, data + start, end - start, err);
 		pos = end;
 		if (rc == DC_OK && n % IMPORT_PROGRESS_EVERY == 0 && im->hooks && im->hooks->progress)
@@ -550,6 +552,8 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 	im.store_cb = dc_store_callbacks(st);
 	stats->files_total += list->n;
 	for (size_t i = 0; i < list->n && rc == DC_OK; i++) {
+		if (hooks != NULL && hooks->stop != NULL && *hooks->stop)
+			return dc_err_set(err, DC_EINTERRUPTED, "interrupted before %s", list->paths[i]);
 		rc = import_file(&im, list->paths[i], err);
 		if (rc != DC_OK) {
 			char msg[DC_ERR_MSG_MAX];

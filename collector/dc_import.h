@@ -11,6 +11,7 @@
 #ifndef DC_IMPORT_H
 #define DC_IMPORT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "dc_store.h"
@@ -40,6 +41,10 @@ typedef struct dc_import_hooks {
 	void (*rejected)(void *ctx, const char *where, const char *reason);
 	/* Called after each file and every 100 mbox messages.  May be NULL. */
 	void (*progress)(void *ctx, const dc_import_stats *s);
+	/* When not NULL and nonzero (set by a signal handler), the import stops
+	 * before the next input with DC_EINTERRUPTED; the input being imported
+	 * is finished first. */
+	const volatile sig_atomic_t *stop;
 } dc_import_hooks;
 
 /*

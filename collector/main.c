@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,31 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- import */
 
+/* Set by SIGINT/SIGTERM during an import: stop before the next input. */
+static volatile sig_atomic_t g_stop;
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+/* Lets the first SIGINT or SIGTERM stop the import between inputs (a second
+ * one kills at once: SA_RESETHAND). */
+static void
+catch_stop_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 typedef struct progress {
 	bool on;                      /* stderr is a terminal and there are many inputs */
 	bool drawn;
@@ -276,13 +302,15 @@ cmd_import(run_ctx *c, int argc, char **argv)
 		goto out;
 	prog.on = isatty(STDERR_FILENO) && list->n >= PROGRESS_MIN_FILES &&
 		dc_log_get_level() >= DC_LOG_INFO;
-	hooks = (dc_import_hooks){ .ctx = &prog, .rejected = on_rejected, .progress = on_progress };
+	hooks = (dc_import_hooks){ .ctx = &prog, .rejected = on_rejected, .progress = on_progress,
+		.stop = &g_stop };
+	catch_stop_signals();
 	rc = dc_import_run(st, &c->cfg->limits, list, &hooks, &stats, &err);
 	if (prog.drawn)
 		fputs("\r\033[K", stderr);
 	if (rc != DC_OK) {
-		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files at %s "
-			"(the report being written was rolled back; what was stored stays stored; "
+		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
+			"(no report is half-stored; what was stored stays stored; "
 			"run the import again)", stats.files, stats.files_total, dc_err_text(&err));
 		status = EXIT_TEMPFAIL;
 	} else {
