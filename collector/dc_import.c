@@ -18,6 +18,8 @@
  */
 #include "dc_import.h"
 
+#include "dc_unpack.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -366,10 +368,16 @@ message_id(const uint8_t *data, size_t len)
 	return NULL;
 }
 
-/* Imports one message or bare report data[0..len) found at im->where. */
+/* Imports one message or bare report data[0..len) found at im->where.  A
+ * bare XML file is capped by max_report_bytes (it is the report itself, and
+ * real ones reach 180 MB; dc_extract applies the same rule), anything else
+ * by max_message_bytes. */
 static dc_code
 import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_err *err)
 {
+	uint64_t cap = dc_unpack_sniff(data, len < 65536 ? len : 65536) == DC_KIND_XML ?
+		im->lim->max_report_bytes :
+		im->lim->max_message_bytes;
 	dc_extract_stats xs = { 0 };
 	dc_extract_cb cb = im->store_cb;
 	char *file_name = utf8_clean(im->where);
@@ -386,11 +394,11 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 	rc = dc_store_set_origin(im->st, &o, err);
 	if (rc != DC_OK)
 		goto out;
-	if (len > im->lim->max_message_bytes) {
+	if (len > cap) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "%zu bytes exceed limits.max_message_bytes (%" PRIu64 ")",
-			len, im->lim->max_message_bytes);
+		snprintf(why, sizeof(why), "%zu bytes exceed limits.%s (%" PRIu64 ")", len,
+			cap == im->lim->max_message_bytes ? "max_message_bytes" : "max_report_bytes", cap);
 		rc = reject(im, "limits", why, NULL, 0, err);
 		goto out;
 	}

@@ -3,7 +3,8 @@
 # XML with an external entity and a billion-laughs document, a gzip bomb and
 # a zip bomb (1023 MiB of decompressed data each), a truncated zip and gzip, XML
 # broken after three good records, a message without a report, a message over
-# limits.max_message_bytes, and a duplicate import.
+# limits.max_message_bytes, a bare report over max_report_bytes, and a
+# duplicate import.
 #
 # Each rejected input: exit status 1, exactly one dmarc.failures row whose
 # content is the original bytes (sha256 and length compared in SQL), one
@@ -104,6 +105,9 @@ files = {
     'nonreport.eml': b'From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\nMessage-ID: <nr@example.com>\r\n'
                      b'\r\nJust a note, no report here.\r\n',
     'toobig.xml': report('toobig-1', 20),
+    'toobig.eml': b'From: a@example.com\r\nSubject: report\r\nMessage-ID: <big@example.com>\r\n'
+                  b'Content-Type: application/gzip; name="r.xml.gz"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                  + __import__('base64').encodebytes(gz(report('toobig-2', 20))),
     'good.xml.gz': gz(report('good-1', 7)),
 }
 for name, data in files.items():
@@ -171,11 +175,18 @@ m = psql("SELECT count(*) FROM dmarc.records WHERE host(source_ip) = '192.0.2.99
 if (n, m) != ('0', '0'):
     problems.append('partial or hostile reports remain: %s reports, %s records' % (n, m))
 
-# a message over limits.max_message_bytes: rejected from its size, content not kept
-rows = check_rejected('toobig.xml', env={'DMARC_COLLECTOR_LIMITS_MAX_MESSAGE_BYTES': '1000'},
-                      content_kept=False, stage='limits')
-if rows and rows[0][3] != '-1':
-    problems.append('toobig.xml: content of an over-size message was stored (%s bytes)' % rows[0][3])
+# a message over limits.max_message_bytes, and a bare XML report over
+# limits.max_report_bytes (a bare report is capped by the report limit: real
+# ones reach 180 MB): rejected from their size, content not kept
+for name, env in (('toobig.eml', {'DMARC_COLLECTOR_LIMITS_MAX_MESSAGE_BYTES': '1000'}),
+                  ('toobig.xml', {'DMARC_COLLECTOR_LIMITS_MAX_REPORT_BYTES': '1000'})):
+    rows = check_rejected(name, env=env, content_kept=False, stage='limits')
+    if rows and rows[0][3] != '-1':
+        problems.append('%s: content of an over-size input was stored (%s bytes)' % (name, rows[0][3]))
+# the same bare XML is not a "message": max_message_bytes does not apply to it
+rc, err, _ = run(os.path.join(W, 'toobig.xml'), {'DMARC_COLLECTOR_LIMITS_MAX_MESSAGE_BYTES': '1000'})
+if rc != 0 or '1 reports stored' not in err:
+    problems.append('toobig.xml under max_message_bytes=1000: exit %d: %s' % (rc, err[-300:]))
 
 # a duplicate import: the second copy counts as stored (exit 0), nothing new
 path = os.path.join(W, 'good.xml.gz')
