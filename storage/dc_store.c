@@ -112,6 +112,7 @@ buf_reserve(store_buf *b, size_t n)
 	return true;
 }
 
+/* Appends n bytes (kept NUL-terminated); false when out of memory. */
 static bool
 buf_add(store_buf *b, const char *s, size_t n)
 {
@@ -123,6 +124,7 @@ buf_add(store_buf *b, const char *s, size_t n)
 	return true;
 }
 
+/* Appends one byte; false when out of memory. */
 static bool
 buf_addc(store_buf *b, char c)
 {
@@ -281,6 +283,7 @@ format_time(int64_t t, char out[STORE_TIME_MAX])
 	return true;
 }
 
+/* out = SHA-256 of data (GLib's implementation, already linked via GMime). */
 static void
 sha256(const uint8_t *data, size_t len, uint8_t out[STORE_SHA256_LEN])
 {
@@ -298,12 +301,14 @@ sha256(const uint8_t *data, size_t len, uint8_t out[STORE_SHA256_LEN])
 	g_checksum_free(c);
 }
 
+/* strdup that passes NULL through; NULL also when out of memory. */
 static char *
 dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
 
+/* Frees o's strings and resets it to "unknown". */
 static void
 origin_clear(store_origin *o)
 {
@@ -386,6 +391,7 @@ store_cmd_quiet(dc_store *st, const char *sql)
 
 /* ---- open, free, origin ---------------------------------------------- */
 
+/* libpq notice processor that keeps quiet. */
 static void
 store_notice(void *arg, const char *message)
 {
@@ -642,6 +648,7 @@ dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint
 
 /* ---- writing a report ------------------------------------------------- */
 
+/* Forgets the buffered chunk (memory is kept for the next one). */
 static void
 chunk_reset(dc_store *st)
 {
@@ -690,7 +697,8 @@ copy_in(dc_store *st, const char *sql, const store_buf *buf, const char *what, d
 	return rc;
 }
 
-/* Sends the chunk: records first (the auth results reference them). */
+/* Sends the chunk: records first (the auth results reference them).
+ * The buffers are empty afterwards whatever the outcome. */
 static dc_code
 chunk_flush(dc_store *st, dc_err *err)
 {
@@ -828,6 +836,9 @@ check_report_text(const dc_report *r, const dc_blob *origin, dc_err *err)
 	return DC_OK;
 }
 
+/* Sink report_begin: opens the report's transaction (or savepoint) and
+ * inserts the report; DC_SKIP (everything rolled back) for a duplicate.  On
+ * any error nothing is left open. */
 static dc_code
 store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err *err)
 {
@@ -1052,6 +1063,8 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 	return ok;
 }
 
+/* Sink record: validates and buffers one record, sending the chunk when it
+ * is full.  DC_ESCHEMA for bad values, DC_EDB when the server failed. */
 static dc_code
 store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 {
@@ -1079,6 +1092,8 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 	return DC_OK;
 }
 
+/* Sink report_end: sends the rest, stores the totals and commits (or
+ * releases the savepoint).  On failure the report is rolled back. */
 static dc_code
 store_report_end(void *ctx, const dc_report *r, dc_err *err)
 {
@@ -1112,6 +1127,7 @@ fail:
 	return rc;
 }
 
+/* Sink report_abort: rolls back whatever the report had written. */
 static void
 store_report_abort(void *ctx)
 {
@@ -1121,6 +1137,7 @@ store_report_abort(void *ctx)
 		report_rollback(st);
 }
 
+/* dc_extract failure callback: records the rejected unit's bytes. */
 static dc_code
 store_failure_cb(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
 {
