@@ -304,8 +304,18 @@ dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap)
 /* ---------------------------------------------------------------- streams */
 
 /* The state one XML stream's chain of readers shares. */
+/* What the whole unit may expand to: all layers of all members together
+ * (a 42.zip-style archive stops every single stream early, but holds
+ * thousands of them). */
+typedef struct budget {
+	uint64_t in;        /* the unit's size */
+	uint64_t out;       /* bytes produced by every layer of every member so far */
+	bool spent;         /* over the ratio: the walk stops */
+} budget;
+
 typedef struct chain {
 	const dc_limits *lim;
+	budget *b;
 	dc_err err;                        /* first failure anywhere in the chain */
 	char notes[DC_UNPACK_NOTES_MAX];   /* repairs, "; "-joined */
 } chain;
@@ -363,27 +373,41 @@ chain_note(chain *ch, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Checks one layer's output against the report size and the ratio, both for
- * the layer itself and for the whole chain since its first compressed layer
- * (root).  Returns DC_OK or DC_ETOOBIG_REPORT / DC_ERATIO with err set. */
+/* Checks one layer's output (got more bytes, m->out in all) against the
+ * report size and the ratio: of the layer itself, of the chain since its
+ * first compressed layer (root), and of the whole unit.  Returns DC_OK or
+ * DC_ETOOBIG_REPORT / DC_ERATIO with err set. */
 static dc_code
-meter_check(chain *ch, const meter *m, const meter *root, const char *what, dc_err *err)
+meter_check(chain *ch, const meter *m, const meter *root, size_t got, const char *what, dc_err *err)
 {
 	const dc_limits *l = ch->lim;
+	budget *b = ch->b;
+	bool over;
 
+	/* the whole unit's budget is spent even when a layer's own check fires
+	 * first, so the walk stops instead of trying the next member */
+	b->out += got;
+	over = l->max_ratio > 0 && b->out > DC_RATIO_GRACE_BYTES &&
+		(unsigned __int128)b->in * l->max_ratio < b->out;
+	if (over)
+		b->spent = true;
 	if (l->max_report_bytes > 0 && m->out > l->max_report_bytes)
 		return chain_fail(ch, err, DC_ETOOBIG_REPORT,
 			"%s output exceeds max_report_bytes (%llu), stopped after %llu bytes", what,
 			(unsigned long long)l->max_report_bytes, (unsigned long long)m->out);
-	if (l->max_ratio == 0 || m->out <= DC_RATIO_GRACE_BYTES)
-		return DC_OK;
-	if ((unsigned __int128)m->in * l->max_ratio < m->out)
-		return chain_fail(ch, err, DC_ERATIO, "%s expands more than %llu:1, stopped after %llu bytes",
-			what, (unsigned long long)l->max_ratio, (unsigned long long)m->out);
-	if (root != NULL && root != m && (unsigned __int128)root->in * l->max_ratio < m->out)
+	if (l->max_ratio > 0 && m->out > DC_RATIO_GRACE_BYTES) {
+		if ((unsigned __int128)m->in * l->max_ratio < m->out)
+			return chain_fail(ch, err, DC_ERATIO, "%s expands more than %llu:1, stopped after %llu bytes",
+				what, (unsigned long long)l->max_ratio, (unsigned long long)m->out);
+		if (root != NULL && root != m && (unsigned __int128)root->in * l->max_ratio < m->out)
+			return chain_fail(ch, err, DC_ERATIO,
+				"nested archives expand more than %llu:1, stopped after %llu bytes",
+				(unsigned long long)l->max_ratio, (unsigned long long)m->out);
+	}
+	if (over)
 		return chain_fail(ch, err, DC_ERATIO,
-			"nested archives expand more than %llu:1, stopped after %llu bytes",
-			(unsigned long long)l->max_ratio, (unsigned long long)m->out);
+			"archive expands more than %llu:1 in all (%llu bytes from %llu), stopped",
+			(unsigned long long)l->max_ratio, (unsigned long long)b->out, (unsigned long long)b->in);
 	return DC_OK;
 }
 
@@ -594,7 +618,7 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	}
 	*got = want - f->z.avail_out;
 	f->m.out += *got;
-	return meter_check(f->ch, &f->m, f->root, f->what, err);
+	return meter_check(f->ch, &f->m, f->root, *got, f->what, err);
 }
 
 /* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
@@ -657,7 +681,7 @@ zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	if (z->raw)
 		return DC_OK;
 	z->m.out += (uint64_t)k;
-	return meter_check(z->ch, &z->m, z->root, "zip member", err);
+	return meter_check(z->ch, &z->m, z->root, *got, "zip member", err);
 }
 
 /* ---------------------------------------------------------------- the walk */
@@ -666,6 +690,7 @@ typedef struct walk {
 	const dc_limits *lim;
 	const dc_unpack_cb *cb;
 	dc_err *err;                  /* the caller's: where a callback's error goes */
+	budget b;
 	char path[DC_UNPACK_PATH_MAX];
 } walk;
 
@@ -918,6 +943,7 @@ walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zle
 	memset(&ch, 0, sizeof(ch));
 	memset(&zr, 0, sizeof(zr));
 	ch.lim = w->lim;
+	ch.b = &w->b;
 	zr.ch = &ch;
 	zr.raw = deflated;
 	if ((zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0)) == NULL)
@@ -968,7 +994,7 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 	}
 	zs = NULL; /* the archive owns it now */
 	count = zip_get_num_entries(za, 0);
-	for (i = 0; i < count && rc == DC_OK; i++) {
+	for (i = 0; i < count && rc == DC_OK && !w->b.spent; i++) {
 		zip_stat_t st;
 		const char *name;
 
@@ -1002,7 +1028,7 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 		}
 		path_pop(w, mark);
 	}
-	if (rc == DC_OK && files == 0)
+	if (rc == DC_OK && files == 0 && !w->b.spent)
 		rc = walk_fail(w, DC_EZIP, "zip archive has no file members");
 out:
 	if (za != NULL)
@@ -1021,6 +1047,7 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 
 	memset(&ch, 0, sizeof(ch));
 	ch.lim = w->lim;
+	ch.b = &w->b;
 	switch (dc_unpack_sniff(p, n)) {
 	case DC_KIND_ZIP:
 		return walk_zip(w, p, n, depth, root, err);
@@ -1057,6 +1084,7 @@ dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim,
 	w->lim = lim;
 	w->cb = cb;
 	w->err = err;
+	w->b.in = len;
 	rc = walk_buffer(w, data, len, depth, NULL, err);
 	if (rc == DC_ENOMEM && (err == NULL || err->code != DC_ENOMEM))
 		dc_err_set(err, DC_ENOMEM, "out of memory while unpacking");

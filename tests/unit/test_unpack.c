@@ -231,8 +231,8 @@ typedef struct got {
 	char notes[8][256];
 	buf data[8];
 	dc_code stream_code[8];
-	char fpath[8][256];
-	dc_err fail[8];
+	char fpath[32][256];
+	dc_err fail[32];
 	char mpath[4][256];
 	size_t mlen[4];
 } got;
@@ -285,7 +285,7 @@ on_failure(void *ctx, const char *path, const dc_err *why, dc_err *err)
 	int i = g->n_fail++;
 
 	(void)err;
-	assert_true(i < 8);
+	assert_true(i < 32);
 	snprintf(g->fpath[i], sizeof(g->fpath[i]), "%s", path);
 	g->fail[i] = *why;
 	return DC_OK;
@@ -661,6 +661,39 @@ test_bombs(void **state)
 	free(raw.p), free(gz.p), free(z.p), free(zl.p), free(gg.p), free(nz.p);
 }
 
+/* 42.zip-style: 16 x 16 x 16 members of 16 MiB of zeros each (64 GiB) in
+ * about 100 KB.  Every single stream stops at its own ratio after 1 MiB, but
+ * without a budget for the whole unit the walk would try all 4096 of them. */
+static void
+test_nested_zip_bomb(void **state)
+{
+	uint32_t crc;
+	buf raw = zero_bomb(256, &crc), level[3];
+	zmember m[16];
+	got g;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		m[i] = (zmember){ "zeros.xml", NULL, 0, 8, 0, &raw, 256u * 65536u, crc };
+	level[0] = zip_of(m, 16);
+	for (int l = 1; l < 3; l++) {
+		for (int i = 0; i < 16; i++)
+			m[i] = (zmember){ "inner.zip", level[l - 1].p, level[l - 1].len, 8, 0, NULL, 0, 0 };
+		level[l] = zip_of(m, 16);
+	}
+	assert_true(level[2].len < 200 * 1024);
+	walk(level[2].p, level[2].len, NULL, &g);
+	assert_int_equal(g.n_xml, 0);
+	assert_true(g.n_fail >= 1 && g.n_fail < 32);
+	for (int i = 0; i < g.n_fail; i++)
+		assert_int_equal(g.fail[i].code, DC_ERATIO);
+	assert_non_null(strstr(g.fail[g.n_fail - 1].msg, "in all"));
+	got_free(&g);
+	for (int l = 0; l < 3; l++)
+		free(level[l].p);
+	free(raw.p);
+}
+
 static void
 test_report_size_limit(void **state)
 {
@@ -733,6 +766,7 @@ main(void)
 		cmocka_unit_test(test_zip_in_gzip_and_message_in_zip),
 		cmocka_unit_test(test_corrupt_and_truncated),
 		cmocka_unit_test(test_bombs),
+		cmocka_unit_test(test_nested_zip_bomb),
 		cmocka_unit_test(test_report_size_limit),
 		cmocka_unit_test(test_not_a_report),
 	};
