@@ -784,7 +784,9 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 		return dc_err_set(err, DC_ESCHEMA, "original of %zu bytes is too large to keep", b->len);
 	sha256(b->data, b->len, digest);
 	vals[0] = (const char *)digest;
-	rc = store_exec(st, "SELECT id FROM dmarc.originals WHERE sha256 = $1", 1, vals, lens, fmts,
+	/* FOR KEY SHARE: a concurrent prune of unreferenced originals cannot
+	 * delete it before our report references it */
+	rc = store_exec(st, "SELECT id FROM dmarc.originals WHERE sha256 = $1 FOR KEY SHARE", 1, vals, lens, fmts,
 		0, PGRES_TUPLES_OK, &res, "find original", err);
 	if (rc != DC_OK)
 		return rc;
