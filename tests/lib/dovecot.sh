@@ -142,15 +142,29 @@ PY
   export DC_IMAP_CA=$dir/cert.pem DC_IMAP_MAILDIR=$dir/home/$user/Maildir DC_DOVECOT_DIR=$dir
 }
 
+# The master's PID and those of all its descendants.
+dc_dovecot_pids() {
+  local k
+  echo "$1"
+  for k in $(ps -o pid= --ppid "$1" 2>/dev/null); do dc_dovecot_pids "$k"; done
+}
+
+# Stops the instance and every process it started, as a server restart with
+# shutdown_clients does: connected clients lose their connection.
 dc_dovecot_stop() {
-  local dir=${1:-$DC_DOVECOT_DIR} pid i
+  local dir=${1:-$DC_DOVECOT_DIR} pid pids i
   [ -f "$dir/run/master.pid" ] || return 0
   pid=$(cat "$dir/run/master.pid" 2>/dev/null)
-  doveadm -c "$dir/dovecot.conf" stop >/dev/null 2>&1 || { [ -n "$pid" ] && kill "$pid" 2>/dev/null; }
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { rm -f "$dir/run/master.pid"; return 0; }
+  pids=$(dc_dovecot_pids "$pid")
+  kill -TERM "$pid" 2>/dev/null
   for i in $(seq 1 100); do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
+  # imap processes outlive the master while a client is connected
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null
   rm -f "$dir/run/master.pid"
   return 0
 }
@@ -199,4 +213,23 @@ dc_dovecot_doveadm() {
   local dir=$1; shift
   local sub=$1; shift
   doveadm -c "$dir/dovecot.conf" "$sub" -u rua@example.com "$@"
+}
+
+# Prints a dmarc-collector [mailbox LABEL] section for this Dovecot:
+#   dc_dovecot_mailbox_conf DIR [imaps|starttls|plain] [LABEL]
+# imaps (default): imaps:// port; starttls: imap:// port (STARTTLS required);
+# plain: imap:// with tls = none.  Append more keys (after = seen ...) yourself.
+dc_dovecot_mailbox_conf() {
+  local dir=$1 mode=${2:-imaps} label=${3:-rua} p1 p2
+  read -r p1 p2 < "$dir/ports"
+  echo "[mailbox $label]"
+  case $mode in
+    imaps) echo "url = imaps://localhost:$p2/INBOX" ;;
+    starttls) echo "url = imap://localhost:$p1/INBOX" ;;
+    plain) echo "url = imap://127.0.0.1:$p1/INBOX"; echo "tls = none" ;;
+    *) echo "dovecot.sh: unknown mode $mode" >&2; return 1 ;;
+  esac
+  echo "user = rua@example.com"
+  echo "password_file = $dir/imap.pass"
+  echo "ca_file = $dir/cert.pem"
 }

@@ -1,0 +1,101 @@
+# imap_interrupt.bash - sourced by imap_kill.sh, imap_dbstop.sh and
+# imap_restart.sh with MODE set: a `poll --once` of 600 report e-mails is
+# interrupted while it runs (SIGKILL, the database stopped, Dovecot
+# restarted).  Then: every message already moved out of INBOX has its report
+# stored (nothing moved before its data was committed); the next poll stores
+# the rest; every report is stored once and every message archived once.
+set -uo pipefail
+: "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
+: "${DC_SRC:?DC_SRC must name the source directory}"
+: "${MODE:?MODE must be kill, dbstop or restart}"
+. "$DC_SRC/tests/lib/pg.sh"
+. "$DC_SRC/tests/lib/dovecot.sh"
+
+N=600
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+pid=
+trap '[ -n "${KEEP:-}" ] && exit; [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; dc_dovecot_stop "$tmp/dv"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+dc_pg_start "$tmp/pg" || exit 1
+dc_pg_newdb imap || exit 1
+dc_dovecot_start "$tmp/dv" || exit 1
+unset DMARC_COLLECTOR_CONFIG
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+check() { # check WHAT GOT WANT
+  if [ "$2" = "$3" ]; then echo "ok: $1 = $2"; else fail "$1: got '$2', expected '$3'"; fi
+}
+q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
+pg_again() { # the same cluster, started again on its port
+  dc_pg_as "'$DC_PG_BIN/pg_ctl' -D '$tmp/pg/data' -l '$tmp/pg/server.log' -w -o \"-c listen_addresses=127.0.0.1 -p $PGPORT -k '$tmp/pg' -c fsync=off -c synchronous_commit=off\" start >/dev/null"
+}
+# Report-IDs of the messages in FOLDER (Message-ID <REPORT-ID@gen.example>)
+folder_report_ids() {
+  local d
+  d=$(dc_dovecot_folder_dir "$tmp/dv" "$1")
+  find "$d/cur" "$d/new" -type f -exec grep -h -m1 -i '^Message-ID:' {} + 2>/dev/null \
+    | sed -n 's/.*<\(.*\)@gen\.example>.*/\1/p' | sort
+}
+B=$DC_BIN
+
+python3 "$DC_SRC/tests/integration/imap_mail.py" reports "$tmp/mail" "$N" 5 "$MODE" || exit 1
+dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml || exit 1
+# The test cluster runs with synchronous_commit=off, under which a crash loses
+# the last commits the client was told about; the collector's own sessions
+# commit synchronously so that "committed, then moved" holds across the crash.
+{ echo "[database]"; echo "conninfo = dbname=imap options='-c synchronous_commit=on'"
+  dc_dovecot_mailbox_conf "$tmp/dv" imaps
+  echo "[dns]"; echo "servers = 127.0.0.1:9"; echo "timeout_ms = 100"; } > "$tmp/dc.conf"
+"$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
+
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll1.log" 2>&1 &
+pid=$!
+stored=0
+for _ in $(seq 1 3000); do
+  stored=$(q "SELECT count(*) FROM dmarc.reports" 2>/dev/null || echo 0)
+  [ "${stored:-0}" -ge $((N / 5)) ] && break   # a few batches in: some moved, most not
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.02
+done
+case $MODE in
+  kill)
+    kill -KILL "$pid"; wait "$pid"; st=$?
+    check "killed poll's status" "$st" 137 ;;
+  dbstop)
+    kill -STOP "$pid"; dc_pg_stop "$tmp/pg"; kill -CONT "$pid"
+    wait "$pid"; st=$?
+    check "poll without its database exits" "$st" 75
+    grep -Eq 'error: .*(database|server|connection)' "$tmp/poll1.log" || fail "no database error logged: $(tail -3 "$tmp/poll1.log")"
+    pg_again || { echo "FAIL: PostgreSQL did not start again"; exit 1; } ;;
+  restart)
+    kill -STOP "$pid"; dc_dovecot_restart "$tmp/dv" || { echo "FAIL: Dovecot did not start again"; exit 1; }
+    kill -CONT "$pid"
+    wait "$pid"; st=$?
+    check "poll losing its IMAP server exits" "$st" 75
+    grep -Eq 'error: mailbox rua: .*(IMAP|closed|connection)' "$tmp/poll1.log" || fail "no IMAP error logged: $(tail -3 "$tmp/poll1.log")"
+    ;;
+esac
+pid=
+left=$(dc_dovecot_count "$tmp/dv" INBOX)
+echo "interrupted after $stored reports; $left messages left in INBOX, $(dc_dovecot_count "$tmp/dv" Archive/DMARC) archived"
+[ "$left" -gt 0 ] || fail "the poll finished before it was interrupted (raise N)"
+
+# nothing moved before its data was committed
+archived=$(folder_report_ids Archive/DMARC)
+stored_ids=$(q "SELECT report_id FROM dmarc.reports" | sort)
+check "archived messages whose report is not stored" \
+  "$(comm -23 <(echo "$archived" | sed '/^$/d') <(echo "$stored_ids")| wc -l)" 0
+check "messages lost (neither in INBOX nor archived)" "$(( N - left - $(echo "$archived" | sed '/^$/d' | wc -l) ))" 0
+
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll2.log" 2>&1
+check "next poll's status" "$?" 0
+check "reports stored (each once)" "$(q "SELECT count(*) || ' ' || count(DISTINCT report_id) FROM dmarc.reports")" "$N $N"
+check "records stored" "$(q "SELECT count(*) FROM dmarc.records")" "$((N * 5))"
+check "INBOX after the next poll" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
+check "messages archived (each once)" "$(folder_report_ids Archive/DMARC | uniq | wc -l) $(dc_dovecot_count "$tmp/dv" Archive/DMARC)" "$N $N"
+check "failures" "$(q "SELECT count(*) FROM dmarc.failures")" 0
+check "last UID recorded" "$(q "SELECT last_uid FROM dmarc.mailboxes")" "$N"
+
+[ "$fails" = 0 ] || { echo "$fails check(s) failed"; for l in "$tmp"/poll*.log; do tail -n 5 "$l"; done; exit 1; }
+echo "all checks passed"
