@@ -2,7 +2,8 @@
  * dc_prune_cmd.c - the `prune --older-than DAYS` command: opens the store
  * named by the configuration, runs dc_prune (storage/dc_prune.c) and logs
  * what went.  Argument parsing is main.c's; this file only maps results to
- * the exit statuses of dc_commands.h.
+ * the exit statuses of dc_commands.h.  The environment variable
+ * DC_PRUNE_BATCH_RECORDS sets the records per transaction (default 20000).
  */
 #include "dc_commands.h"
 #include "dc_log.h"
@@ -10,6 +11,11 @@
 #include "dc_store.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
+
+/* Records per report batch (one transaction), for very large or very busy
+ * databases and for tests; default dc_prune_opts_default's. */
+#define BATCH_ENV "DC_PRUNE_BATCH_RECORDS"
 
 /* Exit status for a failed prune: 2 for a bad argument, 75 when the
  * database failed (what was committed before stays deleted; run it again). */
@@ -31,6 +37,17 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 
 	dc_err_clear(&err);
 	dc_prune_opts_default(&opts, older_than_days);
+	{
+		const char *b = getenv(BATCH_ENV);
+		char *end = NULL;
+		long long n = b != NULL ? strtoll(b, &end, 10) : 0;
+		if (b != NULL && (end == b || *end != '\0' || n < 1 || n > 100000000)) {
+			dc_log_error("prune: %s must be a number of records (1..100000000), not '%s'", BATCH_ENV, b);
+			return 2;
+		}
+		if (b != NULL)
+			opts.batch_records = (int64_t)n;
+	}
 	if (older_than_days < 0 || older_than_days > DC_PRUNE_MAX_DAYS) {
 		dc_log_error("prune: --older-than must be 0..%d days", DC_PRUNE_MAX_DAYS);
 		return 2;

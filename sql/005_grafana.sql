@@ -172,6 +172,20 @@ CREATE CONSTRAINT TRIGGER reports_rollup_add AFTER INSERT ON dmarc.reports
 CREATE TRIGGER reports_rollup_remove BEFORE DELETE ON dmarc.reports
 	FOR EACH ROW EXECUTE FUNCTION dmarc.rollup_report_trigger();
 
+-- For bulk deletes (prune): subtracts the reports' records in one go and
+-- clears rolled_up, so the per-row trigger then has nothing left to do.
+CREATE FUNCTION dmarc.rollup_forget(report_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET jit = off AS $$
+BEGIN
+	PERFORM dmarc.rollup_apply(ARRAY(
+		SELECT r.id FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id
+		WHERE p.id = ANY (report_ids) AND p.rolled_up), -1);
+	UPDATE dmarc.reports SET rolled_up = false WHERE id = ANY (report_ids) AND rolled_up;
+END
+$$;
+COMMENT ON FUNCTION dmarc.rollup_forget(bigint[]) IS
+	'Removes the given reports from the daily rollups before they are deleted in bulk (prune).';
+
 -- ip_names: records of an IP whose confirmed PTR name changes are
 -- reclassified: subtracted before the change, added after it.
 CREATE FUNCTION dmarc.rollup_ip_trigger() RETURNS trigger
@@ -392,7 +406,7 @@ BEGIN
 	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dmarc TO dmarc_writer;
 	GRANT EXECUTE ON FUNCTION dmarc.dns_name_norm(text), dmarc.dns_name_eq(text, text),
 		dmarc.day_shares(timestamptz, timestamptz, bigint) TO dmarc_reader;
-	REVOKE ALL ON FUNCTION dmarc.grant_roles(), dmarc.rollup_rebuild(),
+	REVOKE ALL ON FUNCTION dmarc.grant_roles(), dmarc.rollup_rebuild(), dmarc.rollup_forget(bigint[]),
 		dmarc.rollup_apply(bigint[], integer) FROM PUBLIC, dmarc_reader;
 END
 $$;

@@ -4,9 +4,10 @@
  * Deletes, in this order and one batch per transaction so no lock is held
  * for long and a concurrent collector keeps writing:
  *   1. reports whose date_end is older than the cutoff, with their records
- *      and DKIM/SPF results (explicit deletes, children first, so each count
- *      is known; the ON DELETE CASCADE of the schema then finds nothing);
- *      a batch holds whole reports up to about opts.batch_records records;
+ *      and DKIM/SPF results (counted first, taken out of the daily rollups
+ *      of sql/005 in one statement, then deleted by the schema's ON DELETE
+ *      CASCADE); a batch holds whole reports up to about
+ *      opts.batch_records records;
  *   2. dmarc.failures rows whose failed_at is older than the cutoff;
  *   3. dmarc.originals rows no report references any more (their reports
  *      were pruned, reparsed away, or were all duplicates of another copy),
@@ -54,15 +55,23 @@ static const char SQL_REPORT_BATCH[] =
 	"  WHERE date_end < $1::timestamptz ORDER BY date_end, id LIMIT $3::int) s"
 	") t WHERE cum - n < $2::bigint";
 
-/* The batch's deletes, children first; $1 is the batch's report ids. */
-static const char *const SQL_REPORT_DELETES[] = {
-	"DELETE FROM dmarc.dkim_results WHERE record_id IN"
-	" (SELECT id FROM dmarc.records WHERE report_id = ANY ($1::bigint[]))",
-	"DELETE FROM dmarc.spf_results WHERE record_id IN"
-	" (SELECT id FROM dmarc.records WHERE report_id = ANY ($1::bigint[]))",
-	"DELETE FROM dmarc.records WHERE report_id = ANY ($1::bigint[])",
-	"DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])",
-};
+/* What the batch holds ($1: its report ids), counted before the delete
+ * because the cascade does not report its counts. */
+static const char SQL_REPORT_COUNTS[] =
+	"SELECT (SELECT count(*) FROM dmarc.records WHERE report_id = ANY ($1::bigint[])),"
+	" (SELECT count(*) FROM dmarc.dkim_results d JOIN dmarc.records r ON r.id = d.record_id"
+	"  WHERE r.report_id = ANY ($1::bigint[])),"
+	" (SELECT count(*) FROM dmarc.spf_results s JOIN dmarc.records r ON r.id = s.record_id"
+	"  WHERE r.report_id = ANY ($1::bigint[]))";
+
+/* The batch leaves the daily rollups (sql/005) in one statement rather
+ * than report by report through the delete trigger. */
+static const char SQL_REPORT_FORGET[] =
+	"SELECT dmarc.rollup_forget($1::bigint[])";
+
+/* The reports go, their records and auth results by ON DELETE CASCADE. */
+static const char SQL_REPORT_DELETE[] =
+	"DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
 
 /* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
 static const char SQL_FAILURES[] =
@@ -80,18 +89,27 @@ static const char SQL_ORIGINALS[] =
 	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
 
+/* SQLSTATE of a foreign key violation: a writer referenced an original
+ * between our NOT EXISTS and the delete (dc_store finds originals by hash). */
+#define SQLSTATE_FK_VIOLATION "23503"
+#define FK_RETRIES 5
+
 /* Runs sql with text params; on the expected status returns DC_OK with *out
  * owned by the caller (NULL when out is NULL: cleared here).  Otherwise sets
- * err to what the server said, prefixed with what, and returns DC_EDB. */
+ * err to what the server said, prefixed with what, copies the SQLSTATE into
+ * state (when not NULL, 6 bytes) and returns DC_EDB. */
 static dc_code
-run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
-	ExecStatusType expect, PGresult **out, dc_err *err)
+run_state(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
+	ExecStatusType expect, PGresult **out, char *state, dc_err *err)
 {
 	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != expect) {
 		const char *m = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+		const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		if (m == NULL || *m == '\0')
 			m = "no result from the server";
+		if (state != NULL)
+			snprintf(state, 6, "%s", code != NULL ? code : "");
 		dc_err_set(err, DC_EDB, "prune: %s: %.*s", what, (int)strcspn(m, "\n"), m);
 		PQclear(res);
 		return DC_EDB;
@@ -101,6 +119,14 @@ run(PGconn *conn, const char *what, const char *sql, int n, const char *const *v
 	else
 		PQclear(res);
 	return DC_OK;
+}
+
+/* run_state without the SQLSTATE. */
+static dc_code
+run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
+	ExecStatusType expect, PGresult **out, dc_err *err)
+{
+	return run_state(conn, what, sql, n, vals, expect, out, NULL, err);
 }
 
 /* PQcmdTuples as a number (0 when empty). */
@@ -147,19 +173,32 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 	}
 	PQclear(res);
 	res = NULL;
-	for (size_t i = 0; i < sizeof SQL_REPORT_DELETES / sizeof SQL_REPORT_DELETES[0]; i++) {
+	{
 		const char *v[1] = { ids };
-		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETES[i], 1, v, PGRES_COMMAND_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "counting records", SQL_REPORT_COUNTS, 1, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
 			goto out;
-		counts[i] = affected(res);
+		if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+			rc = dc_err_set(err, DC_EDB, "prune: counting records: unexpected result");
+			goto out;
+		}
+		counts[0] = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		counts[1] = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+		counts[2] = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+		PQclear(res);
+		res = NULL;
+		if ((rc = run(conn, "leaving the rollups", SQL_REPORT_FORGET, 1, v, PGRES_TUPLES_OK, NULL, err)) != DC_OK)
+			goto out;
+		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETE, 1, v, PGRES_COMMAND_OK, &res, err)) != DC_OK)
+			goto out;
+		counts[3] = affected(res);
 		PQclear(res);
 		res = NULL;
 	}
 	if ((rc = run(conn, "commit", "COMMIT", 0, NULL, PGRES_COMMAND_OK, NULL, err)) != DC_OK)
 		goto out;
-	st->dkim_results += counts[0];
-	st->spf_results += counts[1];
-	st->records += counts[2];
+	st->records += counts[0];
+	st->dkim_results += counts[1];
+	st->spf_results += counts[2];
 	st->reports += counts[3];
 	st->transactions++;
 out:
@@ -173,20 +212,26 @@ out:
 }
 
 /* Repeats sql (a batch delete returning count and last id) until a batch
- * deletes nothing; the deleted count is added to *total. */
+ * deletes nothing; the deleted count is added to *total.  A batch failing
+ * with a foreign key violation (a concurrent writer just referenced a row)
+ * is tried again: the row is then referenced and no longer selected. */
 static dc_code
 prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
 	int64_t batch_rows, uint64_t *total, uint64_t *transactions, dc_err *err)
 {
-	char batch[24], last[24] = "0";
+	char batch[24], last[24] = "0", state[6];
 	dc_code rc = DC_OK;
+	int retries = 0;
 
 	snprintf(batch, sizeof batch, "%" PRId64, batch_rows);
 	for (;;) {
 		PGresult *res = NULL;
 		const char *v[3] = { first, batch, last };
 		uint64_t n;
-		if ((rc = run(conn, what, sql, 3, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		rc = run_state(conn, what, sql, 3, v, PGRES_TUPLES_OK, &res, state, err);
+		if (rc != DC_OK && strcmp(state, SQLSTATE_FK_VIOLATION) == 0 && retries++ < FK_RETRIES)
+			continue;
+		if (rc != DC_OK)
 			return rc;
 		if (PQntuples(res) != 1 || PQnfields(res) != 2) {
 			PQclear(res);
