@@ -61,19 +61,24 @@ FROM dmarc.records rec
 JOIN dmarc.reports rep ON rep.id = rec.report_id
 LEFT JOIN dmarc.ip_names n ON n.ip = rec.source_ip
 CROSS JOIN LATERAL (
+	-- one pass over the record's SPF results serves rules 2 and 3; OFFSET 0
+	-- keeps the subquery whole so the rules run once per row, not once per
+	-- output column that uses them
 	SELECT CASE
 		WHEN btrim(rec.envelope_from) IN ('', '<>')
 			THEN 'null_sender'
-		WHEN EXISTS (SELECT 1 FROM dmarc.spf_results s
-		             WHERE s.record_id = rec.id AND s.scope = 'helo')
+		WHEN spf.helo
 			THEN 'spf_helo_scope'
-		WHEN n.forward_confirmed AND EXISTS (
-		             SELECT 1 FROM dmarc.spf_results s
-		             WHERE s.record_id = rec.id AND dmarc.dns_name_eq(s.domain, n.ptr))
+		WHEN n.forward_confirmed AND spf.domain_is_ptr
 			THEN 'spf_domain_is_ptr'
 		WHEN n.forward_confirmed AND dmarc.dns_name_eq(rec.envelope_from, n.ptr)
 			THEN 'envelope_from_is_ptr'
 	END AS reason
+	FROM (SELECT bool_or(s.scope = 'helo') AS helo,
+	             bool_or(dmarc.dns_name_eq(s.domain, n.ptr)) AS domain_is_ptr
+	      FROM dmarc.spf_results s
+	      WHERE s.record_id = rec.id) spf
+	OFFSET 0
 ) cls;
 COMMENT ON VIEW dmarc.record_details IS
 	'One row per record with its report''s metadata (report_id = dmarc.reports.id, report_ext_id = the report''s own <report_id>), '
