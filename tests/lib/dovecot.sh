@@ -12,7 +12,8 @@
 #                            INBOX, unread, by writing the Maildir directly
 #   dc_dovecot_seed_folder DIR FOLDER FILE...  the same into FOLDER ("Archive/DMARC")
 #   dc_dovecot_count DIR FOLDER        messages in FOLDER (Maildir files, cur + new)
-#   dc_dovecot_doveadm DIR ARGS...     doveadm against this instance (-u is added)
+#   dc_dovecot_doveadm DIR ARGS...     doveadm against this instance, e.g.
+#                            dc_dovecot_doveadm DIR mailbox status -u rua@example.com all INBOX
 #   dc_dovecot_restart DIR   stop and start again on the same ports
 #   dc_dovecot_stop DIR      stop it (DIR is left for the caller to remove)
 #
@@ -102,6 +103,7 @@ CONF
 dc_dovecot_start() {
   local dir=$1 user=rua@example.com pass mail_user
   mkdir -p "$dir/run" "$dir/state" "$dir/home"
+  dir=$(cd "$dir" && pwd)
   chmod 755 "$dir" "$dir/home"
   if [ "$(id -u)" = 0 ]; then mail_user=mail; else mail_user=$(id -un); fi
   if [ ! -f "$dir/cert.pem" ]; then
@@ -211,8 +213,7 @@ dc_dovecot_count() {
 
 dc_dovecot_doveadm() {
   local dir=$1; shift
-  local sub=$1; shift
-  doveadm -c "$dir/dovecot.conf" "$sub" -u rua@example.com "$@"
+  doveadm -c "$dir/dovecot.conf" "$@"
 }
 
 # Prints a dmarc-collector [mailbox LABEL] section for this Dovecot:
