@@ -39,6 +39,7 @@
 #define DC_RESOLVE_MAX_ADDRS 64   /* forward addresses examined per name */
 #define DC_RESOLVE_NAME_MAX  253  /* RFC 1035 section 2.3.4, without the dot */
 #define DC_RESOLVE_RCVBUF    (1024 * 1024) /* UDP receive buffer asked for */
+#define DC_RESOLVE_DEAD_AFTER 16  /* timeouts in a row (at least max_inflight) = resolver dead */
 
 /* ---- status ---------------------------------------------------------- */
 
@@ -210,6 +211,7 @@ struct resolver {
 	size_t n_fds, cap_fds;
 	dc_resolve_result *results;
 	size_t inflight;
+	size_t timeouts_in_row; /* lookups finished as 'timeout' since the last answer */
 	bool oom;
 	const psl_ctx_t *psl;
 	dc_resolve_stats *stats;
@@ -276,6 +278,7 @@ static void lookup_finish(lookup *lk)
 	}
 	res->status = st;
 	res->done = true;
+	rv->timeouts_in_row = st == DC_RESOLVE_TIMEOUT ? rv->timeouts_in_row + 1 : 0;
 	if (pick >= 0) {
 		res->ptr = lk->fwd[pick].name;
 		lk->fwd[pick].name = NULL;
@@ -519,11 +522,16 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 	rv.psl = psl ? psl : psl_builtin();
 
 	size_t max = opts->max_inflight > 0 ? (size_t)opts->max_inflight : 1;
+	/* A dead resolver would cost every IP the full timeout: once a whole
+	 * window of lookups in a row got no answer, start no more. */
+	size_t dead_after = max > DC_RESOLVE_DEAD_AFTER ? max : DC_RESOLVE_DEAD_AFTER;
 	size_t next = 0;
-	bool stopped = false;
+	bool stopped = false, dead = false;
 	while ((next < n && !stopped) || rv.inflight > 0) {
 		if (opts->stop && *opts->stop)
 			stopped = true;
+		if (rv.timeouts_in_row >= dead_after)
+			stopped = dead = true;
 		while (next < n && rv.inflight < max && !rv.oom && !stopped) {
 			lookup_start(&rv, ips[next], next);
 			next++;
@@ -541,6 +549,12 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 	}
 	if (rv.oom)
 		rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+	else if (dead && next < n)
+		rc = dc_err_set(err, DC_EDNS, "resolve: no answer from the DNS server%s (%s) for %zu "
+			"lookups in a row; %zu of %zu IPs left for the next run",
+			opts->servers && strchr(opts->servers, ',') ? "s" : "",
+			opts->servers && *opts->servers ? opts->servers : "system resolver",
+			rv.timeouts_in_row, n - next, n);
 	else if (stopped && next < n)
 		rc = dc_err_set(err, DC_EINTERRUPTED, "resolve: stopped after %zu of %zu IPs", next, n);
 out:
@@ -745,7 +759,7 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 		for (size_t i = 0; i < n; i++)
 			ips[i] = PQgetvalue(r, (int)i, 0);
 		rc = dc_resolve_ips(ips, n, opts, res, stats, err);
-		if (rc == DC_EINTERRUPTED) {
+		if (rc == DC_EINTERRUPTED || (rc == DC_EDNS && n > 0 && res[0].done)) {
 			/* Keep what was looked up; report the stop. */
 			dc_err stored;
 			if (store_batch(conn, ips, res, n, &stored) != DC_OK)
@@ -797,8 +811,10 @@ int dc_cmd_resolve(const dc_config *cfg)
 	}
 	dc_code rc = dc_resolve_run(dc_store_conn(st), &opts, &stats, &err);
 	if (rc != DC_OK) {
-		dc_log_error("resolve: %s", dc_err_text(&err));
-		status = rc == DC_EDNS && opts.servers ? 2 : 75;
+		dc_log_error("%s", dc_err_text(&err));
+		/* A resolver that could not be set up is a configuration error;
+		 * one that stopped answering (stats.ips > 0) is a service down. */
+		status = rc == DC_EDNS && stats.ips == 0 ? 2 : 75;
 		goto out;
 	}
 	dc_log_info("resolve: %llu IPs in %.2f s: %llu named (%llu forward-confirmed), "

@@ -8,7 +8,8 @@
 # retried after it; confirmed, unconfirmed (the name does not resolve back),
 # NXDOMAIN, a PTR name that does not exist, IPv6, a mixed-case PTR name;
 # 'ok' entries refreshed only after 30 days; a transient failure keeps the
-# name already known; check-config's DNS probe; a bad [dns] servers value.
+# name already known; a dead resolver makes resolve give up after one window
+# of lookups; check-config's DNS probe; a bad [dns] servers value.
 set -euo pipefail
 : "${DC_BIN:?DC_BIN must name the built program}" "${DC_SRC:?DC_SRC must name the source tree}"
 data=$DC_SRC/tests/data/classify
@@ -129,12 +130,39 @@ expect "classification keeps working through a timeout" \
 	"SELECT server_generated_reason FROM dmarc.record_details WHERE source_ip = '2001:db8::10'" \
 	"spf_domain_is_ptr"
 
-# 8. check-config's DNS probe: a server that answers, one that does not.
+# 8. A dead resolver does not cost every IP its timeout: after a window of
+#    lookups in a row without an answer (64, the lookups in flight), resolve
+#    stops, stores what it tried and leaves the rest for the next run.
+{
+	printf '<?xml version="1.0"?>\n<feedback><report_metadata><org_name>Many</org_name><email>m@example.org</email>'
+	printf '<report_id>many-1</report_id><date_range><begin>1714521600</begin><end>1714607999</end></date_range>'
+	printf '</report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published>\n'
+	for i in $(seq 1 200); do
+		printf '<record><row><source_ip>198.51.%d.%d</source_ip><count>1</count><policy_evaluated>' $((100 + i / 250)) $((i % 250))
+		printf '<disposition>none</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row>'
+		printf '<identifiers><header_from>example.com</header_from></identifiers>'
+		printf '<auth_results><spf><domain>example.com</domain><result>fail</result></spf></auth_results></record>\n'
+	done
+	printf '</feedback>\n'
+} > "$tmp/many.xml"
+expect_rc "import 200 new IPs" 0 "$tmp/dns.conf" import "$tmp/many.xml"
+expect_rc "resolve against a black hole gives up early" 75 "$tmp/blackhole.conf" resolve
+grep -q 'lookups in a row' "$tmp/out" || { cat "$tmp/out" >&2; fail "resolve did not say it gave up on the DNS server"; }
+expect "gave up after one window, not 200 timeouts" "
+	SELECT count(*) >= 64, count(*) < 200 FROM dmarc.ip_names WHERE ip << '198.51.0.0/16'" "t|t"
+tried=$(q "SELECT count(*) FROM dmarc.ip_names WHERE ip << '198.51.0.0/16' AND status = 'timeout'")
+expect_rc "the next run does the rest" 0 "$tmp/dns.conf" resolve
+expect "the rest looked up, the timeouts wait for retry_after" "
+	SELECT status, count(*) FROM dmarc.ip_names WHERE ip << '198.51.0.0/16' GROUP BY status ORDER BY status" \
+"nxdomain|$((200 - tried))
+timeout|$tried"
+
+# 9. check-config's DNS probe: a server that answers, one that does not.
 expect_rc "check-config with dnsmasq" 0 "$tmp/dns.conf" check-config
 expect_rc "check-config with a black hole" 75 "$tmp/blackhole.conf" check-config
 grep -q 'no answer' "$tmp/out" || fail "check-config did not name the DNS failure"
 
-# 9. A [dns] servers value c-ares cannot read is a configuration error.
+# 10. A [dns] servers value c-ares cannot read is a configuration error.
 expect_rc "bad [dns] servers" 2 "$tmp/bad.conf" resolve
 
 echo "resolve.sh: all passed"
