@@ -209,6 +209,8 @@ struct resolver {
 	bool channel_ok;
 	struct pollfd *fds;     /* sockets c-ares asked us to watch */
 	size_t n_fds, cap_fds;
+	struct pollfd *scratch; /* loop_once's copy of fds */
+	size_t cap_scratch;
 	dc_resolve_result *results;
 	size_t inflight;
 	size_t timeouts_in_row; /* lookups finished as 'timeout' since the last answer */
@@ -437,14 +439,27 @@ static void lookup_start(resolver *rv, const char *ip, size_t idx)
 	ares_query(rv->channel, rname, 1 /* IN */, 12 /* PTR */, ptr_cb, lk);
 }
 
-/* Runs c-ares until nothing is in flight or no socket is left; returns 0, or
- * -1 when poll failed. */
+/* Waits once for c-ares' sockets (at most until its next timeout) and lets
+ * it process what happened, timeouts included; callbacks run from here.
+ * Returns 0 (also when a signal cut the wait short), -1 when poll failed or
+ * memory ran out. */
 static int loop_once(resolver *rv)
 {
 	struct timeval tv, *tvp;
-	struct pollfd fds[64];
-	size_t n = rv->n_fds < 64 ? rv->n_fds : 64;
-	memcpy(fds, rv->fds, n * sizeof fds[0]);
+	size_t n = rv->n_fds;
+	/* A copy: callbacks run by ares_process_fd may change rv->fds. */
+	if (n > rv->cap_scratch) {
+		struct pollfd *p = realloc(rv->scratch, n * sizeof *p);
+		if (!p) {
+			rv->oom = true;
+			return -1;
+		}
+		rv->scratch = p;
+		rv->cap_scratch = n;
+	}
+	struct pollfd *fds = rv->scratch;
+	if (n > 0)
+		memcpy(fds, rv->fds, n * sizeof fds[0]);
 	tvp = ares_timeout(rv->channel, NULL, &tv);
 	int ms = tvp ? (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000) : 1000;
 	int r = poll(fds, (nfds_t)n, ms);
@@ -543,7 +558,10 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 		if (rv.inflight == 0)
 			continue;
 		if (loop_once(&rv) != 0) {
-			rc = dc_err_set(err, DC_EDNS, "resolve: poll failed");
+			if (rv.oom)
+				rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+			else
+				rc = dc_err_set(err, DC_EDNS, "resolve: poll failed: %s", strerror(errno));
 			goto out;
 		}
 	}
@@ -563,6 +581,7 @@ out:
 	if (rv.channel_ok)
 		ares_destroy(rv.channel);
 	free(rv.fds);
+	free(rv.scratch);
 	psl_free(psl);
 	if (lib_init)
 		ares_library_cleanup();
