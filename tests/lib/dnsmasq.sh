@@ -28,32 +28,43 @@ PY
 }
 
 dc_dns_start() {
-  local dir=$1 records=${2:-} port bin
+  local dir=$1 records=${2:-} port bin try
   bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
   [ -x "$bin" ] || { echo "dnsmasq.sh: dnsmasq not found (run scripts/install-deps.sh)" >&2; return 1; }
   mkdir -p "$dir"
   chmod 755 "$dir"
-  port=$(dc_dns_freeport) || return 1
-  {
-    echo "port=$port"
-    echo "listen-address=127.0.0.1"
-    echo "bind-interfaces"
-    echo "no-resolv"
-    echo "no-hosts"
-    echo "no-poll"
-    echo "local=/in-addr.arpa/"
-    echo "local=/ip6.arpa/"
-    echo "local=/example.com/"
-    echo "local=/example.net/"
-    echo "local=/example.org/"
-    echo "pid-file=$dir/dnsmasq.pid"
-    echo "log-facility=$dir/dnsmasq.log"
-    [ -n "$records" ] && echo "conf-file=$records"
-  } > "$dir/dnsmasq.conf"
-  # dnsmasq returns once the child has bound the port (or failed).
-  "$bin" --conf-file="$dir/dnsmasq.conf" >"$dir/start.log" 2>&1 \
-    || { cat "$dir/start.log" "$dir/dnsmasq.log" >&2 2>/dev/null; return 1; }
-  export DC_DNS_PORT=$port DC_DNS_SERVER=127.0.0.1:$port DC_DNS_DIR=$dir
+  # The port can be taken between choosing and binding it (tests run in
+  # parallel): try a few.
+  for try in 1 2 3 4 5; do
+    port=$(dc_dns_freeport) || return 1
+    {
+      echo "port=$port"
+      echo "listen-address=127.0.0.1"
+      echo "bind-interfaces"
+      echo "no-resolv"
+      echo "no-hosts"
+      echo "no-poll"
+      echo "local=/in-addr.arpa/"
+      echo "local=/ip6.arpa/"
+      echo "local=/example.com/"
+      echo "local=/example.net/"
+      echo "local=/example.org/"
+      echo "pid-file=$dir/dnsmasq.pid"
+      echo "log-facility=$dir/dnsmasq.log"
+      if [ -n "$records" ]; then echo "conf-file=$records"; fi
+    } > "$dir/dnsmasq.conf"
+    # dnsmasq returns once the child has bound the port (or failed).
+    if "$bin" --conf-file="$dir/dnsmasq.conf" >"$dir/start.log" 2>&1; then
+      export DC_DNS_PORT=$port DC_DNS_SERVER=127.0.0.1:$port DC_DNS_DIR=$dir
+      return 0
+    fi
+    if [ "$try" -lt 5 ] && grep -qs 'Address already in use' "$dir/start.log" "$dir/dnsmasq.log"; then
+      continue
+    fi
+    break
+  done
+  cat "$dir/start.log" "$dir/dnsmasq.log" >&2 2>/dev/null
+  return 1
 }
 
 dc_dns_stop() {
@@ -62,7 +73,7 @@ dc_dns_stop() {
   pid=$(cat "$dir/dnsmasq.pid")
   # dnsmasq leaves its pid file behind: check the pid is still dnsmasq.
   if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = dnsmasq ]; then
-    kill "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
   fi
   rm -f "$dir/dnsmasq.pid"
   return 0
@@ -92,7 +103,7 @@ time.sleep(86400)' "$port" "$dir/blackhole.ready" &
 dc_dns_blackhole_stop() {
   local dir=${1:-$DC_DNS_BLACKHOLE_DIR}
   [ -n "$dir" ] && [ -f "$dir/blackhole.pid" ] || return 0
-  kill "$(cat "$dir/blackhole.pid")" 2>/dev/null
+  kill "$(cat "$dir/blackhole.pid")" 2>/dev/null || true
   rm -f "$dir/blackhole.pid"
   return 0
 }
