@@ -1149,10 +1149,16 @@ poll_round(service *s)
 			s->mbs[i].backoff = BACKOFF_MAX;
 			status = worse(status, EXIT_USAGE);
 			break;
-		case DC_EDB:
+		case DC_EDB: {
+			char why[DC_ERR_MSG_MAX + 32];
+
 			dc_store_free(s->st);
 			s->st = NULL;
-			/* fall through */
+			snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
+			back_off(s, i, why);
+			status = worse(status, EXIT_TEMPFAIL);
+			break;
+		}
 		default:
 			back_off(s, i, dc_err_text(&err));
 			status = worse(status, EXIT_TEMPFAIL);
