@@ -224,6 +224,10 @@ dc_unpack_describe(const uint8_t *p, size_t n, uint64_t total, char *buf, size_t
 			return;
 		}
 	if (looks_xml(p, n) && dc_unpack_xml_root(p, n, root, sizeof(root))) {
+		/* the text goes into failure reasons: ASCII only */
+		for (char *c = root; *c; c++)
+			if ((unsigned char)*c < 32 || (unsigned char)*c >= 127)
+				*c = '?';
 		if (strcasecmp(root, "html") == 0)
 			snprintf(buf, cap, "HTML document, %llu bytes", (unsigned long long)total);
 		else
@@ -694,8 +698,39 @@ typedef struct walk {
 	char path[DC_UNPACK_PATH_MAX];
 } walk;
 
+/* Length of the valid UTF-8 sequence (no control characters) at p, or 0. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+	uint32_t c;
+
+	if (p[0] < 32 || p[0] == 127)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
 /* Appends " > " kind part to the path (no " > " when it was empty); returns
- * the old length to restore with path_pop.  Control characters become '?'. */
+ * the old length to restore with path_pop.  Control characters and bytes
+ * that are not valid UTF-8 become '?' (paths are stored as text). */
 static size_t
 path_push(walk *w, const char *kind, const char *part)
 {
@@ -708,8 +743,19 @@ path_push(walk *w, const char *kind, const char *part)
 	}
 	for (; *kind && l < max; kind++)
 		w->path[l++] = *kind;
-	for (; *part && l < max; part++)
-		w->path[l++] = ((unsigned char)*part < 32 || *part == 127) ? '?' : *part;
+	while (*part && l < max) {
+		size_t k = utf8_len((const unsigned char *)part);
+
+		if (k == 0 || l + k > max) {
+			/* control character, invalid or cut UTF-8: one '?' per byte */
+			w->path[l++] = '?';
+			part++;
+			continue;
+		}
+		memcpy(w->path + l, part, k);
+		l += k;
+		part += k;
+	}
 	if (*part) {
 		memcpy(w->path + l, "...", 3);
 		l += 3;

@@ -548,6 +548,59 @@ test_zip_members(void **state)
 	free(z.p), free(ze.p), free(gz.p);
 }
 
+/* True when s is valid UTF-8 without control characters (a strict decoder). */
+static bool
+clean_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p >= 0xc2 && *p <= 0xdf) ? 2 : (*p >= 0xe0 && *p <= 0xef) ? 3 :
+			(*p >= 0xf0 && *p <= 0xf4) ? 4 : 0;
+		if (n == 0 || *p < 32 || *p == 127)
+			return false;
+		for (int i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+		p += n;
+	}
+	return true;
+}
+
+static void
+test_member_names_are_clean_text(void **state)
+{
+	zmember m[] = {
+		/* not flagged UTF-8: libzip reads it as CP437 and converts */
+		{ "a\xff\x01r\xc3\xa9\x1b.xml", REPORT, strlen(REPORT), 8, 0, NULL, 0, 0 },
+		/* flagged UTF-8 (bit 11) and valid */
+		{ "b-r\xc3\xa9port.xml", REPORT, strlen(REPORT), 8, 0x800, NULL, 0, 0 },
+	};
+	/* flagged UTF-8 but not (libzip also counts control characters as invalid) */
+	zmember bad[] = { { "c\xff\x01.xml", REPORT, strlen(REPORT), 8, 0x800, NULL, 0, 0 } };
+	buf z = zip_of(m, 2), zb = zip_of(bad, 1);
+	got g;
+
+	(void)state;
+	walk(z.p, z.len, NULL, &g);
+	assert_int_equal(g.n_xml, 2);
+	for (int i = 0; i < 2; i++) {
+		if (!clean_utf8(g.path[i]))
+			fail_msg("path %d is not clean UTF-8: %s", i, g.path[i]);
+		assert_int_equal(g.stream_code[i], DC_OK);
+	}
+	assert_string_equal(g.path[1], "zip:b-r\xc3\xa9port.xml");
+	got_free(&g);
+	/* flagged UTF-8 but invalid: libzip refuses the whole archive */
+	walk(zb.p, zb.len, NULL, &g);
+	assert_int_equal(g.n_fail, 1);
+	assert_int_equal(g.fail[0].code, DC_EZIP);
+	assert_string_equal(g.fail[0].msg, "zip: Zip archive inconsistent");
+	got_free(&g);
+	free(z.p);
+	free(zb.p);
+}
+
 static void
 test_zip_in_gzip_and_message_in_zip(void **state)
 {
@@ -763,6 +816,7 @@ main(void)
 		cmocka_unit_test(test_gzip_multimember_and_trailing),
 		cmocka_unit_test(test_nested_gzip_and_zlib),
 		cmocka_unit_test(test_zip_members),
+		cmocka_unit_test(test_member_names_are_clean_text),
 		cmocka_unit_test(test_zip_in_gzip_and_message_in_zip),
 		cmocka_unit_test(test_corrupt_and_truncated),
 		cmocka_unit_test(test_bombs),
