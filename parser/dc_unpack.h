@@ -11,8 +11,9 @@
  *
  * Not here: MIME, XML parsing, what a failure becomes (the caller decides).
  * Limits (dc_limits): decompressed bytes per stream, decompression ratio per
- * layer and over the whole chain, archive depth (DC_MAX_ARCHIVE_DEPTH), zip
- * members (DC_MAX_ZIP_MEMBERS).
+ * layer, over a chain of nested layers and over the whole unit (which stops
+ * the walk), archive depth (DC_MAX_ARCHIVE_DEPTH), zip members
+ * (DC_MAX_ZIP_MEMBERS).
  */
 #ifndef DC_UNPACK_H
 #define DC_UNPACK_H
