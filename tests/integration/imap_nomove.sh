@@ -1,0 +1,70 @@
+#!/bin/bash
+# imap_nomove.sh - a server without MOVE and UIDPLUS (capabilities cut down):
+# stored messages are moved by UID COPY + UID STORE \Deleted + EXPUNGE; the
+# archive folder has a non-ASCII name (sent in modified UTF-7); a message
+# above max_message_bytes is rejected without being fetched; after = delete
+# removes stored messages.
+set -uo pipefail
+: "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
+: "${DC_SRC:?DC_SRC must name the source directory}"
+. "$DC_SRC/tests/lib/pg.sh"
+. "$DC_SRC/tests/lib/dovecot.sh"
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+trap 'dc_dovecot_stop "$tmp/dv"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+dc_pg_start "$tmp/pg" || exit 1
+dc_pg_newdb imap || exit 1
+DC_DOVECOT_CAPABILITY="IMAP4rev1 LITERAL+ SASL-IR IDLE NAMESPACE" dc_dovecot_start "$tmp/dv" || exit 1
+unset DMARC_COLLECTOR_CONFIG
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+check() { # check WHAT GOT WANT
+  if [ "$2" = "$3" ]; then echo "ok: $1 = $2"; else fail "$1: got '$2', expected '$3'"; fi
+}
+q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
+B=$DC_BIN
+M=$DC_SRC/tests/data/corpus/mjl-+mox/testdata/dmarc-reports
+big=$M/outlook.eml                      # 9256 bytes
+conf() { # conf AFTER
+  { echo "[database]"; echo "conninfo = dbname=imap"
+    dc_dovecot_mailbox_conf "$tmp/dv" starttls
+    echo "archive_folder = Archiv/Berichte-Ü"
+    echo "after = $1"
+    echo "[limits]"; echo "max_message_bytes = 8000"
+    echo "[dns]"; echo "servers = 127.0.0.1:9"; echo "timeout_ms = 100"; } > "$tmp/dc.conf"
+}
+conf move
+"$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
+"$B" --config "$tmp/dc.conf" check-config > "$tmp/check.log" 2>&1; grep -q "MOVE missing" "$tmp/check.log" \
+  || fail "check-config does not notice the missing MOVE: $(cat "$tmp/check.log")"
+
+dc_dovecot_seed "$tmp/dv" "$M/google.eml" "$M/yahoo.eml" "$big" || exit 1
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll1.log" 2>&1
+check "poll (one message too big)" "$?" 1
+check "reports" "$(q "SELECT count(*) FROM dmarc.reports")" 2
+check "archive folder in modified UTF-7" "$(dc_dovecot_count "$tmp/dv" 'Archiv/Berichte-&ANw-')" 2
+check "Archive/Invalid" "$(dc_dovecot_count "$tmp/dv" Archive/Invalid)" 1
+check "INBOX" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
+check "too big: recorded without content" \
+  "$(q "SELECT stage || ' ' || (content IS NULL) || ' ' || (reason LIKE '%larger than max_message_bytes%') FROM dmarc.failures")" "limits true true"
+grep -q 'rejected (limits): message of [0-9]* bytes is larger than max_message_bytes (8000)' "$tmp/poll1.log" \
+  || fail "rejection not logged: $(cat "$tmp/poll1.log")"
+grep -Eq 'Logged out .* deleted=[1-9][0-9]* expunged=[1-9]' "$tmp/dv/dovecot.log" \
+  || fail "Dovecot saw no \\Deleted + EXPUNGE: $(grep 'Logged out' "$tmp/dv/dovecot.log" | tail -2)"
+check "nothing left flagged \\Deleted" "$(find "$DC_IMAP_MAILDIR" -type f -name '*:2,*T*' | wc -l)" 0
+check "action recorded" "$(q "SELECT action FROM dmarc.mailbox_messages WHERE outcome = 'stored' GROUP BY action")" "move:Archiv/Berichte-Ü"
+
+# ---- after = delete
+conf delete
+dc_dovecot_seed "$tmp/dv" "$M/mailru.eml" "$M/xs4all.eml" || exit 1
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll2.log" 2>&1
+check "poll with after = delete" "$?" 0
+check "reports" "$(q "SELECT count(*) FROM dmarc.reports")" 4
+check "INBOX" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
+check "archive folder unchanged" "$(dc_dovecot_count "$tmp/dv" 'Archiv/Berichte-&ANw-')" 2
+check "deletions recorded" "$(q "SELECT count(*) FROM dmarc.mailbox_messages WHERE action = 'delete'")" 2
+
+[ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp"/poll*.log; exit 1; }
+echo "all checks passed"
