@@ -787,9 +787,6 @@ walk_fail(walk *w, dc_code code, const char *fmt, ...)
 	return w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, w->err) : DC_OK;
 }
 
-static dc_code walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root,
-	dc_err *err);
-
 /* Reads a whole stream into a new buffer of at most cap bytes (*out, owned by
  * the caller, free()).  Returns DC_OK, DC_ENOMEM, the stream's error, or
  * too_big when cap is exceeded (chain err set). */
