@@ -511,6 +511,7 @@ typedef struct begin_job {
 	const dc_report *r;
 	dc_code rc;
 	dc_err err;
+	int done;            /* set (atomically) when report_begin returned */
 } begin_job;
 
 static void *
@@ -520,20 +521,24 @@ begin_thread(void *arg)
 	dc_extract_cb cb = dc_store_callbacks(j->st);
 
 	j->rc = cb.sink.report_begin(cb.sink.ctx, j->r, NULL, &j->err);
+	__atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
-/* Waits (no time limit: the test runner has one) until backend pid waits on
- * a lock. */
+/* Waits (no time limit: the test runner has one) until the job's backend
+ * waits on a lock; fails when the job finished without waiting. */
 static void
-wait_for_lock_wait(int pid)
+wait_for_lock_wait(begin_job *job)
 {
 	char p[16];
 
-	snprintf(p, sizeof(p), "%d", pid);
+	snprintf(p, sizeof(p), "%d", PQbackendPID(dc_store_conn(job->st)));
 	while (strcmp(q("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
-		p, NULL), "1") != 0)
+		p, NULL), "1") != 0) {
+		if (__atomic_load_n(&job->done, __ATOMIC_SEQ_CST))
+			fail_msg("the second writer did not wait for the first (rc %d: %s)", job->rc, job->err.msg);
 		usleep(10000);
+	}
 }
 
 /* Writer 1 holds the new report uncommitted; writer 2 blocks on the unique
@@ -552,8 +557,9 @@ test_concurrent_duplicate(void **state)
 	/* commit first: the second writer sees the duplicate */
 	assert_int_equal(c1.sink.report_begin(c1.sink.ctx, &r, NULL, &err), DC_OK);
 	assert_int_equal(c1.sink.record(c1.sink.ctx, &r, &rec, &err), DC_OK);
+	job.done = 0;
 	assert_int_equal(pthread_create(&t, NULL, begin_thread, &job), 0);
-	wait_for_lock_wait(PQbackendPID(dc_store_conn(s2)));
+	wait_for_lock_wait(&job);
 	assert_int_equal(c1.sink.report_end(c1.sink.ctx, &r, &err), DC_OK);
 	pthread_join(t, NULL);
 	assert_int_equal(job.rc, DC_SKIP);
@@ -562,8 +568,9 @@ test_concurrent_duplicate(void **state)
 	/* abort first: the second writer stores it */
 	r.report_id = "r-conc-2";
 	assert_int_equal(c1.sink.report_begin(c1.sink.ctx, &r, NULL, &err), DC_OK);
+	job.done = 0;
 	assert_int_equal(pthread_create(&t, NULL, begin_thread, &job), 0);
-	wait_for_lock_wait(PQbackendPID(dc_store_conn(s2)));
+	wait_for_lock_wait(&job);
 	c1.sink.report_abort(c1.sink.ctx);
 	pthread_join(t, NULL);
 	assert_int_equal(job.rc, DC_OK);
