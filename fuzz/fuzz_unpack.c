@@ -74,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const size_t pieces[] = { 1, 7, 512, 4096, 65536 };
 	state s = { 65536, 0 };
-	dc_unpack_cb cb = { &s, on_xml, on_message, on_failure };
+	dc_unpack_cb cb = { .ctx = &s, .xml = on_xml, .message = on_message, .failure = on_failure };
 	dc_limits lim;
 	dc_err err;
 

@@ -187,21 +187,19 @@ static dc_code
 on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 {
 	xctx *x = ctx;
-	char pbuf[PREFIX_MAX * 2], nbuf[DC_MIME_NOTES_MAX + DC_UNPACK_NOTES_MAX + 4];
+	char pbuf[PREFIX_MAX * 2];
 	dc_sink s = { x, w_begin, w_record, w_end, NULL };
 	dc_blob origin;
 	dc_err perr, why;
 	dc_code rc;
 
-	if (x->mime_notes && *x->mime_notes && ux->notes)
-		snprintf(nbuf, sizeof(nbuf), "%s; %s", x->mime_notes, ux->notes);
-	else
-		snprintf(nbuf, sizeof(nbuf), "%s", ux->notes ? ux->notes : x->mime_notes ? x->mime_notes : "");
 	origin.data = x->unit;
 	origin.len = x->unit_len;
 	origin.name = x->unit_name;
 	origin.path = full_path(pbuf, sizeof(pbuf), x->prefix, ux->path);
-	origin.notes = nbuf[0] ? nbuf : NULL;
+	/* live: the unpack layer appends repairs it finds while the XML is read,
+	 * and dc_xml composes the report's errors again at report_end */
+	origin.notes = ux->notes;
 	x->begun = x->ended = x->sink_failed = false;
 	x->records = 0;
 	dc_err_clear(&perr);
@@ -267,7 +265,7 @@ on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int dep
 	return rc;
 }
 
-static const dc_unpack_cb unpack_cb_template = { NULL, on_xml, on_message, on_failure };
+static const dc_unpack_cb unpack_cb_template = { NULL, NULL, on_xml, on_message, on_failure };
 
 /* Adds one part to the current message's listing. */
 static void
@@ -317,6 +315,7 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 	x->unit_name = leaf->filename;
 	x->prefix = prefix;
 	cb.ctx = x;
+	cb.notes = x->mime_notes;
 	rc = dc_unpack_walk(leaf->data, leaf->len, x->depth, x->lim, &cb, err);
 	x->unit = su;
 	x->unit_len = sl;

@@ -377,6 +377,17 @@ chain_note(chain *ch, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Starts a chain of readers for one stream of the walk's unit. */
+static void
+chain_init(chain *ch, const dc_limits *lim, budget *b, const char *notes)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->lim = lim;
+	ch->b = b;
+	if (notes != NULL)
+		snprintf(ch->notes, sizeof(ch->notes), "%s", notes);
+}
+
 /* Checks one layer's output (got more bytes, m->out in all) against the
  * report size and the ratio: of the layer itself, of the chain since its
  * first compressed layer (root), and of the whole unit.  Returns DC_OK or
@@ -873,7 +884,7 @@ emit_xml(walk *w, chain *ch, peeker *pk, dc_err *err)
 	x.rd = peek_read;
 	x.rctx = pk;
 	x.path = w->path;
-	x.notes = ch->notes[0] ? ch->notes : NULL;
+	x.notes = ch->notes;
 	x.stream_err = &ch->err;
 	return w->cb->xml ? w->cb->xml(w->cb->ctx, &x, err) : DC_OK;
 }
@@ -983,10 +994,8 @@ walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zle
 	chain ch;
 	dc_code rc;
 
-	memset(&ch, 0, sizeof(ch));
+	chain_init(&ch, w->lim, &w->b, w->cb->notes);
 	memset(&zr, 0, sizeof(zr));
-	ch.lim = w->lim;
-	ch.b = &w->b;
 	zr.ch = &ch;
 	zr.raw = deflated;
 	if ((zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0)) == NULL)
@@ -1088,9 +1097,7 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 	chain ch;
 	char desc[200];
 
-	memset(&ch, 0, sizeof(ch));
-	ch.lim = w->lim;
-	ch.b = &w->b;
+	chain_init(&ch, w->lim, &w->b, w->cb->notes);
 	switch (dc_unpack_sniff(p, n)) {
 	case DC_KIND_ZIP:
 		return walk_zip(w, p, n, depth, root, err);

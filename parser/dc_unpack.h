@@ -68,7 +68,9 @@ typedef struct dc_unpack_xml {
 	dc_read_fn rd;               /* the decompressed XML, pulled on demand */
 	void *rctx;
 	const char *path;            /* "zip:a.xml > gzip"; "" for the unit itself */
-	const char *notes;           /* repairs known before the XML starts, or NULL */
+	const char *notes;           /* repairs, "; "-joined, "" when none: a live buffer,
+	                              * later repairs (bytes after the end of a gzip)
+	                              * are appended while the stream is read */
 	const dc_err *stream_err;    /* after reading: code != DC_OK when the stream
 	                              * itself failed (corrupt, limits); then use this
 	                              * as the reason rather than the reader's view */
@@ -81,6 +83,8 @@ typedef struct dc_unpack_xml {
  */
 typedef struct dc_unpack_cb {
 	void *ctx;
+	const char *notes;           /* repairs the caller made around the unit (or NULL):
+	                              * every stream's notes start with them */
 	/* An XML stream; read it (or not) before returning. */
 	dc_code (*xml)(void *ctx, const dc_unpack_xml *x, dc_err *err);
 	/* An RFC 5322 message inside an archive (buffered, at most

@@ -36,6 +36,7 @@ typedef struct counter {
 	const uint8_t *unit[8];
 	/* the origin of the last report begun */
 	char o_name[256], o_path[256], o_notes[256];
+	char end_errors[512];        /* the report's errors at report_end */
 	size_t o_len;
 	uint8_t o_head[4];
 	/* behaviour */
@@ -89,9 +90,11 @@ c_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 static dc_code
 c_end(void *ctx, const dc_report *r, dc_err *err)
 {
-	(void)r;
+	counter *c = ctx;
+
 	(void)err;
-	((counter *)ctx)->ended++;
+	c->ended++;
+	snprintf(c->end_errors, sizeof(c->end_errors), "%s", r->errors ? r->errors : "");
 	return DC_OK;
 }
 
@@ -444,6 +447,56 @@ test_origin_of_attachment(void **state)
 	free(m);
 }
 
+/* Bytes after a gzip found only at its end (the report is larger than the
+ * first read) still reach the report's errors by report_end. */
+static void
+test_late_repair_note(void **state)
+{
+	size_t len, cap = 1 << 20, o = 0;
+	uint8_t *x = data_file("unpack/report.xml", &len);
+	char *big = malloc(cap);
+	uLongf zlen;
+	uint8_t *gz;
+	const char *rec = strstr((const char *)x, "  <record>"), *end = strstr((const char *)x, "</feedback>");
+	z_stream z;
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(rec);
+	assert_non_null(end);
+	memcpy(big, x, (size_t)(rec - (const char *)x));
+	o = (size_t)(rec - (const char *)x);
+	for (int i = 0; i < 200; i++) {
+		memcpy(big + o, rec, (size_t)(end - rec));
+		o += (size_t)(end - rec);
+	}
+	o += (size_t)sprintf(big + o, "</feedback>\n");
+	assert_true(o > 3 * 4096);
+	zlen = compressBound(o) + 64;
+	gz = malloc(zlen + 2);
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)big;
+	z.avail_in = (uInt)o;
+	z.next_out = gz;
+	z.avail_out = (uInt)zlen;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	zlen = z.total_out;
+	deflateEnd(&z);
+	memcpy(gz + zlen, "\r\n", 2);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(gz, zlen + 2, "big.xml.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 1);
+	assert_int_equal(st.records, 200);
+	assert_non_null(strstr(c.end_errors, "gzip followed by 2 bytes of padding, ignored"));
+	free(gz);
+	free(big);
+	free(x);
+}
+
 static void
 test_duplicates(void **state)
 {
@@ -573,6 +626,7 @@ main(void)
 		cmocka_unit_test(test_zip_good_and_bad),
 		cmocka_unit_test(test_messages_in_zip),
 		cmocka_unit_test(test_origin_of_attachment),
+		cmocka_unit_test(test_late_repair_note),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_sink_errors),
 		cmocka_unit_test(test_limits),

@@ -303,7 +303,7 @@ static void
 walk(const void *data, size_t len, const dc_limits *lim, got *g)
 {
 	dc_limits d;
-	dc_unpack_cb cb = { g, on_xml, on_message, on_failure };
+	dc_unpack_cb cb = { .ctx = g, .xml = on_xml, .message = on_message, .failure = on_failure };
 	dc_err err;
 
 	memset(g, 0, sizeof(*g));
