@@ -90,6 +90,8 @@ struct dc_store {
 	store_buf json;
 };
 
+static void report_rollback(dc_store *st);
+
 /* ---- small helpers ---------------------------------------------------- */
 
 /* Makes room for n more bytes; false when out of memory. */
@@ -544,10 +546,14 @@ fail:
 dc_code
 dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 {
-	static const char *setup[] = {
-		"CREATE SCHEMA IF NOT EXISTS dmarc",
-		"CREATE TABLE IF NOT EXISTS dmarc.schema_migrations ("
-		" name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+	/* each runs only when its object is missing, so an up-to-date database
+	 * needs no CREATE privilege (a collector may run as dmarc_writer) */
+	static const struct { const char *missing, *create; } setup[] = {
+		{ "SELECT pg_catalog.to_regnamespace('dmarc') IS NULL",
+		  "CREATE SCHEMA IF NOT EXISTS dmarc" },
+		{ "SELECT pg_catalog.to_regclass('dmarc.schema_migrations') IS NULL",
+		  "CREATE TABLE IF NOT EXISTS dmarc.schema_migrations ("
+		  " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" },
 	};
 	dc_code rc = DC_OK;
 	bool locked = false;
@@ -566,7 +572,17 @@ dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 		return DC_EDB;
 	locked = true;
 	for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
-		if ((rc = store_cmd(st, setup[i], err)) != DC_OK) {
+		PGresult *res = NULL;
+		bool missing;
+		rc = store_exec(st, setup[i].missing, 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res,
+			"read the catalog", err);
+		if (rc != DC_OK) {
+			rc = err->code = DC_EDB;
+			goto out;
+		}
+		missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (missing && (rc = store_cmd(st, setup[i].create, err)) != DC_OK) {
 			rc = err->code = DC_EDB;
 			goto out;
 		}
@@ -643,6 +659,8 @@ dc_code
 dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
 	size_t len, dc_err *err)
 {
+	if (st->in_report)  /* never part of a report's transaction */
+		report_rollback(st);
 	return store_insert_failure(st, stage, reason, content, len, NULL, err);
 }
 

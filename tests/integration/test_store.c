@@ -190,6 +190,22 @@ test_migrate(void **state)
 	assert_int_equal(atoi(q("SELECT count(*) FROM dmarc.schema_migrations", NULL, NULL)), n_migrations());
 	dc_store_free(a.st);
 	dc_store_free(b.st);
+
+	/* an up-to-date database needs no CREATE privilege to "migrate" */
+	x("CREATE ROLE dc_store_plain LOGIN");
+	x("GRANT USAGE ON SCHEMA dmarc TO dc_store_plain");
+	x("GRANT SELECT ON dmarc.schema_migrations TO dc_store_plain");
+	x("REVOKE CREATE ON DATABASE dc_store_test FROM PUBLIC");
+	{
+		dc_store *plain = NULL;
+		if (dc_store_open("user=dc_store_plain", &plain, &err) != DC_OK)
+			fail_msg("open as dc_store_plain: %s", err.msg);
+		applied = -1;
+		if (dc_store_migrate(plain, &applied, &err) != DC_OK)
+			fail_msg("migrate as dc_store_plain: %s", err.msg);
+		assert_int_equal(applied, 0);
+		dc_store_free(plain);
+	}
 }
 
 /* ---- a whole report ---------------------------------------------------- */
