@@ -20,6 +20,8 @@
 # Optional, set before dc_dovecot_start:
 #   DC_DOVECOT_CAPABILITY  replaces the advertised IMAP capabilities (to test
 #                          clients without MOVE or UIDPLUS)
+#   DC_DOVECOT_OAUTH2_URL  also offer XOAUTH2/OAUTHBEARER; a token is valid when
+#                          GET URL<token> answers 200 with {"email": "rua@example.com"}
 #
 # The certificate is made with openssl at start time (SAN localhost and
 # 127.0.0.1).  Folders use the separator "/" (Archive/DMARC is .Archive.DMARC
@@ -55,8 +57,10 @@ ssl_key = <$dir/key.pem
 ssl_min_protocol = TLSv1.2
 auth_mechanisms = plain login
 disable_plaintext_auth = yes
+auth_failure_delay = 0
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $dir/passwd
 }
 userdb {
@@ -95,6 +99,20 @@ service pop3-login {
   chroot =
 }
 CONF
+  if [ -n "${DC_DOVECOT_OAUTH2_URL:-}" ]; then
+    # XOAUTH2/OAUTHBEARER checked by GET $DC_DOVECOT_OAUTH2_URL<token>, which
+    # must answer a JSON object whose "email" is the user
+    printf 'introspection_mode = get\nintrospection_url = %s\nusername_attribute = email\n' \
+      "$DC_DOVECOT_OAUTH2_URL" > "$dir/oauth2.conf.ext"
+    sed -i 's/^auth_mechanisms = plain login$/auth_mechanisms = plain login xoauth2 oauthbearer/' "$dir/dovecot.conf"
+    cat >> "$dir/dovecot.conf" <<CONF
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $dir/oauth2.conf.ext
+}
+CONF
+  fi
   if [ -n "${DC_DOVECOT_CAPABILITY:-}" ]; then
     printf 'protocol imap {\n  imap_capability = %s\n}\n' "$DC_DOVECOT_CAPABILITY" >> "$dir/dovecot.conf"
   fi
