@@ -65,7 +65,7 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=$mail_uid gid=$mail_gid home=$dir/home/%u
+  args = uid=$mail_uid gid=$mail_gid home=$dir/home/%u allow_all_users=yes
 }
 mail_location = maildir:~/Maildir
 namespace inbox {
