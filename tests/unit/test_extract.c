@@ -275,7 +275,8 @@ test_corpus_manifest(void **state)
 		size_t len;
 		uint8_t *b;
 
-		snprintf(path, sizeof(path), "%s/corpus/%s", DC_TEST_DATA, e[i].file);
+		if (snprintf(path, sizeof(path), "%s/corpus/%s", DC_TEST_DATA, e[i].file) >= (int)sizeof(path))
+			fail_msg("path too long: %s", e[i].file);
 		b = slurp(path, &len);
 		memset(&c, 0, sizeof(c));
 		assert_int_equal(run(b, len, e[i].file, NULL, &c, &st, &err), DC_OK);
