@@ -234,6 +234,8 @@ test_store_whole(void **state)
 	recs[1].reasons = reasons;
 	recs[1].n_reasons = 2;
 	recs[2].envelope_from = "<>";
+	recs[2].envelope_to = "\\N";      /* the two characters, not NULL */
+	recs[2].disposition = "a\rb\\.";
 	recs[2].source_ip = NULL;
 	recs[2].message_count = -1;
 	recs[2].n_dkim = 0;
@@ -264,7 +266,7 @@ test_store_whole(void **state)
 		" FROM dmarc.records WHERE report_id = $1", rid, NULL),
 		"1,192.0.2.1,1,NULL,NULL,none,pass,fail,t,whole.example;"
 		"2,2001:db8::1,7,,NULL,none,pass,fail,t,whole.example;"
-		"3,NULL,NULL,<>,NULL,none,pass,fail,t,whole.example;"
+		"3,NULL,NULL,<>,\\N,a\rb\\.,pass,fail,t,whole.example;"
 		"4,192.0.2.1,1,bounce.example.com,Example.ORG,none,pass,fail,t,whole.example");
 	assert_string_equal(q("SELECT count(*) FILTER (WHERE envelope_from IS NULL) || '/' ||"
 		" count(*) FILTER (WHERE envelope_from = '') || '/' || count(*) FILTER (WHERE envelope_from = '<>')"
