@@ -47,6 +47,7 @@
 #define STORE_COPY_PIECE     (1u << 20)   /* bytes per PQputCopyData */
 #define STORE_MIGRATE_LOCK   "7236828409416413025"  /* pg_advisory_lock key ("dmarc-co") */
 #define STORE_SHA256_LEN     32
+#define STORE_MAX_BYTEA      ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
 #define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
 
 /* A growable byte buffer (COPY text, JSON). */
@@ -617,7 +618,7 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 	int lens[9] = { 0 }, fmts[9] = { 0 };
 	dc_code rc;
 
-	if (len > INT32_MAX)  /* a bytea parameter's length is an int */
+	if (len > STORE_MAX_BYTEA)  /* cannot be kept: record the failure without it */
 		content = NULL;
 	stage_ok = utf8_sanitize(stage);
 	reason_ok = utf8_sanitize(reason);
@@ -798,7 +799,7 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 	char *name = NULL;
 	dc_code rc;
 
-	if (b->len > INT32_MAX)
+	if (b->len > STORE_MAX_BYTEA)
 		return dc_err_set(err, DC_ESCHEMA, "original of %zu bytes is too large to keep", b->len);
 	sha256(b->data, b->len, digest);
 	vals[0] = (const char *)digest;
