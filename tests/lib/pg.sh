@@ -30,6 +30,8 @@ dc_pg_start() {
   bin=$(dc_pg_bindir) || return 1
   mkdir -p "$dir"
   chmod 755 "$dir"
+  # the server runs as another user: it must be able to reach DIR (mktemp -d is 0700)
+  chmod a+x "$(dirname "$dir")"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
   port=$(dc_pg_freeport)
   dc_pg_as "'$bin/initdb' -D '$dir/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >'$dir/initdb.log' 2>&1" \
