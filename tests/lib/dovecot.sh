@@ -202,19 +202,24 @@ dc_dovecot_folder_dir() {
 }
 
 dc_dovecot_seed_folder() {
-  local dir=$1 folder=$2 fdir f n=0 name mail_user host
+  local dir=$1 folder=$2 fdir mail_user
   shift 2
   fdir=$(dc_dovecot_folder_dir "$dir" "$folder")
   mkdir -p "$fdir/tmp" "$fdir/new" "$fdir/cur"
   if [ "$(id -u)" = 0 ]; then mail_user=mail; else mail_user=$(id -un); fi
-  host=$(hostname -s 2>/dev/null || echo localhost)
-  for f in "$@"; do
-    n=$((n + 1))
-    name="$(date +%s).M${RANDOM}P$$Q${n}.$host"
-    cp "$f" "$fdir/tmp/$name" || return 1
-    mv "$fdir/tmp/$name" "$fdir/new/$name" || return 1
-  done
-  chown -R "$mail_user:" "$fdir"
+  # one process for all files: write to tmp/, then rename into new/ (Maildir delivery)
+  python3 - "$fdir" "$(id -u "$mail_user")" "$(id -g "$mail_user")" "$@" <<'PY' || return 1
+import os, shutil, socket, sys, time
+fdir, uid, gid, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+host, t, pid = socket.gethostname().split(".")[0], int(time.time()), os.getpid()
+for n, f in enumerate(files, 1):
+    name = f"{t}.M{time.time_ns() % 1000000}P{pid}Q{n}.{host}"
+    tmp = os.path.join(fdir, "tmp", name)
+    shutil.copyfile(f, tmp)
+    os.chown(tmp, uid, gid)
+    os.rename(tmp, os.path.join(fdir, "new", name))
+PY
+  chown "$mail_user:" "$fdir" "$fdir/tmp" "$fdir/new" "$fdir/cur"
 }
 
 dc_dovecot_seed() {
