@@ -8,7 +8,7 @@ pkgs=(
   libcurl4-openssl-dev libxml2-dev libxml2-utils zlib1g-dev libzip-dev libpq-dev
   libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev
   postgresql postgresql-client dovecot-imapd dnsmasq-base
-  openssl curl python3 zip gzip procps time
+  openssl curl python3 python3-yaml zip gzip procps time bc
 )
 missing=()
 for p in "${pkgs[@]}"; do
