@@ -11,7 +11,11 @@
 #      the archive folder, record progress
 #   I. dmarc-collector import of the same message files into another fresh
 #      database (the parse + store baseline, no IMAP)
-# and prints P / R (goal: within 3x) and P / I.  The throwaway PostgreSQL runs
+#   P' (information) the same messages delivered again and polled into a
+#      third database whose grafana rollup trigger (sql/005, run at each
+#      report's COMMIT) is disabled, to show what that trigger costs
+# and prints P / R (goal: within 3x) and P / I, with the CPU seconds the
+# PostgreSQL server spent in each run (its children's times from /proc).  The throwaway PostgreSQL runs
 # with fsync=off and synchronous_commit=off for P and I.
 # Usage: bench/imap.sh [N]    (needs a build in build/, or DC_BIN)
 set -euo pipefail
@@ -30,6 +34,10 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.1f}')"; }
+pg_cpu() { # seconds of CPU used by the server's exited children (backends)
+  sleep 1
+  awk '{ printf "%.2f\n", ($16 + $17) / 100 }' "/proc/$(head -1 "$tmp/pg/data/postmaster.pid")/stat"
+}
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "generating $n report e-mails..."
@@ -37,7 +45,7 @@ python3 "$src/tests/integration/imap_mail.py" reports "$tmp/mail" "$n" 5 bench
 mail_mb=$(du -sm "$tmp/mail" | cut -f1)
 
 dc_pg_start "$tmp/pg"
-for db in dc_poll dc_import; do
+for db in dc_poll dc_import dc_norollup; do
   dc_pg_newdb "$db"
   "$bin" --db "dbname=$db" -q migrate
 done
@@ -58,6 +66,7 @@ r=$(secs "$t0" "$t1")
 raw_mb=$(( $(cat "$tmp/raw.bytes") / 1048576 ))
 
 # P: the collector's poll
+c0=$(pg_cpu)
 cat > "$tmp/dc.conf" <<CONF
 [database]
 conninfo = dbname=dc_poll
@@ -75,23 +84,43 @@ poll_s=$(sed -n 's/.* in \([0-9.]*\) s$/\1/p' <<<"$poll_line")
 stored=$(psql -X -At -d dc_poll -c "SELECT count(*) FROM dmarc.reports")
 [ "$stored" = "$n" ] || { echo "poll stored $stored reports, expected $n" >&2; cat "$tmp/poll.log" >&2; exit 1; }
 [ "$(dc_dovecot_count "$tmp/dv" Archive/DMARC)" = "$n" ] || { echo "not every message archived" >&2; exit 1; }
+c1=$(pg_cpu)
 
 # I: import of the same files
+c2=$(pg_cpu)
 t0=$(now)
 /usr/bin/time -f '%M %U %S' -o "$tmp/import.time" "$bin" --db "dbname=dc_import" -q import "$tmp/mail"
 t1=$(now)
 i=$(secs "$t0" "$t1")
 stored=$(psql -X -At -d dc_import -c "SELECT count(*) FROM dmarc.reports")
 [ "$stored" = "$n" ] || { echo "import stored $stored reports, expected $n" >&2; exit 1; }
+c3=$(pg_cpu)
+
+# P': again, without the rollup trigger
+psql -X -q -d dc_norollup -c "ALTER TABLE dmarc.reports DISABLE TRIGGER reports_rollup_add" 2>/dev/null || true
+dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml
+dc_dovecot_doveadm "$tmp/dv" mailbox status -u rua@example.com messages INBOX >/dev/null
+sed -i 's/^conninfo = dbname=dc_poll$/conninfo = dbname=dc_norollup/' "$tmp/dc.conf"
+c4=$(pg_cpu)
+t0=$(now)
+"$bin" --config "$tmp/dc.conf" poll --once 2> "$tmp/poll2.log" || true
+t1=$(now)
+p2=$(secs "$t0" "$t1")
+c5=$(pg_cpu)
+stored=$(psql -X -At -d dc_norollup -c "SELECT count(*) FROM dmarc.reports")
+[ "$stored" = "$n" ] || { echo "poll without rollups stored $stored reports, expected $n" >&2; exit 1; }
 
 read -r prss pu ps < "$tmp/poll.time"
 read -r irss iu is < "$tmp/import.time"
 echo
 echo "$n messages, $mail_mb MB as files, $raw_mb MB over IMAP"
 printf '%-46s %8s s\n' "R  raw UID FETCH 1:* BODY.PEEK[] (s_client)" "$r"
-printf '%-46s %8s s   (%s msg/s; CPU %s s user + %s s sys, peak RSS %s MB)\n' \
-  "P  poll --once (fetch, store, move, record)" "$p" "$(python3 -c "print(round($n / $p))")" "$pu" "$ps" "$(( prss / 1024 ))"
-printf '%-46s %8s s   (CPU %s s user + %s s sys, peak RSS %s MB)\n' \
-  "I  import of the same files" "$i" "$iu" "$is" "$(( irss / 1024 ))"
+printf '%-46s %8s s   (%s msg/s; CPU %s s user + %s s sys, peak RSS %s MB; PostgreSQL CPU %s s)\n' \
+  "P  poll --once (fetch, store, move, record)" "$p" "$(python3 -c "print(round($n / $p))")" "$pu" "$ps" \
+  "$(( prss / 1024 ))" "$(python3 -c "print(f'{$c1 - $c0:.1f}')")"
+printf '%-46s %8s s   (CPU %s s user + %s s sys, peak RSS %s MB; PostgreSQL CPU %s s)\n' \
+  "I  import of the same files" "$i" "$iu" "$is" "$(( irss / 1024 ))" "$(python3 -c "print(f'{$c3 - $c2:.1f}')")"
+printf "%-46s %8s s   (PostgreSQL CPU %s s)\n" \
+  "P' poll, rollup trigger disabled" "$p2" "$(python3 -c "print(f'{$c5 - $c4:.1f}')")"
 echo "   poll's own log: $poll_line"
-echo "P / R = $(ratio "$p" "$r")   P / I = $(ratio "$p" "$i")   (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "P / R = $(ratio "$p" "$r")   P / I = $(ratio "$p" "$i")   P' / R = $(ratio "$p2" "$r")   (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
