@@ -46,6 +46,7 @@ struct dc_imap {
 	char *caps;                      /* " CAP1 CAP2 " upper-case */
 	char sep;                        /* server's hierarchy separator */
 	bool broken;
+	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
 	char status[STATUS_MAX];         /* text of the last tagged response */
 
 	uint8_t *rbuf;                   /* bytes received, not yet consumed */
@@ -199,12 +200,32 @@ wait_socket(dc_imap *im, short events, dc_err *err)
 	}
 }
 
+/* One send or receive through libcurl, or straight on the socket when the
+ * session was opened with dc_imap_open_fd (tests); CURLE_AGAIN when it would block. */
+static CURLcode
+xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
+{
+	ssize_t r;
+
+	if (im->curl != NULL)
+		return out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(im->sock, buf, len, MSG_DONTWAIT);
+	if (r >= 0) {
+		*n = (size_t)r;
+		return CURLE_OK;
+	}
+	*n = 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return CURLE_AGAIN;
+	return out ? CURLE_SEND_ERROR : CURLE_RECV_ERROR;
+}
+
 static dc_code
 send_all(dc_imap *im, const char *buf, size_t len, dc_err *err)
 {
 	while (len > 0) {
 		size_t n = 0;
-		CURLcode c = curl_easy_send(im->curl, buf, len, &n);
+		CURLcode c = xfer(im, true, (void *)buf, len, &n);
 
 		if (c == CURLE_OK) {
 			buf += n;
@@ -227,7 +248,7 @@ recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
 {
 	for (;;) {
 		size_t n = 0;
-		CURLcode c = curl_easy_recv(im->curl, buf, cap, &n);
+		CURLcode c = xfer(im, false, buf, cap, &n);
 
 		if (c == CURLE_OK) {
 			if (n == 0)
@@ -645,6 +666,57 @@ map_curl_error(CURLcode c, const char *errbuf, const dc_imap_opts *o, dc_err *er
 	}
 }
 
+/* A new session without a connection; NULL when out of memory. */
+static dc_imap *
+session_new(const dc_imap_opts *o)
+{
+	dc_imap *im = calloc(1, sizeof(*im));
+
+	if (im == NULL || (im->rbuf = malloc(RBUF_SIZE)) == NULL ||
+	    (im->line = malloc(DC_MAX_IMAP_LINE + 1)) == NULL) {
+		dc_imap_free(im);
+		return NULL;
+	}
+	im->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	im->max_body = o->max_message_bytes ? o->max_message_bytes : DC_DEFAULT_MAX_MESSAGE_BYTES;
+	im->sep = '/';
+	im->sock = CURL_SOCKET_BAD;
+	return im;
+}
+
+/* After the login: the capabilities and the hierarchy separator. */
+static dc_code
+session_start(dc_imap *im, const char *what, dc_err *err)
+{
+	dc_code rc = command(im, on_capability, NULL, err, "CAPABILITY");
+
+	if (rc != DC_OK)
+		return rc;
+	if (im->caps == NULL || strstr(im->caps, " IMAP4REV1 ") == NULL)
+		return dc_err_set(err, DC_EIMAP, "%s is not an IMAP4rev1 server", what);
+	return command(im, on_list_separator, NULL, err, "LIST \"\" \"\"");
+}
+
+/* Returns DC_OK with *out owned by the caller; see dc_imap.h. */
+dc_code
+dc_imap_open_fd(int fd, const dc_imap_opts *o, dc_imap **out, dc_err *err)
+{
+	dc_imap *im = session_new(o);
+	dc_code rc;
+
+	*out = NULL;
+	if (im == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	im->sock = fd;
+	im->own_sock = false;
+	rc = session_start(im, "the peer", err);
+	if (rc == DC_OK)
+		*out = im;
+	else
+		dc_imap_free(im);
+	return rc;
+}
+
 /* Returns DC_OK with *out owned by the caller; see dc_imap.h. */
 dc_code
 dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err)
@@ -659,17 +731,12 @@ dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err)
 	rc = dc_imap_url_parse(o->url, &u, err);
 	if (rc != DC_OK)
 		goto out;
-	im = calloc(1, sizeof(*im));
-	if (im == NULL || (im->rbuf = malloc(RBUF_SIZE)) == NULL ||
-	    (im->line = malloc(DC_MAX_IMAP_LINE + 1)) == NULL ||
-	    (base = connect_url(o->url)) == NULL || (im->curl = curl_easy_init()) == NULL) {
+	im = session_new(o);
+	if (im == NULL || (base = connect_url(o->url)) == NULL || (im->curl = curl_easy_init()) == NULL) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	im->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-	im->max_body = o->max_message_bytes ? o->max_message_bytes : DC_DEFAULT_MAX_MESSAGE_BYTES;
-	im->sep = '/';
-	im->sock = CURL_SOCKET_BAD;
+	im->own_sock = true;
 
 	CURL *h = im->curl;
 	c = CURLE_OK;
@@ -712,14 +779,7 @@ dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err)
 		rc = dc_err_set(err, DC_EIMAP, "no socket after connecting to %s", o->url);
 		goto out;
 	}
-	rc = command(im, on_capability, NULL, err, "CAPABILITY");
-	if (rc != DC_OK)
-		goto out;
-	if (im->caps == NULL || strstr(im->caps, " IMAP4REV1 ") == NULL) {
-		rc = dc_err_set(err, DC_EIMAP, "%s is not an IMAP4rev1 server", o->url);
-		goto out;
-	}
-	rc = command(im, on_list_separator, NULL, err, "LIST \"\" \"\"");
+	rc = session_start(im, o->url, err);
 	if (rc != DC_OK)
 		goto out;
 	*out = im;
@@ -736,7 +796,7 @@ dc_imap_free(dc_imap *im)
 {
 	if (im == NULL)
 		return;
-	if (im->curl != NULL && im->sock != CURL_SOCKET_BAD) {
+	if (im->sock != CURL_SOCKET_BAD && (im->curl != NULL || !im->own_sock)) {
 		if (!im->broken) {
 			dc_err e;
 			long t = im->timeout_ms;
@@ -745,7 +805,8 @@ dc_imap_free(dc_imap *im)
 			(void)command(im, NULL, NULL, &e, "LOGOUT");
 		}
 		/* libcurl would send its own LOGOUT on cleanup: it fails at once now */
-		shutdown(im->sock, SHUT_RDWR);
+		if (im->curl != NULL)
+			shutdown(im->sock, SHUT_RDWR);
 	}
 	if (im->curl != NULL)
 		curl_easy_cleanup(im->curl);

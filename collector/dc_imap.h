@@ -67,6 +67,11 @@ void dc_imap_url_clear(dc_imap_url *u);
  * reached or misbehaves, DC_ECONFIG for a bad URL. */
 dc_code dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err) DC_WUR;
 
+/* For tests: a session over an already connected socket fd (no TLS, no
+ * login), which stays the caller's to close.  Runs CAPABILITY and LIST like
+ * dc_imap_open; only o's timeout_ms and max_message_bytes are used. */
+dc_code dc_imap_open_fd(int fd, const dc_imap_opts *o, dc_imap **out, dc_err *err) DC_WUR;
+
 /* Sends LOGOUT when the connection is still usable, then closes it. */
 void dc_imap_free(dc_imap *im);
 

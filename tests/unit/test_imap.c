@@ -1,0 +1,474 @@
+/*
+ * test_imap.c - dc_imap without a real server: folder names (modified UTF-7,
+ * quoting), UID sets, URLs, and the protocol against scripted servers over a
+ * socketpair, each script the exact commands the client must send and the
+ * server's replies (literals, unsolicited responses, [TRYCREATE], a server
+ * without MOVE/UIDPLUS, oversized bodies and lines, BYE), in the manner of
+ * curl's tests/data/test800.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dc_imap.h"
+
+/* ---- names, sets, URLs ---------------------------------------------------- */
+
+static void
+test_quote_folder(void **state)
+{
+	static const struct { const char *in; char sep; const char *out; } cases[] = {
+		{ "INBOX", '/', "\"INBOX\"" },
+		{ "Archive/DMARC", '/', "\"Archive/DMARC\"" },
+		{ "Archive/DMARC", '.', "\"Archive.DMARC\"" },
+		{ "Archiv/Berichte-\xc3\x9c", '/', "\"Archiv/Berichte-&ANw-\"" },
+		{ "\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", '/', "\"&U,BTFw-/&ZeVnLIqe-\"" }, /* RFC 3501 5.1.3 */
+		{ "a&b", '/', "\"a&-b\"" },
+		{ "q\"s\\", '/', "\"q\\\"s\\\\\"" },
+		{ "\xf0\x9f\x98\x80", '/', "\"&2D3eAA-\"" },            /* U+1F600: a surrogate pair */
+		{ "tab\there", '/', NULL },
+		{ "bad\xff", '/', NULL },
+		{ "\xc0\xaf", '/', NULL },                                /* overlong "/" */
+		{ "", '/', NULL },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dc_err err;
+		char *q = dc_imap_quote_folder(cases[i].in, cases[i].sep, &err);
+
+		if (cases[i].out == NULL) {
+			assert_null(q);
+			assert_int_equal(err.code, DC_ECONFIG);
+		} else {
+			assert_non_null(q);
+			assert_string_equal(q, cases[i].out);
+		}
+		free(q);
+	}
+}
+
+static void
+test_uid_set(void **state)
+{
+	static const uint64_t a[] = { 1, 2, 3, 5, 7, 8, 10 };
+	static const struct { size_t n, max; const char *out; size_t used; } cases[] = {
+		{ 7, 100, "1:3,5,7:8,10", 7 },
+		{ 1, 100, "1", 1 },
+		{ 7, 5, "1:3,5", 4 },
+		{ 7, 1, "1:3", 3 },              /* the first piece always fits */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t used = 0;
+		char *s = dc_imap_uid_set(a, cases[i].n, cases[i].max, &used);
+
+		assert_non_null(s);
+		assert_string_equal(s, cases[i].out);
+		assert_int_equal(used, cases[i].used);
+		free(s);
+	}
+}
+
+static void
+test_url_parse(void **state)
+{
+	static const struct {
+		const char *url, *scheme, *host, *folder;
+		long port;
+		bool loopback;
+		dc_code rc;
+	} cases[] = {
+		{ "imaps://imap.example.com/INBOX", "imaps", "imap.example.com", "INBOX", 0, false, DC_OK },
+		{ "imaps://imap.example.com", "imaps", "imap.example.com", "INBOX", 0, false, DC_OK },
+		{ "IMAP://localhost:1143/Archive%2FDMARC", "imap", "localhost", "Archive/DMARC", 1143, true, DC_OK },
+		{ "imap://127.0.0.1/a/b/", "imap", "127.0.0.1", "a/b", 0, true, DC_OK },
+		{ "imaps://[::1]:993/INBOX;UIDVALIDITY=5", "imaps", "[::1]", "INBOX", 993, true, DC_OK },
+		{ "imaps://127.1.2.3/INBOX", "imaps", "127.1.2.3", "INBOX", 0, true, DC_OK },
+		{ "imaps://127.example.com/INBOX", "imaps", "127.example.com", "INBOX", 0, false, DC_OK },
+		{ "https://imap.example.com/INBOX", NULL, NULL, NULL, 0, false, DC_ECONFIG },
+		{ "not a url", NULL, NULL, NULL, 0, false, DC_ECONFIG },
+		{ "", NULL, NULL, NULL, 0, false, DC_ECONFIG },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dc_imap_url u;
+		dc_err err;
+		dc_code rc = dc_imap_url_parse(cases[i].url, &u, &err);
+
+		assert_int_equal(rc, cases[i].rc);
+		if (rc != DC_OK)
+			continue;
+		assert_string_equal(u.scheme, cases[i].scheme);
+		assert_string_equal(u.host, cases[i].host);
+		assert_string_equal(u.folder, cases[i].folder);
+		assert_int_equal(u.port, cases[i].port);
+		assert_int_equal(u.loopback, cases[i].loopback);
+		dc_imap_url_clear(&u);
+	}
+}
+
+/* ---- scripted servers ------------------------------------------------------ */
+
+/* One exchange: the line the client must send (NULL: none), then the reply. */
+typedef struct step {
+	const char *client;
+	const char *server;
+} step;
+
+typedef struct server {
+	int fd;
+	const step *script;
+	char mismatch[512];        /* first difference from the script, "" if none */
+	size_t done;               /* steps completed */
+} server;
+
+#define PRELUDE(caps, sep) \
+	{ "D1 CAPABILITY", "* CAPABILITY " caps "\r\nD1 OK done\r\n" }, \
+	{ "D2 LIST \"\" \"\"", "* LIST (\\Noselect) \"" sep "\" \"\"\r\nD2 OK done\r\n" }
+#define SELECT(tag) \
+	{ tag " SELECT \"INBOX\"", "* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 9] ok\r\n" \
+	  tag " OK [READ-WRITE] done\r\n" }
+
+static void *
+server_main(void *arg)
+{
+	server *sv = arg;
+	FILE *in = fdopen(dup(sv->fd), "r");
+	char line[100000];
+
+	for (const step *s = sv->script; s->client || s->server; s++) {
+		if (s->client != NULL) {
+			if (fgets(line, sizeof(line), in) == NULL) {
+				snprintf(sv->mismatch, sizeof(sv->mismatch), "EOF, expected '%.200s'", s->client);
+				break;
+			}
+			line[strcspn(line, "\r\n")] = '\0';
+			if (strcmp(line, s->client) != 0) {
+				snprintf(sv->mismatch, sizeof(sv->mismatch), "got '%.200s', expected '%.200s'", line, s->client);
+				break;
+			}
+		}
+		if (s->server != NULL && send(sv->fd, s->server, strlen(s->server), MSG_NOSIGNAL) < 0)
+			break;
+		sv->done++;
+	}
+	fclose(in);
+	shutdown(sv->fd, SHUT_WR);           /* later commands (LOGOUT) see the end */
+	return NULL;
+}
+
+typedef struct session {
+	server sv;
+	pthread_t thread;
+	int client_fd;
+	dc_imap *im;
+} session;
+
+/* Starts the script and opens a session; asserts the prelude went through. */
+static void
+session_start(session *s, const step *script, uint64_t max_body)
+{
+	int fds[2];
+	dc_imap_opts o = { .timeout_ms = 5000, .max_message_bytes = max_body };
+	dc_err err;
+
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	s->client_fd = fds[0];
+	s->sv.fd = fds[1];
+	s->sv.script = script;
+	assert_int_equal(pthread_create(&s->thread, NULL, server_main, &s->sv), 0);
+	assert_int_equal(dc_imap_open_fd(s->client_fd, &o, &s->im, &err), DC_OK);
+}
+
+/* Closes the session; asserts the client sent exactly the script. */
+static void
+session_end(session *s)
+{
+	dc_imap_free(s->im);
+	shutdown(s->client_fd, SHUT_RDWR);
+	pthread_join(s->thread, NULL);
+	close(s->client_fd);
+	close(s->sv.fd);
+	if (s->sv.mismatch[0])
+		fail_msg("script step %zu: %s", s->sv.done + 1, s->sv.mismatch);
+}
+
+typedef struct got {
+	int n;
+	uint64_t uid[8];
+	size_t len[8];
+	char data[8][64];
+	bool dropped[8];
+	int stop_after;            /* return an error after this many bodies (0: never) */
+} got;
+
+static dc_code
+on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
+{
+	got *g = ctx;
+
+	if (g->n < 8) {
+		g->uid[g->n] = uid;
+		g->len[g->n] = len;
+		g->dropped[g->n] = data == NULL;
+		if (data)
+			snprintf(g->data[g->n], sizeof(g->data[0]), "%.*s", (int)len, (const char *)data);
+	}
+	g->n++;
+	if (g->stop_after && g->n == g->stop_after)
+		return dc_err_set(err, DC_EDB, "database gone");
+	return DC_OK;
+}
+
+static void
+test_select_list_fetch(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		SELECT("D3"),
+		{ "D4 UID FETCH 5:8 (UID RFC822.SIZE)",
+		  "* 1 FETCH (UID 5 RFC822.SIZE 120)\r\n"
+		  "* 2 FETCH (FLAGS (\\Seen) UID 6 RFC822.SIZE 7)\r\n"
+		  "* 3 FETCH (UID 8 RFC822.SIZE 30000)\r\n"
+		  "D4 OK done\r\n" },
+		{ "D5 UID FETCH 5:6,8 BODY.PEEK[]",
+		  "* 1 FETCH (UID 5 BODY[] {13}\r\nline1\r\n}{3}\r\n)\r\n"
+		  "* 2 FETCH (FLAGS (\\Seen))\r\n"          /* another session's change */
+		  "* 7 EXPUNGE\r\n"
+		  "* 2 FETCH (BODY[] {0}\r\n UID 6)\r\n"     /* UID after the body, an empty body */
+		  "* 3 FETCH (UID 8 BODY[] {40}\r\n0123456789012345678901234567890123456789)\r\n"
+		  "D5 OK done\r\n" },
+		{ "D6 LOGOUT", "* BYE bye\r\nD6 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	dc_imap_folder_info fi;
+	dc_imap_msg *msgs = NULL;
+	size_t n = 0;
+	got g = { 0 };
+	uint64_t uids[] = { 5, 6, 8 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 20);
+	assert_true(dc_imap_has_capability(s.im, "move"));
+	assert_false(dc_imap_has_capability(s.im, "MOV"));
+	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_OK);
+	assert_int_equal(fi.uidvalidity, 42);
+	assert_int_equal(fi.uidnext, 9);
+	assert_int_equal(fi.exists, 3);
+	assert_int_equal(dc_imap_list(s.im, 5, 9, 0, &msgs, &n, &err), DC_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(msgs[0].uid, 5);
+	assert_int_equal(msgs[0].size, 120);
+	assert_int_equal(msgs[1].uid, 6);
+	assert_int_equal(msgs[2].size, 30000);
+	free(msgs);
+	assert_int_equal(dc_imap_fetch(s.im, uids, 3, on_body, &g, &err), DC_OK);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.uid[0], 5);
+	assert_string_equal(g.data[0], "line1\r\n}{3}\r\n");
+	assert_int_equal(g.uid[1], 6);
+	assert_int_equal(g.len[1], 0);
+	assert_false(g.dropped[1]);
+	assert_int_equal(g.uid[2], 8);
+	assert_true(g.dropped[2]);                /* 40 bytes > max 20: read and dropped */
+	assert_int_equal(g.len[2], 40);
+	assert_false(dc_imap_broken(s.im));
+	session_end(&s);
+}
+
+static void
+test_callback_error_drains(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		SELECT("D3"),
+		{ "D4 UID FETCH 1:3 BODY.PEEK[]",
+		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+		  "* 2 FETCH (UID 2 BODY[] {3}\r\ntwo)\r\n"
+		  "* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
+		  "D4 OK done\r\n" },
+		/* the connection is still usable: move the one stored */
+		{ "D5 UID MOVE 1 \"Archive/DMARC\"", "D5 OK moved\r\n" },
+		{ "D6 LOGOUT", "D6 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	dc_imap_folder_info fi;
+	got g = { .stop_after = 2 };
+	uint64_t uids[] = { 1, 2, 3 }, ok[] = { 1 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_OK);
+	assert_int_equal(dc_imap_fetch(s.im, uids, 3, on_body, &g, &err), DC_EDB);
+	assert_string_equal(err.msg, "database gone");
+	assert_int_equal(g.n, 2);                 /* the third was not delivered */
+	assert_false(dc_imap_broken(s.im));
+	assert_int_equal(dc_imap_move(s.im, ok, 1, "Archive/DMARC", &err), DC_OK);
+	session_end(&s);
+}
+
+static void
+test_trycreate(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "."),
+		{ "D3 UID MOVE 4:5,9 \"Archive.DMARC\"", "D3 NO [TRYCREATE] Mailbox doesn't exist\r\n" },
+		{ "D4 LIST \"\" \"Archive.DMARC\"", "D4 OK done\r\n" },
+		{ "D5 CREATE \"Archive.DMARC\"", "D5 OK created\r\n" },
+		{ "D6 SUBSCRIBE \"Archive.DMARC\"", "D6 OK done\r\n" },
+		{ "D7 UID MOVE 4:5,9 \"Archive.DMARC\"", "* OK [COPYUID 1 4:5,9 1:3] ok\r\n* 1 EXPUNGE\r\nD7 OK moved\r\n" },
+		/* the folder exists: no CREATE */
+		{ "D8 LIST \"\" \"Archive.DMARC\"", "* LIST () \".\" Archive.DMARC\r\nD8 OK done\r\n" },
+		{ "D9 LOGOUT", "D9 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	uint64_t uids[] = { 4, 5, 9 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_move(s.im, uids, 3, "Archive/DMARC", &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, "Archive/DMARC", &err), DC_OK);
+	session_end(&s);
+}
+
+static void
+test_no_move_no_uidplus(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 IDLE", "/"),
+		{ "D3 UID COPY 7 \"Archive/Invalid\"", "D3 OK copied\r\n" },
+		{ "D4 UID STORE 7 +FLAGS.SILENT (\\Deleted)", "D4 OK stored\r\n" },
+		{ "D5 EXPUNGE", "* 1 EXPUNGE\r\nD5 OK expunged\r\n" },
+		{ "D6 UID STORE 8 +FLAGS.SILENT (\\Seen)", "D6 OK stored\r\n" },
+		{ "D7 UID STORE 9 +FLAGS.SILENT (\\Deleted)", "D7 OK stored\r\n" },
+		{ "D8 EXPUNGE", "D8 OK expunged\r\n" },
+		{ "D9 LOGOUT", "D9 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	uint64_t u7[] = { 7 }, u8[] = { 8 }, u9[] = { 9 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_move(s.im, u7, 1, "Archive/Invalid", &err), DC_OK);
+	assert_int_equal(dc_imap_mark_seen(s.im, u8, 1, &err), DC_OK);
+	assert_int_equal(dc_imap_delete(s.im, u9, 1, &err), DC_OK);
+	session_end(&s);
+}
+
+static void
+test_refusals(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1", "/"),
+		{ "D3 SELECT \"INBOX\"", "* OK [UIDVALIDITY 1] ok\r\nD3 OK [READ-ONLY] done\r\n" },
+		{ "D4 SELECT \"INBOX\"", "* 1 EXISTS\r\nD4 OK [READ-WRITE] done\r\n" },
+		{ "D5 SELECT \"Nope\"", "D5 NO [NONEXISTENT] Mailbox doesn't exist: Nope\r\n" },
+		{ "D6 LOGOUT", "D6 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	dc_imap_folder_info fi;
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_EIMAP);
+	assert_non_null(strstr(err.msg, "read-only"));
+	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_EIMAP);
+	assert_non_null(strstr(err.msg, "no UIDVALIDITY"));
+	assert_int_equal(dc_imap_select(s.im, "Nope", &fi, &err), DC_EIMAP);
+	assert_string_equal(err.msg, "IMAP server refused SELECT: NO [NONEXISTENT] Mailbox doesn't exist: Nope");
+	assert_false(dc_imap_broken(s.im));       /* refusals leave the session usable */
+	session_end(&s);
+}
+
+static void
+test_hostile_server(void **state)
+{
+	static char long_line[70000];
+	static const step bye[] = {
+		PRELUDE("IMAP4rev1 MOVE", "/"),
+		{ "D3 SELECT \"INBOX\"", "* BYE going down\r\n" },
+		{ NULL, NULL },
+	};
+	static const step garbage[] = {
+		PRELUDE("IMAP4rev1 MOVE", "/"),
+		{ "D3 SELECT \"INBOX\"", "hello there\r\n" },
+		{ NULL, NULL },
+	};
+	step too_long[] = {
+		PRELUDE("IMAP4rev1 MOVE", "/"),
+		{ "D3 SELECT \"INBOX\"", long_line },
+		{ NULL, NULL },
+	};
+	static const step cut[] = {
+		PRELUDE("IMAP4rev1 MOVE", "/"),
+		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {100}\r\nonly this" },
+		{ NULL, NULL },
+	};
+	struct { const step *script; const char *msg; } cases[] = {
+		{ bye, "closed the connection: BYE going down" },
+		{ garbage, "malformed IMAP response" },
+		{ too_long, "longer than 65536 bytes" },
+		{ cut, "closed the connection" },
+	};
+	(void)state;
+	memset(long_line, 'x', sizeof(long_line) - 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		session s;
+		dc_imap_folder_info fi;
+		got g = { 0 };
+		uint64_t u1[] = { 1 };
+		dc_err err;
+		dc_code rc;
+
+		session_start(&s, cases[i].script, 1000);
+		if (cases[i].script == cut)
+			rc = dc_imap_fetch(s.im, u1, 1, on_body, &g, &err);
+		else
+			rc = dc_imap_select(s.im, "INBOX", &fi, &err);
+		assert_int_equal(rc, DC_EIMAP);
+		if (strstr(err.msg, cases[i].msg) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].msg);
+		assert_true(dc_imap_broken(s.im));
+		assert_int_equal(g.n, 0);
+		/* a broken session refuses further commands without I/O */
+		assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_EIMAP);
+		session_end(&s);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_quote_folder),
+		cmocka_unit_test(test_uid_set),
+		cmocka_unit_test(test_url_parse),
+		cmocka_unit_test(test_select_list_fetch),
+		cmocka_unit_test(test_callback_error_drains),
+		cmocka_unit_test(test_trycreate),
+		cmocka_unit_test(test_no_move_no_uidplus),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_hostile_server),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
