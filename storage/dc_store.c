@@ -953,7 +953,7 @@ fail:
 }
 
 /* Checks one record before anything of it is buffered; canonical source_ip
- * text goes to ip (empty when absent). */
+ * text goes to ip (empty when absent or empty: stored as NULL). */
 static dc_code
 check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 {
@@ -980,7 +980,10 @@ check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
 		                   s[len - 1] == '\n'))
 			len--;
-		if (len == 0 || len >= sizeof(tmp))
+		/* <source_ip/> gives no address, like an absent element: NULL */
+		if (len == 0)
+			goto ip_done;
+		if (len >= sizeof(tmp))
 			goto bad_ip;
 		memcpy(tmp, s, len);
 		tmp[len] = '\0';
@@ -994,6 +997,7 @@ check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 			goto bad_ip;
 		}
 	}
+ip_done:
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (!utf8_valid(f[i].v))
 			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": %s is not valid UTF-8", n, f[i].name);
