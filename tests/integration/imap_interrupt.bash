@@ -1,5 +1,5 @@
 # imap_interrupt.bash - sourced by imap_kill.sh, imap_dbstop.sh and
-# imap_restart.sh with MODE set: a `poll --once` of 600 report e-mails is
+# imap_restart.sh with MODE set: a `poll --once` of 400 report e-mails is
 # interrupted while it runs (SIGKILL, the database stopped, Dovecot
 # restarted).  Then: every message already moved out of INBOX has its report
 # stored (nothing moved before its data was committed); the next poll stores
@@ -11,7 +11,7 @@ set -uo pipefail
 . "$DC_SRC/tests/lib/pg.sh"
 . "$DC_SRC/tests/lib/dovecot.sh"
 
-N=600
+N=400
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 pid=
