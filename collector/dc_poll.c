@@ -1145,8 +1145,8 @@ poll_round(service *s)
 			break;
 		case DC_ECONFIG:
 			/* e.g. the schema was not migrated: an admin must act; retry slowly */
-			back_off(s, i, dc_err_text(&err));
 			s->mbs[i].backoff = BACKOFF_MAX;
+			back_off(s, i, dc_err_text(&err));
 			status = worse(status, EXIT_USAGE);
 			break;
 		case DC_EDB: {
