@@ -151,6 +151,7 @@ slurp(const char *path, size_t *len)
 	assert_non_null(b);
 	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
 	fclose(f);
+	b[n] = '\0';  /* callers may use it as a string */
 	*len = (size_t)n;
 	return b;
 }
