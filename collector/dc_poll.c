@@ -1052,8 +1052,17 @@ reload(service *s)
 		dc_log_error("reload: out of memory; keeping the configuration in use");
 		return;
 	}
-	if (cfg->db_password != NULL)
-		setenv("PGPASSWORD", cfg->db_password, 1);
+	{
+		/* main.c hands a configured password to libpq as PGPASSWORD unless the
+		 * environment had one; follow the file only where it came from the file */
+		const char *cur = getenv("PGPASSWORD");
+		bool from_file = cur == NULL || (s->cfg->db_password != NULL && strcmp(cur, s->cfg->db_password) == 0);
+
+		if (from_file && cfg->db_password != NULL)
+			setenv("PGPASSWORD", cfg->db_password, 1);
+		else if (from_file && cur != NULL)
+			unsetenv("PGPASSWORD");
+	}
 	mbs_free(s);
 	dc_store_free(s->st);          /* the database may have changed */
 	s->st = NULL;
