@@ -61,6 +61,7 @@ struct dc_imap {
 
 /* ---- URL ------------------------------------------------------------- */
 
+/* True for localhost, 127.0.0.0/8 and ::1 (names as libcurl returns them). */
 static bool
 host_is_loopback(const char *h)
 {
@@ -133,6 +134,7 @@ out:
 	return rc;
 }
 
+/* Frees what u owns and zeroes it; u may be NULL. */
 void
 dc_imap_url_clear(dc_imap_url *u)
 {
@@ -166,6 +168,7 @@ connect_url(const char *url)
 
 /* ---- socket I/O ---------------------------------------------------------- */
 
+/* Marks the session unusable and returns code with the message in err. */
 static dc_code __attribute__((format(printf, 4, 5)))
 broken(dc_imap *im, dc_err *err, dc_code code, const char *fmt, ...)
 {
@@ -220,6 +223,7 @@ xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
 	return out ? CURLE_SEND_ERROR : CURLE_RECV_ERROR;
 }
 
+/* Sends all of buf[0..len); DC_EIMAP (session broken) when it cannot. */
 static dc_code
 send_all(dc_imap *im, const char *buf, size_t len, dc_err *err)
 {
@@ -265,6 +269,7 @@ recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
 	}
 }
 
+/* Refills the empty receive buffer with at least one byte. */
 static dc_code
 fill(dc_imap *im, dc_err *err)
 {
@@ -603,6 +608,7 @@ resp_code(const char *text, const char *code)
 
 /* ---- open / close ---------------------------------------------------------- */
 
+/* Keeps the "* CAPABILITY" list, upper-cased and blank-delimited, in im->caps. */
 static dc_code
 on_capability(dc_imap *im, void *ctx, dc_err *err)
 {
@@ -619,6 +625,7 @@ on_capability(dc_imap *im, void *ctx, dc_err *err)
 	return DC_OK;
 }
 
+/* Takes the hierarchy separator from `* LIST (...) "/" ""` (NIL: keep "/"). */
 static dc_code
 on_list_separator(dc_imap *im, void *ctx, dc_err *err)
 {
@@ -638,6 +645,7 @@ on_list_separator(dc_imap *im, void *ctx, dc_err *err)
 	return DC_OK;
 }
 
+/* Maps libcurl's connect/login failure to a dc_code with a message naming the server. */
 static dc_code
 map_curl_error(CURLcode c, const char *errbuf, const dc_imap_opts *o, dc_err *err)
 {
@@ -791,6 +799,7 @@ out:
 	return rc;
 }
 
+/* See dc_imap.h; im may be NULL. */
 void
 dc_imap_free(dc_imap *im)
 {
@@ -817,6 +826,7 @@ dc_imap_free(dc_imap *im)
 	free(im);
 }
 
+/* See dc_imap.h. */
 bool
 dc_imap_has_capability(const dc_imap *im, const char *cap)
 {
@@ -830,6 +840,7 @@ dc_imap_has_capability(const dc_imap *im, const char *cap)
 	return strstr(im->caps, want) != NULL;
 }
 
+/* See dc_imap.h. */
 bool
 dc_imap_broken(const dc_imap *im)
 {
@@ -1004,6 +1015,7 @@ typedef struct select_ctx {
 	bool have_uidvalidity;
 } select_ctx;
 
+/* Collects UIDVALIDITY, UIDNEXT and EXISTS from SELECT's untagged responses. */
 static dc_code
 on_select(dc_imap *im, void *vctx, dc_err *err)
 {
@@ -1048,6 +1060,7 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	return rc;
 }
 
+/* Counts "* LIST" responses into *(size_t *)ctx. */
 static dc_code
 on_list_any(dc_imap *im, void *ctx, dc_err *err)
 {
@@ -1089,6 +1102,7 @@ typedef struct list_ctx {
 	dc_imap_msg *msgs;
 } list_ctx;
 
+/* Appends one "* n FETCH (UID u RFC822.SIZE s)" within the range to the listing. */
 static dc_code
 on_list_fetch(dc_imap *im, void *vctx, dc_err *err)
 {
@@ -1153,6 +1167,7 @@ typedef struct fetch_ctx {
 	dc_err err;
 } fetch_ctx;
 
+/* Hands one FETCH response with a body to the caller's callback (until it fails). */
 static dc_code
 on_fetch_body(dc_imap *im, void *vctx, dc_err *err)
 {
@@ -1232,6 +1247,7 @@ uid_command(dc_imap *im, const char *verb, const char *arg, const uint64_t *uids
 	return DC_OK;
 }
 
+/* Expunges uids (UID EXPUNGE), or every \Deleted message without UIDPLUS. */
 static dc_code
 expunge(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
 {
@@ -1295,12 +1311,14 @@ dc_imap_move(dc_imap *im, const uint64_t *uids, size_t n, const char *folder, dc
 	return rc;
 }
 
+/* See dc_imap.h. */
 dc_code
 dc_imap_mark_seen(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
 {
 	return uid_command(im, "STORE", "+FLAGS.SILENT (\\Seen)", uids, n, err);
 }
 
+/* See dc_imap.h. */
 dc_code
 dc_imap_delete(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
 {

@@ -68,6 +68,7 @@ static volatile sig_atomic_t g_stop;
 static volatile sig_atomic_t g_reload;
 static int g_wake[2] = { -1, -1 };           /* self-pipe: wakes the sleep between polls */
 
+/* Signal handler: sets the flag and wakes the sleep (async-signal-safe only). */
 static void
 on_signal(int sig)
 {
@@ -86,6 +87,7 @@ typedef struct saved_signals {
 	struct sigaction term, intr, hup, pipe;
 } saved_signals;
 
+/* Installs the handlers for TERM, INT and HUP, ignores PIPE; old gets the previous ones. */
 static void
 signals_install(saved_signals *old)
 {
@@ -105,6 +107,7 @@ signals_install(saved_signals *old)
 	sigaction(SIGPIPE, &sa, &old->pipe);
 }
 
+/* Puts back the handlers of signals_install and closes the self-pipe. */
 static void
 signals_restore(const saved_signals *old)
 {
@@ -142,6 +145,7 @@ sleep_until(time_t deadline)
 	}
 }
 
+/* Returns the monotonic clock in seconds. */
 static time_t
 now_mono(void)
 {
@@ -151,6 +155,7 @@ now_mono(void)
 	return t.tv_sec;
 }
 
+/* Returns the seconds elapsed since t0 (monotonic). */
 static double
 seconds_since(const struct timespec *t0)
 {
@@ -455,6 +460,7 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 	return handle_message(r, &r->slots[r->next_slot], data, len, err);
 }
 
+/* Creates folder when missing, once per session (*ready remembers). */
 static dc_code
 ensure_folder(mb_run *r, const char *folder, bool *ready, dc_err *err)
 {
@@ -588,6 +594,7 @@ out:
 	return rc;
 }
 
+/* Empties the batch, freeing the Message-IDs it holds. */
 static void
 clear_slots(mb_run *r)
 {
@@ -678,6 +685,7 @@ work(mb_run *r)
 	}
 }
 
+/* Prepares a worker on store st (borrowed) for pool p; DC_ENOMEM. */
 static dc_code
 run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 {
@@ -696,6 +704,7 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 	return DC_OK;
 }
 
+/* Frees what run_init allocated (not the session or the store). */
 static void
 run_clear(mb_run *r)
 {
@@ -713,6 +722,7 @@ typedef struct extra {
 	mb_run r;
 } extra;
 
+/* Thread of an extra connection: logs in, selects, takes batches; always returns NULL. */
 static void *
 extra_main(void *arg)
 {
@@ -755,6 +765,7 @@ extra_main(void *arg)
 	return NULL;
 }
 
+/* Adds b to a. */
 static void
 totals_add(totals *a, const totals *b)
 {
@@ -985,6 +996,7 @@ worse(int a, int b)
 	return a > b ? a : b;
 }
 
+/* Frees the per-mailbox service state (wiping cached tokens). */
 static void
 mbs_free(service *s)
 {
@@ -1020,6 +1032,7 @@ check_config(const dc_config *cfg)
 	return 0;
 }
 
+/* SIGHUP: loads the configuration again; on any error keeps the one in use (logged). */
 static void
 reload(service *s)
 {

@@ -21,6 +21,7 @@ typedef struct sbuf {
 	bool oom;
 } sbuf;
 
+/* Appends p[0..n) to b; sets b->oom on allocation failure. */
 static void
 sb_add(sbuf *b, const char *p, size_t n)
 {
@@ -43,6 +44,7 @@ sb_add(sbuf *b, const char *p, size_t n)
 	b->s[b->len] = '\0';
 }
 
+/* Appends the string p to b. */
 static void
 sb_str(sbuf *b, const char *p)
 {
@@ -66,6 +68,7 @@ sb_text_elem(sbuf *b, const char *v)
 	sb_add(b, "\"", 1);
 }
 
+/* Appends one element of a bigint[] literal. */
 static void
 sb_int_elem(sbuf *b, int64_t v)
 {
@@ -207,6 +210,7 @@ out:
 	return rc;
 }
 
+/* See dc_mailbox.h; DC_EDB on failure. */
 dc_code
 dc_mailbox_finish(PGconn *conn, int64_t id, const char *error, dc_err *err)
 {
@@ -227,6 +231,7 @@ dc_mailbox_finish(PGconn *conn, int64_t id, const char *error, dc_err *err)
 	return rc;
 }
 
+/* See dc_mailbox.h; DC_EDB on failure. */
 dc_code
 dc_mailbox_fail(PGconn *conn, const char *label, const char *url, const char *user, const char *error,
 	dc_err *err)
