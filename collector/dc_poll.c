@@ -424,8 +424,15 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->reports = (int)xs.reports;
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
-		if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0)
+		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
+			/* not expected from dc_extract: reject the message rather than retry it forever */
+			char why[DC_ERR_MSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", dc_err_text(err));
+			rc = reject_message(r, s, "extract", why, data, len, err);
+		} else if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0) {
 			rc = reject_message(r, s, "mime", "no aggregate report in the message", data, len, err);
+		}
 	}
 	if (rc != DC_OK)
 		return rc;
