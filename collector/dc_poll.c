@@ -310,6 +310,30 @@ check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
 	return rc;
 }
 
+/*
+ * Opens the store for polling (*out owned by the caller) with
+ * synchronous_commit on for its session: a message is moved once its
+ * reports are committed, so a commit must not be lost by a server crash
+ * afterwards, whatever the server's default.  DC_EDB on failure.
+ */
+static dc_code
+open_store(const char *conninfo, dc_store **out, dc_err *err)
+{
+	PGresult *res;
+	dc_code rc = dc_store_open(conninfo, out, err);
+
+	if (rc != DC_OK)
+		return rc;
+	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = dc_err_set(err, DC_EDB, "SET synchronous_commit: %s", PQerrorMessage(dc_store_conn(*out)));
+		dc_store_free(*out);
+		*out = NULL;
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* ---- one mailbox ---------------------------------------------------------------- */
 
 /* Per-mailbox state the service keeps between polls. */
@@ -757,7 +781,7 @@ extra_main(void *arg)
 	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
 		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
 	if (rc == DC_OK)
-		rc = dc_store_open(p->cfg->db_conninfo, &st, &err);
+		rc = open_store(p->cfg->db_conninfo, &st, &err);
 	if (rc == DC_OK)
 		rc = run_init(&x->r, p, st, &err);
 	if (rc == DC_OK) {
@@ -1153,7 +1177,7 @@ poll_round(service *s)
 			continue;
 		dc_err_clear(&err);
 		if (s->st == NULL) {
-			rc = dc_store_open(s->cfg->db_conninfo, &s->st, &err);
+			rc = open_store(s->cfg->db_conninfo, &s->st, &err);
 			if (rc != DC_OK) {
 				char why[DC_ERR_MSG_MAX + 32];
 				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));

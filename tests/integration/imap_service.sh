@@ -48,7 +48,7 @@ M=$DC_SRC/tests/data/corpus/mjl-+mox/testdata/dmarc-reports
 
 python3 "$DC_SRC/tests/integration/imap_mail.py" reports "$tmp/mail" 400 5 svc || exit 1
 write_conf() { # write_conf ARCHIVE_FOLDER
-  { echo "[database]"; echo "conninfo = dbname=imap options='-c synchronous_commit=on'"
+  { echo "[database]"; echo "conninfo = dbname=imap"
     dc_dovecot_mailbox_conf "$tmp/dv" imaps
     echo "archive_folder = $1"
     echo "[service]"; echo "interval = 1"
