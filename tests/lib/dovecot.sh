@@ -184,7 +184,7 @@ dc_dovecot_stop() {
   done
   # imap processes outlive the master while a client is connected
   # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null
+  kill -KILL $pids 2>/dev/null || true   # most are gone already (callers may run set -e)
   rm -f "$dir/run/master.pid"
   return 0
 }
@@ -231,7 +231,7 @@ dc_dovecot_count() {
   local fdir
   fdir=$(dc_dovecot_folder_dir "$1" "$2")
   [ -d "$fdir" ] || { echo 0; return 0; }
-  find "$fdir/cur" "$fdir/new" -type f 2>/dev/null | wc -l
+  { find "$fdir/cur" "$fdir/new" -type f 2>/dev/null || true; } | wc -l
 }
 
 dc_dovecot_doveadm() {
