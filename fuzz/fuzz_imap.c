@@ -1,0 +1,78 @@
+/*
+ * fuzz_imap.c - libFuzzer target for the IMAP response reader (collector/dc_imap.c):
+ * the fuzz input is everything a hostile server says, as one byte stream, and
+ * the client runs the session the poller runs (CAPABILITY, LIST, SELECT,
+ * UID FETCH sizes, UID FETCH BODY.PEEK[], UID MOVE) against it.  Every call
+ * must return a code, bodies must stay within the cap, nothing may leak.
+ * The client's own commands go to the other end of the socket pair, unread.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dc_imap.h"
+
+#define BODY_CAP   4096
+#define INPUT_MAX  (128 * 1024)   /* stays below the socket buffers: no writer thread */
+
+static dc_code
+on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
+{
+	size_t *total = ctx;
+
+	(void)uid;
+	(void)err;
+	if (data == NULL)
+		return DC_OK;             /* over the cap: dropped, only its size given */
+	if (len > BODY_CAP)
+		abort();                  /* the cap was not enforced */
+	for (size_t i = 0; i < len; i++)
+		*total += data[i];        /* touch every byte */
+	return DC_OK;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int sv[2];
+	int big = 4 * INPUT_MAX;
+	dc_imap *im = NULL;
+	dc_imap_opts o = { .timeout_ms = 2000, .max_message_bytes = BODY_CAP };
+	dc_imap_folder_info fi;
+	dc_imap_msg *msgs = NULL;
+	size_t n = 0, total = 0;
+	uint64_t uids[] = { 1, 2, 5 };
+	dc_err err;
+
+	if (size > INPUT_MAX)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return 0;
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	if (write(sv[1], data, size) != (ssize_t)size)
+		goto out;
+	shutdown(sv[1], SHUT_WR);         /* the server says no more than the input */
+
+	if (dc_imap_open_fd(sv[0], &o, &im, &err) != DC_OK)
+		goto out;
+	(void)dc_imap_has_capability(im, "MOVE");
+	if (dc_imap_select(im, "INBOX", &fi, &err) == DC_OK &&
+	    dc_imap_list(im, 1, 0, 100, &msgs, &n, &err) == DC_OK) {
+		for (size_t i = 0; i < n; i++)
+			total += msgs[i].uid;
+	}
+	if (dc_imap_fetch(im, uids, 3, on_body, &total, &err) == DC_OK)
+		(void)dc_imap_move(im, uids, 3, "Archive/DMARC", &err);
+out:
+	free(msgs);
+	dc_imap_free(im);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
