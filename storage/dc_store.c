@@ -16,6 +16,14 @@
  *                 nextval() = a block of `increment_by` ids).  A full chunk
  *                 is sent as three COPYs, so memory stays flat.
  *   report_end    flush, UPDATE the report's totals and errors, COMMIT.
+ *                 Small reports (up to STORE_SMALL_RECORDS records, none
+ *                 flushed yet) skip the COPYs: their rows were also kept as
+ *                 JSON arrays and go, with the totals, in one prepared
+ *                 statement (INSERT ... SELECT FROM json_populate_recordset
+ *                 in three CTEs + the UPDATE), then COMMIT.  Same values,
+ *                 same transaction; report_end costs 2 round trips
+ *                 instead of up to 8 (three COPYs of 2, UPDATE, COMMIT).
+ *                 The report INSERT is a prepared statement too.
  *   report_abort  ROLLBACK: nothing of the report remains.
  * In reparse mode the same steps use SAVEPOINT / ROLLBACK TO / RELEASE
  * inside the transaction that replaces one original's reports.
@@ -49,6 +57,11 @@
 #define STORE_SHA256_LEN     32
 #define STORE_MAX_BYTEA      ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
 #define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
+#define STORE_SMALL_RECORDS  256          /* a report up to this size is written in one statement */
+#define STORE_SMALL_BYTES    (1u << 20)   /* ... while its JSON rows stay under this */
+
+#define STORE_PREP_REPORT    1u           /* "dc_report": the report INSERT */
+#define STORE_PREP_SMALL     2u           /* "dc_small": a small report's rows */
 
 /* A growable byte buffer (COPY text, JSON). */
 typedef struct store_buf {
@@ -89,6 +102,15 @@ struct dc_store {
 	store_buf dkim;
 	store_buf spf;
 	store_buf json;
+
+	/* the small-report path: while `small`, the same rows also go into
+	 * JSON arrays, sent at report_end in one statement instead of COPYs */
+	bool small;
+	unsigned prepared;      /* STORE_PREP_* bits: statements prepared on conn */
+	char begin[STORE_TIME_MAX];
+	store_buf jrec;
+	store_buf jdkim;
+	store_buf jspf;
 };
 
 static void report_rollback(dc_store *st);
@@ -378,6 +400,41 @@ store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const 
 	return DC_OK;
 }
 
+/* Like store_exec with text parameters, through the statement `name`,
+ * prepared on the connection at its first use (bit in st->prepared):
+ * parsed and planned once per connection instead of once per report. */
+static dc_code
+store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sql, int n,
+	const char *const *vals, ExecStatusType want, PGresult **out, const char *what, dc_err *err)
+{
+	PGresult *res;
+	dc_code rc;
+
+	if (out)
+		*out = NULL;
+	if (!(st->prepared & bit)) {
+		res = PQprepare(st->conn, name, sql, n, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = store_fail(st, res, what, err);
+			PQclear(res);
+			return rc;
+		}
+		PQclear(res);
+		st->prepared |= bit;
+	}
+	res = PQexecPrepared(st->conn, name, n, vals, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != want) {
+		rc = store_fail(st, res, what, err);
+		PQclear(res);
+		return rc;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return DC_OK;
+}
+
 /* A command without parameters or rows (BEGIN, COMMIT, SAVEPOINT ...). */
 static dc_code
 store_cmd(dc_store *st, const char *sql, dc_err *err)
@@ -463,6 +520,9 @@ dc_store_free(dc_store *st)
 	free(st->dkim.p);
 	free(st->spf.p);
 	free(st->json.p);
+	free(st->jrec.p);
+	free(st->jdkim.p);
+	free(st->jspf.p);
 	free(st);
 }
 
@@ -927,7 +987,8 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	}
 	if (file_name != NULL && !utf8_valid(file_name))
 		vals[24] = NULL;
-	rc = store_exec(st, sql, 28, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "store report", err);
+	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, PGRES_TUPLES_OK,
+		&res, "store report", err);
 	if (rc != DC_OK)
 		goto fail;
 	if (PQntuples(res) == 0) {
@@ -941,6 +1002,9 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	st->n_records = 0;
 	st->message_total = 0;
 	st->key.len = 0;
+	memcpy(st->begin, begin, sizeof(st->begin));
+	st->jrec.len = st->jdkim.len = st->jspf.len = 0;
+	st->small = buf_addc(&st->jrec, '[') && buf_addc(&st->jdkim, '[') && buf_addc(&st->jspf, '[');
 	if (!buf_add(&st->key, begin, strlen(begin)) || !buf_addc(&st->key, '\t') ||
 	    !buf_copy_text(&st->key, r->policy_domain)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -1088,6 +1152,82 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 	return ok;
 }
 
+/* Appends ,"name": (or "name": first in an object) to b. */
+static bool
+json_key(store_buf *b, const char *name, bool first)
+{
+	return (first || buf_addc(b, ',')) && buf_addc(b, '"') && buf_add(b, name, strlen(name)) &&
+		buf_add(b, "\":", 2);
+}
+
+/* Opens the next object of a JSON array buffer started with '['. */
+static bool
+json_open(store_buf *b)
+{
+	return (b->len == 1 || buf_addc(b, ',')) && buf_addc(b, '{');
+}
+
+/* Appends "record_id":..,"date_begin":..,"policy_domain":..,"ordinal":.. of
+ * an auth result row. */
+static bool
+json_auth_prefix(dc_store *st, store_buf *b, const dc_report *r, int64_t id, size_t ordinal)
+{
+	return json_open(b) && json_key(b, "record_id", true) && buf_i64(b, id) &&
+		json_key(b, "date_begin", false) && buf_json_string(b, st->begin) &&
+		json_key(b, "policy_domain", false) && buf_json_string(b, r->policy_domain) &&
+		json_key(b, "ordinal", false) && buf_i64(b, (int64_t)ordinal);
+}
+
+/* Appends the record's rows as JSON objects to the small-report arrays,
+ * with exactly the values chunk_add puts in the COPY text (the reasons
+ * array is the one chunk_add just built in st->json).  False when out of
+ * memory. */
+static bool
+json_add(dc_store *st, const dc_report *r, const dc_record *rec, int64_t id, const char *ip)
+{
+	store_buf *b = &st->jrec;
+	bool ok;
+
+	ok = json_open(b) && json_key(b, "id", true) && buf_i64(b, id) &&
+		json_key(b, "report_id", false) && buf_i64(b, st->report_pk) &&
+		json_key(b, "date_begin", false) && buf_json_string(b, st->begin) &&
+		json_key(b, "policy_domain", false) && buf_json_string(b, r->policy_domain) &&
+		json_key(b, "ordinal", false) && buf_i64(b, (int64_t)rec->ordinal) &&
+		json_key(b, "source_ip", false) && buf_json_string(b, ip[0] ? ip : NULL) &&
+		json_key(b, "message_count", false) &&
+		(rec->message_count >= 0 ? buf_i64(b, rec->message_count) : buf_add(b, "null", 4)) &&
+		json_key(b, "disposition", false) && buf_json_string(b, rec->disposition) &&
+		json_key(b, "dkim_aligned", false) && buf_json_string(b, rec->dkim_aligned) &&
+		json_key(b, "spf_aligned", false) && buf_json_string(b, rec->spf_aligned) &&
+		json_key(b, "header_from", false) && buf_json_string(b, rec->header_from) &&
+		json_key(b, "envelope_from", false) && buf_json_string(b, rec->envelope_from) &&
+		json_key(b, "envelope_to", false) && buf_json_string(b, rec->envelope_to) &&
+		json_key(b, "reasons", false) &&
+		(rec->n_reasons > 0 ? buf_add(b, st->json.p, st->json.len) : buf_add(b, "null", 4)) &&
+		buf_addc(b, '}');
+	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		b = &st->jdkim;
+		ok = json_auth_prefix(st, b, r, id, i + 1) &&
+			json_key(b, "domain", false) && buf_json_string(b, d->domain) &&
+			json_key(b, "selector", false) && buf_json_string(b, d->selector) &&
+			json_key(b, "result", false) && buf_json_string(b, d->result) &&
+			json_key(b, "human_result", false) && buf_json_string(b, d->human_result) &&
+			buf_addc(b, '}');
+	}
+	for (size_t i = 0; ok && i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		b = &st->jspf;
+		ok = json_auth_prefix(st, b, r, id, i + 1) &&
+			json_key(b, "domain", false) && buf_json_string(b, s->domain) &&
+			json_key(b, "scope", false) && buf_json_string(b, s->scope) &&
+			json_key(b, "result", false) && buf_json_string(b, s->result) &&
+			json_key(b, "human_result", false) && buf_json_string(b, s->human_result) &&
+			buf_addc(b, '}');
+	}
+	return ok;
+}
+
 /* Sink record: validates and buffers one record, sending the chunk when it
  * is full.  DC_ESCHEMA for bad values, DC_EDB when the server failed. */
 static dc_code
@@ -1109,11 +1249,19 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 		return rc;
 	if (!chunk_add(st, rec, id, ip))
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (st->small && st->n_records >= STORE_SMALL_RECORDS)
+		st->small = false;
+	if (st->small && !json_add(st, r, rec, id, ip))
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (st->small && st->jrec.len + st->jdkim.len + st->jspf.len >= STORE_SMALL_BYTES)
+		st->small = false;
 	st->n_records++;
 	st->chunk_records++;
 	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
-	    st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES)
+	    st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
+		st->small = false;  /* part of it is sent by COPY: the rest goes the same way */
 		return chunk_flush(st, err);
+	}
 	return DC_OK;
 }
 
@@ -1122,9 +1270,28 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 static dc_code
 store_report_end(void *ctx, const dc_report *r, dc_err *err)
 {
+	/* the data-modifying CTEs all run; the auth results' foreign keys are
+	 * checked at the end of the statement, when the records are there */
+	static const char small_sql[] =
+		"WITH rec AS (INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons)"
+		" SELECT id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $5::pg_catalog.json)),"
+		" dkim AS (INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, selector, result, human_result)"
+		" SELECT record_id, date_begin, policy_domain, ordinal, domain, selector, result, human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.dkim_results, $6::pg_catalog.json)),"
+		" spf AS (INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, scope, result, human_result)"
+		" SELECT record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $7::pg_catalog.json))"
+		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4 WHERE id = $1";
 	dc_store *st = ctx;
 	char id[24], n[24], total[24];
-	const char *vals[4] = { id, r->errors, n, total };
+	const char *vals[7] = { id, r->errors, n, total, NULL, NULL, NULL };
 	dc_code rc;
 
 	if (!st->in_report)
@@ -1133,13 +1300,26 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		rc = dc_err_set(err, DC_ESCHEMA, "report error is not valid UTF-8");
 		goto fail;
 	}
-	if ((rc = chunk_flush(st, err)) != DC_OK)
-		goto fail;
 	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
 	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
 	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
-	rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
-		" WHERE id = $1", 4, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+	if (st->small) {
+		/* every row is still here: records, auth results and totals in
+		 * one statement (one round trip instead of up to seven) */
+		if (!buf_addc(&st->jrec, ']') || !buf_addc(&st->jdkim, ']') || !buf_addc(&st->jspf, ']')) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto fail;
+		}
+		vals[4] = st->jrec.p;
+		vals[5] = st->jdkim.p;
+		vals[6] = st->jspf.p;
+		chunk_reset(st);
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals,
+			PGRES_COMMAND_OK, NULL, "store report rows", err);
+	} else if ((rc = chunk_flush(st, err)) == DC_OK) {
+		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
+			" WHERE id = $1", 4, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+	}
 	if (rc != DC_OK)
 		goto fail;
 	rc = store_cmd(st, st->reparse ? "RELEASE SAVEPOINT dc_report" : "COMMIT", err);

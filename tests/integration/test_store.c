@@ -327,6 +327,91 @@ test_duplicate(void **state)
 	dc_store_free(st);
 }
 
+/* ---- small reports (one statement) and large ones (COPY) agree -------- */
+
+/* Every stored value of a report's records with ordinal <= 4 and of their
+ * auth results, as text (NULL and '' kept apart by quote_nullable), without
+ * the ids. */
+static const char rows_sql[] =
+	"SELECT concat_ws(' # ',"
+	" (SELECT string_agg(concat_ws('|', ordinal, quote_nullable(source_ip), quote_nullable(message_count),"
+	"  quote_nullable(disposition), quote_nullable(dkim_aligned), quote_nullable(spf_aligned),"
+	"  quote_nullable(header_from), quote_nullable(envelope_from), quote_nullable(envelope_to),"
+	"  quote_nullable(reasons::text), quote_nullable(date_begin), quote_nullable(policy_domain)), ';' ORDER BY ordinal)"
+	"  FROM dmarc.records WHERE report_id = $1::bigint AND ordinal <= 4),"
+	" (SELECT string_agg(concat_ws('|', rec.ordinal, d.ordinal, quote_nullable(d.domain), quote_nullable(d.selector),"
+	"  quote_nullable(d.result), quote_nullable(d.human_result), quote_nullable(d.date_begin),"
+	"  quote_nullable(d.policy_domain)), ';' ORDER BY rec.ordinal, d.ordinal)"
+	"  FROM dmarc.records rec JOIN dmarc.dkim_results d ON d.record_id = rec.id"
+	"  WHERE rec.report_id = $1::bigint AND rec.ordinal <= 4),"
+	" (SELECT string_agg(concat_ws('|', rec.ordinal, s.ordinal, quote_nullable(s.domain), quote_nullable(s.scope),"
+	"  quote_nullable(s.result), quote_nullable(s.human_result), quote_nullable(s.date_begin),"
+	"  quote_nullable(s.policy_domain)), ';' ORDER BY rec.ordinal, s.ordinal)"
+	"  FROM dmarc.records rec JOIN dmarc.spf_results s ON s.record_id = rec.id"
+	"  WHERE rec.report_id = $1::bigint AND rec.ordinal <= 4))";
+
+static void
+test_paths_agree(void **state)
+{
+	enum { LARGE = 4100 };  /* past the first 4096-record COPY chunk */
+	dc_store *st = open_store();
+	dc_report small = mk_report("paths.example", "r-small");
+	dc_report large = mk_report("paths.example", "r-large");
+	dc_reason reasons[] = { { "forwarded", "via\tlist \"x\"\\y\nz\x01" }, { "local_policy", NULL } };
+	static const dc_spf_result odd_spf[] = { { "", NULL, "pass", "\\N" } };
+	dc_record *recs = calloc(LARGE, sizeof(*recs));
+	dc_err err = { 0 };
+	char id_small[32], id_large[32], rows_small[8192];
+
+	(void)state;
+	assert_non_null(recs);
+	for (size_t i = 0; i < LARGE; i++)
+		recs[i] = mk_record((uint64_t)i + 1, "192.0.2.1");
+	recs[0].envelope_from = NULL;
+	recs[0].spf = odd_spf;
+	recs[1].envelope_from = "";
+	recs[1].source_ip = " 2001:DB8:0::1 ";
+	recs[1].message_count = 7;
+	recs[1].reasons = reasons;
+	recs[1].n_reasons = 2;
+	recs[2].envelope_to = "\\N";
+	recs[2].disposition = "a\rb\\.\"{}[],";
+	recs[2].source_ip = "";
+	recs[2].message_count = -1;
+	recs[2].n_dkim = 0;
+	recs[3].header_from = "t\xc3\xa4" "b\there \xf0\x9f\x93\xa7";
+	small.errors = large.errors = "e1\ne2 \"q\"";
+
+	if (store_report(st, &small, NULL, recs, 4, &err) != DC_OK)
+		fail_msg("store small: %s", err.msg);
+	if (store_report(st, &large, NULL, recs, LARGE, &err) != DC_OK)
+		fail_msg("store large: %s", err.msg);
+	snprintf(id_small, sizeof(id_small), "%s", q("SELECT id FROM dmarc.reports WHERE report_id = 'r-small'", NULL, NULL));
+	snprintf(id_large, sizeof(id_large), "%s", q("SELECT id FROM dmarc.reports WHERE report_id = 'r-large'", NULL, NULL));
+	snprintf(rows_small, sizeof(rows_small), "%s", q(rows_sql, id_small, NULL));
+	assert_string_equal(q(rows_sql, id_large, NULL), rows_small);
+	/* and the values are the ones sent (not merely equally wrong) */
+	assert_string_equal(q("SELECT concat_ws('|', record_count, message_total, errors = E'e1\\ne2 \"q\"')"
+		" FROM dmarc.reports WHERE id = $1::bigint", id_small, NULL), "4|9|t");
+	assert_string_equal(q("SELECT concat_ws('|', record_count, message_total, errors = E'e1\\ne2 \"q\"')"
+		" FROM dmarc.reports WHERE id = $1::bigint", id_large, NULL), "4100|4105|t");
+	assert_string_equal(q("SELECT concat_ws('|', envelope_to = '\\N', disposition = E'a\\rb\\\\.\"{}[],',"
+		" source_ip IS NULL, message_count IS NULL) FROM dmarc.records WHERE report_id = $1::bigint AND ordinal = 3",
+		id_small, NULL), "t|t|t|t");
+	assert_string_equal(q("SELECT concat_ws('|', quote_nullable(domain), quote_nullable(scope), human_result)"
+		" FROM dmarc.spf_results s JOIN dmarc.records r ON r.id = s.record_id"
+		" WHERE r.report_id = $1::bigint AND r.ordinal = 1", id_small, NULL), "''|NULL|\\N");
+	assert_string_equal(q("SELECT (reasons->0->>'comment') = E'via\\tlist \"x\"\\\\y\\nz\\u0001' FROM dmarc.records"
+		" WHERE report_id = $1::bigint AND ordinal = 2", id_small, NULL), "t");
+	assert_string_equal(q("SELECT header_from = E't\\u00e4b\\there \\U0001F4E7' FROM dmarc.records"
+		" WHERE report_id = $1::bigint AND ordinal = 4", id_small, NULL), "t");
+	/* a duplicate of the small one is still skipped, the connection still good */
+	assert_int_equal(store_report(st, &small, NULL, recs, 4, &err), DC_SKIP);
+	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE report_id = $1::bigint", id_small, NULL), "4");
+	free(recs);
+	dc_store_free(st);
+}
+
 /* ---- abort after more than one chunk ----------------------------------- */
 
 static void
@@ -771,6 +856,7 @@ main(void)
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_store_whole),
 		cmocka_unit_test(test_duplicate),
+		cmocka_unit_test(test_paths_agree),
 		cmocka_unit_test(test_abort_large),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_failure),
