@@ -74,7 +74,7 @@ COMMENT ON FUNCTION dmarc.rollup_days(timestamptz, timestamptz) IS
 -- and which PTR names:
 --   'reports'  the records of the reports ids, classified with ip_names as
 --              it is now, added (sign 1) or subtracted (-1);
---   'records'  the same for the records ids (05's rollup_apply, kept);
+--   'records'  the same for the records ids (005's rollup_apply, kept);
 --   'all'      every record, added (rollup_rebuild);
 --   'ips'      the records of rolled-up reports from the source IPs ips,
 --              subtracted as classified with the confirmed names before[]
@@ -83,6 +83,12 @@ COMMENT ON FUNCTION dmarc.rollup_days(timestamptz, timestamptz) IS
 -- The fragments are constants chosen by mode, never caller text; values go
 -- in as parameters.  EXECUTE: planned for these values each time (a
 -- generic plan for `= ANY ($1)` scans everything).
+-- enable_sort off and work_mem 64MB: at the commit of a new report the
+-- planner has no statistics for its report_id and takes its records for a
+-- few rows; it then grouped 1,000,000 rows by sorting them on disk (3 s).
+-- Hashing suits any size (it spills to disk when it must); sorts are
+-- still used where only a sort will do (the ORDER BY of the inserts,
+-- which keeps concurrent writers locking rows in one order).
 CREATE FUNCTION dmarc.rollup_change(mode text, ids bigint[], ips inet[], before text[], after text[],
 	sign integer) RETURNS void
 LANGUAGE plpgsql SET jit = off SET work_mem = '64MB' SET enable_sort = off AS $$
