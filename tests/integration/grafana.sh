@@ -116,6 +116,13 @@ if [ -n "$target" ]; then
   [ "$after" -gt "$before" ] && ok "confirmed PTR moves mail to spf_domain_is_ptr ($before -> $after)" \
     || fail "confirmed PTR did not reclassify ($before -> $after)"
   check_rollup "after a PTR was confirmed"
+  # resolve refreshing a name it already had: the same upsert it runs, nothing changes
+  q -c "INSERT INTO dmarc.ip_names (ip, ptr, forward_confirmed, status) VALUES ('$1', '$2', true, 'ok')
+        ON CONFLICT (ip) DO UPDATE SET ptr = EXCLUDED.ptr, forward_confirmed = EXCLUDED.forward_confirmed,
+        status = EXCLUDED.status, resolved_at = now()" >/dev/null
+  [ "$(q -c "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail WHERE server_generated_reason = 'spf_domain_is_ptr'")" = "$after" ] \
+    && ok "the same name stored again changes nothing" || fail "re-storing an unchanged PTR changed the rollups"
+  check_rollup "after the same PTR was stored again"
   q -c "UPDATE dmarc.ip_names SET forward_confirmed = false WHERE ip = '$1'" >/dev/null
   [ "$(q -c "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail WHERE server_generated_reason = 'spf_domain_is_ptr'")" = "$before" ] \
     && ok "unconfirmed again: back to $before" || fail "unconfirming did not undo the classification"
