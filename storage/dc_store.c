@@ -23,7 +23,8 @@
  *                 in three CTEs + the UPDATE), then COMMIT.  Same values,
  *                 same transaction; report_end costs 2 round trips
  *                 instead of up to 8 (three COPYs of 2, UPDATE, COMMIT).
- *                 The report INSERT is a prepared statement too.
+ *                 The report INSERT and the original's lookup and insert
+ *                 are prepared statements too (once per connection).
  *   report_abort  ROLLBACK: nothing of the report remains.
  * In reparse mode the same steps use SAVEPOINT / ROLLBACK TO / RELEASE
  * inside the transaction that replaces one original's reports.
@@ -62,6 +63,8 @@
 
 #define STORE_PREP_REPORT    1u           /* "dc_report": the report INSERT */
 #define STORE_PREP_SMALL     2u           /* "dc_small": a small report's rows */
+#define STORE_PREP_FIND_ORIG 4u           /* "dc_find_orig": an original by SHA-256 */
+#define STORE_PREP_ADD_ORIG  8u           /* "dc_add_orig": a new original */
 
 /* A growable byte buffer (COPY text, JSON). */
 typedef struct store_buf {
@@ -400,12 +403,13 @@ store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const 
 	return DC_OK;
 }
 
-/* Like store_exec with text parameters, through the statement `name`,
+/* Like store_exec (lens, fmts as there; text results), through the statement `name`,
  * prepared on the connection at its first use (bit in st->prepared):
  * parsed and planned once per connection instead of once per report. */
 static dc_code
 store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sql, int n,
-	const char *const *vals, ExecStatusType want, PGresult **out, const char *what, dc_err *err)
+	const char *const *vals, const int *lens, const int *fmts, ExecStatusType want, PGresult **out,
+	const char *what, dc_err *err)
 {
 	PGresult *res;
 	dc_code rc;
@@ -422,7 +426,7 @@ store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sq
 		PQclear(res);
 		st->prepared |= bit;
 	}
-	res = PQexecPrepared(st->conn, name, n, vals, NULL, NULL, 0);
+	res = PQexecPrepared(st->conn, name, n, vals, lens, fmts, 0);
 	if (res == NULL || PQresultStatus(res) != want) {
 		rc = store_fail(st, res, what, err);
 		PQclear(res);
@@ -865,8 +869,9 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 	vals[0] = (const char *)digest;
 	/* FOR KEY SHARE: a concurrent prune of unreferenced originals cannot
 	 * delete it before our report references it */
-	rc = store_exec(st, "SELECT id FROM dmarc.originals WHERE sha256 = $1 FOR KEY SHARE", 1, vals, lens, fmts,
-		0, PGRES_TUPLES_OK, &res, "find original", err);
+	rc = store_exec_prepared(st, STORE_PREP_FIND_ORIG, "dc_find_orig",
+		"SELECT id FROM dmarc.originals WHERE sha256 = $1 FOR KEY SHARE", 1, vals, lens, fmts,
+		PGRES_TUPLES_OK, &res, "find original", err);
 	if (rc != DC_OK)
 		return rc;
 	if (PQntuples(res) == 0) {
@@ -878,9 +883,10 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 		lens[1] = (int)b->len;
 		vals[2] = name;
 		/* DO UPDATE (not NOTHING) so that a concurrent insert still returns the id */
-		rc = store_exec(st, "INSERT INTO dmarc.originals (sha256, content, name) VALUES ($1, $2, $3)"
+		rc = store_exec_prepared(st, STORE_PREP_ADD_ORIG, "dc_add_orig",
+			"INSERT INTO dmarc.originals (sha256, content, name) VALUES ($1, $2, $3)"
 			" ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING id",
-			3, vals, lens, fmts, 0, PGRES_TUPLES_OK, &res, "store original", err);
+			3, vals, lens, fmts, PGRES_TUPLES_OK, &res, "store original", err);
 		free(name);
 		if (rc != DC_OK)
 			return rc;
@@ -987,7 +993,7 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	}
 	if (file_name != NULL && !utf8_valid(file_name))
 		vals[24] = NULL;
-	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, PGRES_TUPLES_OK,
+	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, NULL, NULL, PGRES_TUPLES_OK,
 		&res, "store report", err);
 	if (rc != DC_OK)
 		goto fail;
@@ -1314,7 +1320,7 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		vals[5] = st->jdkim.p;
 		vals[6] = st->jspf.p;
 		chunk_reset(st);
-		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals,
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals, NULL, NULL,
 			PGRES_COMMAND_OK, NULL, "store report rows", err);
 	} else if ((rc = chunk_flush(st, err)) == DC_OK) {
 		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
