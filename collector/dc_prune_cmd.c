@@ -60,9 +60,11 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 	rc = dc_prune(dc_store_conn(st), &opts, &stats, &err);
 	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64
 		" records, %" PRIu64 " dkim results, %" PRIu64 " spf results, %" PRIu64
-		" failures, %" PRIu64 " originals in %" PRIu64 " transactions",
+		" failures, %" PRIu64 " originals in %" PRIu64 " transactions; %" PRIu64
+		" message log rows",
 		older_than_days, stats.reports, stats.records, stats.dkim_results,
-		stats.spf_results, stats.failures, stats.originals, stats.transactions);
+		stats.spf_results, stats.failures, stats.originals, stats.transactions,
+		stats.mailbox_messages);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
 		status = exit_status(rc);

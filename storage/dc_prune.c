@@ -12,13 +12,16 @@
  *   3. dmarc.originals rows no report references any more (their reports
  *      were pruned, reparsed away, or were all duplicates of another copy),
  *      except those first seen within opts.originals_grace_s, so an import
- *      still in flight is not disturbed.
+ *      still in flight is not disturbed;
+ *   4. dmarc.mailbox_messages rows (the poller's log of what it did with
+ *      each message) handled before the cutoff.  The mailboxes' UIDVALIDITY
+ *      and last UID stay: they say where the next poll starts.
  * The cutoff is read once from the server clock (now() - DAYS), so every
  * batch uses the same one.
  *
  * Not here: dropping partitions (the tables are not partitioned yet; when
  * they are, whole months go by DROP/DETACH instead of batch 1), ip_names,
- * mailbox state, VACUUM (autovacuum reclaims the space).
+ * dmarc.mailboxes, VACUUM (autovacuum reclaims the space).
  */
 #include "dc_prune.h"
 
@@ -88,6 +91,14 @@ static const char SQL_ORIGINALS[] =
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
 	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
+/* The poller's message log: $1 cutoff, $2 batch size, $3 unused (the rows
+ * have no id; each batch takes the oldest ones left). */
+static const char SQL_MAILBOX_MESSAGES[] =
+	"WITH d AS (DELETE FROM dmarc.mailbox_messages WHERE ctid = ANY (ARRAY("
+	"  SELECT ctid FROM dmarc.mailbox_messages WHERE handled_at < $1::timestamptz"
+	"  AND $3::bigint IS NOT NULL ORDER BY handled_at LIMIT $2::int)) RETURNING 1)"
+	" SELECT count(*), 0 FROM d";
 
 /* SQLSTATE of a foreign key violation: a writer referenced an original
  * between our NOT EXISTS and the delete (dc_store finds originals by hash). */
@@ -281,8 +292,11 @@ dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows,
 			&st->failures, &st->transactions, err)) != DC_OK)
 		goto out;
-	rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows,
-		&st->originals, &st->transactions, err);
+	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows,
+			&st->originals, &st->transactions, err)) != DC_OK)
+		goto out;
+	rc = prune_rows(conn, "deleting the message log", SQL_MAILBOX_MESSAGES, cutoff, o->batch_rows,
+		&st->mailbox_messages, &st->transactions, err);
 out:
 	PQclear(res);
 	free(cutoff);

@@ -28,6 +28,7 @@ typedef struct dc_prune_stats {
 	uint64_t spf_results;
 	uint64_t failures;
 	uint64_t originals;
+	uint64_t mailbox_messages; /* rows of the IMAP message log (dmarc.mailbox_messages) */
 	uint64_t transactions;   /* batches committed */
 } dc_prune_stats;
 

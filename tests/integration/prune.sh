@@ -38,6 +38,11 @@ ok "test data generated"
 q "UPDATE dmarc.originals SET first_seen = now() - interval '2 days'" >/dev/null
 q "UPDATE dmarc.failures SET failed_at = now() - interval '400 days' WHERE id % 2 = 0" >/dev/null
 q "UPDATE dmarc.failures SET failed_at = now() - interval '1 day' WHERE id % 2 = 1" >/dev/null
+# the poller's message log: 3 rows older than the cutoff, 2 newer
+q "INSERT INTO dmarc.mailboxes (url, username, label, uidvalidity, last_uid) VALUES ('imaps://127.0.0.1/INBOX', 'rua', 'it', 7, 9)" >/dev/null
+q "INSERT INTO dmarc.mailbox_messages (mailbox_id, uidvalidity, uid, outcome, action, handled_at)
+   SELECT m.id, 7, u, 'stored', 'move:Archive/DMARC', now() - make_interval(days => CASE WHEN u <= 3 THEN 40 ELSE 1 END)
+   FROM dmarc.mailboxes m, generate_series(1, 5) u WHERE m.label = 'it'" >/dev/null
 
 counts() {
   q "SELECT (SELECT count(*) FROM dmarc.reports) || ' ' || (SELECT count(*) FROM dmarc.records) || ' ' ||
@@ -98,8 +103,15 @@ n=$(q "WITH a AS (SELECT day, policy_domain, sum(messages) AS m FROM dmarc.daily
        SELECT (SELECT count(*) FROM (SELECT * FROM a EXCEPT SELECT * FROM b) x) + (SELECT count(*) FROM (SELECT * FROM b EXCEPT SELECT * FROM a) x)")
 [ "$n" = 0 ] && ok "daily rollups equal daily_summary after prune" || fail "rollups differ in $n rows after prune"
 
+# the poller's message log: old rows go, new ones and the mailbox's position stay
+[ "$(q "SELECT count(*) FROM dmarc.mailbox_messages WHERE handled_at < now() - interval '30 days'")" = 0 ] \
+  && [ "$(q "SELECT count(*) FROM dmarc.mailbox_messages")" = 2 ] \
+  && [ "$(q "SELECT last_uid FROM dmarc.mailboxes WHERE label = 'it'")" = 9 ] \
+  && grep -q '; 3 message log rows' "$tmp/prune.log" \
+  && ok "old message log rows gone (3), new ones and last_uid kept" || { cat "$tmp/prune.log"; fail "message log"; }
+
 # again: nothing to do
-"$DC_BIN" --db "$DB" prune --older-than 30 >"$tmp/prune2.log" 2>&1 && grep -q 'deleted 0 reports, 0 records, 0 dkim results, 0 spf results, 0 failures, 0 originals' "$tmp/prune2.log" \
+"$DC_BIN" --db "$DB" prune --older-than 30 >"$tmp/prune2.log" 2>&1 && grep -q 'deleted 0 reports, 0 records, 0 dkim results, 0 spf results, 0 failures, 0 originals in 0 transactions; 0 message log rows' "$tmp/prune2.log" \
   && ok "second prune deletes nothing" || { cat "$tmp/prune2.log"; fail "second prune"; }
 # bad arguments
 "$DC_BIN" --db "$DB" prune --older-than -5 >/dev/null 2>&1; rc=$?
