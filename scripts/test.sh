@@ -28,8 +28,14 @@ run_suite() {  # build dir, extra cmake args...
   cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   cmake --build "$dir" -j"$jobs" 2>&1 | grep -Ev '^\[|^-- ' || true
   test -x "$dir/dmarc-collector"
-  (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 900)
+  (cd "$dir" && ctest -j"$jobs" --output-on-failure --timeout 900) | tee "$dir/ctest.out"
+  local line total failed
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$dir/ctest.out" | tail -1)
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  failed=$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  passed_all=$((passed_all + total - failed)); failed_all=$((failed_all + failed))
 }
+passed_all=0; failed_all=0
 
 step "build and test (gcc, -Werror)"
 run_suite "$src/build"
@@ -60,9 +66,10 @@ if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
       -timeout=10 -print_final_stats=0 "$work" "$seeds" >"$fdir/$name.log" 2>&1 \
       || { tail -40 "$fdir/$name.log"; echo "fuzz target $name failed"; exit 1; }
     grep -E 'Done [0-9]+ runs' "$fdir/$name.log" | tail -1
-    nf=$((nf + 1))
+    nf=$((nf + 1)); passed_all=$((passed_all + 1))
   done
   [ "$nf" -gt 0 ] || { echo "no fuzz targets were built"; exit 1; }
 fi
 
 step "all tests passed"
+echo "tests: $passed_all passed, $failed_all failed"
