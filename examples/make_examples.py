@@ -9,6 +9,7 @@ an SPF result with scope helo, and an SPF domain / envelope_from equal to the
 sending host's PTR name (the demo's DNS server answers those PTRs).
 """
 import gzip, io, os, zipfile, email.utils
+from xml.sax.saxutils import escape
 from email.message import EmailMessage
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
@@ -26,7 +27,7 @@ def record(ip, count, disp, dkim, spf, header_from, env_from, dkims, spfs, reaso
     x += ["        </policy_evaluated>", "      </row>", "      <identifiers>",
           f"        <header_from>{header_from}</header_from>"]
     if env_from is not None:
-        x.append(f"        <envelope_from>{env_from}</envelope_from>" if env_from else "        <envelope_from/>")
+        x.append(f"        <envelope_from>{escape(env_from)}</envelope_from>" if env_from else "        <envelope_from/>")
     x += ["      </identifiers>", "      <auth_results>"]
     for d, sel, res in dkims:
         x += ["        <dkim>", f"          <domain>{d}</domain>", f"          <selector>{sel}</selector>",
@@ -79,9 +80,14 @@ bounce_signed = record("192.0.2.10", 6, "none", "pass", "fail", "example.com", "
 # the SPF domain is the host's own (forward-confirmed) PTR name -> rule 3
 nas_notify = record("203.0.113.40", 5, "quarantine", "fail", "fail", "example.com", None,
                     [], [("nas.example.com", None, "pass")])
-# a printer that mails scans with its own host name as envelope sender -> rule 4
+# a printer that mails scans with its own host name as envelope sender; the
+# receiver reports only the DKIM result -> rule 4
 printer = record("203.0.113.41", 2, "quarantine", "fail", "fail", "example.com", "printer.example.com",
-                 [("printer.example.com", "default", "pass")], [("printer.example.com", "mfrom", "pass")])
+                 [("printer.example.com", "default", "pass")], [])
+# the same help desk seen by Google, which never reports envelope_from: only
+# the SPF scope shows the null sender -> rule 2
+autoreply_google = record("192.0.2.25", 14, "quarantine", "fail", "fail", "example.com", None,
+                          [], [("helpdesk.example.com", "helo", "pass")])
 # claims a PTR name it does not own (the name does not resolve back): not counted
 spoof = record("203.0.113.99", 1, "reject", "fail", "fail", "example.com", None,
                [], [("mail.example.com", None, "softfail")])
@@ -93,7 +99,7 @@ msgs = []
 # google.com style: zip attachment
 rid = "17730521448855312001"
 x = report("google.com", "noreply-dmarc-support@google.com", rid, T0, T0 + DAY - 1,
-           [regular("192.0.2.5", 1520), autoreply_empty, bounce_signed, forwarded])
+           [regular("192.0.2.5", 1520), autoreply_google, bounce_signed, forwarded])
 z = io.BytesIO()
 with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
     zf.writestr(f"google.com!example.com!{T0}!{T0 + DAY - 1}.xml", x)

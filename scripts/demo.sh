@@ -67,7 +67,7 @@ echo "   (exit status $rc: 0 all stored, 1 some messages rejected and moved to A
 run resolve
 echo "   INBOX now $(dc_dovecot_count "$tmp/imap" INBOX), Archive/DMARC $(dc_dovecot_count "$tmp/imap" Archive/DMARC), Archive/Invalid $(dc_dovecot_count "$tmp/imap" Archive/Invalid)"
 
-q() { echo; echo "-- $1"; psql -X -P pager=off -d dmarc -c "$2"; }
+q() { echo; echo "-- $1"; psql -X -P pager=off -P 'null=(null)' -d dmarc -c "$2"; }
 echo; echo "== what the views show"
 q "reports" "SELECT org_name, report_id, policy_domain, date_begin, date_end, record_count, message_total FROM dmarc.reports ORDER BY id"
 q "records (dmarc.record_details)" "SELECT org_name, source_ip, ptr, message_count AS msgs, disposition, dkim_aligned AS dkim, spf_aligned AS spf, envelope_from, dmarc_pass, server_generated_reason FROM dmarc.record_details ORDER BY org_name, source_ip"
