@@ -36,7 +36,7 @@ dc_pg_start "$tmp/pg"
 dc_pg_newdb dmarc
 dc_dovecot_start "$tmp/imap"
 dc_dovecot_seed "$tmp/imap" examples/reports/*.eml
-dc_dns_start "$tmp/dns" examples/reports/dns-records.conf
+dc_dns_start "$tmp/dns" examples/demo-dns-records.conf
 echo "   INBOX holds $(dc_dovecot_count "$tmp/imap" INBOX) messages"
 
 printf '%s\n' "$DC_IMAP_PASS" > "$tmp/imap.pass"
