@@ -378,16 +378,14 @@ store_fail(dc_store *st, const PGresult *res, const char *what, dc_err *err)
 	return dc_err_set(err, code, "%s: %s", what, msg);
 }
 
-/* Runs sql with n text (or, where fmts says so, binary) parameters and
- * expects status want.  On success *out (when out is not NULL) holds the
- * result for the caller to PQclear; on failure nothing is kept. */
+/* Checks res (consumed) against want: on success *out (when out is not
+ * NULL) holds it for the caller to PQclear, else it is cleared; on failure
+ * err says why and nothing is kept. */
 static dc_code
-store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens,
-	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what,
+store_result(dc_store *st, PGresult *res, ExecStatusType want, PGresult **out, const char *what,
 	dc_err *err)
 {
-	PGresult *res = PQexecParams(st->conn, sql, n, NULL, vals, lens, fmts, result_fmt);
-	dc_code rc = DC_OK;
+	dc_code rc;
 
 	if (out)
 		*out = NULL;
@@ -403,6 +401,18 @@ store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const 
 	return DC_OK;
 }
 
+/* Runs sql with n text (or, where fmts says so, binary) parameters and
+ * expects status want.  On success *out (when out is not NULL) holds the
+ * result for the caller to PQclear; on failure nothing is kept. */
+static dc_code
+store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens,
+	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what,
+	dc_err *err)
+{
+	return store_result(st, PQexecParams(st->conn, sql, n, NULL, vals, lens, fmts, result_fmt),
+		want, out, what, err);
+}
+
 /* Like store_exec (lens, fmts as there; text results), through the statement `name`,
  * prepared on the connection at its first use (bit in st->prepared):
  * parsed and planned once per connection instead of once per report. */
@@ -411,32 +421,17 @@ store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sq
 	const char *const *vals, const int *lens, const int *fmts, ExecStatusType want, PGresult **out,
 	const char *what, dc_err *err)
 {
-	PGresult *res;
 	dc_code rc;
 
 	if (out)
 		*out = NULL;
 	if (!(st->prepared & bit)) {
-		res = PQprepare(st->conn, name, sql, n, NULL);
-		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-			rc = store_fail(st, res, what, err);
-			PQclear(res);
+		rc = store_result(st, PQprepare(st->conn, name, sql, n, NULL), PGRES_COMMAND_OK, NULL, what, err);
+		if (rc != DC_OK)
 			return rc;
-		}
-		PQclear(res);
 		st->prepared |= bit;
 	}
-	res = PQexecPrepared(st->conn, name, n, vals, lens, fmts, 0);
-	if (res == NULL || PQresultStatus(res) != want) {
-		rc = store_fail(st, res, what, err);
-		PQclear(res);
-		return rc;
-	}
-	if (out)
-		*out = res;
-	else
-		PQclear(res);
-	return DC_OK;
+	return store_result(st, PQexecPrepared(st->conn, name, n, vals, lens, fmts, 0), want, out, what, err);
 }
 
 /* A command without parameters or rows (BEGIN, COMMIT, SAVEPOINT ...). */
