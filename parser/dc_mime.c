@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,6 +172,28 @@ count_boundaries(const uint8_t *p, size_t n, unsigned max)
 	return c;
 }
 
+/*
+ * True when the first line of p[0..n) is a header field that GMime's
+ * header scanner accepts the same way whether it reads a message's headers
+ * or a part's: a name of printable ASCII other than ':' right before a ':'.
+ * Then g_mime_parser_construct_part() yields exactly the object that
+ * g_mime_parser_construct_message() would hang below the message (the two
+ * differ only in how a first line that is no field is treated: an mbox
+ * "From " line is skipped by one and fails the other), without building the
+ * GMimeMessage, whose address, subject and date parsing we never use (about
+ * 17 us of 155 per small report e-mail).  The message's non-Content
+ * headers then sit on the top part too, where nothing reads them.
+ */
+static bool
+first_line_is_field(const uint8_t *p, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n && p[k] > ' ' && p[k] < 127 && p[k] != ':')
+		k++;
+	return k > 0 && k < n && p[k] == ':';
+}
+
 dc_code
 dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
 	dc_err *err)
@@ -178,6 +201,7 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *msg = NULL;
+	GMimeObject *top = NULL;
 	size_t i = 0;
 	mwalk mw = { fn, ctx, info, err };
 	dc_code rc = DC_OK;
@@ -206,13 +230,24 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 	}
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	msg = g_mime_parser_construct_message(parser, NULL);
-	if (msg == NULL) {
+	if (first_line_is_field(data + i, len - i)) {
+		/* the body alone: what the message's walk would see, without the
+		 * message object (see first_line_is_field) */
+		top = g_mime_parser_construct_part(parser, NULL);
+	} else {
+		msg = g_mime_parser_construct_message(parser, NULL);
+		top = msg != NULL ? g_mime_message_get_mime_part(msg) : NULL;
+		if (top != NULL)
+			g_object_ref(top);
+	}
+	if (top == NULL && msg == NULL) {
 		rc = dc_err_set(err, DC_EMIME, "not a MIME message: GMime found no header block");
 		goto out;
 	}
-	rc = walk_body(&mw, g_mime_message_get_mime_part(msg), "", 0);
+	rc = walk_body(&mw, top, "", 0);
 out:
+	if (top != NULL)
+		g_object_unref(top);
 	if (msg != NULL)
 		g_object_unref(msg);
 	if (parser != NULL)

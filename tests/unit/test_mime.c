@@ -223,6 +223,52 @@ test_not_a_message_and_stop(void **state)
 	free(m);
 }
 
+static dc_code
+keep_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
+{
+	char *out = ctx;
+	size_t l = strlen(out);
+
+	(void)err;
+	snprintf(out + l, 256 - l, "%s%s %s %.*s", l ? "|" : "", leaf->section, leaf->content_type,
+		(int)leaf->len, (const char *)leaf->data);
+	return DC_OK;
+}
+
+/* The top part is parsed alone when the first line is a plain header field,
+ * through a GMimeMessage otherwise: both must give the same leaves (an mbox
+ * line GMime skips, a space before the colon, bodies single and multipart). */
+static void
+test_first_line(void **state)
+{
+	static const struct {
+		const char *msg;
+		dc_code rc;
+		const char *leaves;
+	} t[] = {
+		{ "Content-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
+		{ "X-A: 1\nContent-Type: text/html\n\n<p>\n", DC_OK, "1 text/html <p>\n" },
+		{ "Subject : spaced\nContent-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
+		{ "From a@b Mon\nFrom c@d Tue\nContent-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
+		{ "From a@b Mon\n: no name\nContent-Type: text/plain\n\nbody\n", DC_EMIME, "" },
+		{ "To: a@b\nContent-Type: multipart/mixed; boundary=b\n\npre\n--b\nContent-Type: text/plain\n\nx\n"
+		  "--b\n\ny\n--b--\n", DC_OK, "1 text/plain x|2 text/plain y" },
+		{ "Content-Transfer-Encoding: base64\nContent-Type: application/gzip\n\naGVsbG8=\n", DC_OK,
+		  "1 application/gzip hello" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char got[256] = "";
+		dc_mime_info info;
+		dc_err err;
+
+		assert_int_equal(dc_mime_walk((const uint8_t *)t[i].msg, strlen(t[i].msg), keep_leaf, got, &info, &err),
+			t[i].rc);
+		assert_string_equal(got, t[i].leaves);
+	}
+}
+
 int
 main(void)
 {
@@ -230,6 +276,7 @@ main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_nesting_caps),
 		cmocka_unit_test(test_not_a_message_and_stop),
+		cmocka_unit_test(test_first_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
