@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -66,6 +67,80 @@ section_join(char *out, const char *prefix, int n)
 		snprintf(out, SECTION_MAX, "%d", n);
 }
 
+/*
+ * The part's transfer-encoded bytes as GMime holds them: a slice of the
+ * message buffer (the parser gives each part a bounded memory substream of
+ * its input).  Returns false when the content is not such a stream.
+ */
+static bool
+raw_slice(GMimeDataWrapper *dw, const uint8_t **p, size_t *n)
+{
+	/* GMime 3: transfer none, the wrapper keeps its reference */
+	GMimeStream *s = dw != NULL ? g_mime_data_wrapper_get_stream(dw) : NULL;
+	GByteArray *ba;
+	gint64 start, len;
+
+	if (s == NULL)
+		return false;
+	if (GMIME_IS_STREAM_MEM(s) && (ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s))) != NULL &&
+		g_mime_stream_reset(s) == 0 && (start = g_mime_stream_tell(s)) >= 0 &&
+		(len = g_mime_stream_length(s)) >= 0 && (guint64)start <= ba->len &&
+		(guint64)len <= ba->len - (guint64)start) {
+		*p = ba->data + start;
+		*n = (size_t)len;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Transfer-decodes a leaf into *data and *len: base64 and quoted-printable with
+ * GMime's decoders straight into one buffer (*owned, to free()), other
+ * encodings handed on as they are; uuencode, and content GMime does not hold
+ * in memory, through g_mime_data_wrapper_write_to_stream into *stream.
+ * The bytes are those the data wrapper would write (its basic filter runs
+ * the same decoder steps).  An undecodable part is handed on empty.
+ * Returns DC_OK or DC_ENOMEM.
+ */
+static dc_code
+decode_leaf(mwalk *mw, GMimeDataWrapper *dw, const uint8_t **data, size_t *len, uint8_t **owned,
+	GMimeStream **stream)
+{
+	GMimeContentEncoding enc = dw != NULL ? g_mime_data_wrapper_get_encoding(dw) : GMIME_CONTENT_ENCODING_DEFAULT;
+	const uint8_t *raw;
+	size_t n;
+	GByteArray *ba;
+
+	*data = (const uint8_t *)"";
+	*len = 0;
+	if (dw != NULL && enc != GMIME_CONTENT_ENCODING_UUENCODE && raw_slice(dw, &raw, &n)) {
+		GMimeEncoding state;
+		size_t out;
+
+		if (enc != GMIME_CONTENT_ENCODING_BASE64 && enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+			*data = n ? raw : (const uint8_t *)"";
+			*len = n;
+			return DC_OK;
+		}
+		g_mime_encoding_init_decode(&state, enc);
+		if ((*owned = malloc(g_mime_encoding_outlen(&state, n) + 1)) == NULL)
+			return dc_err_set(mw->err, DC_ENOMEM, "out of memory decoding a MIME part");
+		out = g_mime_encoding_step(&state, (const char *)raw, n, (char *)*owned);
+		out += g_mime_encoding_flush(&state, "", 0, (char *)*owned + out);
+		*data = out ? *owned : (const uint8_t *)"";
+		*len = out;
+		return DC_OK;
+	}
+	if ((*stream = g_mime_stream_mem_new()) == NULL)
+		return dc_err_set(mw->err, DC_ENOMEM, "out of memory decoding a MIME part");
+	if (dw != NULL && g_mime_data_wrapper_write_to_stream(dw, *stream) < 0)
+		g_mime_stream_reset(*stream);
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(*stream));
+	*data = ba && ba->len ? ba->data : (const uint8_t *)"";
+	*len = ba ? ba->len : 0;
+	return DC_OK;
+}
+
 /* Decodes one leaf and calls the callback; returns its code or DC_ENOMEM. */
 static dc_code
 walk_leaf(mwalk *mw, GMimePart *part, const char *section, int depth)
@@ -73,7 +148,7 @@ walk_leaf(mwalk *mw, GMimePart *part, const char *section, int depth)
 	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
 	GMimeDataWrapper *dw = g_mime_part_get_content(part);
 	GMimeStream *out = NULL;
-	GByteArray *ba;
+	uint8_t *owned = NULL;
 	char *type = NULL;
 	dc_mime_leaf leaf;
 	dc_code rc;
@@ -82,17 +157,8 @@ walk_leaf(mwalk *mw, GMimePart *part, const char *section, int depth)
 	if (type != NULL)
 		for (char *c = type; *c; c++)
 			*c = (char)tolower((unsigned char)*c);
-	if ((out = g_mime_stream_mem_new()) == NULL) {
-		rc = dc_err_set(mw->err, DC_ENOMEM, "out of memory decoding a MIME part");
+	if ((rc = decode_leaf(mw, dw, &leaf.data, &leaf.len, &owned, &out)) != DC_OK)
 		goto out;
-	}
-	if (dw != NULL && g_mime_data_wrapper_write_to_stream(dw, out) < 0) {
-		/* an undecodable part is handed on empty; the classifier says so */
-		g_mime_stream_reset(out);
-	}
-	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
-	leaf.data = ba && ba->len ? ba->data : (const uint8_t *)"";
-	leaf.len = ba ? ba->len : 0;
 	leaf.content_type = type ? type : "application/octet-stream";
 	leaf.filename = g_mime_part_get_filename(part);
 	leaf.section = section;
@@ -102,6 +168,7 @@ walk_leaf(mwalk *mw, GMimePart *part, const char *section, int depth)
 out:
 	if (out != NULL)
 		g_object_unref(out);
+	free(owned);
 	g_free(type);
 	return rc;
 }
