@@ -232,10 +232,14 @@ static unsigned
 count_boundaries(const uint8_t *p, size_t n, unsigned max)
 {
 	unsigned c = 0;
+	const uint8_t *e = p + 8, *end = p + n;
 
-	for (size_t i = 0; i + 9 <= n && c <= max; i++)
-		if ((p[i] | 0x20) == 'b' && p[i + 8] == '=' && strncasecmp((const char *)p + i, "boundary=", 9) == 0)
+	/* memchr to each '=', then the 8 bytes before it */
+	while (n >= 9 && c <= max && e < end && (e = memchr(e, '=', (size_t)(end - e))) != NULL) {
+		if (strncasecmp((const char *)e - 8, "boundary", 8) == 0)
 			c++;
+		e++;
+	}
 	return c;
 }
 
