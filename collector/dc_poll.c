@@ -462,18 +462,48 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		return rc;
 	s->done = true;
 	s->rejected = s->failures > 0;
-	r->t.messages++;
-	if (s->rejected)
-		r->t.rejected++;
-	else
-		r->t.stored++;
-	r->t.reports += (uint64_t)s->reports;
-	r->t.duplicates += (uint64_t)s->duplicates;
-	r->t.failures += (uint64_t)s->failures;
-	dc_log_debug("mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
-		r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
-		s->duplicates, s->failures);
 	return DC_OK;
+}
+
+/* dc_store_batch_commit's callback: a report stored from UID uid turned out
+ * to be a duplicate when the batch was sent. */
+static void
+on_duplicate(void *ctx, int64_t uid)
+{
+	mb_run *r = ctx;
+
+	for (size_t i = 0; i < r->n_slots; i++) {
+		slot *s = &r->slots[i];
+
+		if (s->uid == (uint64_t)uid && s->reports > 0) {
+			s->reports--;
+			s->duplicates++;
+			return;
+		}
+	}
+}
+
+/* Adds the batch's committed messages to the totals. */
+static void
+count_slots(mb_run *r)
+{
+	for (size_t i = 0; i < r->n_slots; i++) {
+		const slot *s = &r->slots[i];
+
+		if (!s->done)
+			continue;
+		r->t.messages++;
+		if (s->rejected)
+			r->t.rejected++;
+		else
+			r->t.stored++;
+		r->t.reports += (uint64_t)s->reports;
+		r->t.duplicates += (uint64_t)s->duplicates;
+		r->t.failures += (uint64_t)s->failures;
+		dc_log_debug("mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
+			r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
+			s->duplicates, s->failures);
+	}
 }
 
 /* dc_imap_fetch's callback: one body, in UID order. */
@@ -634,24 +664,35 @@ clear_slots(mb_run *r)
 	r->n_slots = r->next_slot = 0;
 }
 
-/* Fetches, stores, acts on and records batch b. */
+/*
+ * Fetches and stores batch b.  Batched: in one transaction (dc_store's batch
+ * mode), committed at the end, also when the fetch stopped early (what was
+ * stored is kept); when the commit fails nothing of the batch is done, and
+ * *replay says when the server rejected a value of it (the batch is then
+ * stored again report by report, where only that report is rejected).  Not
+ * batched: one transaction per report.  Slots that are done are committed.
+ */
 static dc_code
-run_batch(mb_run *r, size_t b, dc_err *err)
+fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 {
 	const dc_imap_msg *msgs = r->p->msgs + r->p->start[b];
 	size_t n = r->p->count[b];
 	uint64_t *want = malloc((n + 1) * sizeof(*want));
 	size_t n_want = 0;
-	bool acted = false;
 	dc_code rc = DC_OK, rc2;
 	dc_err err2;
 
+	*replay = false;
 	if (want == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	clear_slots(r);
 	for (size_t i = 0; i < n; i++) {
 		r->slots[i] = (slot){ .uid = msgs[i].uid, .size = msgs[i].size };
 		r->n_slots++;
+	}
+	if (batched && (rc = dc_store_batch_begin(r->st, err)) != DC_OK) {
+		free(want);
+		return rc;
 	}
 	/* too big by RFC822.SIZE: rejected without fetching */
 	for (size_t i = 0; i < n && rc == DC_OK; i++) {
@@ -663,6 +704,38 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 	if (rc == DC_OK && n_want > 0)
 		rc = dc_imap_fetch(r->im, want, n_want, on_body, r, err);
 	free(want);
+	if (!batched)
+		return rc;
+	dc_err_clear(&err2);
+	rc2 = dc_store_batch_commit(r->st, on_duplicate, r, &err2);
+	if (rc2 != DC_OK) {
+		for (size_t i = 0; i < r->n_slots; i++)
+			r->slots[i].done = false;
+		*replay = rc2 == DC_ESCHEMA;
+		if (rc == DC_OK || *replay) {
+			rc = rc2;
+			*err = err2;
+		}
+	}
+	return rc;
+}
+
+/* Fetches, stores, acts on and records batch b. */
+static dc_code
+run_batch(mb_run *r, size_t b, dc_err *err)
+{
+	bool acted = false, replay;
+	dc_code rc, rc2;
+	dc_err err2;
+
+	rc = fetch_batch(r, b, true, &replay, err);
+	if (replay) {
+		dc_log_warn("mailbox %s: UIDs %" PRIu64 " to %" PRIu64 ": %s; storing them again one report "
+			"at a time", r->mb->label, r->slots[0].uid, r->slots[r->n_slots - 1].uid, dc_err_text(err));
+		dc_err_clear(err);
+		rc = fetch_batch(r, b, false, &replay, err);
+	}
+	count_slots(r);
 	/* act on what was committed, even when the batch stopped early */
 	dc_err_clear(&err2);
 	if (!dc_imap_broken(r->im)) {

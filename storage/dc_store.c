@@ -65,6 +65,10 @@
 #define STORE_PREP_SMALL     2u           /* "dc_small": a small report's rows */
 #define STORE_PREP_FIND_ORIG 4u           /* "dc_find_orig": an original by SHA-256 */
 #define STORE_PREP_ADD_ORIG  8u           /* "dc_add_orig": a new original */
+#define STORE_PREP_BATCH     16u          /* "dc_batch": a batch's waiting reports */
+
+#define STORE_BATCH_BYTES    (8u << 20)   /* a batch's waiting rows are sent when they pass this */
+#define STORE_REPORT_IDS     256          /* report ids reserved per round trip in batch mode */
 
 /* A growable byte buffer (COPY text, JSON). */
 typedef struct store_buf {
@@ -114,9 +118,42 @@ struct dc_store {
 	store_buf jrec;
 	store_buf jdkim;
 	store_buf jspf;
+
+	/* batch mode (dc_store_batch_begin): one transaction; a small report
+	 * waits (`deferred`) as JSON: its row in jreport (open: the totals are
+	 * added at report_end), its original in jorig; at report_end its rows
+	 * join the batch's arrays b_*, sent by batch_flush */
+	bool batch;
+	bool deferred;          /* the report in progress is not sent yet */
+	int64_t cur_uid;        /* its origin UID */
+	store_buf jreport;
+	store_buf jorig;
+	store_buf b_orig;
+	store_buf b_rep;
+	store_buf b_rec;
+	store_buf b_dkim;
+	store_buf b_spf;
+	struct { int64_t id, uid; } *pend;  /* the waiting reports */
+	size_t n_pend, cap_pend;
+	int64_t *dups;          /* origin UIDs of the batch's sent duplicates */
+	size_t n_dups, cap_dups;
+	int64_t rids[STORE_REPORT_IDS];     /* reserved report ids, [rid_next, rid_n) unused */
+	size_t rid_next, rid_n;
 };
 
 static void report_rollback(dc_store *st);
+static dc_code defer_report(dc_store *st, const dc_report *r, const char *begin, const char *end,
+	const dc_blob *origin, const char *file_name, bool *deferred, dc_err *err);
+static dc_code materialize(dc_store *st, dc_err *err);
+static dc_code batch_add(dc_store *st, const dc_report *r, dc_err *err);
+
+/* True when a report is a savepoint inside a longer transaction (reparse, or
+ * a batch's report sent as it is read) rather than a transaction of its own. */
+static bool
+in_savepoint(const dc_store *st)
+{
+	return st->reparse || (st->batch && !st->deferred);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -201,6 +238,29 @@ buf_i64(store_buf *b, int64_t v)
 	if (v < 0)
 		*--p = '-';
 	return buf_add(b, p, (size_t)(e - p));
+}
+
+/* Appends n bytes as a JSON string holding PostgreSQL's bytea hex input
+ * ("\\x0a1b..."). */
+static bool
+buf_json_bytea(store_buf *b, const uint8_t *data, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o;
+
+	if (n > (SIZE_MAX - 8) / 2 || !buf_reserve(b, 2 * n + 8))
+		return false;
+	o = b->p + b->len;
+	memcpy(o, "\"\\\\x", 4);
+	o += 4;
+	for (size_t i = 0; i < n; i++) {
+		*o++ = hex[data[i] >> 4];
+		*o++ = hex[data[i] & 15];
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	b->p[b->len] = '\0';
+	return true;
 }
 
 /* Appends s as a JSON string (RFC 8259), or null. */
@@ -522,6 +582,15 @@ dc_store_free(dc_store *st)
 	free(st->jrec.p);
 	free(st->jdkim.p);
 	free(st->jspf.p);
+	free(st->jreport.p);
+	free(st->jorig.p);
+	free(st->b_orig.p);
+	free(st->b_rep.p);
+	free(st->b_rec.p);
+	free(st->b_dkim.p);
+	free(st->b_spf.p);
+	free(st->pend);
+	free(st->dups);
 	free(st);
 }
 
@@ -838,13 +907,16 @@ static void
 report_rollback(dc_store *st)
 {
 	chunk_reset(st);
-	if (st->reparse) {
+	if (st->batch && st->deferred) {
+		/* nothing of it was sent */
+	} else if (in_savepoint(st)) {
 		store_cmd_quiet(st, "ROLLBACK TO SAVEPOINT dc_report");
 		store_cmd_quiet(st, "RELEASE SAVEPOINT dc_report");
 	} else {
 		store_cmd_quiet(st, "ROLLBACK");
 	}
 	st->in_report = false;
+	st->deferred = false;
 }
 
 /* Finds or inserts the original unit by its SHA-256; sets *id. */
@@ -958,7 +1030,20 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 		origin = &clean;
 	}
 
-	if ((rc = store_cmd(st, st->reparse ? "SAVEPOINT dc_report" : "BEGIN", err)) != DC_OK)
+	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
+	if (file_name != NULL && !utf8_valid(file_name))
+		file_name = NULL;
+	if (st->batch) {
+		bool deferred = false;
+
+		if ((rc = defer_report(st, r, begin, end, origin, file_name, &deferred, err)) != DC_OK)
+			return rc;
+		if (deferred) {
+			st->in_report = st->deferred = true;
+			goto started;
+		}
+	}
+	if ((rc = store_cmd(st, in_savepoint(st) ? "SAVEPOINT dc_report" : "BEGIN", err)) != DC_OK)
 		return rc;
 	st->in_report = true;
 
@@ -972,7 +1057,6 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
 	snprintf(uid, sizeof(uid), "%" PRId64, st->origin.uid);
 	snprintf(orig, sizeof(orig), "%" PRId64, original_id);
-	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
 	{
 		const char *v[28] = {
 			r->org_name, r->org_email, r->extra_contact_info, r->report_id,
@@ -986,8 +1070,6 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 		};
 		memcpy(vals, v, sizeof(vals));
 	}
-	if (file_name != NULL && !utf8_valid(file_name))
-		vals[24] = NULL;
 	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, NULL, NULL, PGRES_TUPLES_OK,
 		&res, "store report", err);
 	if (rc != DC_OK)
@@ -1000,6 +1082,7 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	}
 	st->report_pk = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
+started:
 	st->n_records = 0;
 	st->message_total = 0;
 	st->key.len = 0;
@@ -1258,6 +1341,10 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 		st->small = false;
 	st->n_records++;
 	st->chunk_records++;
+	/* a waiting report that stops being small is sent now, before any COPY
+	 * (a chunk is far larger than a small report) */
+	if (!st->small && st->deferred && (rc = materialize(st, err)) != DC_OK)
+		return rc;
 	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
 	    st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
 		st->small = false;  /* part of it is sent by COPY: the rest goes the same way */
@@ -1301,6 +1388,13 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		rc = dc_err_set(err, DC_ESCHEMA, "report error is not valid UTF-8");
 		goto fail;
 	}
+	if (st->deferred) {
+		/* waits for the batch: nothing was sent, nothing to undo on failure */
+		rc = batch_add(st, r, err);
+		chunk_reset(st);
+		st->in_report = st->deferred = false;
+		return rc;
+	}
 	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
 	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
 	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
@@ -1323,7 +1417,7 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 	}
 	if (rc != DC_OK)
 		goto fail;
-	rc = store_cmd(st, st->reparse ? "RELEASE SAVEPOINT dc_report" : "COMMIT", err);
+	rc = store_cmd(st, in_savepoint(st) ? "RELEASE SAVEPOINT dc_report" : "COMMIT", err);
 	if (rc != DC_OK)
 		goto fail;
 	st->in_report = false;
@@ -1369,6 +1463,402 @@ dc_store_callbacks(dc_store *st)
 		.failure = store_failure_cb,
 		.failure_ctx = st,
 	};
+}
+
+/* ---- batch mode ------------------------------------------------------- */
+
+/* Takes a reserved report id, reserving STORE_REPORT_IDS more when none is
+ * left (one round trip). */
+static dc_code
+next_report_id(dc_store *st, int64_t *id, dc_err *err)
+{
+	char n[16];
+	const char *vals[1] = { n };
+	PGresult *res = NULL;
+	dc_code rc;
+
+	if (st->rid_next < st->rid_n) {
+		*id = st->rids[st->rid_next++];
+		return DC_OK;
+	}
+	snprintf(n, sizeof(n), "%d", STORE_REPORT_IDS);
+	rc = store_exec(st, "SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('dmarc.reports', 'id'))"
+		" FROM pg_catalog.generate_series(1, $1::integer)", 1, vals, NULL, NULL, 0, PGRES_TUPLES_OK,
+		&res, "reserve report ids", err);
+	if (rc != DC_OK)
+		return rc;
+	if (PQntuples(res) != STORE_REPORT_IDS) {
+		PQclear(res);
+		return dc_err_set(err, DC_EDB, "reserve report ids: %d ids instead of %d", PQntuples(res),
+			STORE_REPORT_IDS);
+	}
+	for (int i = 0; i < STORE_REPORT_IDS; i++)
+		st->rids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	st->rid_n = STORE_REPORT_IDS;
+	st->rid_next = 0;
+	*id = st->rids[st->rid_next++];
+	return DC_OK;
+}
+
+/*
+ * Batch mode, report_begin: when the report can wait (its original is small
+ * and every text is valid UTF-8, so the batch's JSON stays valid), takes a
+ * report id for it and keeps its row (without the totals) in st->jreport and
+ * its original in st->jorig; sets *deferred.  Otherwise it is stored as it is
+ * read, in a savepoint.
+ */
+static dc_code
+defer_report(dc_store *st, const dc_report *r, const char *begin, const char *end,
+	const dc_blob *origin, const char *file_name, bool *deferred, dc_err *err)
+{
+	const struct { const char *name; const char *v; } f[] = {
+		{ "org_name", r->org_name }, { "org_email", r->org_email },
+		{ "extra_contact_info", r->extra_contact_info }, { "report_id", r->report_id },
+		{ "policy_domain", r->policy_domain }, { "date_begin", begin }, { "date_end", end },
+		{ "policy_p", r->policy_p }, { "policy_sp", r->policy_sp }, { "policy_np", r->policy_np },
+		{ "policy_adkim", r->policy_adkim }, { "policy_aspf", r->policy_aspf },
+		{ "policy_fo", r->policy_fo }, { "policy_testing", r->policy_testing },
+		{ "policy_discovery_method", r->policy_discovery_method }, { "generator", r->generator },
+		{ "version", r->version }, { "xmlns", r->xmlns }, { "mailbox", st->origin.mailbox },
+		{ "message_id", st->origin.message_id }, { "file_name", file_name },
+		{ "original_path", origin ? origin->path : NULL },
+	};
+	uint8_t digest[STORE_SHA256_LEN];
+	store_buf *b = &st->jreport, *o = &st->jorig;
+	bool have_orig = origin != NULL && origin->data != NULL;
+	int64_t id = 0;
+	bool ok = true;
+	dc_code rc;
+
+	*deferred = false;
+	if (have_orig && (origin->len > STORE_SMALL_BYTES || !utf8_valid(origin->name)))
+		return DC_OK;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!utf8_valid(f[i].v))
+			return DC_OK;
+	if ((rc = next_report_id(st, &id, err)) != DC_OK)
+		return rc;
+	b->len = o->len = 0;
+	ok = buf_addc(b, '{') && json_key(b, "id", true) && buf_i64(b, id);
+	for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
+		ok = json_key(b, f[i].name, false) && buf_json_string(b, f[i].v);
+	ok = ok && json_key(b, "policy_pct", false) &&
+		(r->policy_pct >= 0 ? buf_i64(b, r->policy_pct) : buf_add(b, "null", 4)) &&
+		json_key(b, "uidvalidity", false) &&
+		(st->origin.uidvalidity >= 0 ? buf_i64(b, st->origin.uidvalidity) : buf_add(b, "null", 4)) &&
+		json_key(b, "uid", false) &&
+		(st->origin.uid >= 0 ? buf_i64(b, st->origin.uid) : buf_add(b, "null", 4));
+	if (ok && have_orig) {
+		sha256(origin->data, origin->len, digest);
+		ok = json_key(b, "osha", false) && buf_json_bytea(b, digest, sizeof(digest)) &&
+			buf_addc(o, '{') && json_key(o, "sha256", true) &&
+			buf_json_bytea(o, digest, sizeof(digest)) &&
+			json_key(o, "content", false) && buf_json_bytea(o, origin->data, origin->len) &&
+			json_key(o, "name", false) && buf_json_string(o, origin->name) && buf_addc(o, '}');
+	}
+	if (!ok)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	st->report_pk = id;
+	st->cur_uid = st->origin.uid;
+	*deferred = true;
+	return DC_OK;
+}
+
+/* Starts a JSON array in b. */
+static bool
+json_array_start(store_buf *b)
+{
+	b->len = 0;
+	return buf_addc(b, '[');
+}
+
+/* Appends the items of the JSON array a (started with '[', not closed) to
+ * the array b, which is in the same state. */
+static bool
+json_array_join(store_buf *b, const store_buf *a)
+{
+	if (a->len <= 1)
+		return true;
+	return (b->len == 1 || buf_addc(b, ',')) && buf_add(b, a->p + 1, a->len - 1);
+}
+
+/*
+ * Sends reports (JSON arrays: originals, report rows with their totals,
+ * records, DKIM and SPF results) in one statement: the originals are found
+ * or added, the reports added unless already stored (ON CONFLICT DO
+ * NOTHING: a duplicate), and only the added reports' records and results.
+ * The rows go in key order so that concurrent writers lock in one order.
+ * On success *out holds the added reports' ids (caller PQclears).
+ */
+static dc_code
+batch_send(dc_store *st, const char *orig, const char *reps, const char *recs, const char *dkim,
+	const char *spf, PGresult **out, dc_err *err)
+{
+	static const char sql[] =
+		"WITH o AS (INSERT INTO dmarc.originals AS t (sha256, content, name)"
+		" SELECT DISTINCT ON (j.sha256) j.sha256, j.content, j.name"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.originals, $1::pg_catalog.json) j"
+		" ORDER BY j.sha256"
+		" ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING t.id, t.sha256),"
+		" r AS (INSERT INTO dmarc.reports (id, org_name, org_email, extra_contact_info, report_id,"
+		" policy_domain, date_begin, date_end, policy_p, policy_sp, policy_np, policy_adkim,"
+		" policy_aspf, policy_pct, policy_fo, policy_testing, policy_discovery_method,"
+		" generator, version, xmlns, errors, record_count, message_total, mailbox, uidvalidity,"
+		" uid, message_id, file_name, original_id, original_path) OVERRIDING SYSTEM VALUE"
+		" SELECT j.id, j.org_name, j.org_email, j.extra_contact_info, j.report_id,"
+		" j.policy_domain, j.date_begin, j.date_end, j.policy_p, j.policy_sp, j.policy_np, j.policy_adkim,"
+		" j.policy_aspf, j.policy_pct, j.policy_fo, j.policy_testing, j.policy_discovery_method,"
+		" j.generator, j.version, j.xmlns, j.errors, j.record_count, j.message_total, j.mailbox,"
+		" j.uidvalidity, j.uid, j.message_id, j.file_name, o.id, j.original_path"
+		" FROM pg_catalog.json_array_elements($2::pg_catalog.json) WITH ORDINALITY AS a(v, n)"
+		" CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::dmarc.reports, a.v) j"
+		" LEFT JOIN o ON o.sha256 = (a.v ->> 'osha')::bytea"
+		" ORDER BY j.org_name, j.policy_domain, j.report_id, j.date_begin, j.date_end, a.n"
+		" ON CONFLICT ON CONSTRAINT reports_unique_report DO NOTHING RETURNING id),"
+		" rec AS (INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons)"
+		" SELECT x.id, x.report_id, x.date_begin, x.policy_domain, x.ordinal,"
+		" x.source_ip, x.message_count, x.disposition, x.dkim_aligned, x.spf_aligned, x.header_from,"
+		" x.envelope_from, x.envelope_to, x.reasons"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $3::pg_catalog.json) x"
+		" WHERE x.report_id IN (SELECT id FROM r) RETURNING id),"
+		" dkim AS (INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, selector, result, human_result)"
+		" SELECT x.record_id, x.date_begin, x.policy_domain, x.ordinal, x.domain, x.selector, x.result,"
+		" x.human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.dkim_results, $4::pg_catalog.json) x"
+		" WHERE x.record_id IN (SELECT id FROM rec)),"
+		" spf AS (INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, scope, result, human_result)"
+		" SELECT x.record_id, x.date_begin, x.policy_domain, x.ordinal, x.domain, x.scope, x.result,"
+		" x.human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $5::pg_catalog.json) x"
+		" WHERE x.record_id IN (SELECT id FROM rec))"
+		" SELECT id FROM r";
+	const char *vals[5] = { orig, reps, recs, dkim, spf };
+
+	return store_exec_prepared(st, STORE_PREP_BATCH, "dc_batch", sql, 5, vals, NULL, NULL,
+		PGRES_TUPLES_OK, out, "store reports", err);
+}
+
+/* Orders ids. */
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Remembers uid as the origin of a duplicate. */
+static bool
+note_duplicate(dc_store *st, int64_t uid)
+{
+	if (st->n_dups == st->cap_dups) {
+		size_t cap = st->cap_dups ? 2 * st->cap_dups : 64;
+		int64_t *p = realloc(st->dups, cap * sizeof(*p));
+		if (p == NULL)
+			return false;
+		st->dups = p;
+		st->cap_dups = cap;
+	}
+	st->dups[st->n_dups++] = uid;
+	return true;
+}
+
+/* Sends the batch's waiting reports and notes which were duplicates.  The
+ * arrays are empty afterwards whatever the outcome. */
+static dc_code
+batch_flush(dc_store *st, dc_err *err)
+{
+	store_buf *arr[] = { &st->b_orig, &st->b_rep, &st->b_rec, &st->b_dkim, &st->b_spf };
+	PGresult *res = NULL;
+	int64_t *added = NULL;
+	size_t n = 0;
+	dc_code rc = DC_OK;
+
+	if (st->n_pend == 0)
+		return DC_OK;
+	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
+		if (!buf_addc(arr[i], ']')) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+	rc = batch_send(st, st->b_orig.p, st->b_rep.p, st->b_rec.p, st->b_dkim.p, st->b_spf.p, &res, err);
+	if (rc != DC_OK)
+		goto out;
+	n = (size_t)PQntuples(res);
+	added = malloc((n + 1) * sizeof(*added));
+	if (added == NULL) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		added[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+	qsort(added, n, sizeof(*added), cmp_i64);
+	for (size_t i = 0; i < st->n_pend; i++)
+		if (bsearch(&st->pend[i].id, added, n, sizeof(*added), cmp_i64) == NULL &&
+		    !note_duplicate(st, st->pend[i].uid)) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+out:
+	PQclear(res);
+	free(added);
+	st->n_pend = 0;
+	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
+		if (!json_array_start(arr[i]) && rc == DC_OK)
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+	return rc;
+}
+
+/* Batch mode, report_end of a waiting report: closes its row with the
+ * totals and adds it, its original and its rows to the batch; sends the
+ * batch when it has grown past STORE_BATCH_BYTES. */
+static dc_code
+batch_add(dc_store *st, const dc_report *r, dc_err *err)
+{
+	store_buf *b = &st->jreport;
+	bool ok;
+
+	ok = json_key(b, "errors", false) && buf_json_string(b, r->errors) &&
+		json_key(b, "record_count", false) && buf_i64(b, (int64_t)st->n_records) &&
+		json_key(b, "message_total", false) && buf_i64(b, st->message_total) && buf_addc(b, '}') &&
+		buf_addc(&st->jrec, ']') && buf_addc(&st->jdkim, ']') && buf_addc(&st->jspf, ']');
+	if (ok) {
+		/* drop the ']' again: json_array_join wants open arrays */
+		st->jrec.len--;
+		st->jdkim.len--;
+		st->jspf.len--;
+	}
+	ok = ok && (st->jorig.len == 0 || ((st->b_orig.len == 1 || buf_addc(&st->b_orig, ',')) &&
+		buf_add(&st->b_orig, st->jorig.p, st->jorig.len))) &&
+		(st->b_rep.len == 1 || buf_addc(&st->b_rep, ',')) && buf_add(&st->b_rep, b->p, b->len) &&
+		json_array_join(&st->b_rec, &st->jrec) && json_array_join(&st->b_dkim, &st->jdkim) &&
+		json_array_join(&st->b_spf, &st->jspf);
+	if (ok && st->n_pend == st->cap_pend) {
+		size_t cap = st->cap_pend ? 2 * st->cap_pend : 64;
+		void *p = realloc(st->pend, cap * sizeof(*st->pend));
+		ok = p != NULL;
+		if (ok) {
+			st->pend = p;
+			st->cap_pend = cap;
+		}
+	}
+	if (!ok)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	st->pend[st->n_pend].id = st->report_pk;
+	st->pend[st->n_pend++].uid = st->cur_uid;
+	if (st->b_orig.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len > STORE_BATCH_BYTES)
+		return batch_flush(st, err);
+	return DC_OK;
+}
+
+/*
+ * Batch mode, a waiting report that stopped being small (store_record):
+ * sends its original and row now, in a savepoint, so that its records can
+ * follow by COPY as for any large report (report_end then stores the totals
+ * and releases the savepoint).  DC_SKIP, with everything of it undone, when
+ * it is a duplicate: dc_xml stops reading it.
+ */
+static dc_code
+materialize(dc_store *st, dc_err *err)
+{
+	store_buf o = { 0 }, r = { 0 };
+	PGresult *res = NULL;
+	dc_code rc;
+
+	if (!json_array_start(&o) || (st->jorig.len > 0 && !buf_add(&o, st->jorig.p, st->jorig.len)) ||
+	    !buf_addc(&o, ']') || !json_array_start(&r) || !buf_add(&r, st->jreport.p, st->jreport.len) ||
+	    !buf_add(&r, "}]", 2)) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = store_cmd(st, "SAVEPOINT dc_report", err)) != DC_OK)
+		goto out;
+	st->deferred = false;          /* from now on a savepoint report */
+	rc = batch_send(st, o.p, r.p, "[]", "[]", "[]", &res, err);
+	if (rc == DC_OK && PQntuples(res) == 0) {
+		report_rollback(st);
+		rc = DC_SKIP;
+	}
+out:
+	PQclear(res);
+	free(o.p);
+	free(r.p);
+	return rc;
+}
+
+dc_code
+dc_store_batch_begin(dc_store *st, dc_err *err)
+{
+	store_buf *arr[] = { &st->b_orig, &st->b_rep, &st->b_rec, &st->b_dkim, &st->b_spf };
+	dc_code rc;
+
+	if (st->in_report)
+		report_rollback(st);
+	st->n_pend = st->n_dups = 0;
+	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
+		if (!json_array_start(arr[i]))
+			return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
+		return rc;
+	st->batch = true;
+	return DC_OK;
+}
+
+dc_code
+dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc = DC_OK;
+
+	if (!st->batch)
+		return dc_err_set(err, DC_EDB, "store: no batch in progress");
+	if (st->in_report)
+		report_rollback(st);
+	if (PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) == PQTRANS_INTRANS)
+		rc = batch_flush(st, err);
+	/* a statement of the batch failed (its error went to the caller then):
+	 * nothing is kept; DC_ESCHEMA, the caller stores the inputs again
+	 * report by report, unless the server is gone */
+	if (rc == DC_OK && PQtransactionStatus(st->conn) != PQTRANS_INTRANS) {
+		rc = PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) == PQTRANS_INERROR ?
+			dc_err_set(err, DC_ESCHEMA, "a statement of the batch failed; nothing of it was kept") :
+			store_fail(st, NULL, "store batch", err);
+		if (rc == DC_ESCHEMA && PQstatus(st->conn) != CONNECTION_OK)
+			rc = err->code = DC_EDB;
+	}
+	if (rc == DC_OK) {
+		rc = store_exec(st, "COMMIT", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, &res, "COMMIT", err);
+		/* a COMMIT of a failed transaction answers ROLLBACK */
+		if (rc == DC_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			rc = dc_err_set(err, DC_ESCHEMA, "the batch was rolled back; nothing of it was kept");
+		PQclear(res);
+	}
+	if (rc != DC_OK) {
+		dc_store_batch_abort(st);
+		return rc;
+	}
+	st->batch = false;
+	for (size_t i = 0; i < st->n_dups; i++)
+		on_duplicate(ctx, st->dups[i]);
+	st->n_dups = 0;
+	return DC_OK;
+}
+
+void
+dc_store_batch_abort(dc_store *st)
+{
+	if (st->in_report)
+		report_rollback(st);
+	if (st->batch)
+		store_cmd_quiet(st, "ROLLBACK");
+	st->batch = false;
+	st->deferred = false;
+	st->n_pend = st->n_dups = 0;
 }
 
 /* ---- reparse ---------------------------------------------------------- */

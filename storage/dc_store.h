@@ -44,6 +44,29 @@ dc_extract_cb dc_store_callbacks(dc_store *st);
 dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason,
 	const uint8_t *content, size_t len, dc_err *err) DC_WUR;
 
+/*
+ * Batch mode: the reports and failures stored between dc_store_batch_begin
+ * and dc_store_batch_commit share one transaction, and reports of up to
+ * STORE_SMALL_RECORDS records are not sent one by one: they wait in memory
+ * and go in one statement per batch (or per few MB), with their originals,
+ * records and auth results.  Each report is still stored whole or not at
+ * all; nothing of the batch is visible or kept before the commit.
+ *
+ * A waiting report is counted as stored by dc_extract; whether it was a
+ * duplicate is known only when it is sent.  dc_store_batch_commit calls
+ * on_duplicate(ctx, uid) once for each such report, uid being the origin
+ * UID it was stored under (dc_store_set_origin), after the commit.
+ *
+ * On any error inside a batch the caller calls dc_store_batch_abort (nothing
+ * of the batch is kept).  DC_ESCHEMA from dc_store_batch_commit means the
+ * server rejected a value of some report of the batch: store the batch again
+ * outside batch mode, where that report alone is rejected.
+ */
+typedef void (*dc_store_dup_fn)(void *ctx, int64_t uid);
+dc_code dc_store_batch_begin(dc_store *st, dc_err *err) DC_WUR;
+dc_code dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_err *err) DC_WUR;
+void dc_store_batch_abort(dc_store *st);
+
 /* Parses every stored original again and replaces the reports derived from
  * it, one transaction per original.  stats is added to. */
 dc_code dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc_err *err) DC_WUR;
