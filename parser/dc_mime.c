@@ -265,6 +265,58 @@ first_line_is_field(const uint8_t *p, size_t n)
 	return k > 0 && k < n && p[k] == ':';
 }
 
+/*
+ * A copy of the message p[0..n) in which every field of the top header
+ * block but the first and the Content-* ones is overwritten, byte for byte,
+ * by a line that is no header field ("X XXX..."), which GMime skips; or
+ * NULL when the block is not plain enough to be sure of what GMime makes of
+ * it: every line a field (first_line_is_field) or a fold, ending in an
+ * empty line.  GMime hangs only the Content-* fields on the top part either
+ * way (the others belong to the GMimeMessage, which we never build), and
+ * every offset stays the same (GMime's reading of a broken message can
+ * depend on where its 4 KB reads fall), so the part tree is the same,
+ * minus a GMimeHeader object per field we never read.
+ */
+static GByteArray *
+content_headers(const uint8_t *p, size_t n)
+{
+	GByteArray *out;
+	size_t pos = 0;
+	bool blank = false;
+
+	if (n >= G_MAXUINT)
+		return NULL;
+	out = g_byte_array_sized_new((guint)n);
+	g_byte_array_append(out, p, (guint)n);
+	while (pos < n) {
+		const uint8_t *eol = memchr(p + pos, '\n', n - pos);
+		size_t len, text;
+
+		if (eol == NULL)
+			break; /* the headers end with the input: not plain */
+		len = (size_t)(eol - (p + pos));
+		if (len == 0 || (len == 1 && p[pos] == '\r'))
+			return out;
+		if (p[pos] == ' ' || p[pos] == '\t') {
+			if (pos == 0)
+				break;
+		} else if (first_line_is_field(p + pos, len)) {
+			blank = pos > 0 && !(len >= 8 && g_ascii_strncasecmp((const char *)p + pos, "Content-", 8) == 0);
+		} else {
+			break;
+		}
+		text = p[pos + len - 1] == '\r' ? len - 1 : len;
+		if (blank && text > 0) {
+			memset(out->data + pos, 'X', text);
+			if (text > 1)
+				out->data[pos + 1] = ' ';
+		}
+		pos += len + 1;
+	}
+	g_byte_array_free(out, TRUE);
+	return NULL;
+}
+
 dc_code
 dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
 	dc_err *err)
@@ -273,6 +325,7 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 	GMimeParser *parser = NULL;
 	GMimeMessage *msg = NULL;
 	GMimeObject *top = NULL;
+	GByteArray *only = NULL;
 	size_t i = 0;
 	mwalk mw = { fn, ctx, info, err };
 	dc_code rc = DC_OK;
@@ -294,7 +347,10 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 			DC_MIME_MAX_BOUNDARIES);
 		goto out;
 	}
-	stream = g_mime_stream_mem_new_with_buffer((const char *)data + i, len - i);
+	if (first_line_is_field(data + i, len - i) && (only = content_headers(data + i, len - i)) != NULL)
+		stream = g_mime_stream_mem_new_with_byte_array(only);
+	else
+		stream = g_mime_stream_mem_new_with_buffer((const char *)data + i, len - i);
 	if (stream == NULL) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory reading the message");
 		goto out;

@@ -255,6 +255,11 @@ test_first_line(void **state)
 		  "--b\n\ny\n--b--\n", DC_OK, "1 text/plain x|2 text/plain y" },
 		{ "Content-Transfer-Encoding: base64\nContent-Type: application/gzip\n\naGVsbG8=\n", DC_OK,
 		  "1 application/gzip hello" },
+		/* folded fields the walk never reads, around folded Content-* ones */
+		{ "From: a@b\r\nSubject: x\r\n y\r\nContent-Type: text/csv;\r\n charset=us-ascii\r\nX-B: 2\r\n"
+		  "Content-Transfer-Encoding:\r\n\tbase64\r\n\r\naGVsbG8=\r\n", DC_OK, "1 text/csv hello" },
+		{ "Received: from x\n\tby y\nContent-Type: multipart/mixed;\n boundary=\"b\"\nDate: now\n\n--b\n"
+		  "Content-Type: text/plain\n\nx\n--b--\n", DC_OK, "1 text/plain x" },
 	};
 
 	(void)state;
