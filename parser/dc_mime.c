@@ -6,7 +6,15 @@
  * multipart children in order and message/rfc822 bodies recursively, numbers
  * parts the way IMAP does (RFC 3501 6.4.5: "2.1" is the first part of the
  * second part; the body of a message/rfc822 part N is N.1..), decodes each
- * leaf's transfer encoding into a memory stream and hands it on.
+ * leaf's transfer encoding and hands it on.
+ *
+ * Speed (small report e-mails, docs/README-parse-speed.md): when the top
+ * header block is plain, GMime parses only the message's body part
+ * (construct_part, no GMimeMessage) from a copy in which the header fields
+ * we never read are overwritten by lines it skips; base64 and
+ * quoted-printable leaves are decoded straight from GMime's buffer.  Each of
+ * these gives the same part tree and bytes as the plain way (see
+ * first_line_is_field, content_headers, decode_leaf).
  *
  * Not here: deciding what a leaf is (bytes decide, in dc_unpack), charset
  * conversion, signatures.  Repairs: whitespace before the first header line
