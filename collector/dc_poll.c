@@ -51,8 +51,12 @@
 #define EXIT_USAGE      2
 #define EXIT_TEMPFAIL   75
 
+#ifndef POLL_CONNECTIONS
 #define POLL_CONNECTIONS 4                   /* IMAP and database connections per mailbox */
+#endif
+#ifndef BATCH_MESSAGES
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
+#endif
 #define BATCH_MIN       20                   /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
 #define BACKOFF_MIN     5                    /* seconds after the first failure */
@@ -324,9 +328,11 @@ open_store(const char *conninfo, dc_store **out, dc_err *err)
 
 	if (rc != DC_OK)
 		return rc;
-	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
+	/* committed means on disk; the rollups are added once per listing
+	 * (rollup_pending, sql/007), not at each batch's COMMIT */
+	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on; SET dmarc.defer_rollup = on");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = dc_err_set(err, DC_EDB, "SET synchronous_commit: %s", PQerrorMessage(dc_store_conn(*out)));
+		rc = dc_err_set(err, DC_EDB, "SET: %s", PQerrorMessage(dc_store_conn(*out)));
 		dc_store_free(*out);
 		*out = NULL;
 	}
@@ -954,6 +960,30 @@ out:
 	return rc;
 }
 
+/*
+ * Adds the reports this poll stored to the daily rollups (sql/007).  rc is
+ * the listing's outcome: a failure here is returned only when it was DC_OK
+ * (else logged); the reports wait for the next call either way.
+ */
+static dc_code
+rollup_pending(const dc_mailbox_config *mb, dc_store *st, dc_code rc, dc_err *err)
+{
+	PGresult *res = PQexec(dc_store_conn(st), "SELECT dmarc.rollup_pending()");
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		char first[256];
+		const char *m = PQerrorMessage(dc_store_conn(st));
+
+		snprintf(first, sizeof(first), "%.*s", (int)strcspn(m, "\n"), m);
+		if (rc == DC_OK)
+			rc = dc_err_set(err, DC_EDB, "rollup_pending: %s", first);
+		else
+			dc_log_warn("mailbox %s: rollup_pending: %s", mb->label, first);
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Logs in, with the cached XOAUTH2 token or a fresh one when it was refused. */
 static dc_code
 connect_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_imap **im,
@@ -1047,6 +1077,8 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		if (rc != DC_OK || n == 0)
 			break;
 		rc = run_listing(&r, &p, msgs, n, err);
+		if (rc != DC_EDB && rc != DC_ENOMEM)
+			rc = rollup_pending(mb, st, rc, err);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
 		from = msgs[n - 1].uid + 1;

@@ -18,6 +18,14 @@
 -- adding such a leftover twice: the second skips rows the first has locked,
 -- and a row the first already updated is no longer NOT rolled_up.
 -- The partial index finds those rows without reading the table.
+--
+-- A writer storing many transactions in a row can go further: with
+-- `SET dmarc.defer_rollup = on` its reports are left out at COMMIT, and it
+-- calls dmarc.rollup_pending() when it is done (poll does, after each
+-- listing of up to 10,000 messages): one rollup for all of them instead of
+-- one per transaction.  Until then the rollups lag behind dmarc.reports by
+-- those reports; if the writer dies first, the next rollup_pending() or the
+-- next writer's trigger adds them (they are simply not yet rolled up).
 
 CREATE INDEX reports_not_rolled_up_idx ON dmarc.reports (id) WHERE NOT rolled_up;
 
@@ -27,6 +35,11 @@ DECLARE
 	ids bigint[];
 BEGIN
 	IF TG_OP = 'INSERT' THEN
+		-- a writer that calls rollup_pending() itself (poll, after each
+		-- listing) asks for nothing here
+		IF current_setting('dmarc.defer_rollup', true) = 'on' THEN
+			RETURN NULL;
+		END IF;
 		-- deferred to commit: the report may have gone meanwhile (savepoint
 		-- rollback discards the event; a delete in the same transaction not),
 		-- or an earlier firing of this transaction may have added it
@@ -44,6 +57,23 @@ BEGIN
 	RETURN OLD;
 END
 $$;
+
+-- Adds every report not yet rolled up (not locked by another writer doing
+-- the same); returns how many.
+CREATE FUNCTION dmarc.rollup_pending() RETURNS bigint
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+	ids bigint[];
+BEGIN
+	ids := ARRAY(SELECT id FROM dmarc.reports WHERE NOT rolled_up ORDER BY id FOR UPDATE SKIP LOCKED);
+	PERFORM dmarc.rollup_change('reports', ids, NULL, NULL, NULL, 1);
+	UPDATE dmarc.reports SET rolled_up = true WHERE id = ANY (ids);
+	RETURN cardinality(ids);
+END
+$$;
+COMMENT ON FUNCTION dmarc.rollup_pending() IS
+	'Adds the reports not yet in the daily rollups (stored with dmarc.defer_rollup = on, or while the rollup trigger was disabled); returns their number.';
+REVOKE ALL ON FUNCTION dmarc.rollup_pending() FROM PUBLIC;
 
 -- rollup_change (006) again, with two changes for many reports per call:
 --   * rollup_days runs once per distinct (date_begin, date_end) instead of

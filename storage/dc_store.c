@@ -120,20 +120,35 @@ struct dc_store {
 	store_buf jspf;
 
 	/* batch mode (dc_store_batch_begin): one transaction; a small report
-	 * waits (`deferred`) as JSON: its row in jreport (open: the totals are
-	 * added at report_end), its original in jorig; at report_end its rows
-	 * join the batch's arrays b_*, sent by batch_flush */
+	 * waits (`deferred`): its row as JSON in jreport (open: the totals are
+	 * added at report_end), its original's bytes, SHA-256 and name in
+	 * orig*; at report_end its row joins the batch's JSON array b_rep,
+	 * its records and results (COPY text, as built in rec, dkim, spf) the
+	 * buffers b_rec, b_dkim, b_spf, and its original the binary arrays a_*
+	 * (bytea[], bytea[], text[]: no text encoding of the bytes) */
 	bool batch;
 	bool deferred;          /* the report in progress is not sent yet */
 	int64_t cur_uid;        /* its origin UID */
 	store_buf jreport;
-	store_buf jorig;
-	store_buf b_orig;
+	bool has_orig;
+	uint8_t orig_sha[STORE_SHA256_LEN];
+	store_buf orig;
+	store_buf orig_name;
+	bool orig_named;
+	store_buf a_sha;
+	store_buf a_content;
+	store_buf a_name;
+	uint32_t a_n;           /* originals in a_* */
+	bool a_nulls;           /* a_name holds a NULL */
+	uint8_t last_sha[STORE_SHA256_LEN];  /* the last original added to a_* */
 	store_buf b_rep;
 	store_buf b_rec;
 	store_buf b_dkim;
 	store_buf b_spf;
-	struct { int64_t id, uid; } *pend;  /* the waiting reports */
+	struct {
+		int64_t id, uid;
+		size_t rec, dkim, spf;          /* where its rows end in b_rec, b_dkim, b_spf */
+	} *pend;                                /* the waiting reports */
 	size_t n_pend, cap_pend;
 	int64_t *dups;          /* origin UIDs of the batch's sent duplicates */
 	size_t n_dups, cap_dups;
@@ -583,8 +598,11 @@ dc_store_free(dc_store *st)
 	free(st->jdkim.p);
 	free(st->jspf.p);
 	free(st->jreport.p);
-	free(st->jorig.p);
-	free(st->b_orig.p);
+	free(st->orig.p);
+	free(st->orig_name.p);
+	free(st->a_sha.p);
+	free(st->a_content.p);
+	free(st->a_name.p);
 	free(st->b_rep.p);
 	free(st->b_rec.p);
 	free(st->b_dkim.p);
@@ -1335,9 +1353,12 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	if (st->small && st->n_records >= STORE_SMALL_RECORDS)
 		st->small = false;
-	if (st->small && !json_add(st, r, rec, id, ip))
+	/* a waiting report's rows go with the batch as COPY text (the chunk
+	 * buffers): no JSON for them */
+	if (st->small && !st->deferred && !json_add(st, r, rec, id, ip))
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
-	if (st->small && st->jrec.len + st->jdkim.len + st->jspf.len >= STORE_SMALL_BYTES)
+	if (st->small && (st->deferred ? st->rec.len + st->dkim.len + st->spf.len :
+	                  st->jrec.len + st->jdkim.len + st->jspf.len) >= STORE_SMALL_BYTES)
 		st->small = false;
 	st->n_records++;
 	st->chunk_records++;
@@ -1505,7 +1526,7 @@ next_report_id(dc_store *st, int64_t *id, dc_err *err)
  * Batch mode, report_begin: when the report can wait (its original is small
  * and every text is valid UTF-8, so the batch's JSON stays valid), takes a
  * report id for it and keeps its row (without the totals) in st->jreport and
- * its original in st->jorig; sets *deferred.  Otherwise it is stored as it is
+ * its original in st->orig*; sets *deferred.  Otherwise it is stored as it is
  * read, in a savepoint.
  */
 static dc_code
@@ -1525,7 +1546,7 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 		{ "original_path", origin ? origin->path : NULL },
 	};
 	uint8_t digest[STORE_SHA256_LEN];
-	store_buf *b = &st->jreport, *o = &st->jorig;
+	store_buf *b = &st->jreport;
 	bool have_orig = origin != NULL && origin->data != NULL;
 	int64_t id = 0;
 	bool ok = true;
@@ -1539,7 +1560,8 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 			return DC_OK;
 	if ((rc = next_report_id(st, &id, err)) != DC_OK)
 		return rc;
-	b->len = o->len = 0;
+	b->len = st->orig.len = st->orig_name.len = 0;
+	st->has_orig = st->orig_named = false;
 	ok = buf_addc(b, '{') && json_key(b, "id", true) && buf_i64(b, id);
 	for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
 		ok = json_key(b, f[i].name, false) && buf_json_string(b, f[i].v);
@@ -1551,11 +1573,12 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 		(st->origin.uid >= 0 ? buf_i64(b, st->origin.uid) : buf_add(b, "null", 4));
 	if (ok && have_orig) {
 		sha256(origin->data, origin->len, digest);
+		memcpy(st->orig_sha, digest, sizeof(digest));
+		st->has_orig = true;
+		st->orig_named = origin->name != NULL;
 		ok = json_key(b, "osha", false) && buf_json_bytea(b, digest, sizeof(digest)) &&
-			buf_addc(o, '{') && json_key(o, "sha256", true) &&
-			buf_json_bytea(o, digest, sizeof(digest)) &&
-			json_key(o, "content", false) && buf_json_bytea(o, origin->data, origin->len) &&
-			json_key(o, "name", false) && buf_json_string(o, origin->name) && buf_addc(o, '}');
+			buf_add(&st->orig, (const char *)origin->data, origin->len) &&
+			(!origin->name || buf_add(&st->orig_name, origin->name, strlen(origin->name)));
 	}
 	if (!ok)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -1573,32 +1596,60 @@ json_array_start(store_buf *b)
 	return buf_addc(b, '[');
 }
 
-/* Appends the items of the JSON array a (started with '[', not closed) to
- * the array b, which is in the same state. */
+/* PostgreSQL's binary array format (array_send): a one-dimensional array
+ * is a 20-byte header, then per element its length (-1: NULL) and bytes. */
+#define STORE_ARRAY_HEADER 20
+#define STORE_OID_BYTEA    17
+#define STORE_OID_TEXT     25
+
+/* Starts an empty binary array in b (room for the header). */
 static bool
-json_array_join(store_buf *b, const store_buf *a)
+arr_start(store_buf *b)
 {
-	if (a->len <= 1)
-		return true;
-	return (b->len == 1 || buf_addc(b, ',')) && buf_add(b, a->p + 1, a->len - 1);
+	b->len = 0;
+	if (!buf_reserve(b, STORE_ARRAY_HEADER))
+		return false;
+	memset(b->p, 0, STORE_ARRAY_HEADER);
+	b->len = STORE_ARRAY_HEADER;
+	return true;
+}
+
+/* Appends an element of n bytes (p NULL: a NULL element). */
+static bool
+arr_add(store_buf *b, const void *p, size_t n)
+{
+	uint32_t l = htonl(p ? (uint32_t)n : UINT32_MAX);
+
+	return buf_add(b, (const char *)&l, 4) && (p == NULL || buf_add(b, p, n));
+}
+
+/* Writes the header of b's array of n elements of type oid. */
+static void
+arr_finish(store_buf *b, uint32_t n, uint32_t oid, bool nulls)
+{
+	uint32_t h[5] = { htonl(1), htonl(nulls ? 1 : 0), htonl(oid), htonl(n), htonl(1) };
+
+	memcpy(b->p, h, sizeof(h));
 }
 
 /*
- * Sends reports (JSON arrays: originals, report rows with their totals,
- * records, DKIM and SPF results) in one statement: the originals are found
- * or added, the reports added unless already stored (ON CONFLICT DO
- * NOTHING: a duplicate), and only the added reports' records and results.
- * The rows go in key order so that concurrent writers lock in one order.
+ * Sends reports in one statement: n originals as binary arrays (sha, content:
+ * bytea[]; name: text[]), and a JSON array of report rows with their
+ * totals.  The originals are found or added, the reports added unless
+ * already stored (ON CONFLICT DO NOTHING: a duplicate), in key order so that
+ * concurrent writers lock in one order.
  * On success *out holds the added reports' ids (caller PQclears).
  */
 static dc_code
-batch_send(dc_store *st, const char *orig, const char *reps, const char *recs, const char *dkim,
-	const char *spf, PGresult **out, dc_err *err)
+batch_send(dc_store *st, store_buf *sha, store_buf *content, store_buf *name, uint32_t n, bool nulls,
+	const char *reps, PGresult **out, dc_err *err)
 {
 	static const char sql[] =
 		"WITH o AS (INSERT INTO dmarc.originals AS t (sha256, content, name)"
 		" SELECT DISTINCT ON (j.sha256) j.sha256, j.content, j.name"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.originals, $1::pg_catalog.json) j"
+		" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.bytea[]), pg_catalog.unnest($2::pg_catalog.bytea[]),"
+		" pg_catalog.unnest($3::pg_catalog.text[]))"
+		" AS j(sha256, content, name)"
 		" ORDER BY j.sha256"
 		" ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING t.id, t.sha256),"
 		" r AS (INSERT INTO dmarc.reports (id, org_name, org_email, extra_contact_info, report_id,"
@@ -1611,35 +1662,28 @@ batch_send(dc_store *st, const char *orig, const char *reps, const char *recs, c
 		" j.policy_aspf, j.policy_pct, j.policy_fo, j.policy_testing, j.policy_discovery_method,"
 		" j.generator, j.version, j.xmlns, j.errors, j.record_count, j.message_total, j.mailbox,"
 		" j.uidvalidity, j.uid, j.message_id, j.file_name, o.id, j.original_path"
-		" FROM pg_catalog.json_array_elements($2::pg_catalog.json) WITH ORDINALITY AS a(v, n)"
+		" FROM pg_catalog.json_array_elements($4::pg_catalog.json) WITH ORDINALITY AS a(v, n)"
 		" CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::dmarc.reports, a.v) j"
 		" LEFT JOIN o ON o.sha256 = (a.v ->> 'osha')::bytea"
 		" ORDER BY j.org_name, j.policy_domain, j.report_id, j.date_begin, j.date_end, a.n"
-		" ON CONFLICT ON CONSTRAINT reports_unique_report DO NOTHING RETURNING id),"
-		" rec AS (INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
-		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
-		" envelope_from, envelope_to, reasons)"
-		" SELECT x.id, x.report_id, x.date_begin, x.policy_domain, x.ordinal,"
-		" x.source_ip, x.message_count, x.disposition, x.dkim_aligned, x.spf_aligned, x.header_from,"
-		" x.envelope_from, x.envelope_to, x.reasons"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $3::pg_catalog.json) x"
-		" WHERE x.report_id IN (SELECT id FROM r) RETURNING id),"
-		" dkim AS (INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
-		" domain, selector, result, human_result)"
-		" SELECT x.record_id, x.date_begin, x.policy_domain, x.ordinal, x.domain, x.selector, x.result,"
-		" x.human_result"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.dkim_results, $4::pg_catalog.json) x"
-		" WHERE x.record_id IN (SELECT id FROM rec)),"
-		" spf AS (INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
-		" domain, scope, result, human_result)"
-		" SELECT x.record_id, x.date_begin, x.policy_domain, x.ordinal, x.domain, x.scope, x.result,"
-		" x.human_result"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $5::pg_catalog.json) x"
-		" WHERE x.record_id IN (SELECT id FROM rec))"
+		" ON CONFLICT ON CONSTRAINT reports_unique_report DO NOTHING RETURNING id)"
 		" SELECT id FROM r";
-	const char *vals[5] = { orig, reps, recs, dkim, spf };
+	store_buf *arr[3] = { sha, content, name };
+	static const uint32_t oid[3] = { STORE_OID_BYTEA, STORE_OID_BYTEA, STORE_OID_TEXT };
+	const char *vals[4] = { NULL, NULL, NULL, reps };
+	int lens[4] = { 0 }, fmts[4] = { 0 };
 
-	return store_exec_prepared(st, STORE_PREP_BATCH, "dc_batch", sql, 5, vals, NULL, NULL,
+	for (int i = 0; i < 3; i++) {
+		if (n == 0) {
+			vals[i] = "{}";  /* an empty array, as text */
+			continue;
+		}
+		arr_finish(arr[i], n, oid[i], i == 2 && nulls);
+		vals[i] = arr[i]->p;
+		lens[i] = (int)arr[i]->len;
+		fmts[i] = 1;
+	}
+	return store_exec_prepared(st, STORE_PREP_BATCH, "dc_batch", sql, 4, vals, lens, fmts,
 		PGRES_TUPLES_OK, out, "store reports", err);
 }
 
@@ -1668,49 +1712,123 @@ note_duplicate(dc_store *st, int64_t uid)
 	return true;
 }
 
-/* Sends the batch's waiting reports and notes which were duplicates.  The
- * arrays are empty afterwards whatever the outcome. */
+/* Empties the batch's arrays; false when out of memory. */
+static bool
+batch_reset(dc_store *st)
+{
+	st->a_n = 0;
+	st->a_nulls = false;
+	st->b_rec.len = st->b_dkim.len = st->b_spf.len = 0;
+	return json_array_start(&st->b_rep) && arr_start(&st->a_sha) && arr_start(&st->a_content) &&
+		arr_start(&st->a_name);
+}
+
+/* Adds the report in progress's original to the binary arrays a_* (unless
+ * it was the last one added); false when out of memory. */
+static bool
+orig_add(dc_store *st)
+{
+	if (!st->has_orig || (st->a_n > 0 && memcmp(st->last_sha, st->orig_sha, sizeof(st->orig_sha)) == 0))
+		return true;
+	if (!arr_add(&st->a_sha, st->orig_sha, sizeof(st->orig_sha)) ||
+	    !arr_add(&st->a_content, st->orig.p ? st->orig.p : "", st->orig.len) ||
+	    !arr_add(&st->a_name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL,
+		st->orig_name.len))
+		return false;
+	st->a_nulls = st->a_nulls || !st->orig_named;
+	memcpy(st->last_sha, st->orig_sha, sizeof(st->orig_sha));
+	st->a_n++;
+	return true;
+}
+
+/* Drops the rows of the duplicates (dup[i] true: pend[i] was not added)
+ * from the COPY text of one table: off(i) is where pend[i]'s rows end. */
+static void
+drop_rows(store_buf *b, const dc_store *st, const bool *dup, size_t which)
+{
+	size_t from = 0, to = 0;
+
+	for (size_t i = 0; i < st->n_pend; i++) {
+		size_t end = which == 0 ? st->pend[i].rec : which == 1 ? st->pend[i].dkim : st->pend[i].spf;
+
+		if (!dup[i]) {
+			memmove(b->p + to, b->p + from, end - from);
+			to += end - from;
+		}
+		from = end;
+	}
+	b->len = to;
+}
+
+/*
+ * Sends the batch's waiting reports: their rows and originals in one
+ * statement, which says which were added, then the added reports' records
+ * and auth results by COPY (three at most).  Notes the duplicates.  The
+ * batch is empty afterwards whatever the outcome.
+ */
 static dc_code
 batch_flush(dc_store *st, dc_err *err)
 {
-	store_buf *arr[] = { &st->b_orig, &st->b_rep, &st->b_rec, &st->b_dkim, &st->b_spf };
+	store_buf *copy[3] = { &st->b_rec, &st->b_dkim, &st->b_spf };
+	static const char *const copy_sql[3] = {
+		"COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip,"
+		" message_count, disposition, dkim_aligned, spf_aligned, header_from, envelope_from,"
+		" envelope_to, reasons) FROM STDIN",
+		"COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal, domain, selector,"
+		" result, human_result) FROM STDIN",
+		"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal, domain, scope,"
+		" result, human_result) FROM STDIN",
+	};
+	static const char *const copy_what[3] = { "store records", "store dkim results", "store spf results" };
 	PGresult *res = NULL;
 	int64_t *added = NULL;
-	size_t n = 0;
+	bool *dup = NULL;
+	size_t n = 0, n_dup = 0;
 	dc_code rc = DC_OK;
 
 	if (st->n_pend == 0)
 		return DC_OK;
-	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
-		if (!buf_addc(arr[i], ']')) {
-			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
-			goto out;
-		}
-	rc = batch_send(st, st->b_orig.p, st->b_rep.p, st->b_rec.p, st->b_dkim.p, st->b_spf.p, &res, err);
+	if (!buf_addc(&st->b_rep, ']')) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = batch_send(st, &st->a_sha, &st->a_content, &st->a_name, st->a_n, st->a_nulls, st->b_rep.p,
+		&res, err);
 	if (rc != DC_OK)
 		goto out;
 	n = (size_t)PQntuples(res);
 	added = malloc((n + 1) * sizeof(*added));
-	if (added == NULL) {
+	dup = calloc(st->n_pend, sizeof(*dup));
+	if (added == NULL || dup == NULL) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		added[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
 	qsort(added, n, sizeof(*added), cmp_i64);
-	for (size_t i = 0; i < st->n_pend; i++)
-		if (bsearch(&st->pend[i].id, added, n, sizeof(*added), cmp_i64) == NULL &&
-		    !note_duplicate(st, st->pend[i].uid)) {
+	for (size_t i = 0; i < st->n_pend; i++) {
+		if (bsearch(&st->pend[i].id, added, n, sizeof(*added), cmp_i64) != NULL)
+			continue;
+		dup[i] = true;
+		n_dup++;
+		if (!note_duplicate(st, st->pend[i].uid)) {
 			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 			goto out;
 		}
+	}
+	for (size_t k = 0; k < 3 && rc == DC_OK; k++) {
+		if (n_dup > 0)
+			drop_rows(copy[k], st, dup, k);
+		if (copy[k]->len > 0)
+			rc = copy_in(st, copy_sql[k], copy[k], copy_what[k], err);
+	}
 out:
 	PQclear(res);
 	free(added);
+	free(dup);
 	st->n_pend = 0;
-	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
-		if (!json_array_start(arr[i]) && rc == DC_OK)
-			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (!batch_reset(st) && rc == DC_OK)
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 	return rc;
 }
 
@@ -1726,18 +1844,11 @@ batch_add(dc_store *st, const dc_report *r, dc_err *err)
 	ok = json_key(b, "errors", false) && buf_json_string(b, r->errors) &&
 		json_key(b, "record_count", false) && buf_i64(b, (int64_t)st->n_records) &&
 		json_key(b, "message_total", false) && buf_i64(b, st->message_total) && buf_addc(b, '}') &&
-		buf_addc(&st->jrec, ']') && buf_addc(&st->jdkim, ']') && buf_addc(&st->jspf, ']');
-	if (ok) {
-		/* drop the ']' again: json_array_join wants open arrays */
-		st->jrec.len--;
-		st->jdkim.len--;
-		st->jspf.len--;
-	}
-	ok = ok && (st->jorig.len == 0 || ((st->b_orig.len == 1 || buf_addc(&st->b_orig, ',')) &&
-		buf_add(&st->b_orig, st->jorig.p, st->jorig.len))) &&
+		orig_add(st) &&
 		(st->b_rep.len == 1 || buf_addc(&st->b_rep, ',')) && buf_add(&st->b_rep, b->p, b->len) &&
-		json_array_join(&st->b_rec, &st->jrec) && json_array_join(&st->b_dkim, &st->jdkim) &&
-		json_array_join(&st->b_spf, &st->jspf);
+		buf_add(&st->b_rec, st->rec.p ? st->rec.p : "", st->rec.len) &&
+		buf_add(&st->b_dkim, st->dkim.p ? st->dkim.p : "", st->dkim.len) &&
+		buf_add(&st->b_spf, st->spf.p ? st->spf.p : "", st->spf.len);
 	if (ok && st->n_pend == st->cap_pend) {
 		size_t cap = st->cap_pend ? 2 * st->cap_pend : 64;
 		void *p = realloc(st->pend, cap * sizeof(*st->pend));
@@ -1750,8 +1861,11 @@ batch_add(dc_store *st, const dc_report *r, dc_err *err)
 	if (!ok)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	st->pend[st->n_pend].id = st->report_pk;
-	st->pend[st->n_pend++].uid = st->cur_uid;
-	if (st->b_orig.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len > STORE_BATCH_BYTES)
+	st->pend[st->n_pend].uid = st->cur_uid;
+	st->pend[st->n_pend].rec = st->b_rec.len;
+	st->pend[st->n_pend].dkim = st->b_dkim.len;
+	st->pend[st->n_pend++].spf = st->b_spf.len;
+	if (st->a_content.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len > STORE_BATCH_BYTES)
 		return batch_flush(st, err);
 	return DC_OK;
 }
@@ -1766,27 +1880,32 @@ batch_add(dc_store *st, const dc_report *r, dc_err *err)
 static dc_code
 materialize(dc_store *st, dc_err *err)
 {
-	store_buf o = { 0 }, r = { 0 };
+	store_buf sha = { 0 }, content = { 0 }, name = { 0 }, r = { 0 };
 	PGresult *res = NULL;
 	dc_code rc;
 
-	if (!json_array_start(&o) || (st->jorig.len > 0 && !buf_add(&o, st->jorig.p, st->jorig.len)) ||
-	    !buf_addc(&o, ']') || !json_array_start(&r) || !buf_add(&r, st->jreport.p, st->jreport.len) ||
-	    !buf_add(&r, "}]", 2)) {
+	if (!arr_start(&sha) || !arr_start(&content) || !arr_start(&name) ||
+	    (st->has_orig && (!arr_add(&sha, st->orig_sha, sizeof(st->orig_sha)) ||
+	                      !arr_add(&content, st->orig.p ? st->orig.p : "", st->orig.len) ||
+	                      !arr_add(&name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL,
+	                               st->orig_name.len))) ||
+	    !json_array_start(&r) || !buf_add(&r, st->jreport.p, st->jreport.len) || !buf_add(&r, "}]", 2)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = store_cmd(st, "SAVEPOINT dc_report", err)) != DC_OK)
 		goto out;
 	st->deferred = false;          /* from now on a savepoint report */
-	rc = batch_send(st, o.p, r.p, "[]", "[]", "[]", &res, err);
+	rc = batch_send(st, &sha, &content, &name, st->has_orig ? 1 : 0, !st->orig_named, r.p, &res, err);
 	if (rc == DC_OK && PQntuples(res) == 0) {
 		report_rollback(st);
 		rc = DC_SKIP;
 	}
 out:
 	PQclear(res);
-	free(o.p);
+	free(sha.p);
+	free(content.p);
+	free(name.p);
 	free(r.p);
 	return rc;
 }
@@ -1794,15 +1913,13 @@ out:
 dc_code
 dc_store_batch_begin(dc_store *st, dc_err *err)
 {
-	store_buf *arr[] = { &st->b_orig, &st->b_rep, &st->b_rec, &st->b_dkim, &st->b_spf };
 	dc_code rc;
 
 	if (st->in_report)
 		report_rollback(st);
 	st->n_pend = st->n_dups = 0;
-	for (size_t i = 0; i < sizeof(arr) / sizeof(arr[0]); i++)
-		if (!json_array_start(arr[i]))
-			return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (!batch_reset(st))
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
 		return rc;
 	st->batch = true;
