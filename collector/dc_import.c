@@ -36,6 +36,7 @@
 #define IMPORT_HEADER_SCAN      65536   /* bytes searched for Message-ID */
 #define IMPORT_MESSAGE_ID_MAX   998     /* RFC 5322 line length */
 #define IMPORT_PROGRESS_EVERY   100     /* mbox messages between progress calls */
+#define IMPORT_ROLLUP_EVERY     1000    /* inputs between additions to the daily rollups */
 
 /* ---------------------------------------------------------------- the list */
 
@@ -555,23 +556,44 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 	const dc_import_hooks *hooks, dc_import_stats *stats, dc_err *err)
 {
 	importer im = { .st = st, .lim = lim, .hooks = hooks, .stats = stats };
-	dc_code rc = DC_OK;
+	uint64_t rolled = stats->inputs;
+	dc_code rc;
+	dc_err e2;
 
 	im.store_cb = dc_store_callbacks(st);
 	stats->files_total += list->n;
+	/* the daily rollups once per IMPORT_ROLLUP_EVERY inputs, not at each
+	 * report's COMMIT (sql/007) */
+	if ((rc = dc_store_defer_rollups(st, true, err)) != DC_OK)
+		return rc == DC_ESCHEMA ? (err->code = DC_EDB) : rc;
 	for (size_t i = 0; i < list->n && rc == DC_OK; i++) {
-		if (hooks != NULL && hooks->stop != NULL && *hooks->stop)
-			return dc_err_set(err, DC_EINTERRUPTED, "interrupted before %s", list->paths[i]);
+		if (hooks != NULL && hooks->stop != NULL && *hooks->stop) {
+			rc = dc_err_set(err, DC_EINTERRUPTED, "interrupted before %s", list->paths[i]);
+			break;
+		}
 		rc = import_file(&im, list->paths[i], err);
 		if (rc != DC_OK) {
 			char msg[DC_ERR_MSG_MAX];
 
 			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
-			return dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
+			rc = dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
+			break;
 		}
 		stats->files++;
+		if (stats->inputs - rolled >= IMPORT_ROLLUP_EVERY) {
+			rolled = stats->inputs;
+			rc = dc_store_rollup_pending(st, NULL, err);
+		}
 		if (hooks != NULL && hooks->progress != NULL)
 			hooks->progress(hooks->ctx, stats);
 	}
+	/* what was stored, also before an interruption; after a database
+	 * failure the next writer adds it */
+	if (rc != DC_EDB && rc != DC_ENOMEM && dc_store_rollup_pending(st, NULL, &e2) != DC_OK && rc == DC_OK) {
+		*err = e2;
+		rc = e2.code;
+	}
+	if (rc == DC_OK)
+		rc = dc_store_defer_rollups(st, false, err);
 	return rc;
 }

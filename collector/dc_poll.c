@@ -5,12 +5,16 @@
  * One poll of a mailbox: log in (dc_imap), SELECT the folder, compare its
  * UIDVALIDITY with dmarc.mailboxes (dc_mailbox), list the messages above the
  * last UID handled, then in batches: fetch the bodies with BODY.PEEK[] (no
- * \Seen), hand each to dc_extract into dc_store (one transaction per report),
- * and only then move the batch's stored messages to archive_folder (or flag
- * them \Seen, or delete them: `after`) and its rejected ones to
- * invalid_folder, and record the batch's outcomes and the new last UID.  A
- * crash anywhere repeats at most the current batch: its committed reports come
- * back as duplicates (the unique key) and its messages are moved then.
+ * \Seen), hand each to dc_extract into dc_store, the whole batch in one
+ * transaction (dc_store's batch mode; if the server refuses a value of it,
+ * the batch is stored again one transaction per report), COMMIT, and only
+ * then move the batch's stored messages to archive_folder (or flag them
+ * \Seen, or delete them: `after`) and its rejected ones to invalid_folder,
+ * and record the batch's outcomes and the new last UID.  A crash anywhere
+ * repeats at most the current batch: nothing of it was committed, or its
+ * committed reports come back as duplicates (the unique key) and its
+ * messages are moved then.  After each listing the stored reports are added
+ * to the daily rollups in one go (dmarc.rollup_pending, sql/007).
  *
  * The service (`poll` without --once) polls every mailbox each `interval`
  * seconds; a mailbox whose poll failed (IMAP, TLS, login, database) is tried
@@ -328,15 +332,18 @@ open_store(const char *conninfo, dc_store **out, dc_err *err)
 
 	if (rc != DC_OK)
 		return rc;
-	/* committed means on disk; the rollups are added once per listing
-	 * (rollup_pending, sql/007), not at each batch's COMMIT */
-	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on; SET dmarc.defer_rollup = on");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = dc_err_set(err, DC_EDB, "SET: %s", PQerrorMessage(dc_store_conn(*out)));
+	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = dc_err_set(err, DC_EDB, "SET synchronous_commit: %s", PQerrorMessage(dc_store_conn(*out)));
+	PQclear(res);
+	/* the rollups are added once per listing (rollup_pending), not at
+	 * each batch's COMMIT */
+	if (rc == DC_OK)
+		rc = dc_store_defer_rollups(*out, true, err);
+	if (rc != DC_OK) {
 		dc_store_free(*out);
 		*out = NULL;
 	}
-	PQclear(res);
 	return rc;
 }
 
@@ -968,19 +975,15 @@ out:
 static dc_code
 rollup_pending(const dc_mailbox_config *mb, dc_store *st, dc_code rc, dc_err *err)
 {
-	PGresult *res = PQexec(dc_store_conn(st), "SELECT dmarc.rollup_pending()");
+	dc_err e2;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		char first[256];
-		const char *m = PQerrorMessage(dc_store_conn(st));
-
-		snprintf(first, sizeof(first), "%.*s", (int)strcspn(m, "\n"), m);
-		if (rc == DC_OK)
-			rc = dc_err_set(err, DC_EDB, "rollup_pending: %s", first);
-		else
-			dc_log_warn("mailbox %s: rollup_pending: %s", mb->label, first);
+	if (dc_store_rollup_pending(st, NULL, &e2) != DC_OK) {
+		if (rc == DC_OK) {
+			*err = e2;
+			return e2.code;
+		}
+		dc_log_warn("mailbox %s: %s", mb->label, dc_err_text(&e2));
 	}
-	PQclear(res);
 	return rc;
 }
 

@@ -29,6 +29,21 @@
  * In reparse mode the same steps use SAVEPOINT / ROLLBACK TO / RELEASE
  * inside the transaction that replaces one original's reports.
  *
+ * Batch mode (dc_store_batch_begin .. _commit; poll, one IMAP batch): one
+ * transaction for many inputs.  A report whose original is small waits in
+ * memory: report_begin takes a report id from a reserved block (identity
+ * sequence, STORE_REPORT_IDS per round trip) and keeps the row as JSON;
+ * its records go only into the COPY buffers; report_end adds row, original
+ * and rows to the batch.  batch_flush (at commit, or past STORE_BATCH_BYTES)
+ * sends the rows and originals in one statement (INSERT ... ON CONFLICT DO
+ * NOTHING RETURNING id: the missing ids are the duplicates), then the added
+ * reports' rows by COPY.  A report that stops being small is sent at that
+ * moment in a savepoint (materialize; a duplicate then stops its parse with
+ * DC_SKIP) and goes on as a large report.  Per report: no round trip at all
+ * for a small one.  The batch is committed before the caller acts on the
+ * messages; if any statement of it failed nothing is kept and the caller
+ * stores the inputs again outside batch mode.
+ *
  * Errors: a lost connection or a server error outside the classes below is
  * DC_EDB (fatal: the caller stops, nothing is lost); SQLSTATE class 22 (data
  * exception), 23 (integrity) and 54000 (e.g. index row too large) are
@@ -1976,6 +1991,33 @@ dc_store_batch_abort(dc_store *st)
 	st->batch = false;
 	st->deferred = false;
 	st->n_pend = st->n_dups = 0;
+}
+
+/* ---- rollups --------------------------------------------------------- */
+
+dc_code
+dc_store_defer_rollups(dc_store *st, bool on, dc_err *err)
+{
+	const char *vals[1] = { on ? "on" : "off" };
+
+	return store_exec(st, "SELECT pg_catalog.set_config('dmarc.defer_rollup', $1, false)", 1, vals,
+		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "defer rollups", err);
+}
+
+dc_code
+dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc;
+
+	rc = store_exec(st, "SELECT dmarc.rollup_pending()", 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res,
+		"rollup_pending", err);
+	if (rc != DC_OK)
+		return rc == DC_ESCHEMA ? (err->code = DC_EDB) : rc;
+	if (added != NULL)
+		*added = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return DC_OK;
 }
 
 /* ---- reparse ---------------------------------------------------------- */

@@ -67,6 +67,16 @@ dc_code dc_store_batch_begin(dc_store *st, dc_err *err) DC_WUR;
 dc_code dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_err *err) DC_WUR;
 void dc_store_batch_abort(dc_store *st);
 
+/*
+ * The daily rollups (sql/005-007) are added at each transaction's COMMIT
+ * unless deferred: with dc_store_defer_rollups(st, true) the reports this
+ * connection commits wait until dc_store_rollup_pending adds them, with any
+ * other report not yet added (of a writer that died first), in one go.
+ * *added (may be NULL) is how many reports it added.
+ */
+dc_code dc_store_defer_rollups(dc_store *st, bool on, dc_err *err) DC_WUR;
+dc_code dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err) DC_WUR;
+
 /* Parses every stored original again and replaces the reports derived from
  * it, one transaction per original.  stats is added to. */
 dc_code dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc_err *err) DC_WUR;

@@ -11,8 +11,9 @@
 #     CHECK constraint the test adds), nothing of the batch is kept, the batch
 #     is stored again one report at a time, and only that report is
 #     rejected (dmarc.failures, moved to the invalid folder);
-#   * the daily rollups, maintained once per transaction (sql/007), match
-#     the views (dmarc.daily_summary) after all of it.
+#   * the daily rollups, added once per listing (sql/007), match the views
+#     (dmarc.daily_summary) after all of it, and a report a crashed writer
+#     left out of them is added by the next poll.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -82,6 +83,12 @@ check "no report left outside the rollups" "$(q "SELECT count(*) FROM dmarc.repo
 gen "$tmp/bad" 1 5 bad
 gen "$tmp/more" 2 5 more
 dc_dovecot_seed "$tmp/dv" "$tmp/bad/00001.eml" "$tmp"/more/*.eml "$tmp/more/00001.eml" || exit 1
+# a report a crashed writer committed with its rollups deferred (sql/007):
+# the next poll's rollup_pending() adds it
+psql -X -q -v ON_ERROR_STOP=1 -d imap -c "SET dmarc.defer_rollup = on" -c "INSERT INTO dmarc.reports
+  (org_name, report_id, policy_domain, date_begin, date_end, record_count, message_total)
+  VALUES ('crash.example', 'crash-1', 'example.com', '2025-11-20', '2025-11-21', 0, 0)" || exit 1
+check "left out of the rollups" "$(q "SELECT count(*) FROM dmarc.reports WHERE NOT rolled_up")" 1
 # a value the collector cannot know the server refuses (SQLSTATE 23514)
 q "ALTER TABLE dmarc.reports ADD CONSTRAINT test_no_bad CHECK (report_id <> 'bad-1')" >/dev/null
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll2.log" 2>&1
@@ -90,7 +97,8 @@ grep -q 'mailbox rua: 4 messages: 3 stored (2 reports, 1 duplicates), 1 rejected
   || fail "second summary: $(grep 'mailbox rua:' "$tmp/poll2.log")"
 grep -q 'UIDs [0-9]* to [0-9]*: .*storing them again one report at a time' "$tmp/poll2.log" \
   || fail "no replay of the batch logged: $(grep -v 'resolve' "$tmp/poll2.log" | tail -3)"
-check "reports after the second poll" "$(q "SELECT count(*) || ' ' || sum(record_count) FROM dmarc.reports")" "7 330"
+check "reports after the second poll" "$(q "SELECT count(*) || ' ' || sum(record_count) FROM dmarc.reports")" "8 330"
+check "the crashed writer's report added to the rollups" "$(q "SELECT count(*) FROM dmarc.reports WHERE NOT rolled_up")" 0
 check "outcomes of the second poll" "$(outcomes "WHERE uid > 7")" "bad-1:0/0/1 more-1:0/1/0 more-1:1/0/0 more-2:1/0/0"
 check "the rejected report's failure" \
   "$(q "SELECT message_id || ' ' || stage || ' ' || (reason LIKE '%test_no_bad%') FROM dmarc.failures")" \
