@@ -61,6 +61,7 @@
 #ifndef BATCH_MESSAGES
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
 #endif
+#define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
 #define BATCH_MIN       20                   /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
 #define BACKOFF_MIN     5                    /* seconds after the first failure */
@@ -787,6 +788,10 @@ work(mb_run *r)
 		pthread_mutex_unlock(&p->mu);
 		dc_err_clear(&err);
 		rc = run_batch(r, b, &err);
+		/* the rollups of what is committed so far, while the other
+		 * connections go on (the rest after the listing) */
+		if (rc == DC_OK && (b + 1) % ROLLUP_BATCHES == 0)
+			rc = dc_store_rollup_pending(r->st, NULL, &err);
 		if (rc == DC_OK && g_stop)
 			rc = dc_err_set(&err, DC_EINTERRUPTED, "stopped by a signal");
 		if (rc != DC_OK) {
