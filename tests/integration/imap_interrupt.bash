@@ -1,7 +1,8 @@
 # imap_interrupt.bash - sourced by imap_kill.sh, imap_dbstop.sh and
 # imap_restart.sh with MODE set: a `poll --once` of 400 report e-mails is
 # interrupted while it runs (SIGKILL, the database stopped, Dovecot
-# restarted).  Then: every message already moved out of INBOX has its report
+# restarted), at the point where batches are committed and moved but their
+# progress is not recorded.  Then: every message already moved out of INBOX has its report
 # stored (nothing moved before its data was committed); the next poll stores
 # the rest; every report is stored once and every message archived once.
 set -uo pipefail
@@ -49,27 +50,44 @@ dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml || exit 1
   echo "[dns]"; echo "servers = 127.0.0.1:9"; echo "timeout_ms = 100"; } > "$tmp/dc.conf"
 "$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
 
-"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll1.log" 2>&1 &
+# The poll is held in the middle, not raced (a poll of 400 messages takes a
+# fraction of a second): a session holds a lock on dmarc.mailbox_messages,
+# so each connection blocks when it records its first batch, whose reports
+# are committed and whose messages are moved by then, the progress not yet
+# recorded.  The interruption comes there.
+mkfifo "$tmp/lock.fifo"
+psql -X -q -v ON_ERROR_STOP=1 -d imap < "$tmp/lock.fifo" > "$tmp/lock.log" 2>&1 &
+lockpid=$!
+exec 9> "$tmp/lock.fifo"
+echo "BEGIN; LOCK TABLE dmarc.mailbox_messages IN EXCLUSIVE MODE; SELECT 'locked';" >&9
+for _ in $(seq 1 600); do grep -q locked "$tmp/lock.log" && break; sleep 0.1; done
+release() { printf '%s\n' 'COMMIT;' '\q' >&9 2>/dev/null; exec 9>&-; wait "$lockpid" 2>/dev/null; }
+
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll1.log" 2>&1 9>&- &
 pid=$!
-stored=0
-for _ in $(seq 1 3000); do
+stored=0 held=0
+for _ in $(seq 1 600); do
   stored=$(q "SELECT count(*) FROM dmarc.reports" 2>/dev/null || echo 0)
-  [ "${stored:-0}" -ge $((N / 5)) ] && break   # a few batches in: some moved, most not
+  held=$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" 2>/dev/null || echo 0)
+  [ "${stored:-0}" -gt 0 ] && [ "${held:-0}" -gt 0 ] && break
   kill -0 "$pid" 2>/dev/null || break
-  sleep 0.02
+  sleep 0.1
 done
+[ "${held:-0}" -gt 0 ] || fail "the poll was not held at recording a batch ($stored reports stored)"
 case $MODE in
   kill)
     kill -KILL "$pid"; wait "$pid"; st=$?
+    release
     check "killed poll's status" "$st" 137 ;;
   dbstop)
-    kill -STOP "$pid"; dc_pg_stop "$tmp/pg"; kill -CONT "$pid"
+    kill -STOP "$pid"; dc_pg_stop "$tmp/pg"; release; kill -CONT "$pid"
     wait "$pid"; st=$?
     check "poll without its database exits" "$st" 75
     grep -Eq 'error: .*(database|server|connection)' "$tmp/poll1.log" || fail "no database error logged: $(tail -3 "$tmp/poll1.log")"
     pg_again || { echo "FAIL: PostgreSQL did not start again"; exit 1; } ;;
   restart)
     kill -STOP "$pid"; dc_dovecot_restart "$tmp/dv" || { echo "FAIL: Dovecot did not start again"; exit 1; }
+    release
     kill -CONT "$pid"
     wait "$pid"; st=$?
     check "poll losing its IMAP server exits" "$st" 75
