@@ -99,11 +99,13 @@ typedef struct dc_blob {
  * The sink.  The parser calls report_begin once the report's metadata is
  * complete (at the first <record>, or at </feedback> when there is none),
  * then record for each record in document order, then report_end.  A callback
- * returns DC_OK to go on, DC_SKIP (from report_begin only) to skip the rest of
- * this report without error (a duplicate), or an error code with err set,
- * which the parser returns unchanged.  report_abort is called (by dc_extract)
- * after report_begin whenever the report did not reach report_end; the sink
- * must then discard everything of that report.  Every callback may be NULL.
+ * returns DC_OK to go on, DC_SKIP (from report_begin, or from record when the
+ * sink learns only then that the report is a duplicate: it has discarded the
+ * report itself) to skip the rest of this report without error, or an error
+ * code with err set, which the parser returns unchanged.  report_abort is
+ * called (by dc_extract) after report_begin whenever the report did not reach
+ * report_end, except after DC_SKIP; the sink must then discard everything of
+ * that report.  Every callback may be NULL.
  */
 typedef struct dc_sink {
 	void *ctx;
