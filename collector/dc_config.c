@@ -102,6 +102,7 @@ static const opt options[] = {
 	{ "mailbox", "archive_folder", MB(archive_folder), set_str, false, 0, 0, NULL },
 	{ "mailbox", "invalid_folder", MB(invalid_folder), set_str, false, 0, 0, NULL },
 	{ "mailbox", "after", MB(after), set_enum, false, 0, 0, after_names },
+	{ "mailbox", "connections", MB(connections), set_int, false, 1, 16, NULL },
 	{ "service", "interval", CFG(interval), set_int, false, 1, UINT64_C(7) * 86400, NULL },
 	{ "dns", "servers", CFG(dns_servers), set_str, false, 0, 0, NULL },
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
@@ -270,6 +271,7 @@ mailbox_index(loader *L, const char *label, int line)
 	memset(&L->mbs[cfg->n_mailboxes], 0, sizeof(L->mbs[0]));
 	mb->tls = DC_TLS_REQUIRED;
 	mb->after = DC_AFTER_MOVE;
+	mb->connections = 4;
 	mb->label = strdup(label);
 	mb->archive_folder = strdup("Archive/DMARC");
 	mb->invalid_folder = strdup("Archive/Invalid");

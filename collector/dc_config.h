@@ -28,6 +28,7 @@ typedef struct dc_mailbox_config {
 	char *archive_folder;         /* default "Archive/DMARC" */
 	char *invalid_folder;         /* default "Archive/Invalid" */
 	dc_after after;
+	int connections;              /* IMAP (and database) connections per poll, 1..16, default 4 */
 } dc_mailbox_config;
 
 typedef struct dc_config {

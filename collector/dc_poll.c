@@ -55,12 +55,7 @@
 #define EXIT_USAGE      2
 #define EXIT_TEMPFAIL   75
 
-#ifndef POLL_CONNECTIONS
-#define POLL_CONNECTIONS 4                   /* IMAP and database connections per mailbox */
-#endif
-#ifndef BATCH_MESSAGES
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
-#endif
 #define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
 #define BATCH_MIN       20                   /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
@@ -900,14 +895,14 @@ totals_add(totals *a, const totals *b)
 }
 
 /*
- * Stores the n listed messages msgs with up to POLL_CONNECTIONS connections:
+ * Stores the n listed messages msgs with up to the mailbox's `connections`:
  * this thread's (r, with its IMAP session and store) and extra ones.
  */
 static dc_code
 run_listing(mb_run *r, pool *p, const dc_imap_msg *msgs, size_t n, dc_err *err)
 {
 	extra *x = NULL;
-	size_t n_extra = 0, per;
+	size_t n_extra = 0, per, conns;
 	dc_code rc = DC_OK;
 
 	p->msgs = msgs;
@@ -924,7 +919,8 @@ run_listing(mb_run *r, pool *p, const dc_imap_msg *msgs, size_t n, dc_err *err)
 		goto out;
 	}
 	/* batches small enough that every connection gets several */
-	per = n / (POLL_CONNECTIONS * 4);
+	conns = (size_t)p->mb->connections;
+	per = n / (conns * 4);
 	per = per < BATCH_MIN ? BATCH_MIN : per > BATCH_MESSAGES ? BATCH_MESSAGES : per;
 	for (size_t i = 0; i < n;) {
 		size_t k = 0;
@@ -936,7 +932,7 @@ run_listing(mb_run *r, pool *p, const dc_imap_msg *msgs, size_t n, dc_err *err)
 		p->count[p->n_batches++] = k;
 		i += k;
 	}
-	n_extra = p->n_batches < POLL_CONNECTIONS ? p->n_batches - 1 : POLL_CONNECTIONS - 1;
+	n_extra = p->n_batches < conns ? p->n_batches - 1 : conns - 1;
 	if (n_extra > 0 && (x = calloc(n_extra, sizeof(*x))) == NULL)
 		n_extra = 0;
 	for (size_t i = 0; i < n_extra; i++) {

@@ -79,6 +79,7 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_string_equal(a->archive_folder, "Archive/DMARC");
 	assert_string_equal(a->invalid_folder, "Archive/Invalid");
 	assert_int_equal(a->after, DC_AFTER_MOVE);
+	assert_int_equal(a->connections, 4);
 	assert_string_equal(b->label, "second one");
 	assert_string_equal(b->url, "imap://127.0.0.1:1143/Reports");
 	assert_null(b->password);
@@ -87,6 +88,7 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_string_equal(b->archive_folder, "Done");
 	assert_string_equal(b->invalid_folder, "Bad");
 	assert_int_equal(b->after, DC_AFTER_DELETE);
+	assert_int_equal(b->connections, 2);
 	assert_null(b->ca_file);
 }
 
@@ -169,7 +171,7 @@ static const config_case cases[] = {
 	  "after = move\n"
 	  "[mailbox second one]\nurl = imap://127.0.0.1:1143/Reports\nuser = x\n"
 	  "oauth2_token_command = /usr/local/bin/fetch-token --user x\ntls = none\n"
-	  "archive_folder = Done\ninvalid_folder = Bad\nafter = delete\n"
+	  "archive_folder = Done\ninvalid_folder = Bad\nafter = delete\nconnections = 2\n"
 	  "[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
 	  "retry_after = 0\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
 	  "max_ratio = 30\nmax_records = 40\n",
@@ -199,6 +201,10 @@ static const config_case cases[] = {
 	  DC_ECONFIG, { "cfg.ini:2:", "max_records" }, NULL },
 	{ "bad enum", MB_OK "after = archive\n", { NULL }, "x", 0600, DC_ECONFIG,
 	  { "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
+	{ "no connections", MB_OK "connections = 0\n", { NULL }, "x", 0600, DC_ECONFIG,
+	  { "cfg.ini:5:", "connections", "out of range" }, NULL },
+	{ "too many connections", MB_OK "connections = 17\n", { NULL }, "x", 0600, DC_ECONFIG,
+	  { "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "bad tls", MB_OK "tls = optional\n", { NULL }, "x", 0600, DC_ECONFIG,
 	  { "cfg.ini:5:", "tls", "required, none" }, NULL },
 	{ "secret in the file", "[database]\npassword = hunter2\n", { NULL }, NULL, 0, DC_ECONFIG,
