@@ -69,7 +69,18 @@ COMMENT ON FUNCTION dmarc.rollup_pending() IS
 	'Adds the reports not yet in the daily rollups (stored with dmarc.defer_rollup = on, or while the rollup trigger was disabled); returns their number.';
 REVOKE ALL ON FUNCTION dmarc.rollup_pending() FROM PUBLIC;
 
--- rollup_change (006) again, with two changes for many reports per call:
+-- rollup_change (006) again, with three changes:
+--   * reports are classified with ip_names locked in SHARE mode until the
+--     transaction ends, so resolve (which writes ip_names and then adjusts
+--     the rolled-up reports of the IPs it changed) cannot change a name
+--     between the moment a report is classified and the moment it counts as
+--     rolled up: either resolve commits first and the report is classified
+--     with the new name, or the report is rolled up first and resolve's
+--     trigger sees it.  Before, a report committing during a PTR change could
+--     keep the old classification until rollup_rebuild().  Every writer
+--     takes this lock before any rollup row, as resolve takes ip_names
+--     before its rollup rows, so the order is the same everywhere (and
+--     rollup_rebuild below now also takes it first);
 --   * rollup_days runs once per distinct (date_begin, date_end) instead of
 --     once per report: 200 reports of one day cost 5.7 ms there before, now
 --     one call;
@@ -116,6 +127,12 @@ BEGIN
 	IF (mode IN ('reports', 'records') AND (ids IS NULL OR cardinality(ids) = 0))
 	   OR (mode = 'ips' AND (ips IS NULL OR cardinality(ips) = 0)) THEN
 		RETURN;
+	END IF;
+	-- classifying with ip_names as it is now: no resolve may change it
+	-- until this transaction ends (see the comment above); 'ips' is
+	-- resolve's own call, which holds ip_names already
+	IF mode <> 'ips' THEN
+		LOCK TABLE dmarc.ip_names IN SHARE MODE;
 	END IF;
 	-- a few reports or IPs: by index (see the comment above)
 	IF mode <> 'all' THEN
@@ -191,6 +208,19 @@ BEGIN
 		DELETE FROM dmarc.rollup_daily WHERE records = 0;
 		DELETE FROM dmarc.rollup_sources WHERE records = 0;
 	END IF;
+END
+$$;
+
+-- ip_names before the rollup tables, in the order every writer uses.
+CREATE OR REPLACE FUNCTION dmarc.rollup_rebuild() RETURNS bigint
+LANGUAGE plpgsql SET jit = off AS $$
+BEGIN
+	LOCK TABLE dmarc.ip_names IN SHARE MODE;
+	LOCK TABLE dmarc.rollup_daily, dmarc.rollup_sources IN EXCLUSIVE MODE;
+	TRUNCATE dmarc.rollup_daily, dmarc.rollup_sources;
+	PERFORM dmarc.rollup_change('all', NULL, NULL, NULL, NULL, 1);
+	UPDATE dmarc.reports SET rolled_up = true WHERE NOT rolled_up;
+	RETURN (SELECT count(*) FROM dmarc.rollup_daily) + (SELECT count(*) FROM dmarc.rollup_sources);
 END
 $$;
 
