@@ -37,6 +37,7 @@
 #define IMPORT_MESSAGE_ID_MAX   998     /* RFC 5322 line length */
 #define IMPORT_PROGRESS_EVERY   100     /* mbox messages between progress calls */
 #define IMPORT_ROLLUP_EVERY     1000    /* inputs between additions to the daily rollups */
+#define IMPORT_BATCH            200     /* inputs per transaction (dc_store's batch mode) */
 
 /* ---------------------------------------------------------------- the list */
 
@@ -224,14 +225,60 @@ typedef struct importer {
 	dc_import_stats *stats;
 	dc_extract_cb store_cb;       /* dc_store_callbacks(st) */
 	const char *where;            /* path or path#N of the current input */
+	/* the open batch (one transaction for several files' inputs) */
+	bool in_batch;
+	uint64_t batch_inputs;
+	dc_import_stats before;       /* the stats when it began */
+	char **held;                  /* "where\0reason" of its rejections, told after the commit */
+	size_t n_held, cap_held;
 } importer;
 
-/* Tells the hook (if any) about a rejection at im->where. */
+/* Tells the hook (if any) about a rejection at im->where; inside a batch
+ * only once it is committed (a replayed batch must not tell twice). */
 static void
 reject_hook(importer *im, const char *reason)
 {
-	if (im->hooks != NULL && im->hooks->rejected != NULL)
+	size_t lw, lr;
+	char *h;
+
+	if (im->hooks == NULL || im->hooks->rejected == NULL)
+		return;
+	if (!im->in_batch) {
 		im->hooks->rejected(im->hooks->ctx, im->where, reason);
+		return;
+	}
+	lw = strlen(im->where);
+	lr = strlen(reason);
+	if (im->n_held == im->cap_held) {
+		size_t cap = im->cap_held ? 2 * im->cap_held : 16;
+		char **p = realloc(im->held, cap * sizeof(*p));
+		if (p == NULL)
+			goto now;
+		im->held = p;
+		im->cap_held = cap;
+	}
+	if ((h = malloc(lw + lr + 2)) == NULL)
+		goto now;
+	memcpy(h, im->where, lw + 1);
+	memcpy(h + lw + 1, reason, lr + 1);
+	im->held[im->n_held++] = h;
+	return;
+now:	/* out of memory: told now rather than not at all */
+	im->hooks->rejected(im->hooks->ctx, im->where, reason);
+}
+
+/* Tells (tell) or forgets the rejections held for the batch. */
+static void
+release_held(importer *im, bool tell)
+{
+	for (size_t i = 0; i < im->n_held; i++) {
+		const char *w = im->held[i];
+
+		if (tell)
+			im->hooks->rejected(im->hooks->ctx, w, w + strlen(w) + 1);
+		free(im->held[i]);
+	}
+	im->n_held = 0;
 }
 
 /* Writes "[NAME (PATH): |PATH: ]stage: why" into buf: the attachment's name when
@@ -551,12 +598,71 @@ out:
 	return rc;
 }
 
+/* dc_store_batch_commit's callback: a report counted as stored was a
+ * duplicate. */
+static void
+on_duplicate(void *ctx, int64_t uid, uint64_t records)
+{
+	importer *im = ctx;
+
+	(void)uid;
+	im->stats->reports--;
+	im->stats->duplicates++;
+	im->stats->records -= records;
+}
+
+/*
+ * Commits the open batch, which holds the inputs of files first..last.  If
+ * the server refused anything in it (DC_ESCHEMA), nothing of it was kept:
+ * those files are imported again one report per transaction, so that only
+ * the bad report is rejected.  rc is the outcome of the batch's last file;
+ * returns the outcome of the whole.
+ */
+static dc_code
+end_batch(importer *im, const dc_import_list *list, size_t first, size_t last, dc_code rc, dc_err *err)
+{
+	dc_err e2;
+	dc_code rc2;
+
+	im->in_batch = false;
+	dc_err_clear(&e2);
+	rc2 = dc_store_batch_commit(im->st, on_duplicate, im, &e2);
+	if (rc2 == DC_OK) {
+		release_held(im, true);
+		return rc;
+	}
+	release_held(im, false);
+	if (rc2 != DC_ESCHEMA) {
+		if (rc == DC_OK || !dc_extract_is_fatal(rc)) {
+			*err = e2;
+			rc = rc2;
+		}
+		return rc;
+	}
+	/* again, report by report */
+	*im->stats = im->before;
+	rc = DC_OK;
+	for (size_t i = first; i <= last && rc == DC_OK; i++) {
+		rc = import_file(im, list->paths[i], err);
+		if (rc == DC_OK) {
+			im->stats->files++;
+		} else {
+			char msg[DC_ERR_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
+			rc = dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
+		}
+	}
+	return rc;
+}
+
 dc_code
 dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 	const dc_import_hooks *hooks, dc_import_stats *stats, dc_err *err)
 {
 	importer im = { .st = st, .lim = lim, .hooks = hooks, .stats = stats };
 	uint64_t rolled = stats->inputs;
+	size_t first = 0, last = 0;
 	dc_code rc;
 	dc_err e2;
 
@@ -571,22 +677,44 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 			rc = dc_err_set(err, DC_EINTERRUPTED, "interrupted before %s", list->paths[i]);
 			break;
 		}
+		if (!im.in_batch) {
+			if ((rc = dc_store_batch_begin(st, err)) != DC_OK)
+				break;
+			im.in_batch = true;
+			im.before = *stats;
+			first = i;
+		}
 		rc = import_file(&im, list->paths[i], err);
+		last = i;
 		if (rc != DC_OK) {
 			char msg[DC_ERR_MSG_MAX];
 
 			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
 			rc = dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
-			break;
+		} else {
+			stats->files++;
 		}
-		stats->files++;
-		if (stats->inputs - rolled >= IMPORT_ROLLUP_EVERY) {
+		/* a batch ends after IMPORT_BATCH inputs, at the last file, or
+		 * when a file failed (a failed statement may be why: end_batch
+		 * then imports the batch again report by report) */
+		if (rc != DC_OK || i + 1 == list->n || stats->inputs - im.before.inputs >= IMPORT_BATCH)
+			rc = end_batch(&im, list, first, i, rc, err);
+		if (rc == DC_OK && stats->inputs - rolled >= IMPORT_ROLLUP_EVERY) {
 			rolled = stats->inputs;
 			rc = dc_store_rollup_pending(st, NULL, err);
 		}
 		if (hooks != NULL && hooks->progress != NULL)
 			hooks->progress(hooks->ctx, stats);
 	}
+	if (im.in_batch) {         /* stopped by the signal between two files */
+		dc_code r2 = end_batch(&im, list, first, last, DC_OK, &e2);
+
+		if (r2 != DC_OK) {
+			rc = r2;
+			*err = e2;
+		}
+	}
+	free(im.held);
 	/* what was stored, also before an interruption; after a database
 	 * failure the next writer adds it */
 	if (rc != DC_EDB && rc != DC_ENOMEM && dc_store_rollup_pending(st, NULL, &e2) != DC_OK && rc == DC_OK) {

@@ -477,10 +477,11 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 /* dc_store_batch_commit's callback: a report stored from UID uid turned out
  * to be a duplicate when the batch was sent. */
 static void
-on_duplicate(void *ctx, int64_t uid)
+on_duplicate(void *ctx, int64_t uid, uint64_t records)
 {
 	mb_run *r = ctx;
 
+	(void)records;
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 

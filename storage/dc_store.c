@@ -162,10 +162,11 @@ struct dc_store {
 	store_buf b_spf;
 	struct {
 		int64_t id, uid;
+		uint64_t records;
 		size_t rec, dkim, spf;          /* where its rows end in b_rec, b_dkim, b_spf */
 	} *pend;                                /* the waiting reports */
 	size_t n_pend, cap_pend;
-	int64_t *dups;          /* origin UIDs of the batch's sent duplicates */
+	struct { int64_t uid; uint64_t records; } *dups;  /* the batch's sent duplicates */
 	size_t n_dups, cap_dups;
 	int64_t rids[STORE_REPORT_IDS];     /* reserved report ids, [rid_next, rid_n) unused */
 	size_t rid_next, rid_n;
@@ -1711,19 +1712,20 @@ cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Remembers uid as the origin of a duplicate. */
+/* Remembers a duplicate: its origin UID and number of records. */
 static bool
-note_duplicate(dc_store *st, int64_t uid)
+note_duplicate(dc_store *st, int64_t uid, uint64_t records)
 {
 	if (st->n_dups == st->cap_dups) {
 		size_t cap = st->cap_dups ? 2 * st->cap_dups : 64;
-		int64_t *p = realloc(st->dups, cap * sizeof(*p));
+		void *p = realloc(st->dups, cap * sizeof(*st->dups));
 		if (p == NULL)
 			return false;
 		st->dups = p;
 		st->cap_dups = cap;
 	}
-	st->dups[st->n_dups++] = uid;
+	st->dups[st->n_dups].uid = uid;
+	st->dups[st->n_dups++].records = records;
 	return true;
 }
 
@@ -1826,7 +1828,7 @@ batch_flush(dc_store *st, dc_err *err)
 			continue;
 		dup[i] = true;
 		n_dup++;
-		if (!note_duplicate(st, st->pend[i].uid)) {
+		if (!note_duplicate(st, st->pend[i].uid, st->pend[i].records)) {
 			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 			goto out;
 		}
@@ -1877,6 +1879,7 @@ batch_add(dc_store *st, const dc_report *r, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	st->pend[st->n_pend].id = st->report_pk;
 	st->pend[st->n_pend].uid = st->cur_uid;
+	st->pend[st->n_pend].records = st->n_records;
 	st->pend[st->n_pend].rec = st->b_rec.len;
 	st->pend[st->n_pend].dkim = st->b_dkim.len;
 	st->pend[st->n_pend++].spf = st->b_spf.len;
@@ -1976,7 +1979,7 @@ dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_
 	}
 	st->batch = false;
 	for (size_t i = 0; i < st->n_dups; i++)
-		on_duplicate(ctx, st->dups[i]);
+		on_duplicate(ctx, st->dups[i].uid, st->dups[i].records);
 	st->n_dups = 0;
 	return DC_OK;
 }

@@ -54,15 +54,16 @@ dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason,
  *
  * A waiting report is counted as stored by dc_extract; whether it was a
  * duplicate is known only when it is sent.  dc_store_batch_commit calls
- * on_duplicate(ctx, uid) once for each such report, uid being the origin
- * UID it was stored under (dc_store_set_origin), after the commit.
+ * on_duplicate(ctx, uid, records) once for each such report, uid being the
+ * origin UID it was stored under (dc_store_set_origin), records its number
+ * of records, after the commit.
  *
  * On any error inside a batch the caller calls dc_store_batch_abort (nothing
  * of the batch is kept).  DC_ESCHEMA from dc_store_batch_commit means the
  * server rejected a value of some report of the batch: store the batch again
  * outside batch mode, where that report alone is rejected.
  */
-typedef void (*dc_store_dup_fn)(void *ctx, int64_t uid);
+typedef void (*dc_store_dup_fn)(void *ctx, int64_t uid, uint64_t records);
 dc_code dc_store_batch_begin(dc_store *st, dc_err *err) DC_WUR;
 dc_code dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_err *err) DC_WUR;
 void dc_store_batch_abort(dc_store *st);
