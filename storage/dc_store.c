@@ -84,6 +84,7 @@
 
 #define STORE_BATCH_BYTES    (8u << 20)   /* a batch's waiting rows are sent when they pass this */
 #define STORE_REPORT_IDS     256          /* report ids reserved per round trip in batch mode */
+#define STORE_ROLLUP_EVERY   1000         /* reparse: originals between additions to the rollups */
 
 /* A growable byte buffer (COPY text, JSON). */
 typedef struct store_buf {
@@ -2119,10 +2120,29 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 	for (int i = 0; i < n; i++)
 		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 	PQclear(res);
+	/* the new reports join the daily rollups every STORE_ROLLUP_EVERY
+	 * originals and at the end, not at each original's COMMIT (sql/007) */
+	if ((rc = dc_store_defer_rollups(st, true, err)) != DC_OK) {
+		free(ids);
+		return DC_EDB;
+	}
 	for (int i = 0; i < n; i++) {
 		if ((rc = reparse_one(st, ids[i], lim, stats, err)) != DC_OK)
 			break;
+		if ((i + 1) % STORE_ROLLUP_EVERY == 0 && (rc = dc_store_rollup_pending(st, NULL, err)) != DC_OK)
+			break;
 	}
 	free(ids);
+	if (rc != DC_EDB && rc != DC_ENOMEM) {
+		dc_err e2;
+		dc_code rc2 = dc_store_rollup_pending(st, NULL, &e2);
+
+		if (rc2 == DC_OK)
+			rc2 = dc_store_defer_rollups(st, false, &e2);
+		if (rc2 != DC_OK && rc == DC_OK) {
+			*err = e2;
+			rc = rc2;
+		}
+	}
 	return rc;
 }
