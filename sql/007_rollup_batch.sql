@@ -9,11 +9,11 @@
 --
 -- A writer storing many reports in a row sets `dmarc.defer_rollup = on`:
 -- its reports are left out at COMMIT, and it calls dmarc.rollup_pending()
--- afterwards (poll after each listing of up to 10,000 messages, import
--- every 1,000 inputs and at the end): one rollup for all of them.  Until
--- then the rollups lag behind dmarc.reports by those reports; if the writer
--- dies first, they stay NOT rolled_up and the next rollup_pending() adds
--- them.  Every other writer (reparse, an SQL session) is rolled up at its
+-- afterwards (poll every 10 batches and after each listing, import and
+-- reparse every 1,000 inputs and at the end): one rollup for all of them.
+-- Until then the rollups lag behind dmarc.reports by those reports; if the
+-- writer dies first, they stay NOT rolled_up and the next rollup_pending()
+-- adds them.  Every other writer (an SQL session) is rolled up at its
 -- COMMIT as before.
 --
 -- rollup_pending() takes every report NOT rolled_up that no other writer
