@@ -107,6 +107,7 @@ static const opt options[] = {
 	{ "dns", "servers", CFG(dns_servers), set_str, false, 0, 0, NULL },
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
 	{ "dns", "retry_after", CFG(dns_retry_after), set_int, false, 0, UINT64_C(365) * 86400, NULL },
+	{ "dns", "in_flight", CFG(dns_in_flight), set_int, false, 1, 1024, NULL },
 	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40, NULL },
 	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44, NULL },
 	{ "limits", "max_ratio", CFG(limits.max_ratio), set_u64, false, 1, 1000000, NULL },
@@ -725,6 +726,7 @@ dc_config_load(const char *path, dc_config **out, dc_err *err)
 	cfg->interval = 300;
 	cfg->dns_timeout_ms = 2000;
 	cfg->dns_retry_after = 86400;
+	cfg->dns_in_flight = 64;
 	dc_limits_default(&cfg->limits);
 	L.cfg = cfg;
 	L.path = "(environment)";

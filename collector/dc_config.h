@@ -41,6 +41,7 @@ typedef struct dc_config {
 	char *dns_servers;            /* [dns] servers, "ip:port,..."; NULL = system */
 	int dns_timeout_ms;           /* [dns] timeout_ms, default 2000 */
 	int dns_retry_after;          /* [dns] retry_after, seconds before a failed lookup is retried, default 86400 */
+	int dns_in_flight;            /* [dns] in_flight, IPs resolved at once, default 64 */
 	dc_limits limits;
 } dc_config;
 

@@ -100,6 +100,8 @@ void dc_resolve_opts_from_config(dc_resolve_opts *o, const dc_config *cfg)
 		o->timeout_ms = cfg->dns_timeout_ms;
 	if (cfg->dns_retry_after >= 0)
 		o->retry_after = cfg->dns_retry_after;
+	if (cfg->dns_in_flight > 0)
+		o->max_inflight = cfg->dns_in_flight;
 }
 
 void dc_resolve_results_clear(dc_resolve_result *results, size_t n)

@@ -57,7 +57,7 @@ db="host=$PGHOST port=$PGPORT user=$PGUSER dbname=resolve"
 dc_dns_start "$tmp/dns" "$data/dns.conf"
 dc_dns_blackhole_start "$tmp/bh"
 
-printf '[dns]\nservers = %s\ntimeout_ms = 200\n' "$DC_DNS_SERVER" > "$tmp/dns.conf"
+printf '[dns]\nservers = %s\ntimeout_ms = 200\nin_flight = 2\n' "$DC_DNS_SERVER" > "$tmp/dns.conf"   # in_flight: any limit gives the same names
 printf '[dns]\nservers = %s\ntimeout_ms = 200\n' "$DC_DNS_BLACKHOLE" > "$tmp/blackhole.conf"
 printf '[dns]\nservers = not-an-address:x\n' > "$tmp/bad.conf"
 

@@ -39,6 +39,7 @@ check_defaults(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->interval, 300);
 	assert_int_equal(cfg->dns_timeout_ms, 2000);
 	assert_int_equal(cfg->dns_retry_after, 86400);
+	assert_int_equal(cfg->dns_in_flight, 64);
 	assert_null(cfg->dns_servers);
 	assert_null(cfg->db_conninfo);
 	assert_null(cfg->db_password);
@@ -61,6 +62,7 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_string_equal(cfg->dns_servers, "127.0.0.1:5353,[::1]:53");
 	assert_int_equal(cfg->dns_timeout_ms, 500);
 	assert_int_equal(cfg->dns_retry_after, 0);
+	assert_int_equal(cfg->dns_in_flight, 8);
 	assert_true(cfg->limits.max_message_bytes == 1000);
 	assert_true(cfg->limits.max_report_bytes == 2000);
 	assert_true(cfg->limits.max_ratio == 30);
@@ -173,7 +175,7 @@ static const config_case cases[] = {
 	  "oauth2_token_command = /usr/local/bin/fetch-token --user x\ntls = none\n"
 	  "archive_folder = Done\ninvalid_folder = Bad\nafter = delete\nconnections = 2\n"
 	  "[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
-	  "retry_after = 0\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
+	  "retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
 	  "max_ratio = 30\nmax_records = 40\n",
 	  { NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
 	{ "inline comments need a blank before ;",
@@ -201,6 +203,8 @@ static const config_case cases[] = {
 	  DC_ECONFIG, { "cfg.ini:2:", "max_records" }, NULL },
 	{ "bad enum", MB_OK "after = archive\n", { NULL }, "x", 0600, DC_ECONFIG,
 	  { "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
+	{ "in_flight out of range", "[dns]\nin_flight = 1025\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "in_flight", "out of range" }, NULL },
 	{ "no connections", MB_OK "connections = 0\n", { NULL }, "x", 0600, DC_ECONFIG,
 	  { "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "too many connections", MB_OK "connections = 17\n", { NULL }, "x", 0600, DC_ECONFIG,
