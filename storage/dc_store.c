@@ -164,7 +164,7 @@ struct dc_store {
 	struct {
 		int64_t id, uid;
 		uint64_t records;
-		size_t rec, dkim, spf;          /* where its rows end in b_rec, b_dkim, b_spf */
+		size_t end[3];                  /* where its rows end in b_rec, b_dkim, b_spf */
 	} *pend;                                /* the waiting reports */
 	size_t n_pend, cap_pend;
 	struct { int64_t uid; uint64_t records; } *dups;  /* the batch's sent duplicates */
@@ -1562,7 +1562,6 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 		{ "message_id", st->origin.message_id }, { "file_name", file_name },
 		{ "original_path", origin ? origin->path : NULL },
 	};
-	uint8_t digest[STORE_SHA256_LEN];
 	store_buf *b = &st->jreport;
 	bool have_orig = origin != NULL && origin->data != NULL;
 	int64_t id = 0;
@@ -1589,11 +1588,10 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 		json_key(b, "uid", false) &&
 		(st->origin.uid >= 0 ? buf_i64(b, st->origin.uid) : buf_add(b, "null", 4));
 	if (ok && have_orig) {
-		sha256(origin->data, origin->len, digest);
-		memcpy(st->orig_sha, digest, sizeof(digest));
+		sha256(origin->data, origin->len, st->orig_sha);
 		st->has_orig = true;
 		st->orig_named = origin->name != NULL;
-		ok = json_key(b, "osha", false) && buf_json_bytea(b, digest, sizeof(digest)) &&
+		ok = json_key(b, "osha", false) && buf_json_bytea(b, st->orig_sha, sizeof(st->orig_sha)) &&
 			buf_add(&st->orig, (const char *)origin->data, origin->len) &&
 			(!origin->name || buf_add(&st->orig_name, origin->name, strlen(origin->name)));
 	}
@@ -1741,6 +1739,16 @@ batch_reset(dc_store *st)
 		arr_start(&st->a_name);
 }
 
+/* Appends the report in progress's original (SHA-256, bytes, name) to the
+ * three binary arrays; false when out of memory. */
+static bool
+orig_append(const dc_store *st, store_buf *sha, store_buf *content, store_buf *name)
+{
+	return arr_add(sha, st->orig_sha, sizeof(st->orig_sha)) &&
+		arr_add(content, st->orig.p ? st->orig.p : "", st->orig.len) &&
+		arr_add(name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL, st->orig_name.len);
+}
+
 /* Adds the report in progress's original to the binary arrays a_* (unless
  * it was the last one added); false when out of memory. */
 static bool
@@ -1748,10 +1756,7 @@ orig_add(dc_store *st)
 {
 	if (!st->has_orig || (st->a_n > 0 && memcmp(st->last_sha, st->orig_sha, sizeof(st->orig_sha)) == 0))
 		return true;
-	if (!arr_add(&st->a_sha, st->orig_sha, sizeof(st->orig_sha)) ||
-	    !arr_add(&st->a_content, st->orig.p ? st->orig.p : "", st->orig.len) ||
-	    !arr_add(&st->a_name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL,
-		st->orig_name.len))
+	if (!orig_append(st, &st->a_sha, &st->a_content, &st->a_name))
 		return false;
 	st->a_nulls = st->a_nulls || !st->orig_named;
 	memcpy(st->last_sha, st->orig_sha, sizeof(st->orig_sha));
@@ -1760,14 +1765,14 @@ orig_add(dc_store *st)
 }
 
 /* Drops the rows of the duplicates (dup[i] true: pend[i] was not added)
- * from the COPY text of one table: off(i) is where pend[i]'s rows end. */
+ * from the COPY text of table k (0 records, 1 DKIM, 2 SPF). */
 static void
-drop_rows(store_buf *b, const dc_store *st, const bool *dup, size_t which)
+drop_rows(store_buf *b, const dc_store *st, const bool *dup, size_t k)
 {
 	size_t from = 0, to = 0;
 
 	for (size_t i = 0; i < st->n_pend; i++) {
-		size_t end = which == 0 ? st->pend[i].rec : which == 1 ? st->pend[i].dkim : st->pend[i].spf;
+		size_t end = st->pend[i].end[k];
 
 		if (!dup[i]) {
 			memmove(b->p + to, b->p + from, end - from);
@@ -1881,9 +1886,9 @@ batch_add(dc_store *st, const dc_report *r, dc_err *err)
 	st->pend[st->n_pend].id = st->report_pk;
 	st->pend[st->n_pend].uid = st->cur_uid;
 	st->pend[st->n_pend].records = st->n_records;
-	st->pend[st->n_pend].rec = st->b_rec.len;
-	st->pend[st->n_pend].dkim = st->b_dkim.len;
-	st->pend[st->n_pend++].spf = st->b_spf.len;
+	st->pend[st->n_pend].end[0] = st->b_rec.len;
+	st->pend[st->n_pend].end[1] = st->b_dkim.len;
+	st->pend[st->n_pend++].end[2] = st->b_spf.len;
 	if (st->a_content.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len > STORE_BATCH_BYTES)
 		return batch_flush(st, err);
 	return DC_OK;
@@ -1904,10 +1909,7 @@ materialize(dc_store *st, dc_err *err)
 	dc_code rc;
 
 	if (!arr_start(&sha) || !arr_start(&content) || !arr_start(&name) ||
-	    (st->has_orig && (!arr_add(&sha, st->orig_sha, sizeof(st->orig_sha)) ||
-	                      !arr_add(&content, st->orig.p ? st->orig.p : "", st->orig.len) ||
-	                      !arr_add(&name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL,
-	                               st->orig_name.len))) ||
+	    (st->has_orig && !orig_append(st, &sha, &content, &name)) ||
 	    !json_array_start(&r) || !buf_add(&r, st->jreport.p, st->jreport.len) || !buf_add(&r, "}]", 2)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
@@ -1964,8 +1966,6 @@ dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_
 		rc = PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) == PQTRANS_INERROR ?
 			dc_err_set(err, DC_ESCHEMA, "a statement of the batch failed; nothing of it was kept") :
 			store_fail(st, NULL, "store batch", err);
-		if (rc == DC_ESCHEMA && PQstatus(st->conn) != CONNECTION_OK)
-			rc = err->code = DC_EDB;
 	}
 	if (rc == DC_OK) {
 		rc = store_exec(st, "COMMIT", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, &res, "COMMIT", err);
