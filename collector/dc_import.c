@@ -598,6 +598,16 @@ out:
 	return rc;
 }
 
+/* Prefixes err's message with the file it is about; returns rc. */
+static dc_code
+file_error(dc_err *err, dc_code rc, const char *path)
+{
+	char msg[DC_ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
+	return dc_err_set(err, rc, "%s: %s", path, msg);
+}
+
 /* dc_store_batch_commit's callback: a report counted as stored was a
  * duplicate. */
 static void
@@ -644,14 +654,10 @@ end_batch(importer *im, const dc_import_list *list, size_t first, size_t last, d
 	rc = DC_OK;
 	for (size_t i = first; i <= last && rc == DC_OK; i++) {
 		rc = import_file(im, list->paths[i], err);
-		if (rc == DC_OK) {
+		if (rc == DC_OK)
 			im->stats->files++;
-		} else {
-			char msg[DC_ERR_MSG_MAX];
-
-			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
-			rc = dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
-		}
+		else
+			rc = file_error(err, rc, list->paths[i]);
 	}
 	return rc;
 }
@@ -686,14 +692,10 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 		}
 		rc = import_file(&im, list->paths[i], err);
 		last = i;
-		if (rc != DC_OK) {
-			char msg[DC_ERR_MSG_MAX];
-
-			snprintf(msg, sizeof(msg), "%s", dc_err_text(err));
-			rc = dc_err_set(err, rc, "%s: %s", list->paths[i], msg);
-		} else {
+		if (rc != DC_OK)
+			rc = file_error(err, rc, list->paths[i]);
+		else
 			stats->files++;
-		}
 		/* a batch ends after IMPORT_BATCH inputs, at the last file, or
 		 * when a file failed (a failed statement may be why: end_batch
 		 * then imports the batch again report by report) */
@@ -715,13 +717,6 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 		}
 	}
 	free(im.held);
-	/* what was stored, also before an interruption; after a database
-	 * failure the next writer adds it */
-	if (rc != DC_EDB && rc != DC_ENOMEM && dc_store_rollup_pending(st, NULL, &e2) != DC_OK && rc == DC_OK) {
-		*err = e2;
-		rc = e2.code;
-	}
-	if (rc == DC_OK)
-		rc = dc_store_defer_rollups(st, false, err);
-	return rc;
+	/* what was stored, also before an interruption */
+	return dc_store_rollup_end(st, rc, err);
 }

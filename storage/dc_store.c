@@ -2024,6 +2024,24 @@ dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err)
 	return DC_OK;
 }
 
+dc_code
+dc_store_rollup_end(dc_store *st, dc_code rc, dc_err *err)
+{
+	dc_err e2;
+	dc_code rc2;
+
+	if (rc == DC_EDB || rc == DC_ENOMEM)
+		return rc;
+	rc2 = dc_store_rollup_pending(st, NULL, &e2);
+	if (rc2 == DC_OK)
+		rc2 = dc_store_defer_rollups(st, false, &e2);
+	if (rc2 != DC_OK && rc == DC_OK) {
+		*err = e2;
+		rc = rc2;
+	}
+	return rc;
+}
+
 /* ---- reparse ---------------------------------------------------------- */
 
 /* Replaces the reports of one original inside one transaction.  The old
@@ -2133,16 +2151,5 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 			break;
 	}
 	free(ids);
-	if (rc != DC_EDB && rc != DC_ENOMEM) {
-		dc_err e2;
-		dc_code rc2 = dc_store_rollup_pending(st, NULL, &e2);
-
-		if (rc2 == DC_OK)
-			rc2 = dc_store_defer_rollups(st, false, &e2);
-		if (rc2 != DC_OK && rc == DC_OK) {
-			*err = e2;
-			rc = rc2;
-		}
-	}
-	return rc;
+	return dc_store_rollup_end(st, rc, err);
 }

@@ -77,6 +77,11 @@ void dc_store_batch_abort(dc_store *st);
  */
 dc_code dc_store_defer_rollups(dc_store *st, bool on, dc_err *err) DC_WUR;
 dc_code dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err) DC_WUR;
+/* Ends a run that deferred its rollups (import, reparse): unless it failed
+ * for want of the database or memory (rc DC_EDB, DC_ENOMEM: the next run
+ * adds them), adds what it stored and stops deferring.  Returns rc, or the
+ * error of that step when rc is DC_OK. */
+dc_code dc_store_rollup_end(dc_store *st, dc_code rc, dc_err *err) DC_WUR;
 
 /* Parses every stored original again and replaces the reports derived from
  * it, one transaction per original.  stats is added to. */
