@@ -55,20 +55,15 @@ dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml || exit 1
 # so each connection blocks when it records its first batch, whose reports
 # are committed and whose messages are moved by then, the progress not yet
 # recorded.  The interruption comes there.
-mkfifo "$tmp/lock.fifo"
-psql -X -q -v ON_ERROR_STOP=1 -d imap < "$tmp/lock.fifo" > "$tmp/lock.log" 2>&1 &
-lockpid=$!
-exec 9> "$tmp/lock.fifo"
-echo "BEGIN; LOCK TABLE dmarc.mailbox_messages IN EXCLUSIVE MODE; SELECT 'locked';" >&9
-for _ in $(seq 1 600); do grep -q locked "$tmp/lock.log" && break; sleep 0.1; done
-release() { printf '%s\n' 'COMMIT;' '\q' >&9 2>/dev/null; exec 9>&-; wait "$lockpid" 2>/dev/null; }
+dc_pg_hold "$tmp" imap "LOCK TABLE dmarc.mailbox_messages IN EXCLUSIVE MODE;" \
+  || { echo "FAIL: could not lock dmarc.mailbox_messages"; exit 1; }
 
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll1.log" 2>&1 9>&- &
 pid=$!
 stored=0 held=0
 for _ in $(seq 1 600); do
   stored=$(q "SELECT count(*) FROM dmarc.reports" 2>/dev/null || echo 0)
-  held=$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" 2>/dev/null || echo 0)
+  held=$(dc_pg_lock_waiters 2>/dev/null || echo 0)
   [ "${stored:-0}" -gt 0 ] && [ "${held:-0}" -gt 0 ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.1
@@ -77,17 +72,17 @@ done
 case $MODE in
   kill)
     kill -KILL "$pid"; wait "$pid"; st=$?
-    release
+    dc_pg_release
     check "killed poll's status" "$st" 137 ;;
   dbstop)
-    kill -STOP "$pid"; dc_pg_stop "$tmp/pg"; release; kill -CONT "$pid"
+    kill -STOP "$pid"; dc_pg_stop "$tmp/pg"; dc_pg_release; kill -CONT "$pid"
     wait "$pid"; st=$?
     check "poll without its database exits" "$st" 75
     grep -Eq 'error: .*(database|server|connection)' "$tmp/poll1.log" || fail "no database error logged: $(tail -3 "$tmp/poll1.log")"
     pg_again || { echo "FAIL: PostgreSQL did not start again"; exit 1; } ;;
   restart)
     kill -STOP "$pid"; dc_dovecot_restart "$tmp/dv" || { echo "FAIL: Dovecot did not start again"; exit 1; }
-    release
+    dc_pg_release
     kill -CONT "$pid"
     wait "$pid"; st=$?
     check "poll losing its IMAP server exits" "$st" 75

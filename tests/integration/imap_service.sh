@@ -37,6 +37,7 @@ wait_for() {
   fail "gave up waiting: $what"
   return 1
 }
+lock_waiting() { [ "$(dc_pg_lock_waiters)" -ge 1 ]; }
 reports_are() { [ "$(q "SELECT count(*) FROM dmarc.reports")" = "$1" ]; }
 logged() { grep -Eq -- "$1" "$tmp/service.log"; }
 in_folder() { [ "$(dc_dovecot_count "$tmp/dv" "$1")" = "$2" ]; }
@@ -95,20 +96,13 @@ wait_for "stored once the IMAP server is back" reports_are 5
 # dmarc.mailbox_messages, so each connection blocks when it records its
 # first batch (stored, committed and archived by then); SIGTERM arrives
 # there, and the lock is released after it.
-mkfifo "$tmp/lock.fifo"
-psql -X -q -v ON_ERROR_STOP=1 < "$tmp/lock.fifo" > "$tmp/lock.log" 2>&1 &
-lockpid=$!
-exec 9> "$tmp/lock.fifo"
-echo "BEGIN; LOCK TABLE dmarc.mailbox_messages IN EXCLUSIVE MODE; SELECT 'locked';" >&9
-wait_for "lock held" grep -q locked "$tmp/lock.log"
+dc_pg_hold "$tmp" imap "LOCK TABLE dmarc.mailbox_messages IN EXCLUSIVE MODE;" \
+  || { echo "FAIL: could not lock dmarc.mailbox_messages"; exit 1; }
 dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml
 wait_for "the big poll under way" bash -c "[ \$(psql -X -At -c 'SELECT count(*) FROM dmarc.reports') -ge 5 ]"
-wait_for "the poll held at recording its first batch" bash -c \
-  "[ \$(psql -X -At -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\") -ge 1 ]"
+wait_for "the poll held at recording its first batch" lock_waiting
 kill -TERM "$pid"
-printf '%s\n' 'COMMIT;' '\q' >&9
-exec 9>&-
-wait "$lockpid"
+dc_pg_release
 wait "$pid"; st=$?; pid=
 check "exit status after SIGTERM" "$st" 0
 logged '^<6>stopping on a signal' || fail "no 'stopping' line"

@@ -19,8 +19,8 @@ set -uo pipefail
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-ipid= lockpid=
-trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null; [ -n "$lockpid" ] && kill "$lockpid" 2>/dev/null; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+ipid=
+trap '[ -n "$ipid" ] && kill "$ipid" 2>/dev/null; [ -n "${DC_PG_HOLD_PID:-}" ] && kill "$DC_PG_HOLD_PID" 2>/dev/null; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 dc_pg_start "$tmp/pg" || exit 1
 dc_pg_newdb rl || exit 1
 
@@ -55,27 +55,20 @@ cat > "$tmp/report.xml" <<'XML'
 XML
 
 # the name, written and not committed (resolve in the middle of its work)
-mkfifo "$tmp/lock.fifo"
-psql -X -q -v ON_ERROR_STOP=1 -d rl < "$tmp/lock.fifo" > "$tmp/lock.log" 2>&1 &
-lockpid=$!
-exec 9> "$tmp/lock.fifo"
-printf '%s\n' "BEGIN;" "INSERT INTO dmarc.ip_names (ip, ptr, ptr_base_domain, forward_confirmed, status)
-  VALUES ('192.0.2.10', 'mail.example.com', 'example.com', true, 'ok');" "SELECT 'written';" >&9
-for _ in $(seq 1 600); do grep -q written "$tmp/lock.log" && break; sleep 0.1; done
-grep -q written "$tmp/lock.log" || { echo "FAIL: the name was not written: $(cat "$tmp/lock.log")"; exit 1; }
+dc_pg_hold "$tmp" rl "INSERT INTO dmarc.ip_names (ip, ptr, ptr_base_domain, forward_confirmed, status)
+  VALUES ('192.0.2.10', 'mail.example.com', 'example.com', true, 'ok');" \
+  || { echo "FAIL: the name was not written"; exit 1; }
 
 "$DC_BIN" --db dbname=rl import "$tmp/report.xml" > "$tmp/import.log" 2>&1 9>&- &
 ipid=$!
 waited=0
 for _ in $(seq 1 600); do
-  [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -gt 0 ] && { waited=1; break; }
+  [ "$(dc_pg_lock_waiters)" -gt 0 ] && { waited=1; break; }
   kill -0 "$ipid" 2>/dev/null || break
   sleep 0.1
 done
 check "the import's rollup waited for the uncommitted name" "$waited" 1
-printf '%s\n' "COMMIT;" '\q' >&9
-exec 9>&-
-wait "$lockpid"; lockpid=
+dc_pg_release
 wait "$ipid"; st=$?; ipid=
 check "import exit status" "$st" 0
 

@@ -54,3 +54,39 @@ dc_pg_newdb() {
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS \"$name\"" -c "CREATE DATABASE \"$name\"" >/dev/null || return 1
   export PGDATABASE=$name
 }
+
+# dc_pg_hold DIR DB SQL: a psql session in the background runs BEGIN; SQL and
+# keeps its transaction (its locks, its uncommitted rows) open until
+# dc_pg_release, so a test can hold another program at a chosen point instead
+# of racing it.  Commands reach the session through a fifo in DIR on fd 9;
+# start programs meanwhile with 9>&- (and the session ends with \q anyway, so
+# one that inherited fd 9, a Dovecot restarted by the test, cannot keep it
+# alive).  Returns 1 (with the session's output) when SQL did not run within
+# 60 s.
+dc_pg_hold() {
+  local dir=$1 db=$2 sql=$3 i
+  mkfifo "$dir/hold.fifo" || return 1
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" < "$dir/hold.fifo" > "$dir/hold.log" 2>&1 &
+  DC_PG_HOLD_PID=$!
+  exec 9> "$dir/hold.fifo"
+  printf '%s\n' "BEGIN;" "$sql" "SELECT 'dc_pg_hold: held';" >&9
+  for i in $(seq 1 600); do
+    grep -q 'dc_pg_hold: held' "$dir/hold.log" && return 0
+    sleep 0.1
+  done
+  cat "$dir/hold.log" >&2
+  return 1
+}
+
+# Commits and ends the dc_pg_hold session.
+dc_pg_release() {
+  printf '%s\n' 'COMMIT;' '\q' >&9 2>/dev/null
+  exec 9>&-
+  wait "$DC_PG_HOLD_PID" 2>/dev/null
+  DC_PG_HOLD_PID=
+}
+
+# The number of sessions of the cluster waiting for a lock.
+dc_pg_lock_waiters() {
+  psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+}
