@@ -48,7 +48,7 @@ check "archive folder in modified UTF-7" "$(dc_dovecot_count "$tmp/dv" 'Archiv/B
 check "Archive/Invalid" "$(dc_dovecot_count "$tmp/dv" Archive/Invalid)" 1
 check "INBOX" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
 check "too big: recorded without content" \
-  "$(q "SELECT stage || ' ' || (content IS NULL) || ' ' || (reason LIKE '%larger than max_message_bytes%') FROM dmarc.failures")" "limits true true"
+  "$(q "SELECT stage || ' ' || (dmarc.failure_content(f) IS NULL) || ' ' || (reason LIKE '%larger than max_message_bytes%') FROM dmarc.failures f")" "limits true true"
 grep -q 'rejected (limits): message of [0-9]* bytes is larger than max_message_bytes (8000)' "$tmp/poll1.log" \
   || fail "rejection not logged: $(cat "$tmp/poll1.log")"
 grep -Eq 'Logged out .* deleted=[1-9][0-9]* expunged=[1-9]' "$tmp/dv/dovecot.log" \
