@@ -43,6 +43,8 @@ typedef enum dc_code {
 	DC_EDNS,             /* DNS resolver failed */
 	DC_EINTERRUPTED,     /* stopped by a signal; nothing half-done */
 	DC_SKIP,             /* not an error: a sink asks to skip the rest (duplicate) */
+	DC_EINPUT_LIMIT,     /* one input over a per-input cap (members, nesting, reports,
+	                      * decompressed bytes): rejected as a whole */
 } dc_code;
 
 /* Bounded one-line message; code mirrors the return value. */
