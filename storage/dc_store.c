@@ -5,7 +5,9 @@
  * kept by content hash for `reparse`, rejected inputs in dmarc.failures.
  *
  * Writing a report (the sink of dc_report.h):
- *   report_begin  BEGIN; find or insert the original (by SHA-256); INSERT the
+ *   report_begin  BEGIN; find the original (by SHA-256: new bytes are only
+ *                 inserted at report_end, so a report that fails leaves no
+ *                 dead copy of them behind); INSERT the
  *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
  *                 DO NOTHING; no row back means a duplicate: ROLLBACK, DC_SKIP.
  *                 A concurrent writer of the same report blocks on the unique
@@ -15,7 +17,7 @@
  *                 record ids come from blocks of dmarc.records_id_seq (one
  *                 nextval() = a block of `increment_by` ids).  A full chunk
  *                 is sent as three COPYs, so memory stays flat.
- *   report_end    flush, UPDATE the report's totals and errors, COMMIT.
+ *   report_end    flush, insert a new original, UPDATE the report's totals, errors and original_id, COMMIT.
  *                 Small reports (up to STORE_SMALL_RECORDS records, none
  *                 flushed yet) skip the COPYs: their rows were also kept as
  *                 JSON arrays and go, with the totals, in one prepared
@@ -110,6 +112,11 @@ struct dc_store {
 	bool in_report;         /* report_begin succeeded, no end/abort yet */
 	bool reparse;           /* savepoints instead of BEGIN/COMMIT */
 	int64_t reparse_original_id;
+	/* a report's original not stored yet: inserted at report_end, so that
+	 * a report that fails leaves no dead copy of its bytes behind */
+	bool late_orig;
+	dc_blob late_blob;      /* points into the unit, valid until report_end */
+	uint8_t late_sha[STORE_SHA256_LEN];
 	int64_t report_pk;
 	uint64_t n_records;
 	int64_t message_total;
@@ -992,11 +999,13 @@ report_rollback(dc_store *st)
 	}
 	st->in_report = false;
 	st->deferred = false;
+	st->late_orig = false;
 }
 
-/* Finds or inserts the original unit by its SHA-256; sets *id. */
+/* Finds the original unit by its SHA-256, or (insert) inserts it; sets *id
+ * (-1: not there and not inserted). */
 static dc_code
-store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
+store_original(dc_store *st, const dc_blob *b, int64_t *id, bool insert, dc_err *err)
 {
 	uint8_t digest[STORE_SHA256_LEN];
 	const char *vals[3];
@@ -1016,6 +1025,11 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 		PGRES_TUPLES_OK, &res, "find original", err);
 	if (rc != DC_OK)
 		return rc;
+	if (PQntuples(res) == 0 && !insert) {
+		PQclear(res);
+		*id = -1;
+		return DC_OK;
+	}
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		name = b->name ? utf8_sanitize(b->name) : NULL;
@@ -1126,8 +1140,15 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	if (st->reparse) {
 		original_id = st->reparse_original_id;
 	} else if (origin != NULL && origin->data != NULL) {
-		if ((rc = store_original(st, origin, &original_id, err)) != DC_OK)
+		if ((rc = store_original(st, origin, &original_id, false, err)) != DC_OK)
 			goto fail;
+		if (original_id < 0) {
+			/* new bytes: sent at report_end, once the report is good */
+			blob_sha256(origin, st->late_sha);
+			st->late_blob = *origin;
+			st->late_blob.sha256 = st->late_sha;
+			st->late_orig = true;
+		}
 	}
 	snprintf(pct, sizeof(pct), "%d", r->policy_pct);
 	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
@@ -1455,10 +1476,11 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		" domain, scope, result, human_result)"
 		" SELECT record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result"
 		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $7::pg_catalog.json))"
-		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4 WHERE id = $1";
+		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+		" original_id = coalesce($8::bigint, original_id) WHERE id = $1";
 	dc_store *st = ctx;
-	char id[24], n[24], total[24];
-	const char *vals[7] = { id, r->errors, n, total, NULL, NULL, NULL };
+	char id[24], n[24], total[24], oid[24];
+	const char *vals[8] = { id, r->errors, n, total, NULL, NULL, NULL, NULL };
 	dc_code rc;
 
 	if (!st->in_report)
@@ -1477,6 +1499,15 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
 	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
 	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
+	if (st->late_orig) {
+		int64_t original_id = -1;
+
+		if ((rc = store_original(st, &st->late_blob, &original_id, true, err)) != DC_OK)
+			goto fail;
+		snprintf(oid, sizeof(oid), "%" PRId64, original_id);
+		vals[7] = oid;
+		st->late_orig = false;
+	}
 	if (st->small) {
 		/* every row is still here: records, auth results and totals in
 		 * one statement (one round trip instead of up to seven) */
@@ -1488,11 +1519,13 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		vals[5] = st->jdkim.p;
 		vals[6] = st->jspf.p;
 		chunk_reset(st);
-		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals, NULL, NULL,
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 8, vals, NULL, NULL,
 			PGRES_COMMAND_OK, NULL, "store report rows", err);
 	} else if ((rc = chunk_flush(st, err)) == DC_OK) {
-		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
-			" WHERE id = $1", 4, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+		vals[4] = vals[7];
+		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+			" original_id = coalesce($5::bigint, original_id) WHERE id = $1", 5, vals, NULL, NULL, 0,
+			PGRES_COMMAND_OK, NULL, "store report totals", err);
 	}
 	if (rc != DC_OK)
 		goto fail;
