@@ -448,6 +448,7 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	size_t sc = x->listed;
 	const char *sp = x->prefix, *sn = x->mime_notes;
 	dc_mime_info *info = NULL;
+	uint64_t left;
 	dc_code rc = DC_OK;
 
 	if (x->nest >= MAX_NEST) {
@@ -462,7 +463,14 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	x->listed = 0;
 	x->prefix = prefix;
 	x->mime_notes = info->notes;
-	rc = dc_mime_walk(data, len, on_leaf, x, info, err);
+	/* every part counts against what is left of max_members: a message
+	 * of too many parts is refused before any of them is handled */
+	left = x->lim->max_members == 0 ? UINT64_MAX :
+		x->tally.members >= x->lim->max_members ? 0 : x->lim->max_members - x->tally.members;
+	rc = dc_mime_walk_capped(data, len, left, on_leaf, x, info, err);
+	if (rc == DC_EINPUT_LIMIT && x->tally.over.code == DC_OK)
+		dc_unpack_tally_over(&x->tally, NULL, "%s: over limits.max_members (%llu) in one input", dc_err_text(err),
+			(unsigned long long)x->lim->max_members);
 	x->prefix = sp;
 	if (rc == DC_EMIME && !must_yield) {
 		/* a part that merely looked like headers: nothing to report */

@@ -757,6 +757,42 @@ test_input_caps(void **state)
 	assert_non_null(strstr(c.why[0], "limits.max_nesting"));
 	free(a);
 	free(b);
+
+	/* a message of 60 report parts: refused before any part is handled */
+	{
+		size_t cap = 60 * (rlen + 200) + 400, o = 0;
+		char *msg = malloc(cap);
+
+		assert_non_null(msg);
+		o += (size_t)snprintf(msg + o, cap - o, "From: a@example.com\r\nSubject: r\r\nMIME-Version: 1.0\r\n"
+			"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+		for (int i = 0; i < 60; i++) {
+			o += (size_t)snprintf(msg + o, cap - o, "--b\r\nContent-Type: application/xml\r\n\r\n");
+			memcpy(msg + o, rep, rlen);
+			o += rlen;
+			o += (size_t)snprintf(msg + o, cap - o, "\r\n");
+		}
+		o += (size_t)snprintf(msg + o, cap - o, "--b--\r\n");
+		assert_true(o < cap);
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run((uint8_t *)msg, o, "parts.eml", NULL, &c, &st, &err), DC_OK);
+		assert_int_equal(c.begun, 0);
+		assert_int_equal(st.reports + st.duplicates, 0);
+		assert_int_equal(st.failures, 1);
+		assert_string_equal(c.stage[0], "limits");
+		assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+		assert_non_null(strstr(c.why[0], "message has more than 50 parts: over limits.max_members (50)"));
+		assert_ptr_equal(c.unit[0], (uint8_t *)msg);
+		/* with room for them, all 60 are read */
+		dc_limits_default(&lim);
+		lim.max_members = 60;
+		lim.max_reports = 60;
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run((uint8_t *)msg, o, "parts.eml", &lim, &c, &st, &err), DC_OK);
+		assert_int_equal(st.reports + st.duplicates, 60);
+		assert_int_equal(st.failures, 0);
+		free(msg);
+	}
 	free(rep);
 }
 
