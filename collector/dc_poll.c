@@ -207,7 +207,10 @@ header_message_id(const uint8_t *data, size_t len)
 /*
  * Runs cmd through /bin/sh and returns the first line of its standard output
  * (trimmed) as a new string in *token.  Returns DC_EAUTH when the command
- * fails or prints nothing (the login cannot happen), DC_ENOMEM.
+ * fails or prints nothing (the login cannot happen: exit status 2), but
+ * DC_EIMAP (75, try again later) when it exits with 75 (EX_TEMPFAIL, by
+ * sysexits.h: its token service could not be reached) or is killed by a
+ * signal; DC_ECONFIG when it cannot be started; DC_ENOMEM.
  */
 static dc_code
 run_token_command(const char *cmd, char **token, dc_err *err)
@@ -223,7 +226,7 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	f = popen(cmd, "r");
 	if (f == NULL) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command could not be started: %s", strerror(errno));
+		rc = dc_err_set(err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -241,7 +244,9 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 	buf[n] = '\0';
 	status = pclose(f);
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command failed (%s %d)",
+		bool later = status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) == DC_EXIT_TEMPFAIL);
+
+		rc = dc_err_set(err, later ? DC_EIMAP : DC_EAUTH, "oauth2_token_command failed (%s %d)",
 			WIFEXITED(status) ? "exit status" : "signal",
 			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		goto out;
