@@ -7,8 +7,8 @@
 #     roles dmarc_writer and dmarc_reader): 2, one line naming the refusal
 #     (SQLSTATE 42501), the failed migration not recorded; then, with the
 #     roles made by a superuser, the same owner's migrate finishes (0);
-#   - a wrong database password (28P01) and a database that does not exist
-#     (3D000): 2;
+#   - a wrong database password (28P01), none where one is needed, and a
+#     database that does not exist (3D000): 2;
 #   - a closed port: 75;
 #   - the server stopped while an import waits on it: 75, nothing stored.
 set -uo pipefail
@@ -72,6 +72,7 @@ q "SELECT pg_reload_conf()" >/dev/null
 expect 0 'migrate: 0 migrations applied' env PGPASSWORD='owner pass' "$B" --db "host=127.0.0.1 port=$PGPORT user=owner dbname=owned" migrate
 expect 2 'password authentication failed for user "owner" \(SQLSTATE 28P01\)' \
   env PGPASSWORD=wrong "$B" --db "host=127.0.0.1 port=$PGPORT user=owner dbname=owned" migrate
+expect 2 'no password supplied' env PGPASSFILE=/dev/null "$B" --db "host=127.0.0.1 port=$PGPORT user=owner dbname=owned" migrate
 expect 2 'SQLSTATE 28P01' env PGPASSWORD=wrong "$B" --db "host=127.0.0.1 port=$PGPORT user=owner dbname=owned" import "$DC_SRC/tests/data/classify/rules.xml"
 expect 2 'database "nosuchdb" does not exist \(SQLSTATE 3D000\)' "$B" --db nosuchdb migrate
 closed=$(dc_pg_freeport)
