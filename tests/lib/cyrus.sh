@@ -17,6 +17,8 @@
 #   dc_cyrus_mailbox_conf DIR [imaps|starttls|plain] [LABEL]
 #                            a dmarc-collector [mailbox LABEL] section
 # Optional, set before dc_cyrus_start:
+#   DC_CYRUS_SUPPRESS_CAPABILITY  capabilities Cyrus must not advertise ("MOVE
+#                            UIDPLUS", to test clients without them)
 #   DC_CYRUS_TELEMETRY=1     Cyrus logs each IMAP session of the user, both
 #                            directions, in DIR/conf/log/rua@example.com/
 # The IMAP queries (seeding, counting, ...) are tests/lib/imapq.py's.
@@ -103,6 +105,9 @@ tls_server_key: $dir/key.pem
 tls_versions: tls1_2 tls1_3
 umask: 022
 CONF
+  if [ -n "${DC_CYRUS_SUPPRESS_CAPABILITY:-}" ]; then
+    echo "suppress_capabilities: $DC_CYRUS_SUPPRESS_CAPABILITY" >> "$dir/imapd.conf"
+  fi
   cat > "$dir/cyrus.conf" <<CONF
 # private Cyrus IMAP for dmarc-collector tests (tests/lib/cyrus.sh)
 START {

@@ -13,9 +13,12 @@
 DIR is a server directory of tests/lib/dovecot.sh or cyrus.sh: its files
 `ports` (imap and imaps port), `imap.pass` and `cert.pem` say where to connect
 and how; the user is rua@example.com.  Connects by imaps to localhost with the
-certificate checked; folder names use "/" (both servers are set up with it).
+certificate checked; folder names use "/" (both servers are set up with it)
+and are given in UTF-8 (sent in modified UTF-7); names printed are the
+server's (modified UTF-7).
 Exit status 0, or 1 with a message on stderr.
 """
+import base64
 import imaplib
 import os
 import re
@@ -40,7 +43,27 @@ def connect(d):
     return m
 
 
+def mutf7(name):
+    """FOLDER in modified UTF-7 (RFC 3501 5.1.3), as IMAP wants it."""
+    out, run = [], []
+
+    def flush():
+        if run:
+            b = "".join(run).encode("utf-16-be")
+            out.append("&" + base64.b64encode(b).decode().rstrip("=").replace("/", ",") + "-")
+            run.clear()
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7e:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+
+
 def quote(name):
+    name = mutf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
