@@ -56,10 +56,18 @@ dc_cyrus_freeport() {
 dc_cyrus_bindir() { echo /usr/lib/cyrus/bin; }
 
 # The imapd program: DC_CYRUS_IMAPD, the unpacked one, or an installed one.
+# The unpacked one must be of the installed cyrus-common's version (it links
+# its libraries): after an upgrade of cyrus-common, run install-deps again.
 dc_cyrus_imapd() {
-  local f
-  for f in "${DC_CYRUS_IMAPD:-}" "${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd}/usr/lib/cyrus/bin/imapd" \
-           /usr/lib/cyrus/bin/imapd; do
+  local f root=${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd} want
+  if [ -z "${DC_CYRUS_IMAPD:-}" ] && [ -f "$root/VERSION" ]; then
+    want=$(dpkg-query -W -f='${Version}' cyrus-common 2>/dev/null)
+    if [ "$(cat "$root/VERSION")" != "$want" ]; then
+      echo "cyrus.sh: $root holds imapd $(cat "$root/VERSION"), cyrus-common is $want (run scripts/install-deps.sh as root)" >&2
+      return 1
+    fi
+  fi
+  for f in "${DC_CYRUS_IMAPD:-}" "$root/usr/lib/cyrus/bin/imapd" /usr/lib/cyrus/bin/imapd; do
     [ -n "$f" ] && [ -x "$f" ] && { echo "$f"; return 0; }
   done
   echo "cyrus.sh: no Cyrus imapd (run scripts/install-deps.sh as root)" >&2
@@ -126,6 +134,11 @@ CONF
 
 dc_cyrus_start() {
   local dir=$1 user=rua@example.com pass cyr i
+  if [ ! -x "$(dc_cyrus_bindir)/master" ] || ! command -v saslpasswd2 >/dev/null; then
+    echo "cyrus.sh: Cyrus (cyrus-common, sasl2-bin) is not installed (run scripts/install-deps.sh as root)" >&2
+    return 1
+  fi
+  dc_cyrus_imapd >/dev/null || return 1
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   cyr=$(dc_cyrus_user)
