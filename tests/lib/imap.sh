@@ -7,9 +7,11 @@
 #   dc_imap_stop DIR         stop it and every process it started
 #   dc_imap_restart DIR      stop and start again on the same ports (clients cut off)
 #   dc_imap_seed DIR FILE...            deliver the messages into INBOX, unread
-#   dc_imap_count DIR FOLDER            messages in FOLDER ("Archive/DMARC")
+#   dc_imap_count DIR FOLDER            messages in FOLDER ("Archive/DMARC"; a
+#                                       non-ASCII name in modified UTF-7)
 #   dc_imap_message_ids DIR FOLDER      the Message-ID of each message in FOLDER
 #   dc_imap_seen DIR                    messages flagged \Seen, all folders
+#   dc_imap_deleted DIR                 messages flagged \Deleted, all folders
 #   dc_imap_subscribed DIR              subscribed folders, one a line
 #   dc_imap_mailbox_conf DIR [imaps|starttls|plain] [LABEL]   a [mailbox] section
 #   dc_imap_name                        "Dovecot" or "Cyrus", for messages
@@ -66,5 +68,15 @@ dc_imap_subscribed() {
       f=$dir/home/rua@example.com/Maildir/subscriptions
       [ -f "$f" ] && sed -n '/^V/d; /./{s/\t/\//g; p}' "$f" | sort ;;
     cyrus) dc_cyrus_imapq "$dir" subscribed ;;
+  esac
+}
+
+dc_imap_deleted() {
+  local dir=$1
+  case $DC_IMAP_SERVER in
+    dovecot)
+      find "$dir/home/rua@example.com/Maildir" -type f \( -path '*/cur/*' -o -path '*/new/*' \) \
+        -name '*:2,*T*' | wc -l ;;
+    cyrus) dc_cyrus_imapq "$dir" deleted ;;
   esac
 }

@@ -7,15 +7,17 @@
                                        unread
   imapq.py DIR count FOLDER            messages in FOLDER (STATUS); 0 if none
   imapq.py DIR seen                    messages flagged \\Seen in all folders
+  imapq.py DIR deleted                 messages flagged \\Deleted in all folders
   imapq.py DIR subscribed              subscribed folders, one a line (LSUB)
   imapq.py DIR message-ids FOLDER      Message-ID of each message in FOLDER
 
 DIR is a server directory of tests/lib/dovecot.sh or cyrus.sh: its files
 `ports` (imap and imaps port), `imap.pass` and `cert.pem` say where to connect
 and how; the user is rua@example.com.  Connects by imaps to localhost with the
-certificate checked; folder names use "/" (both servers are set up with it)
-and are given in UTF-8 (sent in modified UTF-7); names printed are the
-server's (modified UTF-7).
+certificate checked; folder names use "/" (both servers are set up with it).
+A FOLDER in ASCII is sent as given, so modified UTF-7 ("Archiv/Berichte-&ANw-")
+works, as with dovecot.sh; one with other characters is encoded first.  Names
+printed are the server's (modified UTF-7).
 Exit status 0, or 1 with a message on stderr.
 """
 import base64
@@ -63,7 +65,8 @@ def mutf7(name):
 
 
 def quote(name):
-    name = mutf7(name)
+    if not name.isascii():   # an ASCII name is taken as on the wire already
+        name = mutf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -128,14 +131,23 @@ def cmd_count(m, folder):
     print(int(mt.group(1)))
 
 
-def cmd_seen(m):
+def flagged(m, key):
     n = 0
     for folder in folders(m):
-        ok(m.select(quote(folder), readonly=True), f"EXAMINE {folder}")
-        data = ok(m.search(None, "SEEN"), "SEARCH SEEN")
+        if m.select(quote(folder), readonly=True)[0] != "OK":
+            continue   # not selectable (a parent Cyrus made for Archive/DMARC)
+        data = ok(m.search(None, key), f"SEARCH {key}")
         n += len(data[0].split())
         m.close()
     print(n)
+
+
+def cmd_seen(m):
+    flagged(m, "SEEN")
+
+
+def cmd_deleted(m):
+    flagged(m, "DELETED")
 
 
 def cmd_subscribed(m):
@@ -168,7 +180,7 @@ def cmd_message_ids(m, folder):
     m.close()
 
 
-COMMANDS = {"append": cmd_append, "count": cmd_count, "seen": cmd_seen,
+COMMANDS = {"append": cmd_append, "count": cmd_count, "seen": cmd_seen, "deleted": cmd_deleted,
             "subscribed": cmd_subscribed, "message-ids": cmd_message_ids}
 
 
