@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -47,6 +48,8 @@ struct dc_imap {
 	char sep;                        /* server's hierarchy separator */
 	bool broken;
 	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
+	int64_t win_start;               /* ms (monotonic): the current window of the command */
+	uint64_t win_bytes;              /* bytes sent or received in it */
 	char status[STATUS_MAX];         /* text of the last tagged response */
 
 	uint8_t *rbuf;                   /* bytes received, not yet consumed */
@@ -182,23 +185,64 @@ broken(dc_imap *im, dc_err *err, dc_code code, const char *fmt, ...)
 	return dc_err_set(err, code, "%s", msg);
 }
 
-/* Waits until the socket is ready for events; DC_EIMAP on timeout. */
+/* Milliseconds of the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts a command's first window of 2 * timeout_ms (see wait_socket). */
+static void
+window_start(dc_imap *im)
+{
+	im->win_start = now_ms();
+	im->win_bytes = 0;
+}
+
+/*
+ * Waits until the socket is ready for events.  Two rules bound the wait:
+ * the server must not be silent for timeout_ms, and each window of
+ * 2 * timeout_ms since the command began must carry at least
+ * DC_IMAP_MIN_BYTES_PER_S bytes a second on average (a server trickling a
+ * byte a second would otherwise hold the connection as long as it likes; the
+ * window is longer than the silence allowed, so a server that is only
+ * silent is told as such).  DC_EIMAP (session broken) when either is broken.
+ */
 static dc_code
 wait_socket(dc_imap *im, short events, dc_err *err)
 {
 	struct pollfd p = { .fd = im->sock, .events = events };
+	int64_t idle_end = now_ms() + im->timeout_ms;
 
 	for (;;) {
-		int r = poll(&p, 1, (int)im->timeout_ms);
+		int64_t now = now_ms(), win_end = im->win_start + 2 * im->timeout_ms;
+
+		if (now >= win_end) {
+			uint64_t need = (uint64_t)DC_IMAP_MIN_BYTES_PER_S * (uint64_t)(now - im->win_start) / 1000;
+
+			if (im->win_bytes < need)
+				return broken(im, err, DC_EIMAP, "IMAP server too slow: %" PRIu64 " bytes in %.1f s "
+					"(at least %d bytes/s required)", im->win_bytes,
+					(double)(now - im->win_start) / 1000.0, DC_IMAP_MIN_BYTES_PER_S);
+			im->win_start = now;
+			im->win_bytes = 0;
+			win_end = now + 2 * im->timeout_ms;
+		}
+		if (now >= idle_end) {
+			im->broken = true;
+			return dc_err_set(err, DC_EIMAP, "IMAP server did not answer within %.1f s",
+				(double)im->timeout_ms / 1000.0);
+		}
+		int64_t until = win_end < idle_end ? win_end : idle_end;
+		int r = poll(&p, 1, (int)(until - now));
 
 		if (r > 0)
 			return DC_OK;
-		if (r == 0) {
-			im->broken = true;
-			return dc_err_set(err, DC_EIMAP, "IMAP server did not answer within %ld s",
-				im->timeout_ms / 1000);
-		}
-		if (errno != EINTR) /* a signal: go on, callers look at their flags between messages */
+		if (r < 0 && errno != EINTR) /* a signal: go on, callers look at their flags between messages */
 			return broken(im, err, DC_EIO, "poll on the IMAP connection: %s", strerror(errno));
 	}
 }
@@ -210,11 +254,17 @@ xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
 {
 	ssize_t r;
 
-	if (im->curl != NULL)
-		return out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+	if (im->curl != NULL) {
+		CURLcode c = out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+
+		if (c == CURLE_OK)
+			im->win_bytes += *n;
+		return c;
+	}
 	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(im->sock, buf, len, MSG_DONTWAIT);
 	if (r >= 0) {
 		*n = (size_t)r;
+		im->win_bytes += *n;
 		return CURLE_OK;
 	}
 	*n = 0;
@@ -456,6 +506,7 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
+	window_start(im);
 	rc = send_all(im, cmd, strlen(cmd), err);
 	if (rc != DC_OK)
 		goto out;

@@ -43,7 +43,7 @@ typedef struct dc_imap_opts {
 	const char *bearer;          /* XOAUTH2 bearer token, or NULL */
 	const char *ca_file;         /* trusted CAs (PEM); NULL = the system's */
 	bool tls_none;               /* imap:// without STARTTLS (tls = none) */
-	long timeout_ms;             /* connect, and each wait for the server; 0 = 60 s */
+	long timeout_ms;             /* connect; the longest silence of the server; 0 = 60 s */
 	uint64_t max_message_bytes;  /* cap on one message body; 0 = DC_DEFAULT_MAX_MESSAGE_BYTES */
 } dc_imap_opts;
 

@@ -3,8 +3,8 @@
  * quoting), UID sets, URLs, and the protocol against scripted servers over a
  * socketpair, each script the exact commands the client must send and the
  * server's replies (literals, unsolicited responses, [TRYCREATE], a server
- * without MOVE/UIDPLUS, oversized bodies and lines, BYE), in the manner of
- * curl's tests/data/test800.
+ * without MOVE/UIDPLUS, oversized bodies and lines, BYE, a server that
+ * trickles or falls silent), in the manner of curl's tests/data/test800.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -127,9 +128,21 @@ typedef struct step {
 typedef struct server {
 	int fd;
 	const step *script;
+	int slow_step;             /* index of the step whose reply is sent a byte at a time, or -1 */
+	unsigned slow_ms;          /* pause before each byte of that reply */
+	bool hold;                 /* after the script, keep the connection open until the client closes */
 	char mismatch[512];        /* first difference from the script, "" if none */
 	size_t done;               /* steps completed */
 } server;
+
+/* How a session's server behaves beyond its script, and the client's options. */
+typedef struct script_opts {
+	uint64_t max_body;
+	long timeout_ms;           /* 0: 5 s */
+	int slow_step;             /* as in server; 0 means none (step 0 is CAPABILITY) */
+	unsigned slow_ms;
+	bool hold;
+} script_opts;
 
 #define PRELUDE(caps, sep) \
 	{ "D1 CAPABILITY", "* CAPABILITY " caps "\r\nD1 OK done\r\n" }, \
@@ -137,6 +150,20 @@ typedef struct server {
 #define SELECT(tag) \
 	{ tag " SELECT \"INBOX\"", "* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 9] ok\r\n" \
 	  tag " OK [READ-WRITE] done\r\n" }
+
+/* Sends reply, a byte every ms milliseconds; false when the client is gone. */
+static bool
+send_slowly(int fd, const char *reply, unsigned ms)
+{
+	for (const char *p = reply; *p; p++) {
+		struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+		if (send(fd, p, 1, MSG_NOSIGNAL) != 1)
+			return false;
+	}
+	return true;
+}
 
 static void *
 server_main(void *arg)
@@ -157,10 +184,17 @@ server_main(void *arg)
 				break;
 			}
 		}
-		if (s->server != NULL && send(sv->fd, s->server, strlen(s->server), MSG_NOSIGNAL) < 0)
+		if (s->server != NULL && (s - sv->script) == sv->slow_step) {
+			if (!send_slowly(sv->fd, s->server, sv->slow_ms))
+				break;
+		} else if (s->server != NULL && send(sv->fd, s->server, strlen(s->server), MSG_NOSIGNAL) < 0) {
 			break;
+		}
 		sv->done++;
 	}
+	if (sv->hold)                        /* silent until the client gives up */
+		while (fgets(line, sizeof(line), in) != NULL)
+			;
 	fclose(in);
 	shutdown(sv->fd, SHUT_WR);           /* later commands (LOGOUT) see the end */
 	return NULL;
@@ -175,10 +209,10 @@ typedef struct session {
 
 /* Starts the script and opens a session; asserts the prelude went through. */
 static void
-session_start(session *s, const step *script, uint64_t max_body)
+session_start_opts(session *s, const step *script, const script_opts *so)
 {
 	int fds[2];
-	dc_imap_opts o = { .timeout_ms = 5000, .max_message_bytes = max_body };
+	dc_imap_opts o = { .timeout_ms = so->timeout_ms ? so->timeout_ms : 5000, .max_message_bytes = so->max_body };
 	dc_err err;
 
 	memset(s, 0, sizeof(*s));
@@ -186,8 +220,19 @@ session_start(session *s, const step *script, uint64_t max_body)
 	s->client_fd = fds[0];
 	s->sv.fd = fds[1];
 	s->sv.script = script;
+	s->sv.slow_step = so->slow_step > 0 ? so->slow_step : -1;
+	s->sv.slow_ms = so->slow_ms;
+	s->sv.hold = so->hold;
 	assert_int_equal(pthread_create(&s->thread, NULL, server_main, &s->sv), 0);
 	assert_int_equal(dc_imap_open_fd(s->client_fd, &o, &s->im, &err), DC_OK);
+}
+
+static void
+session_start(session *s, const step *script, uint64_t max_body)
+{
+	script_opts so = { .max_body = max_body };
+
+	session_start_opts(s, script, &so);
 }
 
 /* Closes the session; asserts the client sent exactly the script. */
@@ -518,6 +563,75 @@ test_random_server(void **state)
 	}
 }
 
+/* Milliseconds of the monotonic clock. */
+static long
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* A server that trickles (a byte every 100 ms: never silent for a whole
+ * timeout) or goes silent: with a 0.5 s timeout the command ends after the
+ * first 1 s window, or after the 0.5 s of silence. */
+static void
+test_slow_server(void **state)
+{
+	static const step trickle_select[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		SELECT("D3"),
+		{ NULL, NULL },
+	};
+	static const step trickle_body[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {200}\r\n" },
+		{ NULL, "0123456789012345678901234567890123456789012345678901234567890123456789" },
+		{ NULL, NULL },
+	};
+	static const step silent[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 SELECT \"INBOX\"", "* 3 EXISTS\r\n" },
+		{ NULL, NULL },
+	};
+	struct { const step *script; int slow_step; const char *msg; } cases[] = {
+		{ trickle_select, 2, "IMAP server too slow" },
+		{ trickle_body, 3, "IMAP server too slow" },
+		{ silent, 0, "did not answer within 0.5 s" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		script_opts so = { .max_body = 1000, .timeout_ms = 500, .slow_step = cases[i].slow_step,
+			.slow_ms = 100, .hold = true };
+		session s;
+		dc_imap_folder_info fi;
+		got g = { 0 };
+		uint64_t u[] = { 1 };
+		dc_err err;
+		dc_code rc;
+		struct timespec t0;
+		long ms;
+
+		session_start_opts(&s, cases[i].script, &so);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (cases[i].script == trickle_body)
+			rc = dc_imap_fetch(s.im, u, 1, on_body, &g, &err);
+		else
+			rc = dc_imap_select(s.im, "INBOX", &fi, &err);
+		ms = elapsed_ms(&t0);
+		assert_int_equal(rc, DC_EIMAP);
+		if (strstr(err.msg, cases[i].msg) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].msg);
+		/* silent: the 0.5 s timeout; trickling: the first 1 s window */
+		if (ms < (cases[i].slow_step ? 900 : 450) || ms > (cases[i].slow_step ? 2500 : 1500))
+			fail_msg("case %zu: gave up after %ld ms", i, ms);
+		assert_true(dc_imap_broken(s.im));
+		assert_int_equal(g.n, 0);
+		session_end(&s);
+	}
+}
+
 int
 main(void)
 {
@@ -532,6 +646,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_hostile_server),
 		cmocka_unit_test(test_random_server),
+		cmocka_unit_test(test_slow_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
