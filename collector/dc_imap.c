@@ -399,7 +399,8 @@ read_exact(dc_imap *im, uint8_t *dst, uint64_t n, dc_err *err)
 	return DC_OK;
 }
 
-/* If line ends with a literal announcement {n}, sets *n and *at (offset of '{'). */
+/* If line ends with a literal announcement {n}, sets *n (UINT64_MAX when it
+ * does not fit) and *at (offset of '{'). */
 static bool
 ends_with_literal(const char *line, size_t len, uint64_t *n, size_t *at)
 {
@@ -411,10 +412,13 @@ ends_with_literal(const char *line, size_t len, uint64_t *n, size_t *at)
 	i = len - 1;
 	while (i > 0 && isdigit((unsigned char)line[i - 1]))
 		i--;
-	if (i == len - 1 || i == 0 || line[i - 1] != '{' || len - 1 - i > 19)
+	if (i == len - 1 || i == 0 || line[i - 1] != '{')
 		return false;
-	for (size_t k = i; k < len - 1; k++)
-		v = v * 10 + (uint64_t)(line[k] - '0');
+	for (size_t k = i; k < len - 1; k++) {
+		uint64_t d = (uint64_t)(line[k] - '0');
+
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+	}
 	*n = v;
 	*at = i - 1;
 	return true;
@@ -440,9 +444,16 @@ read_response(dc_imap *im, dc_err *err)
 			return rc;
 		if (!ends_with_literal(im->line, im->line_len, &n, &at))
 			return DC_OK;
-		bool is_body = !im->has_body && at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
+		bool is_body = at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
 		im->line_len = at;
-		if (is_body && n <= im->max_body) {
+		if (!is_body && n > DC_MAX_IMAP_LINE)
+			return broken(im, err, DC_EIMAP, "IMAP server announced a literal of %" PRIu64
+				" bytes outside a message body (at most %d)", n, DC_MAX_IMAP_LINE);
+		if (is_body && n / DC_MAX_IMAP_DRAIN > im->max_body)
+			return broken(im, err, DC_EIMAP, "IMAP server announced a message body of %" PRIu64
+				" bytes, more than %d times max_message_bytes (%" PRIu64 ")", n, DC_MAX_IMAP_DRAIN,
+				im->max_body);
+		if (is_body && !im->has_body && n <= im->max_body) {
 			if (n > im->body_cap) {
 				uint8_t *b = realloc(im->body, (size_t)n);
 				if (b == NULL)
@@ -454,8 +465,9 @@ read_response(dc_imap *im, dc_err *err)
 			im->body_len = (size_t)n;
 			im->has_body = true;
 		} else {
+			/* not the message (or a second BODY[] in one response): read and dropped */
 			rc = read_exact(im, NULL, n, err);
-			if (is_body) {
+			if (is_body && !im->has_body) {
 				im->has_body = im->body_dropped = true;
 				im->body_len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 			}

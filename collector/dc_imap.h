@@ -21,9 +21,12 @@
  *
  * Every buffer fed by the server is capped: a response line at
  * DC_MAX_IMAP_LINE bytes, a message body at max_message_bytes (a larger body
- * is read and dropped, and reported as too big), a listing at
- * DC_MAX_IMAP_LIST messages per call.  Deliberately not here: MIME, the
- * database, retries, logging.
+ * is read and dropped, and reported as too big; one announced at more than
+ * DC_MAX_IMAP_DRAIN times that ends the session), any other literal at
+ * DC_MAX_IMAP_LINE, a listing at DC_MAX_IMAP_LIST messages per call.  So is
+ * the time: a server silent for timeout_ms, or slower than
+ * DC_IMAP_MIN_BYTES_PER_S over a window of twice that, ends the session.
+ * Deliberately not here: MIME, the database, retries, logging.
  */
 #ifndef DC_IMAP_H
 #define DC_IMAP_H

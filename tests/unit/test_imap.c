@@ -4,7 +4,9 @@
  * socketpair, each script the exact commands the client must send and the
  * server's replies (literals, unsolicited responses, [TRYCREATE], a server
  * without MOVE/UIDPLUS, oversized bodies and lines, BYE, a server that
- * trickles or falls silent), in the manner of curl's tests/data/test800.
+ * trickles or falls silent, literals that lie about their length,
+ * RFC822.SIZE that differs from the body), in the manner of curl's
+ * tests/data/test800.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -573,6 +575,142 @@ elapsed_ms(const struct timespec *t0)
 	return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
+/* Literals that lie: announced far past max_message_bytes (the session ends
+ * at once instead of reading gigabytes), past the cap but within the drain
+ * (read, dropped, the message reported too big, the session usable), cut
+ * short by a closed connection (nothing delivered), and a huge literal where
+ * no message body is expected. */
+static void
+test_literal_limits(void **state)
+{
+	static const step huge[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1:2 BODY.PEEK[]",
+		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+		  "* 2 FETCH (UID 2 BODY[] {18446744073709551615}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx" },
+		{ NULL, NULL },
+	};
+	static const step drained[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1:2 BODY.PEEK[]",
+		  "* 1 FETCH (UID 1 BODY[] {4000}\r\n" },
+		{ NULL, NULL },                      /* the 4000 bytes, then the rest: filled in below */
+		{ NULL, ")\r\n* 2 FETCH (UID 2 BODY[] {3}\r\ntwo)\r\nD3 OK done\r\n" },
+		{ "D4 UID MOVE 1:2 \"Archive/Invalid\"", "D4 OK moved\r\n" },
+		{ "D5 LOGOUT", "D5 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	static const step cut_dropped[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {3000}\r\nonly this much" },
+		{ NULL, NULL },
+	};
+	static const step cut_kept[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {300}\r\nonly this much" },
+		{ NULL, NULL },
+	};
+	static const step not_body[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[HEADER] {99999999}\r\nxx" },
+		{ NULL, NULL },
+	};
+	static char filler[4001];
+	step drained_run[sizeof(drained) / sizeof(drained[0])];
+	struct { const step *script; const char *msg; int delivered; } cases[] = {
+		{ huge, "message body of 18446744073709551615 bytes, more than 4 times max_message_bytes (1000)", 1 },
+		{ cut_dropped, "closed the connection", 0 },
+		{ cut_kept, "closed the connection", 0 },
+		{ not_body, "literal of 99999999 bytes outside a message body", 0 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		session s;
+		got g = { 0 };
+		uint64_t u[] = { 1, 2 };
+		dc_err err;
+		struct timespec t0;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		session_start(&s, cases[i].script, 1000);
+		assert_int_equal(dc_imap_fetch(s.im, u, cases[i].script == huge ? 2 : 1, on_body, &g, &err), DC_EIMAP);
+		if (strstr(err.msg, cases[i].msg) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].msg);
+		assert_true(dc_imap_broken(s.im));
+		assert_int_equal(g.n, cases[i].delivered);
+		session_end(&s);
+		assert_true(elapsed_ms(&t0) < 2000);  /* no wait for bytes that never come */
+	}
+
+	/* 4000 bytes > max 1000 but within 4 x max: read and dropped, session usable */
+	memset(filler, 'x', sizeof(filler) - 1);
+	memcpy(drained_run, drained, sizeof(drained));
+	drained_run[3].server = filler;
+	{
+		session s;
+		got g = { 0 };
+		uint64_t u[] = { 1, 2 };
+		dc_err err;
+
+		session_start(&s, drained_run, 1000);
+		assert_int_equal(dc_imap_fetch(s.im, u, 2, on_body, &g, &err), DC_OK);
+		assert_int_equal(g.n, 2);
+		assert_true(g.dropped[0]);
+		assert_int_equal(g.len[0], 4000);
+		assert_false(g.dropped[1]);
+		assert_string_equal(g.data[1], "two");
+		assert_int_equal(dc_imap_move(s.im, u, 2, "Archive/Invalid", &err), DC_OK);
+		session_end(&s);
+	}
+}
+
+/* RFC822.SIZE is a hint (Exchange's can be off either way): the listing
+ * gives what the server says, the fetch delivers the literal's own length,
+ * and the cap is judged on that. */
+static void
+test_size_mismatch(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1:9 (UID RFC822.SIZE)",
+		  "* 1 FETCH (UID 1 RFC822.SIZE 10)\r\n"        /* says 10, sends 1500 */
+		  "* 2 FETCH (UID 2 RFC822.SIZE 900)\r\n"       /* says 900, sends 5 */
+		  "D3 OK done\r\n" },
+		{ "D4 UID FETCH 1:2 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {1500}\r\n" },
+		{ NULL, NULL },                               /* 1500 bytes: filled in below */
+		{ NULL, ")\r\n* 2 FETCH (UID 2 BODY[] {5}\r\nsmall)\r\nD4 OK done\r\n" },
+		{ "D5 LOGOUT", "D5 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	static char filler[1501];
+	step run[sizeof(script) / sizeof(script[0])];
+	session s;
+	dc_imap_msg *msgs = NULL;
+	size_t n = 0;
+	got g = { 0 };
+	uint64_t u[] = { 1, 2 };
+	dc_err err;
+
+	(void)state;
+	memset(filler, 'y', sizeof(filler) - 1);
+	memcpy(run, script, sizeof(script));
+	run[4].server = filler;
+	session_start(&s, run, 1000);
+	assert_int_equal(dc_imap_list(s.im, 1, 10, 0, &msgs, &n, &err), DC_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(msgs[0].size, 10);
+	assert_int_equal(msgs[1].size, 900);
+	free(msgs);
+	assert_int_equal(dc_imap_fetch(s.im, u, 2, on_body, &g, &err), DC_OK);
+	assert_int_equal(g.n, 2);
+	assert_true(g.dropped[0]);                /* 1500 > 1000, whatever the listing said */
+	assert_int_equal(g.len[0], 1500);
+	assert_false(g.dropped[1]);
+	assert_int_equal(g.len[1], 5);
+	assert_string_equal(g.data[1], "small");
+	session_end(&s);
+}
+
 /* A server that trickles (a byte every 100 ms: never silent for a whole
  * timeout) or goes silent: with a 0.5 s timeout the command ends after the
  * first 1 s window, or after the 0.5 s of silence. */
@@ -646,6 +784,8 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_hostile_server),
 		cmocka_unit_test(test_random_server),
+		cmocka_unit_test(test_literal_limits),
+		cmocka_unit_test(test_size_mismatch),
 		cmocka_unit_test(test_slow_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
