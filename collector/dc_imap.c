@@ -1274,6 +1274,10 @@ dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, v
 			return dc_err_set(err, DC_ENOMEM, "out of memory");
 		rc = command(im, on_fetch_body, &fc, err, "UID FETCH %s BODY.PEEK[]", set);
 		free(set);
+		/* RFC 5530: some of the messages were expunged meanwhile (by another
+		 * session); the others were delivered.  The missing ones are gone. */
+		if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
+			rc = DC_OK;
 		if (rc != DC_OK)
 			return rc;
 		if (fc.rc != DC_OK) {

@@ -118,7 +118,9 @@ dc_code dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap
 typedef dc_code (*dc_imap_body_fn)(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err);
 
 /* Fetches the bodies of uids (ascending) with UID FETCH ... BODY.PEEK[], which
- * leaves \Seen alone.  A UID the server no longer has is not delivered. */
+ * leaves \Seen alone.  Bodies come in the server's order; len is the
+ * literal's own length, whatever RFC822.SIZE said.  A UID the server no
+ * longer has is not delivered (a tagged NO [EXPUNGEISSUED] is no error). */
 dc_code dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, void *ctx,
 	dc_err *err) DC_WUR;
 

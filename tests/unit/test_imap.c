@@ -5,8 +5,8 @@
  * server's replies (literals, unsolicited responses, [TRYCREATE], a server
  * without MOVE/UIDPLUS, oversized bodies and lines, BYE, a server that
  * trickles or falls silent, literals that lie about their length,
- * RFC822.SIZE that differs from the body), in the manner of curl's
- * tests/data/test800.
+ * RFC822.SIZE that differs from the body, BYE or EXPUNGE in the middle of a
+ * FETCH), in the manner of curl's tests/data/test800.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -770,6 +770,88 @@ test_slow_server(void **state)
 	}
 }
 
+/* BYE in the middle of a FETCH: what came before it was delivered, then a
+ * clean error and a broken session (the poll commits what it stored and
+ * moves nothing; the next poll sees those messages again as duplicates). */
+static void
+test_bye_mid_fetch(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1:3 BODY.PEEK[]",
+		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+		  "* BYE System shutting down\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	got g = { 0 };
+	uint64_t u[] = { 1, 2, 3 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_fetch(s.im, u, 3, on_body, &g, &err), DC_EIMAP);
+	assert_string_equal(err.msg, "the IMAP server closed the connection: BYE System shutting down");
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.uid[0], 1);
+	assert_true(dc_imap_broken(s.im));
+	session_end(&s);                              /* no LOGOUT on a broken session */
+}
+
+/* A message expunged by another session during the FETCH: the others are
+ * delivered (in whatever order the server sends them), the gone one is not,
+ * and only what was delivered is moved.  Dovecot's way, a tagged
+ * NO [EXPUNGEISSUED] (RFC 5530) after the other messages, is no error. */
+static void
+test_expunge_mid_fetch(void **state)
+{
+	static const step script[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 UID FETCH 1:3 BODY.PEEK[]",
+		  "* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
+		  "* 2 EXPUNGE\r\n"
+		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+		  "D3 OK done\r\n" },
+		{ "D4 UID MOVE 1,3 \"Archive/DMARC\"", "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\nD4 OK moved\r\n" },
+		{ "D5 UID FETCH 4:6 BODY.PEEK[]",
+		  "* 1 FETCH (UID 4 BODY[] {4}\r\nfour)\r\n"
+		  "* 3 FETCH (UID 6 BODY[] {3}\r\nsix)\r\n"
+		  "D5 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
+		{ "D6 UID MOVE 4,6 \"Archive/DMARC\"", "D6 OK moved\r\n" },
+		{ "D7 LOGOUT", "D7 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	session s;
+	got g = { 0 };
+	uint64_t u[] = { 1, 2, 3 }, v[] = { 4, 5, 6 }, done[3];
+	size_t n_done = 0;
+	dc_err err;
+
+	(void)state;
+	session_start(&s, script, 1000);
+	assert_int_equal(dc_imap_fetch(s.im, u, 3, on_body, &g, &err), DC_OK);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.uid[0], 3);
+	assert_int_equal(g.uid[1], 1);
+	/* what the poll does: move only the messages it stored, in UID order */
+	for (size_t i = 0; i < 3; i++)
+		for (int k = 0; k < g.n; k++)
+			if (g.uid[k] == u[i])
+				done[n_done++] = u[i];
+	assert_int_equal(dc_imap_move(s.im, done, n_done, "Archive/DMARC", &err), DC_OK);
+	g.n = 0;
+	n_done = 0;
+	assert_int_equal(dc_imap_fetch(s.im, v, 3, on_body, &g, &err), DC_OK);
+	assert_int_equal(g.n, 2);
+	assert_false(dc_imap_broken(s.im));
+	for (size_t i = 0; i < 3; i++)
+		for (int k = 0; k < g.n; k++)
+			if (g.uid[k] == v[i])
+				done[n_done++] = v[i];
+	assert_int_equal(dc_imap_move(s.im, done, n_done, "Archive/DMARC", &err), DC_OK);
+	session_end(&s);
+}
+
 int
 main(void)
 {
@@ -787,6 +869,8 @@ main(void)
 		cmocka_unit_test(test_literal_limits),
 		cmocka_unit_test(test_size_mismatch),
 		cmocka_unit_test(test_slow_server),
+		cmocka_unit_test(test_bye_mid_fetch),
+		cmocka_unit_test(test_expunge_mid_fetch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
