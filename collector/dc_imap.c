@@ -7,12 +7,16 @@
  * tagged commands with curl_easy_send and reads responses with
  * curl_easy_recv through a bounded reader: one response line at a time
  * (DC_MAX_IMAP_LINE), server literals {n} read into a body buffer (capped at
- * max_message_bytes; larger ones are read and dropped) when they are the
- * value of BODY[], and read and replaced by NIL otherwise.
+ * max_message_bytes; larger ones are read and dropped, up to
+ * DC_MAX_IMAP_DRAIN times that) when they are the value of BODY[], and read
+ * and replaced by NIL otherwise (at most DC_MAX_IMAP_LINE).  Every wait for
+ * the server is bounded by a silence timeout and a least rate per window
+ * (wait_socket).
  *
  * RFCs: 3501 (IMAP4rev1: commands, responses, literals, quoted strings,
- * modified UTF-7 mailbox names), 4315 (UIDPLUS: UID EXPUNGE), 6851 (MOVE),
- * 7628 (XOAUTH2 as libcurl implements it).  Not here: IDLE, CONDSTORE, any
+ * modified UTF-7 mailbox names, both ways), 4315 (UIDPLUS: UID EXPUNGE),
+ * 5258 (\NonExistent in LIST), 5530 (EXPUNGEISSUED), 6851 (MOVE), 7628
+ * (XOAUTH2 as libcurl implements it).  Not here: IDLE, CONDSTORE, any
  * command the collector does not need, MIME.
  */
 #include "dc_imap.h"
@@ -1038,6 +1042,136 @@ fail:
 	return q;
 }
 
+/* The value of a modified base64 character, or -1 (RFC 3501 5.1.3: "," for "/"). */
+static int
+mb64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == ',' ? 63 : -1;
+}
+
+/* Appends code point cp as UTF-8 to s at *len. */
+static void
+utf8_put(char *s, size_t *len, uint32_t cp)
+{
+	if (cp < 0x80) {
+		s[(*len)++] = (char)cp;
+	} else if (cp < 0x800) {
+		s[(*len)++] = (char)(0xc0 | (cp >> 6));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		s[(*len)++] = (char)(0xe0 | (cp >> 12));
+		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		s[(*len)++] = (char)(0xf0 | (cp >> 18));
+		s[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/*
+ * Decodes the base64 run at in[*i] (after "&", up to "-") as UTF-16 into
+ * UTF-8 at out (length *len); *i ends after the "-".  False when the run is
+ * malformed: a character outside modified base64, no "-", a lone surrogate,
+ * bits left over, an encoded printable ASCII or control character.
+ */
+static bool
+mutf7_decode_run(const char *in, size_t n, size_t *i, char *out, size_t *len)
+{
+	uint32_t bits = 0, hi = 0;
+	int nbits = 0;
+	size_t units = 0;
+
+	for (; *i < n && in[*i] != '-'; (*i)++) {
+		int v = mb64_value(in[*i]);
+
+		if (v < 0)
+			return false;
+		bits = (bits << 6) | (uint32_t)v;
+		nbits += 6;
+		if (nbits < 16)
+			continue;
+		nbits -= 16;
+		uint32_t u = (bits >> nbits) & 0xffff;
+		bits &= (1u << nbits) - 1;
+		units++;
+		if (hi != 0) {
+			if (u < 0xdc00 || u > 0xdfff)
+				return false;
+			utf8_put(out, len, 0x10000 + ((hi - 0xd800) << 10) + (u - 0xdc00));
+			hi = 0;
+		} else if (u >= 0xd800 && u <= 0xdbff) {
+			hi = u;
+		} else if (u >= 0xdc00 && u <= 0xdfff) {
+			return false;
+		} else if (u < 0xa0) {
+			return false;                /* ASCII is never encoded; no control characters */
+		} else {
+			utf8_put(out, len, u);
+		}
+	}
+	if (*i == n || units == 0 || hi != 0 || nbits >= 6 || bits != 0)
+		return false;
+	(*i)++;
+	return true;
+}
+
+/* Returns a new UTF-8 folder name decoded from modified UTF-7; see dc_imap.h. */
+char *
+dc_imap_decode_folder(const char *name, char sep, dc_err *err)
+{
+	size_t n = strlen(name), len = 0;
+	char *out = NULL;
+	bool after_run = false;
+
+	if (n == 0 || n > DC_MAX_IMAP_LINE) {
+		dc_err_set(err, DC_EIMAP, "folder name of %zu bytes from the IMAP server", n);
+		return NULL;
+	}
+	/* a run of k characters decodes to at most 9k/8 bytes of UTF-8 */
+	out = malloc(2 * n + 1);
+	if (out == NULL) {
+		dc_err_set(err, DC_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c > 0x7e)
+			goto bad;
+		if (c != '&') {
+			out[len++] = (sep != '\0' && (char)c == sep) ? '/' : (char)c;
+			after_run = false;
+			i++;
+		} else if (i + 1 < n && name[i + 1] == '-') {
+			out[len++] = '&';
+			after_run = false;
+			i += 2;
+		} else {
+			/* RFC 3501: "&U,BTFw-&ZeVnLIqe-" holds a superfluous shift */
+			if (after_run)
+				goto bad;
+			i++;
+			if (!mutf7_decode_run(name, n, &i, out, &len))
+				goto bad;
+			after_run = true;
+		}
+	}
+	out[len] = '\0';
+	return out;
+bad:
+	free(out);
+	dc_err_set(err, DC_EIMAP, "folder name '%.200s' from the IMAP server is not modified UTF-7", name);
+	return NULL;
+}
+
 /* Returns a new "a:b,c" set covering uids[0..*used); see dc_imap.h. */
 char *
 dc_imap_uid_set(const uint64_t *uids, size_t n, size_t max_len, size_t *used)
@@ -1123,13 +1257,94 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	return rc;
 }
 
-/* Counts "* LIST" responses into *(size_t *)ctx. */
-static dc_code
-on_list_any(dc_imap *im, void *ctx, dc_err *err)
+/*
+ * The mailbox name of a "* LIST (flags) sep name" response, unquoted, in a
+ * new string; NULL when the line is no LIST, the name is a literal (NIL
+ * here) or memory ran out (*nomem).  *selectable is false for \Noselect
+ * and \NonExistent (RFC 5258) names: a parent that only exists as a level.
+ */
+static char *
+list_name(const char *line, bool *selectable, bool *nomem)
 {
-	(void)err;
-	if (strncasecmp(im->line, "* LIST ", 7) == 0)
-		(*(size_t *)ctx)++;
+	const char *p, *flags, *name;
+	char *out, *o;
+
+	*nomem = false;
+	if (strncasecmp(line, "* LIST (", 8) != 0)
+		return NULL;
+	flags = line + 7;
+	p = skip_value(flags);
+	*selectable = true;
+	for (const char *f = flags; f < p; f++)
+		if (*f == '\\' && (strncasecmp(f, "\\Noselect", 9) == 0 || strncasecmp(f, "\\NonExistent", 12) == 0))
+			*selectable = false;
+	while (*p == ' ')
+		p++;
+	p = skip_value(p);                     /* the separator: "/" or NIL */
+	while (*p == ' ')
+		p++;
+	name = p;
+	if (*name == '\0' || *name == '{' || (strncasecmp(name, "NIL", 3) == 0 && name[3] == '\0'))
+		return NULL;
+	out = o = malloc(strlen(name) + 1);
+	if (out == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			*o++ = *p;
+		}
+		if (*p != '"') {
+			free(out);
+			return NULL;
+		}
+	} else {
+		while (*p && *p != ' ')
+			*o++ = *p++;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* True when folder names a and b (UTF-8, "/" levels) are the same; INBOX in
+ * any case (RFC 3501 5.1), the rest exactly. */
+static bool
+same_folder(const char *a, const char *b)
+{
+	if (strncasecmp(a, "INBOX", 5) == 0 && strncasecmp(b, "INBOX", 5) == 0 &&
+	    (a[5] == '\0' || a[5] == '/') && (b[5] == '\0' || b[5] == '/'))
+		return strcmp(a + 5, b + 5) == 0;
+	return strcmp(a, b) == 0;
+}
+
+typedef struct find_ctx {
+	const char *folder;          /* UTF-8, "/" levels */
+	bool found;
+} find_ctx;
+
+/* Sets found when a LIST response names the folder (decoded from modified UTF-7). */
+static dc_code
+on_list_find(dc_imap *im, void *vctx, dc_err *err)
+{
+	find_ctx *fc = vctx;
+	bool selectable, nomem;
+	char *raw = list_name(im->line, &selectable, &nomem), *name;
+	dc_err ignored;
+
+	if (nomem)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (raw == NULL)
+		return DC_OK;
+	name = dc_imap_decode_folder(raw, im->sep, &ignored);
+	free(raw);
+	if (name == NULL)
+		return ignored.code == DC_ENOMEM ? dc_err_set(err, DC_ENOMEM, "out of memory") : DC_OK;
+	if (selectable && same_folder(name, fc->folder))
+		fc->found = true;
+	free(name);
 	return DC_OK;
 }
 
@@ -1137,14 +1352,15 @@ on_list_any(dc_imap *im, void *ctx, dc_err *err)
 dc_code
 dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err)
 {
-	size_t found = 0;
+	find_ctx fc = { .folder = folder };
 	char *q = dc_imap_quote_folder(folder, im->sep, err);
 	dc_code rc;
 
 	if (q == NULL)
 		return err ? err->code : DC_ECONFIG;
-	rc = command(im, on_list_any, &found, err, "LIST \"\" %s", q);
-	if (rc == DC_OK && found == 0) {
+	/* a name with "%" or "*" is a pattern to LIST: only an exact answer counts */
+	rc = command(im, on_list_find, &fc, err, "LIST \"\" %s", q);
+	if (rc == DC_OK && !fc.found) {
 		rc = command(im, NULL, NULL, err, "CREATE %s", q);
 		if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "ALREADYEXISTS") != NULL)
 			rc = DC_OK;

@@ -6,7 +6,8 @@
  * without MOVE/UIDPLUS, oversized bodies and lines, BYE, a server that
  * trickles or falls silent, literals that lie about their length,
  * RFC822.SIZE that differs from the body, BYE or EXPUNGE in the middle of a
- * FETCH), in the manner of curl's tests/data/test800.
+ * FETCH, folder names in modified UTF-7 both ways), in the manner of curl's
+ * tests/data/test800.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -852,6 +853,155 @@ test_expunge_mid_fetch(void **state)
 	session_end(&s);
 }
 
+/* Modified UTF-7 back to UTF-8: RFC 3501 5.1.3's examples, round trips
+ * through dc_imap_quote_folder, and what a strict decoder refuses. */
+static void
+test_decode_folder(void **state)
+{
+	static const struct { const char *in; char sep; const char *out; } cases[] = {
+		{ "~peter/mail/&U,BTFw-/&ZeVnLIqe-", '/',
+		  "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
+		{ "&U,BTF2XlZyyKng-", '/', "\xe5\x8f\xb0\xe5\x8c\x97\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
+		{ "&Jjo-!", '/', "\xe2\x98\xba!" },                        /* U+263A */
+		{ "Archiv.Entw&APw-rfe", '.', "Archiv/Entw\xc3\xbcrfe" },
+		{ "&BB4EQgRHBFEEQgRL-", '/', "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b" },
+		{ "a&-b", '/', "a&b" },
+		{ "&2D3eAA-", '/', "\xf0\x9f\x98\x80" },                    /* a surrogate pair */
+		{ "INBOX", '\0', "INBOX" },
+		{ "&Jjo!", '/', NULL },                                       /* no "-" before "!" */
+		{ "&U,BTFw-&ZeVnLIqe-", '/', NULL },                         /* superfluous shift */
+		{ "&AGE-", '/', NULL },                                       /* "a" encoded */
+		{ "&AAo-", '/', NULL },                                       /* a control character */
+		{ "&2D0-", '/', NULL },                                       /* a lone high surrogate */
+		{ "&3gA-", '/', NULL },                                       /* a lone low surrogate */
+		{ "&APx-", '/', NULL },                                       /* bits left over */
+		{ "&APwA-", '/', NULL },                                      /* a sixth of a unit too many */
+		{ "&-&", '/', NULL },                                         /* "&" at the end */
+		{ "&A.w-", '/', NULL },                                       /* "." is not base64 */
+		{ "Entw\xc3\xbcrfe", '/', NULL },                            /* 8-bit: never sent raw */
+		{ "&-", '/', "&" },
+		{ "", '/', NULL },
+	};
+	static const char *const round[] = {
+		"Archiv/Entw\xc3\xbcrfe", "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b", "A&B/&/x",
+		"\xe2\x82\xac 100 & \xc2\xa3", "\xf0\x9f\x98\x80\xf0\x9f\x98\x81/z", "Stra\xc3\x9f" "e/\xc3\xa4",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dc_err err;
+		char *d = dc_imap_decode_folder(cases[i].in, cases[i].sep, &err);
+
+		if (cases[i].out == NULL) {
+			if (d != NULL)
+				fail_msg("case %zu: '%s' decoded to '%s'", i, cases[i].in, d);
+			assert_int_equal(err.code, DC_EIMAP);
+		} else {
+			if (d == NULL)
+				fail_msg("case %zu: '%s': %s", i, cases[i].in, err.msg);
+			assert_string_equal(d, cases[i].out);
+		}
+		free(d);
+	}
+	for (size_t i = 0; i < sizeof(round) / sizeof(round[0]); i++) {
+		for (int k = 0; k < 2; k++) {
+			char sep = k ? '.' : '/';
+			dc_err err;
+			char *q = dc_imap_quote_folder(round[i], sep, &err), *d;
+			size_t len;
+
+			assert_non_null(q);
+			len = strlen(q);
+			q[len - 1] = '\0';               /* unquote: none of these needs escaping */
+			d = dc_imap_decode_folder(q + 1, sep, &err);
+			if (d == NULL)
+				fail_msg("'%s' (%s): %s", round[i], q + 1, err.msg);
+			assert_string_equal(d, round[i]);
+			free(q);
+			free(d);
+		}
+	}
+	/* a name at the line cap is decoded; one past it is refused */
+	{
+		char *big = malloc(65538), *d;
+		dc_err err;
+
+		assert_non_null(big);
+		memset(big, 'a', 65537);
+		big[65537] = '\0';
+		assert_null(dc_imap_decode_folder(big, '/', &err));
+		big[65536] = '\0';
+		d = dc_imap_decode_folder(big, '/', &err);
+		assert_non_null(d);
+		free(d);
+		free(big);
+	}
+}
+
+/* Non-ASCII archive and invalid folders go out in modified UTF-7; LIST
+ * answers are decoded and must name the folder itself: another folder that a
+ * "%" pattern matched, or a \Noselect level, is not it. */
+static void
+test_utf7_folders(void **state)
+{
+	static const step slash[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
+		{ "D3 LIST \"\" \"Archiv/Entw&APw-rfe\"",
+		  "* LIST (\\HasNoChildren) \"/\" \"Archiv/Entw&APw-rfe\"\r\nD3 OK done\r\n" },
+		{ "D4 UID MOVE 7 \"Archiv/Entw&APw-rfe\"", "D4 OK moved\r\n" },
+		{ "D5 LIST \"\" \"&BB4EQgRHBFEEQgRL-\"", "D5 OK done\r\n" },
+		{ "D6 CREATE \"&BB4EQgRHBFEEQgRL-\"", "D6 OK created\r\n" },
+		{ "D7 SUBSCRIBE \"&BB4EQgRHBFEEQgRL-\"", "D7 OK done\r\n" },
+		{ "D8 UID MOVE 8 \"&BB4EQgRHBFEEQgRL-\"", "D8 OK moved\r\n" },
+		/* "%" is a LIST pattern: Archive/DMARC is not Archive/% */
+		{ "D9 LIST \"\" \"Archive/%\"", "* LIST () \"/\" Archive/DMARC\r\nD9 OK done\r\n" },
+		{ "D10 CREATE \"Archive/%\"", "D10 OK created\r\n" },
+		{ "D11 SUBSCRIBE \"Archive/%\"", "D11 OK done\r\n" },
+		/* a level that only exists as a parent */
+		{ "D12 LIST \"\" \"Archiv\"", "* LIST (\\Noselect \\HasChildren) \"/\" Archiv\r\nD12 OK done\r\n" },
+		{ "D13 CREATE \"Archiv\"", "D13 NO [ALREADYEXISTS] Mailbox already exists\r\n" },
+		{ "D14 SUBSCRIBE \"Archiv\"", "D14 OK done\r\n" },
+		/* INBOX in any case; a name sent as a literal is not matched: CREATE says it exists */
+		{ "D15 LIST \"\" \"inbox\"", "* LIST () \"/\" INBOX\r\nD15 OK done\r\n" },
+		{ "D16 LIST \"\" \"Archiv/Entw&APw-rfe\"", "* LIST () \"/\" {19}\r\nArchiv/Entw&APw-rfe\r\nD16 OK done\r\n" },
+		{ "D17 CREATE \"Archiv/Entw&APw-rfe\"", "D17 NO [ALREADYEXISTS] Mailbox already exists\r\n" },
+		{ "D18 SUBSCRIBE \"Archiv/Entw&APw-rfe\"", "D18 OK done\r\n" },
+		{ "D19 LOGOUT", "D19 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	static const step dot[] = {
+		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "."),
+		{ "D3 LIST \"\" \"Archiv.Entw&APw-rfe\"",
+		  "* LIST (\\HasNoChildren) \".\" Archiv.Entw&APw-rfe\r\nD3 OK done\r\n" },
+		/* a name the server spells badly is not ours */
+		{ "D4 LIST \"\" \"&BB4EQgRHBFEEQgRL-\"", "* LIST () \".\" \"&BB4EQgRHBFEEQgRL\"\r\nD4 OK done\r\n" },
+		{ "D5 CREATE \"&BB4EQgRHBFEEQgRL-\"", "D5 OK created\r\n" },
+		{ "D6 SUBSCRIBE \"&BB4EQgRHBFEEQgRL-\"", "D6 NO not now\r\n" },
+		{ "D7 LOGOUT", "D7 OK done\r\n" },
+		{ NULL, NULL },
+	};
+	const char *entw = "Archiv/Entw\xc3\xbcrfe", *otch = "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b";
+	session s;
+	uint64_t u7[] = { 7 }, u8[] = { 8 };
+	dc_err err;
+
+	(void)state;
+	session_start(&s, slash, 1000);
+	assert_int_equal(dc_imap_ensure_folder(s.im, entw, &err), DC_OK);
+	assert_int_equal(dc_imap_move(s.im, u7, 1, entw, &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, otch, &err), DC_OK);
+	assert_int_equal(dc_imap_move(s.im, u8, 1, otch, &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, "Archive/%", &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, "Archiv", &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, "inbox", &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, entw, &err), DC_OK);
+	session_end(&s);
+
+	session_start(&s, dot, 1000);
+	assert_int_equal(dc_imap_ensure_folder(s.im, entw, &err), DC_OK);
+	assert_int_equal(dc_imap_ensure_folder(s.im, otch, &err), DC_OK);
+	session_end(&s);
+}
+
 int
 main(void)
 {
@@ -871,6 +1021,8 @@ main(void)
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_bye_mid_fetch),
 		cmocka_unit_test(test_expunge_mid_fetch),
+		cmocka_unit_test(test_decode_folder),
+		cmocka_unit_test(test_utf7_folders),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
