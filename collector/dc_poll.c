@@ -398,7 +398,7 @@ typedef struct mb_run {
 	dc_extract_cb cb;            /* the same, failures logged first */
 	dc_imap *im;
 	slot *slots;
-	size_t n_slots, next_slot;
+	size_t n_slots;
 	bool archive_ready, invalid_ready;
 	uint64_t cur_uid;
 	totals t;
@@ -516,19 +516,31 @@ count_slots(mb_run *r)
 	}
 }
 
-/* dc_imap_fetch's callback: one body, in UID order. */
+/* dc_imap_fetch's callback: one body.  Servers answer in any order (RFC 3501
+ * 7.4.2 promises none) and may send a message twice: each slot is looked up
+ * by UID and handled once. */
 static dc_code
 on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 {
 	mb_run *r = ctx;
+	size_t lo = 0, hi = r->n_slots;
+	slot *s;
 
-	while (r->next_slot < r->n_slots && r->slots[r->next_slot].uid < uid)
-		r->next_slot++;
-	if (r->next_slot == r->n_slots || r->slots[r->next_slot].uid != uid)
-		return DC_OK;                  /* not one we asked for */
+	while (lo < hi) {                      /* the slots are in UID order */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->slots[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == r->n_slots || r->slots[lo].uid != uid || r->slots[lo].done)
+		return DC_OK;                  /* not one we asked for, or again */
+	s = &r->slots[lo];
 	if (g_stop)
 		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
-	return handle_message(r, &r->slots[r->next_slot], data, len, err);
+	s->size = len;                         /* the literal's length, not RFC822.SIZE */
+	return handle_message(r, s, data, len, err);
 }
 
 /* Creates folder when missing, once per session (*ready remembers). */
@@ -671,7 +683,7 @@ clear_slots(mb_run *r)
 {
 	for (size_t i = 0; i < r->n_slots; i++)
 		free(r->slots[i].message_id);
-	r->n_slots = r->next_slot = 0;
+	r->n_slots = 0;
 }
 
 /*
