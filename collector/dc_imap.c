@@ -1430,6 +1430,9 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 			lc.min_uid, max_uid - 1);
 	else
 		rc = command(im, on_list_fetch, &lc, err, "UID FETCH %" PRIu64 ":* (UID RFC822.SIZE)", lc.min_uid);
+	/* RFC 5530: a message went away meanwhile; the others are listed */
+	if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
+		rc = DC_OK;
 	if (rc != DC_OK) {
 		free(lc.msgs);
 		return rc;

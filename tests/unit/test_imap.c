@@ -802,7 +802,8 @@ test_bye_mid_fetch(void **state)
 /* A message expunged by another session during the FETCH: the others are
  * delivered (in whatever order the server sends them), the gone one is not,
  * and only what was delivered is moved.  Dovecot's way, a tagged
- * NO [EXPUNGEISSUED] (RFC 5530) after the other messages, is no error. */
+ * NO [EXPUNGEISSUED] (RFC 5530) after the other messages, is no error, in a
+ * FETCH of bodies or of a listing. */
 static void
 test_expunge_mid_fetch(void **state)
 {
@@ -819,13 +820,18 @@ test_expunge_mid_fetch(void **state)
 		  "* 3 FETCH (UID 6 BODY[] {3}\r\nsix)\r\n"
 		  "D5 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
 		{ "D6 UID MOVE 4,6 \"Archive/DMARC\"", "D6 OK moved\r\n" },
-		{ "D7 LOGOUT", "D7 OK done\r\n" },
+		/* the same in a listing: the others are listed */
+		{ "D7 UID FETCH 4:9 (UID RFC822.SIZE)",
+		  "* 1 FETCH (UID 7 RFC822.SIZE 10)\r\n"
+		  "D7 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
+		{ "D8 LOGOUT", "D8 OK done\r\n" },
 		{ NULL, NULL },
 	};
 	session s;
 	got g = { 0 };
 	uint64_t u[] = { 1, 2, 3 }, v[] = { 4, 5, 6 }, done[3];
-	size_t n_done = 0;
+	size_t n_done = 0, n = 0;
+	dc_imap_msg *msgs = NULL;
 	dc_err err;
 
 	(void)state;
@@ -850,6 +856,10 @@ test_expunge_mid_fetch(void **state)
 			if (g.uid[k] == v[i])
 				done[n_done++] = v[i];
 	assert_int_equal(dc_imap_move(s.im, done, n_done, "Archive/DMARC", &err), DC_OK);
+	assert_int_equal(dc_imap_list(s.im, 4, 10, 0, &msgs, &n, &err), DC_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(msgs[0].uid, 7);
+	free(msgs);
 	session_end(&s);
 }
 
