@@ -2,9 +2,10 @@
 # imap_quirks.sh - `poll` against a server with the quirks real ones have
 # (tests/integration/imap_quirks_server.py, plain IMAP on loopback), checked
 # end to end with PostgreSQL: FETCH answers out of UID order, a message sent
-# twice, one expunged by another session during the FETCH, RFC822.SIZE too
-# small and too large, and BYE in the middle of a FETCH.  Every report is
-# stored once, nothing is moved that was not stored, nothing is skipped.
+# twice, one expunged by another session during the FETCH, one left out of
+# the FETCH though the server still has it, RFC822.SIZE too small and too
+# large, and BYE in the middle of a FETCH.  Every report is stored once,
+# nothing is moved that was not stored, nothing is skipped.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -94,6 +95,23 @@ check "INBOX" "$(folder b INBOX)" ""
 check "b recorded: uid reports duplicates" \
   "$(q "SELECT string_agg(m.uid || ' ' || m.reports || ' ' || m.duplicates, ', ' ORDER BY m.uid) FROM dmarc.mailbox_messages m JOIN dmarc.mailboxes b ON b.id = m.mailbox_id WHERE b.label = 'b'")" \
   "1 0 1, 2 1 0, 3 0 1"
+
+# ---- c: the server leaves UID 1 out of the FETCH once, though it still has it
+server c '{"omit": [1]}' "$M/mailru.eml" "$M/outlook.eml"
+conf c
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/c1.log" 2>&1
+check "poll c" "$?" 0
+grep -q 'UID 1 is listed but the server did not send it' "$tmp/c1.log" || fail "omission not logged: $(cat "$tmp/c1.log")"
+check "the one sent is archived" "$(folder c Archive/DMARC)" "outlook.eml"
+check "the one left out stays" "$(folder c INBOX)" "mailru.eml"
+check "progress stays before it" "$(q "SELECT last_uid FROM dmarc.mailboxes WHERE label = 'c'")" 0
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/c2.log" 2>&1
+check "poll c again" "$?" 0
+check "archived" "$(folder c Archive/DMARC)" "outlook.eml mailru.eml"
+check "INBOX" "$(folder c INBOX)" ""
+check "c recorded: uid reports duplicates" \
+  "$(q "SELECT string_agg(m.uid || ' ' || m.reports || ' ' || m.duplicates, ', ' ORDER BY m.uid) FROM dmarc.mailbox_messages m JOIN dmarc.mailboxes b ON b.id = m.mailbox_id WHERE b.label = 'c'")" \
+  "1 0 1, 2 0 1"
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp"/*1.log "$tmp"/*2.log; exit 1; }
 echo "all checks passed"

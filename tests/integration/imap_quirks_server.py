@@ -8,6 +8,8 @@ and quirks real servers have, each switched on by the JSON config:
   "expunge": [UID]       the message is expunged by "another session" when a body
                          FETCH asks for it: an untagged EXPUNGE, and no body
   "twice":  [UID]        that body is sent twice in one FETCH
+  "omit":   [UID]        the first body FETCH that asks for it leaves it out
+                         (the message stays: a server that failed to read it)
   "bye_after": K         the first session sends BYE and closes after K bodies
 
 Usage: imap_quirks_server.py CONFIG.json PORTFILE STATEFILE FILE...
@@ -130,6 +132,9 @@ class Session(socketserver.StreamRequestHandler):
                     del inbox[u]
                     dump()
             uids = [u for u in uids if u in inbox]
+            for u in [u for u in uids if u in cfg.get("omit", [])]:
+                cfg["omit"].remove(u)
+                uids.remove(u)
             if cfg.get("reverse"):
                 uids.reverse()
             sent = 0
