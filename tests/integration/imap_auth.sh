@@ -94,7 +94,11 @@ while True:
     c.close()
 PY
 fake=$!
-sleep 0.5
+# wait until it listens (python starts in seconds on a loaded machine), 30 s at most
+for _ in $(seq 300); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
 conf imaps; set_key url "imap://127.0.0.1:$port/INBOX"
 expect 75 'error: mailbox rua: TLS with imap://127.0.0.1:.* failed' "$B" --config "$tmp/dc.conf" poll --once
 
