@@ -401,8 +401,9 @@ typedef struct mb_run {
 	dc_extract_cb cb;            /* the same, failures logged first */
 	dc_imap *im;
 	slot *slots;
-	size_t n_slots, next_slot;
+	size_t n_slots;
 	bool archive_ready, invalid_ready;
+	bool missing;                /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
 	totals t;
 } mb_run;
@@ -519,19 +520,31 @@ count_slots(mb_run *r)
 	}
 }
 
-/* dc_imap_fetch's callback: one body, in UID order. */
+/* dc_imap_fetch's callback: one body.  Servers answer in any order (RFC 3501
+ * 7.4.2 promises none) and may send a message twice: each slot is looked up
+ * by UID and handled once. */
 static dc_code
 on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 {
 	mb_run *r = ctx;
+	size_t lo = 0, hi = r->n_slots;
+	slot *s;
 
-	while (r->next_slot < r->n_slots && r->slots[r->next_slot].uid < uid)
-		r->next_slot++;
-	if (r->next_slot == r->n_slots || r->slots[r->next_slot].uid != uid)
-		return DC_OK;                  /* not one we asked for */
+	while (lo < hi) {                      /* the slots are in UID order */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->slots[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == r->n_slots || r->slots[lo].uid != uid || r->slots[lo].done)
+		return DC_OK;                  /* not one we asked for, or again */
+	s = &r->slots[lo];
 	if (g_stop)
 		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
-	return handle_message(r, &r->slots[r->next_slot], data, len, err);
+	s->size = len;                         /* the literal's length, not RFC822.SIZE */
+	return handle_message(r, s, data, len, err);
 }
 
 /* Creates folder when missing, once per session (*ready remembers). */
@@ -627,6 +640,7 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	dc_mailbox_state state;
 	size_t n_out = 0;
 	uint64_t upto = 0;
+	bool gap = false;
 	int64_t last;
 	dc_code rc = DC_OK;
 
@@ -639,11 +653,13 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
+		/* progress up to the first message not handled; outcomes of all acted on */
 		if (!complete && (!acted || !s->done))
-			break;
-		upto = s->uid;
-		if (!s->done)
-			continue;                  /* gone from the server meanwhile */
+			gap = true;
+		if (!gap)
+			upto = s->uid;
+		if (!s->done || !acted)
+			continue;                  /* gone from the server meanwhile, or not moved */
 		out[n_out++] = (dc_mailbox_outcome){
 			.uid = (int64_t)s->uid, .message_id = s->message_id, .size = (int64_t)s->size,
 			.rejected = s->rejected, .reports = s->reports, .duplicates = s->duplicates,
@@ -674,7 +690,44 @@ clear_slots(mb_run *r)
 {
 	for (size_t i = 0; i < r->n_slots; i++)
 		free(r->slots[i].message_id);
-	r->n_slots = r->next_slot = 0;
+	r->n_slots = 0;
+}
+
+/*
+ * After a FETCH that went through: a message asked for and not delivered was
+ * expunged meanwhile, unless the server still lists it.  Then r->missing is
+ * set: the batch is not complete, so the recorded progress stays before that
+ * message and the next poll asks for it again.
+ */
+static dc_code
+check_missing(mb_run *r, dc_err *err)
+{
+	uint64_t lo = 0, hi = 0;
+	dc_imap_msg *msgs = NULL;
+	size_t n = 0;
+	dc_code rc;
+
+	for (size_t i = 0; i < r->n_slots; i++) {
+		if (!r->slots[i].done) {
+			if (lo == 0)
+				lo = r->slots[i].uid;
+			hi = r->slots[i].uid;
+		}
+	}
+	if (lo == 0)
+		return DC_OK;
+	rc = dc_imap_list(r->im, lo, hi + 1, 0, &msgs, &n, err);
+	for (size_t k = 0; rc == DC_OK && k < n; k++) {
+		for (size_t i = 0; i < r->n_slots; i++) {
+			if (r->slots[i].uid == msgs[k].uid && !r->slots[i].done) {
+				dc_log_warn("mailbox %s: UID %" PRIu64 " is listed but the server did not send it; "
+					"left for the next poll", r->mb->label, msgs[k].uid);
+				r->missing = true;
+			}
+		}
+	}
+	free(msgs);
+	return rc;
 }
 
 /*
@@ -696,6 +749,7 @@ fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 	dc_err err2;
 
 	*replay = false;
+	r->missing = false;
 	if (want == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	clear_slots(r);
@@ -716,6 +770,8 @@ fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 	}
 	if (rc == DC_OK && n_want > 0)
 		rc = dc_imap_fetch(r->im, want, n_want, on_body, r, err);
+	if (rc == DC_OK && n_want > 0)
+		rc = check_missing(r, err);
 	free(want);
 	if (!batched)
 		return rc;
@@ -759,7 +815,7 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 		else if (rc2 != DC_OK)
 			dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	}
-	rc2 = record_batch(r, b, acted, rc == DC_OK, rc == DC_OK ? err : &err2);
+	rc2 = record_batch(r, b, acted, rc == DC_OK && !r->missing, rc == DC_OK ? err : &err2);
 	if (rc == DC_OK)
 		rc = rc2;
 	else if (rc2 != DC_OK && rc != DC_EDB && rc != DC_EDBREFUSED)

@@ -95,9 +95,10 @@ while True:
     c.close()
 PY
 fake=$!
-# wait until it listens (a fixed sleep lost the race on a busy machine)
-# (without connecting: a probe's reset would end it)
-for _ in $(seq 1 100); do ss -Hltn | grep -q "127.0.0.1:$port " && break; sleep 0.1; done
+# wait until it listens (python starts in seconds on a loaded machine), 30 s
+# at most; without connecting: a probe closed unread makes the fake's read
+# fail with ECONNRESET, which ends it
+for _ in $(seq 300); do ss -Hltn | grep -q "127.0.0.1:$port " && break; sleep 0.1; done
 conf imaps; set_key url "imap://127.0.0.1:$port/INBOX"
 expect 2 'error: mailbox rua: TLS with imap://127.0.0.1:.* failed' "$B" --config "$tmp/dc.conf" poll --once
 
