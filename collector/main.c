@@ -120,6 +120,18 @@ usage_error(const char *fmt, ...)
 	return DC_EXIT_CONFIG;
 }
 
+/* The advice after a command stopped with status: a refusal (2) must be
+ * fixed first, anything else can simply be run again. */
+static const char *
+again(int status, const char *what)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s %s again", status == DC_EXIT_CONFIG ?
+		"fix that, then run" : "run", what);
+	return buf;
+}
+
 /* Refuses any argument after the command name. */
 static bool
 no_args(int argc, char **argv)
@@ -285,10 +297,10 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	if (prog.drawn)
 		fputs("\r\033[K", stderr);
 	if (rc != DC_OK) {
-		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
-			"(no report is half-stored; what was stored stays stored; "
-			"run the import again)", stats.files, stats.files_total, dc_err_text(&err));
 		status = dc_exit_for(rc);
+		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
+			"(no report is half-stored; what was stored stays stored; %s)", stats.files,
+			stats.files_total, dc_err_text(&err), again(status, "the import"));
 	} else {
 		status = stats.rejected > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
@@ -320,9 +332,9 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 	dc_err_clear(&err);
 	rc = dc_store_reparse(st, &c->cfg->limits, &xs, &err);
 	if (rc != DC_OK) {
-		dc_log_error("reparse stopped: %s (originals not yet parsed again keep their old "
-			"reports; run it again)", dc_err_text(&err));
 		status = dc_exit_for(rc);
+		dc_log_error("reparse stopped: %s (originals not yet parsed again keep their old "
+			"reports; %s)", dc_err_text(&err), again(status, "it"));
 	} else {
 		status = xs.failures > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
