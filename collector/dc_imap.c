@@ -722,8 +722,11 @@ map_curl_error(CURLcode c, const char *errbuf, const dc_imap_opts *o, dc_err *er
 	case CURLE_LOGIN_DENIED:
 		return dc_err_set(err, DC_EAUTH, "IMAP login as %s refused by %s (%s)",
 			o->user ? o->user : "", o->url, o->bearer ? "XOAUTH2 token" : "password");
-	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
+		/* the handshake broke off: a reset or a server restarting as
+		 * often as a mismatch; certificate failures have their own codes */
+		return dc_err_set(err, DC_EIMAP, "TLS with %s failed: %s", o->url, why);
+	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
@@ -1234,6 +1237,8 @@ on_select(dc_imap *im, void *vctx, dc_err *err)
 	return DC_OK;
 }
 
+static bool folder_missing(dc_imap *im, const char *folder, const char *q);
+
 /* Returns DC_OK with info filled; see dc_imap.h. */
 dc_code
 dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_err *err)
@@ -1246,6 +1251,17 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	if (q == NULL)
 		return err ? err->code : DC_ECONFIG;
 	rc = command(im, on_select, &sc, err, "SELECT %s", q);
+	/* a folder that is not there, or not ours, stays so until the
+	 * configuration changes: the RFC 5530 response codes say so, or (for
+	 * servers without them, Dovecot 2.3) a LIST of the name finds nothing */
+	if (rc == DC_EIMAP && !dc_imap_broken(im)) {
+		if (resp_code(im->status, "NONEXISTENT") != NULL || resp_code(im->status, "NOPERM") != NULL ||
+		    folder_missing(im, folder, q)) {
+			rc = DC_ECONFIG;
+			if (err != NULL)
+				err->code = rc;
+		}
+	}
 	if (rc == DC_OK) {
 		info->read_only = resp_code(im->status, "READ-ONLY") != NULL;
 		if (!sc.have_uidvalidity)
@@ -1346,6 +1362,17 @@ on_list_find(dc_imap *im, void *vctx, dc_err *err)
 		fc->found = true;
 	free(name);
 	return DC_OK;
+}
+
+/* True when a LIST of q (folder quoted) answers, and names no selectable
+ * folder of that name; false when it does, or the LIST failed. */
+static bool
+folder_missing(dc_imap *im, const char *folder, const char *q)
+{
+	find_ctx fc = { .folder = folder };
+	dc_err ignored;
+
+	return command(im, on_list_find, &fc, &ignored, "LIST \"\" %s", q) == DC_OK && !fc.found;
 }
 
 /* Returns DC_OK once folder exists; see dc_imap.h. */

@@ -91,8 +91,10 @@ typedef struct dc_imap_folder_info {
 	bool read_only;
 } dc_imap_folder_info;
 
-/* SELECTs folder (read-write).  Returns DC_EIMAP when the server refuses
- * (with its text in err) or sent no UIDVALIDITY. */
+/* SELECTs folder (read-write).  Returns DC_ECONFIG when the server says the
+ * folder does not exist or is not ours ([NONEXISTENT], [NOPERM], or a LIST
+ * after the refusal does not find it), DC_EIMAP
+ * when it refuses otherwise (with its text in err) or sent no UIDVALIDITY. */
 dc_code dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_err *err) DC_WUR;
 
 typedef struct dc_imap_msg {

@@ -43,17 +43,14 @@
 
 #include "dc_commands.h"
 #include "dc_config.h"
+#include "dc_exit.h"
 #include "dc_extract.h"
 #include "dc_imap.h"
 #include "dc_log.h"
 #include "dc_mailbox.h"
+#include "dc_pg.h"
 #include "dc_resolve.h"
 #include "dc_store.h"
-
-#define EXIT_STORED     0
-#define EXIT_REJECTED   1
-#define EXIT_USAGE      2
-#define EXIT_TEMPFAIL   75
 
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
 #define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
@@ -210,7 +207,10 @@ header_message_id(const uint8_t *data, size_t len)
 /*
  * Runs cmd through /bin/sh and returns the first line of its standard output
  * (trimmed) as a new string in *token.  Returns DC_EAUTH when the command
- * fails or prints nothing (the login cannot happen), DC_ENOMEM.
+ * fails or prints nothing (the login cannot happen: exit status 2), but
+ * DC_EIMAP (75, try again later) when it exits with 75 (EX_TEMPFAIL, by
+ * sysexits.h: its token service could not be reached) or is killed by a
+ * signal; DC_ECONFIG when it cannot be started; DC_ENOMEM.
  */
 static dc_code
 run_token_command(const char *cmd, char **token, dc_err *err)
@@ -226,7 +226,7 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	f = popen(cmd, "r");
 	if (f == NULL) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command could not be started: %s", strerror(errno));
+		rc = dc_err_set(err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -244,7 +244,9 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 	buf[n] = '\0';
 	status = pclose(f);
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command failed (%s %d)",
+		bool later = status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) == DC_EXIT_TEMPFAIL);
+
+		rc = dc_err_set(err, later ? DC_EIMAP : DC_EAUTH, "oauth2_token_command failed (%s %d)",
 			WIFEXITED(status) ? "exit status" : "signal",
 			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		goto out;
@@ -318,7 +320,8 @@ check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
  * Opens the store for polling (*out owned by the caller) with
  * synchronous_commit on for its session: a message is moved once its
  * reports are committed, so a commit must not be lost by a server crash
- * afterwards, whatever the server's default.  DC_EDB on failure.
+ * afterwards, whatever the server's default.  DC_EDB or DC_EDBREFUSED
+ * (dc_pg.h) on failure.
  */
 static dc_code
 open_store(const char *conninfo, dc_store **out, dc_err *err)
@@ -330,7 +333,7 @@ open_store(const char *conninfo, dc_store **out, dc_err *err)
 		return rc;
 	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = dc_err_set(err, DC_EDB, "SET synchronous_commit: %s", PQerrorMessage(dc_store_conn(*out)));
+		rc = dc_pg_fail(dc_store_conn(*out), res, "SET synchronous_commit", err);
 	PQclear(res);
 	/* the rollups are added once per listing (rollup_pending), not at
 	 * each batch's COMMIT */
@@ -815,7 +818,7 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 	rc2 = record_batch(r, b, acted, rc == DC_OK && !r->missing, rc == DC_OK ? err : &err2);
 	if (rc == DC_OK)
 		rc = rc2;
-	else if (rc2 != DC_OK && rc != DC_EDB)
+	else if (rc2 != DC_OK && rc != DC_EDB && rc != DC_EDBREFUSED)
 		dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	return rc;
 }
@@ -1138,7 +1141,7 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		if (rc != DC_OK || n == 0)
 			break;
 		rc = run_listing(&r, &p, msgs, n, err);
-		if (rc != DC_EDB && rc != DC_ENOMEM)
+		if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM)
 			rc = rollup_pending(mb, st, rc, err);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
@@ -1150,7 +1153,7 @@ out:
 			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
 		dc_code rc2 = have_state ? dc_mailbox_finish(dc_store_conn(st), p.state.id, why, &e2)
@@ -1186,13 +1189,6 @@ typedef struct service {
 	bool once;
 } service;
 
-/* Worse exit status wins: 75 > 2 > 1 > 0. */
-static int
-worse(int a, int b)
-{
-	return a > b ? a : b;
-}
-
 /* Frees the per-mailbox service state (wiping cached tokens). */
 static void
 mbs_free(service *s)
@@ -1209,7 +1205,7 @@ mbs_free(service *s)
 	s->mbs = NULL;
 }
 
-/* Checks every mailbox of cfg; returns EXIT_USAGE (logged) or 0. */
+/* Checks every mailbox of cfg; returns DC_EXIT_CONFIG (logged) or 0. */
 static int
 check_config(const dc_config *cfg)
 {
@@ -1217,13 +1213,13 @@ check_config(const dc_config *cfg)
 
 	if (cfg->n_mailboxes == 0) {
 		dc_log_error("poll: no [mailbox NAME] section in the configuration");
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	}
 	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
 		dc_err_clear(&err);
 		if (check_mailbox_config(&cfg->mailboxes[i], &err) != DC_OK) {
 			dc_log_error("%s", dc_err_text(&err));
-			return EXIT_USAGE;
+			return DC_EXIT_CONFIG;
 		}
 	}
 	return 0;
@@ -1297,7 +1293,7 @@ resolve_names(service *s)
 	rc = dc_resolve_run(dc_store_conn(s->st), &o, &rs, &err);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
-		if (rc == DC_EDB) {
+		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
 			dc_store_free(s->st);
 			s->st = NULL;
 		}
@@ -1331,7 +1327,7 @@ static int
 poll_round(service *s)
 {
 	totals sum = { 0 };
-	int status = EXIT_STORED;
+	int status = DC_EXIT_STORED;
 	time_t now = now_mono();
 
 	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
@@ -1347,10 +1343,15 @@ poll_round(service *s)
 			if (rc != DC_OK) {
 				char why[DC_ERR_MSG_MAX + 32];
 				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
-				for (size_t j = i; j < s->cfg->n_mailboxes; j++)
-					if (s->once || s->mbs[j].next_due <= now)
-						back_off(s, j, why);
-				status = worse(status, EXIT_TEMPFAIL);
+				for (size_t j = i; j < s->cfg->n_mailboxes; j++) {
+					if (!s->once && s->mbs[j].next_due > now)
+						continue;
+					/* refused (login, privilege): an admin must act; retry slowly */
+					if (dc_exit_for(rc) == DC_EXIT_CONFIG)
+						s->mbs[j].backoff = BACKOFF_MAX;
+					back_off(s, j, why);
+				}
+				status = dc_exit_worse(status, dc_exit_for(rc));
 				break;
 			}
 		}
@@ -1366,26 +1367,32 @@ poll_round(service *s)
 			/* e.g. the schema was not migrated: an admin must act; retry slowly */
 			s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, dc_err_text(&err));
-			status = worse(status, EXIT_USAGE);
+			status = dc_exit_worse(status, DC_EXIT_CONFIG);
 			break;
-		case DC_EDB: {
+		case DC_EDB:
+		case DC_EDBREFUSED: {
 			char why[DC_ERR_MSG_MAX + 32];
 
 			dc_store_free(s->st);
 			s->st = NULL;
 			snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
+			if (rc == DC_EDBREFUSED)
+				s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, why);
-			status = worse(status, EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 			break;
 		}
 		default:
+			/* IMAP login or certificate refused (2), server away (75) ... */
+			if (dc_exit_for(rc) == DC_EXIT_CONFIG)
+				s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, dc_err_text(&err));
-			status = worse(status, EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 			break;
 		}
 	}
 	if (sum.rejected > 0)
-		status = worse(status, EXIT_REJECTED);
+		status = dc_exit_worse(status, DC_EXIT_REJECTED);
 	if (sum.reports > 0 && s->st != NULL && !g_stop)
 		resolve_names(s);
 	return status;
@@ -1405,7 +1412,7 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	s.mbs = calloc(cfg->n_mailboxes, sizeof(*s.mbs));
 	if (s.mbs == NULL) {
 		dc_log_error("poll: out of memory");
-		return EXIT_TEMPFAIL;
+		return DC_EXIT_TEMPFAIL;
 	}
 	signals_install(&old);
 	if (!once)
@@ -1431,7 +1438,7 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	if (g_stop)
 		dc_log_info("stopping on a signal");
 	if (!once)
-		status = EXIT_STORED;
+		status = DC_EXIT_STORED;
 	signals_restore(&old);
 	mbs_free(&s);
 	dc_store_free(s.st);
@@ -1442,7 +1449,8 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 /* ---- check-config ------------------------------------------------------------ */
 
 /* Returns 0 when every mailbox can be logged in to and its folder selected,
- * 2 for a configuration error, 75 otherwise; see dc_commands.h. */
+ * else the worst of dc_exit_for's statuses (2: configuration, login,
+ * certificate or folder refused; 75: a server away); see dc_commands.h. */
 int
 dc_check_imap(const dc_config *cfg)
 {
@@ -1471,7 +1479,7 @@ dc_check_imap(const dc_config *cfg)
 				dc_imap_has_capability(im, "MOVE") ? "supported" : "missing: COPY + EXPUNGE");
 		} else {
 			dc_log_error("check-config: mailbox %s: %s", mb->label, dc_err_text(&err));
-			status = worse(status, rc == DC_ECONFIG ? EXIT_USAGE : EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 		}
 		dc_imap_free(im);
 		dc_imap_url_clear(&u);

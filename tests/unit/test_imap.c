@@ -429,7 +429,12 @@ test_refusals(void **state)
 		{ "D3 SELECT \"INBOX\"", "* OK [UIDVALIDITY 1] ok\r\nD3 OK [READ-ONLY] done\r\n" },
 		{ "D4 SELECT \"INBOX\"", "* 1 EXISTS\r\nD4 OK [READ-WRITE] done\r\n" },
 		{ "D5 SELECT \"Nope\"", "D5 NO [NONEXISTENT] Mailbox doesn't exist: Nope\r\n" },
-		{ "D6 LOGOUT", "D6 OK done\r\n" },
+		/* no response code: a LIST of the name decides (Dovecot 2.3) */
+		{ "D6 SELECT \"Busy\"", "D6 NO [UNAVAILABLE] try later\r\n" },
+		{ "D7 LIST \"\" \"Busy\"", "* LIST () \"/\" Busy\r\nD7 OK done\r\n" },
+		{ "D8 SELECT \"Gone\"", "D8 NO Mailbox doesn't exist: Gone\r\n" },
+		{ "D9 LIST \"\" \"Gone\"", "D9 OK done\r\n" },
+		{ "D10 LOGOUT", "D10 OK done\r\n" },
 		{ NULL, NULL },
 	};
 	session s;
@@ -442,8 +447,12 @@ test_refusals(void **state)
 	assert_non_null(strstr(err.msg, "read-only"));
 	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_EIMAP);
 	assert_non_null(strstr(err.msg, "no UIDVALIDITY"));
-	assert_int_equal(dc_imap_select(s.im, "Nope", &fi, &err), DC_EIMAP);
+	/* a folder that is not there stays so: configuration (exit 2), not 75 */
+	assert_int_equal(dc_imap_select(s.im, "Nope", &fi, &err), DC_ECONFIG);
 	assert_string_equal(err.msg, "IMAP server refused SELECT: NO [NONEXISTENT] Mailbox doesn't exist: Nope");
+	assert_int_equal(dc_imap_select(s.im, "Busy", &fi, &err), DC_EIMAP);
+	assert_int_equal(dc_imap_select(s.im, "Gone", &fi, &err), DC_ECONFIG);
+	assert_string_equal(err.msg, "IMAP server refused SELECT: NO Mailbox doesn't exist: Gone");
 	assert_false(dc_imap_broken(s.im));       /* refusals leave the session usable */
 	session_end(&s);
 }
