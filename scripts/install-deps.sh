@@ -17,7 +17,7 @@ pkgs=(
   libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev
   postgresql postgresql-client dovecot-imapd dnsmasq-base
   cyrus-common sasl2-bin
-  openssl curl python3 python3-yaml zip gzip procps time bc
+  openssl curl python3 python3-yaml zip gzip procps iproute2 time bc
 )
 cyrus_root=${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd}
 missing=()
