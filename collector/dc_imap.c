@@ -7,12 +7,16 @@
  * tagged commands with curl_easy_send and reads responses with
  * curl_easy_recv through a bounded reader: one response line at a time
  * (DC_MAX_IMAP_LINE), server literals {n} read into a body buffer (capped at
- * max_message_bytes; larger ones are read and dropped) when they are the
- * value of BODY[], and read and replaced by NIL otherwise.
+ * max_message_bytes; larger ones are read and dropped, up to
+ * DC_MAX_IMAP_DRAIN times that) when they are the value of BODY[], and read
+ * and replaced by NIL otherwise (at most DC_MAX_IMAP_LINE).  Every wait for
+ * the server is bounded by a silence timeout and a least rate per window
+ * (wait_socket).
  *
  * RFCs: 3501 (IMAP4rev1: commands, responses, literals, quoted strings,
- * modified UTF-7 mailbox names), 4315 (UIDPLUS: UID EXPUNGE), 6851 (MOVE),
- * 7628 (XOAUTH2 as libcurl implements it).  Not here: IDLE, CONDSTORE, any
+ * modified UTF-7 mailbox names, both ways), 4315 (UIDPLUS: UID EXPUNGE),
+ * 5258 (\NonExistent in LIST), 5530 (EXPUNGEISSUED), 6851 (MOVE), 7628
+ * (XOAUTH2 as libcurl implements it).  Not here: IDLE, CONDSTORE, any
  * command the collector does not need, MIME.
  */
 #include "dc_imap.h"
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -47,6 +52,8 @@ struct dc_imap {
 	char sep;                        /* server's hierarchy separator */
 	bool broken;
 	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
+	int64_t win_start;               /* ms (monotonic): the current window of the command */
+	uint64_t win_bytes;              /* bytes sent or received in it */
 	char status[STATUS_MAX];         /* text of the last tagged response */
 
 	uint8_t *rbuf;                   /* bytes received, not yet consumed */
@@ -182,23 +189,64 @@ broken(dc_imap *im, dc_err *err, dc_code code, const char *fmt, ...)
 	return dc_err_set(err, code, "%s", msg);
 }
 
-/* Waits until the socket is ready for events; DC_EIMAP on timeout. */
+/* Milliseconds of the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts a command's first window of 2 * timeout_ms (see wait_socket). */
+static void
+window_start(dc_imap *im)
+{
+	im->win_start = now_ms();
+	im->win_bytes = 0;
+}
+
+/*
+ * Waits until the socket is ready for events.  Two rules bound the wait:
+ * the server must not be silent for timeout_ms, and each window of
+ * 2 * timeout_ms since the command began must carry at least
+ * DC_IMAP_MIN_BYTES_PER_S bytes a second on average (a server trickling a
+ * byte a second would otherwise hold the connection as long as it likes; the
+ * window is longer than the silence allowed, so a server that is only
+ * silent is told as such).  DC_EIMAP (session broken) when either is broken.
+ */
 static dc_code
 wait_socket(dc_imap *im, short events, dc_err *err)
 {
 	struct pollfd p = { .fd = im->sock, .events = events };
+	int64_t idle_end = now_ms() + im->timeout_ms;
 
 	for (;;) {
-		int r = poll(&p, 1, (int)im->timeout_ms);
+		int64_t now = now_ms(), win_end = im->win_start + 2 * im->timeout_ms;
+
+		if (now >= win_end) {
+			uint64_t need = (uint64_t)DC_IMAP_MIN_BYTES_PER_S * (uint64_t)(now - im->win_start) / 1000;
+
+			if (im->win_bytes < need)
+				return broken(im, err, DC_EIMAP, "IMAP server too slow: %" PRIu64 " bytes in %.1f s "
+					"(at least %d bytes/s required)", im->win_bytes,
+					(double)(now - im->win_start) / 1000.0, DC_IMAP_MIN_BYTES_PER_S);
+			im->win_start = now;
+			im->win_bytes = 0;
+			win_end = now + 2 * im->timeout_ms;
+		}
+		if (now >= idle_end) {
+			im->broken = true;
+			return dc_err_set(err, DC_EIMAP, "IMAP server did not answer within %.1f s",
+				(double)im->timeout_ms / 1000.0);
+		}
+		int64_t until = win_end < idle_end ? win_end : idle_end;
+		int r = poll(&p, 1, (int)(until - now));
 
 		if (r > 0)
 			return DC_OK;
-		if (r == 0) {
-			im->broken = true;
-			return dc_err_set(err, DC_EIMAP, "IMAP server did not answer within %ld s",
-				im->timeout_ms / 1000);
-		}
-		if (errno != EINTR) /* a signal: go on, callers look at their flags between messages */
+		if (r < 0 && errno != EINTR) /* a signal: go on, callers look at their flags between messages */
 			return broken(im, err, DC_EIO, "poll on the IMAP connection: %s", strerror(errno));
 	}
 }
@@ -210,11 +258,17 @@ xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
 {
 	ssize_t r;
 
-	if (im->curl != NULL)
-		return out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+	if (im->curl != NULL) {
+		CURLcode c = out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+
+		if (c == CURLE_OK)
+			im->win_bytes += *n;
+		return c;
+	}
 	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(im->sock, buf, len, MSG_DONTWAIT);
 	if (r >= 0) {
 		*n = (size_t)r;
+		im->win_bytes += *n;
 		return CURLE_OK;
 	}
 	*n = 0;
@@ -349,7 +403,8 @@ read_exact(dc_imap *im, uint8_t *dst, uint64_t n, dc_err *err)
 	return DC_OK;
 }
 
-/* If line ends with a literal announcement {n}, sets *n and *at (offset of '{'). */
+/* If line ends with a literal announcement {n}, sets *n (UINT64_MAX when it
+ * does not fit) and *at (offset of '{'). */
 static bool
 ends_with_literal(const char *line, size_t len, uint64_t *n, size_t *at)
 {
@@ -361,10 +416,13 @@ ends_with_literal(const char *line, size_t len, uint64_t *n, size_t *at)
 	i = len - 1;
 	while (i > 0 && isdigit((unsigned char)line[i - 1]))
 		i--;
-	if (i == len - 1 || i == 0 || line[i - 1] != '{' || len - 1 - i > 19)
+	if (i == len - 1 || i == 0 || line[i - 1] != '{')
 		return false;
-	for (size_t k = i; k < len - 1; k++)
-		v = v * 10 + (uint64_t)(line[k] - '0');
+	for (size_t k = i; k < len - 1; k++) {
+		uint64_t d = (uint64_t)(line[k] - '0');
+
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+	}
 	*n = v;
 	*at = i - 1;
 	return true;
@@ -390,9 +448,16 @@ read_response(dc_imap *im, dc_err *err)
 			return rc;
 		if (!ends_with_literal(im->line, im->line_len, &n, &at))
 			return DC_OK;
-		bool is_body = !im->has_body && at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
+		bool is_body = at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
 		im->line_len = at;
-		if (is_body && n <= im->max_body) {
+		if (!is_body && n > DC_MAX_IMAP_LINE)
+			return broken(im, err, DC_EIMAP, "IMAP server announced a literal of %" PRIu64
+				" bytes outside a message body (at most %d)", n, DC_MAX_IMAP_LINE);
+		if (is_body && n / DC_MAX_IMAP_DRAIN > im->max_body)
+			return broken(im, err, DC_EIMAP, "IMAP server announced a message body of %" PRIu64
+				" bytes, more than %d times max_message_bytes (%" PRIu64 ")", n, DC_MAX_IMAP_DRAIN,
+				im->max_body);
+		if (is_body && !im->has_body && n <= im->max_body) {
 			if (n > im->body_cap) {
 				uint8_t *b = realloc(im->body, (size_t)n);
 				if (b == NULL)
@@ -404,8 +469,9 @@ read_response(dc_imap *im, dc_err *err)
 			im->body_len = (size_t)n;
 			im->has_body = true;
 		} else {
+			/* not the message (or a second BODY[] in one response): read and dropped */
 			rc = read_exact(im, NULL, n, err);
-			if (is_body) {
+			if (is_body && !im->has_body) {
 				im->has_body = im->body_dropped = true;
 				im->body_len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 			}
@@ -456,6 +522,7 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
+	window_start(im);
 	rc = send_all(im, cmd, strlen(cmd), err);
 	if (rc != DC_OK)
 		goto out;
@@ -655,8 +722,11 @@ map_curl_error(CURLcode c, const char *errbuf, const dc_imap_opts *o, dc_err *er
 	case CURLE_LOGIN_DENIED:
 		return dc_err_set(err, DC_EAUTH, "IMAP login as %s refused by %s (%s)",
 			o->user ? o->user : "", o->url, o->bearer ? "XOAUTH2 token" : "password");
-	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
+		/* the handshake broke off: a reset or a server restarting as
+		 * often as a mismatch; certificate failures have their own codes */
+		return dc_err_set(err, DC_EIMAP, "TLS with %s failed: %s", o->url, why);
+	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
@@ -975,6 +1045,136 @@ fail:
 	return q;
 }
 
+/* The value of a modified base64 character, or -1 (RFC 3501 5.1.3: "," for "/"). */
+static int
+mb64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == ',' ? 63 : -1;
+}
+
+/* Appends code point cp as UTF-8 to s at *len. */
+static void
+utf8_put(char *s, size_t *len, uint32_t cp)
+{
+	if (cp < 0x80) {
+		s[(*len)++] = (char)cp;
+	} else if (cp < 0x800) {
+		s[(*len)++] = (char)(0xc0 | (cp >> 6));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		s[(*len)++] = (char)(0xe0 | (cp >> 12));
+		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		s[(*len)++] = (char)(0xf0 | (cp >> 18));
+		s[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/*
+ * Decodes the base64 run at in[*i] (after "&", up to "-") as UTF-16 into
+ * UTF-8 at out (length *len); *i ends after the "-".  False when the run is
+ * malformed: a character outside modified base64, no "-", a lone surrogate,
+ * bits left over, an encoded printable ASCII or control character.
+ */
+static bool
+mutf7_decode_run(const char *in, size_t n, size_t *i, char *out, size_t *len)
+{
+	uint32_t bits = 0, hi = 0;
+	int nbits = 0;
+	size_t units = 0;
+
+	for (; *i < n && in[*i] != '-'; (*i)++) {
+		int v = mb64_value(in[*i]);
+
+		if (v < 0)
+			return false;
+		bits = (bits << 6) | (uint32_t)v;
+		nbits += 6;
+		if (nbits < 16)
+			continue;
+		nbits -= 16;
+		uint32_t u = (bits >> nbits) & 0xffff;
+		bits &= (1u << nbits) - 1;
+		units++;
+		if (hi != 0) {
+			if (u < 0xdc00 || u > 0xdfff)
+				return false;
+			utf8_put(out, len, 0x10000 + ((hi - 0xd800) << 10) + (u - 0xdc00));
+			hi = 0;
+		} else if (u >= 0xd800 && u <= 0xdbff) {
+			hi = u;
+		} else if (u >= 0xdc00 && u <= 0xdfff) {
+			return false;
+		} else if (u < 0xa0) {
+			return false;                /* ASCII is never encoded; no control characters */
+		} else {
+			utf8_put(out, len, u);
+		}
+	}
+	if (*i == n || units == 0 || hi != 0 || nbits >= 6 || bits != 0)
+		return false;
+	(*i)++;
+	return true;
+}
+
+/* Returns a new UTF-8 folder name decoded from modified UTF-7; see dc_imap.h. */
+char *
+dc_imap_decode_folder(const char *name, char sep, dc_err *err)
+{
+	size_t n = strlen(name), len = 0;
+	char *out = NULL;
+	bool after_run = false;
+
+	if (n == 0 || n > DC_MAX_IMAP_LINE) {
+		dc_err_set(err, DC_EIMAP, "folder name of %zu bytes from the IMAP server", n);
+		return NULL;
+	}
+	/* a run of k characters decodes to at most 9k/8 bytes of UTF-8 */
+	out = malloc(2 * n + 1);
+	if (out == NULL) {
+		dc_err_set(err, DC_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c > 0x7e)
+			goto bad;
+		if (c != '&') {
+			out[len++] = (sep != '\0' && (char)c == sep) ? '/' : (char)c;
+			after_run = false;
+			i++;
+		} else if (i + 1 < n && name[i + 1] == '-') {
+			out[len++] = '&';
+			after_run = false;
+			i += 2;
+		} else {
+			/* RFC 3501: "&U,BTFw-&ZeVnLIqe-" holds a superfluous shift */
+			if (after_run)
+				goto bad;
+			i++;
+			if (!mutf7_decode_run(name, n, &i, out, &len))
+				goto bad;
+			after_run = true;
+		}
+	}
+	out[len] = '\0';
+	return out;
+bad:
+	free(out);
+	dc_err_set(err, DC_EIMAP, "folder name '%.200s' from the IMAP server is not modified UTF-7", name);
+	return NULL;
+}
+
 /* Returns a new "a:b,c" set covering uids[0..*used); see dc_imap.h. */
 char *
 dc_imap_uid_set(const uint64_t *uids, size_t n, size_t max_len, size_t *used)
@@ -1037,6 +1237,8 @@ on_select(dc_imap *im, void *vctx, dc_err *err)
 	return DC_OK;
 }
 
+static bool folder_missing(dc_imap *im, const char *folder, const char *q);
+
 /* Returns DC_OK with info filled; see dc_imap.h. */
 dc_code
 dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_err *err)
@@ -1049,6 +1251,17 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	if (q == NULL)
 		return err ? err->code : DC_ECONFIG;
 	rc = command(im, on_select, &sc, err, "SELECT %s", q);
+	/* a folder that is not there, or not ours, stays so until the
+	 * configuration changes: the RFC 5530 response codes say so, or (for
+	 * servers without them, Dovecot 2.3) a LIST of the name finds nothing */
+	if (rc == DC_EIMAP && !dc_imap_broken(im)) {
+		if (resp_code(im->status, "NONEXISTENT") != NULL || resp_code(im->status, "NOPERM") != NULL ||
+		    folder_missing(im, folder, q)) {
+			rc = DC_ECONFIG;
+			if (err != NULL)
+				err->code = rc;
+		}
+	}
 	if (rc == DC_OK) {
 		info->read_only = resp_code(im->status, "READ-ONLY") != NULL;
 		if (!sc.have_uidvalidity)
@@ -1060,28 +1273,121 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	return rc;
 }
 
-/* Counts "* LIST" responses into *(size_t *)ctx. */
-static dc_code
-on_list_any(dc_imap *im, void *ctx, dc_err *err)
+/*
+ * The mailbox name of a "* LIST (flags) sep name" response, unquoted, in a
+ * new string; NULL when the line is no LIST, the name is a literal (NIL
+ * here) or memory ran out (*nomem).  *selectable is false for \Noselect
+ * and \NonExistent (RFC 5258) names: a parent that only exists as a level.
+ */
+static char *
+list_name(const char *line, bool *selectable, bool *nomem)
 {
-	(void)err;
-	if (strncasecmp(im->line, "* LIST ", 7) == 0)
-		(*(size_t *)ctx)++;
+	const char *p, *flags, *name;
+	char *out, *o;
+
+	*nomem = false;
+	if (strncasecmp(line, "* LIST (", 8) != 0)
+		return NULL;
+	flags = line + 7;
+	p = skip_value(flags);
+	*selectable = true;
+	for (const char *f = flags; f < p; f++)
+		if (*f == '\\' && (strncasecmp(f, "\\Noselect", 9) == 0 || strncasecmp(f, "\\NonExistent", 12) == 0))
+			*selectable = false;
+	while (*p == ' ')
+		p++;
+	p = skip_value(p);                     /* the separator: "/" or NIL */
+	while (*p == ' ')
+		p++;
+	name = p;
+	if (*name == '\0' || *name == '{' || (strncasecmp(name, "NIL", 3) == 0 && name[3] == '\0'))
+		return NULL;
+	out = o = malloc(strlen(name) + 1);
+	if (out == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			*o++ = *p;
+		}
+		if (*p != '"') {
+			free(out);
+			return NULL;
+		}
+	} else {
+		while (*p && *p != ' ')
+			*o++ = *p++;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* True when folder names a and b (UTF-8, "/" levels) are the same; INBOX in
+ * any case (RFC 3501 5.1), the rest exactly. */
+static bool
+same_folder(const char *a, const char *b)
+{
+	if (strncasecmp(a, "INBOX", 5) == 0 && strncasecmp(b, "INBOX", 5) == 0 &&
+	    (a[5] == '\0' || a[5] == '/') && (b[5] == '\0' || b[5] == '/'))
+		return strcmp(a + 5, b + 5) == 0;
+	return strcmp(a, b) == 0;
+}
+
+typedef struct find_ctx {
+	const char *folder;          /* UTF-8, "/" levels */
+	bool found;
+} find_ctx;
+
+/* Sets found when a LIST response names the folder (decoded from modified UTF-7). */
+static dc_code
+on_list_find(dc_imap *im, void *vctx, dc_err *err)
+{
+	find_ctx *fc = vctx;
+	bool selectable, nomem;
+	char *raw = list_name(im->line, &selectable, &nomem), *name;
+	dc_err ignored;
+
+	if (nomem)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (raw == NULL)
+		return DC_OK;
+	name = dc_imap_decode_folder(raw, im->sep, &ignored);
+	free(raw);
+	if (name == NULL)
+		return ignored.code == DC_ENOMEM ? dc_err_set(err, DC_ENOMEM, "out of memory") : DC_OK;
+	if (selectable && same_folder(name, fc->folder))
+		fc->found = true;
+	free(name);
 	return DC_OK;
+}
+
+/* True when a LIST of q (folder quoted) answers, and names no selectable
+ * folder of that name; false when it does, or the LIST failed. */
+static bool
+folder_missing(dc_imap *im, const char *folder, const char *q)
+{
+	find_ctx fc = { .folder = folder };
+	dc_err ignored;
+
+	return command(im, on_list_find, &fc, &ignored, "LIST \"\" %s", q) == DC_OK && !fc.found;
 }
 
 /* Returns DC_OK once folder exists; see dc_imap.h. */
 dc_code
 dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err)
 {
-	size_t found = 0;
+	find_ctx fc = { .folder = folder };
 	char *q = dc_imap_quote_folder(folder, im->sep, err);
 	dc_code rc;
 
 	if (q == NULL)
 		return err ? err->code : DC_ECONFIG;
-	rc = command(im, on_list_any, &found, err, "LIST \"\" %s", q);
-	if (rc == DC_OK && found == 0) {
+	/* a name with "%" or "*" is a pattern to LIST: only an exact answer counts */
+	rc = command(im, on_list_find, &fc, err, "LIST \"\" %s", q);
+	if (rc == DC_OK && !fc.found) {
 		rc = command(im, NULL, NULL, err, "CREATE %s", q);
 		if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "ALREADYEXISTS") != NULL)
 			rc = DC_OK;
@@ -1151,6 +1457,9 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 			lc.min_uid, max_uid - 1);
 	else
 		rc = command(im, on_list_fetch, &lc, err, "UID FETCH %" PRIu64 ":* (UID RFC822.SIZE)", lc.min_uid);
+	/* RFC 5530: a message went away meanwhile; the others are listed */
+	if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
+		rc = DC_OK;
 	if (rc != DC_OK) {
 		free(lc.msgs);
 		return rc;
@@ -1211,6 +1520,10 @@ dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, v
 			return dc_err_set(err, DC_ENOMEM, "out of memory");
 		rc = command(im, on_fetch_body, &fc, err, "UID FETCH %s BODY.PEEK[]", set);
 		free(set);
+		/* RFC 5530: some of the messages were expunged meanwhile (by another
+		 * session); the others were delivered.  The missing ones are gone. */
+		if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
+			rc = DC_OK;
 		if (rc != DC_OK)
 			return rc;
 		if (fc.rc != DC_OK) {

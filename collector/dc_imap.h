@@ -21,9 +21,12 @@
  *
  * Every buffer fed by the server is capped: a response line at
  * DC_MAX_IMAP_LINE bytes, a message body at max_message_bytes (a larger body
- * is read and dropped, and reported as too big), a listing at
- * DC_MAX_IMAP_LIST messages per call.  Deliberately not here: MIME, the
- * database, retries, logging.
+ * is read and dropped, and reported as too big; one announced at more than
+ * DC_MAX_IMAP_DRAIN times that ends the session), any other literal at
+ * DC_MAX_IMAP_LINE, a listing at DC_MAX_IMAP_LIST messages per call.  So is
+ * the time: a server silent for timeout_ms, or slower than
+ * DC_IMAP_MIN_BYTES_PER_S over a window of twice that, ends the session.
+ * Deliberately not here: MIME, the database, retries, logging.
  */
 #ifndef DC_IMAP_H
 #define DC_IMAP_H
@@ -43,7 +46,7 @@ typedef struct dc_imap_opts {
 	const char *bearer;          /* XOAUTH2 bearer token, or NULL */
 	const char *ca_file;         /* trusted CAs (PEM); NULL = the system's */
 	bool tls_none;               /* imap:// without STARTTLS (tls = none) */
-	long timeout_ms;             /* connect, and each wait for the server; 0 = 60 s */
+	long timeout_ms;             /* connect; the longest silence of the server; 0 = 60 s */
 	uint64_t max_message_bytes;  /* cap on one message body; 0 = DC_DEFAULT_MAX_MESSAGE_BYTES */
 } dc_imap_opts;
 
@@ -88,8 +91,10 @@ typedef struct dc_imap_folder_info {
 	bool read_only;
 } dc_imap_folder_info;
 
-/* SELECTs folder (read-write).  Returns DC_EIMAP when the server refuses
- * (with its text in err) or sent no UIDVALIDITY. */
+/* SELECTs folder (read-write).  Returns DC_ECONFIG when the server says the
+ * folder does not exist or is not ours ([NONEXISTENT], [NOPERM], or a LIST
+ * after the refusal does not find it), DC_EIMAP
+ * when it refuses otherwise (with its text in err) or sent no UIDVALIDITY. */
 dc_code dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_err *err) DC_WUR;
 
 typedef struct dc_imap_msg {
@@ -115,7 +120,9 @@ dc_code dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap
 typedef dc_code (*dc_imap_body_fn)(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err);
 
 /* Fetches the bodies of uids (ascending) with UID FETCH ... BODY.PEEK[], which
- * leaves \Seen alone.  A UID the server no longer has is not delivered. */
+ * leaves \Seen alone.  Bodies come in the server's order; len is the
+ * literal's own length, whatever RFC822.SIZE said.  A UID the server no
+ * longer has is not delivered (a tagged NO [EXPUNGEISSUED] is no error). */
 dc_code dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, void *ctx,
 	dc_err *err) DC_WUR;
 
@@ -138,6 +145,15 @@ dc_code dc_imap_delete(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
  * a new string owned by the caller, or NULL with err set (DC_ECONFIG for
  * control characters or invalid UTF-8, DC_ENOMEM). */
 char *dc_imap_quote_folder(const char *folder, char sep, dc_err *err);
+
+/* Decodes a folder name as an IMAP server sends it (unquoted, modified UTF-7
+ * of RFC 3501 section 5.1.3, levels split by sep) into UTF-8 with "/" between
+ * levels: the inverse of dc_imap_quote_folder.  Strict: 8-bit or control
+ * characters, a bad base64 character, a missing "-", a lone surrogate, bits
+ * left over, encoded printable ASCII or two adjacent encoded runs are
+ * DC_EIMAP; names longer than DC_MAX_IMAP_LINE too.  Returns a new string
+ * owned by the caller, or NULL with err set. */
+char *dc_imap_decode_folder(const char *name, char sep, dc_err *err);
 
 /* Formats uids[0..n) (ascending) as an IMAP sequence set "1:4,7" into a new
  * string owned by the caller, using at most max_len characters: *used says

@@ -677,7 +677,7 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 	/* the daily rollups once per IMPORT_ROLLUP_EVERY inputs, not at each
 	 * report's COMMIT (sql/007) */
 	if ((rc = dc_store_defer_rollups(st, true, err)) != DC_OK)
-		return rc == DC_ESCHEMA ? (err->code = DC_EDB) : rc;
+		return rc;
 	for (size_t i = 0; i < list->n && rc == DC_OK; i++) {
 		if (hooks != NULL && hooks->stop != NULL && *hooks->stop) {
 			rc = dc_err_set(err, DC_EINTERRUPTED, "interrupted before %s", list->paths[i]);

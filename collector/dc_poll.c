@@ -43,17 +43,14 @@
 
 #include "dc_commands.h"
 #include "dc_config.h"
+#include "dc_exit.h"
 #include "dc_extract.h"
 #include "dc_imap.h"
 #include "dc_log.h"
 #include "dc_mailbox.h"
+#include "dc_pg.h"
 #include "dc_resolve.h"
 #include "dc_store.h"
-
-#define EXIT_STORED     0
-#define EXIT_REJECTED   1
-#define EXIT_USAGE      2
-#define EXIT_TEMPFAIL   75
 
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
 #define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
@@ -210,7 +207,10 @@ header_message_id(const uint8_t *data, size_t len)
 /*
  * Runs cmd through /bin/sh and returns the first line of its standard output
  * (trimmed) as a new string in *token.  Returns DC_EAUTH when the command
- * fails or prints nothing (the login cannot happen), DC_ENOMEM.
+ * fails or prints nothing (the login cannot happen: exit status 2), but
+ * DC_EIMAP (75, try again later) when it exits with 75 (EX_TEMPFAIL, by
+ * sysexits.h: its token service could not be reached) or is killed by a
+ * signal; DC_ECONFIG when it cannot be started; DC_ENOMEM.
  */
 static dc_code
 run_token_command(const char *cmd, char **token, dc_err *err)
@@ -226,7 +226,7 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	f = popen(cmd, "r");
 	if (f == NULL) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command could not be started: %s", strerror(errno));
+		rc = dc_err_set(err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -244,7 +244,9 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 	buf[n] = '\0';
 	status = pclose(f);
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command failed (%s %d)",
+		bool later = status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) == DC_EXIT_TEMPFAIL);
+
+		rc = dc_err_set(err, later ? DC_EIMAP : DC_EAUTH, "oauth2_token_command failed (%s %d)",
 			WIFEXITED(status) ? "exit status" : "signal",
 			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		goto out;
@@ -318,7 +320,8 @@ check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
  * Opens the store for polling (*out owned by the caller) with
  * synchronous_commit on for its session: a message is moved once its
  * reports are committed, so a commit must not be lost by a server crash
- * afterwards, whatever the server's default.  DC_EDB on failure.
+ * afterwards, whatever the server's default.  DC_EDB or DC_EDBREFUSED
+ * (dc_pg.h) on failure.
  */
 static dc_code
 open_store(const char *conninfo, dc_store **out, dc_err *err)
@@ -330,7 +333,7 @@ open_store(const char *conninfo, dc_store **out, dc_err *err)
 		return rc;
 	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = dc_err_set(err, DC_EDB, "SET synchronous_commit: %s", PQerrorMessage(dc_store_conn(*out)));
+		rc = dc_pg_fail(dc_store_conn(*out), res, "SET synchronous_commit", err);
 	PQclear(res);
 	/* the rollups are added once per listing (rollup_pending), not at
 	 * each batch's COMMIT */
@@ -398,8 +401,9 @@ typedef struct mb_run {
 	dc_extract_cb cb;            /* the same, failures logged first */
 	dc_imap *im;
 	slot *slots;
-	size_t n_slots, next_slot;
+	size_t n_slots;
 	bool archive_ready, invalid_ready;
+	bool missing;                /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
 	totals t;
 } mb_run;
@@ -516,19 +520,31 @@ count_slots(mb_run *r)
 	}
 }
 
-/* dc_imap_fetch's callback: one body, in UID order. */
+/* dc_imap_fetch's callback: one body.  Servers answer in any order (RFC 3501
+ * 7.4.2 promises none) and may send a message twice: each slot is looked up
+ * by UID and handled once. */
 static dc_code
 on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 {
 	mb_run *r = ctx;
+	size_t lo = 0, hi = r->n_slots;
+	slot *s;
 
-	while (r->next_slot < r->n_slots && r->slots[r->next_slot].uid < uid)
-		r->next_slot++;
-	if (r->next_slot == r->n_slots || r->slots[r->next_slot].uid != uid)
-		return DC_OK;                  /* not one we asked for */
+	while (lo < hi) {                      /* the slots are in UID order */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->slots[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == r->n_slots || r->slots[lo].uid != uid || r->slots[lo].done)
+		return DC_OK;                  /* not one we asked for, or again */
+	s = &r->slots[lo];
 	if (g_stop)
 		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
-	return handle_message(r, &r->slots[r->next_slot], data, len, err);
+	s->size = len;                         /* the literal's length, not RFC822.SIZE */
+	return handle_message(r, s, data, len, err);
 }
 
 /* Creates folder when missing, once per session (*ready remembers). */
@@ -624,6 +640,7 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	dc_mailbox_state state;
 	size_t n_out = 0;
 	uint64_t upto = 0;
+	bool gap = false;
 	int64_t last;
 	dc_code rc = DC_OK;
 
@@ -636,11 +653,13 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
+		/* progress up to the first message not handled; outcomes of all acted on */
 		if (!complete && (!acted || !s->done))
-			break;
-		upto = s->uid;
-		if (!s->done)
-			continue;                  /* gone from the server meanwhile */
+			gap = true;
+		if (!gap)
+			upto = s->uid;
+		if (!s->done || !acted)
+			continue;                  /* gone from the server meanwhile, or not moved */
 		out[n_out++] = (dc_mailbox_outcome){
 			.uid = (int64_t)s->uid, .message_id = s->message_id, .size = (int64_t)s->size,
 			.rejected = s->rejected, .reports = s->reports, .duplicates = s->duplicates,
@@ -671,7 +690,44 @@ clear_slots(mb_run *r)
 {
 	for (size_t i = 0; i < r->n_slots; i++)
 		free(r->slots[i].message_id);
-	r->n_slots = r->next_slot = 0;
+	r->n_slots = 0;
+}
+
+/*
+ * After a FETCH that went through: a message asked for and not delivered was
+ * expunged meanwhile, unless the server still lists it.  Then r->missing is
+ * set: the batch is not complete, so the recorded progress stays before that
+ * message and the next poll asks for it again.
+ */
+static dc_code
+check_missing(mb_run *r, dc_err *err)
+{
+	uint64_t lo = 0, hi = 0;
+	dc_imap_msg *msgs = NULL;
+	size_t n = 0;
+	dc_code rc;
+
+	for (size_t i = 0; i < r->n_slots; i++) {
+		if (!r->slots[i].done) {
+			if (lo == 0)
+				lo = r->slots[i].uid;
+			hi = r->slots[i].uid;
+		}
+	}
+	if (lo == 0)
+		return DC_OK;
+	rc = dc_imap_list(r->im, lo, hi + 1, 0, &msgs, &n, err);
+	for (size_t k = 0; rc == DC_OK && k < n; k++) {
+		for (size_t i = 0; i < r->n_slots; i++) {
+			if (r->slots[i].uid == msgs[k].uid && !r->slots[i].done) {
+				dc_log_warn("mailbox %s: UID %" PRIu64 " is listed but the server did not send it; "
+					"left for the next poll", r->mb->label, msgs[k].uid);
+				r->missing = true;
+			}
+		}
+	}
+	free(msgs);
+	return rc;
 }
 
 /*
@@ -693,6 +749,7 @@ fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 	dc_err err2;
 
 	*replay = false;
+	r->missing = false;
 	if (want == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	clear_slots(r);
@@ -713,6 +770,8 @@ fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 	}
 	if (rc == DC_OK && n_want > 0)
 		rc = dc_imap_fetch(r->im, want, n_want, on_body, r, err);
+	if (rc == DC_OK && n_want > 0)
+		rc = check_missing(r, err);
 	free(want);
 	if (!batched)
 		return rc;
@@ -756,10 +815,10 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 		else if (rc2 != DC_OK)
 			dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	}
-	rc2 = record_batch(r, b, acted, rc == DC_OK, rc == DC_OK ? err : &err2);
+	rc2 = record_batch(r, b, acted, rc == DC_OK && !r->missing, rc == DC_OK ? err : &err2);
 	if (rc == DC_OK)
 		rc = rc2;
-	else if (rc2 != DC_OK && rc != DC_EDB)
+	else if (rc2 != DC_OK && rc != DC_EDB && rc != DC_EDBREFUSED)
 		dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	return rc;
 }
@@ -1082,7 +1141,7 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		if (rc != DC_OK || n == 0)
 			break;
 		rc = run_listing(&r, &p, msgs, n, err);
-		if (rc != DC_EDB && rc != DC_ENOMEM)
+		if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM)
 			rc = rollup_pending(mb, st, rc, err);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
@@ -1094,7 +1153,7 @@ out:
 			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
 		dc_code rc2 = have_state ? dc_mailbox_finish(dc_store_conn(st), p.state.id, why, &e2)
@@ -1130,13 +1189,6 @@ typedef struct service {
 	bool once;
 } service;
 
-/* Worse exit status wins: 75 > 2 > 1 > 0. */
-static int
-worse(int a, int b)
-{
-	return a > b ? a : b;
-}
-
 /* Frees the per-mailbox service state (wiping cached tokens). */
 static void
 mbs_free(service *s)
@@ -1153,7 +1205,7 @@ mbs_free(service *s)
 	s->mbs = NULL;
 }
 
-/* Checks every mailbox of cfg; returns EXIT_USAGE (logged) or 0. */
+/* Checks every mailbox of cfg; returns DC_EXIT_CONFIG (logged) or 0. */
 static int
 check_config(const dc_config *cfg)
 {
@@ -1161,13 +1213,13 @@ check_config(const dc_config *cfg)
 
 	if (cfg->n_mailboxes == 0) {
 		dc_log_error("poll: no [mailbox NAME] section in the configuration");
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	}
 	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
 		dc_err_clear(&err);
 		if (check_mailbox_config(&cfg->mailboxes[i], &err) != DC_OK) {
 			dc_log_error("%s", dc_err_text(&err));
-			return EXIT_USAGE;
+			return DC_EXIT_CONFIG;
 		}
 	}
 	return 0;
@@ -1241,7 +1293,7 @@ resolve_names(service *s)
 	rc = dc_resolve_run(dc_store_conn(s->st), &o, &rs, &err);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
-		if (rc == DC_EDB) {
+		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
 			dc_store_free(s->st);
 			s->st = NULL;
 		}
@@ -1275,7 +1327,7 @@ static int
 poll_round(service *s)
 {
 	totals sum = { 0 };
-	int status = EXIT_STORED;
+	int status = DC_EXIT_STORED;
 	time_t now = now_mono();
 
 	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
@@ -1291,10 +1343,15 @@ poll_round(service *s)
 			if (rc != DC_OK) {
 				char why[DC_ERR_MSG_MAX + 32];
 				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
-				for (size_t j = i; j < s->cfg->n_mailboxes; j++)
-					if (s->once || s->mbs[j].next_due <= now)
-						back_off(s, j, why);
-				status = worse(status, EXIT_TEMPFAIL);
+				for (size_t j = i; j < s->cfg->n_mailboxes; j++) {
+					if (!s->once && s->mbs[j].next_due > now)
+						continue;
+					/* refused (login, privilege): an admin must act; retry slowly */
+					if (dc_exit_for(rc) == DC_EXIT_CONFIG)
+						s->mbs[j].backoff = BACKOFF_MAX;
+					back_off(s, j, why);
+				}
+				status = dc_exit_worse(status, dc_exit_for(rc));
 				break;
 			}
 		}
@@ -1310,26 +1367,32 @@ poll_round(service *s)
 			/* e.g. the schema was not migrated: an admin must act; retry slowly */
 			s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, dc_err_text(&err));
-			status = worse(status, EXIT_USAGE);
+			status = dc_exit_worse(status, DC_EXIT_CONFIG);
 			break;
-		case DC_EDB: {
+		case DC_EDB:
+		case DC_EDBREFUSED: {
 			char why[DC_ERR_MSG_MAX + 32];
 
 			dc_store_free(s->st);
 			s->st = NULL;
 			snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
+			if (rc == DC_EDBREFUSED)
+				s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, why);
-			status = worse(status, EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 			break;
 		}
 		default:
+			/* IMAP login or certificate refused (2), server away (75) ... */
+			if (dc_exit_for(rc) == DC_EXIT_CONFIG)
+				s->mbs[i].backoff = BACKOFF_MAX;
 			back_off(s, i, dc_err_text(&err));
-			status = worse(status, EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 			break;
 		}
 	}
 	if (sum.rejected > 0)
-		status = worse(status, EXIT_REJECTED);
+		status = dc_exit_worse(status, DC_EXIT_REJECTED);
 	if (sum.reports > 0 && s->st != NULL && !g_stop)
 		resolve_names(s);
 	return status;
@@ -1349,7 +1412,7 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	s.mbs = calloc(cfg->n_mailboxes, sizeof(*s.mbs));
 	if (s.mbs == NULL) {
 		dc_log_error("poll: out of memory");
-		return EXIT_TEMPFAIL;
+		return DC_EXIT_TEMPFAIL;
 	}
 	signals_install(&old);
 	if (!once)
@@ -1375,7 +1438,7 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	if (g_stop)
 		dc_log_info("stopping on a signal");
 	if (!once)
-		status = EXIT_STORED;
+		status = DC_EXIT_STORED;
 	signals_restore(&old);
 	mbs_free(&s);
 	dc_store_free(s.st);
@@ -1386,7 +1449,8 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 /* ---- check-config ------------------------------------------------------------ */
 
 /* Returns 0 when every mailbox can be logged in to and its folder selected,
- * 2 for a configuration error, 75 otherwise; see dc_commands.h. */
+ * else the worst of dc_exit_for's statuses (2: configuration, login,
+ * certificate or folder refused; 75: a server away); see dc_commands.h. */
 int
 dc_check_imap(const dc_config *cfg)
 {
@@ -1415,7 +1479,7 @@ dc_check_imap(const dc_config *cfg)
 				dc_imap_has_capability(im, "MOVE") ? "supported" : "missing: COPY + EXPUNGE");
 		} else {
 			dc_log_error("check-config: mailbox %s: %s", mb->label, dc_err_text(&err));
-			status = worse(status, rc == DC_ECONFIG ? EXIT_USAGE : EXIT_TEMPFAIL);
+			status = dc_exit_worse(status, dc_exit_for(rc));
 		}
 		dc_imap_free(im);
 		dc_imap_url_clear(&u);

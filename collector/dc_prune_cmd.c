@@ -6,6 +6,7 @@
  * DC_PRUNE_BATCH_RECORDS sets the records per transaction (default 20000).
  */
 #include "dc_commands.h"
+#include "dc_exit.h"
 #include "dc_log.h"
 #include "dc_prune.h"
 #include "dc_store.h"
@@ -16,14 +17,6 @@
 /* Records per report batch (one transaction), for very large or very busy
  * databases and for tests; default dc_prune_opts_default's. */
 #define BATCH_ENV "DC_PRUNE_BATCH_RECORDS"
-
-/* Exit status for a failed prune: 2 for a bad argument, 75 when the
- * database failed (what was committed before stays deleted; run it again). */
-static int
-exit_status(dc_code code)
-{
-	return code == DC_EUSAGE ? 2 : 75;
-}
 
 int
 dc_cmd_prune(const dc_config *cfg, int older_than_days)
@@ -43,18 +36,18 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		long long n = b != NULL ? strtoll(b, &end, 10) : 0;
 		if (b != NULL && (end == b || *end != '\0' || n < 1 || n > 100000000)) {
 			dc_log_error("prune: %s must be a number of records (1..100000000), not '%s'", BATCH_ENV, b);
-			return 2;
+			return DC_EXIT_CONFIG;
 		}
 		if (b != NULL)
 			opts.batch_records = (int64_t)n;
 	}
 	if (older_than_days < 0 || older_than_days > DC_PRUNE_MAX_DAYS) {
 		dc_log_error("prune: --older-than must be 0..%d days", DC_PRUNE_MAX_DAYS);
-		return 2;
+		return DC_EXIT_CONFIG;
 	}
 	if ((rc = dc_store_open(cfg->db_conninfo, &st, &err)) != DC_OK) {
 		dc_log_error("prune: %s", dc_err_text(&err));
-		status = exit_status(rc);
+		status = dc_exit_for(rc);
 		goto out;
 	}
 	rc = dc_prune(dc_store_conn(st), &opts, &stats, &err);
@@ -67,7 +60,7 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		stats.mailbox_messages);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
-		status = exit_status(rc);
+		status = dc_exit_for(rc);
 	}
 out:
 	dc_store_free(st);

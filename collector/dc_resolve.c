@@ -31,7 +31,9 @@
 #include <time.h>
 
 #include "dc_commands.h"
+#include "dc_exit.h"
 #include "dc_log.h"
+#include "dc_pg.h"
 #include "dc_resolve.h"
 #include "dc_store.h"
 
@@ -527,7 +529,7 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolve_opts *
 	if (opts->servers && *opts->servers) {
 		ar = ares_set_servers_ports_csv(rv.channel, opts->servers);
 		if (ar != ARES_SUCCESS) {
-			rc = dc_err_set(err, DC_EDNS, "resolve: bad [dns] servers \"%s\": %s",
+			rc = dc_err_set(err, DC_ECONFIG, "resolve: bad [dns] servers \"%s\": %s",
 				opts->servers, ares_strerror(ar));
 			goto out;
 		}
@@ -704,8 +706,7 @@ static dc_code store_batch(PGconn *conn, const char *const *ips, const dc_resolv
 	const char *params[5] = { a[0].p, a[1].p, a[2].p, a[3].p, a[4].p };
 	r = PQexecParams(conn, sql_upsert, 5, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		rc = dc_err_set(err, DC_EDB, "resolve: storing names failed: %s",
-			PQresultErrorMessage(r));
+		rc = dc_pg_fail(conn, r, "resolve: storing names failed", err);
 		goto out;
 	}
 out:
@@ -734,7 +735,7 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 		goto out;
 	r = PQexecParams(conn, "SELECT now()::text", 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		rc = dc_err_set(err, DC_EDB, "resolve: %s", PQresultErrorMessage(r));
+		rc = dc_pg_fail(conn, r, "resolve", err);
 		goto out;
 	}
 	started = strdup(PQgetvalue(r, 0, 0));
@@ -764,8 +765,7 @@ dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_sta
 		const char *params[4] = { p_refresh, p_retry, started, p_limit };
 		r = PQexecParams(conn, sql_candidates, 4, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			rc = dc_err_set(err, DC_EDB, "resolve: reading source IPs failed: %s",
-				PQresultErrorMessage(r));
+			rc = dc_pg_fail(conn, r, "resolve: reading source IPs failed", err);
 			goto out;
 		}
 		n = (size_t)PQntuples(r);
@@ -827,15 +827,15 @@ int dc_cmd_resolve(const dc_config *cfg)
 	dc_resolve_opts_from_config(&opts, cfg);
 	if (dc_store_open(cfg->db_conninfo, &st, &err) != DC_OK) {
 		dc_log_error("resolve: %s", dc_err_text(&err));
-		status = 75;
+		status = dc_exit_for(err.code);
 		goto out;
 	}
 	dc_code rc = dc_resolve_run(dc_store_conn(st), &opts, &stats, &err);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
-		/* A resolver that could not be set up is a configuration error;
-		 * one that stopped answering (stats.ips > 0) is a service down. */
-		status = rc == DC_EDNS && stats.ips == 0 ? 2 : 75;
+		/* bad [dns] servers: 2 (DC_ECONFIG); a resolver that stopped
+		 * answering: 75 (DC_EDNS); the database as everywhere */
+		status = dc_exit_for(rc);
 		goto out;
 	}
 	dc_log_info("resolve: %llu IPs in %.2f s: %llu named (%llu forward-confirmed), "
@@ -847,7 +847,7 @@ int dc_cmd_resolve(const dc_config *cfg)
 	if (stats.ips > 0 && stats.timeout == stats.ips) {
 		dc_log_error("resolve: no DNS server answered (%s); the IPs are retried after %d s",
 			opts.servers ? opts.servers : "system resolver", opts.retry_after);
-		status = 75;
+		status = DC_EXIT_TEMPFAIL;
 	}
 out:
 	dc_store_free(st);
@@ -868,11 +868,11 @@ int dc_check_dns(const dc_config *cfg)
 	opts.tries = 1;
 	if (dc_resolve_ips(&ip, 1, &opts, &res, NULL, &err) != DC_OK) {
 		dc_log_error("check-config: DNS: %s", dc_err_text(&err));
-		status = err.code == DC_EDNS ? 2 : 75;
+		status = dc_exit_for(err.code);
 	} else if (res.status == DC_RESOLVE_TIMEOUT) {
 		dc_log_error("check-config: DNS: no answer from %s within %d ms",
 			opts.servers ? opts.servers : "the system resolver", opts.timeout_ms);
-		status = 75;
+		status = DC_EXIT_TEMPFAIL;
 	} else {
 		dc_log_info("check-config: DNS: %s answers (PTR 127.0.0.1: %s)",
 			opts.servers ? opts.servers : "the system resolver",

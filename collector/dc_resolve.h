@@ -104,7 +104,9 @@ void dc_resolve_results_clear(dc_resolve_result *results, size_t n);
 /* Looks up every source IP in dmarc.records without a fresh dmarc.ip_names
  * row and upserts the rows, one batch per transaction.  conn stays owned by
  * the caller (dc_store_conn).  stats (may be NULL) is added to.  Returns
- * DC_EDB on a database failure, DC_EDNS when the resolver cannot be set up,
+ * DC_EDB or DC_EDBREFUSED (dc_pg.h) on a database failure, DC_ECONFIG for
+ * [dns] servers the resolver does not accept, DC_EDNS when it cannot be set up
+ * or stopped answering,
  * DC_EINTERRUPTED after opts->stop (what was looked up is stored); DNS
  * failures of single IPs are statuses, not errors. */
 dc_code dc_resolve_run(PGconn *conn, const dc_resolve_opts *opts, dc_resolve_stats *stats,

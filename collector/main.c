@@ -4,10 +4,11 @@
  *
  *   dmarc-collector [--config FILE] [--db CONNINFO] [-v|-q] COMMAND [ARGS]
  *
- * Exit statuses (SPEC section 4): 0 every input stored (a duplicate counts
- * as stored), 1 some inputs rejected (each in dmarc.failures), 2 usage or
- * configuration error, 75 (EX_TEMPFAIL) a service could not be reached and
- * nothing was lost.
+ * Exit statuses (SPEC section 4, defined in dc_exit.h): 0 every input
+ * stored (a duplicate counts as stored), 1 some inputs rejected (each in
+ * dmarc.failures), 2 usage or configuration error, or a service that
+ * answered and refused (login, privilege), 75 (EX_TEMPFAIL) a service could
+ * not be reached and nothing was lost.  The table: docs/README-cli.md.
  *
  * The configuration file is the one named by --config, else by
  * DMARC_COLLECTOR_CONFIG, else none (defaults and DMARC_COLLECTOR_*
@@ -32,6 +33,7 @@
 
 #include "dc_commands.h"
 #include "dc_config.h"
+#include "dc_exit.h"
 #include "dc_import.h"
 #include "dc_log.h"
 #include "dc_migrations.h"
@@ -41,11 +43,6 @@
 #ifndef DC_VERSION
 #define DC_VERSION "unknown"
 #endif
-
-#define EXIT_STORED     0
-#define EXIT_REJECTED   1
-#define EXIT_USAGE      2
-#define EXIT_TEMPFAIL   75
 
 #define PROGRESS_MIN_FILES  20          /* fewer inputs: no progress line */
 #define PROGRESS_EVERY_NS   200000000L  /* redraw at most every 0.2 s */
@@ -104,7 +101,8 @@ usage(FILE *f)
 		"  -h, --help                 show this help\n"
 		"  -V, --version              show the version\n"
 		"\nexit status: 0 all stored (duplicates count as stored), 1 some inputs rejected\n"
-		"(each in dmarc.failures), 2 usage or configuration error, 75 a service could not\n"
+		"(each in dmarc.failures), 2 usage or configuration error, or a service refused\n"
+		"(login, privilege, missing folder: fix, then run again), 75 a service could not\n"
 		"be reached (nothing lost; run again later).\n");
 }
 
@@ -119,31 +117,19 @@ usage_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	dc_log_error("%s (see dmarc-collector --help)", msg);
-	return EXIT_USAGE;
+	return DC_EXIT_CONFIG;
 }
 
-/* The exit status for a code that stopped a command. */
-static int
-exit_for(dc_code code)
+/* The advice after a command stopped with status: a refusal (2) must be
+ * fixed first, anything else can simply be run again. */
+static const char *
+again(int status, const char *what)
 {
-	switch (code) {
-	case DC_OK:
-		return EXIT_STORED;
-	case DC_EUSAGE:
-	case DC_ECONFIG:
-		return EXIT_USAGE;
-	case DC_EDB:
-	case DC_EIO:
-	case DC_ENOMEM:
-	case DC_EIMAP:
-	case DC_EAUTH:
-	case DC_ETLS:
-	case DC_EDNS:
-	case DC_EINTERRUPTED:
-		return EXIT_TEMPFAIL;
-	default:
-		return EXIT_REJECTED;
-	}
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s %s again", status == DC_EXIT_CONFIG ?
+		"fix that, then run" : "run", what);
+	return buf;
 }
 
 /* Refuses any argument after the command name. */
@@ -168,16 +154,17 @@ open_store(run_ctx *c, const char *what, dc_store **st)
 	rc = dc_store_open(c->cfg->db_conninfo, st, &err);
 	if (rc != DC_OK) {
 		dc_log_error("%s: %s", what, dc_err_text(&err));
-		return exit_for(rc == DC_EDB ? DC_EDB : rc);
+		return dc_exit_for(rc);
 	}
 	return 0;
 }
 
 /* ---------------------------------------------------------------- migrate */
 
-/* `migrate`: applies the compiled-in migrations; 0, or 75 when the database
- * cannot be reached or a migration fails (nothing half-applied: one
- * transaction each). */
+/* `migrate`: applies the compiled-in migrations (nothing half-applied: one
+ * transaction each); 0, 2 when the server refuses one (no privilege to
+ * create a role or schema ...), 75 when the database cannot be reached or
+ * goes away. */
 static int
 cmd_migrate(run_ctx *c, int argc, char **argv)
 {
@@ -187,14 +174,14 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 	dc_code rc;
 
 	if (!no_args(argc, argv))
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	if ((status = open_store(c, "migrate", &st)) != 0)
 		return status;
 	dc_err_clear(&err);
 	rc = dc_store_migrate(st, &applied, &err);
 	if (rc != DC_OK) {
 		dc_log_error("migrate: %s", dc_err_text(&err));
-		status = exit_for(rc) == EXIT_REJECTED ? EXIT_TEMPFAIL : exit_for(rc);
+		status = dc_exit_for(rc);
 	} else {
 		dc_log_info("migrate: %d migration%s applied, schema up to date", applied,
 			applied == 1 ? "" : "s");
@@ -269,8 +256,9 @@ on_progress(void *ctx, const dc_import_stats *s)
 	p->drawn = true;
 }
 
-/* `import PATH...`: 0 all stored, 1 some rejected, 2 bad arguments or paths,
- * 75 the database failed (the import stops there). */
+/* `import PATH...`: 0 all stored, 1 some rejected, 2 bad arguments or paths
+ * or the database refused (no privilege ...), 75 the database failed (the
+ * import stops there). */
 static int
 cmd_import(run_ctx *c, int argc, char **argv)
 {
@@ -296,7 +284,7 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	rc = dc_import_collect(argv + first, (size_t)(argc - first), &list, &err);
 	if (rc != DC_OK) {
 		dc_log_error("import: %s", dc_err_text(&err));
-		return exit_for(rc) == EXIT_REJECTED ? EXIT_USAGE : exit_for(rc);
+		return dc_exit_for(rc);
 	}
 	if ((status = open_store(c, "import", &st)) != 0)
 		goto out;
@@ -309,12 +297,12 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	if (prog.drawn)
 		fputs("\r\033[K", stderr);
 	if (rc != DC_OK) {
+		status = dc_exit_for(rc);
 		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
-			"(no report is half-stored; what was stored stays stored; "
-			"run the import again)", stats.files, stats.files_total, dc_err_text(&err));
-		status = EXIT_TEMPFAIL;
+			"(no report is half-stored; what was stored stays stored; %s)", stats.files,
+			stats.files_total, dc_err_text(&err), again(status, "the import"));
 	} else {
-		status = stats.rejected > 0 ? EXIT_REJECTED : EXIT_STORED;
+		status = stats.rejected > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
 	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64
 		" duplicates, %" PRIu64 " records, %" PRIu64 " rejected", stats.inputs, stats.reports,
@@ -338,17 +326,17 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 	int status;
 
 	if (!no_args(argc, argv))
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	if ((status = open_store(c, "reparse", &st)) != 0)
 		return status;
 	dc_err_clear(&err);
 	rc = dc_store_reparse(st, &c->cfg->limits, &xs, &err);
 	if (rc != DC_OK) {
+		status = dc_exit_for(rc);
 		dc_log_error("reparse stopped: %s (originals not yet parsed again keep their old "
-			"reports; run it again)", dc_err_text(&err));
-		status = EXIT_TEMPFAIL;
+			"reports; %s)", dc_err_text(&err), again(status, "it"));
 	} else {
-		status = xs.failures > 0 ? EXIT_REJECTED : EXIT_STORED;
+		status = xs.failures > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
 	dc_log_info("reparse: %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
 		" records, %" PRIu64 " rejected", xs.reports, xs.duplicates, xs.records, xs.failures);
@@ -378,7 +366,7 @@ static int
 cmd_resolve(run_ctx *c, int argc, char **argv)
 {
 	if (!no_args(argc, argv))
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	return dc_cmd_resolve(c->cfg);
 }
 
@@ -439,7 +427,7 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 	int status, s;
 
 	if (!no_args(argc, argv))
-		return EXIT_USAGE;
+		return DC_EXIT_CONFIG;
 	dc_log_info("check-config: %s: valid, %zu mailbox%s", c->config_path ? c->config_path :
 		"(no file, environment only)", c->cfg->n_mailboxes, c->cfg->n_mailboxes == 1 ? "" : "es");
 	status = open_store(c, "check-config: database", &st);
@@ -447,11 +435,9 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 		check_schema(st);
 	dc_store_free(st);
 	s = dc_check_imap(c->cfg);
-	if (s > status)
-		status = s;
+	status = dc_exit_worse(status, s);
 	s = dc_check_dns(c->cfg);
-	if (s > status)
-		status = s;
+	status = dc_exit_worse(status, s);
 	if (status == 0)
 		dc_log_info("check-config: every service reached");
 	return status;
@@ -485,8 +471,8 @@ main(int argc, char **argv)
 		case 'd': c.db_override = optarg; break;
 		case 'v': verbose = true; break;
 		case 'q': quiet = true; break;
-		case 'h': usage(stdout); return EXIT_STORED;
-		case 'V': printf("dmarc-collector %s\n", DC_VERSION); return EXIT_STORED;
+		case 'h': usage(stdout); return DC_EXIT_STORED;
+		case 'V': printf("dmarc-collector %s\n", DC_VERSION); return DC_EXIT_STORED;
 		case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
@@ -511,14 +497,14 @@ main(int argc, char **argv)
 	rc = dc_config_load(c.config_path, &c.cfg, &err);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
-		return rc == DC_ENOMEM ? EXIT_TEMPFAIL : EXIT_USAGE;
+		return rc == DC_ENOMEM ? DC_EXIT_TEMPFAIL : DC_EXIT_CONFIG;
 	}
 	if (c.db_override != NULL) {
 		char *db = strdup(c.db_override);
 
 		if (db == NULL) {
 			dc_config_free(c.cfg);
-			return EXIT_TEMPFAIL;
+			return DC_EXIT_TEMPFAIL;
 		}
 		free(c.cfg->db_conninfo);
 		c.cfg->db_conninfo = db;
@@ -533,7 +519,7 @@ main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		dc_log_error("libcurl could not be initialised");
 		dc_config_free(c.cfg);
-		return EXIT_TEMPFAIL;
+		return DC_EXIT_TEMPFAIL;
 	}
 	dc_log_debug("%s: configuration %s, database %s", cmd->name,
 		c.config_path ? c.config_path : "(none)",

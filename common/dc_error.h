@@ -36,13 +36,15 @@ typedef enum dc_code {
 	DC_ETOOMANY_RECORDS, /* more than limits.max_records records */
 	DC_ETOODEEP,         /* nesting (MIME, archives, XML) deeper than allowed */
 	DC_ETOOLONG,         /* one field or token longer than its hard cap */
-	DC_EDB,              /* database unreachable or a statement failed */
+	DC_EDB,              /* database unreachable, gone, or failed in a way that passes */
 	DC_EIMAP,            /* IMAP server unreachable or refused a command */
 	DC_EAUTH,            /* login refused */
 	DC_ETLS,             /* TLS negotiation or certificate verification failed */
 	DC_EDNS,             /* DNS resolver failed */
 	DC_EINTERRUPTED,     /* stopped by a signal; nothing half-done */
 	DC_SKIP,             /* not an error: a sink asks to skip the rest (duplicate) */
+	DC_EDBREFUSED,       /* the database answered and refused: privilege, missing object,
+	                        login; stays until an administrator acts (storage/dc_pg.h) */
 	DC_EINPUT_LIMIT,     /* one input over a per-input cap (members, nesting, reports,
 	                      * decompressed bytes): rejected as a whole */
 } dc_code;

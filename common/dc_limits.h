@@ -41,6 +41,9 @@
 #define DC_MAX_REPORT_ERRORS   4096   /* bytes of report <error> text + repair notes kept */
 #define DC_MAX_IMAP_LINE       65536  /* one IMAP response line (literals apart) */
 #define DC_MAX_IMAP_LIST       100000 /* messages listed by one IMAP UID FETCH (UID RFC822.SIZE) */
+#define DC_MAX_IMAP_DRAIN      4      /* a BODY[] literal up to this many times max_message_bytes
+                                         is read and dropped; a larger one ends the session */
+#define DC_IMAP_MIN_BYTES_PER_S 1024  /* an IMAP answer's least rate, over each 2 x timeout */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

@@ -2,11 +2,15 @@
  * fuzz_imap.c - libFuzzer target for the IMAP response reader (collector/dc_imap.c):
  * the fuzz input is everything a hostile server says, as one byte stream, and
  * the client runs the session the poller runs (CAPABILITY, LIST, SELECT,
- * UID FETCH sizes, UID FETCH BODY.PEEK[], UID MOVE) against it.  Every call
- * must return a code, bodies must stay within the cap, nothing may leak.
- * The client's own commands go to the other end of the socket pair, unread.
+ * UID FETCH sizes, UID FETCH BODY.PEEK[], UID MOVE, LIST of a non-ASCII
+ * folder) against it.  Every call must return a code, bodies must stay within
+ * the cap, nothing may leak.  The client's own commands go to the other end
+ * of the socket pair, unread.  The input's first line is also decoded as a
+ * modified UTF-7 folder name: what decodes must encode and decode back to
+ * the same name.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +37,44 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 	return DC_OK;
 }
 
+/* Decodes the input's first line as a folder name; a name that decodes must
+ * survive dc_imap_quote_folder and decode to itself again. */
+static void
+folder_round_trip(const uint8_t *data, size_t size)
+{
+	char name[1024], *d, *q, *d2 = NULL;
+	size_t n = 0;
+	dc_err err;
+
+	while (n < size && n < sizeof(name) - 1 && data[n] != '\n' && data[n] != '\r' && data[n] != '\0')
+		n++;
+	memcpy(name, data, n);
+	name[n] = '\0';
+	d = dc_imap_decode_folder(name, '/', &err);
+	if (d == NULL)
+		return;
+	q = dc_imap_quote_folder(d, '/', &err);
+	if (q == NULL)
+		abort();                  /* a decoded name the encoder refuses */
+	{
+		size_t j = 0;             /* unquote: drop the quotes and the backslashes */
+		for (size_t i = 1; q[i] && q[i + 1]; i++) {
+			if (q[i] == '\\')
+				i++;
+			q[j++] = q[i];
+		}
+		q[j] = '\0';
+	}
+	d2 = dc_imap_decode_folder(q, '/', &err);
+	if (d2 == NULL || strcmp(d, d2) != 0) {
+		fprintf(stderr, "'%s' -> '%s' -> '%s' -> '%s'\n", name, d, q, d2 ? d2 : "(null)");
+		abort();
+	}
+	free(d);
+	free(q);
+	free(d2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -50,6 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > INPUT_MAX)
 		return 0;
+	folder_round_trip(data, size);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return 0;
 	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
@@ -69,6 +112,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (dc_imap_fetch(im, uids, 3, on_body, &total, &err) == DC_OK)
 		(void)dc_imap_move(im, uids, 3, "Archive/DMARC", &err);
+	(void)dc_imap_ensure_folder(im, "Archiv/Entw\xc3\xbcrfe", &err);
 out:
 	free(msgs);
 	dc_imap_free(im);

@@ -46,7 +46,8 @@
 bool
 dc_extract_is_fatal(dc_code code)
 {
-	return code == DC_EDB || code == DC_ENOMEM || code == DC_EIO || code == DC_EINTERRUPTED;
+	return code == DC_EDB || code == DC_EDBREFUSED || code == DC_ENOMEM || code == DC_EIO ||
+		code == DC_EINTERRUPTED;
 }
 
 /* Which stage a failure code belongs to. */

@@ -6,6 +6,7 @@
  * last_uid, so recording a batch is one round trip and one transaction.
  */
 #include "dc_mailbox.h"
+#include "dc_pg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -77,21 +78,21 @@ sb_int_elem(sbuf *b, int64_t v)
 	sb_add(b, num, (size_t)n);
 }
 
-/* Sets err from a failed result; DC_ECONFIG when the schema is missing. */
+/* Sets err from a failed result: DC_ECONFIG when the schema is missing,
+ * else dc_pg_fail's DC_EDB or DC_EDBREFUSED. */
 static dc_code
 db_error(PGresult *res, PGconn *conn, const char *what, dc_err *err)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-	char line[256];
-	size_t n;
+	dc_code rc = dc_pg_fail(conn, res, what, err);
 
-	snprintf(line, sizeof(line), "%s", msg && *msg ? msg : "no result");
-	n = strcspn(line, "\n");
-	line[n] = '\0';
-	if (state && strcmp(state, SQLSTATE_UNDEFINED_TABLE) == 0)
-		return dc_err_set(err, DC_ECONFIG, "%s: %s (run `dmarc-collector migrate` first)", what, line);
-	return dc_err_set(err, DC_EDB, "%s: %s", what, line);
+	if (rc == DC_EDBREFUSED && strcmp(state, SQLSTATE_UNDEFINED_TABLE) == 0) {
+		const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		return dc_err_set(err, DC_ECONFIG, "%s: %s (run `dmarc-collector migrate` first)", what,
+			m ? m : "no such table");
+	}
+	return rc;
 }
 
 /* Returns DC_OK with *st filled; see dc_mailbox.h. */
@@ -210,7 +211,7 @@ out:
 	return rc;
 }
 
-/* See dc_mailbox.h; DC_EDB on failure. */
+/* See dc_mailbox.h; DC_EDB or DC_EDBREFUSED on failure. */
 dc_code
 dc_mailbox_finish(PGconn *conn, int64_t id, const char *error, dc_err *err)
 {
@@ -231,7 +232,7 @@ dc_mailbox_finish(PGconn *conn, int64_t id, const char *error, dc_err *err)
 	return rc;
 }
 
-/* See dc_mailbox.h; DC_EDB on failure. */
+/* See dc_mailbox.h; DC_EDB or DC_EDBREFUSED on failure. */
 dc_code
 dc_mailbox_fail(PGconn *conn, const char *label, const char *url, const char *user, const char *error,
 	dc_err *err)

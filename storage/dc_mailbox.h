@@ -38,8 +38,9 @@ typedef struct dc_mailbox_outcome {
 /*
  * Finds or creates the row for (url, user), updates its label, and records
  * uidvalidity; when that differs from the recorded one, last_uid becomes 0.
- * Fills *st.  Returns DC_EDB on failure (err names the statement), DC_ECONFIG
- * when the table is missing (the schema was not migrated).
+ * Fills *st.  Returns DC_EDB or DC_EDBREFUSED (dc_pg.h) on failure (err
+ * names the statement), DC_ECONFIG when the table is missing (the schema
+ * was not migrated).
  */
 dc_code dc_mailbox_begin(PGconn *conn, const char *label, const char *url, const char *user,
 	int64_t uidvalidity, dc_mailbox_state *st, dc_err *err) DC_WUR;

@@ -25,6 +25,7 @@
  * dmarc.mailboxes, VACUUM (autovacuum reclaims the space).
  */
 #include "dc_prune.h"
+#include "dc_pg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -110,22 +111,24 @@ static const char SQL_MAILBOX_MESSAGES[] =
 /* Runs sql with text params; on the expected status returns DC_OK with *out
  * owned by the caller (NULL when out is NULL: cleared here).  Otherwise sets
  * err to what the server said, prefixed with what, copies the SQLSTATE into
- * state (when not NULL, 6 bytes) and returns DC_EDB. */
+ * state (when not NULL, 6 bytes) and returns dc_pg_fail's DC_EDB or
+ * DC_EDBREFUSED. */
 static dc_code
 run_state(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
 	ExecStatusType expect, PGresult **out, char *state, dc_err *err)
 {
 	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != expect) {
-		const char *m = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 		const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		if (m == NULL || *m == '\0')
-			m = "no result from the server";
+		char where[128];
+		dc_code rc;
+
 		if (state != NULL)
 			snprintf(state, 6, "%s", code != NULL ? code : "");
-		dc_err_set(err, DC_EDB, "prune: %s: %.*s", what, (int)strcspn(m, "\n"), m);
+		snprintf(where, sizeof(where), "prune: %s", what);
+		rc = dc_pg_fail(conn, res, where, err);
 		PQclear(res);
-		return DC_EDB;
+		return rc;
 	}
 	if (out != NULL)
 		*out = res;

@@ -48,8 +48,8 @@ void dc_prune_opts_default(dc_prune_opts *o, int older_than_days);
  * Deletes on conn (which must not be inside a transaction) everything older
  * than o->older_than_days, one batch per transaction; st is added to, also
  * for the batches committed before an error.  Returns DC_EUSAGE for an
- * out-of-range option, DC_EDB with the server's message when a statement
- * fails (the failing batch is rolled back; earlier ones stay committed).
+ * out-of-range option, DC_EDB or DC_EDBREFUSED (dc_pg.h) with the server's
+ * message when a statement fails (the failing batch is rolled back; earlier ones stay committed).
  * conn stays owned by the caller.
  */
 dc_code dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err) DC_WUR;

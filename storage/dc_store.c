@@ -46,10 +46,12 @@
  * messages; if any statement of it failed nothing is kept and the caller
  * stores the inputs again outside batch mode.
  *
- * Errors: a lost connection or a server error outside the classes below is
- * DC_EDB (fatal: the caller stops, nothing is lost); SQLSTATE class 22 (data
- * exception), 23 (integrity) and 54000 (e.g. index row too large) are
- * DC_ESCHEMA: the report is rejected, not the service.  Values are checked
+ * Errors: SQLSTATE class 22 (data exception), 23 (integrity) and 54000
+ * (e.g. index row too large) on a live connection are DC_ESCHEMA: the report
+ * is rejected, not the service.  Everything else is fatal (the caller stops,
+ * nothing is lost) and dc_pg.h says which: DC_EDB for a lost connection or a
+ * failure that passes, DC_EDBREFUSED for a refusal that stays (privilege,
+ * missing object); outside a report a data error is a refusal too.  Values are checked
  * before they are sent so that the server should never have to reject one.
  *
  * Deliberately not here: IMAP state, PTR names (other modules use
@@ -67,6 +69,7 @@
 #include <time.h>
 
 #include "dc_migrations.h"
+#include "dc_pg.h"
 
 #define STORE_CHUNK_RECORDS  4096         /* records per COPY round */
 #define STORE_CHUNK_BYTES    (8u << 20)   /* or this much COPY text, whichever first */
@@ -461,31 +464,34 @@ origin_clear(store_origin *o)
 
 /* Classifies a failed result (res may be NULL) and sets err: DC_ESCHEMA for
  * data the server rejected (SQLSTATE class 22, 23, 54000) on a live
- * connection, DC_EDB for everything else.  Returns the code. */
+ * connection, else dc_pg_fail's DC_EDB or DC_EDBREFUSED.  Returns the code. */
 static dc_code
 store_fail(dc_store *st, const PGresult *res, const char *what, dc_err *err)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	dc_code code = DC_EDB;
-	char first[256];
+	dc_code code = dc_pg_fail(st->conn, res, what, err);
 
-	if (msg == NULL) {
-		const char *m = PQerrorMessage(st->conn);
-		size_t n = strcspn(m, "\n");
-		if (n >= sizeof(first))
-			n = sizeof(first) - 1;
-		memcpy(first, m, n);
-		first[n] = '\0';
-		msg = n ? first : "no answer from the server";
-	}
 	if (state != NULL && PQstatus(st->conn) == CONNECTION_OK &&
 	    (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
-	     strcmp(state, "54000") == 0))
+	     strcmp(state, "54000") == 0)) {
 		code = DC_ESCHEMA;
-	if (state != NULL)
-		return dc_err_set(err, code, "%s: %s (SQLSTATE %s)", what, msg, state);
-	return dc_err_set(err, code, "%s: %s", what, msg);
+		if (err != NULL)
+			err->code = code;
+	}
+	return code;
+}
+
+/* rc for a statement that is not a report's: a data error there is the
+ * server refusing it (DC_EDBREFUSED), not a bad input. */
+static dc_code
+store_refused(dc_code rc, dc_err *err)
+{
+	if (rc == DC_ESCHEMA) {
+		rc = DC_EDBREFUSED;
+		if (err != NULL)
+			err->code = rc;
+	}
+	return rc;
 }
 
 /* Checks res (consumed) against want: on success *out (when out is not
@@ -591,22 +597,15 @@ dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
 	vals[k++] = "UTF8";
 	keys[k] = NULL;
 	vals[k] = NULL;
-	st->conn = PQconnectdbParams(keys, vals, 1);
-	if (st->conn == NULL) {
-		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = dc_pg_connect(keys, vals, &st->conn, err)) != DC_OK)
 		goto out;
-	}
-	if (PQstatus(st->conn) != CONNECTION_OK) {
-		rc = store_fail(st, NULL, "cannot connect to the database", err);
-		goto out;
-	}
 	/* library code does not print: server notices ("already exists,
 	 * skipping") are dropped instead of going to stderr */
 	PQsetNoticeProcessor(st->conn, store_notice, NULL);
 	rc = store_exec(st, "SELECT pg_catalog.set_config('search_path', 'dmarc, pg_catalog, pg_temp', false)",
 		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "set search_path", err);
 	if (rc != DC_OK) {
-		rc = DC_EDB;
+		rc = store_refused(rc, err);
 		goto out;
 	}
 	*out = st;
@@ -691,7 +690,7 @@ migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
 	rc = store_exec(st, "SELECT 1 FROM dmarc.schema_migrations WHERE name = $1", 1, params,
 		NULL, NULL, 0, PGRES_TUPLES_OK, &res, "read dmarc.schema_migrations", err);
 	if (rc != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	if (PQntuples(res) > 0) {
 		PQclear(res);
 		return DC_OK;
@@ -699,15 +698,14 @@ migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
 	PQclear(res);
 
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	/* the file may hold many statements: simple query protocol */
 	res = PQexec(st->conn, m->sql);
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	                    PQresultStatus(res) != PGRES_TUPLES_OK)) {
 		snprintf(what, sizeof(what), "migration %s", m->name);
-		store_fail(st, res, what, err);
+		rc = store_fail(st, res, what, err);
 		PQclear(res);
-		rc = DC_EDB;
 		goto fail;
 	}
 	PQclear(res);
@@ -716,13 +714,12 @@ migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
 	if (rc != DC_OK)
 		goto fail;
 	if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	*done = true;
 	return DC_OK;
 fail:
 	store_cmd_quiet(st, "ROLLBACK");
-	err->code = DC_EDB;
-	return DC_EDB;
+	return store_refused(rc, err);
 }
 
 dc_code
@@ -745,13 +742,13 @@ dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 		err = &scratch;
 	*applied = 0;
 	if (PQserverVersion(st->conn) < 150000)
-		return dc_err_set(err, DC_EDB, "PostgreSQL 15 or later is required (server is %d)",
+		return dc_err_set(err, DC_EDBREFUSED, "PostgreSQL 15 or later is required (server is %d)",
 			PQserverVersion(st->conn));
 	/* two collectors may start at once: one migrates, the other waits */
 	rc = store_exec(st, "SELECT pg_catalog.pg_advisory_lock(" STORE_MIGRATE_LOCK ")", 0, NULL,
 		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "take the migration lock", err);
 	if (rc != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	locked = true;
 	for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
 		PGresult *res = NULL;
@@ -759,13 +756,13 @@ dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 		rc = store_exec(st, setup[i].missing, 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res,
 			"read the catalog", err);
 		if (rc != DC_OK) {
-			rc = err->code = DC_EDB;
+			rc = store_refused(rc, err);
 			goto out;
 		}
 		missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);
 		if (missing && (rc = store_cmd(st, setup[i].create, err)) != DC_OK) {
-			rc = err->code = DC_EDB;
+			rc = store_refused(rc, err);
 			goto out;
 		}
 	}
@@ -2077,8 +2074,8 @@ dc_store_defer_rollups(dc_store *st, bool on, dc_err *err)
 {
 	const char *vals[1] = { on ? "on" : "off" };
 
-	return store_exec(st, "SELECT pg_catalog.set_config('dmarc.defer_rollup', $1, false)", 1, vals,
-		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "defer rollups", err);
+	return store_refused(store_exec(st, "SELECT pg_catalog.set_config('dmarc.defer_rollup', $1, false)",
+		1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "defer rollups", err), err);
 }
 
 dc_code
@@ -2090,7 +2087,7 @@ dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err)
 	rc = store_exec(st, "SELECT dmarc.rollup_pending()", 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res,
 		"rollup_pending", err);
 	if (rc != DC_OK)
-		return rc == DC_ESCHEMA ? (err->code = DC_EDB) : rc;
+		return store_refused(rc, err);
 	if (added != NULL)
 		*added = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	PQclear(res);
@@ -2103,7 +2100,7 @@ dc_store_rollup_end(dc_store *st, dc_code rc, dc_err *err)
 	dc_err e2;
 	dc_code rc2;
 
-	if (rc == DC_EDB || rc == DC_ENOMEM)
+	if (rc == DC_EDB || rc == DC_EDBREFUSED || rc == DC_ENOMEM)
 		return rc;
 	rc2 = dc_store_rollup_pending(st, NULL, &e2);
 	if (rc2 == DC_OK)
@@ -2133,7 +2130,7 @@ reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_
 
 	snprintf(idtext, sizeof(idtext), "%" PRId64, original_id);
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	rc = store_exec(st, "SELECT content, name FROM dmarc.originals WHERE id = $1 FOR UPDATE", 1,
 		vals, NULL, NULL, 1, PGRES_TUPLES_OK, &content, "read original", err);
 	if (rc != DC_OK)
@@ -2177,11 +2174,11 @@ reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_
 	if (rc != DC_OK)
 		goto out;
 commit:
-	if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
-		rc = err->code = DC_EDB;
+	rc = store_cmd(st, "COMMIT", err);
 out:
 	if (rc != DC_OK)
 		store_cmd_quiet(st, "ROLLBACK");
+	rc = store_refused(rc, err);
 	PQclear(content);
 	PQclear(old);
 	return rc;
@@ -2205,7 +2202,7 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 		" OR NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id) ORDER BY o.id",
 		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "list originals", err);
 	if (rc != DC_OK)
-		return DC_EDB;
+		return store_refused(rc, err);
 	n = PQntuples(res);
 	ids = calloc((size_t)n + 1, sizeof(*ids));
 	if (ids == NULL) {
@@ -2219,7 +2216,7 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 	 * originals and at the end, not at each original's COMMIT (sql/007) */
 	if ((rc = dc_store_defer_rollups(st, true, err)) != DC_OK) {
 		free(ids);
-		return DC_EDB;
+		return store_refused(rc, err);
 	}
 	for (int i = 0; i < n; i++) {
 		if ((rc = reparse_one(st, ids[i], lim, stats, err)) != DC_OK)

@@ -23,7 +23,8 @@ typedef struct dc_origin {
 
 /* Connects (conninfo NULL or "" = libpq's environment), checks PQstatus, sets
  * a safe search_path.  On success *out is owned by the caller (dc_store_free).
- * Returns DC_EDB when the server cannot be reached. */
+ * Returns DC_EDB when the server cannot be reached, DC_EDBREFUSED when it
+ * refused (login, no such database; see dc_pg.h). */
 dc_code dc_store_open(const char *conninfo, dc_store **out, dc_err *err) DC_WUR;
 void dc_store_free(dc_store *st);
 
@@ -78,7 +79,7 @@ void dc_store_batch_abort(dc_store *st);
 dc_code dc_store_defer_rollups(dc_store *st, bool on, dc_err *err) DC_WUR;
 dc_code dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err) DC_WUR;
 /* Ends a run that deferred its rollups (import, reparse): unless it failed
- * for want of the database or memory (rc DC_EDB, DC_ENOMEM: the next run
+ * for want of the database or memory (rc DC_EDB, DC_EDBREFUSED, DC_ENOMEM: the next run
  * adds them), adds what it stored and stops deferring.  Returns rc, or the
  * error of that step when rc is DC_OK. */
 dc_code dc_store_rollup_end(dc_store *st, dc_code rc, dc_err *err) DC_WUR;

@@ -1,9 +1,10 @@
 #!/bin/bash
-# imap_auth.sh - logging in: a wrong password is a clear error and exit 75
-# (nothing read, the failure recorded in dmarc.mailboxes); a certificate not
-# signed by ca_file is refused; imap:// without STARTTLS is refused unless the
+# imap_auth.sh - logging in: a wrong password is a clear error and exit 2
+# (nothing read, the failure recorded in dmarc.mailboxes; running again does
+# not help until an admin acts); a certificate not signed by ca_file is
+# refused (2); imap:// without STARTTLS is refused (2) unless the
 # configuration says tls = none, which is only accepted for a loopback server;
-# check-config logs in to every mailbox.
+# check-config logs in to every mailbox; a folder that does not exist is 2.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -60,18 +61,18 @@ conf imaps
 # ---- a wrong password
 printf 'not-the-password\n' > "$tmp/wrong.pass"; chmod 600 "$tmp/wrong.pass"
 set_key password_file "$tmp/wrong.pass"
-expect 75 'error: mailbox rua: IMAP login as rua@example.com refused by imaps://' "$B" --config "$tmp/dc.conf" poll --once
+expect 2 'error: mailbox rua: IMAP login as rua@example.com refused by imaps://' "$B" --config "$tmp/dc.conf" poll --once
 check "nothing read" "$(q "SELECT count(*) FROM dmarc.reports") $(dc_dovecot_count "$tmp/dv" INBOX)" "0 1"
 check "failure recorded" "$(q "SELECT last_error LIKE '%login%refused%' FROM dmarc.mailboxes")" t
-expect 75 'check-config: mailbox rua: IMAP login .* refused' "$B" --config "$tmp/dc.conf" check-config
+expect 2 'check-config: mailbox rua: IMAP login .* refused' "$B" --config "$tmp/dc.conf" check-config
 
 # ---- a certificate ca_file does not vouch for
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout "$tmp/other.key" \
   -out "$tmp/other.pem" >/dev/null 2>&1 || exit 1
 conf imaps; set_key ca_file "$tmp/other.pem"
-expect 75 'error: mailbox rua: TLS with imaps://.* failed: .*(certificate|verif)' "$B" --config "$tmp/dc.conf" poll --once
+expect 2 'error: mailbox rua: TLS with imaps://.* failed: .*(certificate|verif)' "$B" --config "$tmp/dc.conf" poll --once
 conf starttls; set_key ca_file "$tmp/other.pem"
-expect 75 'error: mailbox rua: TLS with imap://.* failed' "$B" --config "$tmp/dc.conf" poll --once
+expect 2 'error: mailbox rua: TLS with imap://.* failed' "$B" --config "$tmp/dc.conf" poll --once
 check "nothing read" "$(q "SELECT count(*) FROM dmarc.reports") $(dc_dovecot_count "$tmp/dv" INBOX)" "0 1"
 
 # ---- a server that offers no STARTTLS: refused unless tls = none
@@ -94,9 +95,12 @@ while True:
     c.close()
 PY
 fake=$!
-sleep 0.5
+# wait until it listens (python starts in seconds on a loaded machine), 30 s
+# at most; without connecting: a probe closed unread makes the fake's read
+# fail with ECONNRESET, which ends it
+for _ in $(seq 300); do ss -Hltn | grep -q "127.0.0.1:$port " && break; sleep 0.1; done
 conf imaps; set_key url "imap://127.0.0.1:$port/INBOX"
-expect 75 'error: mailbox rua: TLS with imap://127.0.0.1:.* failed' "$B" --config "$tmp/dc.conf" poll --once
+expect 2 'error: mailbox rua: TLS with imap://127.0.0.1:.* failed' "$B" --config "$tmp/dc.conf" poll --once
 
 # ---- tls = none: plain IMAP, accepted on loopback only
 conf plain
@@ -111,7 +115,7 @@ conf starttls
 expect 0 'check-config: mailbox rua: logged in to imap://localhost:[0-9]+/INBOX as rua@example.com, INBOX holds 0 messages' \
   "$B" --config "$tmp/dc.conf" check-config
 set_key url "imaps://localhost:$DC_IMAPS_PORT/NoSuchFolder"
-expect 75 "check-config: mailbox rua: IMAP server refused SELECT" "$B" --config "$tmp/dc.conf" check-config
+expect 2 "check-config: mailbox rua: IMAP server refused SELECT: NO .*exist" "$B" --config "$tmp/dc.conf" check-config
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "all checks passed"

@@ -1,6 +1,8 @@
 # imap_interrupt.bash - sourced by imap_kill.sh, imap_dbstop.sh and
-# imap_restart.sh with MODE set: a `poll --once` of 400 report e-mails is
-# interrupted while it runs (SIGKILL, the database stopped, Dovecot
+# imap_restart.sh with MODE set (and by imap_kill_cyrus.sh and
+# imap_restart_cyrus.sh with DC_IMAP_SERVER=cyrus as well, see
+# tests/lib/imap.sh): a `poll --once` of 400 report e-mails is
+# interrupted while it runs (SIGKILL, the database stopped, the IMAP server
 # restarted), at the point where batches are committed and moved but their
 # progress is not recorded.  Then: every message already moved out of INBOX has its report
 # stored (nothing moved before its data was committed); the next poll stores
@@ -10,16 +12,16 @@ set -uo pipefail
 : "${DC_SRC:?DC_SRC must name the source directory}"
 : "${MODE:?MODE must be kill, dbstop or restart}"
 . "$DC_SRC/tests/lib/pg.sh"
-. "$DC_SRC/tests/lib/dovecot.sh"
+. "$DC_SRC/tests/lib/imap.sh" || exit 1
 
 N=400
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 pid=
-trap '[ -n "${KEEP:-}" ] && exit; [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; dc_dovecot_stop "$tmp/dv"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] && exit; [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; dc_imap_stop "$tmp/imap"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 dc_pg_start "$tmp/pg" || exit 1
 dc_pg_newdb imap || exit 1
-dc_dovecot_start "$tmp/dv" || exit 1
+dc_imap_start "$tmp/imap" || exit 1
 unset DMARC_COLLECTOR_CONFIG
 
 fails=0
@@ -33,20 +35,17 @@ pg_again() { # the same cluster, started again on its port
 }
 # Report-IDs of the messages in FOLDER (Message-ID <REPORT-ID@gen.example>)
 folder_report_ids() {
-  local d
-  d=$(dc_dovecot_folder_dir "$tmp/dv" "$1")
-  find "$d/cur" "$d/new" -type f -exec grep -h -m1 -i '^Message-ID:' {} + 2>/dev/null \
-    | sed -n 's/.*<\(.*\)@gen\.example>.*/\1/p' | sort
+  dc_imap_message_ids "$tmp/imap" "$1" | sed -n 's/.*<\(.*\)@gen\.example>.*/\1/p' | sort
 }
 B=$DC_BIN
 
 python3 "$DC_SRC/tests/integration/imap_mail.py" reports "$tmp/mail" "$N" 5 "$MODE" || exit 1
-dc_dovecot_seed "$tmp/dv" "$tmp"/mail/*.eml || exit 1
+dc_imap_seed "$tmp/imap" "$tmp"/mail/*.eml || exit 1
 # The test cluster runs with synchronous_commit=off, under which a crash loses
 # the last commits a client was told about; the collector sets it on for its
 # own sessions, so "committed, then moved" holds across the crash below.
 { echo "[database]"; echo "conninfo = dbname=imap"
-  dc_dovecot_mailbox_conf "$tmp/dv" imaps
+  dc_imap_mailbox_conf "$tmp/imap" imaps
   echo "[dns]"; echo "servers = 127.0.0.1:9"; echo "timeout_ms = 100"; } > "$tmp/dc.conf"
 "$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
 
@@ -81,7 +80,7 @@ case $MODE in
     grep -Eq 'error: .*(database|server|connection)' "$tmp/poll1.log" || fail "no database error logged: $(tail -3 "$tmp/poll1.log")"
     pg_again || { echo "FAIL: PostgreSQL did not start again"; exit 1; } ;;
   restart)
-    kill -STOP "$pid"; dc_dovecot_restart "$tmp/dv" || { echo "FAIL: Dovecot did not start again"; exit 1; }
+    kill -STOP "$pid"; dc_imap_restart "$tmp/imap" || { echo "FAIL: $(dc_imap_name) did not start again"; exit 1; }
     dc_pg_release
     kill -CONT "$pid"
     wait "$pid"; st=$?
@@ -90,8 +89,8 @@ case $MODE in
     ;;
 esac
 pid=
-left=$(dc_dovecot_count "$tmp/dv" INBOX)
-echo "interrupted after $stored reports; $left messages left in INBOX, $(dc_dovecot_count "$tmp/dv" Archive/DMARC) archived"
+left=$(dc_imap_count "$tmp/imap" INBOX)
+echo "interrupted after $stored reports; $left messages left in INBOX, $(dc_imap_count "$tmp/imap" Archive/DMARC) archived"
 [ "$left" -gt 0 ] || fail "the poll finished before it was interrupted (raise N)"
 
 # nothing moved before its data was committed
@@ -105,8 +104,8 @@ check "messages lost (neither in INBOX nor archived)" "$(( N - left - $(echo "$a
 check "next poll's status" "$?" 0
 check "reports stored (each once)" "$(q "SELECT count(*) || ' ' || count(DISTINCT report_id) FROM dmarc.reports")" "$N $N"
 check "records stored" "$(q "SELECT count(*) FROM dmarc.records")" "$((N * 5))"
-check "INBOX after the next poll" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
-check "messages archived (each once)" "$(folder_report_ids Archive/DMARC | uniq | wc -l) $(dc_dovecot_count "$tmp/dv" Archive/DMARC)" "$N $N"
+check "INBOX after the next poll" "$(dc_imap_count "$tmp/imap" INBOX)" 0
+check "messages archived (each once)" "$(folder_report_ids Archive/DMARC | uniq | wc -l) $(dc_imap_count "$tmp/imap" Archive/DMARC)" "$N $N"
 check "failures" "$(q "SELECT count(*) FROM dmarc.failures")" 0
 check "last UID recorded" "$(q "SELECT last_uid FROM dmarc.mailboxes")" "$N"
 

@@ -1,6 +1,7 @@
 #!/bin/bash
-# imap_mixed.sh - `poll --once` against a real Dovecot (STARTTLS on the imap
-# port, certificate checked with ca_file): a mixed mailbox (zip, gzip, plain
+# imap_mixed.sh - `poll --once` against a real IMAP server (Dovecot; Cyrus with
+# DC_IMAP_SERVER=cyrus, see imap_mixed_cyrus.sh), STARTTLS on the imap port,
+# certificate checked with ca_file: a mixed mailbox (zip, gzip, plain
 # XML, several reports in one message, a non-report, a corrupt zip) is stored
 # report by report; stored messages move to Archive/DMARC and rejected ones to
 # Archive/Invalid (folders created), none flagged \Seen; failures carry the
@@ -10,14 +11,14 @@ set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
 . "$DC_SRC/tests/lib/pg.sh"
-. "$DC_SRC/tests/lib/dovecot.sh"
+. "$DC_SRC/tests/lib/imap.sh" || exit 1
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-trap 'dc_dovecot_stop "$tmp/dv"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+trap 'dc_imap_stop "$tmp/imap"; dc_pg_stop "$tmp/pg" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 dc_pg_start "$tmp/pg" || exit 1
 dc_pg_newdb imap || exit 1
-dc_dovecot_start "$tmp/dv" || exit 1
+dc_imap_start "$tmp/imap" || exit 1
 unset DMARC_COLLECTOR_CONFIG
 
 fails=0
@@ -40,7 +41,7 @@ bad=("$C/ZeWaren+dmarc-report-milter/tests/dmarc_emails/not-a-dmarc-report.eml"
      "$C/JamesJJ+dmarc-report-ses-tsv/test-data/mail-with-bad-zip.txt")
 python3 "$DC_SRC/tests/integration/imap_mail.py" several "$tmp/several.eml" \
   "${several[@]/#/$C/}" || exit 1
-dc_dovecot_seed "$tmp/dv" "${good[@]}" "$tmp/several.eml" "${bad[@]}" || exit 1
+dc_imap_seed "$tmp/imap" "${good[@]}" "$tmp/several.eml" "${bad[@]}" || exit 1
 
 # what an independent parser found in them (corpus/manifest.tsv): org|report_id
 expected=$( { for f in "${good[@]}"; do
@@ -52,7 +53,7 @@ expected=$( { for f in "${good[@]}"; do
 check "reports the manifest expects" "$(echo "$expected" | wc -l)" 6
 
 { echo "[database]"; echo "conninfo = dbname=imap"
-  dc_dovecot_mailbox_conf "$tmp/dv" starttls
+  dc_imap_mailbox_conf "$tmp/imap" starttls
   echo "[dns]"; echo "servers = 127.0.0.1:9"; echo "timeout_ms = 100"; } > "$tmp/dc.conf"
 "$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
 
@@ -71,12 +72,12 @@ check "failures" "$(q "SELECT count(*) FROM dmarc.failures f WHERE mailbox = 'ru
 check "failure of the non-report keeps the whole message" \
   "$(q "SELECT length(dmarc.failure_content(f)) FROM dmarc.failures f WHERE reason LIKE '%no aggregate report%'")" \
   "$(python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); print(len(d.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")))' "${bad[0]}")"
-check "INBOX after the poll" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
-check "Archive/DMARC" "$(dc_dovecot_count "$tmp/dv" Archive/DMARC)" 4
-check "Archive/Invalid" "$(dc_dovecot_count "$tmp/dv" Archive/Invalid)" 2
-check "messages flagged \\Seen" \
-  "$(find "$DC_IMAP_MAILDIR" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -name '*:2,*S*' | wc -l)" 0
-check "folders subscribed" "$(grep -c "^Archive$(printf '\t')" "$DC_IMAP_MAILDIR/subscriptions")" 2
+check "INBOX after the poll" "$(dc_imap_count "$tmp/imap" INBOX)" 0
+check "Archive/DMARC" "$(dc_imap_count "$tmp/imap" Archive/DMARC)" 4
+check "Archive/Invalid" "$(dc_imap_count "$tmp/imap" Archive/Invalid)" 2
+check "messages flagged \\Seen" "$(dc_imap_seen "$tmp/imap")" 0
+check "folders subscribed" "$(dc_imap_subscribed "$tmp/imap" | grep '^Archive/' | tr '\n' ' ')" \
+  "Archive/DMARC Archive/Invalid "
 check "mailbox state" "$(q "SELECT last_uid, messages_stored, messages_rejected, last_error IS NULL FROM dmarc.mailboxes")" "6|4|2|t"
 check "per-message outcomes" "$(q "SELECT outcome || ':' || action || ':' || count(*) FROM dmarc.mailbox_messages GROUP BY outcome, action ORDER BY 1")" \
   "$(printf 'rejected:move:Archive/Invalid:2\nstored:move:Archive/DMARC:4')"
@@ -85,16 +86,16 @@ before=$(q "SELECT (SELECT count(*) FROM dmarc.reports) || ' ' || (SELECT count(
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll2.log" 2>&1
 check "second poll exit status" "$?" 0
 check "second poll changed nothing" "$(q "SELECT (SELECT count(*) FROM dmarc.reports) || ' ' || (SELECT count(*) FROM dmarc.records) || ' ' || (SELECT count(*) FROM dmarc.failures)")" "$before"
-check "Archive/DMARC after the second poll" "$(dc_dovecot_count "$tmp/dv" Archive/DMARC)" 4
+check "Archive/DMARC after the second poll" "$(dc_imap_count "$tmp/imap" Archive/DMARC)" 4
 
 # the same report messages delivered again: duplicates, archived again
-dc_dovecot_seed "$tmp/dv" "${good[@]}" "$tmp/several.eml" || exit 1
+dc_imap_seed "$tmp/imap" "${good[@]}" "$tmp/several.eml" || exit 1
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/poll3.log" 2>&1
 check "third poll exit status" "$?" 0
 grep -q '4 stored (0 reports, 6 duplicates)' "$tmp/poll3.log" || fail "duplicates not reported: $(tail -3 "$tmp/poll3.log")"
 check "reports after re-delivery" "$(q "SELECT count(*) FROM dmarc.reports")" 6
-check "Archive/DMARC after re-delivery" "$(dc_dovecot_count "$tmp/dv" Archive/DMARC)" 8
-check "INBOX after re-delivery" "$(dc_dovecot_count "$tmp/dv" INBOX)" 0
+check "Archive/DMARC after re-delivery" "$(dc_imap_count "$tmp/imap" Archive/DMARC)" 8
+check "INBOX after re-delivery" "$(dc_imap_count "$tmp/imap" INBOX)" 0
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp"/poll*.log; exit 1; }
 echo "all checks passed"

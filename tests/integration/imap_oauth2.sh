@@ -1,8 +1,8 @@
 #!/bin/bash
 # imap_oauth2.sh - XOAUTH2: the bearer token comes from oauth2_token_command;
 # the service keeps it between polls and fetches a new one when the server
-# refuses it; a token refused when fresh is a login error (exit 75), and so
-# is a failing token command.  Dovecot checks tokens against a small local
+# refuses it; a token refused when fresh is a login error (exit 2), and so
+# is a failing token command, unless it exits 75 (EX_TEMPFAIL), then 75.  Dovecot checks tokens against a small local
 # introspection server (tokens valid while listed in a file).
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
@@ -99,15 +99,20 @@ kill -TERM "$pid"; wait "$pid"; check "service exit" "$?" 0; pid=
 : > "$tmp/tokens"
 dc_dovecot_seed "$tmp/dv" "$M/mailru.eml" || exit 1
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/once.log" 2>&1
-check "poll with a refused fresh token" "$?" 75
+check "poll with a refused fresh token" "$?" 2
 grep -q 'IMAP login as rua@example.com refused by .* (XOAUTH2 token)' "$tmp/once.log" \
   || fail "no clear login error: $(cat "$tmp/once.log")"
 
-# a token command that fails
+# a token command that fails: 2 (its setup is wrong), unless it says 75
+# (EX_TEMPFAIL: its token service could not be reached), then 75
 conf "/bin/false"
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/once2.log" 2>&1
-check "poll with a failing token command" "$?" 75
+check "poll with a failing token command" "$?" 2
 grep -q 'oauth2_token_command failed (exit status 1)' "$tmp/once2.log" || fail "no clear error: $(cat "$tmp/once2.log")"
+conf "exit 75"
+"$B" --config "$tmp/dc.conf" poll --once > "$tmp/once3.log" 2>&1
+check "poll with a token command that says try later" "$?" 75
+grep -q 'oauth2_token_command failed (exit status 75)' "$tmp/once3.log" || fail "no clear error: $(cat "$tmp/once3.log")"
 check "reports" "$(q "SELECT count(*) FROM dmarc.reports")" 2
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp"/*.log; exit 1; }

@@ -1,0 +1,44 @@
+/*
+ * dc_pg.h - the one place that turns a libpq failure into a dc_code.
+ *
+ * Two outcomes matter to the program (SPEC section 4, exit statuses):
+ *   DC_EDB         the database could not be reached, went away, or failed in
+ *                  a way that passes: running again later can help (75);
+ *   DC_EDBREFUSED  the server answered and refused, for a reason that stays
+ *                  until an administrator acts (privilege, missing object,
+ *                  login refused, database missing, server too old) (2).
+ * Data a server rejects inside a report (SQLSTATE classes 22, 23, 54000) is
+ * the report's problem, not the database's; dc_store decides that before it
+ * asks here.
+ *
+ * Deliberately not here: retries, logging, or any statement of our own.
+ */
+#ifndef DC_PG_H
+#define DC_PG_H
+
+#include <libpq-fe.h>
+
+#include "dc_error.h"
+
+/* Pure: DC_EDB for a SQLSTATE that may pass (NULL or malformed: no answer
+ * from the server; classes 08, 53, 57P01-57P03, 57P05, 57014, 40001, 40P01,
+ * 40003, 55P03, 58000, 58030, 25P03), DC_EDBREFUSED for any other. */
+dc_code dc_pg_code(const char *sqlstate);
+
+/* Sets err for a statement that failed on conn (res may be NULL) and
+ * returns its code: DC_EDB when conn is no longer usable or there is no
+ * SQLSTATE, else dc_pg_code.  The message is "what: <server's primary
+ * message> (SQLSTATE xxxxx)". */
+dc_code dc_pg_fail(PGconn *conn, const PGresult *res, const char *what, dc_err *err);
+
+/* Connects like PQconnectdbParams(keys, vals, 1); connect_timeout bounds
+ * the wait for each host, and a host that does not answer in time ends the
+ * attempt (DC_EDB).  On DC_OK *out is the connection, owned by the caller
+ * (PQfinish).  On failure *out is NULL and err says why: DC_EDBREFUSED when
+ * a server answered with a SQLSTATE that is not transient (28P01 wrong
+ * password, 28000 no pg_hba.conf entry, 3D000 no such database ...) or asked
+ * for a password that was not given, DC_EDB when none could be reached. */
+dc_code dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc_err *err)
+	DC_WUR;
+
+#endif
