@@ -112,6 +112,10 @@ static const opt options[] = {
 	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44, NULL },
 	{ "limits", "max_ratio", CFG(limits.max_ratio), set_u64, false, 1, 1000000, NULL },
 	{ "limits", "max_records", CFG(limits.max_records), set_u64, false, 1, UINT64_C(1) << 40, NULL },
+	{ "limits", "max_members", CFG(limits.max_members), set_u64, false, 1, DC_MAX_MEMBERS_CEILING, NULL },
+	{ "limits", "max_nesting", CFG(limits.max_nesting), set_u64, false, 1, DC_MAX_NESTING_CEILING, NULL },
+	{ "limits", "max_reports", CFG(limits.max_reports), set_u64, false, 1, DC_MAX_REPORTS_CEILING, NULL },
+	{ "limits", "max_unpacked_bytes", CFG(limits.max_unpacked_bytes), set_u64, false, 1, UINT64_C(1) << 44, NULL },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -42,6 +42,7 @@ dc_exit_for(dc_code code)
 	case DC_ETOOMANY_RECORDS:
 	case DC_ETOODEEP:
 	case DC_ETOOLONG:
+	case DC_EINPUT_LIMIT:
 		return DC_EXIT_TEMPFAIL;
 	}
 	return DC_EXIT_TEMPFAIL;

@@ -36,6 +36,7 @@ dc_strerror(dc_code code)
 	case DC_EINTERRUPTED: return "interrupted";
 	case DC_SKIP: return "skipped";
 	case DC_EDBREFUSED: return "database refused the statement";
+	case DC_EINPUT_LIMIT: return "input over a per-input limit";
 	}
 	return "unknown error";
 }

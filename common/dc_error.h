@@ -45,6 +45,8 @@ typedef enum dc_code {
 	DC_SKIP,             /* not an error: a sink asks to skip the rest (duplicate) */
 	DC_EDBREFUSED,       /* the database answered and refused: privilege, missing object,
 	                        login; stays until an administrator acts (storage/dc_pg.h) */
+	DC_EINPUT_LIMIT,     /* one input over a per-input cap (members, nesting, reports,
+	                      * decompressed bytes): rejected as a whole */
 } dc_code;
 
 /* Bounded one-line message; code mirrors the return value. */

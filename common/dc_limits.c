@@ -8,4 +8,8 @@ dc_limits_default(dc_limits *l)
 	l->max_report_bytes = DC_DEFAULT_MAX_REPORT_BYTES;
 	l->max_ratio = DC_DEFAULT_MAX_RATIO;
 	l->max_records = DC_DEFAULT_MAX_RECORDS;
+	l->max_members = DC_DEFAULT_MAX_MEMBERS;
+	l->max_nesting = DC_DEFAULT_MAX_NESTING;
+	l->max_reports = DC_DEFAULT_MAX_REPORTS;
+	l->max_unpacked_bytes = DC_DEFAULT_MAX_UNPACKED_BYTES;
 }

@@ -16,6 +16,17 @@
 #define DC_DEFAULT_MAX_REPORT_BYTES   (1024ULL * 1024 * 1024)
 #define DC_DEFAULT_MAX_RATIO          250
 #define DC_DEFAULT_MAX_RECORDS        10000000ULL
+/* Per input (one message or file), over all its containers (issue 9).  A
+ * real report e-mail has one attachment holding one report; a few dozen
+ * is generous.  An input over one of these is rejected as a whole. */
+#define DC_DEFAULT_MAX_MEMBERS        50    /* zip members + report-like MIME parts */
+#define DC_DEFAULT_MAX_NESTING        4     /* archives in archives (zip > gzip > ...) */
+#define DC_DEFAULT_MAX_REPORTS        50    /* XML reports parsed */
+#define DC_DEFAULT_MAX_UNPACKED_BYTES (1024ULL * 1024 * 1024)  /* decompressed, all layers */
+/* Hard ceilings of the settable per-input caps (config range checks). */
+#define DC_MAX_MEMBERS_CEILING        100000
+#define DC_MAX_NESTING_CEILING        16
+#define DC_MAX_REPORTS_CEILING        100000
 
 /* Decompression ratio is only judged once this many bytes came out, so tiny
  * highly-compressible reports (a 300-byte XML in a 200-byte gzip) pass. */
@@ -27,8 +38,6 @@
 #define DC_MAX_REASONS         16     /* policy_evaluated/reason elements in one record */
 #define DC_MAX_XML_DEPTH       32     /* element nesting in a report */
 #define DC_MAX_MIME_DEPTH      16     /* message/rfc822 and multipart nesting */
-#define DC_MAX_ARCHIVE_DEPTH   4      /* gzip in gzip in zip ... */
-#define DC_MAX_ZIP_MEMBERS     1000   /* members examined in one zip */
 #define DC_MAX_REPORT_ERRORS   4096   /* bytes of report <error> text + repair notes kept */
 #define DC_MAX_IMAP_LINE       65536  /* one IMAP response line (literals apart) */
 #define DC_MAX_IMAP_LIST       100000 /* messages listed by one IMAP UID FETCH (UID RFC822.SIZE) */
@@ -41,6 +50,10 @@ typedef struct dc_limits {
 	uint64_t max_report_bytes;
 	uint64_t max_ratio;
 	uint64_t max_records;
+	uint64_t max_members;         /* per input: zip members and report-like MIME parts */
+	uint64_t max_nesting;         /* per input: archive layers nested */
+	uint64_t max_reports;         /* per input: XML reports parsed */
+	uint64_t max_unpacked_bytes;  /* per input: decompressed bytes of every layer */
 } dc_limits;
 
 /* Fills l with the defaults above. */

@@ -100,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t sum = 0;
 	mem m = { data, size, 0, 0 };
 	dc_sink sink = { &sum, on_begin, on_record, on_end, NULL };
-	dc_blob origin = { data, size, "fuzz.xml", NULL, NULL };
+	dc_blob origin = { data, size, "fuzz.xml", NULL, NULL, NULL };
 	dc_limits lim;
 	dc_err err;
 	dc_code rc;

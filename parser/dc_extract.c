@@ -10,11 +10,22 @@
  * silently; a message that yields no report and no failure at all becomes
  * one failure of its own (stage "mime").  A zip with good and bad members
  * stores the good ones and fails each bad one (path names the member).
+ * A message found inside an archive is no unit of its own: what it holds
+ * refers to the archive's unit, so that no failure or original is ever a
+ * decompressed copy (distinct units are disjoint parts of the input, and
+ * their bytes together are at most the input's size).
+ *
+ * Per input (one dc_extract call): members (zip members and report-like
+ * MIME parts), archive nesting, reports and decompressed bytes are counted
+ * in one dc_unpack_tally; the first cap exceeded stops the walk and becomes
+ * one failure (stage "limits") of the unit in hand; nothing after it is
+ * examined or recorded.
  *
  * Not here: storage, logging, retries.  See dc_extract.h for the contract.
  */
 #include "dc_extract.h"
 
+#include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +40,8 @@
 #define LISTING_MAX 400
 #define PREFIX_MAX DC_UNPACK_PATH_MAX
 /* Messages within archives within messages...: a backstop over both caps. */
-#define MAX_NEST (DC_MAX_MIME_DEPTH + DC_MAX_ARCHIVE_DEPTH)
+#define MAX_NEST (DC_MAX_MIME_DEPTH + DC_MAX_NESTING_CEILING)
+#define SHA256_LEN 32
 
 bool
 dc_extract_is_fatal(dc_code code)
@@ -56,6 +68,7 @@ static const struct {
 	{ DC_ERATIO, "limits" },
 	{ DC_ETOOMANY_RECORDS, "limits" },
 	{ DC_ETOODEEP, "limits" },
+	{ DC_EINPUT_LIMIT, "limits" },
 };
 
 static const char *
@@ -77,6 +90,9 @@ typedef struct xctx {
 	const uint8_t *unit;
 	size_t unit_len;
 	const char *unit_name;
+	uint8_t unit_sha[SHA256_LEN];
+	bool unit_sha_ok;            /* unit_sha is the current unit's */
+	unsigned archived;           /* messages-in-archives around: the unit stays */
 	const char *prefix;          /* "part 2", "" at the top */
 	const char *mime_notes;      /* repairs of the message, or NULL */
 	/* the message being walked */
@@ -86,7 +102,52 @@ typedef struct xctx {
 	bool begun;                  /* report_begin was called and did not return DC_SKIP */
 	bool ended, sink_failed;
 	uint64_t records;
+	/* the input's caps */
+	dc_unpack_tally tally;
+	uint64_t reports_seen;       /* XML streams handed to the parser */
+	bool capped;                 /* the one "limits" failure of the input is recorded */
 } xctx;
+
+/* The current unit's SHA-256, computed once per unit (the store's content
+ * address: one hash per unit, however many reports and failures refer to
+ * it). */
+static const uint8_t *
+unit_digest(xctx *x)
+{
+	if (!x->unit_sha_ok) {
+		GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+		const uint8_t *p = x->unit;
+		size_t left = x->unit_len;
+		gsize n = SHA256_LEN;
+
+		if (c == NULL)
+			return NULL;
+		while (left > 0) {
+			size_t piece = left > (1u << 30) ? (1u << 30) : left;
+			g_checksum_update(c, p, (gssize)piece);
+			p += piece;
+			left -= piece;
+		}
+		g_checksum_get_digest(c, x->unit_sha, &n);
+		g_checksum_free(c);
+		x->unit_sha_ok = true;
+	}
+	return x->unit_sha;
+}
+
+/* Makes data[0..len) the current unit unless the walk is inside a message
+ * found in an archive (then the archive's unit stays). */
+static void
+set_unit(xctx *x, const uint8_t *data, size_t len, const char *name)
+{
+	if (x->archived > 0)
+		return;
+	if (data != x->unit || len != x->unit_len)
+		x->unit_sha_ok = false;
+	x->unit = data;
+	x->unit_len = len;
+	x->unit_name = name;
+}
 
 /* prefix " > " path, or whichever is non-empty; NULL when both are empty. */
 static const char *
@@ -107,8 +168,11 @@ fail(xctx *x, const char *stage, const dc_err *why, const char *path, dc_err *er
 {
 	char buf[PREFIX_MAX * 2];
 	dc_blob unit = { x->unit, x->unit_len, x->unit_name, full_path(buf, sizeof(buf), x->prefix, path),
-		NULL };
+		NULL, NULL };
 	dc_code rc = DC_OK;
+
+	if (x->unit != NULL)
+		unit.sha256 = unit_digest(x);
 
 	x->stats->failures++;
 	if (x->cb->failure != NULL)
@@ -131,6 +195,27 @@ fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err
 	vsnprintf(why.msg, sizeof(why.msg), fmt, ap);
 	va_end(ap);
 	return fail(x, stage, &why, path, err);
+}
+
+/* rc from a walk: the first DC_EINPUT_LIMIT of the input becomes its one
+ * "limits" failure, of the unit in hand; returns DC_EINPUT_LIMIT (which
+ * stops every walk above) or the failure callback's error. */
+static dc_code
+input_over(xctx *x, dc_code rc, const char *path, dc_err *err)
+{
+	dc_err why;
+
+	if (rc != DC_EINPUT_LIMIT || x->capped)
+		return rc;
+	x->capped = true;
+	why = x->tally.over;
+	if (why.code == DC_OK)
+		dc_err_set(&why, DC_EINPUT_LIMIT, "%s", dc_err_text(err));
+	rc = fail(x, "limits", &why, path, err);
+	if (rc != DC_OK)
+		return rc;
+	*err = why;
+	return DC_EINPUT_LIMIT;
 }
 
 /* ---- the sink wrapper: counts records, knows whether the report began/ended */
@@ -194,9 +279,13 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 	dc_err perr, why;
 	dc_code rc;
 
+	if (x->lim->max_reports > 0 && ++x->reports_seen > x->lim->max_reports)
+		return dc_unpack_tally_over(&x->tally, err, "more than limits.max_reports (%llu) reports in one input",
+			(unsigned long long)x->lim->max_reports);
 	origin.data = x->unit;
 	origin.len = x->unit_len;
 	origin.name = x->unit_name;
+	origin.sha256 = x->unit != NULL ? unit_digest(x) : NULL;
 	origin.path = full_path(pbuf, sizeof(pbuf), x->prefix, ux->path);
 	/* live: the unpack layer appends repairs it finds while the XML is read,
 	 * and dc_xml composes the report's errors again at report_end */
@@ -231,6 +320,11 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 		*err = why;
 		return dc_extract_is_fatal(rc) ? rc : why.code;
 	}
+	if (x->tally.over.code != DC_OK) {
+		/* the input went over a cap while this report was read */
+		*err = x->tally.over;
+		return DC_EINPUT_LIMIT;
+	}
 	return fail(x, x->sink_failed ? "store" : stage_of(why.code), &why, ux->path, err);
 }
 
@@ -259,14 +353,17 @@ on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int dep
 	int saved = x->depth;
 	dc_code rc;
 
-	/* archives inside this message count on from the ones around it */
+	/* archives inside this message count on from the ones around it; its
+	 * parts refer to the archive's unit */
 	x->depth = depth;
+	x->archived += depth > 0;
 	rc = extract_message(x, data, len, p ? p : "", true, err);
+	x->archived -= depth > 0;
 	x->depth = saved;
 	return rc;
 }
 
-static const dc_unpack_cb unpack_cb_template = { NULL, NULL, on_xml, on_message, on_failure };
+static const dc_unpack_cb unpack_cb_template = { NULL, NULL, on_xml, on_message, on_failure, NULL };
 
 /* Adds one part to the current message's listing. */
 static void
@@ -293,6 +390,8 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 	const uint8_t *su = x->unit;
 	size_t sl = x->unit_len;
 	const char *sn = x->unit_name, *sp = x->prefix;
+	bool ss = x->unit_sha_ok;
+	uint8_t sha[SHA256_LEN];
 	char prefix[PREFIX_MAX], root[64], desc[200];
 	dc_unpack_cb cb = unpack_cb_template;
 	dc_code rc;
@@ -311,16 +410,25 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 		return extract_message(x, leaf->data, leaf->len, prefix, false, err);
 	}
 	list_part(x, leaf, dc_unpack_kind_name(k));
-	x->unit = leaf->data;
-	x->unit_len = leaf->len;
-	x->unit_name = leaf->filename;
+	memcpy(sha, x->unit_sha, sizeof(sha));
+	set_unit(x, leaf->data, leaf->len, leaf->filename);
 	x->prefix = prefix;
-	cb.ctx = x;
-	cb.notes = x->mime_notes;
-	rc = dc_unpack_walk(leaf->data, leaf->len, x->depth, x->lim, &cb, err);
+	if (x->lim->max_members > 0 && ++x->tally.members > x->lim->max_members) {
+		rc = dc_unpack_tally_over(&x->tally, err,
+			"more than limits.max_members (%llu) zip members and report parts in one input",
+			(unsigned long long)x->lim->max_members);
+	} else {
+		cb.ctx = x;
+		cb.notes = x->mime_notes;
+		cb.tally = &x->tally;
+		rc = dc_unpack_walk(leaf->data, leaf->len, x->depth, x->lim, &cb, err);
+	}
+	rc = input_over(x, rc, NULL, err);
 	x->unit = su;
 	x->unit_len = sl;
 	x->unit_name = sn;
+	x->unit_sha_ok = ss;
+	memcpy(x->unit_sha, sha, sizeof(sha));
 	x->prefix = sp;
 	return rc;
 }
@@ -341,6 +449,7 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	size_t sc = x->listed;
 	const char *sp = x->prefix, *sn = x->mime_notes;
 	dc_mime_info *info = NULL;
+	uint64_t left;
 	dc_code rc = DC_OK;
 
 	if (x->nest >= MAX_NEST) {
@@ -355,7 +464,14 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	x->listed = 0;
 	x->prefix = prefix;
 	x->mime_notes = info->notes;
-	rc = dc_mime_walk(data, len, on_leaf, x, info, err);
+	/* every part counts against what is left of max_members: a message
+	 * of too many parts is refused before any of them is handled */
+	left = x->lim->max_members == 0 ? UINT64_MAX :
+		x->tally.members >= x->lim->max_members ? 0 : x->lim->max_members - x->tally.members;
+	rc = dc_mime_walk_capped(data, len, left, on_leaf, x, info, err);
+	if (rc == DC_EINPUT_LIMIT && x->tally.over.code == DC_OK)
+		dc_unpack_tally_over(&x->tally, NULL, "%s: over limits.max_members (%llu) in one input", dc_err_text(err),
+			(unsigned long long)x->lim->max_members);
 	x->prefix = sp;
 	if (rc == DC_EMIME && !must_yield) {
 		/* a part that merely looked like headers: nothing to report */
@@ -409,6 +525,7 @@ dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *l
 	x.unit_name = name;
 	x.prefix = "";
 	ucb.ctx = &x;
+	ucb.tally = &x.tally;
 	dc_err_clear(err);
 	/* a bare XML file is bounded by max_report_bytes (in dc_unpack) */
 	if (k != DC_KIND_XML && lim->max_message_bytes > 0 && len > lim->max_message_bytes)
@@ -417,6 +534,12 @@ dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *l
 			k == DC_KIND_MESSAGE ? "message" : "input", len,
 			(unsigned long long)lim->max_message_bytes);
 	rc = dc_unpack_walk(data, len, 0, lim, &ucb, err);
+	rc = input_over(&x, rc, NULL, err);
+	if (rc == DC_EINPUT_LIMIT) {
+		/* recorded as the input's one failure: the input was handled */
+		dc_err_clear(err);
+		rc = DC_OK;
+	}
 	if (rc != DC_OK && err->code == DC_OK)
 		dc_err_set(err, rc, "%s", dc_strerror(rc));
 	return rc;

@@ -235,6 +235,35 @@ walk_part(mwalk *mw, GMimeObject *obj, const char *section, int depth)
 	return DC_OK;
 }
 
+/* Leaves the walk would hand on below obj (containers deeper than
+ * DC_MAX_MIME_DEPTH not), counting up to stop + 1. */
+static uint64_t
+count_leaves(GMimeObject *obj, int depth, uint64_t stop)
+{
+	uint64_t n = 0;
+
+	if (obj == NULL)
+		return 0;
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int k = g_mime_multipart_get_count(mp);
+
+		if (depth >= DC_MAX_MIME_DEPTH)
+			return 0;
+		for (int i = 0; i < k && n <= stop; i++)
+			n += count_leaves(g_mime_multipart_get_part(mp, i), depth + 1, stop - n);
+		return n;
+	}
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+
+		if (depth >= DC_MAX_MIME_DEPTH || inner == NULL)
+			return 0;
+		return count_leaves(g_mime_message_get_mime_part(inner), depth + 1, stop);
+	}
+	return GMIME_IS_PART(obj) ? 1 : 0;
+}
+
 /* Number of case-insensitive "boundary=" in p[0..n), counting up to max + 1. */
 static unsigned
 count_boundaries(const uint8_t *p, size_t n, unsigned max)
@@ -329,6 +358,14 @@ dc_code
 dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
 	dc_err *err)
 {
+	return dc_mime_walk_capped(data, len, UINT64_MAX, fn, ctx, info, err);
+}
+
+dc_code
+dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_leaf_fn fn, void *ctx,
+	dc_mime_info *info, dc_err *err)
+{
+	uint64_t leaves;
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *msg = NULL;
@@ -377,6 +414,10 @@ dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_
 	}
 	if (top == NULL && msg == NULL) {
 		rc = dc_err_set(err, DC_EMIME, "not a MIME message: GMime found no header block");
+		goto out;
+	}
+	if (max_leaves != UINT64_MAX && (leaves = count_leaves(top, 0, max_leaves)) > max_leaves) {
+		rc = dc_err_set(err, DC_EINPUT_LIMIT, "message has more than %llu parts", (unsigned long long)max_leaves);
 		goto out;
 	}
 	rc = walk_body(&mw, top, "", 0);

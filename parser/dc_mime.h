@@ -60,4 +60,10 @@ void dc_mime_init(void);
 dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx,
 	dc_mime_info *info, dc_err *err) DC_WUR;
 
+/* dc_mime_walk, but a message of more than max_leaves leaves (counted in
+ * the parsed tree, as the walk would find them) is refused with
+ * DC_EINPUT_LIMIT before any leaf is handed on.  UINT64_MAX: no cap. */
+dc_code dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_leaf_fn fn,
+	void *ctx, dc_mime_info *info, dc_err *err) DC_WUR;
+
 #endif

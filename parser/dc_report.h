@@ -93,6 +93,8 @@ typedef struct dc_blob {
 	const char *path;             /* where inside it: "zip:a.xml > gzip", may be NULL */
 	const char *notes;            /* repairs made while unpacking, "; "-joined, NULL if none;
 	                               * the XML parser adds them to the report's errors */
+	const uint8_t *sha256;        /* SHA-256 of data[0..len) (32 bytes) when the caller
+	                               * computed it, else NULL (the sink hashes) */
 } dc_blob;
 
 /*

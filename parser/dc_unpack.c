@@ -1,7 +1,7 @@
 /*
  * dc_unpack.c - classification by bytes and the container walk: zip (libzip,
  * from memory), gzip (RFC 1952, every member), raw zlib (RFC 1950), nested up
- * to DC_MAX_ARCHIVE_DEPTH, every XML stream handed on as a pull stream.
+ * to limits.max_nesting, every XML stream handed on as a pull stream.
  *
  * Streams: each decompression layer is a dc_read_fn over the layer above it;
  * a stream is peeked (DC_UNPACK_SNIFF_BYTES) to classify what came out, then
@@ -315,6 +315,7 @@ typedef struct budget {
 	uint64_t in;        /* the unit's size */
 	uint64_t out;       /* bytes produced by every layer of every member so far */
 	bool spent;         /* over the ratio: the walk stops */
+	dc_unpack_tally *t; /* the input's (NULL: none) */
 } budget;
 
 typedef struct chain {
@@ -402,6 +403,16 @@ meter_check(chain *ch, const meter *m, const meter *root, size_t got, const char
 	/* the whole unit's budget is spent even when a layer's own check fires
 	 * first, so the walk stops instead of trying the next member */
 	b->out += got;
+	if (b->t != NULL) {
+		b->t->unpacked += got;
+		if (l->max_unpacked_bytes > 0 && b->t->unpacked > l->max_unpacked_bytes) {
+			b->spent = true;
+			dc_unpack_tally_over(b->t, NULL,
+				"input decompresses to more than limits.max_unpacked_bytes (%llu) in all, stopped",
+				(unsigned long long)l->max_unpacked_bytes);
+			return chain_fail(ch, err, DC_EINPUT_LIMIT, "%s", b->t->over.msg);
+		}
+	}
 	over = l->max_ratio > 0 && b->out > DC_RATIO_GRACE_BYTES &&
 		(unsigned __int128)b->in * l->max_ratio < b->out;
 	if (over)
@@ -798,6 +809,28 @@ walk_fail(walk *w, dc_code code, const char *fmt, ...)
 	return w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, w->err) : DC_OK;
 }
 
+static dc_code
+cap_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A cap of the input exceeded: with a tally, the walk stops with
+ * DC_EINPUT_LIMIT (the caller rejects the input once); without, the part
+ * fails with code like any other. */
+static dc_code
+cap_fail(walk *w, dc_code code, const char *fmt, ...)
+{
+	char msg[DC_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (w->b.t != NULL) {
+		w->b.spent = true;
+		return dc_unpack_tally_over(w->b.t, w->err, "%s", msg);
+	}
+	return walk_fail(w, code, "%s", msg);
+}
+
 /* Reads a whole stream into a new buffer of at most cap bytes (*out, owned by
  * the caller, free()).  Returns DC_OK, DC_ENOMEM, the stream's error, or
  * too_big when cap is exceeded (chain err set). */
@@ -867,6 +900,10 @@ walk_chain_fail(walk *w, chain *ch)
 {
 	if (ch->err.code == DC_ENOMEM)
 		return DC_ENOMEM;
+	if (w->b.t != NULL && w->b.t->over.code != DC_OK) {
+		*w->err = w->b.t->over;
+		return DC_EINPUT_LIMIT;
+	}
 	return walk_fail(w, ch->err.code, "%s", ch->err.msg);
 }
 
@@ -927,8 +964,9 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 		break;
 	case DC_KIND_GZIP:
 	case DC_KIND_ZLIB:
-		if (depth >= DC_MAX_ARCHIVE_DEPTH) {
-			rc = walk_fail(w, DC_ETOODEEP, "archives nested deeper than %d", DC_MAX_ARCHIVE_DEPTH);
+		if ((uint64_t)depth >= dc_unpack_max_nesting(w->lim)) {
+			rc = cap_fail(w, DC_ETOODEEP, "archives nested deeper than %llu (limits.max_nesting)",
+				(unsigned long long)dc_unpack_max_nesting(w->lim));
 			break;
 		}
 		if ((f = inflater_new(ch, (src){ peek_read, pk }, k == DC_KIND_GZIP ? IM_GZIP : IM_ZLIB,
@@ -1019,6 +1057,13 @@ out:
 	return rc;
 }
 
+/* True for zip entries that are no file: directories, __MACOSX/ forks. */
+static bool
+skip_member(const char *name)
+{
+	return (*name && name[strlen(name) - 1] == '/') || strncmp(name, "__MACOSX/", 9) == 0;
+}
+
 /* Walks every file member of the zip p[0..n). */
 static dc_code
 walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_err *err)
@@ -1032,8 +1077,9 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 	size_t mark;
 
 	zip_error_init(&ze);
-	if (depth >= DC_MAX_ARCHIVE_DEPTH) {
-		rc = walk_fail(w, DC_ETOODEEP, "archives nested deeper than %d", DC_MAX_ARCHIVE_DEPTH);
+	if ((uint64_t)depth >= dc_unpack_max_nesting(w->lim)) {
+		rc = cap_fail(w, DC_ETOODEEP, "archives nested deeper than %llu (limits.max_nesting)",
+			(unsigned long long)dc_unpack_max_nesting(w->lim));
 		goto out;
 	}
 	if ((zs = zip_source_buffer_create(p, n, 0, &ze)) == NULL) {
@@ -1046,6 +1092,21 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 	}
 	zs = NULL; /* the archive owns it now */
 	count = zip_get_num_entries(za, 0);
+	/* the central directory says how many members there are: an input over
+	 * max_members is refused before any of them is read */
+	for (i = 0; i < count; i++) {
+		const char *name = zip_get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+		if (name == NULL || !skip_member(name))
+			files++;
+	}
+	if (w->lim->max_members > 0 && (w->b.t ? w->b.t->members : 0) + files > w->lim->max_members) {
+		rc = cap_fail(w, DC_EZIP, "zip has %llu file members, more than limits.max_members (%llu) in one input",
+			(unsigned long long)files, (unsigned long long)w->lim->max_members);
+		goto out;
+	}
+	if (w->b.t != NULL)
+		w->b.t->members += files;
+	files = 0;
 	for (i = 0; i < count && rc == DC_OK && !w->b.spent; i++) {
 		zip_stat_t st;
 		const char *name;
@@ -1056,13 +1117,9 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 			continue;
 		}
 		name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";
-		if ((*name && name[strlen(name) - 1] == '/') || strncmp(name, "__MACOSX/", 9) == 0)
+		if (skip_member(name))
 			continue;
-		if (++files > DC_MAX_ZIP_MEMBERS) {
-			rc = walk_fail(w, DC_EZIP, "zip has more than %d file members; the rest not examined",
-				DC_MAX_ZIP_MEMBERS);
-			break;
-		}
+		files++;
 		mark = path_push(w, "zip:", name);
 		if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
 			rc = walk_fail(w, DC_EZIP, "zip member is encrypted");
@@ -1120,6 +1177,29 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 }
 
 dc_code
+dc_unpack_tally_over(dc_unpack_tally *t, dc_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->over.code == DC_OK) {
+		t->over.code = DC_EINPUT_LIMIT;
+		va_start(ap, fmt);
+		vsnprintf(t->over.msg, sizeof(t->over.msg), fmt, ap);
+		va_end(ap);
+	}
+	if (err != NULL)
+		*err = t->over;
+	return DC_EINPUT_LIMIT;
+}
+
+uint64_t
+dc_unpack_max_nesting(const dc_limits *lim)
+{
+	return lim->max_nesting == 0 || lim->max_nesting > DC_MAX_NESTING_CEILING ? DC_MAX_NESTING_CEILING :
+		lim->max_nesting;
+}
+
+dc_code
 dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim, const dc_unpack_cb *cb,
 	dc_err *err)
 {
@@ -1135,6 +1215,7 @@ dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim,
 	w->cb = cb;
 	w->err = err;
 	w->b.in = len;
+	w->b.t = cb->tally;
 	rc = walk_buffer(w, data, len, depth, NULL, err);
 	if (rc == DC_ENOMEM && (err == NULL || err->code != DC_ENOMEM))
 		dc_err_set(err, DC_ENOMEM, "out of memory while unpacking");

@@ -12,8 +12,9 @@
  * Not here: MIME, XML parsing, what a failure becomes (the caller decides).
  * Limits (dc_limits): decompressed bytes per stream, decompression ratio per
  * layer, over a chain of nested layers and over the whole unit (which stops
- * the walk), archive depth (DC_MAX_ARCHIVE_DEPTH), zip members
- * (DC_MAX_ZIP_MEMBERS).
+ * the walk), and per input (dc_unpack_tally, shared by every unit of one
+ * input): archive nesting (max_nesting), zip members (max_members) and
+ * decompressed bytes (max_unpacked_bytes).
  */
 #ifndef DC_UNPACK_H
 #define DC_UNPACK_H
@@ -77,6 +78,28 @@ typedef struct dc_unpack_xml {
 } dc_unpack_xml;
 
 /*
+ * What one input has used so far, shared by the walks of all its units (the
+ * caller keeps one per input, zeroed): checked against the per-input caps of
+ * dc_limits.  Once a cap is exceeded, over says which (code DC_EINPUT_LIMIT)
+ * and every walk sharing the tally stops with DC_EINPUT_LIMIT, without
+ * handing the parts it did not examine to cb->failure: the caller rejects
+ * the input as a whole, once.
+ */
+typedef struct dc_unpack_tally {
+	uint64_t members;            /* zip members (and what the caller counts: MIME parts) */
+	uint64_t unpacked;           /* decompressed bytes out of every layer */
+	dc_err over;                 /* the first cap exceeded, code DC_OK until then */
+} dc_unpack_tally;
+
+/* Marks t over a cap with the printf-formatted reason (the first reason
+ * stays), copies it to err; returns DC_EINPUT_LIMIT. */
+dc_code dc_unpack_tally_over(dc_unpack_tally *t, dc_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The effective archive nesting cap of lim (0 or too large: the ceiling). */
+uint64_t dc_unpack_max_nesting(const dc_limits *lim);
+
+/*
  * What the walk calls.  Every callback returns DC_OK to go on; any other code
  * stops the walk, which returns it unchanged (callers return only fatal codes).
  * Pointers passed in are valid only during the call.
@@ -94,6 +117,9 @@ typedef struct dc_unpack_cb {
 	/* One part of the unit could not be read: path says which ("" = the unit),
 	 * why the code and reason. */
 	dc_code (*failure)(void *ctx, const char *path, const dc_err *why, dc_err *err);
+	/* The input's tally (NULL: caps per walk only, parts over a cap fail
+	 * one by one through cb->failure). */
+	dc_unpack_tally *tally;
 } dc_unpack_cb;
 
 /*
@@ -101,8 +127,9 @@ typedef struct dc_unpack_cb {
  * the caller), depth = archive layers already above it (0 at the top).
  * Every XML stream goes to cb->xml, every embedded message to cb->message,
  * every unreadable part (corrupt, not a report, over a limit) to cb->failure.
- * Returns DC_OK when the unit was walked to its end, DC_ENOMEM, or the first
- * non-OK code a callback returned.
+ * Returns DC_OK when the unit was walked to its end, DC_ENOMEM,
+ * DC_EINPUT_LIMIT (err set) when the input's tally went over a cap, or the
+ * first non-OK code a callback returned.
  */
 dc_code dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim,
 	const dc_unpack_cb *cb, dc_err *err) DC_WUR;

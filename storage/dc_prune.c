@@ -9,8 +9,9 @@
  *      CASCADE); a batch holds whole reports up to about
  *      opts.batch_records records;
  *   2. dmarc.failures rows whose failed_at is older than the cutoff;
- *   3. dmarc.originals rows no report references any more (their reports
- *      were pruned, reparsed away, or were all duplicates of another copy),
+ *   3. dmarc.originals rows no report and no failure references any more
+ *      (their reports and failures were pruned, reparsed away, or were all
+ *      duplicates of another copy),
  *      except those first seen within opts.originals_grace_s, so an import
  *      still in flight is not disturbed;
  *   4. dmarc.mailbox_messages rows (the poller's log of what it did with
@@ -90,6 +91,7 @@ static const char SQL_ORIGINALS[] =
 	"  SELECT o.id FROM dmarc.originals o"
 	"  WHERE o.id > $3::bigint AND o.first_seen < now() - make_interval(secs => $1::int)"
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
+	"  AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)"
 	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
 

@@ -5,7 +5,9 @@
  * kept by content hash for `reparse`, rejected inputs in dmarc.failures.
  *
  * Writing a report (the sink of dc_report.h):
- *   report_begin  BEGIN; find or insert the original (by SHA-256); INSERT the
+ *   report_begin  BEGIN; find the original (by SHA-256: new bytes are only
+ *                 inserted at report_end, so a report that fails leaves no
+ *                 dead copy of them behind); INSERT the
  *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
  *                 DO NOTHING; no row back means a duplicate: ROLLBACK, DC_SKIP.
  *                 A concurrent writer of the same report blocks on the unique
@@ -15,7 +17,7 @@
  *                 record ids come from blocks of dmarc.records_id_seq (one
  *                 nextval() = a block of `increment_by` ids).  A full chunk
  *                 is sent as three COPYs, so memory stays flat.
- *   report_end    flush, UPDATE the report's totals and errors, COMMIT.
+ *   report_end    flush, insert a new original, UPDATE the report's totals, errors and original_id, COMMIT.
  *                 Small reports (up to STORE_SMALL_RECORDS records, none
  *                 flushed yet) skip the COPYs: their rows were also kept as
  *                 JSON arrays and go, with the totals, in one prepared
@@ -113,6 +115,11 @@ struct dc_store {
 	bool in_report;         /* report_begin succeeded, no end/abort yet */
 	bool reparse;           /* savepoints instead of BEGIN/COMMIT */
 	int64_t reparse_original_id;
+	/* a report's original not stored yet: inserted at report_end, so that
+	 * a report that fails leaves no dead copy of its bytes behind */
+	bool late_orig;
+	dc_blob late_blob;      /* points into the unit, valid until report_end */
+	uint8_t late_sha[STORE_SHA256_LEN];
 	int64_t report_pk;
 	uint64_t n_records;
 	int64_t message_total;
@@ -422,6 +429,17 @@ sha256(const uint8_t *data, size_t len, uint8_t out[STORE_SHA256_LEN])
 	}
 	g_checksum_get_digest(c, out, &n);
 	g_checksum_free(c);
+}
+
+/* out = the SHA-256 of b's bytes: the one dc_extract computed once per
+ * unit when there is one, else hashed here. */
+static void
+blob_sha256(const dc_blob *b, uint8_t out[STORE_SHA256_LEN])
+{
+	if (b->sha256 != NULL)
+		memcpy(out, b->sha256, STORE_SHA256_LEN);
+	else
+		sha256(b->data, b->len, out);
 }
 
 /* strdup that passes NULL through; NULL also when out of memory. */
@@ -763,27 +781,46 @@ out:
 /* ---- failures --------------------------------------------------------- */
 
 /* Inserts one row into dmarc.failures with the current origin (one
- * statement: its own transaction, or part of reparse's). */
+ * statement: its own transaction, or part of the batch's or reparse's).
+ * The unit's bytes (unit may be NULL: none kept) are stored once, in
+ * dmarc.originals by their SHA-256, and the row refers to them: a unit that
+ * is already there (a member of the same zip failed before, or a report of
+ * it was stored) costs one statement and no bytes on the wire. */
 static dc_code
-store_insert_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
-	size_t len, const char *name, dc_err *err)
+store_insert_failure(dc_store *st, const char *stage, const char *reason, const dc_blob *unit,
+	dc_err *err)
 {
-	static const char sql[] =
-		"INSERT INTO dmarc.failures (mailbox, uidvalidity, uid, message_id, file_name, stage, reason, content, sha256)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+	/* $1..$7 where from, stage, reason; $8 sha256; $9 content, $10 name */
+	static const char plain_sql[] =
+		"INSERT INTO dmarc.failures (mailbox, uidvalidity, uid, message_id, file_name, stage, reason)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)";
+	static const char known_sql[] =
+		"INSERT INTO dmarc.failures (mailbox, uidvalidity, uid, message_id, file_name, stage, reason,"
+		" original_id, sha256)"
+		" SELECT $1::text, $2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::text, o.id, o.sha256"
+		" FROM dmarc.originals o WHERE o.sha256 = $8::bytea";
+	static const char new_sql[] =
+		"WITH o AS (INSERT INTO dmarc.originals (sha256, content, name) VALUES ($8::bytea, $9::bytea, $10::text)"
+		" ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256 RETURNING id, sha256)"
+		" INSERT INTO dmarc.failures (mailbox, uidvalidity, uid, message_id, file_name, stage, reason,"
+		" original_id, sha256)"
+		" SELECT $1::text, $2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::text, o.id, o.sha256 FROM o";
 	char uidv[24], uid[24];
 	uint8_t digest[STORE_SHA256_LEN];
-	char *stage_ok = NULL, *reason_ok = NULL, *file_ok = NULL;
-	const char *vals[9];
-	int lens[9] = { 0 }, fmts[9] = { 0 };
+	char *stage_ok = NULL, *reason_ok = NULL, *file_ok = NULL, *name_ok = NULL;
+	const char *name = unit ? unit->name : NULL;
+	const char *vals[10];
+	int lens[10] = { 0 }, fmts[10] = { 0 };
+	PGresult *res = NULL;
 	dc_code rc;
 
-	if (len > STORE_MAX_BYTEA)  /* cannot be kept: record the failure without it */
-		content = NULL;
+	if (unit != NULL && (unit->data == NULL || unit->len > STORE_MAX_BYTEA))
+		unit = NULL;  /* cannot be kept: record the failure without it */
 	stage_ok = utf8_sanitize(stage);
 	reason_ok = utf8_sanitize(reason);
 	file_ok = utf8_sanitize(st->origin.file_name ? st->origin.file_name : name);
-	if (!stage_ok || !reason_ok || !file_ok) {
+	name_ok = name ? utf8_sanitize(name) : NULL;
+	if (!stage_ok || !reason_ok || !file_ok || (name && !name_ok)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -796,23 +833,31 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 	vals[4] = (st->origin.file_name || name) ? file_ok : NULL;
 	vals[5] = stage_ok;
 	vals[6] = reason_ok;
-	vals[7] = NULL;
-	vals[8] = NULL;
-	if (content != NULL) {
-		sha256(content, len, digest);
-		vals[7] = (const char *)content;
-		lens[7] = (int)len;
-		fmts[7] = 1;
-		vals[8] = (const char *)digest;
-		lens[8] = STORE_SHA256_LEN;
-		fmts[8] = 1;
+	if (unit == NULL) {
+		rc = store_exec(st, plain_sql, 7, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL, "record failure", err);
+		goto out;
 	}
-	rc = store_exec(st, sql, 9, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL,
-		"record failure", err);
+	blob_sha256(unit, digest);
+	vals[7] = (const char *)digest;
+	lens[7] = STORE_SHA256_LEN;
+	fmts[7] = 1;
+	rc = store_exec(st, known_sql, 8, vals, lens, fmts, 0, PGRES_COMMAND_OK, &res, "record failure", err);
+	if (rc != DC_OK)
+		goto out;
+	if (strcmp(PQcmdTuples(res), "1") == 0)
+		goto out;
+	/* a new original (or one pruned in between): its bytes go once */
+	vals[8] = (const char *)unit->data;
+	lens[8] = (int)unit->len;
+	fmts[8] = 1;
+	vals[9] = name_ok;
+	rc = store_exec(st, new_sql, 10, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL, "record failure", err);
 out:
+	PQclear(res);
 	free(stage_ok);
 	free(reason_ok);
 	free(file_ok);
+	free(name_ok);
 	return rc;
 }
 
@@ -820,9 +865,11 @@ dc_code
 dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
 	size_t len, dc_err *err)
 {
+	dc_blob unit = { .data = content, .len = len };
+
 	if (st->in_report)  /* never part of a report's transaction */
 		report_rollback(st);
-	return store_insert_failure(st, stage, reason, content, len, NULL, err);
+	return store_insert_failure(st, stage, reason, content ? &unit : NULL, err);
 }
 
 /* ---- writing a report ------------------------------------------------- */
@@ -949,11 +996,13 @@ report_rollback(dc_store *st)
 	}
 	st->in_report = false;
 	st->deferred = false;
+	st->late_orig = false;
 }
 
-/* Finds or inserts the original unit by its SHA-256; sets *id. */
+/* Finds the original unit by its SHA-256, or (insert) inserts it; sets *id
+ * (-1: not there and not inserted). */
 static dc_code
-store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
+store_original(dc_store *st, const dc_blob *b, int64_t *id, bool insert, dc_err *err)
 {
 	uint8_t digest[STORE_SHA256_LEN];
 	const char *vals[3];
@@ -964,7 +1013,7 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 
 	if (b->len > STORE_MAX_BYTEA)
 		return dc_err_set(err, DC_ESCHEMA, "original of %zu bytes is too large to keep", b->len);
-	sha256(b->data, b->len, digest);
+	blob_sha256(b, digest);
 	vals[0] = (const char *)digest;
 	/* FOR KEY SHARE: a concurrent prune of unreferenced originals cannot
 	 * delete it before our report references it */
@@ -973,6 +1022,11 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, dc_err *err)
 		PGRES_TUPLES_OK, &res, "find original", err);
 	if (rc != DC_OK)
 		return rc;
+	if (PQntuples(res) == 0 && !insert) {
+		PQclear(res);
+		*id = -1;
+		return DC_OK;
+	}
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		name = b->name ? utf8_sanitize(b->name) : NULL;
@@ -1058,7 +1112,8 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 		return rc;
 	if (origin != NULL && origin->name != NULL && !utf8_valid(origin->name)) {
 		/* keep the bytes, drop a name we could not store */
-		clean = (dc_blob){ .data = origin->data, .len = origin->len, .path = origin->path };
+		clean = (dc_blob){ .data = origin->data, .len = origin->len, .path = origin->path,
+			.sha256 = origin->sha256 };
 		origin = &clean;
 	}
 
@@ -1082,8 +1137,15 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	if (st->reparse) {
 		original_id = st->reparse_original_id;
 	} else if (origin != NULL && origin->data != NULL) {
-		if ((rc = store_original(st, origin, &original_id, err)) != DC_OK)
+		if ((rc = store_original(st, origin, &original_id, false, err)) != DC_OK)
 			goto fail;
+		if (original_id < 0) {
+			/* new bytes: sent at report_end, once the report is good */
+			blob_sha256(origin, st->late_sha);
+			st->late_blob = *origin;
+			st->late_blob.sha256 = st->late_sha;
+			st->late_orig = true;
+		}
 	}
 	snprintf(pct, sizeof(pct), "%d", r->policy_pct);
 	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
@@ -1411,10 +1473,11 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		" domain, scope, result, human_result)"
 		" SELECT record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result"
 		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $7::pg_catalog.json))"
-		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4 WHERE id = $1";
+		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+		" original_id = coalesce($8::bigint, original_id) WHERE id = $1";
 	dc_store *st = ctx;
-	char id[24], n[24], total[24];
-	const char *vals[7] = { id, r->errors, n, total, NULL, NULL, NULL };
+	char id[24], n[24], total[24], oid[24];
+	const char *vals[8] = { id, r->errors, n, total, NULL, NULL, NULL, NULL };
 	dc_code rc;
 
 	if (!st->in_report)
@@ -1433,6 +1496,15 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
 	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
 	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
+	if (st->late_orig) {
+		int64_t original_id = -1;
+
+		if ((rc = store_original(st, &st->late_blob, &original_id, true, err)) != DC_OK)
+			goto fail;
+		snprintf(oid, sizeof(oid), "%" PRId64, original_id);
+		vals[7] = oid;
+		st->late_orig = false;
+	}
 	if (st->small) {
 		/* every row is still here: records, auth results and totals in
 		 * one statement (one round trip instead of up to seven) */
@@ -1444,11 +1516,13 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		vals[5] = st->jdkim.p;
 		vals[6] = st->jspf.p;
 		chunk_reset(st);
-		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals, NULL, NULL,
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 8, vals, NULL, NULL,
 			PGRES_COMMAND_OK, NULL, "store report rows", err);
 	} else if ((rc = chunk_flush(st, err)) == DC_OK) {
-		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4"
-			" WHERE id = $1", 4, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+		vals[4] = vals[7];
+		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+			" original_id = coalesce($5::bigint, original_id) WHERE id = $1", 5, vals, NULL, NULL, 0,
+			PGRES_COMMAND_OK, NULL, "store report totals", err);
 	}
 	if (rc != DC_OK)
 		goto fail;
@@ -1480,8 +1554,7 @@ store_failure_cb(void *ctx, const char *stage, const dc_err *why, const dc_blob 
 
 	if (st->in_report)
 		report_rollback(st);
-	return store_insert_failure(st, stage, dc_err_text(why), unit ? unit->data : NULL,
-		unit ? unit->len : 0, unit ? unit->name : NULL, err);
+	return store_insert_failure(st, stage, dc_err_text(why), unit, err);
 }
 
 dc_extract_cb
@@ -1585,7 +1658,7 @@ defer_report(dc_store *st, const dc_report *r, const char *begin, const char *en
 		json_key(b, "uid", false) &&
 		(st->origin.uid >= 0 ? buf_i64(b, st->origin.uid) : buf_add(b, "null", 4));
 	if (ok && have_orig) {
-		sha256(origin->data, origin->len, st->orig_sha);
+		blob_sha256(origin, st->orig_sha);
 		st->has_orig = true;
 		st->orig_named = origin->name != NULL;
 		ok = json_key(b, "osha", false) && buf_json_bytea(b, st->orig_sha, sizeof(st->orig_sha)) &&
@@ -2122,8 +2195,12 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 
 	if (err == NULL)
 		err = &scratch;
-	rc = store_exec(st, "SELECT id FROM dmarc.originals ORDER BY id", 0, NULL, NULL, NULL, 0,
-		PGRES_TUPLES_OK, &res, "list originals", err);
+	/* not the originals only failures refer to (rejected inputs: parsed
+	 * again they would add a failure row at every reparse) */
+	rc = store_exec(st, "SELECT o.id FROM dmarc.originals o"
+		" WHERE EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
+		" OR NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id) ORDER BY o.id",
+		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "list originals", err);
 	if (rc != DC_OK)
 		return store_refused(rc, err);
 	n = PQntuples(res);

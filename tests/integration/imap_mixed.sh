@@ -68,9 +68,9 @@ check "Message-ID of the Google report" \
   "$(q "SELECT message_id FROM dmarc.reports WHERE org_name = 'google.com'")" "<13488712042596170873@google.com>"
 check "the several-reports message: one UID for three reports" \
   "$(q "SELECT count(DISTINCT uid) || ' ' || count(*) FROM dmarc.reports WHERE message_id = '<several@gen.example>'")" "1 3"
-check "failures" "$(q "SELECT count(*) FROM dmarc.failures WHERE mailbox = 'rua' AND uid > 0 AND content IS NOT NULL")" 2
+check "failures" "$(q "SELECT count(*) FROM dmarc.failures f WHERE mailbox = 'rua' AND uid > 0 AND dmarc.failure_content(f) IS NOT NULL")" 2
 check "failure of the non-report keeps the whole message" \
-  "$(q "SELECT length(content) FROM dmarc.failures WHERE reason LIKE '%no aggregate report%'")" \
+  "$(q "SELECT length(dmarc.failure_content(f)) FROM dmarc.failures f WHERE reason LIKE '%no aggregate report%'")" \
   "$(python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); print(len(d.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")))' "${bad[0]}")"
 check "INBOX after the poll" "$(dc_imap_count "$tmp/imap" INBOX)" 0
 check "Archive/DMARC" "$(dc_imap_count "$tmp/imap" Archive/DMARC)" 4

@@ -3,11 +3,15 @@
 # XML with an external entity and a billion-laughs document, a gzip bomb and
 # a zip bomb (1023 MiB of decompressed data each), a truncated zip and gzip, XML
 # broken after three good records, a message without a report, a message over
-# limits.max_message_bytes, a bare report over max_report_bytes, and a
-# duplicate import.
+# limits.max_message_bytes, a bare report over max_report_bytes, a
+# duplicate import, and (issue 9) a zip of 400 members each padded past the
+# decompression ratio, imported with the default caps (rejected as a whole
+# by limits.max_members: one failure row) and with max_members raised (400
+# failure rows that all refer to one stored copy of the zip).
 #
 # Each rejected input: exit status 1, exactly one dmarc.failures row whose
-# content is the original bytes (sha256 and length compared in SQL), one
+# original bytes (dmarc.failure_content: sha256 and length compared in SQL)
+# are the input's, one
 # error line on stderr, nothing in dmarc.reports.  The bombs must be stopped:
 # the import completes with bounded memory (address space limited to 2 GiB
 # with RLIMIT_AS, except under AddressSanitizer, which reserves terabytes of
@@ -140,8 +144,8 @@ def check_rejected(name, env=None, content_kept=True, stage=None):
     data = open(path, 'rb').read()
     rc, err, rss = run(path, env)
     lines = [l for l in err.splitlines() if ': error: ' in l]
-    rows = psql("SELECT stage, reason, coalesce(encode(sha256(content), 'hex'), 'NULL'), coalesce(length(content), -1) "
-                "FROM dmarc.failures WHERE file_name = :'p0'", path)
+    rows = psql("SELECT stage, reason, coalesce(encode(sha256(dmarc.failure_content(f)), 'hex'), 'NULL'), "
+                "coalesce(length(dmarc.failure_content(f)), -1) FROM dmarc.failures f WHERE file_name = :'p0'", path)
     reps = psql("SELECT count(*) FROM dmarc.reports WHERE file_name = :'p0'", path)[0][0]
     what = '%s: exit %d, %d failure rows, %d error lines, %s reports, peak RSS %d MiB' % (
         name, rc, len(rows), len(lines), reps, rss // 1024)
@@ -199,6 +203,85 @@ if (rc1, rc2) != (0, 0) or reps != ['1', '7'] or fails != '0':
     problems.append('duplicate import: exits %d/%d, reports %s, failures %s' % (rc1, rc2, reps, fails))
 if '0 reports stored, 1 duplicates' not in err2:
     problems.append('second import did not report one duplicate: %r' % err2[-300:])
+
+# Issue 9: a zip of 400 members, each a report padded past the ratio limit
+# (3.5 MB; before sql/008 its import wrote 400 failure rows of 3.5 MB each,
+# 243 MB).  The database may grow by the input's size, stored once, times
+# TOAST_FACTOR (PostgreSQL keeps a large value as 1996-byte chunks, four to an
+# 8 KiB page, each with an index entry: 3.7% more measured), plus ROW_SLACK per failure row (the row, its index
+# entries, the report row begun and rolled back for it: about 700 bytes),
+# plus FILE_SLACK (8 KiB page granularity of each file touched; the first
+# write to the empty tables creates a dozen files, about 110 KiB).  With the
+# default caps that is at most N * 1.04 + 262 KiB (docs/README-limits.md).
+TOAST_FACTOR, ROW_SLACK, FILE_SLACK = 1.04, 1024, 160 * 1024
+import random
+random.seed(9)
+pad_text = ''.join(random.choice('abcdefghijklmnopqrstuvwxyz0123456789') for _ in range(5500))
+member = report('padded-1', 1).replace(b'</feedback>', b'<!-- %s %s --></feedback>' % (pad_text.encode(), b' ' * (2 << 20)))
+mraw = zlib.compress(member, 9)[2:-4]
+mcrc = zlib.crc32(member)
+def many_zip(n, comment):
+    local, central = b'', b''
+    for i in range(n):
+        name = ('r%03d.xml' % i).encode()
+        off = len(local)
+        local += struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 8, 0, 0, mcrc, len(mraw), len(member), len(name), 0) + name + mraw
+        central += struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 8, 0, 0, mcrc, len(mraw), len(member),
+                               len(name), 0, 0, 0, 0, 0, off) + name
+    end = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, n, n, len(central), len(local), len(comment)) + comment
+    return local + central + end
+def dbsize():
+    psql('CHECKPOINT')
+    return int(psql('SELECT pg_database_size(current_database())')[0][0])
+def relsizes():
+    return dict((r[0], int(r[1])) for r in psql("SELECT c.oid::regclass, pg_relation_size(c.oid) FROM pg_class c "
+                                                "WHERE pg_relation_size(c.oid) > 0"))
+def padded(tag, env, want_rows, want_reason):
+    path = os.path.join(W, 'padded-%s.zip' % tag)
+    zdata = many_zip(400, tag.encode())   # each run its own bytes: nothing stored yet
+    zsha = hashlib.sha256(zdata).hexdigest()
+    with open(path, 'wb') as f:
+        f.write(zdata)
+    before = dbsize()
+    rel0 = relsizes()
+    t0 = os.times()
+    rc, err, rss = run(path, env)
+    t1 = os.times()
+    grown = dbsize() - before
+    cpu = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
+    rows = psql("SELECT stage, reason, coalesce(original_id, -1), content IS NULL FROM dmarc.failures WHERE file_name = :'p0'", path)
+    origs = psql("SELECT count(*), min(length(content)) FROM dmarc.originals WHERE sha256 = decode(:'p0', 'hex')", zsha)[0]
+    ids = set(r[2] for r in rows)
+    print('padded zip (%s): %d bytes, 400 members: exit %d, %d failure rows, %s original(s) of %s bytes, '
+          'database grew %d bytes (input + %d), import %.2f s CPU, peak RSS %d MiB [%s]'
+          % (tag, len(zdata), rc, len(rows), origs[0], origs[1], grown, grown - len(zdata), cpu, rss // 1024,
+             rows[0][1][:90] if rows else ''))
+    if rc != 1:
+        problems.append('padded %s: exit %d, expected 1' % (tag, rc))
+    if len(rows) != want_rows:
+        problems.append('padded %s: %d failure rows, expected %d' % (tag, len(rows), want_rows))
+    if origs[0] != '1' or origs[1] != str(len(zdata)):
+        problems.append('padded %s: %s originals of %s bytes, expected one of %d' % (tag, origs[0], origs[1], len(zdata)))
+    if len(ids) != 1 or '-1' in ids or any(r[3] != 't' for r in rows):
+        problems.append('padded %s: failure rows do not all refer to the one original: %r' % (tag, ids))
+    if want_reason and not all(want_reason in r[1] for r in rows):
+        problems.append('padded %s: reason is not %r: %r' % (tag, want_reason, rows[:1]))
+    if want_rows == 1 and rows and rows[0][0] != 'limits':
+        problems.append('padded %s: stage %s, expected limits' % (tag, rows[0][0]))
+    allowed = int(len(zdata) * TOAST_FACTOR) + ROW_SLACK * len(rows) + FILE_SLACK
+    if grown > allowed:
+        rel1 = relsizes()
+        top = sorted(((rel1[k] - rel0.get(k, 0), k) for k in rel1), reverse=True)[:5]
+        problems.append('padded %s: database grew %d bytes for an input of %d (allowed: %d); most in %s'
+                        % (tag, grown, len(zdata), allowed, ', '.join('%s +%d' % (k, d) for d, k in top)))
+    reps = psql("SELECT count(*) FROM dmarc.reports WHERE file_name = :'p0'", path)[0][0]
+    if reps != '0':
+        problems.append('padded %s: %s reports stored' % (tag, reps))
+# default caps: over limits.max_members, rejected as a whole
+padded('default', None, 1, 'limits.max_members')
+# caps raised: every member is read and fails on its own, the bytes once
+padded('members-raised', {'DMARC_COLLECTOR_LIMITS_MAX_MEMBERS': '1000', 'DMARC_COLLECTOR_LIMITS_MAX_REPORTS': '1000'},
+       400, 'expands more than')
 
 if problems:
     print('FAIL:\n  ' + '\n  '.join(problems))

@@ -93,8 +93,14 @@ done
   || fail "orphan records"
 [ "$(q "SELECT count(*) FROM dmarc.failures WHERE failed_at < now() - interval '30 days'")" = 0 ] \
   && [ "$(q "SELECT count(*) FROM dmarc.failures")" -gt 0 ] && ok "old failures gone, new ones kept" || fail "failures"
-[ "$(q "SELECT count(*) FROM dmarc.originals o WHERE NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)")" = 0 ] \
+[ "$(q "SELECT count(*) FROM dmarc.originals o WHERE NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)
+        AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)")" = 0 ] \
   && ok "no unreferenced original left" || fail "unreferenced originals left"
+# the bytes of the failures kept are kept too (sql/008: failures refer to originals)
+[ "$(q "SELECT count(*) FROM dmarc.failures f WHERE f.original_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM dmarc.originals o WHERE o.id = f.original_id)")" = 0 ] \
+  && [ "$(q "SELECT count(*) FROM dmarc.failures f WHERE f.original_id IS NOT NULL")" -gt 0 ] \
+  && ok "originals of the failures kept stay" || fail "originals of kept failures"
 [ "$(q "SELECT count(*) FROM dmarc.reports r WHERE r.original_id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM dmarc.originals o WHERE o.id = r.original_id)")" = 0 ] || fail "dangling original_id"
 # the rollups lost exactly the pruned reports

@@ -22,7 +22,7 @@ extern char **environ;
 typedef struct config_case {
 	const char *name;
 	const char *ini;              /* NULL: no file at all */
-	const char *env[6];           /* "NAME=VALUE" */
+	const char *env[10];          /* "NAME=VALUE" */
 	const char *pw;               /* content of DIR/pw, NULL: no such file */
 	mode_t pw_mode;
 	dc_code rc;
@@ -48,6 +48,10 @@ check_defaults(const dc_config *cfg, const char *dir)
 	assert_true(cfg->limits.max_report_bytes == DC_DEFAULT_MAX_REPORT_BYTES);
 	assert_true(cfg->limits.max_ratio == DC_DEFAULT_MAX_RATIO);
 	assert_true(cfg->limits.max_records == DC_DEFAULT_MAX_RECORDS);
+	assert_true(cfg->limits.max_members == DC_DEFAULT_MAX_MEMBERS);
+	assert_true(cfg->limits.max_nesting == DC_DEFAULT_MAX_NESTING);
+	assert_true(cfg->limits.max_reports == DC_DEFAULT_MAX_REPORTS);
+	assert_true(cfg->limits.max_unpacked_bytes == DC_DEFAULT_MAX_UNPACKED_BYTES);
 }
 
 static void
@@ -67,6 +71,10 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_true(cfg->limits.max_report_bytes == 2000);
 	assert_true(cfg->limits.max_ratio == 30);
 	assert_true(cfg->limits.max_records == 40);
+	assert_true(cfg->limits.max_members == 5);
+	assert_true(cfg->limits.max_nesting == 2);
+	assert_true(cfg->limits.max_reports == 6);
+	assert_true(cfg->limits.max_unpacked_bytes == 3000);
 	assert_int_equal(cfg->n_mailboxes, 2);
 	a = &cfg->mailboxes[0];
 	b = &cfg->mailboxes[1];
@@ -102,6 +110,10 @@ check_env_overrides(const dc_config *cfg, const char *dir)
 	assert_string_equal(cfg->db_conninfo, "host=envhost");
 	assert_string_equal(cfg->db_password, "from env");
 	assert_true(cfg->limits.max_ratio == 99);
+	assert_true(cfg->limits.max_members == 7);
+	assert_true(cfg->limits.max_nesting == 3);
+	assert_true(cfg->limits.max_reports == 1000);
+	assert_true(cfg->limits.max_unpacked_bytes == 4096);
 	assert_int_equal(cfg->n_mailboxes, 2);
 	for (size_t i = 0; i < 2; i++) {
 		assert_string_equal(cfg->mailboxes[i].password, "imap env secret");
@@ -176,7 +188,8 @@ static const config_case cases[] = {
 	  "archive_folder = Done\ninvalid_folder = Bad\nafter = delete\nconnections = 2\n"
 	  "[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
 	  "retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
-	  "max_ratio = 30\nmax_records = 40\n",
+	  "max_ratio = 30\nmax_records = 40\nmax_members = 5\nmax_nesting = 2\nmax_reports = 6\n"
+	  "max_unpacked_bytes = 3000\n",
 	  { NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
 	{ "inline comments need a blank before ;",
 	  "[service]\ninterval = 30 ; seconds\n[database]\nconninfo = host=a;b port=5\n",
@@ -199,6 +212,16 @@ static const config_case cases[] = {
 	  { "cfg.ini:2:", "timeout_ms", "not a number" }, NULL },
 	{ "number out of range", "[limits]\nmax_ratio = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
 	  { "cfg.ini:2:", "max_ratio", "out of range" }, NULL },
+	{ "max_members 0", "[limits]\nmax_members = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "max_members", "out of range" }, NULL },
+	{ "max_members too large", "[limits]\nmax_members = 100001\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "max_members", "out of range" }, NULL },
+	{ "max_nesting too deep", "[limits]\nmax_nesting = 17\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "max_nesting", "out of range" }, NULL },
+	{ "max_reports 0", "[limits]\nmax_reports = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "max_reports", "out of range" }, NULL },
+	{ "max_unpacked_bytes not a number", "[limits]\nmax_unpacked_bytes = 1G\n", { NULL }, NULL, 0, DC_ECONFIG,
+	  { "cfg.ini:2:", "max_unpacked_bytes", "not a number" }, NULL },
 	{ "number overflows", "[limits]\nmax_records = 99999999999999999999999\n", { NULL }, NULL, 0,
 	  DC_ECONFIG, { "cfg.ini:2:", "max_records" }, NULL },
 	{ "bad enum", MB_OK "after = archive\n", { NULL }, "x", 0600, DC_ECONFIG,
@@ -273,6 +296,8 @@ static const config_case cases[] = {
 	  "[mailbox b]\nurl = imaps://b/INBOX\nuser = b\nafter = delete\n",
 	  { "DMARC_COLLECTOR_SERVICE_INTERVAL=45", "DMARC_COLLECTOR_DATABASE_CONNINFO=host=envhost",
 	    "DMARC_COLLECTOR_DATABASE_PASSWORD=from env", "DMARC_COLLECTOR_LIMITS_MAX_RATIO=99",
+	    "DMARC_COLLECTOR_LIMITS_MAX_MEMBERS=7", "DMARC_COLLECTOR_LIMITS_MAX_NESTING=3",
+	    "DMARC_COLLECTOR_LIMITS_MAX_REPORTS=1000", "DMARC_COLLECTOR_LIMITS_MAX_UNPACKED_BYTES=4096",
 	    "DMARC_COLLECTOR_MAILBOX_PASSWORD=imap env secret",
 	    "DMARC_COLLECTOR_MAILBOX_USER=env@example.com" },
 	  NULL, 0, DC_OK, { NULL }, check_env_overrides },
@@ -342,7 +367,7 @@ run_case(const config_case *c)
 	if (c->pw != NULL)
 		write_file(pw, c->pw, c->pw_mode);
 	clear_env();
-	for (size_t i = 0; i < 6 && c->env[i] != NULL; i++)
+	for (size_t i = 0; i < sizeof(c->env) / sizeof(c->env[0]) && c->env[i] != NULL; i++)
 		assert_int_equal(putenv((char *)c->env[i]), 0);
 	print_message("case: %s\n", c->name);
 	dc_err_clear(&err);

@@ -416,10 +416,12 @@ test_messages_in_zip(void **state)
 	assert_int_equal(run(z, len, "eml-in-zip.zip", NULL, &c, &st, &err), DC_OK);
 	assert_int_equal(st.reports, 1);
 	assert_int_equal(st.failures, 1);
-	/* the report's unit is the attachment of the inner message */
+	/* the report's unit is the zip itself, not the (decompressed) attachment
+	 * of the message inside it: no original is ever a decompressed copy */
 	assert_string_equal(c.o_path, "zip:fwd.eml > part 2 > gzip");
-	assert_string_equal(c.o_name, "r1.xml.gz");
-	assert_memory_equal(c.o_head, "\x1f\x8b", 2);
+	assert_string_equal(c.o_name, "eml-in-zip.zip");
+	assert_memory_equal(c.o_head, "PK", 2);
+	assert_int_equal(c.o_len, len);
 	/* the inner message without a report fails as a whole, inside the zip */
 	assert_string_equal(c.stage[0], "mime");
 	assert_int_equal(c.code[0], DC_ENOREPORT);
@@ -618,6 +620,182 @@ test_limits(void **state)
 	free(m);
 }
 
+
+/* ---- per-input caps (issue 9) */
+
+/* A zip of n stored members, each data[0..len) under the name rNNN.xml
+ * (caller frees; *zlen its size). */
+static uint8_t *
+make_zip(unsigned n, const uint8_t *data, size_t len, size_t *zlen)
+{
+	size_t cap = (size_t)n * (len + 120) + 64, o = 0, cd, cdlen;
+	uint8_t *z = malloc(cap);
+	uint32_t crc = (uint32_t)crc32(0, data, (uInt)len);
+	uint32_t *off = calloc(n, sizeof(*off));
+	char name[16];
+
+	assert_non_null(z);
+	assert_non_null(off);
+#define PUT16(v) do { z[o++] = (uint8_t)(v); z[o++] = (uint8_t)((v) >> 8); } while (0)
+#define PUT32(v) do { PUT16((v) & 0xffff); PUT16(((uint32_t)(v)) >> 16); } while (0)
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "r%03u.xml", i);
+		off[i] = (uint32_t)o;
+		PUT32(0x04034b50); PUT16(20); PUT16(0); PUT16(0); PUT16(0); PUT16(0);
+		PUT32(crc); PUT32(len); PUT32(len); PUT16(strlen(name)); PUT16(0);
+		memcpy(z + o, name, strlen(name));
+		o += strlen(name);
+		memcpy(z + o, data, len);
+		o += len;
+	}
+	cd = o;
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "r%03u.xml", i);
+		PUT32(0x02014b50); PUT16(20); PUT16(20); PUT16(0); PUT16(0); PUT16(0); PUT16(0);
+		PUT32(crc); PUT32(len); PUT32(len); PUT16(strlen(name)); PUT16(0); PUT16(0); PUT16(0);
+		PUT16(0); PUT32(0); PUT32(off[i]);
+		memcpy(z + o, name, strlen(name));
+		o += strlen(name);
+	}
+	cdlen = o - cd;
+	PUT32(0x06054b50); PUT16(0); PUT16(0); PUT16(n); PUT16(n); PUT32(cdlen); PUT32(cd); PUT16(0);
+#undef PUT16
+#undef PUT32
+	assert_true(o <= cap);
+	free(off);
+	*zlen = o;
+	return z;
+}
+
+/* data[0..len) gzipped (caller frees). */
+static uint8_t *
+gzip_of(const uint8_t *data, size_t len, size_t *glen)
+{
+	z_stream z;
+	uint8_t *out = malloc(len + 1024);
+
+	assert_non_null(out);
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)(len + 1024);
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*glen = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
+static void
+test_input_caps(void **state)
+{
+	size_t rlen, zlen, g1, g2;
+	uint8_t *rep = data_file("unpack/report.xml", &rlen);
+	uint8_t *z, *a, *b;
+	dc_limits lim;
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	/* 60 good members, over the default max_members (50): rejected as a
+	 * whole before any member is read, one failure of the zip */
+	z = make_zip(60, rep, rlen, &zlen);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, zlen, "many.zip", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.begun, 0);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+	assert_non_null(strstr(c.why[0], "limits.max_members (50)"));
+	assert_ptr_equal(c.unit[0], z);
+	assert_int_equal(c.unit_len[0], zlen);
+
+	/* members allowed, reports capped: the first 10 are stored, then one
+	 * failure and nothing more */
+	dc_limits_default(&lim);
+	lim.max_members = 100;
+	lim.max_reports = 10;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, zlen, "many.zip", &lim, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports + st.duplicates, 10);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+	assert_non_null(strstr(c.why[0], "limits.max_reports (10)"));
+
+	/* decompressed bytes over the whole input */
+	dc_limits_default(&lim);
+	lim.max_members = 100;
+	lim.max_reports = 100;
+	lim.max_unpacked_bytes = 20 * rlen;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, zlen, "many.zip", &lim, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+	assert_non_null(strstr(c.why[0], "limits.max_unpacked_bytes"));
+	assert_true(st.reports + st.duplicates < 21);
+	free(z);
+
+	/* nesting: gzip in gzip (2 layers) passes max_nesting 2, not 1 */
+	a = gzip_of(rep, rlen, &g1);
+	b = gzip_of(a, g1, &g2);
+	dc_limits_default(&lim);
+	lim.max_nesting = 2;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(b, g2, "r.xml.gz.gz", &lim, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports + st.duplicates, 1);
+	assert_int_equal(st.failures, 0);
+	lim.max_nesting = 1;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(b, g2, "r.xml.gz.gz", &lim, &c, &st, &err), DC_OK);
+	assert_int_equal(st.reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+	assert_non_null(strstr(c.why[0], "limits.max_nesting"));
+	free(a);
+	free(b);
+
+	/* a message of 60 report parts: refused before any part is handled */
+	{
+		size_t cap = 60 * (rlen + 200) + 400, o = 0;
+		char *msg = malloc(cap);
+
+		assert_non_null(msg);
+		o += (size_t)snprintf(msg + o, cap - o, "From: a@example.com\r\nSubject: r\r\nMIME-Version: 1.0\r\n"
+			"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+		for (int i = 0; i < 60; i++) {
+			o += (size_t)snprintf(msg + o, cap - o, "--b\r\nContent-Type: application/xml\r\n\r\n");
+			memcpy(msg + o, rep, rlen);
+			o += rlen;
+			o += (size_t)snprintf(msg + o, cap - o, "\r\n");
+		}
+		o += (size_t)snprintf(msg + o, cap - o, "--b--\r\n");
+		assert_true(o < cap);
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run((uint8_t *)msg, o, "parts.eml", NULL, &c, &st, &err), DC_OK);
+		assert_int_equal(c.begun, 0);
+		assert_int_equal(st.reports + st.duplicates, 0);
+		assert_int_equal(st.failures, 1);
+		assert_string_equal(c.stage[0], "limits");
+		assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
+		assert_non_null(strstr(c.why[0], "message has more than 50 parts: over limits.max_members (50)"));
+		assert_ptr_equal(c.unit[0], (uint8_t *)msg);
+		/* with room for them, all 60 are read */
+		dc_limits_default(&lim);
+		lim.max_members = 60;
+		lim.max_reports = 60;
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run((uint8_t *)msg, o, "parts.eml", &lim, &c, &st, &err), DC_OK);
+		assert_int_equal(st.reports + st.duplicates, 60);
+		assert_int_equal(st.failures, 0);
+		free(msg);
+	}
+	free(rep);
+}
+
 int
 main(void)
 {
@@ -632,6 +810,7 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_sink_errors),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_input_caps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -727,7 +727,7 @@ run_doc(const char *xml, size_t len, size_t piece, uint64_t max_records, const c
 {
 	mem_reader m = { xml, len, 0, piece, 0 };
 	dc_limits lim;
-	dc_blob origin = { (const uint8_t *)xml, len, "test.xml", NULL, origin_notes };
+	dc_blob origin = { (const uint8_t *)xml, len, "test.xml", NULL, origin_notes, NULL };
 	dc_sink sink = dump_sink_proto;
 
 	dc_limits_default(&lim);
