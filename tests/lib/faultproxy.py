@@ -14,13 +14,16 @@ Commands (one line each; each replaces the mode in force):
   reset         reset every open connection now: both sides get a RST (SO_LINGER 0)
   stall SECS    forward nothing for SECS seconds (connections are accepted and
                 held, nothing is read: the kernel's buffers push back), then pass
-  cut BYTES     from now on each connection, open or new, is reset after BYTES more
-                bytes from the server (the cut lands inside whatever the server was
-                sending, e.g. a FETCH literal); until the next command
+  cut BYTES     the first connection, open or new, to receive BYTES more bytes from
+                the server is reset there (the cut lands inside whatever the server
+                was sending, e.g. a FETCH literal); then back to pass (one cut)
   slow MS       both directions one byte at a time, MS milliseconds apart; until
                 the next command
   stats         answers "ok open=N accepted=N resets=N cuts=N bytes_up=N bytes_down=N
                 mode=..." (resets: connections reset by `reset`; cuts: by `cut`)
+
+The same stats line is kept in CTL_SOCKET.stats (replaced, at most ten times a
+second, when it changes), so a test can sample it without starting a process.
 
 Bounded: at most MAX_CONN connections (more are refused with a RST), at most BUF
 bytes buffered per direction, one thread, select() with a short timeout.  TLS
@@ -92,6 +95,22 @@ class Proxy:
         self.cut_bytes = None
         self.slow_s = 0.0
         self.stats = dict(accepted=0, refused=0, resets=0, cuts=0, bytes_up=0, bytes_down=0)
+        self.stats_written = None
+        self.stats_at = 0.0
+
+    def stats_line(self):
+        st = " ".join(f"{k}={v}" for k, v in self.stats.items())
+        return f"ok open={len(self.conns)} {st} mode={self.mode}"
+
+    def write_stats(self, now):
+        line = self.stats_line()
+        if line == self.stats_written or now - self.stats_at < 0.1:
+            return
+        tmp = self.ctl_path + ".stats.tmp"
+        with open(tmp, "w") as f:
+            f.write(line + "\n")
+        os.rename(tmp, self.ctl_path + ".stats")
+        self.stats_written, self.stats_at = line, now
 
     # ---- control
     def command(self, line):
@@ -100,8 +119,7 @@ class Proxy:
             return "error empty command"
         now = time.monotonic()
         if w[0] == "stats":
-            st = " ".join(f"{k}={v}" for k, v in self.stats.items())
-            return f"ok open={len(self.conns)} {st} mode={self.mode}"
+            return self.stats_line()
         if w[0] in ("pass", "reset", "stall", "cut", "slow"):
             arg = None
             if w[0] in ("stall", "cut", "slow"):
@@ -229,6 +247,9 @@ class Proxy:
                 if c.cut_left <= 0:
                     self.stats["cuts"] += 1
                     c.close(True)
+                    self.mode, self.cut_bytes = "pass", None   # one cut per command
+                    for o in self.conns:
+                        o.cut_left = None
                     return
         # a side that closed: pass the FIN on once its bytes are through
         if c.c_eof and not c.up:
@@ -281,9 +302,12 @@ class Proxy:
                     if not c.dead:
                         self.pump(c, now, readable, writable)
             self.conns = [c for c in self.conns if not c.dead]
+            self.write_stats(now)
         for c in self.conns:
             c.close(True)
-        os.unlink(self.ctl_path)
+        for f in (self.ctl_path, self.ctl_path + ".stats"):
+            if os.path.exists(f):
+                os.unlink(f)
 
 
 def main():
