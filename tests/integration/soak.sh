@@ -17,7 +17,8 @@
 #   - no connection left behind: at most 1 pg_stat_activity row of
 #     application_name dmarc-collector, no Dovecot imap process and no
 #     proxied IMAP connection between polls once quiet;
-#   - SIGTERM ends the service with status 0.
+#   - SIGTERM ends the service with status 0, also while the database hangs
+#     (accepts connections, never answers).
 # Parameters (environment): SOAK_SEED (9), SOAK_CYCLES (bounds the mail
 # generated: MAX_MSGS per cycle), SOAK_SECONDS (0: the short schedule below;
 # else random cycles until that many seconds have passed), SOAK_MAX_MSGS per cycle
@@ -189,16 +190,23 @@ echo "warm-up: $sent messages stored; fds $W_FDS, RSS $W_RSS kB, pg rows $Q_PG, 
 RANDOM=$SEED
 PG_KINDS=(pg_reset pg_stall pg_cut pg_slow)
 IM_KINDS=(im_reset im_stall im_cut im_slow)
-shuffle() { local a=("$@") i j t; for ((i = ${#a[@]} - 1; i > 0; i--)); do j=$((RANDOM % (i + 1))); t=${a[i]}; a[i]=${a[j]}; a[j]=$t; done; echo "${a[@]}"; }
-read -ra pgs <<< "$(shuffle "${PG_KINDS[@]}")"
-read -ra ims <<< "$(shuffle "${IM_KINDS[@]}")"
+# (No $(...) around RANDOM: a subshell reseeds it, and the schedule would not
+# follow the seed.)
+shuffle() { # shuffle ARRAY_NAME, in place
+  local -n a=$1
+  local i j t
+  for ((i = ${#a[@]} - 1; i > 0; i--)); do j=$((RANDOM % (i + 1))); t=${a[i]}; a[i]=${a[j]}; a[j]=$t; done
+}
+pgs=("${PG_KINDS[@]}") ims=("${IM_KINDS[@]}")
+shuffle pgs
+shuffle ims
 SHORT=("${pgs[0]} ${ims[0]}" "${pgs[1]} ${ims[1]}" pg_restart "${pgs[2]} ${ims[2]}" dv_restart "${pgs[3]} ${ims[3]}")
-pick() { # one cycle's faults, at random
+pick() { # one cycle's faults, at random, into $kinds
   case $((RANDOM % 8)) in
-    0|1|2) echo "${PG_KINDS[RANDOM % 4]} ${IM_KINDS[RANDOM % 4]}" ;;
-    3|4) echo "${PG_KINDS[RANDOM % 4]}" ;;
-    5|6) echo "${IM_KINDS[RANDOM % 4]}" ;;
-    7) if [ $((RANDOM % 2)) = 0 ]; then echo pg_restart; else echo dv_restart; fi ;;
+    0|1|2) kinds="${PG_KINDS[RANDOM % 4]} ${IM_KINDS[RANDOM % 4]}" ;;
+    3|4) kinds=${PG_KINDS[RANDOM % 4]} ;;
+    5|6) kinds=${IM_KINDS[RANDOM % 4]} ;;
+    7) if [ $((RANDOM % 2)) = 0 ]; then kinds=pg_restart; else kinds=dv_restart; fi ;;
   esac
 }
 # Each fault is set up so that it meets a poll: it is armed before the mail
@@ -238,7 +246,7 @@ while :; do
   if [ "$SECONDS_MAX" -gt 0 ]; then
     [ $(( $(date +%s) - t_start )) -ge "$SECONDS_MAX" ] && break
     [ $((sent + MAXMSG)) -le "$TOTAL_MAIL" ] || break
-    kinds=$(pick)
+    pick
   else
     [ "$cycle" -le "${#SHORT[@]}" ] || break
     kinds=${SHORT[cycle - 1]}
@@ -287,9 +295,22 @@ fi
 check "Dovecot imap processes between quiet polls" "$Q_IMAP" 0
 check "proxied IMAP connections between quiet polls" "$Q_IMPROXY" 0
 
+# ---- the end: SIGTERM while the database hangs.  Its connection is reset and
+# the proxy then stalls for 60 s: the service reconnects into the stall (a
+# server that accepts and never answers); libpq's connect_timeout ends that
+# attempt, and SIGTERM must end the service while the stall still holds.
+ctl pg reset; ctl pg stall 60
+for i in $(seq 1 400); do
+  grep -q 'cannot connect to the database: .*timeout expired' "$tmp/service.log" && break
+  sleep 0.1
+done
+grep -q 'cannot connect to the database: .*timeout expired' "$tmp/service.log" \
+  || fail "no connection attempt into the stalled database timed out"
 kill -TERM "$pid"
 wait "$pid"; st=$?; pid=
 check "exit status after SIGTERM" "$st" 0
+check "the service ended during the stall, not after it: proxy mode" "$(sed -n 's/.* mode=//p' "$tmp/pg.ctl.stats")" "stall 60"
+ctl pg pass
 
 fig="soak: seed $SEED, $elapsed s, $faults faults ($kinds), $sent reports in $sent messages, $polls polls done, $errors failed polls retried; RSS $W_RSS kB after warm-up, $Q_RSS kB at the end; fds $W_FDS / $Q_FDS; pg sessions $Q_PG; imap processes $Q_IMAP; proxy db: $($FP ctl "$tmp/pg.ctl" stats); proxy imap: $($FP ctl "$tmp/im.ctl" stats)"
 echo "$fig"
