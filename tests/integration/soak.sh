@@ -47,7 +47,7 @@ fi
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-pid= ppg= pim=
+pid='' ppg='' pim=''
 cleanup() {
   [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
   [ -n "$ppg" ] && kill "$ppg" 2>/dev/null
