@@ -289,8 +289,8 @@ if [ $((Q_RSS - W_RSS)) -le "$rss_tol" ]; then
 else
   fail "RSS grew from $W_RSS kB to $Q_RSS kB (tolerance +$rss_tol kB)"
 fi
-[ "$Q_PG" -le 1 ] && echo "ok: at most $Q_PG collector session(s) in pg_stat_activity" \
-  || fail "$Q_PG collector sessions in pg_stat_activity when quiet (at most 1)"
+if [ "$Q_PG" -le 1 ]; then echo "ok: $Q_PG collector session(s) in pg_stat_activity (at most 1)"
+else fail "$Q_PG collector sessions in pg_stat_activity when quiet (at most 1)"; fi
 [ "$Q_PGPROXY" -le 1 ] || fail "$Q_PGPROXY proxied database connections when quiet (at most 1)"
 check "Dovecot imap processes between quiet polls" "$Q_IMAP" 0
 check "proxied IMAP connections between quiet polls" "$Q_IMPROXY" 0
