@@ -80,6 +80,7 @@
 #define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
 #define STORE_SMALL_RECORDS  256          /* a report up to this size is written in one statement */
 #define STORE_SMALL_BYTES    (1u << 20)   /* ... while its JSON rows stay under this */
+#define STORE_CONNECT_TIMEOUT "10"         /* seconds for libpq to connect, log in and start */
 
 #define STORE_PREP_REPORT    1u           /* "dc_report": the report INSERT */
 #define STORE_PREP_SMALL     2u           /* "dc_small": a small report's rows */
@@ -577,7 +578,7 @@ store_notice(void *arg, const char *message)
 dc_code
 dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
 {
-	const char *keys[4], *vals[4];
+	const char *keys[5], *vals[5];
 	dc_store *st = NULL;
 	dc_code rc = DC_OK;
 	int k = 0;
@@ -587,6 +588,11 @@ dc_store_open(const char *conninfo, dc_store **out, dc_err *err)
 	if (st == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	st->origin = (store_origin){ .uidvalidity = -1, .uid = -1 };
+	/* libpq waits for ever by default on a server that accepts the connection
+	 * and never answers; the service would hang there, deaf to SIGTERM.  Before
+	 * dbname, so a connect_timeout in conninfo (or PGCONNECT_TIMEOUT) wins. */
+	keys[k] = "connect_timeout";
+	vals[k++] = getenv("PGCONNECT_TIMEOUT") ? NULL : STORE_CONNECT_TIMEOUT;
 	if (conninfo != NULL && conninfo[0] != '\0') {
 		keys[k] = "dbname";
 		vals[k++] = conninfo;
