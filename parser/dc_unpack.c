@@ -129,8 +129,11 @@ looks_zlib(const uint8_t *p, size_t n)
 		((unsigned)p[0] << 8 | p[1]) % 31 != 0)
 		return false;
 	memset(&z, 0, sizeof(z));
-	if (inflateInit(&z) != Z_OK)
-		return false;
+	/* out of memory proves nothing about the bytes: a valid header is then
+	 * taken as zlib, and the inflater that reads it decides (DC_ENOMEM or
+	 * corrupt), rather than a report being called "not a report" */
+	if ((rc = inflateInit(&z)) != Z_OK)
+		return rc == Z_MEM_ERROR;
 	z.next_in = (Bytef *)(uintptr_t)p;
 	z.avail_in = n > 1024 ? 1024 : (uInt)n;
 	for (int guard = 0; guard < 64 && z.avail_in > 0; guard++) {
@@ -140,7 +143,7 @@ looks_zlib(const uint8_t *p, size_t n)
 		if (rc == Z_STREAM_END)
 			break;
 		if (rc != Z_OK) {
-			ok = rc == Z_BUF_ERROR;
+			ok = rc == Z_BUF_ERROR || rc == Z_MEM_ERROR;
 			break;
 		}
 	}
@@ -636,6 +639,24 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	return meter_check(f->ch, &f->m, f->root, *got, f->what, err);
 }
 
+/* zlib's allocator for the inflaters: the C library's, called from here, so
+ * that the allocation-failure test (tests/unit/test_allocfail.c) fails
+ * zlib's allocations like the project's own; zlib's default would call
+ * malloc from inside libz. */
+static voidpf
+z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	(void)opaque;
+	return calloc(items, size);
+}
+
+static void
+z_free(voidpf opaque, voidpf p)
+{
+	(void)opaque;
+	free(p);
+}
+
 /* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
 static inflater *
 inflater_new(chain *ch, src up, imode mode, const meter *root)
@@ -653,6 +674,8 @@ inflater_new(chain *ch, src up, imode mode, const meter *root)
 	f->what = what[mode];
 	f->root = root != NULL ? root : &f->m;
 	f->z.next_in = f->in;
+	f->z.zalloc = z_alloc;
+	f->z.zfree = z_free;
 	if (inflateInit2(&f->z, wbits[mode]) != Z_OK) {
 		free(f);
 		return NULL;
