@@ -694,6 +694,15 @@ inflater_free(inflater *f)
 	free(f);
 }
 
+/* True when libzip failed for want of memory: DC_ENOMEM then, never a
+ * "corrupt zip" failure of an input that is not to blame.  (libzip calls
+ * malloc itself; the allocation-failure test cannot reach it.) */
+static bool
+zip_oom(zip_error_t *ze)
+{
+	return ze != NULL && zip_error_code_zip(ze) == ZIP_ER_MEMORY;
+}
+
 /* zip member: libzip decompresses; compressed size is known up front */
 typedef struct zipreader {
 	chain *ch;
@@ -713,6 +722,8 @@ zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	if (z->ch->err.code != DC_OK)
 		return chain_fail(z->ch, err, z->ch->err.code, "%s", z->ch->err.msg);
 	k = zip_fread(z->zf, buf, cap);
+	if (k < 0 && zip_oom(zip_file_get_error(z->zf)))
+		return chain_fail(z->ch, err, DC_ENOMEM, "zip member: out of memory");
 	if (k < 0)
 		return chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
 	*got = (size_t)k;
@@ -1021,7 +1032,10 @@ walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zle
 	memset(&zr, 0, sizeof(zr));
 	zr.ch = &ch;
 	zr.raw = deflated;
-	if ((zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0)) == NULL)
+	zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0);
+	if (zr.zf == NULL && zip_oom(zip_get_error(za)))
+		return DC_ENOMEM;
+	if (zr.zf == NULL)
 		return walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
 	if (deflated) {
 		if ((f = inflater_new(&ch, (src){ zip_read, &zr }, IM_ZIP, root)) == NULL) {
@@ -1060,11 +1074,11 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 		goto out;
 	}
 	if ((zs = zip_source_buffer_create(p, n, 0, &ze)) == NULL) {
-		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	if ((za = zip_open_from_source(zs, ZIP_RDONLY, &ze)) == NULL) {
-		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	zs = NULL; /* the archive owns it now */
@@ -1075,7 +1089,9 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 
 		zip_stat_init(&st);
 		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
-			rc = walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i, zip_strerror(za));
+			rc = zip_oom(zip_get_error(za)) ? DC_ENOMEM
+			                                : walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i,
+			                                        zip_strerror(za));
 			continue;
 		}
 		name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";

@@ -20,7 +20,7 @@
  * Not counted: GLib/GMime (g_malloc aborts by design when memory runs out,
  * so its allocations cannot fail), libzip (a shared library calling malloc
  * itself; --wrap does not reach into it), the probe inflate of
- * dc_unpack_sniff (a fixed arena on the stack, it does not allocate).
+ * dc_unpack_sniff (zlib's default allocator, inside libz).
  */
 #include <setjmp.h>
 #include <stdarg.h>
