@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/encoding.h>
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlreader.h>
@@ -1044,6 +1045,17 @@ on_xml_error(void *ctx, xmlErrorPtr e)
 
 	if (e != NULL && e->code == XML_ERR_NO_MEMORY)
 		st->oom = true; /* whatever else it said: the input is not to blame */
+	if (e != NULL && e->code == XML_ERR_UNSUPPORTED_ENCODING && e->str1 != NULL) {
+		/* libxml2 2.9 returns "no such encoding" when an allocation of its
+		 * iconv handler fails, and says nothing else: if the encoding can be
+		 * opened now, that is what happened */
+		xmlCharEncodingHandlerPtr h = xmlFindCharEncodingHandler(e->str1);
+
+		if (h != NULL) {
+			st->oom = true;
+			xmlCharEncCloseFunc(h);
+		}
+	}
 	if (e == NULL || e->level < XML_ERR_ERROR || st->have_xml_err)
 		return;
 	st->have_xml_err = true;
