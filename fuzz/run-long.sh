@@ -121,7 +121,7 @@ if [ "${DC_FUZZ_NO_MERGE:-0}" != 1 ]; then
 		in=$work/merge-in/$t
 		rm -rf "$in"; mkdir -p "$in"
 		find $([ -d "$kept" ] && echo "$kept") "$work/corpus/$t" -type f -size -$((keepmax + 1))c \
-			-exec cp -t "$in" {} +
+			-exec cp -t "$in" {} + 2>/dev/null # a name in both is the same input (SHA-1)
 		nice -n 19 "$work/build/fuzz/$t" -merge=1 -max_len=$maxlen -rss_limit_mb=2048 \
 			-timeout=$timeout "$new" "$in" \
 			>"$work/$t.merge.log" 2>&1 || { tail -20 "$work/$t.merge.log"; continue; }
