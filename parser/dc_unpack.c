@@ -129,8 +129,11 @@ looks_zlib(const uint8_t *p, size_t n)
 		((unsigned)p[0] << 8 | p[1]) % 31 != 0)
 		return false;
 	memset(&z, 0, sizeof(z));
-	if (inflateInit(&z) != Z_OK)
-		return false;
+	/* out of memory proves nothing about the bytes: a valid header is then
+	 * taken as zlib, and the inflater that reads it decides (DC_ENOMEM or
+	 * corrupt), rather than a report being called "not a report" */
+	if ((rc = inflateInit(&z)) != Z_OK)
+		return rc == Z_MEM_ERROR;
 	z.next_in = (Bytef *)(uintptr_t)p;
 	z.avail_in = n > 1024 ? 1024 : (uInt)n;
 	for (int guard = 0; guard < 64 && z.avail_in > 0; guard++) {
@@ -140,7 +143,7 @@ looks_zlib(const uint8_t *p, size_t n)
 		if (rc == Z_STREAM_END)
 			break;
 		if (rc != Z_OK) {
-			ok = rc == Z_BUF_ERROR;
+			ok = rc == Z_BUF_ERROR || rc == Z_MEM_ERROR;
 			break;
 		}
 	}
@@ -647,6 +650,24 @@ inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	return meter_check(f->ch, &f->m, f->root, *got, f->what, err);
 }
 
+/* zlib's allocator for the inflaters: the C library's, called from here, so
+ * that the allocation-failure test (tests/unit/test_allocfail.c) fails
+ * zlib's allocations like the project's own; zlib's default would call
+ * malloc from inside libz. */
+static voidpf
+z_alloc(voidpf opaque, uInt items, uInt size)
+{
+	(void)opaque;
+	return calloc(items, size);
+}
+
+static void
+z_free(voidpf opaque, voidpf p)
+{
+	(void)opaque;
+	free(p);
+}
+
 /* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
 static inflater *
 inflater_new(chain *ch, src up, imode mode, const meter *root)
@@ -664,6 +685,8 @@ inflater_new(chain *ch, src up, imode mode, const meter *root)
 	f->what = what[mode];
 	f->root = root != NULL ? root : &f->m;
 	f->z.next_in = f->in;
+	f->z.zalloc = z_alloc;
+	f->z.zfree = z_free;
 	if (inflateInit2(&f->z, wbits[mode]) != Z_OK) {
 		free(f);
 		return NULL;
@@ -680,6 +703,15 @@ inflater_free(inflater *f)
 	if (f->zinit)
 		inflateEnd(&f->z);
 	free(f);
+}
+
+/* True when libzip failed for want of memory: DC_ENOMEM then, never a
+ * "corrupt zip" failure of an input that is not to blame.  (libzip calls
+ * malloc itself; the allocation-failure test cannot reach it.) */
+static bool
+zip_oom(zip_error_t *ze)
+{
+	return ze != NULL && zip_error_code_zip(ze) == ZIP_ER_MEMORY;
 }
 
 /* zip member: libzip decompresses; compressed size is known up front */
@@ -701,6 +733,8 @@ zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	if (z->ch->err.code != DC_OK)
 		return chain_fail(z->ch, err, z->ch->err.code, "%s", z->ch->err.msg);
 	k = zip_fread(z->zf, buf, cap);
+	if (k < 0 && zip_oom(zip_file_get_error(z->zf)))
+		return chain_fail(z->ch, err, DC_ENOMEM, "zip member: out of memory");
 	if (k < 0)
 		return chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
 	*got = (size_t)k;
@@ -1036,7 +1070,10 @@ walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zle
 	memset(&zr, 0, sizeof(zr));
 	zr.ch = &ch;
 	zr.raw = deflated;
-	if ((zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0)) == NULL)
+	zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0);
+	if (zr.zf == NULL && zip_oom(zip_get_error(za)))
+		return DC_ENOMEM;
+	if (zr.zf == NULL)
 		return walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
 	if (deflated) {
 		if ((f = inflater_new(&ch, (src){ zip_read, &zr }, IM_ZIP, root)) == NULL) {
@@ -1083,11 +1120,11 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 		goto out;
 	}
 	if ((zs = zip_source_buffer_create(p, n, 0, &ze)) == NULL) {
-		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	if ((za = zip_open_from_source(zs, ZIP_RDONLY, &ze)) == NULL) {
-		rc = walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	zs = NULL; /* the archive owns it now */
@@ -1113,7 +1150,9 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 
 		zip_stat_init(&st);
 		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
-			rc = walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i, zip_strerror(za));
+			rc = zip_oom(zip_get_error(za)) ? DC_ENOMEM
+			                                : walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i,
+			                                        zip_strerror(za));
 			continue;
 		}
 		name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/encoding.h>
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlreader.h>
@@ -868,6 +869,7 @@ typedef struct xml_state {
 
 	/* first libxml2 error */
 	bool have_xml_err;
+	bool oom;                    /* libxml2 reported an allocation failure */
 	int xml_err_line;
 
 	/* element stack */
@@ -1041,6 +1043,19 @@ on_xml_error(void *ctx, xmlErrorPtr e)
 	xml_state *st = ctx;
 	size_t n;
 
+	if (e != NULL && e->code == XML_ERR_NO_MEMORY)
+		st->oom = true; /* whatever else it said: the input is not to blame */
+	if (e != NULL && e->code == XML_ERR_UNSUPPORTED_ENCODING && e->str1 != NULL) {
+		/* libxml2 2.9 returns "no such encoding" when an allocation of its
+		 * iconv handler fails, and says nothing else: if the encoding can be
+		 * opened now, that is what happened */
+		xmlCharEncodingHandlerPtr h = xmlFindCharEncodingHandler(e->str1);
+
+		if (h != NULL) {
+			st->oom = true;
+			xmlCharEncCloseFunc(h);
+		}
+	}
 	if (e == NULL || e->level < XML_ERR_ERROR || st->have_xml_err)
 		return;
 	st->have_xml_err = true;
@@ -1503,6 +1518,8 @@ run(xml_state *st, xml_input *in)
 			break;
 		}
 	}
+	if (st->oom)
+		return dc_err_set(st->err, DC_ENOMEM, "out of memory in the XML reader");
 	if (in->failed)
 		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
 	if (in->doctype)
@@ -1521,6 +1538,10 @@ run(xml_state *st, xml_input *in)
 done:
 	if ((rc = check_trailing(st, in)) != DC_OK)
 		return rc;
+	/* libxml2 goes on after some allocation failures (a text node dropped):
+	 * what it handed us may be incomplete */
+	if (st->oom)
+		return dc_err_set(st->err, DC_ENOMEM, "out of memory in the XML reader");
 	if (in->second_report)
 		return dc_err_set(st->err, DC_ESCHEMA, "another <feedback> follows </feedback>: "
 			"one XML stream must hold one report");

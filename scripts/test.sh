@@ -2,7 +2,8 @@
 # The test command: installs what is missing, then builds and runs every test
 #   1. normal build (-Wall -Wextra -Werror): unit + integration tests (ctest)
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks too)
-#   3. the libFuzzer targets, briefly, seeded from tests/data
+#   3. the libFuzzer targets, briefly, seeded from tests/data and each from its own
+#      minimized corpus tests/data/fuzz/<target>/ (kept by fuzz/run-long.sh)
 # Integration tests start their own PostgreSQL, Dovecot and dnsmasq on loopback.
 # Environment: DC_FUZZ_SECONDS (default 20 per target), DC_SKIP_ASAN=1, DC_SKIP_FUZZ=1
 # (for quick local runs only; CI runs everything).
@@ -52,18 +53,23 @@ if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
   cmake --build "$fdir" -j"$jobs" 2>&1 | grep -Ev '^\[|^-- ' || true
   seeds=$fdir/seeds
   rm -rf "$seeds"; mkdir -p "$seeds"
-  # seed corpus: every test input file, small ones only
-  find "$src/tests/data" -type f -size -300k ! -name '*.tsv' ! -name '*.md' ! -name '*.py' \
-    -exec cp -t "$seeds" {} + 2>/dev/null || true
+  # seed corpus: every test input file, small ones only (the per-target fuzz
+  # corpora are given to their own target below, not to all of them)
+  find "$src/tests/data" -path "$src/tests/data/fuzz" -prune -o -type f -size -300k \
+    ! -name '*.tsv' ! -name '*.md' ! -name '*.py' -exec cp -t "$seeds" {} + 2>/dev/null || true
   # give each seed a unique name (cp -t flattens paths and may overwrite; that is fine)
   nf=0
   for f in "$fdir"/fuzz/fuzz_*; do
     [ -x "$f" ] || continue
     name=$(basename "$f")
     work=$fdir/corpus-$name; rm -rf "$work"; mkdir -p "$work"
-    echo "$name: $(ls "$seeds" | wc -l) seeds, ${DC_FUZZ_SECONDS:-20}s"
+    kept=(); nk=0
+    if [ -d "$src/tests/data/fuzz/$name" ]; then
+      kept=("$src/tests/data/fuzz/$name"); nk=$(ls "$src/tests/data/fuzz/$name" | wc -l)
+    fi
+    echo "$name: $(ls "$seeds" | wc -l) seeds + $nk from tests/data/fuzz/$name, ${DC_FUZZ_SECONDS:-20}s"
     "$f" -max_total_time="${DC_FUZZ_SECONDS:-20}" -max_len=262144 -rss_limit_mb=2048 \
-      -timeout=10 -print_final_stats=0 "$work" "$seeds" >"$fdir/$name.log" 2>&1 \
+      -timeout=10 -print_final_stats=0 "$work" "$seeds" "${kept[@]}" >"$fdir/$name.log" 2>&1 \
       || { tail -40 "$fdir/$name.log"; echo "fuzz target $name failed"; exit 1; }
     grep -E 'Done [0-9]+ runs' "$fdir/$name.log" | tail -1
     nf=$((nf + 1)); passed_all=$((passed_all + 1))
