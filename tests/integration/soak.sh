@@ -301,10 +301,10 @@ check "proxied IMAP connections between quiet polls" "$Q_IMPROXY" 0
 # attempt, and SIGTERM must end the service while the stall still holds.
 ctl pg reset; ctl pg stall 60
 for i in $(seq 1 400); do
-  grep -q 'cannot connect to the database: .*timeout expired' "$tmp/service.log" && break
+  grep -q 'cannot connect to the database: .*(connect_timeout)' "$tmp/service.log" && break
   sleep 0.1
 done
-grep -q 'cannot connect to the database: .*timeout expired' "$tmp/service.log" \
+grep -q 'cannot connect to the database: .*(connect_timeout)' "$tmp/service.log" \
   || fail "no connection attempt into the stalled database timed out"
 kill -TERM "$pid"
 wait "$pid"; st=$?; pid=
