@@ -848,6 +848,9 @@ dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err)
 		goto out;
 	}
 	c = curl_easy_perform(h);
+	/* errbuf lives on this stack frame; curl_easy_recv/send on the kept
+	 * handle would write their errors into it after we return */
+	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (c != CURLE_OK) {
 		rc = map_curl_error(c, errbuf, o, err);
 		goto out;
