@@ -42,7 +42,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$DC_SRC/tests/lsan.supp:print_s
 # ASan keeps freed memory in a quarantine (256 MB by default), which RSS would
 # count as growth: a small one keeps the RSS check meaningful there too
 if ldd "$DC_BIN" 2>/dev/null | grep -q libasan; then
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=4}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4
 fi
 
 tmp=$(mktemp -d)
