@@ -41,7 +41,6 @@
 extern char **environ;
 
 #define ENV_PREFIX "DMARC_COLLECTOR_"
-#define SECRET_FILE_MAX 4096      /* bytes read from a password_file */
 #define DEFAULT_LABEL "default"   /* [mailbox] without a label, or from the environment only */
 
 /* Which struct a table row writes into. */
@@ -591,12 +590,12 @@ load_env(loader *L, dc_err *err)
 /* ---------------------------------------------------------------- secrets */
 
 /* Reads a password file into *out (caller frees): regular, not
- * world-readable, at most SECRET_FILE_MAX bytes, not empty, trailing newlines
+ * world-readable, at most DC_MAX_SECRET_FILE bytes, not empty, trailing newlines
  * stripped.  what names the setting for messages. */
 static dc_code
 read_secret(const char *path, const char *what, char **out, dc_err *err)
 {
-	char buf[SECRET_FILE_MAX + 1];
+	char buf[DC_MAX_SECRET_FILE + 1];
 	struct stat sb;
 	ssize_t n;
 	size_t len = 0;
@@ -623,8 +622,8 @@ read_secret(const char *path, const char *what, char **out, dc_err *err)
 		rc = dc_err_set(err, DC_ECONFIG, "%s %s: read error: %s", what, path, strerror(errno));
 		goto out;
 	}
-	if (len > SECRET_FILE_MAX) {
-		rc = dc_err_set(err, DC_ECONFIG, "%s %s: longer than %d bytes", what, path, SECRET_FILE_MAX);
+	if (len > DC_MAX_SECRET_FILE) {
+		rc = dc_err_set(err, DC_ECONFIG, "%s %s: longer than %d bytes", what, path, DC_MAX_SECRET_FILE);
 		goto out;
 	}
 	if (len > 0 && buf[len - 1] == '\n')

@@ -40,7 +40,6 @@
 #define RBUF_SIZE            (64 * 1024)
 #define DEFAULT_TIMEOUT_MS   60000L
 #define SET_MAX_CHARS        4000    /* characters of a UID set in one command */
-#define STATUS_MAX           512     /* tagged status text kept for the caller */
 
 struct dc_imap {
 	CURL *curl;
@@ -54,7 +53,7 @@ struct dc_imap {
 	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
 	int64_t win_start;               /* ms (monotonic): the current window of the command */
 	uint64_t win_bytes;              /* bytes sent or received in it */
-	char status[STATUS_MAX];         /* text of the last tagged response */
+	char status[DC_MAX_IMAP_STATUS];         /* text of the last tagged response */
 
 	uint8_t *rbuf;                   /* bytes received, not yet consumed */
 	size_t rpos, rend;

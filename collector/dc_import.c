@@ -32,9 +32,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IMPORT_MAX_DEPTH        64      /* directory nesting walked */
-#define IMPORT_HEADER_SCAN      65536   /* bytes searched for Message-ID */
-#define IMPORT_MESSAGE_ID_MAX   998     /* RFC 5322 line length */
 #define IMPORT_PROGRESS_EVERY   100     /* mbox messages between progress calls */
 #define IMPORT_ROLLUP_EVERY     1000    /* inputs between additions to the daily rollups */
 #define IMPORT_BATCH            200     /* inputs per transaction (dc_store's batch mode) */
@@ -147,9 +144,9 @@ walk(dc_import_list *l, const char *dir, int depth, dc_err *err)
 	dc_code rc = DC_OK;
 	int n;
 
-	if (depth > IMPORT_MAX_DEPTH)
+	if (depth > DC_MAX_IMPORT_DEPTH)
 		return dc_err_set(err, DC_EUSAGE, "%s: directories nested deeper than %d", dir,
-			IMPORT_MAX_DEPTH);
+			DC_MAX_IMPORT_DEPTH);
 	if (is_maildir(dir)) {
 		char *cur = join(dir, "cur"), *nw = join(dir, "new");
 
@@ -370,17 +367,17 @@ utf8_clean(const char *s)
 }
 
 /* Returns the Message-ID header's value (unfolded, trimmed, printable ASCII
- * only, at most IMPORT_MESSAGE_ID_MAX bytes) in a new string, or NULL when
+ * only, at most DC_MAX_MESSAGE_ID bytes) in a new string, or NULL when
  * data does not start with a header block holding one. */
 static char *
 message_id(const uint8_t *data, size_t len)
 {
 	const char *p = (const char *)data, *end;
-	char buf[IMPORT_MESSAGE_ID_MAX + 1];
+	char buf[DC_MAX_MESSAGE_ID + 1];
 	size_t n = 0;
 
-	if (len > IMPORT_HEADER_SCAN)
-		len = IMPORT_HEADER_SCAN;
+	if (len > DC_MAX_HEADER_SCAN)
+		len = DC_MAX_HEADER_SCAN;
 	end = p + len;
 	/* the first line must look like a header field: name ":" */
 	for (const char *q = p; q < end && *q != ':'; q++)
@@ -395,7 +392,7 @@ message_id(const uint8_t *data, size_t len)
 			const char *v = p + 11;
 
 			for (;;) {
-				for (; v < eol && n < IMPORT_MESSAGE_ID_MAX; v++)
+				for (; v < eol && n < DC_MAX_MESSAGE_ID; v++)
 					if (*v >= ' ' && *v <= '~' && !(n == 0 && *v == ' '))
 						buf[n++] = *v;
 					else if (*v == '\t' && n > 0)

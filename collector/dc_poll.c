@@ -59,9 +59,6 @@
 #define BACKOFF_MIN     5                    /* seconds after the first failure */
 #define BACKOFF_MAX     300
 #define IMAP_TIMEOUT_MS 60000L
-#define TOKEN_MAX       16384                /* bytes read from oauth2_token_command */
-#define HEADER_SCAN     65536                /* bytes searched for Message-ID */
-#define MESSAGE_ID_MAX  998
 
 /* ---- signals: the service loop's process-wide state ---------------------- */
 
@@ -174,10 +171,10 @@ static char *
 header_message_id(const uint8_t *data, size_t len)
 {
 	const char *p = (const char *)data, *end;
-	char buf[MESSAGE_ID_MAX + 1];
+	char buf[DC_MAX_MESSAGE_ID + 1];
 	size_t n = 0;
 
-	end = p + (len > HEADER_SCAN ? HEADER_SCAN : len);
+	end = p + (len > DC_MAX_HEADER_SCAN ? DC_MAX_HEADER_SCAN : len);
 	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 
@@ -187,7 +184,7 @@ header_message_id(const uint8_t *data, size_t len)
 			const char *v = p + 11;
 
 			for (;;) {
-				for (; v < eol && n < MESSAGE_ID_MAX; v++)
+				for (; v < eol && n < DC_MAX_MESSAGE_ID; v++)
 					if (*v > ' ' && *v <= '~')
 						buf[n++] = *v;
 				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
@@ -215,7 +212,7 @@ header_message_id(const uint8_t *data, size_t len)
 static dc_code
 run_token_command(const char *cmd, char **token, dc_err *err)
 {
-	char *buf = malloc(TOKEN_MAX + 1);
+	char *buf = malloc(DC_MAX_OAUTH2_TOKEN + 1);
 	size_t n = 0;
 	FILE *f;
 	int status;
@@ -230,11 +227,11 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 		goto out;
 	}
 	for (;;) {
-		size_t got = fread(buf + n, 1, TOKEN_MAX - n, f);
+		size_t got = fread(buf + n, 1, DC_MAX_OAUTH2_TOKEN - n, f);
 		if (got == 0)
 			break;
 		n += got;
-		if (n == TOKEN_MAX) {          /* read the rest so the command is not killed by SIGPIPE */
+		if (n == DC_MAX_OAUTH2_TOKEN) {          /* read the rest so the command is not killed by SIGPIPE */
 			char sink[512];
 			while (fread(sink, 1, sizeof(sink), f) > 0)
 				;
@@ -267,7 +264,7 @@ run_token_command(const char *cmd, char **token, dc_err *err)
 	}
 out:
 	if (buf != NULL) {
-		explicit_bzero(buf, TOKEN_MAX + 1);
+		explicit_bzero(buf, DC_MAX_OAUTH2_TOKEN + 1);
 		free(buf);
 	}
 	return rc;

@@ -37,9 +37,6 @@
 #include "dc_resolve.h"
 #include "dc_store.h"
 
-#define DC_RESOLVE_MAX_NAMES 8    /* PTR names examined per IP */
-#define DC_RESOLVE_MAX_ADDRS 64   /* forward addresses examined per name */
-#define DC_RESOLVE_NAME_MAX  253  /* RFC 1035 section 2.3.4, without the dot */
 #define DC_RESOLVE_RCVBUF    (1024 * 1024) /* UDP receive buffer asked for */
 #define DC_RESOLVE_DEAD_AFTER 16  /* timeouts in a row (at least max_inflight) = resolver dead */
 
@@ -128,7 +125,7 @@ static char *name_norm(const char *name)
 	size_t len = strlen(name);
 	if (len > 0 && name[len - 1] == '.')
 		len--;
-	if (len == 0 || len > DC_RESOLVE_NAME_MAX)
+	if (len == 0 || len > DC_MAX_DNS_NAME)
 		return NULL;
 	char *out = malloc(len + 1);
 	if (!out)
@@ -204,7 +201,7 @@ struct lookup {
 	int pending;            /* outstanding queries */
 	int ptr_status;         /* c-ares status of the PTR query */
 	bool bad_name;          /* a PTR name was not a host name */
-	fwd fwd[DC_RESOLVE_MAX_NAMES];
+	fwd fwd[DC_MAX_PTR_NAMES];
 	int n_fwd;
 };
 
@@ -328,15 +325,15 @@ static void fwd_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 		lk->rv->stats->retries += (uint64_t)timeouts;
 	f->ares_status = status;
 	if (status == ARES_SUCCESS) {
-		int n = DC_RESOLVE_MAX_ADDRS;
+		int n = DC_MAX_FORWARD_ADDRS;
 		if (lk->family == AF_INET) {
-			struct ares_addrttl a[DC_RESOLVE_MAX_ADDRS];
+			struct ares_addrttl a[DC_MAX_FORWARD_ADDRS];
 			f->ares_status = ares_parse_a_reply(abuf, alen, NULL, a, &n);
 			for (int i = 0; f->ares_status == ARES_SUCCESS && i < n; i++)
 				if (memcmp(&a[i].ipaddr, lk->addr, 4) == 0)
 					f->confirmed = true;
 		} else {
-			struct ares_addr6ttl a[DC_RESOLVE_MAX_ADDRS];
+			struct ares_addr6ttl a[DC_MAX_FORWARD_ADDRS];
 			f->ares_status = ares_parse_aaaa_reply(abuf, alen, NULL, a, &n);
 			for (int i = 0; f->ares_status == ARES_SUCCESS && i < n; i++)
 				if (memcmp(&a[i].ip6addr, lk->addr, 16) == 0)
@@ -351,7 +348,7 @@ static void fwd_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
  * already there. */
 static void add_name(lookup *lk, const char *raw)
 {
-	if (lk->n_fwd >= DC_RESOLVE_MAX_NAMES)
+	if (lk->n_fwd >= DC_MAX_PTR_NAMES)
 		return;
 	char *n = name_norm(raw);
 	if (!n) {

@@ -44,6 +44,18 @@
 #define DC_MAX_IMAP_DRAIN      4      /* a BODY[] literal up to this many times max_message_bytes
                                          is read and dropped; a larger one ends the session */
 #define DC_IMAP_MIN_BYTES_PER_S 1024  /* an IMAP answer's least rate, over each 2 x timeout */
+#define DC_MAX_IMAP_STATUS     512    /* tagged IMAP status text kept for the caller */
+#define DC_MAX_HEADER_SCAN     65536  /* bytes of a message searched for its header fields */
+#define DC_MAX_MESSAGE_ID      998    /* a Message-ID kept, in bytes (RFC 5322 line length) */
+#define DC_MAX_LISTING         400    /* bytes of a "what the message held" list in a failure */
+#define DC_MAX_XML_NAME        64     /* an element name the XML repair lexer looks at */
+#define DC_MAX_IMPORT_DEPTH    64     /* directory nesting walked by import */
+#define DC_MAX_SECRET_FILE     4096   /* bytes read from a password_file */
+#define DC_MAX_OAUTH2_TOKEN    16384  /* bytes read from oauth2_token_command */
+#define DC_MAX_PTR_NAMES       8      /* PTR names examined per IP */
+#define DC_MAX_FORWARD_ADDRS   64     /* forward addresses examined per PTR name */
+#define DC_MAX_DNS_NAME        253    /* RFC 1035 section 2.3.4, without the final dot */
+#define DC_MAX_BYTEA           ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

@@ -37,7 +37,6 @@
 #include "dc_xml.h"
 
 /* Room for the "(N parts: ...)" list in a no-report failure. */
-#define LISTING_MAX 400
 #define PREFIX_MAX DC_UNPACK_PATH_MAX
 /* Messages within archives within messages...: a backstop over both caps. */
 #define MAX_NEST (DC_MAX_MIME_DEPTH + DC_MAX_NESTING_CEILING)
@@ -372,9 +371,9 @@ list_part(xctx *x, const dc_mime_leaf *leaf, const char *desc)
 	size_t l = strlen(x->listing);
 
 	x->listed++;
-	if (l + 8 >= LISTING_MAX)
+	if (l + 8 >= DC_MAX_LISTING)
 		return;
-	snprintf(x->listing + l, LISTING_MAX - l, "%s%s%s%s%s%s%s", l ? ", " : "", leaf->content_type,
+	snprintf(x->listing + l, DC_MAX_LISTING - l, "%s%s%s%s%s%s%s", l ? ", " : "", leaf->content_type,
 		leaf->filename ? " \"" : "", leaf->filename ? leaf->filename : "", leaf->filename ? "\"" : "",
 		desc ? ": " : "", desc ? desc : "");
 }
@@ -444,7 +443,7 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 {
 	dc_extract_stats *st = x->stats;
 	uint64_t before = st->reports + st->duplicates + st->failures;
-	char listing[LISTING_MAX] = "";
+	char listing[DC_MAX_LISTING] = "";
 	char *sl = x->listing;
 	size_t sc = x->listed;
 	const char *sp = x->prefix, *sn = x->mime_notes;

@@ -75,7 +75,6 @@
 
 #define RAW_CAP      65536
 #define PREFIX_SNIFF 4096  /* bytes looked at for the declaration and root tag */
-#define LX_NAME_MAX  64
 
 enum lexer_state {
 	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR,
@@ -105,7 +104,7 @@ typedef struct xml_input {
 	uint8_t lx_quote, lx_last;
 	bool lx_fb;
 	size_t lx_name_len;
-	char lx_name[LX_NAME_MAX + 1];
+	char lx_name[DC_MAX_XML_NAME + 1];
 	size_t pos, len;      /* unread bytes are raw[pos..len) */
 	size_t scan;          /* the lexer has looked at raw[..scan) */
 	size_t limit;         /* once cut: the stream ends at raw[limit] */
@@ -448,7 +447,7 @@ lexer_scan(xml_input *in, const uint8_t *b, size_t n)
 		case LX_STAG:
 		case LX_ETAG:
 			while (i < n && !is_xml_space(b[i]) && b[i] != '/' && b[i] != '>') {
-				if (in->lx_name_len < LX_NAME_MAX)
+				if (in->lx_name_len < DC_MAX_XML_NAME)
 					in->lx_name[in->lx_name_len++] = (char)b[i];
 				i++;
 			}

@@ -76,7 +76,6 @@
 #define STORE_COPY_PIECE     (1u << 20)   /* bytes per PQputCopyData */
 #define STORE_MIGRATE_LOCK   "7236828409416413025"  /* pg_advisory_lock key ("dmarc-co") */
 #define STORE_SHA256_LEN     32
-#define STORE_MAX_BYTEA      ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
 #define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
 #define STORE_SMALL_RECORDS  256          /* a report up to this size is written in one statement */
 #define STORE_SMALL_BYTES    (1u << 20)   /* ... while its JSON rows stay under this */
@@ -820,7 +819,7 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 	PGresult *res = NULL;
 	dc_code rc;
 
-	if (unit != NULL && (unit->data == NULL || unit->len > STORE_MAX_BYTEA))
+	if (unit != NULL && (unit->data == NULL || unit->len > DC_MAX_BYTEA))
 		unit = NULL;  /* cannot be kept: record the failure without it */
 	stage_ok = utf8_sanitize(stage);
 	reason_ok = utf8_sanitize(reason);
@@ -1017,7 +1016,7 @@ store_original(dc_store *st, const dc_blob *b, int64_t *id, bool insert, dc_err 
 	char *name = NULL;
 	dc_code rc;
 
-	if (b->len > STORE_MAX_BYTEA)
+	if (b->len > DC_MAX_BYTEA)
 		return dc_err_set(err, DC_ESCHEMA, "original of %zu bytes is too large to keep", b->len);
 	blob_sha256(b, digest);
 	vals[0] = (const char *)digest;
