@@ -12,6 +12,7 @@
  */
 #include "dc_pg.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -178,4 +179,49 @@ dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc
 	PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
 	*out = conn;
 	return DC_OK;
+}
+
+/* ---- array literals ----------------------------------------------------- */
+
+dc_code
+dc_pg_array_begin(dc_buf *b)
+{
+	dc_buf_reset(b);
+	return dc_buf_addc(b, '{');
+}
+
+/* A comma unless the element is the first one after "{". */
+static void
+array_sep(dc_buf *b)
+{
+	if (dc_buf_len(b) > 1)
+		dc_buf_addc(b, ',');
+}
+
+dc_code
+dc_pg_array_text(dc_buf *b, const char *v)
+{
+	array_sep(b);
+	if (v == NULL)
+		return dc_buf_adds(b, "NULL");
+	dc_buf_addc(b, '"');
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			dc_buf_addc(b, '\\');
+		dc_buf_addc(b, *p);
+	}
+	return dc_buf_addc(b, '"');
+}
+
+dc_code
+dc_pg_array_int(dc_buf *b, int64_t v)
+{
+	array_sep(b);
+	return dc_buf_addf(b, "%" PRId64, v);
+}
+
+dc_code
+dc_pg_array_end(dc_buf *b)
+{
+	return dc_buf_addc(b, '}');
 }

@@ -18,6 +18,9 @@
 
 #include <libpq-fe.h>
 
+#include <stdint.h>
+
+#include "dc_buf.h"
 #include "dc_error.h"
 
 /* Pure: DC_EDB for a SQLSTATE that may pass (NULL or malformed: no answer
@@ -40,5 +43,16 @@ dc_code dc_pg_fail(PGconn *conn, const PGresult *res, const char *what, dc_err *
  * for a password that was not given, DC_EDB when none could be reached. */
 dc_code dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc_err *err)
 	DC_WUR;
+
+/* Array literals in PostgreSQL's text syntax ('{"a",NULL,"b\\"c"}'), built
+ * in a dc_buf and sent as one text parameter (never spliced into SQL).
+ * dc_pg_array_begin empties b and writes "{"; each _text element is NULL or
+ * the value double-quoted with '"' and '\' escaped; dc_pg_array_end writes
+ * "}".  All return the buffer's (sticky) code: DC_OK, DC_ENOMEM or
+ * DC_ETOOLONG past b's maximum. */
+dc_code dc_pg_array_begin(dc_buf *b);
+dc_code dc_pg_array_text(dc_buf *b, const char *v);
+dc_code dc_pg_array_int(dc_buf *b, int64_t v);
+dc_code dc_pg_array_end(dc_buf *b);
 
 #endif

@@ -14,6 +14,34 @@
 #include "dc_exit.h"
 #include "dc_pg.h"
 
+/* dc_pg_array_*: PostgreSQL's array literal syntax, quoting and NULL. */
+static void
+test_array_literal(void **state)
+{
+	dc_buf b;
+	(void)state;
+	dc_buf_init(&b, 64);
+	assert_int_equal(dc_pg_array_begin(&b), DC_OK);
+	assert_int_equal(dc_pg_array_end(&b), DC_OK);
+	assert_string_equal(dc_buf_str(&b), "{}");
+	dc_pg_array_begin(&b);
+	dc_pg_array_text(&b, "a");
+	dc_pg_array_text(&b, NULL);
+	dc_pg_array_text(&b, "q\"b\\s,{}");
+	assert_int_equal(dc_pg_array_end(&b), DC_OK);
+	assert_string_equal(dc_buf_str(&b), "{\"a\",NULL,\"q\\\"b\\\\s,{}\"}");
+	dc_pg_array_begin(&b);
+	dc_pg_array_int(&b, -5);
+	dc_pg_array_int(&b, INT64_MAX);
+	assert_int_equal(dc_pg_array_end(&b), DC_OK);
+	assert_string_equal(dc_buf_str(&b), "{-5,9223372036854775807}");
+	dc_pg_array_begin(&b);
+	for (int i = 0; i < 20; i++)
+		dc_pg_array_text(&b, "long");
+	assert_int_equal(dc_pg_array_end(&b), DC_ETOOLONG); /* past the buffer's maximum */
+	dc_buf_free(&b);
+}
+
 static void
 test_one_line(void **state)
 {
@@ -123,6 +151,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_line),
+		cmocka_unit_test(test_array_literal),
 		cmocka_unit_test(test_every_code_has_text),
 		cmocka_unit_test(test_sqlstate),
 		cmocka_unit_test(test_pg_fail_without_result),
