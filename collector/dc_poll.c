@@ -321,17 +321,13 @@ check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
  * (dc_pg.h) on failure.
  */
 static dc_code
-open_store(const char *conninfo, dc_store **out, dc_err *err)
+open_store(const dc_config *cfg, dc_store **out, dc_err *err)
 {
-	PGresult *res;
-	dc_code rc = dc_store_open(conninfo, out, err);
+	dc_code rc = dc_store_open(cfg->db_conninfo, cfg->db_password, out, err);
 
 	if (rc != DC_OK)
 		return rc;
-	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = dc_pg_fail(dc_store_conn(*out), res, "SET synchronous_commit", err);
-	PQclear(res);
+	rc = dc_store_synchronous_commit(*out, err);
 	/* the rollups are added once per listing (rollup_pending), not at
 	 * each batch's COMMIT */
 	if (rc == DC_OK)
@@ -673,7 +669,7 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	state = p->state;
 	pthread_mutex_unlock(&p->mu);
 	if (n_out > 0 || last > state.last_uid)
-		rc = dc_mailbox_record(dc_store_conn(r->st), &state, out, n_out, last, err);
+		rc = dc_mailbox_record(r->st, &state, out, n_out, last, err);
 out:
 	free(out);
 	free(move_ok);
@@ -924,7 +920,7 @@ extra_main(void *arg)
 	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
 		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
 	if (rc == DC_OK)
-		rc = open_store(p->cfg->db_conninfo, &st, &err);
+		rc = open_store(p->cfg, &st, &err);
 	if (rc == DC_OK)
 		rc = run_init(&x->r, p, st, &err);
 	if (rc == DC_OK) {
@@ -1115,7 +1111,7 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 	if (rc == DC_OK)
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
 	if (rc == DC_OK)
-		rc = dc_mailbox_begin(dc_store_conn(st), mb->label, url, mb->user, (int64_t)fi.uidvalidity,
+		rc = dc_mailbox_begin(st, mb->label, url, mb->user, (int64_t)fi.uidvalidity,
 			&p.state, err);
 	if (rc != DC_OK)
 		goto out;
@@ -1153,8 +1149,8 @@ out:
 	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state ? dc_mailbox_finish(dc_store_conn(st), p.state.id, why, &e2)
-			: url && rc != DC_ECONFIG ? dc_mailbox_fail(dc_store_conn(st), mb->label, url, mb->user, why, &e2)
+		dc_code rc2 = have_state ? dc_mailbox_finish(st, p.state.id, why, &e2)
+			: url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2)
 			: DC_OK;
 		if (rc2 != DC_OK) {
 			dc_log_warn("mailbox %s: %s", mb->label, dc_err_text(&e2));
@@ -1255,17 +1251,6 @@ reload(service *s)
 		dc_log_error("reload: out of memory; keeping the configuration in use");
 		return;
 	}
-	{
-		/* main.c hands a configured password to libpq as PGPASSWORD unless the
-		 * environment had one; follow the file only where it came from the file */
-		const char *cur = getenv("PGPASSWORD");
-		bool from_file = cur == NULL || (s->cfg->db_password != NULL && strcmp(cur, s->cfg->db_password) == 0);
-
-		if (from_file && cfg->db_password != NULL)
-			setenv("PGPASSWORD", cfg->db_password, 1);
-		else if (from_file && cur != NULL)
-			unsetenv("PGPASSWORD");
-	}
 	mbs_free(s);
 	dc_store_free(s->st);          /* the database may have changed */
 	s->st = NULL;
@@ -1336,7 +1321,7 @@ poll_round(service *s)
 			continue;
 		dc_err_clear(&err);
 		if (s->st == NULL) {
-			rc = open_store(s->cfg->db_conninfo, &s->st, &err);
+			rc = open_store(s->cfg, &s->st, &err);
 			if (rc != DC_OK) {
 				char why[DC_ERR_MSG_MAX + 32];
 				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));

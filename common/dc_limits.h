@@ -56,6 +56,9 @@
 #define DC_MAX_FORWARD_ADDRS   64     /* forward addresses examined per PTR name */
 #define DC_MAX_DNS_NAME        253    /* RFC 1035 section 2.3.4, without the final dot */
 #define DC_MAX_BYTEA           ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
+#define DC_MAX_STORE_BUF       ((size_t)1 << 30)     /* one storage buffer (COPY text, JSON rows,
+                                                        arrays): a backstop, the writer sends its
+                                                        rows long before (8 MB chunks and batches) */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

@@ -9,6 +9,9 @@
  * connects step by step (PQconnectStartParams, PQconnectPoll) in that mode
  * and reads the code back from the message; the connection goes back to the
  * default verbosity once it is up.
+ *
+ * Also here: the one check of a statement's result (dc_pg_check, dc_pg_exec)
+ * and the array-literal encoder.
  */
 #include "dc_pg.h"
 
@@ -22,6 +25,7 @@
 #include <time.h>
 
 #define PG_LINE_MAX 300            /* one line of a libpq message, as we quote it */
+#define PG_UNDEFINED_TABLE "42P01" /* SQLSTATE: no such table */
 
 dc_code
 dc_pg_code(const char *sqlstate)
@@ -59,6 +63,61 @@ dc_pg_fail(PGconn *conn, const PGresult *res, const char *what, dc_err *err)
 		return dc_err_set(err, code, "%s: %.*s (SQLSTATE %s)", what, (int)strcspn(msg, "\n"), msg,
 			state);
 	return dc_err_set(err, code, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+}
+
+dc_code
+dc_pg_fail_as(PGconn *conn, const PGresult *res, unsigned flags, const char *what, dc_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	dc_code code = dc_pg_fail(conn, res, what, err);
+
+	if ((flags & DC_PG_DATA) && state != NULL && PQstatus(conn) == CONNECTION_OK &&
+	    (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+	     strcmp(state, "54000") == 0)) {
+		code = DC_ESCHEMA;
+		if (err != NULL)
+			err->code = code;
+	}
+	if ((flags & DC_PG_SCHEMA) && code == DC_EDBREFUSED && strcmp(state, PG_UNDEFINED_TABLE) == 0) {
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		code = dc_err_set(err, DC_ECONFIG, "%s: %s (run `dmarc-collector migrate` first)", what,
+			m ? m : "no such table");
+	}
+	return code;
+}
+
+dc_code
+dc_pg_check(PGconn *conn, PGresult *res, ExecStatusType want, unsigned flags, PGresult **out,
+	char *state, const char *what, dc_err *err)
+{
+	dc_code rc;
+
+	if (out)
+		*out = NULL;
+	if (res == NULL || PQresultStatus(res) != want) {
+		if (state != NULL) {
+			const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+			snprintf(state, 6, "%s", code != NULL ? code : "");
+		}
+		rc = dc_pg_fail_as(conn, res, flags, what, err);
+		PQclear(res);
+		return rc;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return DC_OK;
+}
+
+dc_code
+dc_pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
+	const int *fmts, int result_fmt, ExecStatusType want, unsigned flags, PGresult **out,
+	const char *what, dc_err *err)
+{
+	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, lens, fmts, result_fmt), want,
+		flags, out, NULL, what, err);
 }
 
 /* True when p starts a verbose-mode SQLSTATE: five digits or capitals and ": ". */
@@ -218,6 +277,13 @@ dc_pg_array_int(dc_buf *b, int64_t v)
 {
 	array_sep(b);
 	return dc_buf_addf(b, "%" PRId64, v);
+}
+
+dc_code
+dc_pg_array_bool(dc_buf *b, bool v)
+{
+	array_sep(b);
+	return dc_buf_addc(b, v ? 't' : 'f');
 }
 
 dc_code

@@ -25,7 +25,7 @@
  * dmarc.mailboxes, VACUUM (autovacuum reclaims the space).
  */
 #include "dc_prune.h"
-#include "dc_pg.h"
+#include "dc_store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -108,33 +108,20 @@ static const char SQL_MAILBOX_MESSAGES[] =
 #define SQLSTATE_FK_VIOLATION "23503"
 #define FK_RETRIES 5
 
-/* Runs sql with text params; on the expected status returns DC_OK with *out
- * owned by the caller (NULL when out is NULL: cleared here).  Otherwise sets
- * err to what the server said, prefixed with what, copies the SQLSTATE into
- * state (when not NULL, 6 bytes) and returns dc_pg_fail's DC_EDB or
- * DC_EDBREFUSED. */
+/* Runs sql with text params, checked by dc_pg_check (dc_pg.h): on the
+ * expected status DC_OK with *out owned by the caller (NULL when out is
+ * NULL: cleared here); otherwise err says what the server said, prefixed
+ * with "prune: what", state (when not NULL, 6 bytes) gets the SQLSTATE,
+ * and the code is DC_EDB or DC_EDBREFUSED. */
 static dc_code
 run_state(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
 	ExecStatusType expect, PGresult **out, char *state, dc_err *err)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != expect) {
-		const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		char where[128];
-		dc_code rc;
+	char where[128];
 
-		if (state != NULL)
-			snprintf(state, 6, "%s", code != NULL ? code : "");
-		snprintf(where, sizeof(where), "prune: %s", what);
-		rc = dc_pg_fail(conn, res, where, err);
-		PQclear(res);
-		return rc;
-	}
-	if (out != NULL)
-		*out = res;
-	else
-		PQclear(res);
-	return DC_OK;
+	snprintf(where, sizeof(where), "prune: %s", what);
+	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0), expect, 0, out,
+		state, where, err);
 }
 
 /* run_state without the SQLSTATE. */
@@ -264,8 +251,9 @@ prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
 }
 
 dc_code
-dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
+dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 {
+	PGconn *conn = store->conn;
 	PGresult *res = NULL;
 	char *cutoff = NULL;
 	char days[16], grace[16];
