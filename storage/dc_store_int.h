@@ -198,11 +198,18 @@ void store_blob_sha256(const dc_blob *b, uint8_t out[STORE_SHA256_LEN]);
 void store_origin_clear(store_origin *o);
 
 /* True when s (NUL-terminated; NULL is fine) is well-formed UTF-8 as
- * PostgreSQL accepts it (dc_utf8.h). */
+ * PostgreSQL accepts it (dc_utf8.h).  An ASCII prefix, which is most
+ * values, is skipped here without a call per byte. */
 static inline bool
 store_utf8_valid(const char *s)
 {
-	return s == NULL || dc_utf8_valid(s, strlen(s));
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (p == NULL)
+		return true;
+	while (*p != 0 && *p < 0x80)
+		p++;
+	return *p == 0 || dc_utf8_valid((const char *)p, strlen((const char *)p));
 }
 
 /* A copy of s (NULL: "") with every byte that is not part of valid UTF-8
