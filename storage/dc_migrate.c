@@ -123,15 +123,15 @@ out:
 void
 dc_store_migration_status(dc_store *st, int *applied, int *known)
 {
-	PGresult *r;
+	PGresult *r = NULL;
 
 	*known = 0;
 	*applied = -1;
 	for (const dc_migration *m = dc_migrations; m->name != NULL; m++)
 		(*known)++;
-	r = PQexecParams(st->conn, "SELECT count(*) FROM dmarc.schema_migrations", 0, NULL,
-		NULL, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+	/* any failure reads as "no schema yet": check-config only reports it */
+	if (dc_pg_exec(st->conn, "SELECT count(*) FROM dmarc.schema_migrations", 0, NULL, NULL, NULL, 0,
+		PGRES_TUPLES_OK, 0, &r, "read dmarc.schema_migrations", NULL) == DC_OK && PQntuples(r) == 1)
 		*applied = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 }
