@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,42 +163,6 @@ seconds_since(const struct timespec *t0)
 }
 
 /* ---- helpers --------------------------------------------------------------- */
-
-/* Returns the Message-ID field of the message's header (unfolded, trimmed,
- * printable ASCII) in a new string, or NULL when there is none. */
-static char *
-header_message_id(const uint8_t *data, size_t len)
-{
-	const char *p = (const char *)data, *end;
-	char buf[DC_MAX_MESSAGE_ID + 1];
-	size_t n = 0;
-
-	end = p + (len > DC_MAX_HEADER_SCAN ? DC_MAX_HEADER_SCAN : len);
-	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-
-		if (eol == NULL)
-			eol = end;
-		if (eol - p > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
-			const char *v = p + 11;
-
-			for (;;) {
-				for (; v < eol && n < DC_MAX_MESSAGE_ID; v++)
-					if (*v > ' ' && *v <= '~')
-						buf[n++] = *v;
-				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
-					break;
-				v = eol + 1;
-				eol = memchr(v, '\n', (size_t)(end - v));
-				if (eol == NULL)
-					eol = end;
-			}
-			return n > 0 ? strndup(buf, n) : NULL;
-		}
-		p = eol + 1;
-	}
-	return NULL;
-}
 
 /*
  * Runs cmd through /bin/sh and returns the first line of its standard output
@@ -402,6 +365,7 @@ typedef struct mb_run {
 	bool archive_ready, invalid_ready;
 	bool missing;                /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
+	slot *cur;                   /* the message in hand */
 	totals t;
 } mb_run;
 
@@ -414,6 +378,24 @@ on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit,
 	dc_log_warn("mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label, r->cur_uid,
 		unit && unit->name ? " " : "", unit && unit->name ? unit->name : "", stage, dc_err_text(why));
 	return r->store_cb.failure(r->store_cb.failure_ctx, stage, why, unit, err);
+}
+
+/* dc_extract's message callback: the message's Message-ID (from the MIME
+ * parse, the value an import stores too) joins the origin of its reports
+ * and failures, and its dmarc.mailbox_messages row. */
+static dc_code
+on_message(void *ctx, const dc_mime_head *head, dc_err *err)
+{
+	mb_run *r = ctx;
+	slot *s = r->cur;
+	dc_origin o = { .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
+		.uid = (int64_t)s->uid, .message_id = head->message_id, .file_name = NULL };
+
+	free(s->message_id);
+	s->message_id = NULL;
+	if (head->message_id != NULL && (s->message_id = strdup(head->message_id)) == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	return dc_store_set_origin(r->st, &o, err);
 }
 
 /* Records a whole-message rejection found here (too big, no report at all). */
@@ -439,8 +421,9 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	dc_code rc;
 
 	r->cur_uid = s->uid;
+	r->cur = s;
 	free(s->message_id);
-	s->message_id = data ? header_message_id(data, len) : NULL;
+	s->message_id = NULL;
 	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
 		.uid = (int64_t)s->uid, .message_id = s->message_id, .file_name = NULL };
 	rc = dc_store_set_origin(r->st, &o, err);
@@ -872,6 +855,8 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 	r->cb = r->store_cb;
 	r->cb.failure = on_failure;
 	r->cb.failure_ctx = r;
+	r->cb.message = on_message;
+	r->cb.message_ctx = r;
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
