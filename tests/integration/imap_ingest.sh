@@ -23,6 +23,10 @@ unset DMARC_COLLECTOR_CONFIG
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ti() { # ti MODE LOG: test_ingest's output, "(exit N)" added unless it exited 0 (a sanitizer's report)
+  local out rc; out=$("$T" "$tmp/dc.conf" "$1" 2>>"$2"); rc=$?
+  [ "$rc" = 0 ] && echo "$out" || echo "$out (exit $rc)"
+}
 check() { # check WHAT GOT WANT
   if [ "$2" = "$3" ]; then echo "ok: $1 = $2"; else fail "$1: got '$2', expected '$3'"; fi
 }
@@ -32,15 +36,15 @@ M=$DC_SRC/tests/data/corpus/mjl-+mox/testdata/dmarc-reports
 "$DC_BIN" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
 
 dc_imap_seed "$tmp/imap" "$M/google.eml" "$M/yahoo.eml" || exit 1
-check "stop flag set: nothing fetched" "$("$T" "$tmp/dc.conf" stop 2>"$tmp/stop.log")" "success 0 0 0 0 0"
+check "stop flag set: nothing fetched" "$(ti stop "$tmp/stop.log")" "success 0 0 0 0 0"
 check "INBOX after the stopped run" "$(dc_imap_count "$tmp/imap" INBOX)" 2
-check "one run: rc messages stored rejected reports rows" "$("$T" "$tmp/dc.conf" run 2>"$tmp/run.log")" \
+check "one run: rc messages stored rejected reports rows" "$(ti run "$tmp/run.log")" \
   "success 2 2 0 2 2"
 check "INBOX" "$(dc_imap_count "$tmp/imap" INBOX)" 0
 check "Archive/DMARC" "$(dc_imap_count "$tmp/imap" Archive/DMARC)" 2
 check "outcomes recorded" "$(psql -X -At -c "SELECT count(*) FROM dmarc.mailbox_messages WHERE outcome = 'stored'")" 2
 grep -q '^\[6\] mailbox rua: 2 messages: 2 stored' "$tmp/run.log" || fail "no summary through the log callback: $(cat "$tmp/run.log")"
-check "again: nothing new" "$("$T" "$tmp/dc.conf" run 2>>"$tmp/run.log")" "success 0 0 0 0 2"
+check "again: nothing new" "$(ti run "$tmp/run.log")" "success 0 0 0 0 2"
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp"/*.log; exit 1; }
 echo "all checks passed"
