@@ -45,7 +45,6 @@
                                          is read and dropped; a larger one ends the session */
 #define DC_IMAP_MIN_BYTES_PER_S 1024  /* an IMAP answer's least rate, over each 2 x timeout */
 #define DC_MAX_IMAP_STATUS     512    /* tagged IMAP status text kept for the caller */
-#define DC_MAX_HEADER_SCAN     65536  /* bytes of a message searched for its header fields */
 #define DC_MAX_MESSAGE_ID      998    /* a Message-ID kept, in bytes (RFC 5322 line length) */
 #define DC_MAX_LISTING         400    /* bytes of a "what the message held" list in a failure */
 #define DC_MAX_XML_NAME        64     /* an element name the XML repair lexer looks at */
