@@ -142,6 +142,25 @@ struct resolver {
 	dc_resolve_stats *stats;
 };
 
+/* Makes room for need entries in *fds (*cap allocated; doubling from 8).
+ * Returns false when memory ran out (*fds unchanged).  Not capped: the
+ * sockets are c-ares's own, one or two per configured server, not input. */
+static bool
+pollfds_reserve(struct pollfd **fds, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return true;
+	size_t n = *cap ? *cap * 2 : 8;
+	while (n < need)
+		n *= 2;
+	struct pollfd *p = realloc(*fds, n * sizeof *p);
+	if (!p)
+		return false;
+	*fds = p;
+	*cap = n;
+	return true;
+}
+
 /* c-ares socket-state callback: keeps rv->fds in step with c-ares. */
 static void
 sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
@@ -157,15 +176,9 @@ sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 		return;
 	}
 	if (i == rv->n_fds) {
-		if (rv->n_fds == rv->cap_fds) {
-			size_t cap = rv->cap_fds ? rv->cap_fds * 2 : 8;
-			struct pollfd *p = realloc(rv->fds, cap * sizeof *p);
-			if (!p) {
-				rv->oom = true;
-				return;
-			}
-			rv->fds = p;
-			rv->cap_fds = cap;
+		if (!pollfds_reserve(&rv->fds, &rv->cap_fds, rv->n_fds + 1)) {
+			rv->oom = true;
+			return;
 		}
 		rv->n_fds++;
 		rv->fds[i].fd = fd;
@@ -352,14 +365,9 @@ loop_once(resolver *rv)
 	struct timeval tv, *tvp;
 	size_t n = rv->n_fds;
 	/* A copy: callbacks run by ares_process_fd may change rv->fds. */
-	if (n > rv->cap_scratch) {
-		struct pollfd *p = realloc(rv->scratch, n * sizeof *p);
-		if (!p) {
-			rv->oom = true;
-			return -1;
-		}
-		rv->scratch = p;
-		rv->cap_scratch = n;
+	if (!pollfds_reserve(&rv->scratch, &rv->cap_scratch, n)) {
+		rv->oom = true;
+		return -1;
 	}
 	struct pollfd *fds = rv->scratch;
 	if (n > 0)
