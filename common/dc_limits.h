@@ -54,7 +54,9 @@
 #define DC_MAX_PTR_NAMES       8      /* PTR names examined per IP */
 #define DC_MAX_FORWARD_ADDRS   64     /* forward addresses examined per PTR name */
 #define DC_MAX_DNS_NAME        253    /* RFC 1035 section 2.3.4, without the final dot */
+#define DC_MAX_DNS_LABEL       63     /* one label of a DNS name, RFC 1035 section 2.3.4 */
 #define DC_MAX_BYTEA           ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
+#define DC_MAX_PG_ARRAY        ((size_t)1000 << 20)  /* one array-literal parameter, likewise */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

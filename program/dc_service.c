@@ -287,7 +287,7 @@ resolve_names(service *s)
 
 	dc_resolve_opts_from_config(&o, s->cfg);
 	dc_err_clear(&err);
-	rc = dc_resolve_run(dc_store_conn(s->st), &o, &rs, &err);
+	rc = dc_resolve_run(s->st, &o, &rs, &err);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
 		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
