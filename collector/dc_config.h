@@ -34,7 +34,7 @@ typedef struct dc_mailbox_config {
 typedef struct dc_config {
 	char *path;                   /* file read, NULL when none */
 	char *db_conninfo;            /* NULL = libpq environment */
-	char *db_password;            /* from [database] password_file; set as PGPASSWORD-like */
+	char *db_password;            /* from [database] password_file; a libpq connection parameter */
 	dc_mailbox_config *mailboxes;
 	size_t n_mailboxes;
 	int interval;                 /* [service] interval, seconds, default 300 */
@@ -50,5 +50,13 @@ typedef struct dc_config {
  * the file, line and key on any unknown or invalid entry. */
 dc_code dc_config_load(const char *path, dc_config **out, dc_err *err) DC_WUR;
 void dc_config_free(dc_config *cfg);
+
+/* Checks what loading does not: the mailbox's URL parses, tls = none only on
+ * loopback, its folder names can be sent.  DC_ECONFIG with a reason. */
+dc_code dc_config_check_mailbox(const dc_mailbox_config *mb, dc_err *err) DC_WUR;
+
+/* What `poll` needs: at least one mailbox, each passing
+ * dc_config_check_mailbox.  DC_ECONFIG with the first reason. */
+dc_code dc_config_check_poll(const dc_config *cfg, dc_err *err) DC_WUR;
 
 #endif

@@ -82,7 +82,7 @@ dc_mailbox_record(dc_store *store, dc_mailbox_state *st, const dc_mailbox_outcom
 	dc_code rc = DC_OK;
 
 	for (int k = 0; k < 8; k++) {
-		store_buf_init(&a[k]);
+		dc_buf_init(&a[k], DC_MAX_PG_ARRAY);
 		(void)dc_pg_array_begin(&a[k]);
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -33,11 +33,6 @@ typedef struct dc_origin {
 dc_code dc_store_open(const char *conninfo, const char *password, dc_store **out, dc_err *err) DC_WUR;
 void dc_store_free(dc_store *st);
 
-/* Transitional, for resolve only (collector/dc_resolve.c, dc_poll.c's
- * resolve_names) until its SQL moves into storage/dc_resolve_store.c; then
- * this line goes (the declaration lives in dc_store_int.h). */
-PGconn *dc_store_conn(dc_store *st);
-
 /* Sets synchronous_commit on for the session, whatever the server's
  * default: a commit the caller acts on (poll moves the message) is not lost
  * by a server crash afterwards.  DC_EDB or DC_EDBREFUSED on failure. */
