@@ -49,6 +49,8 @@
 #define DC_MAX_MESSAGE_ID      998    /* a Message-ID kept, in bytes (RFC 5322 line length) */
 #define DC_MAX_LISTING         400    /* bytes of a "what the message held" list in a failure */
 #define DC_MAX_XML_NAME        64     /* an element name the XML repair lexer looks at */
+#define DC_MAX_XML_STRINGS     (4 * 1024 * 1024) /* one record's (or report header's) values;
+                                         the caps above bound them to about 2.3 MB */
 #define DC_MAX_IMPORT_DEPTH    64     /* directory nesting walked by import */
 #define DC_MAX_SECRET_FILE     4096   /* bytes read from a password_file */
 #define DC_MAX_OAUTH2_TOKEN    16384  /* bytes read from oauth2_token_command */
