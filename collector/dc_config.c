@@ -204,7 +204,7 @@ parse_number(const opt *o, const char *value, uint64_t *out, dc_err *err)
 static dc_code
 set_int(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	dc_code rc = parse_number(o, value, &v, err);
 
 	(void)basedir;
@@ -216,7 +216,7 @@ set_int(const opt *o, void *base, const char *value, const char *basedir, dc_err
 static dc_code
 set_u64(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	dc_code rc = parse_number(o, value, &v, err);
 
 	(void)basedir;

@@ -32,6 +32,7 @@
 
 #include <curl/curl.h>
 
+#include "dc_buf.h"
 #include "dc_imap_io.h"
 #include "dc_limits.h"
 
@@ -799,8 +800,8 @@ dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err)
 
 typedef struct list_ctx {
 	uint64_t min_uid, max_uid;
-	size_t cap, n, alloc;
-	dc_imap_msg *msgs;
+	size_t cap, n;
+	dc_buf msgs;                     /* n dc_imap_msg, at most cap of them */
 } list_ctx;
 
 /* Appends one "* n FETCH (UID u RFC822.SIZE s)" within the range to the listing. */
@@ -818,18 +819,10 @@ on_list_fetch(dc_imap *im, void *vctx, dc_err *err)
 		(void)parse_u64(p, &size);
 	if (uid < lc->min_uid || (lc->max_uid && uid >= lc->max_uid) || lc->n >= lc->cap)
 		return DC_OK;
-	if (lc->n > 0 && uid <= lc->msgs[lc->n - 1].uid)
+	if (lc->n > 0 && uid <= ((const dc_imap_msg *)lc->msgs.p)[lc->n - 1].uid)
 		return DC_OK;                    /* servers answer in UID order; ignore repeats */
-	if (lc->n == lc->alloc) {
-		size_t na = lc->alloc ? lc->alloc * 2 : 256;
-		dc_imap_msg *m = realloc(lc->msgs, na * sizeof(*m));
-		if (m == NULL)
-			return dc_err_set(err, DC_ENOMEM, "out of memory");
-		lc->msgs = m;
-		lc->alloc = na;
-	}
-	lc->msgs[lc->n].uid = uid;
-	lc->msgs[lc->n].size = size;
+	if (dc_buf_add(&lc->msgs, &(dc_imap_msg){ .uid = uid, .size = size }, sizeof(dc_imap_msg)) != DC_OK)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	lc->n++;
 	return DC_OK;
 }
@@ -845,6 +838,7 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 	*msgs = NULL;
 	*n = 0;
 	lc.cap = (cap == 0 || cap > DC_MAX_IMAP_LIST) ? DC_MAX_IMAP_LIST : cap;
+	dc_buf_init(&lc.msgs, lc.cap * sizeof(dc_imap_msg));
 	if (max_uid != 0 && max_uid <= lc.min_uid)
 		return DC_OK;
 	if (max_uid != 0)
@@ -856,10 +850,10 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 	if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
 		rc = DC_OK;
 	if (rc != DC_OK) {
-		free(lc.msgs);
+		dc_buf_free(&lc.msgs);
 		return rc;
 	}
-	*msgs = lc.msgs;
+	*msgs = (dc_imap_msg *)dc_buf_take(&lc.msgs, NULL);
 	*n = lc.n;
 	return DC_OK;
 }
