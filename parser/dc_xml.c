@@ -87,7 +87,7 @@ arena_put(dc_buf *a, const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = '\0';
 	dc_buf_commit(a, n + 1);
-	return (slot)(dc_buf_len(a) - n - 1 + 1);
+	return (slot)(a->len - n - 1 + 1);
 }
 
 static const char *
