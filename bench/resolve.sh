@@ -25,10 +25,10 @@ cleanup() { if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; 
 trap cleanup EXIT
 
 # The benchmark program links the same static libraries as the program.
-cc -O2 -D_GNU_SOURCE -I"$src/collector" -I"$src/common" -I"$src/parser" -I"$src/storage" \
+cc -O2 -D_GNU_SOURCE -I"$src/collector" -I"$src/common" -I"$src/parser" -I"$src/storage" -I"$src/resolve" \
   $(pkg-config --cflags libpq libcares libpsl gmime-3.0 libxml-2.0) \
   "$src/bench/resolve_bench.c" -o "$tmp/resolve_bench" \
-  "$build/libdc_collector.a" "$build/libdc_storage.a" "$build/libdc_parser.a" "$build/libdc_common.a" \
+  "$build/libdc_collector.a" "$build/libdc_storage.a" "$build/libdc_resolve.a" "$build/libdc_parser.a" "$build/libdc_common.a" \
   $(pkg-config --libs libpq libcares libpsl inih libcurl gmime-3.0 libxml-2.0 libzip zlib)
 
 # N addresses 10.x.y.z, each with PTR hN.bench.example.com and its A record.

@@ -75,18 +75,18 @@ int main(int argc, char **argv)
 		dc_resolve_stats stats;
 		dc_resolve_opts_default(&opts);
 		memset(&stats, 0, sizeof stats);
-		opts.servers = argv[2];
-		opts.timeout_ms = atoi(argv[3]);
-		opts.max_inflight = atoi(argv[a]);
+		opts.dns.servers = argv[2];
+		opts.dns.timeout_ms = atoi(argv[3]);
+		opts.dns.max_inflight = atoi(argv[a]);
 		long long d0 = rcvbuf_errors();
 		double t0 = now_seconds();
-		if (dc_resolve_run(conn, &opts, &stats, &err) != DC_OK) {
+		if (dc_resolve_run(st, &opts, &stats, &err) != DC_OK) {
 			fprintf(stderr, "resolve_bench: %s\n", dc_err_text(&err));
 			goto out;
 		}
 		double t = now_seconds() - t0;
 		long long d1 = rcvbuf_errors();
-		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %9.3f %9.3f %10.0f\n", opts.max_inflight,
+		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %9.3f %9.3f %10.0f\n", opts.dns.max_inflight,
 			(unsigned long long)stats.ips, (unsigned long long)stats.ok,
 			(unsigned long long)stats.confirmed, (unsigned long long)stats.timeout,
 			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1,

@@ -16,12 +16,18 @@
  * ~/.pgpass and ssh to its keys); one trailing newline (LF or CRLF) is
  * stripped.  Relative paths in the file are relative to the file's directory.
  *
+ * dc_config_check_poll adds what polling needs beyond a well-formed file:
+ * a mailbox at all, a URL that parses, tls = none only on loopback, folder
+ * names that can be sent (with dc_imap's parser and quoting).
+ *
  * Deliberately not here: whether a mailbox or the database can be reached
  * (check-config does that), or what a URL's folder means (dc_imap).
  * inih's line buffer is 200 bytes: lines of more than 199 bytes are an error,
  * not silently truncated.
  */
 #include "dc_config.h"
+
+#include "dc_imap.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -201,28 +207,33 @@ parse_number(const opt *o, const char *value, uint64_t *out, dc_err *err)
 	return DC_OK;
 }
 
+/* Parses value into o's field, a uint64_t when wide, else an int (the
+ * range check keeps it in bounds). */
 static dc_code
-set_int(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
+set_number(const opt *o, void *base, const char *value, bool wide, dc_err *err)
 {
 	uint64_t v = 0;
 	dc_code rc = parse_number(o, value, &v, err);
 
-	(void)basedir;
-	if (rc == DC_OK)
+	if (rc == DC_OK && wide)
+		*(uint64_t *)field(base, o) = v;
+	else if (rc == DC_OK)
 		*(int *)field(base, o) = (int)v;
 	return rc;
 }
 
 static dc_code
+set_int(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
+{
+	(void)basedir;
+	return set_number(o, base, value, false, err);
+}
+
+static dc_code
 set_u64(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
 {
-	uint64_t v = 0;
-	dc_code rc = parse_number(o, value, &v, err);
-
 	(void)basedir;
-	if (rc == DC_OK)
-		*(uint64_t *)field(base, o) = v;
-	return rc;
+	return set_number(o, base, value, true, err);
 }
 
 /* Enums are stored as int (dc_tls, dc_after); names compare case-insensitively. */
@@ -776,4 +787,45 @@ dc_config_free(dc_config *cfg)
 	free(cfg->db_password);
 	free(cfg->dns_servers);
 	free(cfg);
+}
+
+/* ---- what polling needs ------------------------------------------------ */
+
+dc_code
+dc_config_check_mailbox(const dc_mailbox_config *mb, dc_err *err)
+{
+	dc_imap_url u;
+	dc_code rc = dc_imap_url_parse(mb->url, &u, err);
+	const char *folders[3] = { mb->archive_folder, mb->invalid_folder, NULL };
+
+	if (rc != DC_OK)
+		return rc;
+	if (mb->tls == DC_TLS_NONE && strcmp(u.scheme, "imap") == 0 && !u.loopback)
+		rc = dc_err_set(err, DC_ECONFIG, "[mailbox %s]: tls = none is allowed only for a loopback "
+			"server (localhost, 127.0.0.1, ::1), not %s", mb->label, u.host);
+	folders[2] = u.folder;
+	for (int i = 0; i < 3 && rc == DC_OK; i++) {
+		char *q;
+
+		if (folders[i] == NULL)
+			continue;
+		q = dc_imap_quote_folder(folders[i], '/', err);
+		if (q == NULL)
+			rc = err ? err->code : DC_ECONFIG;
+		free(q);
+	}
+	dc_imap_url_clear(&u);
+	return rc;
+}
+
+dc_code
+dc_config_check_poll(const dc_config *cfg, dc_err *err)
+{
+	dc_code rc = DC_OK;
+
+	if (cfg->n_mailboxes == 0)
+		return dc_err_set(err, DC_ECONFIG, "poll: no [mailbox NAME] section in the configuration");
+	for (size_t i = 0; i < cfg->n_mailboxes && rc == DC_OK; i++)
+		rc = dc_config_check_mailbox(&cfg->mailboxes[i], err);
+	return rc;
 }

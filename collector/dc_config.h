@@ -51,4 +51,12 @@ typedef struct dc_config {
 dc_code dc_config_load(const char *path, dc_config **out, dc_err *err) DC_WUR;
 void dc_config_free(dc_config *cfg);
 
+/* Checks what loading does not: the mailbox's URL parses, tls = none only on
+ * loopback, its folder names can be sent.  DC_ECONFIG with a reason. */
+dc_code dc_config_check_mailbox(const dc_mailbox_config *mb, dc_err *err) DC_WUR;
+
+/* What `poll` needs: at least one mailbox, each passing
+ * dc_config_check_mailbox.  DC_ECONFIG with the first reason. */
+dc_code dc_config_check_poll(const dc_config *cfg, dc_err *err) DC_WUR;
+
 #endif

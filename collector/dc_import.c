@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -223,6 +222,7 @@ typedef struct importer {
 	dc_import_stats *stats;
 	dc_extract_cb store_cb;       /* dc_store_callbacks(st) */
 	const char *where;            /* path or path#N of the current input */
+	const dc_origin *origin;      /* the current input's, while dc_extract runs */
 	/* the open batch (one transaction for several files' inputs) */
 	bool in_batch;
 	uint64_t batch_inputs;
@@ -334,51 +334,17 @@ reject(importer *im, const char *stage, const char *why, const uint8_t *content,
 	return DC_OK;
 }
 
-/* Returns the Message-ID header's value (unfolded, trimmed, printable ASCII
- * only, at most DC_MAX_MESSAGE_ID bytes) in a new string, or NULL when
- * data does not start with a header block holding one. */
-static char *
-message_id(const uint8_t *data, size_t len)
+/* dc_extract's message callback: the input is a message, and its Message-ID
+ * (from the MIME parse, the same value a poll stores) joins the origin of
+ * what it yields. */
+static dc_code
+on_message(void *ctx, const dc_mime_head *head, dc_err *err)
 {
-	const char *p = (const char *)data, *end;
-	char buf[DC_MAX_MESSAGE_ID + 1];
-	size_t n = 0;
+	importer *im = ctx;
+	dc_origin o = *im->origin;
 
-	if (len > DC_MAX_HEADER_SCAN)
-		len = DC_MAX_HEADER_SCAN;
-	end = p + len;
-	/* the first line must look like a header field: name ":" */
-	for (const char *q = p; q < end && *q != ':'; q++)
-		if (*q <= ' ' || *q > '~')
-			return NULL;
-	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-
-		if (eol == NULL)
-			eol = end;
-		if ((size_t)(eol - p) > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
-			const char *v = p + 11;
-
-			for (;;) {
-				for (; v < eol && n < DC_MAX_MESSAGE_ID; v++)
-					if (*v >= ' ' && *v <= '~' && !(n == 0 && *v == ' '))
-						buf[n++] = *v;
-					else if (*v == '\t' && n > 0)
-						buf[n++] = ' ';
-				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
-					break;
-				v = eol + 1;
-				eol = memchr(v, '\n', (size_t)(end - v));
-				if (eol == NULL)
-					eol = end;
-			}
-			while (n > 0 && buf[n - 1] == ' ')
-				n--;
-			return n > 0 ? strndup(buf, n) : NULL;
-		}
-		p = eol + 1;
-	}
-	return NULL;
+	o.message_id = head->message_id;
+	return dc_store_set_origin(im->st, &o, err);
 }
 
 /* Imports one message or bare report data[0..len) found at im->where.  A
@@ -394,8 +360,7 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 	dc_extract_stats xs = { 0 };
 	dc_extract_cb cb = im->store_cb;
 	char *file_name = dc_utf8_sanitize(im->where, strlen(im->where), "?", 0, NULL);
-	char *mid = message_id(data, len);
-	dc_origin o = { .mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = mid,
+	dc_origin o = { .mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = NULL,
 			.file_name = file_name };
 	dc_code rc;
 
@@ -417,7 +382,11 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 	}
 	cb.failure = on_failure;
 	cb.failure_ctx = im;
+	cb.message = on_message;
+	cb.message_ctx = im;
+	im->origin = &o;
 	rc = dc_extract(data, len, name, im->lim, &cb, &xs, err);
+	im->origin = NULL;
 	im->stats->reports += xs.reports;
 	im->stats->duplicates += xs.duplicates;
 	im->stats->records += xs.records;
@@ -430,7 +399,6 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 		rc = reject(im, "extract", why, data, len, err);
 	}
 out:
-	free(mid);
 	free(file_name);
 	return rc;
 }

@@ -45,7 +45,6 @@
                                          is read and dropped; a larger one ends the session */
 #define DC_IMAP_MIN_BYTES_PER_S 1024  /* an IMAP answer's least rate, over each 2 x timeout */
 #define DC_MAX_IMAP_STATUS     512    /* tagged IMAP status text kept for the caller */
-#define DC_MAX_HEADER_SCAN     65536  /* bytes of a message searched for its header fields */
 #define DC_MAX_MESSAGE_ID      998    /* a Message-ID kept, in bytes (RFC 5322 line length) */
 #define DC_MAX_LISTING         400    /* bytes of a "what the message held" list in a failure */
 #define DC_MAX_XML_NAME        64     /* an element name the XML repair lexer looks at */
@@ -57,7 +56,9 @@
 #define DC_MAX_PTR_NAMES       8      /* PTR names examined per IP */
 #define DC_MAX_FORWARD_ADDRS   64     /* forward addresses examined per PTR name */
 #define DC_MAX_DNS_NAME        253    /* RFC 1035 section 2.3.4, without the final dot */
+#define DC_MAX_DNS_LABEL       63     /* one label of a DNS name, RFC 1035 section 2.3.4 */
 #define DC_MAX_BYTEA           ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
+#define DC_MAX_PG_ARRAY        ((size_t)1000 << 20)  /* one array-literal parameter, likewise */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

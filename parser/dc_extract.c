@@ -342,6 +342,16 @@ on_failure(void *ctx, const char *path, const dc_err *why, dc_err *err)
 static dc_code extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix,
 	bool must_yield, dc_err *err);
 
+/* dc_mime's head callback for the input's own message: hands the header
+ * fields to cb->message. */
+static dc_code
+on_head(void *ctx, const dc_mime_head *head, dc_err *err)
+{
+	xctx *x = ctx;
+
+	return x->cb->message(x->cb->message_ctx, head, err);
+}
+
 /* A message found inside an archive: its own leaves are new units. */
 static dc_code
 on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int depth, dc_err *err)
@@ -449,6 +459,7 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	const char *sp = x->prefix, *sn = x->mime_notes;
 	dc_mime_info *info = NULL;
 	uint64_t left;
+	bool top;
 	dc_code rc = DC_OK;
 
 	if (x->nest >= MAX_NEST) {
@@ -467,7 +478,9 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	 * of too many parts is refused before any of them is handled */
 	left = x->lim->max_members == 0 ? UINT64_MAX :
 		x->tally.members >= x->lim->max_members ? 0 : x->lim->max_members - x->tally.members;
-	rc = dc_mime_walk_capped(data, len, left, on_leaf, x, info, err);
+	/* the input itself is this message (not one inside an archive or a part) */
+	top = x->nest == 1 && x->depth == 0 && x->cb->message != NULL;
+	rc = dc_mime_walk_capped(data, len, left, top ? on_head : NULL, on_leaf, x, info, err);
 	if (rc == DC_EINPUT_LIMIT && x->tally.over.code == DC_OK)
 		dc_unpack_tally_over(&x->tally, NULL, "%s: over limits.max_members (%llu) in one input", dc_err_text(err),
 			(unsigned long long)x->lim->max_members);

@@ -12,6 +12,7 @@
 #ifndef DC_EXTRACT_H
 #define DC_EXTRACT_H
 
+#include "dc_mime.h"
 #include "dc_report.h"
 
 typedef struct dc_extract_stats {
@@ -32,6 +33,16 @@ typedef struct dc_extract_cb {
 	 */
 	dc_code (*failure)(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err);
 	void *failure_ctx;
+	/*
+	 * May be NULL.  Called at most once per input, when the input itself is
+	 * a message (not a bare report or archive, not a message inside one),
+	 * after GMime parsed it and before anything of it reaches the sink or
+	 * failure: the header fields the store keeps (its Message-ID), so the
+	 * caller can put them in the origin of what follows.  An error stops
+	 * dc_extract with it.
+	 */
+	dc_code (*message)(void *ctx, const dc_mime_head *head, dc_err *err);
+	void *message_ctx;
 } dc_extract_cb;
 
 /*

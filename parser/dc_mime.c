@@ -11,10 +11,15 @@
  * Speed (small report e-mails, docs/README-parse-speed.md): when the top
  * header block is plain, GMime parses only the message's body part
  * (construct_part, no GMimeMessage) from a copy in which the header fields
- * we never read are overwritten by lines it skips; base64 and
+ * we never read (all but Content-* and Message-ID) are overwritten by lines
+ * it skips; base64 and
  * quoted-printable leaves are decoded straight from GMime's buffer.  Each of
  * these gives the same part tree and bytes as the plain way (see
  * first_line_is_field, content_headers, decode_leaf).
+ *
+ * The message's own header fields that the store keeps (its Message-ID)
+ * are read from this same parse and handed to the head callback before the
+ * first leaf, so every caller (import, poll, reparse) gets the same value.
  *
  * Not here: deciding what a leaf is (bytes decide, in dc_unpack), charset
  * conversion, signatures.  Repairs: whitespace before the first header line
@@ -307,7 +312,7 @@ first_line_is_field(const uint8_t *p, size_t n)
 
 /*
  * A copy of the message p[0..n) in which every field of the top header
- * block but the first and the Content-* ones is overwritten, byte for byte,
+ * block but the first, the Content-* ones and Message-ID is overwritten, byte for byte,
  * by a line that is no header field ("X XXX..."), which GMime skips; or
  * NULL when the block is not plain enough to be sure of what GMime makes of
  * it: every line a field (first_line_is_field) or a fold, ending in an
@@ -341,7 +346,8 @@ content_headers(const uint8_t *p, size_t n)
 			if (pos == 0)
 				break;
 		} else if (first_line_is_field(p + pos, len)) {
-			blank = pos > 0 && !(len >= 8 && g_ascii_strncasecmp((const char *)p + pos, "Content-", 8) == 0);
+			blank = pos > 0 && !(len >= 8 && g_ascii_strncasecmp((const char *)p + pos, "Content-", 8) == 0) &&
+				!(len >= 11 && g_ascii_strncasecmp((const char *)p + pos, "Message-ID:", 11) == 0);
 		} else {
 			break;
 		}
@@ -357,16 +363,42 @@ content_headers(const uint8_t *p, size_t n)
 	return NULL;
 }
 
+/*
+ * Tells head the header fields of obj (the message, or its top part when
+ * only that was parsed: the message's fields then sit on it) that the store
+ * keeps; returns head's code.  GMime's raw value is the field as received,
+ * folds included; keeping only the bytes 0x21..0x7e unfolds it and drops
+ * what a msg-id cannot hold (see dc_mime_head).
+ */
+static dc_code
+tell_head(GMimeObject *obj, dc_mime_head_fn head, void *ctx, dc_err *err)
+{
+	GMimeHeaderList *list = obj != NULL ? g_mime_object_get_header_list(obj) : NULL;
+	GMimeHeader *h = list != NULL ? g_mime_header_list_get_header(list, "Message-ID") : NULL;
+	const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+	char id[DC_MAX_MESSAGE_ID + 1];
+	size_t n = 0;
+	dc_mime_head hd = { NULL };
+
+	for (const unsigned char *c = (const unsigned char *)raw; c != NULL && *c && n < DC_MAX_MESSAGE_ID; c++)
+		if (*c > ' ' && *c <= '~')
+			id[n++] = (char)*c;
+	id[n] = '\0';
+	if (n > 0)
+		hd.message_id = id;
+	return head(ctx, &hd, err);
+}
+
 dc_code
 dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
 	dc_err *err)
 {
-	return dc_mime_walk_capped(data, len, UINT64_MAX, fn, ctx, info, err);
+	return dc_mime_walk_capped(data, len, UINT64_MAX, NULL, fn, ctx, info, err);
 }
 
 dc_code
-dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_leaf_fn fn, void *ctx,
-	dc_mime_info *info, dc_err *err)
+dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_head_fn head,
+	dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info, dc_err *err)
 {
 	uint64_t leaves;
 	GMimeStream *stream = NULL;
@@ -419,6 +451,8 @@ dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mim
 		rc = dc_err_set(err, DC_EMIME, "not a MIME message: GMime found no header block");
 		goto out;
 	}
+	if (head != NULL && (rc = tell_head(msg != NULL ? GMIME_OBJECT(msg) : top, head, ctx, err)) != DC_OK)
+		goto out;
 	if (max_leaves != UINT64_MAX && (leaves = count_leaves(top, 0, max_leaves)) > max_leaves) {
 		rc = dc_err_set(err, DC_EINPUT_LIMIT, "message has more than %llu parts", (unsigned long long)max_leaves);
 		goto out;

@@ -47,6 +47,22 @@ typedef struct dc_mime_info {
 	char notes[DC_MIME_NOTES_MAX]; /* repairs made, "; "-joined, "" if none */
 } dc_mime_info;
 
+/* The fields of the message's own header block that the store keeps (RFC
+ * 5322 3.6.4), read from the same parse as its leaves; valid only during
+ * the callback. */
+typedef struct dc_mime_head {
+	/* The first Message-ID field: its value unfolded, with every byte that
+	 * is not printable ASCII (space, tab, CR, LF, controls, 8-bit) left
+	 * out, so "<a\r\n b@c>" gives "<ab@c>" (a msg-id holds no white space),
+	 * angle brackets kept, at most DC_MAX_MESSAGE_ID bytes; NULL when there
+	 * is none or nothing is left of it. */
+	const char *message_id;
+} dc_mime_head;
+
+/* Called once, after the message is parsed and before its first leaf;
+ * DC_OK goes on, any other code stops the walk, which returns it. */
+typedef dc_code (*dc_mime_head_fn)(void *ctx, const dc_mime_head *head, dc_err *err);
+
 /* Initialises GMime once per process (thread-safe); dc_mime_walk calls it. */
 void dc_mime_init(void);
 
@@ -60,10 +76,11 @@ void dc_mime_init(void);
 dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx,
 	dc_mime_info *info, dc_err *err) DC_WUR;
 
-/* dc_mime_walk, but a message of more than max_leaves leaves (counted in
- * the parsed tree, as the walk would find them) is refused with
- * DC_EINPUT_LIMIT before any leaf is handed on.  UINT64_MAX: no cap. */
-dc_code dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_leaf_fn fn,
-	void *ctx, dc_mime_info *info, dc_err *err) DC_WUR;
+/* dc_mime_walk, but head (may be NULL) is told the message's header fields
+ * first, and a message of more than max_leaves leaves (counted in the
+ * parsed tree, as the walk would find them) is refused with DC_EINPUT_LIMIT
+ * before any leaf is handed on.  UINT64_MAX: no cap. */
+dc_code dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_head_fn head,
+	dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info, dc_err *err) DC_WUR;
 
 #endif

@@ -346,7 +346,7 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 
 /* ---------------------------------------------------------------- others */
 
-/* `poll [--once]`: hands over to dc_poll (dc_commands.h). */
+/* `poll [--once]`: hands over to dc_service (dc_commands.h). */
 static int
 cmd_poll(run_ctx *c, int argc, char **argv)
 {

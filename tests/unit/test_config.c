@@ -1,7 +1,7 @@
 /*
  * test_config.c - dc_config_load, table-driven: good files, each kind of
  * error (with file:line and key in the message), environment overrides and
- * password files.  Each case writes its file (and a password file "pw" next
+ * password files; the checks `poll` adds (dc_config_check_poll).  Each case writes its file (and a password file "pw" next
  * to it) into a fresh temporary directory.
  */
 #include <setjmp.h>
@@ -426,6 +426,52 @@ test_example(void **state)
 	dc_config_free(cfg);
 }
 
+/* What polling checks beyond loading (dc_config_check_poll/_mailbox). */
+static void
+test_poll_checks(void **state)
+{
+	static const struct {
+		const char *url;
+		dc_tls tls;
+		const char *archive;
+		dc_code rc;
+		const char *msg;          /* a substring of the error */
+	} t[] = {
+		{ "imaps://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_OK, NULL },
+		{ "imap://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_OK, NULL },
+		{ "imap://127.0.0.1:1143/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_OK, NULL },
+		{ "imap://localhost/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_OK, NULL },
+		{ "imap://imap.example.com/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_ECONFIG,
+		  "tls = none is allowed only for a loopback server" },
+		{ "http://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_ECONFIG, "scheme" },
+		{ "imaps://imap.example.com/INBOX", DC_TLS_REQUIRED, "Bad\r\nFolder", DC_ECONFIG, NULL },
+	};
+	char label[] = "rua";
+	dc_config cfg;
+	dc_err err;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	dc_err_clear(&err);
+	assert_int_equal(dc_config_check_poll(&cfg, &err), DC_ECONFIG);
+	assert_non_null(strstr(err.msg, "no [mailbox NAME] section"));
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		dc_mailbox_config mb = { .label = label, .url = (char *)t[i].url, .tls = t[i].tls,
+			.archive_folder = (char *)t[i].archive, .invalid_folder = (char *)"Archive/Invalid" };
+		dc_code rc;
+
+		cfg.mailboxes = &mb;
+		cfg.n_mailboxes = 1;
+		dc_err_clear(&err);
+		rc = dc_config_check_poll(&cfg, &err);
+		print_message("check: %s %s -> %d %s\n", t[i].url, t[i].archive, rc, err.msg);
+		assert_int_equal(rc, t[i].rc);
+		assert_int_equal(dc_config_check_mailbox(&mb, &err), rc);
+		if (t[i].msg != NULL)
+			assert_non_null(strstr(err.msg, t[i].msg));
+	}
+}
+
 static void
 test_free_null(void **state)
 {
@@ -440,6 +486,7 @@ main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_poll_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,9 @@
  *  - forensic (ARF) and SMTP TLS report files give no report and a failure;
  *  - failure routing: a message with no report, a zip with a good and a bad
  *    member, duplicates (DC_SKIP), a sink's non-fatal and fatal (DC_EDB)
- *    errors, a failing failure callback, the message-size limit, a bomb.
+ *    errors, a failing failure callback, the message-size limit, a bomb;
+ *  - the message's Message-ID (folded, missing, overlong, garbage), told
+ *    once, before anything of the message, and only for a message input.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,7 +129,7 @@ static dc_code
 run(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, counter *c,
 	dc_extract_stats *st, dc_err *err)
 {
-	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort }, c_failure, c };
+	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort }, c_failure, c, NULL, NULL };
 	dc_limits d;
 
 	dc_limits_default(&d);
@@ -796,6 +798,136 @@ test_input_caps(void **state)
 	free(rep);
 }
 
+/* ---- the message's own header fields (issue 10: one Message-ID for import and poll) */
+
+typedef struct heads {
+	counter c;
+	int calls;
+	bool early;                 /* every call came before any report or failure */
+	char id[1100];              /* "(none)" for NULL */
+} heads;
+
+static dc_code
+h_message(void *ctx, const dc_mime_head *head, dc_err *err)
+{
+	heads *h = ctx;
+
+	(void)err;
+	h->calls++;
+	h->early = h->early && h->c.begun == 0 && h->c.n_fail == 0;
+	snprintf(h->id, sizeof(h->id), "%s", head->message_id ? head->message_id : "(none)");
+	return DC_OK;
+}
+
+/* Runs dc_extract on data with the message callback; h is reset first. */
+static void
+run_heads(const uint8_t *data, size_t len, heads *h)
+{
+	dc_extract_cb cb = { { &h->c, c_begin, c_record, c_end, c_abort }, c_failure, &h->c, h_message, h };
+	dc_extract_stats st;
+	dc_limits d;
+	dc_err err;
+
+	memset(h, 0, sizeof(*h));
+	h->early = true;
+	dc_limits_default(&d);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(dc_extract(data, len, NULL, &d, &cb, &st, &err), DC_OK);
+}
+
+static void
+test_message_id(void **state)
+{
+	size_t xlen;
+	uint8_t *xml = data_file("unpack/report.xml", &xlen);
+	char big[1500];
+	static const struct {
+		const char *head;        /* header fields before Content-Type (NULL: an overlong id) */
+		const char *want;
+	} t[] = {
+		/* folded (RFC 5322 2.2.3): the fold is no part of the id */
+		{ "From: a@b\r\nMessage-ID: <20251104\r\n 080000.42@mid.example>\r\n", "<20251104080000.42@mid.example>" },
+		{ "From: a@b\nMessage-ID:\n\t<20251104\n\t080000.42@mid.example>\n", "<20251104080000.42@mid.example>" },
+		/* the first field, and in lower case */
+		{ "message-id: <first@x>\r\nFrom: a@b\r\n", "<first@x>" },
+		/* the first of two */
+		{ "From: a@b\r\nMessage-ID: <one@x>\r\nMessage-ID: <two@x>\r\n", "<one@x>" },
+		{ "From: a@b\r\nSubject: no id\r\n", "(none)" },
+		{ "From: a@b\r\nMessage-ID:   \r\n", "(none)" },
+		/* garbage: controls, 8-bit bytes and blanks are left out */
+		{ "From: a@b\r\nMessage-ID: \x01\xff junk (c) <a b>\t\r\n", "junk(c)<ab>" },
+		/* overlong: cut at DC_MAX_MESSAGE_ID bytes */
+		{ NULL, NULL },
+	};
+	heads h;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *m = NULL;
+		char hd[2000];
+		int n;
+
+		if (t[i].head != NULL)
+			snprintf(hd, sizeof(hd), "%s", t[i].head);
+		else
+			snprintf(hd, sizeof(hd), "From: a@b\r\nMessage-ID: <%s>\r\n", big);
+		n = asprintf(&m, "%sMIME-Version: 1.0\r\nContent-Type: text/xml\r\n\r\n%.*s", hd, (int)xlen,
+			(const char *)xml);
+		assert_true(n > 0);
+		run_heads((const uint8_t *)m, (size_t)n, &h);
+		assert_int_equal(h.calls, 1);
+		assert_true(h.early);
+		assert_int_equal(h.c.ended, 1);
+		if (t[i].want != NULL) {
+			assert_string_equal(h.id, t[i].want);
+		} else {
+			assert_int_equal(strlen(h.id), DC_MAX_MESSAGE_ID);
+			assert_memory_equal(h.id, "<xxxx", 5);
+		}
+		free(m);
+	}
+	/* a message without a report: told before its one failure */
+	{
+		size_t len;
+		uint8_t *m = data_file("unpack/no-report.eml", &len);
+
+		run_heads(m, len, &h);
+		assert_int_equal(h.calls, 1);
+		assert_true(h.early);
+		assert_int_equal(h.c.n_fail, 1);
+		free(m);
+	}
+	/* a forwarded message: the outer one's id, once */
+	{
+		char *m = NULL;
+		int n = asprintf(&m, "From: a@b\r\nMessage-ID: <outer@x>\r\nContent-Type: message/rfc822\r\n\r\n"
+			"From: c@d\r\nMessage-ID: <inner@x>\r\nContent-Type: text/xml\r\n\r\n%.*s", (int)xlen,
+			(const char *)xml);
+
+		assert_true(n > 0);
+		run_heads((const uint8_t *)m, (size_t)n, &h);
+		assert_int_equal(h.calls, 1);
+		assert_string_equal(h.id, "<outer@x>");
+		assert_int_equal(h.c.ended, 1);
+		free(m);
+	}
+	/* not a message (a bare report, a zip holding a message): no call */
+	run_heads(xml, xlen, &h);
+	assert_int_equal(h.calls, 0);
+	assert_int_equal(h.c.ended, 1);
+	{
+		size_t len;
+		uint8_t *z = data_file("unpack/eml-in-zip.zip", &len);
+
+		run_heads(z, len, &h);
+		assert_int_equal(h.calls, 0);
+		free(z);
+	}
+	free(xml);
+}
+
 int
 main(void)
 {
@@ -811,6 +943,7 @@ main(void)
 		cmocka_unit_test(test_sink_errors),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_input_caps),
+		cmocka_unit_test(test_message_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

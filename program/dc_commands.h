@@ -11,20 +11,21 @@
 
 #include "dc_config.h"
 
-/* `poll [--once]` (collector/dc_poll.c).  config_path is kept so SIGHUP can
+/* `poll [--once]` (program/dc_service.c).  config_path is kept so SIGHUP can
  * reload it; cfg is the configuration already loaded from it (with --db
  * applied); db_override is --db or NULL, re-applied after a reload. */
 int dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bool once);
 
-/* `resolve` (collector/dc_resolve.c): PTR names for source IPs without a
+/* `resolve` (program/dc_resolve_cmd.c): PTR names for source IPs without a
  * fresh dmarc.ip_names entry. */
 int dc_cmd_resolve(const dc_config *cfg);
 
-/* `prune --older-than DAYS` (storage/dc_prune.c through collector). */
+/* `prune --older-than DAYS` (program/dc_prune_cmd.c, on storage/dc_prune.c). */
 int dc_cmd_prune(const dc_config *cfg, int older_than_days);
 
 /* check-config's reachability probes, each 0 on success or 75 with a logged
- * reason: IMAP login to every mailbox, DNS servers answering. */
+ * reason: IMAP login to every mailbox, DNS servers answering
+ * (program/dc_resolve_cmd.c). */
 int dc_check_imap(const dc_config *cfg);
 int dc_check_dns(const dc_config *cfg);
 

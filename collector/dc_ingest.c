@@ -1,156 +1,93 @@
 /*
- * dc_poll.c - the `poll` command and the collector service (SPEC sections 4
- * and 7), and check-config's IMAP probe.
+ * dc_ingest.c - one poll of one mailbox (SPEC section 7), as a unit the
+ * service loop and tests drive (dc_ingest.h).
  *
- * One poll of a mailbox: log in (dc_imap), SELECT the folder, compare its
- * UIDVALIDITY with dmarc.mailboxes (dc_mailbox), list the messages above the
- * last UID handled, then in batches: fetch the bodies with BODY.PEEK[] (no
- * \Seen), hand each to dc_extract into dc_store, the whole batch in one
- * transaction (dc_store's batch mode; if the server refuses a value of it,
- * the batch is stored again one transaction per report), COMMIT, and only
- * then move the batch's stored messages to archive_folder (or flag them
- * \Seen, or delete them: `after`) and its rejected ones to invalid_folder,
- * and record the batch's outcomes and the new last UID.  A crash anywhere
- * repeats at most the current batch: nothing of it was committed, or its
- * committed reports come back as duplicates (the unique key) and its
- * messages are moved then.  After each listing the stored reports are added
- * to the daily rollups in one go (dmarc.rollup_pending, sql/007).
+ * One poll: log in (dc_imap; XOAUTH2 through dc_oauth2, the token cached
+ * here between polls and fetched again once when refused), SELECT the
+ * folder, compare its UIDVALIDITY with dmarc.mailboxes (dc_mailbox), list
+ * the messages above the last UID handled, then in batches: fetch the bodies
+ * with BODY.PEEK[] (no \Seen), hand each to dc_extract into dc_store (the
+ * message's Message-ID comes from that parse, see on_message), the whole
+ * batch in one transaction (dc_store's batch mode; if the server refuses a
+ * value of it, the batch is stored again one transaction per report),
+ * COMMIT, and only then move the batch's stored messages to archive_folder
+ * (or flag them \Seen, or delete them: `after`) and its rejected ones to
+ * invalid_folder, and record the batch's outcomes and the new last UID.  A
+ * crash anywhere repeats at most the current batch: nothing of it was
+ * committed, or its committed reports come back as duplicates (the unique
+ * key) and its messages are moved then.  After each listing the stored
+ * reports are added to the daily rollups in one go (dmarc.rollup_pending,
+ * sql/007).
  *
- * The service (`poll` without --once) polls every mailbox each `interval`
- * seconds; a mailbox whose poll failed (IMAP, TLS, login, database) is tried
- * again after a backoff of 5 s doubling to 5 min.  SIGTERM and SIGINT finish
- * the message in hand (and its batch's moves) and exit 0; SIGHUP reloads the
- * configuration between polls.  After a poll that stored reports, PTR names
- * are resolved (dc_resolve).
+ * Up to the mailbox's `connections` work on one listing: this thread's and
+ * extra threads, each with its own IMAP session and database connection
+ * (the pool below).  The pool is not generic: it hands out batches in UID
+ * order and knows which are final and complete, so the recorded progress
+ * never passes a message that was not handled.
  *
- * This file and main.c are the program: it logs and keeps the signal flags
- * in process-wide variables; the modules it calls do neither.
+ * Deliberately not here: the schedule, backoff, signals and the process's
+ * log (program/dc_service.c); this file reads the caller's stop flag and
+ * reports through its log callback, and holds no global state.
  */
-#include <errno.h>
-#include <fcntl.h>
+#include "dc_ingest.h"
+
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "dc_commands.h"
-#include "dc_config.h"
-#include "dc_exit.h"
 #include "dc_extract.h"
 #include "dc_imap.h"
-#include "dc_log.h"
 #include "dc_mailbox.h"
+#include "dc_oauth2.h"
 #include "dc_pg.h"
-#include "dc_resolve.h"
-#include "dc_store.h"
 
 #define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
 #define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
 #define BATCH_MIN       20                   /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
-#define BACKOFF_MIN     5                    /* seconds after the first failure */
-#define BACKOFF_MAX     300
 #define IMAP_TIMEOUT_MS 60000L
+#define LOG_LINE_MAX    2048                 /* a log line, as dc_log's */
 
-/* ---- signals: the service loop's process-wide state ---------------------- */
+struct dc_ingest {
+	const dc_config *cfg;
+	const dc_mailbox_config *mb;
+	const volatile sig_atomic_t *stop;
+	dc_ingest_log_fn log;
+	void *log_ctx;
+	int log_level;
+	char *token;                 /* XOAUTH2 token, fetched again when refused */
+};
 
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_reload;
-static int g_wake[2] = { -1, -1 };           /* self-pipe: wakes the sleep between polls */
+/* ---- helpers --------------------------------------------------------------- */
 
-/* Signal handler: sets the flag and wakes the sleep (async-signal-safe only). */
+static void say(const dc_ingest *ig, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Hands one formatted line to the log callback, unless it is above the level. */
 static void
-on_signal(int sig)
+say(const dc_ingest *ig, int level, const char *fmt, ...)
 {
-	int saved = errno;
+	char line[LOG_LINE_MAX];
+	va_list ap;
 
-	if (sig == SIGHUP)
-		g_reload = 1;
-	else
-		g_stop = 1;
-	if (g_wake[1] >= 0)
-		(void)!write(g_wake[1], "", 1);
-	errno = saved;
+	if (ig->log == NULL || level > ig->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ig->log(ig->log_ctx, level, line);
 }
 
-typedef struct saved_signals {
-	struct sigaction term, intr, hup, pipe;
-} saved_signals;
-
-/* Installs the handlers for TERM, INT and HUP, ignores PIPE; old gets the previous ones. */
-static void
-signals_install(saved_signals *old)
+/* True when the caller asked to stop. */
+static bool
+stopping(const dc_ingest *ig)
 {
-	struct sigaction sa;
-
-	g_stop = g_reload = 0;
-	if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0)
-		g_wake[0] = g_wake[1] = -1;          /* sleeps then just run their time */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGTERM, &sa, &old->term);
-	sigaction(SIGINT, &sa, &old->intr);
-	sigaction(SIGHUP, &sa, &old->hup);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, &old->pipe);
-}
-
-/* Puts back the handlers of signals_install and closes the self-pipe. */
-static void
-signals_restore(const saved_signals *old)
-{
-	sigaction(SIGTERM, &old->term, NULL);
-	sigaction(SIGINT, &old->intr, NULL);
-	sigaction(SIGHUP, &old->hup, NULL);
-	sigaction(SIGPIPE, &old->pipe, NULL);
-	for (int i = 0; i < 2; i++) {
-		if (g_wake[i] >= 0)
-			close(g_wake[i]);
-		g_wake[i] = -1;
-	}
-}
-
-/* Sleeps until the monotonic time deadline, or until a signal arrives. */
-static void
-sleep_until(time_t deadline)
-{
-	while (!g_stop && !g_reload) {
-		struct timespec now;
-		char drain[64];
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec >= deadline)
-			return;
-		long ms = (long)(deadline - now.tv_sec) * 1000;
-		if (g_wake[0] >= 0) {
-			struct pollfd p = { .fd = g_wake[0], .events = POLLIN };
-			if (poll(&p, 1, ms > 60000 ? 60000 : (int)ms) > 0)
-				while (read(g_wake[0], drain, sizeof(drain)) > 0)
-					;
-		} else {
-			sleep(1);
-		}
-	}
-}
-
-/* Returns the monotonic clock in seconds. */
-static time_t
-now_mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec;
+	return ig->stop != NULL && *ig->stop != 0;
 }
 
 /* Returns the seconds elapsed since t0 (monotonic). */
@@ -161,113 +98,6 @@ seconds_since(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* ---- helpers --------------------------------------------------------------- */
-
-/* Returns the Message-ID field of the message's header (unfolded, trimmed,
- * printable ASCII) in a new string, or NULL when there is none. */
-static char *
-header_message_id(const uint8_t *data, size_t len)
-{
-	const char *p = (const char *)data, *end;
-	char buf[DC_MAX_MESSAGE_ID + 1];
-	size_t n = 0;
-
-	end = p + (len > DC_MAX_HEADER_SCAN ? DC_MAX_HEADER_SCAN : len);
-	while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-
-		if (eol == NULL)
-			eol = end;
-		if (eol - p > 11 && strncasecmp(p, "Message-ID:", 11) == 0) {
-			const char *v = p + 11;
-
-			for (;;) {
-				for (; v < eol && n < DC_MAX_MESSAGE_ID; v++)
-					if (*v > ' ' && *v <= '~')
-						buf[n++] = *v;
-				if (eol + 1 >= end || (eol[1] != ' ' && eol[1] != '\t'))
-					break;
-				v = eol + 1;
-				eol = memchr(v, '\n', (size_t)(end - v));
-				if (eol == NULL)
-					eol = end;
-			}
-			return n > 0 ? strndup(buf, n) : NULL;
-		}
-		p = eol + 1;
-	}
-	return NULL;
-}
-
-/*
- * Runs cmd through /bin/sh and returns the first line of its standard output
- * (trimmed) as a new string in *token.  Returns DC_EAUTH when the command
- * fails or prints nothing (the login cannot happen: exit status 2), but
- * DC_EIMAP (75, try again later) when it exits with 75 (EX_TEMPFAIL, by
- * sysexits.h: its token service could not be reached) or is killed by a
- * signal; DC_ECONFIG when it cannot be started; DC_ENOMEM.
- */
-static dc_code
-run_token_command(const char *cmd, char **token, dc_err *err)
-{
-	char *buf = malloc(DC_MAX_OAUTH2_TOKEN + 1);
-	size_t n = 0;
-	FILE *f;
-	int status;
-	dc_code rc = DC_OK;
-
-	*token = NULL;
-	if (buf == NULL)
-		return dc_err_set(err, DC_ENOMEM, "out of memory");
-	f = popen(cmd, "r");
-	if (f == NULL) {
-		rc = dc_err_set(err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		size_t got = fread(buf + n, 1, DC_MAX_OAUTH2_TOKEN - n, f);
-		if (got == 0)
-			break;
-		n += got;
-		if (n == DC_MAX_OAUTH2_TOKEN) {          /* read the rest so the command is not killed by SIGPIPE */
-			char sink[512];
-			while (fread(sink, 1, sizeof(sink), f) > 0)
-				;
-			break;
-		}
-	}
-	buf[n] = '\0';
-	status = pclose(f);
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		bool later = status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status) == DC_EXIT_TEMPFAIL);
-
-		rc = dc_err_set(err, later ? DC_EIMAP : DC_EAUTH, "oauth2_token_command failed (%s %d)",
-			WIFEXITED(status) ? "exit status" : "signal",
-			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		goto out;
-	}
-	{
-		char *s = buf + strspn(buf, " \t\r\n");
-		size_t len = strcspn(s, "\r\n");
-
-		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-			len--;
-		if (len == 0) {
-			rc = dc_err_set(err, DC_EAUTH, "oauth2_token_command printed no token");
-			goto out;
-		}
-		*token = strndup(s, len);
-		if (*token == NULL)
-			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
-	}
-out:
-	if (buf != NULL) {
-		explicit_bzero(buf, DC_MAX_OAUTH2_TOKEN + 1);
-		free(buf);
-	}
-	return rc;
 }
 
 /* Returns "scheme://host[:port]/folder" (no user information) in a new string. */
@@ -284,44 +114,8 @@ canonical_url(const dc_imap_url *u)
 	return s;
 }
 
-/* Checks what dc_config does not: the URL parses, tls = none only on loopback,
- * the folder names can be sent.  DC_ECONFIG with a reason. */
-static dc_code
-check_mailbox_config(const dc_mailbox_config *mb, dc_err *err)
-{
-	dc_imap_url u;
-	dc_code rc = dc_imap_url_parse(mb->url, &u, err);
-	const char *folders[3] = { mb->archive_folder, mb->invalid_folder, NULL };
-
-	if (rc != DC_OK)
-		return rc;
-	if (mb->tls == DC_TLS_NONE && strcmp(u.scheme, "imap") == 0 && !u.loopback)
-		rc = dc_err_set(err, DC_ECONFIG, "[mailbox %s]: tls = none is allowed only for a loopback "
-			"server (localhost, 127.0.0.1, ::1), not %s", mb->label, u.host);
-	folders[2] = u.folder;
-	for (int i = 0; i < 3 && rc == DC_OK; i++) {
-		char *q;
-
-		if (folders[i] == NULL)
-			continue;
-		q = dc_imap_quote_folder(folders[i], '/', err);
-		if (q == NULL)
-			rc = err ? err->code : DC_ECONFIG;
-		free(q);
-	}
-	dc_imap_url_clear(&u);
-	return rc;
-}
-
-/*
- * Opens the store for polling (*out owned by the caller) with
- * synchronous_commit on for its session: a message is moved once its
- * reports are committed, so a commit must not be lost by a server crash
- * afterwards, whatever the server's default.  DC_EDB or DC_EDBREFUSED
- * (dc_pg.h) on failure.
- */
-static dc_code
-open_store(const char *conninfo, dc_store **out, dc_err *err)
+dc_code
+dc_ingest_open_store(const char *conninfo, dc_store **out, dc_err *err)
 {
 	PGresult *res;
 	dc_code rc = dc_store_open(conninfo, out, err);
@@ -345,16 +139,7 @@ open_store(const char *conninfo, dc_store **out, dc_err *err)
 
 /* ---- one mailbox ---------------------------------------------------------------- */
 
-/* Per-mailbox state the service keeps between polls. */
-typedef struct mb_service {
-	char *token;                 /* XOAUTH2 token, fetched again when refused */
-	time_t next_due;             /* monotonic seconds */
-	int backoff;                 /* seconds; 0 after a good poll */
-} mb_service;
-
-typedef struct totals {
-	uint64_t messages, stored, rejected, reports, duplicates, failures;
-} totals;
+typedef dc_ingest_totals totals;
 
 /* One message of the batch in hand. */
 typedef struct slot {
@@ -373,6 +158,7 @@ typedef struct slot {
  */
 typedef struct pool {
 	pthread_mutex_t mu;
+	dc_ingest *ig;
 	const dc_config *cfg;
 	const dc_mailbox_config *mb;
 	const char *folder;
@@ -402,6 +188,7 @@ typedef struct mb_run {
 	bool archive_ready, invalid_ready;
 	bool missing;                /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
+	slot *cur;                   /* the message in hand */
 	totals t;
 } mb_run;
 
@@ -411,9 +198,27 @@ on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit,
 {
 	mb_run *r = ctx;
 
-	dc_log_warn("mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label, r->cur_uid,
+	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label, r->cur_uid,
 		unit && unit->name ? " " : "", unit && unit->name ? unit->name : "", stage, dc_err_text(why));
 	return r->store_cb.failure(r->store_cb.failure_ctx, stage, why, unit, err);
+}
+
+/* dc_extract's message callback: the message's Message-ID (from the MIME
+ * parse, the value an import stores too) joins the origin of its reports
+ * and failures, and its dmarc.mailbox_messages row. */
+static dc_code
+on_message(void *ctx, const dc_mime_head *head, dc_err *err)
+{
+	mb_run *r = ctx;
+	slot *s = r->cur;
+	dc_origin o = { .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
+		.uid = (int64_t)s->uid, .message_id = head->message_id, .file_name = NULL };
+
+	free(s->message_id);
+	s->message_id = NULL;
+	if (head->message_id != NULL && (s->message_id = strdup(head->message_id)) == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	return dc_store_set_origin(r->st, &o, err);
 }
 
 /* Records a whole-message rejection found here (too big, no report at all). */
@@ -421,7 +226,7 @@ static dc_code
 reject_message(mb_run *r, slot *s, const char *stage, const char *reason, const uint8_t *data,
 	size_t len, dc_err *err)
 {
-	dc_log_warn("mailbox %s: UID %" PRIu64 ": rejected (%s): %s", r->mb->label, s->uid, stage, reason);
+	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected (%s): %s", r->mb->label, s->uid, stage, reason);
 	s->failures++;
 	return dc_store_failure(r->st, stage, reason, data, len, err);
 }
@@ -439,8 +244,9 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	dc_code rc;
 
 	r->cur_uid = s->uid;
+	r->cur = s;
 	free(s->message_id);
-	s->message_id = data ? header_message_id(data, len) : NULL;
+	s->message_id = NULL;
 	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
 		.uid = (int64_t)s->uid, .message_id = s->message_id, .file_name = NULL };
 	rc = dc_store_set_origin(r->st, &o, err);
@@ -511,7 +317,7 @@ count_slots(mb_run *r)
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
-		dc_log_debug("mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
+		say(r->p->ig, DC_INGEST_DEBUG, "mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
 			r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
 			s->duplicates, s->failures);
 	}
@@ -538,7 +344,7 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 	if (lo == r->n_slots || r->slots[lo].uid != uid || r->slots[lo].done)
 		return DC_OK;                  /* not one we asked for, or again */
 	s = &r->slots[lo];
-	if (g_stop)
+	if (stopping(r->p->ig))
 		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
 	s->size = len;                         /* the literal's length, not RFC822.SIZE */
 	return handle_message(r, s, data, len, err);
@@ -717,7 +523,7 @@ check_missing(mb_run *r, dc_err *err)
 	for (size_t k = 0; rc == DC_OK && k < n; k++) {
 		for (size_t i = 0; i < r->n_slots; i++) {
 			if (r->slots[i].uid == msgs[k].uid && !r->slots[i].done) {
-				dc_log_warn("mailbox %s: UID %" PRIu64 " is listed but the server did not send it; "
+				say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 " is listed but the server did not send it; "
 					"left for the next poll", r->mb->label, msgs[k].uid);
 				r->missing = true;
 			}
@@ -796,7 +602,7 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 
 	rc = fetch_batch(r, b, true, &replay, err);
 	if (replay) {
-		dc_log_warn("mailbox %s: UIDs %" PRIu64 " to %" PRIu64 ": %s; storing them again one report "
+		say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UIDs %" PRIu64 " to %" PRIu64 ": %s; storing them again one report "
 			"at a time", r->mb->label, r->slots[0].uid, r->slots[r->n_slots - 1].uid, dc_err_text(err));
 		dc_err_clear(err);
 		rc = fetch_batch(r, b, false, &replay, err);
@@ -810,13 +616,13 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 		if (rc == DC_OK)
 			rc = rc2;
 		else if (rc2 != DC_OK)
-			dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
+			say(r->p->ig, DC_INGEST_WARN, "mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	}
 	rc2 = record_batch(r, b, acted, rc == DC_OK && !r->missing, rc == DC_OK ? err : &err2);
 	if (rc == DC_OK)
 		rc = rc2;
 	else if (rc2 != DC_OK && rc != DC_EDB && rc != DC_EDBREFUSED)
-		dc_log_warn("mailbox %s: %s", r->mb->label, dc_err_text(&err2));
+		say(r->p->ig, DC_INGEST_WARN, "mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	return rc;
 }
 
@@ -832,7 +638,7 @@ work(mb_run *r)
 		size_t b;
 
 		pthread_mutex_lock(&p->mu);
-		if (p->abort || g_stop || p->next == p->n_batches) {
+		if (p->abort || stopping(p->ig) || p->next == p->n_batches) {
 			pthread_mutex_unlock(&p->mu);
 			return;
 		}
@@ -844,7 +650,7 @@ work(mb_run *r)
 		 * connections go on (the rest after the listing) */
 		if (rc == DC_OK && (b + 1) % ROLLUP_BATCHES == 0)
 			rc = dc_store_rollup_pending(r->st, NULL, &err);
-		if (rc == DC_OK && g_stop)
+		if (rc == DC_OK && stopping(p->ig))
 			rc = dc_err_set(&err, DC_EINTERRUPTED, "stopped by a signal");
 		if (rc != DC_OK) {
 			pthread_mutex_lock(&p->mu);
@@ -872,6 +678,8 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 	r->cb = r->store_cb;
 	r->cb.failure = on_failure;
 	r->cb.failure_ctx = r;
+	r->cb.message = on_message;
+	r->cb.message_ctx = r;
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -924,14 +732,14 @@ extra_main(void *arg)
 	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
 		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
 	if (rc == DC_OK)
-		rc = open_store(p->cfg->db_conninfo, &st, &err);
+		rc = dc_ingest_open_store(p->cfg->db_conninfo, &st, &err);
 	if (rc == DC_OK)
 		rc = run_init(&x->r, p, st, &err);
 	if (rc == DC_OK) {
 		x->r.im = im;
 		work(&x->r);
 	} else {
-		dc_log_warn("mailbox %s: connection %d not used: %s", p->mb->label, x->n, dc_err_text(&err));
+		say(p->ig, DC_INGEST_WARN, "mailbox %s: connection %d not used: %s", p->mb->label, x->n, dc_err_text(&err));
 	}
 	dc_imap_free(im);
 	x->r.im = NULL;
@@ -1031,8 +839,9 @@ out:
  * (else logged); the reports wait for the next call either way.
  */
 static dc_code
-rollup_pending(const dc_mailbox_config *mb, dc_store *st, dc_code rc, dc_err *err)
+rollup_pending(dc_ingest *ig, dc_store *st, dc_code rc, dc_err *err)
 {
+	const dc_mailbox_config *mb = ig->mb;
 	dc_err e2;
 
 	if (dc_store_rollup_pending(st, NULL, &e2) != DC_OK) {
@@ -1040,16 +849,17 @@ rollup_pending(const dc_mailbox_config *mb, dc_store *st, dc_code rc, dc_err *er
 			*err = e2;
 			return e2.code;
 		}
-		dc_log_warn("mailbox %s: %s", mb->label, dc_err_text(&e2));
+		say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));
 	}
 	return rc;
 }
 
 /* Logs in, with the cached XOAUTH2 token or a fresh one when it was refused. */
 static dc_code
-connect_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_imap **im,
-	dc_err *err)
+connect_mailbox(dc_ingest *ig, dc_imap **im, dc_err *err)
 {
+	const dc_config *cfg = ig->cfg;
+	const dc_mailbox_config *mb = ig->mb;
 	dc_imap_opts o = {
 		.url = mb->url, .user = mb->user, .ca_file = mb->ca_file,
 		.tls_none = mb->tls == DC_TLS_NONE, .timeout_ms = IMAP_TIMEOUT_MS,
@@ -1063,32 +873,30 @@ connect_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *s
 		return dc_imap_open(&o, im, err);
 	}
 	for (;;) {
-		if (svc->token == NULL) {
-			rc = run_token_command(mb->oauth2_token_command, &svc->token, err);
+		if (ig->token == NULL) {
+			rc = dc_oauth2_token(mb->oauth2_token_command, &ig->token, err);
 			if (rc != DC_OK)
 				return rc;
 			fresh = true;
 		}
-		o.bearer = svc->token;
+		o.bearer = ig->token;
 		rc = dc_imap_open(&o, im, err);
 		if (rc != DC_EAUTH || fresh)
 			return rc;
-		dc_log_info("mailbox %s: XOAUTH2 token refused; fetching a new one", mb->label);
-		explicit_bzero(svc->token, strlen(svc->token));
-		free(svc->token);
-		svc->token = NULL;
+		say(ig, DC_INGEST_INFO, "mailbox %s: XOAUTH2 token refused; fetching a new one", mb->label);
+		explicit_bzero(ig->token, strlen(ig->token));
+		free(ig->token);
+		ig->token = NULL;
 	}
 }
 
-/*
- * Polls one mailbox into st.  Returns DC_OK, DC_EINTERRUPTED (stopped by a
- * signal after finishing its batches), or the error that stopped it.
- */
-static dc_code
-poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc, dc_store *st,
-	totals *sum, dc_err *err)
+/* ---- the API -------------------------------------------------------------------- */
+
+dc_code
+dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 {
-	pool p = { .cfg = cfg, .mb = mb };
+	const dc_mailbox_config *mb = ig->mb;
+	pool p = { .ig = ig, .cfg = ig->cfg, .mb = mb };
 	mb_run r = { 0 };
 	dc_imap_url u = { 0 };
 	dc_imap_folder_info fi;
@@ -1111,7 +919,7 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = connect_mailbox(cfg, mb, svc, &r.im, err);
+	rc = connect_mailbox(ig, &r.im, err);
 	if (rc == DC_OK)
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
 	if (rc == DC_OK)
@@ -1120,12 +928,12 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 	if (rc != DC_OK)
 		goto out;
 	have_state = true;
-	p.bearer = svc->token;
+	p.bearer = ig->token;
 	if (p.state.old_uidvalidity >= 0 && p.state.old_uidvalidity != p.state.uidvalidity)
-		dc_log_warn("mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
+		say(ig, DC_INGEST_WARN, "mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
 			": reading the whole folder again (reports already stored count as duplicates)",
 			mb->label, u.folder, p.state.old_uidvalidity, p.state.uidvalidity);
-	dc_log_debug("mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
+	say(ig, DC_INGEST_DEBUG, "mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
 		"handled %" PRId64, mb->label, u.folder, fi.exists, fi.uidvalidity, p.state.last_uid);
 
 	for (uint64_t from = (uint64_t)p.state.last_uid + 1;;) {
@@ -1139,14 +947,14 @@ poll_mailbox(const dc_config *cfg, const dc_mailbox_config *mb, mb_service *svc,
 			break;
 		rc = run_listing(&r, &p, msgs, n, err);
 		if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM)
-			rc = rollup_pending(mb, st, rc, err);
+			rc = rollup_pending(ig, st, rc, err);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
 		from = msgs[n - 1].uid + 1;
 	}
 out:
 	if (r.t.messages > 0 || rc == DC_OK)
-		dc_log_info("mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %"
+		say(ig, DC_INGEST_INFO, "mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %"
 			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
@@ -1157,7 +965,7 @@ out:
 			: url && rc != DC_ECONFIG ? dc_mailbox_fail(dc_store_conn(st), mb->label, url, mb->user, why, &e2)
 			: DC_OK;
 		if (rc2 != DC_OK) {
-			dc_log_warn("mailbox %s: %s", mb->label, dc_err_text(&e2));
+			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));
 			if (rc == DC_OK) {
 				rc = rc2;
 				*err = e2;
@@ -1174,316 +982,57 @@ out:
 	return rc;
 }
 
-/* ---- the service ------------------------------------------------------------ */
-
-typedef struct service {
-	const char *config_path;
-	const char *db_override;
-	dc_config *cfg;              /* in use */
-	dc_config *own_cfg;          /* a reloaded one, freed by us */
-	mb_service *mbs;
-	dc_store *st;
-	bool once;
-} service;
-
-/* Frees the per-mailbox service state (wiping cached tokens). */
-static void
-mbs_free(service *s)
+dc_code
+dc_ingest_new(const dc_ingest_opts *o, dc_ingest **out, dc_err *err)
 {
-	if (s->mbs == NULL)
-		return;
-	for (size_t i = 0; i < s->cfg->n_mailboxes; i++) {
-		if (s->mbs[i].token) {
-			explicit_bzero(s->mbs[i].token, strlen(s->mbs[i].token));
-			free(s->mbs[i].token);
-		}
-	}
-	free(s->mbs);
-	s->mbs = NULL;
+	dc_ingest *ig = calloc(1, sizeof(*ig));
+
+	*out = NULL;
+	if (ig == NULL)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	ig->cfg = o->cfg;
+	ig->mb = o->mb;
+	ig->stop = o->stop;
+	ig->log = o->log;
+	ig->log_ctx = o->log_ctx;
+	ig->log_level = o->log_level;
+	*out = ig;
+	return DC_OK;
 }
 
-/* Checks every mailbox of cfg; returns DC_EXIT_CONFIG (logged) or 0. */
-static int
-check_config(const dc_config *cfg)
+void
+dc_ingest_free(dc_ingest *ig)
 {
-	dc_err err;
-
-	if (cfg->n_mailboxes == 0) {
-		dc_log_error("poll: no [mailbox NAME] section in the configuration");
-		return DC_EXIT_CONFIG;
+	if (ig == NULL)
+		return;
+	if (ig->token != NULL) {
+		explicit_bzero(ig->token, strlen(ig->token));
+		free(ig->token);
 	}
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		dc_err_clear(&err);
-		if (check_mailbox_config(&cfg->mailboxes[i], &err) != DC_OK) {
-			dc_log_error("%s", dc_err_text(&err));
-			return DC_EXIT_CONFIG;
-		}
-	}
-	return 0;
+	free(ig);
 }
 
-/* SIGHUP: loads the configuration again; on any error keeps the one in use (logged). */
-static void
-reload(service *s)
+dc_code
+dc_ingest_probe(dc_ingest *ig, dc_ingest_probe_info *info, dc_err *err)
 {
-	dc_config *cfg = NULL;
-	dc_err err;
-
-	dc_err_clear(&err);
-	if (dc_config_load(s->config_path, &cfg, &err) != DC_OK) {
-		dc_log_error("reload: %s; keeping the configuration in use", dc_err_text(&err));
-		return;
-	}
-	if (s->db_override != NULL) {
-		char *db = strdup(s->db_override);
-		if (db == NULL) {
-			dc_config_free(cfg);
-			dc_log_error("reload: out of memory; keeping the configuration in use");
-			return;
-		}
-		free(cfg->db_conninfo);
-		cfg->db_conninfo = db;
-	}
-	if (check_config(cfg) != 0) {
-		dc_config_free(cfg);
-		dc_log_error("reload: keeping the configuration in use");
-		return;
-	}
-	mb_service *mbs = calloc(cfg->n_mailboxes, sizeof(*mbs));
-	if (mbs == NULL) {
-		dc_config_free(cfg);
-		dc_log_error("reload: out of memory; keeping the configuration in use");
-		return;
-	}
-	{
-		/* main.c hands a configured password to libpq as PGPASSWORD unless the
-		 * environment had one; follow the file only where it came from the file */
-		const char *cur = getenv("PGPASSWORD");
-		bool from_file = cur == NULL || (s->cfg->db_password != NULL && strcmp(cur, s->cfg->db_password) == 0);
-
-		if (from_file && cfg->db_password != NULL)
-			setenv("PGPASSWORD", cfg->db_password, 1);
-		else if (from_file && cur != NULL)
-			unsetenv("PGPASSWORD");
-	}
-	mbs_free(s);
-	dc_store_free(s->st);          /* the database may have changed */
-	s->st = NULL;
-	dc_config_free(s->own_cfg);
-	s->own_cfg = s->cfg = cfg;
-	s->mbs = mbs;
-	dc_log_info("reload: %s: %zu mailbox%s, interval %d s", s->config_path ? s->config_path : "(no file)",
-		cfg->n_mailboxes, cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
-}
-
-/* Resolves PTR names after a poll that stored reports; failures are logged only. */
-static void
-resolve_names(service *s)
-{
-	dc_resolve_opts o;
-	dc_resolve_stats rs = { 0 };
-	dc_err err;
+	dc_imap *im = NULL;
+	dc_imap_url u = { 0 };
+	dc_imap_folder_info fi;
 	dc_code rc;
 
-	dc_resolve_opts_from_config(&o, s->cfg);
-	dc_err_clear(&err);
-	rc = dc_resolve_run(dc_store_conn(s->st), &o, &rs, &err);
-	if (rc != DC_OK) {
-		dc_log_warn("resolve: %s", dc_err_text(&err));
-		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
-			dc_store_free(s->st);
-			s->st = NULL;
-		}
-		return;
+	memset(info, 0, sizeof(*info));
+	rc = dc_imap_url_parse(ig->mb->url, &u, err);
+	if (rc == DC_OK)
+		rc = connect_mailbox(ig, &im, err);
+	if (rc == DC_OK)
+		rc = dc_imap_select(im, u.folder, &fi, err);
+	if (rc == DC_OK && (info->folder = strdup(u.folder)) == NULL)
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+	if (rc == DC_OK) {
+		info->exists = fi.exists;
+		info->move = dc_imap_has_capability(im, "MOVE");
 	}
-	if (rs.ips > 0)
-		dc_log_info("resolve: %" PRIu64 " IPs looked up, %" PRIu64 " names (%" PRIu64
-			" forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64 " failures",
-			rs.ips, rs.ok, rs.confirmed, rs.nxdomain, rs.timeout, rs.servfail + rs.error);
-}
-
-/* Sets a failed mailbox's next try after its backoff. */
-static void
-back_off(service *s, size_t i, const char *why)
-{
-	mb_service *m = &s->mbs[i];
-
-	m->backoff = m->backoff ? m->backoff * 2 : BACKOFF_MIN;
-	if (m->backoff > BACKOFF_MAX)
-		m->backoff = BACKOFF_MAX;
-	m->next_due = now_mono() + m->backoff;
-	if (s->once)
-		dc_log_error("mailbox %s: %s", s->cfg->mailboxes[i].label, why);
-	else
-		dc_log_error("mailbox %s: %s; trying again in %d s", s->cfg->mailboxes[i].label, why,
-			m->backoff);
-}
-
-/* Polls every due mailbox once; returns the exit status of this round. */
-static int
-poll_round(service *s)
-{
-	totals sum = { 0 };
-	int status = DC_EXIT_STORED;
-	time_t now = now_mono();
-
-	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
-		const dc_mailbox_config *mb = &s->cfg->mailboxes[i];
-		dc_err err;
-		dc_code rc;
-
-		if (!s->once && s->mbs[i].next_due > now)
-			continue;
-		dc_err_clear(&err);
-		if (s->st == NULL) {
-			rc = open_store(s->cfg->db_conninfo, &s->st, &err);
-			if (rc != DC_OK) {
-				char why[DC_ERR_MSG_MAX + 32];
-				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
-				for (size_t j = i; j < s->cfg->n_mailboxes; j++) {
-					if (!s->once && s->mbs[j].next_due > now)
-						continue;
-					/* refused (login, privilege): an admin must act; retry slowly */
-					if (dc_exit_for(rc) == DC_EXIT_CONFIG)
-						s->mbs[j].backoff = BACKOFF_MAX;
-					back_off(s, j, why);
-				}
-				status = dc_exit_worse(status, dc_exit_for(rc));
-				break;
-			}
-		}
-		rc = poll_mailbox(s->cfg, mb, &s->mbs[i], s->st, &sum, &err);
-		switch (rc) {
-		case DC_OK:
-			s->mbs[i].backoff = 0;
-			s->mbs[i].next_due = now_mono() + s->cfg->interval;
-			break;
-		case DC_EINTERRUPTED:
-			break;
-		case DC_ECONFIG:
-			/* e.g. the schema was not migrated: an admin must act; retry slowly */
-			s->mbs[i].backoff = BACKOFF_MAX;
-			back_off(s, i, dc_err_text(&err));
-			status = dc_exit_worse(status, DC_EXIT_CONFIG);
-			break;
-		case DC_EDB:
-		case DC_EDBREFUSED: {
-			char why[DC_ERR_MSG_MAX + 32];
-
-			dc_store_free(s->st);
-			s->st = NULL;
-			snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));
-			if (rc == DC_EDBREFUSED)
-				s->mbs[i].backoff = BACKOFF_MAX;
-			back_off(s, i, why);
-			status = dc_exit_worse(status, dc_exit_for(rc));
-			break;
-		}
-		default:
-			/* IMAP login or certificate refused (2), server away (75) ... */
-			if (dc_exit_for(rc) == DC_EXIT_CONFIG)
-				s->mbs[i].backoff = BACKOFF_MAX;
-			back_off(s, i, dc_err_text(&err));
-			status = dc_exit_worse(status, dc_exit_for(rc));
-			break;
-		}
-	}
-	if (sum.rejected > 0)
-		status = dc_exit_worse(status, DC_EXIT_REJECTED);
-	if (sum.reports > 0 && s->st != NULL && !g_stop)
-		resolve_names(s);
-	return status;
-}
-
-/* Returns the exit status; see dc_commands.h. */
-int
-dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bool once)
-{
-	service s = { .config_path = config_path, .db_override = db_override, .cfg = cfg, .once = once };
-	saved_signals old;
-	int status;
-
-	status = check_config(cfg);
-	if (status != 0)
-		return status;
-	s.mbs = calloc(cfg->n_mailboxes, sizeof(*s.mbs));
-	if (s.mbs == NULL) {
-		dc_log_error("poll: out of memory");
-		return DC_EXIT_TEMPFAIL;
-	}
-	signals_install(&old);
-	if (!once)
-		dc_log_info("service started: %zu mailbox%s, interval %d s", cfg->n_mailboxes,
-			cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
-	for (;;) {
-		if (g_reload) {
-			g_reload = 0;
-			if (!once)
-				reload(&s);
-		}
-		status = poll_round(&s);
-		if (once || g_stop)
-			break;
-		time_t next = now_mono() + s.cfg->interval;
-		for (size_t i = 0; i < s.cfg->n_mailboxes; i++)
-			if (s.mbs[i].next_due < next)
-				next = s.mbs[i].next_due;
-		sleep_until(next);
-		if (g_stop)
-			break;
-	}
-	if (g_stop)
-		dc_log_info("stopping on a signal");
-	if (!once)
-		status = DC_EXIT_STORED;
-	signals_restore(&old);
-	mbs_free(&s);
-	dc_store_free(s.st);
-	dc_config_free(s.own_cfg);
-	return status;
-}
-
-/* ---- check-config ------------------------------------------------------------ */
-
-/* Returns 0 when every mailbox can be logged in to and its folder selected,
- * else the worst of dc_exit_for's statuses (2: configuration, login,
- * certificate or folder refused; 75: a server away); see dc_commands.h. */
-int
-dc_check_imap(const dc_config *cfg)
-{
-	int status = 0;
-
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		const dc_mailbox_config *mb = &cfg->mailboxes[i];
-		mb_service svc = { 0 };
-		dc_imap *im = NULL;
-		dc_imap_url u = { 0 };
-		dc_imap_folder_info fi;
-		dc_err err;
-		dc_code rc;
-
-		dc_err_clear(&err);
-		rc = check_mailbox_config(mb, &err);
-		if (rc == DC_OK)
-			rc = dc_imap_url_parse(mb->url, &u, &err);
-		if (rc == DC_OK)
-			rc = connect_mailbox(cfg, mb, &svc, &im, &err);
-		if (rc == DC_OK)
-			rc = dc_imap_select(im, u.folder, &fi, &err);
-		if (rc == DC_OK) {
-			dc_log_info("check-config: mailbox %s: logged in to %s as %s, %s holds %" PRIu64
-				" messages (MOVE %s)", mb->label, mb->url, mb->user, u.folder, fi.exists,
-				dc_imap_has_capability(im, "MOVE") ? "supported" : "missing: COPY + EXPUNGE");
-		} else {
-			dc_log_error("check-config: mailbox %s: %s", mb->label, dc_err_text(&err));
-			status = dc_exit_worse(status, dc_exit_for(rc));
-		}
-		dc_imap_free(im);
-		dc_imap_url_clear(&u);
-		if (svc.token) {
-			explicit_bzero(svc.token, strlen(svc.token));
-			free(svc.token);
-		}
-	}
-	return status;
+	dc_imap_free(im);
+	dc_imap_url_clear(&u);
+	return rc;
 }

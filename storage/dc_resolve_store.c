@@ -1,0 +1,161 @@
+/*
+ * dc_resolve_store.c - resolve's SQL (see dc_resolve_store.h): the IPs due
+ * for a lookup, and one upsert per batch of results.
+ *
+ * The batch goes as five array literals (dc_pg_array_*), one per column,
+ * unnested by the server, so a batch of 10,000 IPs is one round trip.
+ * Deliberately not here: DNS, and deciding what a status means (the SQL
+ * below only tells answers, 'ok' and 'nxdomain', from failures).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc_buf.h"
+#include "dc_limits.h"
+#include "dc_pg.h"
+#include "dc_resolve_store.h"
+
+/* IPs without a fresh entry: never looked up, an 'ok' entry older than
+ * refresh_after, any other older than retry_after.  Entries written since
+ * this run began ($3) are never taken again, so the run ends even with a
+ * retry time of zero. */
+static const char sql_candidates[] =
+	"SELECT s.ip::text FROM ("
+	"  SELECT DISTINCT source_ip AS ip FROM dmarc.records WHERE source_ip IS NOT NULL"
+	") s LEFT JOIN dmarc.ip_names n ON n.ip = s.ip "
+	"WHERE n.ip IS NULL"
+	"   OR (n.resolved_at < $3::timestamptz"
+	"       AND n.resolved_at < now() - make_interval(secs => CASE WHEN n.status = 'ok'"
+	"                                                   THEN $1::int ELSE $2::int END)) "
+	"LIMIT $4::int";
+
+/* One batch in one statement.  A transient failure (timeout, servfail,
+ * error) on an IP that had a name keeps the name and its confirmation and
+ * only records the status and time (so it is retried after retry_after);
+ * 'ok' and 'nxdomain' are answers and replace what was there. */
+static const char sql_upsert[] =
+	"INSERT INTO dmarc.ip_names AS n (ip, ptr, ptr_base_domain, forward_confirmed, resolved_at, status) "
+	"SELECT u.ip, u.ptr, u.base, u.confirmed, now(), u.status "
+	"FROM unnest($1::inet[], $2::text[], $3::text[], $4::boolean[], $5::text[]) "
+	"  AS u(ip, ptr, base, confirmed, status) "
+	"ON CONFLICT (ip) DO UPDATE SET "
+	"  ptr = CASE WHEN EXCLUDED.status IN ('ok', 'nxdomain') THEN EXCLUDED.ptr ELSE n.ptr END,"
+	"  ptr_base_domain = CASE WHEN EXCLUDED.status IN ('ok', 'nxdomain')"
+	"                    THEN EXCLUDED.ptr_base_domain ELSE n.ptr_base_domain END,"
+	"  forward_confirmed = CASE WHEN EXCLUDED.status IN ('ok', 'nxdomain')"
+	"                      THEN EXCLUDED.forward_confirmed ELSE n.forward_confirmed END,"
+	"  resolved_at = EXCLUDED.resolved_at,"
+	"  status = EXCLUDED.status";
+
+dc_code
+dc_resolve_store_now(dc_store *st, char **started, dc_err *err)
+{
+	dc_code rc = DC_OK;
+	PGconn *conn = dc_store_conn(st);
+	PGresult *r = PQexecParams(conn, "SELECT now()::text", 0, NULL, NULL, NULL, NULL, 0);
+
+	*started = NULL;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		rc = dc_pg_fail(conn, r, "resolve", err);
+		goto out;
+	}
+	*started = strdup(PQgetvalue(r, 0, 0));
+	if (!*started)
+		rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+out:
+	PQclear(r);
+	return rc;
+}
+
+dc_code
+dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const char *started, int limit,
+	const char ***ips, size_t *n, dc_err *err)
+{
+	dc_code rc = DC_OK;
+	PGconn *conn = dc_store_conn(st);
+	PGresult *r = NULL;
+	char p_refresh[24], p_retry[24], p_limit[24];
+
+	*ips = NULL;
+	*n = 0;
+	snprintf(p_refresh, sizeof p_refresh, "%d", refresh_after);
+	snprintf(p_retry, sizeof p_retry, "%d", retry_after);
+	snprintf(p_limit, sizeof p_limit, "%d", limit);
+	const char *params[4] = { p_refresh, p_retry, started, p_limit };
+	r = PQexecParams(conn, sql_candidates, 4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = dc_pg_fail(conn, r, "resolve: reading source IPs failed", err);
+		goto out;
+	}
+	size_t rows = (size_t)PQntuples(r);
+	if (rows == 0)
+		goto out;
+	/* The pointers, then the strings they point at, in one block. */
+	size_t bytes = rows * sizeof(char *);
+	for (size_t i = 0; i < rows; i++)
+		bytes += (size_t)PQgetlength(r, (int)i, 0) + 1;
+	const char **out = malloc(bytes);
+	if (!out) {
+		rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+		goto out;
+	}
+	char *p = (char *)(out + rows);
+	for (size_t i = 0; i < rows; i++) {
+		size_t len = (size_t)PQgetlength(r, (int)i, 0);
+		memcpy(p, PQgetvalue(r, (int)i, 0), len + 1);
+		out[i] = p;
+		p += len + 1;
+	}
+	*ips = out;
+	*n = rows;
+out:
+	PQclear(r);
+	return rc;
+}
+
+dc_code
+dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t n, dc_err *err)
+{
+	dc_code rc = DC_OK;
+	PGconn *conn = dc_store_conn(st);
+	PGresult *r = NULL;
+	dc_buf a[5];
+
+	for (int k = 0; k < 5; k++) {
+		dc_buf_init(&a[k], DC_MAX_PG_ARRAY);
+		dc_pg_array_begin(&a[k]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		dc_pg_array_text(&a[0], rows[i].ip);
+		dc_pg_array_text(&a[1], rows[i].ptr);
+		dc_pg_array_text(&a[2], rows[i].base_domain);
+		dc_pg_array_text(&a[3], rows[i].confirmed ? "t" : "f");
+		dc_pg_array_text(&a[4], rows[i].status);
+	}
+	for (int k = 0; k < 5; k++) {
+		dc_code c = dc_pg_array_end(&a[k]);
+		if (c == DC_ENOMEM) {
+			rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+			goto out;
+		}
+		if (c != DC_OK) {
+			rc = dc_err_set(err, c, "resolve: a batch of %zu names is over %zu bytes", n,
+				(size_t)DC_MAX_PG_ARRAY);
+			goto out;
+		}
+	}
+	const char *params[5];
+	for (int k = 0; k < 5; k++)
+		params[k] = dc_buf_str(&a[k]);
+	r = PQexecParams(conn, sql_upsert, 5, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = dc_pg_fail(conn, r, "resolve: storing names failed", err);
+		goto out;
+	}
+out:
+	PQclear(r);
+	for (int k = 0; k < 5; k++)
+		dc_buf_free(&a[k]);
+	return rc;
+}
