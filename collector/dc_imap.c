@@ -690,7 +690,8 @@ static char *
 list_name(const char *line, bool *selectable, bool *nomem)
 {
 	const char *p, *flags, *name;
-	char *out, *o;
+	char *out;
+	size_t k = 0;
 
 	*nomem = false;
 	if (strncasecmp(line, "* LIST (", 8) != 0)
@@ -709,7 +710,7 @@ list_name(const char *line, bool *selectable, bool *nomem)
 	name = p;
 	if (*name == '\0' || *name == '{' || (strncasecmp(name, "NIL", 3) == 0 && name[3] == '\0'))
 		return NULL;
-	out = o = malloc(strlen(name) + 1);
+	out = malloc(strlen(name) + 1);
 	if (out == NULL) {
 		*nomem = true;
 		return NULL;
@@ -718,7 +719,7 @@ list_name(const char *line, bool *selectable, bool *nomem)
 		for (p++; *p && *p != '"'; p++) {
 			if (*p == '\\' && p[1])
 				p++;
-			*o++ = *p;
+			out[k++] = *p;
 		}
 		if (*p != '"') {
 			free(out);
@@ -726,9 +727,9 @@ list_name(const char *line, bool *selectable, bool *nomem)
 		}
 	} else {
 		while (*p && *p != ' ')
-			*o++ = *p++;
+			out[k++] = *p++;
 	}
-	*o = '\0';
+	out[k] = '\0';
 	return out;
 }
 

@@ -167,7 +167,7 @@ mutf7_decode_run(const char *in, size_t n, size_t *i, char *out, size_t *len)
 		} else if (u >= 0xdc00 && u <= 0xdfff) {
 			return false;
 		} else if (u < 0xa0) {
-			return false;                /* ASCII is never encoded; no control characters */
+			return false; /* ASCII is never encoded; no control characters */
 		} else {
 			*len += dc_utf8_put(out + *len, u);
 		}
@@ -233,7 +233,7 @@ bool
 dc_imap_same_folder(const char *a, const char *b)
 {
 	if (strncasecmp(a, "INBOX", 5) == 0 && strncasecmp(b, "INBOX", 5) == 0 &&
-	    (a[5] == '\0' || a[5] == '/') && (b[5] == '\0' || b[5] == '/'))
+		(a[5] == '\0' || a[5] == '/') && (b[5] == '\0' || b[5] == '/'))
 		return strcmp(a + 5, b + 5) == 0;
 	return strcmp(a, b) == 0;
 }

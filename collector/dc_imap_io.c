@@ -76,12 +76,15 @@ wait_socket(dc_imap *im, short events, dc_err *err)
 		int64_t now = now_ms(), win_end = im->win_start + 2 * im->timeout_ms;
 
 		if (now >= win_end) {
-			uint64_t need = (uint64_t)DC_IMAP_MIN_BYTES_PER_S * (uint64_t)(now - im->win_start) / 1000;
+			uint64_t need = (uint64_t)DC_IMAP_MIN_BYTES_PER_S * (uint64_t)(now - im->win_start) /
+				1000;
 
 			if (im->win_bytes < need)
-				return dc_imap_break(im, err, DC_EIMAP, "IMAP server too slow: %" PRIu64 " bytes in %.1f s "
-					"(at least %d bytes/s required)", im->win_bytes,
-					(double)(now - im->win_start) / 1000.0, DC_IMAP_MIN_BYTES_PER_S);
+				return dc_imap_break(im, err, DC_EIMAP,
+					"IMAP server too slow: %" PRIu64 " bytes in %.1f s "
+					"(at least %d bytes/s required)",
+					im->win_bytes, (double)(now - im->win_start) / 1000.0,
+					DC_IMAP_MIN_BYTES_PER_S);
 			im->win_start = now;
 			im->win_bytes = 0;
 			win_end = now + 2 * im->timeout_ms;
@@ -96,8 +99,10 @@ wait_socket(dc_imap *im, short events, dc_err *err)
 
 		if (r > 0)
 			return DC_OK;
-		if (r < 0 && errno != EINTR) /* a signal: go on, callers look at their flags between messages */
-			return dc_imap_break(im, err, DC_EIO, "poll on the IMAP connection: %s", strerror(errno));
+		if (r < 0 &&
+			errno != EINTR) /* a signal: go on, callers look at their flags between messages */
+			return dc_imap_break(
+				im, err, DC_EIO, "poll on the IMAP connection: %s", strerror(errno));
 	}
 }
 
@@ -109,13 +114,15 @@ xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
 	ssize_t r;
 
 	if (im->curl != NULL) {
-		CURLcode c = out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
+		CURLcode c = out ? curl_easy_send(im->curl, buf, len, n) :
+				   curl_easy_recv(im->curl, buf, len, n);
 
 		if (c == CURLE_OK)
 			im->win_bytes += *n;
 		return c;
 	}
-	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(im->sock, buf, len, MSG_DONTWAIT);
+	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) :
+		  recv(im->sock, buf, len, MSG_DONTWAIT);
 	if (r >= 0) {
 		*n = (size_t)r;
 		im->win_bytes += *n;
@@ -160,7 +167,8 @@ recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
 
 		if (c == CURLE_OK) {
 			if (n == 0)
-				return dc_imap_break(im, err, DC_EIMAP, "%s", "the IMAP server closed the connection");
+				return dc_imap_break(
+					im, err, DC_EIMAP, "%s", "the IMAP server closed the connection");
 			*got = n;
 			return DC_OK;
 		}
@@ -230,7 +238,8 @@ read_exact(dc_imap *im, uint8_t *dst, uint64_t n, dc_err *err)
 			/* large remainder: receive straight into the destination */
 			if (dst != NULL && n >= DC_IMAP_RBUF_SIZE) {
 				size_t got = 0;
-				dc_code rc = recv_some(im, dst, n > SIZE_MAX ? SIZE_MAX : (size_t)n, &got, err);
+				dc_code rc = recv_some(
+					im, dst, n > SIZE_MAX ? SIZE_MAX : (size_t)n, &got, err);
 				if (rc != DC_OK)
 					return rc;
 				dst += got;
@@ -301,17 +310,21 @@ dc_imap_read_response(dc_imap *im, dc_err *err)
 		bool is_body = at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
 		im->line_len = at;
 		if (!is_body && n > DC_MAX_IMAP_LINE)
-			return dc_imap_break(im, err, DC_EIMAP, "IMAP server announced a literal of %" PRIu64
-				" bytes outside a message body (at most %d)", n, DC_MAX_IMAP_LINE);
+			return dc_imap_break(im, err, DC_EIMAP,
+				"IMAP server announced a literal of %" PRIu64
+				" bytes outside a message body (at most %d)",
+				n, DC_MAX_IMAP_LINE);
 		if (is_body && n / DC_MAX_IMAP_DRAIN > im->max_body)
-			return dc_imap_break(im, err, DC_EIMAP, "IMAP server announced a message body of %" PRIu64
-				" bytes, more than %d times max_message_bytes (%" PRIu64 ")", n, DC_MAX_IMAP_DRAIN,
-				im->max_body);
+			return dc_imap_break(im, err, DC_EIMAP,
+				"IMAP server announced a message body of %" PRIu64
+				" bytes, more than %d times max_message_bytes (%" PRIu64 ")",
+				n, DC_MAX_IMAP_DRAIN, im->max_body);
 		if (is_body && !im->has_body && n <= im->max_body) {
 			if (n > im->body_cap) {
 				uint8_t *b = realloc(im->body, (size_t)n);
 				if (b == NULL)
-					return dc_imap_break(im, err, DC_ENOMEM, "%s", "out of memory for a message body");
+					return dc_imap_break(
+						im, err, DC_ENOMEM, "%s", "out of memory for a message body");
 				im->body = b;
 				im->body_cap = (size_t)n;
 			}

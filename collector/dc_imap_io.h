@@ -24,20 +24,20 @@ struct dc_imap {
 	long timeout_ms;
 	uint64_t max_body;
 	unsigned tag;
-	char *caps;                      /* " CAP1 CAP2 " upper-case */
-	char sep;                        /* server's hierarchy separator */
+	char *caps; /* " CAP1 CAP2 " upper-case */
+	char sep;   /* server's hierarchy separator */
 	bool broken;
 	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
 	int64_t win_start;               /* ms (monotonic): the current window of the command */
 	uint64_t win_bytes;              /* bytes sent or received in it */
-	char status[DC_MAX_IMAP_STATUS];         /* text of the last tagged response */
+	char status[DC_MAX_IMAP_STATUS]; /* text of the last tagged response */
 
-	uint8_t *rbuf;                   /* bytes received, not yet consumed */
+	uint8_t *rbuf; /* bytes received, not yet consumed */
 	size_t rpos, rend;
 
-	char *line;                      /* current response, literals apart */
+	char *line; /* current response, literals apart */
 	size_t line_len;
-	uint8_t *body;                   /* the BODY[] literal of the current response */
+	uint8_t *body; /* the BODY[] literal of the current response */
 	size_t body_cap, body_len;
 	bool has_body, body_dropped;
 };

@@ -96,8 +96,9 @@ dc_meter_check(chain *ch, const meter *m, const meter *root, size_t got, const c
 			(unsigned long long)l->max_report_bytes, (unsigned long long)m->out);
 	if (l->max_ratio > 0 && m->out > DC_RATIO_GRACE_BYTES) {
 		if ((unsigned __int128)m->in * l->max_ratio < m->out)
-			return dc_chain_fail(ch, err, DC_ERATIO, "%s expands more than %llu:1, stopped after %llu bytes",
-				what, (unsigned long long)l->max_ratio, (unsigned long long)m->out);
+			return dc_chain_fail(ch, err, DC_ERATIO,
+				"%s expands more than %llu:1, stopped after %llu bytes", what,
+				(unsigned long long)l->max_ratio, (unsigned long long)m->out);
 		if (root != NULL && root != m && (unsigned __int128)root->in * l->max_ratio < m->out)
 			return dc_chain_fail(ch, err, DC_ERATIO,
 				"nested archives expand more than %llu:1, stopped after %llu bytes",
@@ -106,7 +107,8 @@ dc_meter_check(chain *ch, const meter *m, const meter *root, size_t got, const c
 	if (over)
 		return dc_chain_fail(ch, err, DC_ERATIO,
 			"archive expands more than %llu:1 in all (%llu bytes from %llu), stopped",
-			(unsigned long long)l->max_ratio, (unsigned long long)b->out, (unsigned long long)b->in);
+			(unsigned long long)l->max_ratio, (unsigned long long)b->out,
+			(unsigned long long)b->in);
 	return DC_OK;
 }
 
@@ -199,8 +201,8 @@ inflater_next(inflater *f, dc_err *err)
 	f->before += f->z.total_in;
 	if (f->mode == IM_ZIP) {
 		if (f->check_crc && f->crc != f->crc_want)
-			return dc_chain_fail(f->ch, err, DC_EZIP, "zip member CRC mismatch (%08lx, header says %08lx)",
-				f->crc, f->crc_want);
+			return dc_chain_fail(f->ch, err, DC_EZIP,
+				"zip member CRC mismatch (%08lx, header says %08lx)", f->crc, f->crc_want);
 		f->done = true;
 		return DC_OK;
 	}
@@ -209,7 +211,8 @@ inflater_next(inflater *f, dc_err *err)
 			return rc;
 	if (f->mode == IM_GZIP && f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
 		if (inflateReset(&f->z) != Z_OK)
-			return dc_chain_fail(f->ch, err, DC_EGZIP, "gzip: cannot start member %u", f->members + 1);
+			return dc_chain_fail(
+				f->ch, err, DC_EGZIP, "gzip: cannot start member %u", f->members + 1);
 		return DC_OK;
 	}
 	for (;;) {
@@ -256,8 +259,7 @@ dc_inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 		if (f->check_crc)
 			f->crc = crc32(f->crc, from, (uInt)(f->z.next_out - from));
 		switch (zr) {
-		case Z_OK:
-			break;
+		case Z_OK: break;
 		case Z_STREAM_END:
 			if ((rc = inflater_next(f, err)) != DC_OK)
 				return rc;
@@ -268,14 +270,13 @@ dc_inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 					"%s truncated: input ended after %llu bytes, before the end of the stream",
 					f->what, (unsigned long long)f->m.in);
 			break;
-		case Z_MEM_ERROR:
-			return dc_chain_fail(f->ch, err, DC_ENOMEM, "%s: out of memory", f->what);
+		case Z_MEM_ERROR: return dc_chain_fail(f->ch, err, DC_ENOMEM, "%s: out of memory", f->what);
 		case Z_NEED_DICT:
 			return dc_chain_fail(f->ch, err, f->bad, "%s needs a preset dictionary", f->what);
 		default:
 			if (f->mode == IM_GZIP)
-				return dc_chain_fail(f->ch, err, f->bad, "gzip member %u corrupt: %s", f->members + 1,
-					f->z.msg ? f->z.msg : "data error");
+				return dc_chain_fail(f->ch, err, f->bad, "gzip member %u corrupt: %s",
+					f->members + 1, f->z.msg ? f->z.msg : "data error");
 			return dc_chain_fail(f->ch, err, f->bad, "%s corrupt: %s", f->what,
 				f->z.msg ? f->z.msg : "data error");
 		}
@@ -307,7 +308,9 @@ z_free(voidpf opaque, voidpf p)
 inflater *
 dc_inflater_new(chain *ch, src up, imode mode, const meter *root)
 {
-	static const int wbits[] = { [IM_GZIP] = 16 + MAX_WBITS, [IM_ZLIB] = MAX_WBITS, [IM_ZIP] = -MAX_WBITS };
+	static const int wbits[] = {
+		[IM_GZIP] = 16 + MAX_WBITS, [IM_ZLIB] = MAX_WBITS, [IM_ZIP] = -MAX_WBITS
+	};
 	static const char *const what[] = { [IM_GZIP] = "gzip", [IM_ZLIB] = "zlib", [IM_ZIP] = "zip member" };
 	inflater *f = calloc(1, sizeof(*f));
 
@@ -360,7 +363,8 @@ dc_zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 	if (k < 0 && dc_zip_oom(zip_file_get_error(z->zf)))
 		return dc_chain_fail(z->ch, err, DC_ENOMEM, "zip member: out of memory");
 	if (k < 0)
-		return dc_chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
+		return dc_chain_fail(
+			z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
 	*got = (size_t)k;
 	if (z->raw)
 		return DC_OK;

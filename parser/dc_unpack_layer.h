@@ -45,13 +45,13 @@ typedef struct budget {
 typedef struct chain {
 	const dc_limits *lim;
 	budget *b;
-	dc_err err;                        /* first failure anywhere in the chain */
-	char notes[DC_UNPACK_NOTES_MAX];   /* repairs, "; "-joined */
+	dc_err err;                      /* first failure anywhere in the chain */
+	char notes[DC_UNPACK_NOTES_MAX]; /* repairs, "; "-joined */
 } chain;
 
 typedef struct meter {
-	uint64_t in;    /* compressed bytes consumed */
-	uint64_t out;   /* bytes produced */
+	uint64_t in;  /* compressed bytes consumed */
+	uint64_t out; /* bytes produced */
 } meter;
 
 /* A source: how a layer pulls from the layer above it. */
@@ -85,15 +85,15 @@ typedef struct inflater {
 	z_stream z;
 	bool zinit;
 	imode mode;
-	dc_code bad;       /* code for corrupt data: DC_EGZIP, or DC_EZIP for zip members */
-	bool done;         /* every member inflated and trailing bytes drained */
+	dc_code bad; /* code for corrupt data: DC_EGZIP, or DC_EZIP for zip members */
+	bool done;   /* every member inflated and trailing bytes drained */
 	bool up_eof;
-	const char *what;  /* "gzip" / "zlib" / "zip member" */
+	const char *what; /* "gzip" / "zlib" / "zip member" */
 	meter m;
 	const meter *root; /* first compressed layer of the chain (may be &m) */
 	uint64_t before;   /* compressed bytes of members already finished */
 	unsigned members;
-	bool check_crc;    /* zip: compare the CRC-32 of the output with crc_want */
+	bool check_crc; /* zip: compare the CRC-32 of the output with crc_want */
 	uLong crc, crc_want;
 	uint8_t in[DC_UNPACK_CHUNK];
 } inflater;
@@ -102,7 +102,7 @@ typedef struct inflater {
 typedef struct zipreader {
 	chain *ch;
 	zip_file_t *zf;
-	bool raw;          /* compressed bytes for an inflater: no meter */
+	bool raw; /* compressed bytes for an inflater: no meter */
 	meter m;
 	const meter *root;
 } zipreader;
@@ -123,8 +123,8 @@ void dc_chain_init(chain *ch, const dc_limits *lim, budget *b, const char *notes
  * report size and the ratio: of the layer itself, of the chain since its
  * first compressed layer (root), and of the whole unit.  Returns DC_OK or
  * DC_ETOOBIG_REPORT / DC_ERATIO / DC_EINPUT_LIMIT with err set. */
-dc_code dc_meter_check(chain *ch, const meter *m, const meter *root, size_t got, const char *what,
-	dc_err *err) DC_WUR;
+dc_code dc_meter_check(
+	chain *ch, const meter *m, const meter *root, size_t got, const char *what, dc_err *err) DC_WUR;
 
 /* dc_read_fn over a memsrc. */
 dc_code dc_mem_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err);

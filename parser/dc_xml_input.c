@@ -35,7 +35,7 @@
  * UTF-16/32 input.
  * ---------------------------------------------------------------------- */
 
-#define PREFIX_SNIFF 4096  /* bytes looked at for the declaration and root tag */
+#define PREFIX_SNIFF 4096 /* bytes looked at for the declaration and root tag */
 
 /* Reads more bytes from rd into raw, keeping raw[pos..len); returns false on
  * error (in->failed set).  Sets eof when rd has no more. */
@@ -126,7 +126,8 @@ strip_schema_wrapper(dc_xml_input *in, size_t q)
 	if (i >= in->len || in->raw[i] != '<')
 		return;
 	for (name_end = i + 1; name_end < in->len && !dc_xml_is_space(in->raw[name_end]) &&
-	     in->raw[name_end] != '>' && in->raw[name_end] != '/'; name_end++)
+		in->raw[name_end] != '>' && in->raw[name_end] != '/';
+		name_end++)
 		;
 	{
 		size_t local = name_end;
@@ -173,8 +174,9 @@ input_start(dc_xml_input *in)
 	while (!in->eof && in->len < PREFIX_SNIFF)
 		if (!input_fill(in))
 			return false;
-	if (in->len >= 2 && ((in->raw[0] == 0xFE && in->raw[1] == 0xFF) ||
-	    (in->raw[0] == 0xFF && in->raw[1] == 0xFE) || in->raw[0] == 0 || in->raw[1] == 0)) {
+	if (in->len >= 2 &&
+		((in->raw[0] == 0xFE && in->raw[1] == 0xFF) || (in->raw[0] == 0xFF && in->raw[1] == 0xFE) ||
+			in->raw[0] == 0 || in->raw[1] == 0)) {
 		in->lx = LX_PASS; /* UTF-16/32: libxml2 detects it, we leave it alone */
 		return true;
 	}
@@ -204,7 +206,11 @@ input_start(dc_xml_input *in)
 /* Bytes copied as they are in a UTF-8 document: printable ASCII but '&',
  * and the three whitespace controls. */
 static const bool plain_byte[256] = {
-	['\t'] = true, ['\n'] = true, ['\r'] = true, [0x20 ... 0x25] = true, [0x27 ... 0x7F] = true,
+	['\t'] = true,
+	['\n'] = true,
+	['\r'] = true,
+	[0x20 ... 0x25] = true,
+	[0x27 ... 0x7F] = true,
 };
 
 /* Is s[0..n) (s[0] == '&') a reference libxml2 accepts without a DTD: one of
@@ -259,10 +265,8 @@ lexer_scan(dc_xml_input *in, const uint8_t *b, size_t n)
 		uint8_t c = b[i];
 
 		switch (in->lx) {
-		case LX_PASS:
-			return n;
-		case LX_CUT:
-			return i;
+		case LX_PASS: return n;
+		case LX_CUT: return i;
 		case LX_TEXT: /* text runs are short: a plain loop beats memchr */
 			while (i < n && b[i] != '<')
 				i++;
@@ -294,7 +298,8 @@ lexer_scan(dc_xml_input *in, const uint8_t *b, size_t n)
 			else if (in->lx_count == -1 && c == '-') {
 				in->lx = LX_COMMENT;
 				in->lx_count = 0;
-			} else if (in->lx_count >= 0 && in->lx_count < 7 && c == (uint8_t)cdata[in->lx_count]) {
+			} else if (in->lx_count >= 0 && in->lx_count < 7 &&
+				c == (uint8_t)cdata[in->lx_count]) {
 				if (++in->lx_count == 7) {
 					in->lx = LX_CDATA;
 					in->lx_count = 0;
@@ -378,8 +383,7 @@ lexer_scan(dc_xml_input *in, const uint8_t *b, size_t n)
 				}
 			}
 			break;
-		default:
-			return n;
+		default: return n;
 		}
 		i++;
 	}

@@ -19,14 +19,24 @@
 #define DC_XML_RAW_BYTES 65536 /* the read buffer: bytes of rd held at once */
 
 enum dc_xml_lexer_state {
-	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR,
-	LX_ETAG, LX_ETAG_TAIL, LX_PASS, LX_CUT
+	LX_TEXT,
+	LX_LT,
+	LX_BANG,
+	LX_COMMENT,
+	LX_CDATA,
+	LX_PI,
+	LX_STAG,
+	LX_STAG_ATTR,
+	LX_ETAG,
+	LX_ETAG_TAIL,
+	LX_PASS,
+	LX_CUT
 };
 
 typedef struct dc_xml_input {
 	dc_read_fn rd;
 	void *rctx;
-	dc_err rerr;          /* error of rd, returned instead of libxml2's */
+	dc_err rerr; /* error of rd, returned instead of libxml2's */
 	bool failed;
 	bool eof;
 	bool started;         /* prefix handled */
@@ -40,16 +50,16 @@ typedef struct dc_xml_input {
 	uint64_t n_ctrl;      /* control characters replaced */
 	uint64_t n_amp;       /* bare '&' escaped */
 	/* lexer */
-	int lx;               /* enum dc_xml_lexer_state */
-	int lx_depth;         /* open <feedback> elements */
-	int lx_count;         /* dashes, brackets, '?' seen, or chars matched */
+	int lx;       /* enum dc_xml_lexer_state */
+	int lx_depth; /* open <feedback> elements */
+	int lx_count; /* dashes, brackets, '?' seen, or chars matched */
 	uint8_t lx_quote, lx_last;
 	bool lx_fb;
 	size_t lx_name_len;
 	char lx_name[DC_MAX_XML_NAME + 1];
-	size_t pos, len;      /* unread bytes are raw[pos..len) */
-	size_t scan;          /* the lexer has looked at raw[..scan) */
-	size_t limit;         /* once cut: the stream ends at raw[limit] */
+	size_t pos, len; /* unread bytes are raw[pos..len) */
+	size_t scan;     /* the lexer has looked at raw[..scan) */
+	size_t limit;    /* once cut: the stream ends at raw[limit] */
 	uint8_t raw[DC_XML_RAW_BYTES];
 } dc_xml_input;
 

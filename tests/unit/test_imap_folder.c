@@ -17,26 +17,33 @@
 static void
 test_quote_folder(void **state)
 {
-	static const struct { const char *in; char sep; const char *out; } cases[] = {
+	static const struct {
+		const char *in;
+		char sep;
+		const char *out;
+	} cases[] = {
 		{ "INBOX", '/', "\"INBOX\"" },
 		{ "Archive/DMARC", '/', "\"Archive/DMARC\"" },
 		{ "Archive/DMARC", '.', "\"Archive.DMARC\"" },
 		{ "Archiv/Berichte-\xc3\x9c", '/', "\"Archiv/Berichte-&ANw-\"" },
-		{ "\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", '/', "\"&U,BTFw-/&ZeVnLIqe-\"" }, /* RFC 3501 5.1.3 */
+		{ "\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", '/',
+			"\"&U,BTFw-/&ZeVnLIqe-\"" }, /* RFC 3501 5.1.3 */
 		{ "a&b", '/', "\"a&-b\"" },
 		{ "q\"s\\", '/', "\"q\\\"s\\\\\"" },
-		{ "\xf0\x9f\x98\x80", '/', "\"&2D3eAA-\"" },            /* U+1F600: a surrogate pair */
+		{ "\xf0\x9f\x98\x80", '/', "\"&2D3eAA-\"" }, /* U+1F600: a surrogate pair */
 		{ "tab\there", '/', NULL },
 		{ "bad\xff", '/', NULL },
-		{ "\xc0\xaf", '/', NULL },                                /* overlong "/" */
-		{ "\xed\xa0\x80", '/', NULL },                             /* a surrogate in UTF-8 */
-		{ "\xf4\x90\x80\x80", '/', NULL },                         /* above U+10FFFF */
-		{ "a\xe2\x82", '/', NULL },                                 /* cut by the end */
-		{ "\xe2\x82" "a", '/', NULL },                              /* cut before "a" */
-		{ "del\x7f", '/', NULL },                                    /* DEL is a control */
-		{ "\xc2\xa0", '/', "\"&AKA-\"" },                          /* U+00A0, the first encoded */
-		{ "\xef\xbf\xbd", '/', "\"&,,0-\"" },                      /* U+FFFD */
-		{ "\xf4\x8f\xbf\xbf", '/', "\"&2,,f,w-\"" },               /* U+10FFFF */
+		{ "\xc0\xaf", '/', NULL },         /* overlong "/" */
+		{ "\xed\xa0\x80", '/', NULL },     /* a surrogate in UTF-8 */
+		{ "\xf4\x90\x80\x80", '/', NULL }, /* above U+10FFFF */
+		{ "a\xe2\x82", '/', NULL },        /* cut by the end */
+		{ "\xe2\x82"
+		  "a",
+			'/', NULL },                         /* cut before "a" */
+		{ "del\x7f", '/', NULL },                    /* DEL is a control */
+		{ "\xc2\xa0", '/', "\"&AKA-\"" },            /* U+00A0, the first encoded */
+		{ "\xef\xbf\xbd", '/', "\"&,,0-\"" },        /* U+FFFD */
+		{ "\xf4\x8f\xbf\xbf", '/', "\"&2,,f,w-\"" }, /* U+10FFFF */
 		{ "", '/', NULL },
 	};
 	(void)state;
@@ -60,48 +67,66 @@ test_quote_folder(void **state)
 static void
 test_decode_folder(void **state)
 {
-	static const struct { const char *in; char sep; const char *out; } cases[] = {
+	static const struct {
+		const char *in;
+		char sep;
+		const char *out;
+	} cases[] = {
 		{ "~peter/mail/&U,BTFw-/&ZeVnLIqe-", '/',
-		  "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
+			"~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
 		{ "&U,BTF2XlZyyKng-", '/', "\xe5\x8f\xb0\xe5\x8c\x97\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
-		{ "&Jjo-!", '/', "\xe2\x98\xba!" },                        /* U+263A */
+		{ "&Jjo-!", '/', "\xe2\x98\xba!" }, /* U+263A */
 		{ "Archiv.Entw&APw-rfe", '.', "Archiv/Entw\xc3\xbcrfe" },
 		{ "&BB4EQgRHBFEEQgRL-", '/', "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b" },
 		{ "a&-b", '/', "a&b" },
-		{ "&2D3eAA-", '/', "\xf0\x9f\x98\x80" },                    /* a surrogate pair */
+		{ "&2D3eAA-", '/', "\xf0\x9f\x98\x80" }, /* a surrogate pair */
 		{ "INBOX", '\0', "INBOX" },
-		{ "&Jjo!", '/', NULL },                                       /* no "-" before "!" */
-		{ "&U,BTFw-&ZeVnLIqe-", '/', NULL },                         /* superfluous shift */
-		{ "&AGE-", '/', NULL },                                       /* "a" encoded */
-		{ "&AAo-", '/', NULL },                                       /* a control character */
-		{ "&2D0-", '/', NULL },                                       /* a lone high surrogate */
-		{ "&3gA-", '/', NULL },                                       /* a lone low surrogate */
-		{ "&APx-", '/', NULL },                                       /* bits left over */
-		{ "&APwA-", '/', NULL },                                      /* a sixth of a unit too many */
-		{ "&-&", '/', NULL },                                         /* "&" at the end */
-		{ "&A.w-", '/', NULL },                                       /* "." is not base64 */
-		{ "Entw\xc3\xbcrfe", '/', NULL },                            /* 8-bit: never sent raw */
+		{ "&Jjo!", '/', NULL },              /* no "-" before "!" */
+		{ "&U,BTFw-&ZeVnLIqe-", '/', NULL }, /* superfluous shift */
+		{ "&AGE-", '/', NULL },              /* "a" encoded */
+		{ "&AAo-", '/', NULL },              /* a control character */
+		{ "&2D0-", '/', NULL },              /* a lone high surrogate */
+		{ "&3gA-", '/', NULL },              /* a lone low surrogate */
+		{ "&APx-", '/', NULL },              /* bits left over */
+		{ "&APwA-", '/', NULL },             /* a sixth of a unit too many */
+		{ "&-&", '/', NULL },                /* "&" at the end */
+		{ "&A.w-", '/', NULL },              /* "." is not base64 */
+		{ "Entw\xc3\xbcrfe", '/', NULL },    /* 8-bit: never sent raw */
 		{ "&-", '/', "&" },
-		{ "&", '/', NULL },                                           /* unterminated */
-		{ "a&U,BTFw", '/', NULL },                                    /* unterminated run */
+		{ "&", '/', NULL },        /* unterminated */
+		{ "a&U,BTFw", '/', NULL }, /* unterminated run */
 		{ "&-", '.', "&" },
-		{ "&2D3eAA", '/', NULL },                                     /* pair, unterminated */
-		{ "&3gDYPQ-", '/', NULL },                                    /* pair in the wrong order */
-		{ "&2D0AYQ-", '/', NULL },                                    /* high surrogate, then "a" */
-		{ "&-\x7f", '/', NULL },                                      /* DEL */
-		{ "&AKA-", '/', "\xc2\xa0" },                                 /* U+00A0 */
-		{ "&2,,f,w-", '/', "\xf4\x8f\xbf\xbf" },                      /* U+10FFFF */
-		{ "&AKA-&AKA-", '/', NULL },                                  /* adjacent runs */
+		{ "&2D3eAA", '/', NULL },                /* pair, unterminated */
+		{ "&3gDYPQ-", '/', NULL },               /* pair in the wrong order */
+		{ "&2D0AYQ-", '/', NULL },               /* high surrogate, then "a" */
+		{ "&-\x7f", '/', NULL },                 /* DEL */
+		{ "&AKA-", '/', "\xc2\xa0" },            /* U+00A0 */
+		{ "&2,,f,w-", '/', "\xf4\x8f\xbf\xbf" }, /* U+10FFFF */
+		{ "&AKA-&AKA-", '/', NULL },             /* adjacent runs */
 		{ "&AKA--&AKA-", '/', "\xc2\xa0-\xc2\xa0" },
 		{ "a.b", '.', "a/b" },
-		{ "a/b", '.', "a/b" },                                        /* "/" is not the separator there */
+		{ "a/b", '.', "a/b" }, /* "/" is not the separator there */
 		{ "", '/', NULL },
 	};
 	static const char *const round[] = {
-		"Archiv/Entw\xc3\xbcrfe", "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b", "A&B/&/x",
-		"\xe2\x82\xac 100 & \xc2\xa3", "\xf0\x9f\x98\x80\xf0\x9f\x98\x81/z", ("Stra\xc3\x9f" "e/\xc3\xa4"),
-		"&", "&&-", "a&b&c", "\xc2\xa0", "\xf4\x8f\xbf\xbf", ("\xe5\x8f\xb0" "a" "\xe5\x8c\x97"),
-		"INBOX/\xd0\x9e-\xd1\x82", ("x\xef\xbf\xbd" "-y"),
+		"Archiv/Entw\xc3\xbcrfe",
+		"\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b",
+		"A&B/&/x",
+		"\xe2\x82\xac 100 & \xc2\xa3",
+		"\xf0\x9f\x98\x80\xf0\x9f\x98\x81/z",
+		("Stra\xc3\x9f"
+		 "e/\xc3\xa4"),
+		"&",
+		"&&-",
+		"a&b&c",
+		"\xc2\xa0",
+		"\xf4\x8f\xbf\xbf",
+		("\xe5\x8f\xb0"
+		 "a"
+		 "\xe5\x8c\x97"),
+		"INBOX/\xd0\x9e-\xd1\x82",
+		("x\xef\xbf\xbd"
+		 "-y"),
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -128,7 +153,7 @@ test_decode_folder(void **state)
 
 			assert_non_null(q);
 			len = strlen(q);
-			q[len - 1] = '\0';               /* unquote: none of these needs escaping */
+			q[len - 1] = '\0'; /* unquote: none of these needs escaping */
 			d = dc_imap_decode_folder(q + 1, sep, &err);
 			if (d == NULL)
 				fail_msg("'%s' (%s): %s", round[i], q + 1, err.msg);
@@ -157,14 +182,17 @@ test_decode_folder(void **state)
 static void
 test_same_folder(void **state)
 {
-	static const struct { const char *a, *b; bool same; } cases[] = {
+	static const struct {
+		const char *a, *b;
+		bool same;
+	} cases[] = {
 		{ "INBOX", "INBOX", true },
-		{ "INBOX", "inbox", true },                 /* RFC 3501 5.1: INBOX in any case */
+		{ "INBOX", "inbox", true }, /* RFC 3501 5.1: INBOX in any case */
 		{ "Inbox", "iNbOx", true },
 		{ "INBOX/Reports", "inbox/Reports", true },
-		{ "INBOX/Reports", "INBOX/reports", false },  /* the rest exactly */
+		{ "INBOX/Reports", "INBOX/reports", false }, /* the rest exactly */
 		{ "INBOX", "INBOX/", false },
-		{ "INBOXES", "inboxes", false },            /* not INBOX: exact */
+		{ "INBOXES", "inboxes", false }, /* not INBOX: exact */
 		{ "Archive", "archive", false },
 		{ "Archive/DMARC", "Archive/DMARC", true },
 		{ "Entw\xc3\xbcrfe", "Entw\xc3\xbcrfe", true },
