@@ -312,16 +312,9 @@ lexer_scan(dc_xml_input *in, const uint8_t *b, size_t n)
 				in->lx = LX_PASS; /* not well-formed: libxml2 says why */
 			break;
 		}
-		case LX_COMMENT:
-			if (c == '-')
-				in->lx_count++;
-			else if (c == '>' && in->lx_count >= 2)
-				in->lx = LX_TEXT;
-			else
-				in->lx_count = 0;
-			break;
-		case LX_CDATA:
-			if (c == ']')
+		case LX_COMMENT: /* ends at "-->" */
+		case LX_CDATA:   /* ends at "]]>" */
+			if (c == (in->lx == LX_COMMENT ? '-' : ']'))
 				in->lx_count++;
 			else if (c == '>' && in->lx_count >= 2)
 				in->lx = LX_TEXT;
