@@ -212,7 +212,7 @@ parse_number(const opt *o, const char *value, uint64_t *out, dc_err *err)
 static dc_code
 set_number(const opt *o, void *base, const char *value, bool wide, dc_err *err)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	dc_code rc = parse_number(o, value, &v, err);
 
 	if (rc == DC_OK && wide)

@@ -4,14 +4,12 @@
  * libcurl owns the connection: TCP, TLS (imaps, or STARTTLS with
  * CURLUSESSL_ALL), certificate verification and the SASL login, all done by
  * curl_easy_perform with CURLOPT_CONNECT_ONLY.  After that this file writes
- * tagged commands with curl_easy_send and reads responses with
- * curl_easy_recv through a bounded reader: one response line at a time
- * (DC_MAX_IMAP_LINE), server literals {n} read into a body buffer (capped at
- * max_message_bytes; larger ones are read and dropped, up to
- * DC_MAX_IMAP_DRAIN times that) when they are the value of BODY[], and read
- * and replaced by NIL otherwise (at most DC_MAX_IMAP_LINE).  Every wait for
- * the server is bounded by a silence timeout and a least rate per window
- * (wait_socket).
+ * tagged commands and reads their responses through dc_imap_io.c (the
+ * bounded reader: one response line at a time up to DC_MAX_IMAP_LINE,
+ * BODY[] literals capped at max_message_bytes, every wait bounded by a
+ * silence timeout and a least rate); folder names are encoded and compared
+ * in dc_imap_folder.c.  Here: the URL, the session's open and close, the
+ * commands and the parsing of their untagged responses.
  *
  * RFCs: 3501 (IMAP4rev1: commands, responses, literals, quoted strings,
  * modified UTF-7 mailbox names, both ways), 4315 (UIDPLUS: UID EXPUNGE),
@@ -24,7 +22,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,35 +32,12 @@
 
 #include <curl/curl.h>
 
+#include "dc_buf.h"
+#include "dc_imap_io.h"
 #include "dc_limits.h"
 
-#define RBUF_SIZE            (64 * 1024)
 #define DEFAULT_TIMEOUT_MS   60000L
 #define SET_MAX_CHARS        4000    /* characters of a UID set in one command */
-
-struct dc_imap {
-	CURL *curl;
-	curl_socket_t sock;
-	long timeout_ms;
-	uint64_t max_body;
-	unsigned tag;
-	char *caps;                      /* " CAP1 CAP2 " upper-case */
-	char sep;                        /* server's hierarchy separator */
-	bool broken;
-	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
-	int64_t win_start;               /* ms (monotonic): the current window of the command */
-	uint64_t win_bytes;              /* bytes sent or received in it */
-	char status[DC_MAX_IMAP_STATUS];         /* text of the last tagged response */
-
-	uint8_t *rbuf;                   /* bytes received, not yet consumed */
-	size_t rpos, rend;
-
-	char *line;                      /* current response, literals apart */
-	size_t line_len;
-	uint8_t *body;                   /* the BODY[] literal of the current response */
-	size_t body_cap, body_len;
-	bool has_body, body_dropped;
-};
 
 /* ---- URL ------------------------------------------------------------- */
 
@@ -172,319 +146,6 @@ connect_url(const char *url)
 	return s;
 }
 
-/* ---- socket I/O ---------------------------------------------------------- */
-
-/* Marks the session unusable and returns code with the message in err. */
-static dc_code __attribute__((format(printf, 4, 5)))
-broken(dc_imap *im, dc_err *err, dc_code code, const char *fmt, ...)
-{
-	char msg[DC_ERR_MSG_MAX];
-	va_list ap;
-
-	im->broken = true;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return dc_err_set(err, code, "%s", msg);
-}
-
-/* Milliseconds of the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts a command's first window of 2 * timeout_ms (see wait_socket). */
-static void
-window_start(dc_imap *im)
-{
-	im->win_start = now_ms();
-	im->win_bytes = 0;
-}
-
-/*
- * Waits until the socket is ready for events.  Two rules bound the wait:
- * the server must not be silent for timeout_ms, and each window of
- * 2 * timeout_ms since the command began must carry at least
- * DC_IMAP_MIN_BYTES_PER_S bytes a second on average (a server trickling a
- * byte a second would otherwise hold the connection as long as it likes; the
- * window is longer than the silence allowed, so a server that is only
- * silent is told as such).  DC_EIMAP (session broken) when either is broken.
- */
-static dc_code
-wait_socket(dc_imap *im, short events, dc_err *err)
-{
-	struct pollfd p = { .fd = im->sock, .events = events };
-	int64_t idle_end = now_ms() + im->timeout_ms;
-
-	for (;;) {
-		int64_t now = now_ms(), win_end = im->win_start + 2 * im->timeout_ms;
-
-		if (now >= win_end) {
-			uint64_t need = (uint64_t)DC_IMAP_MIN_BYTES_PER_S * (uint64_t)(now - im->win_start) / 1000;
-
-			if (im->win_bytes < need)
-				return broken(im, err, DC_EIMAP, "IMAP server too slow: %" PRIu64 " bytes in %.1f s "
-					"(at least %d bytes/s required)", im->win_bytes,
-					(double)(now - im->win_start) / 1000.0, DC_IMAP_MIN_BYTES_PER_S);
-			im->win_start = now;
-			im->win_bytes = 0;
-			win_end = now + 2 * im->timeout_ms;
-		}
-		if (now >= idle_end) {
-			im->broken = true;
-			return dc_err_set(err, DC_EIMAP, "IMAP server did not answer within %.1f s",
-				(double)im->timeout_ms / 1000.0);
-		}
-		int64_t until = win_end < idle_end ? win_end : idle_end;
-		int r = poll(&p, 1, (int)(until - now));
-
-		if (r > 0)
-			return DC_OK;
-		if (r < 0 && errno != EINTR) /* a signal: go on, callers look at their flags between messages */
-			return broken(im, err, DC_EIO, "poll on the IMAP connection: %s", strerror(errno));
-	}
-}
-
-/* One send or receive through libcurl, or straight on the socket when the
- * session was opened with dc_imap_open_fd (tests); CURLE_AGAIN when it would block. */
-static CURLcode
-xfer(dc_imap *im, bool out, void *buf, size_t len, size_t *n)
-{
-	ssize_t r;
-
-	if (im->curl != NULL) {
-		CURLcode c = out ? curl_easy_send(im->curl, buf, len, n) : curl_easy_recv(im->curl, buf, len, n);
-
-		if (c == CURLE_OK)
-			im->win_bytes += *n;
-		return c;
-	}
-	r = out ? send(im->sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(im->sock, buf, len, MSG_DONTWAIT);
-	if (r >= 0) {
-		*n = (size_t)r;
-		im->win_bytes += *n;
-		return CURLE_OK;
-	}
-	*n = 0;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return CURLE_AGAIN;
-	return out ? CURLE_SEND_ERROR : CURLE_RECV_ERROR;
-}
-
-/* Sends all of buf[0..len); DC_EIMAP (session broken) when it cannot. */
-static dc_code
-send_all(dc_imap *im, const char *buf, size_t len, dc_err *err)
-{
-	while (len > 0) {
-		size_t n = 0;
-		CURLcode c = xfer(im, true, (void *)buf, len, &n);
-
-		if (c == CURLE_OK) {
-			buf += n;
-			len -= n;
-		} else if (c == CURLE_AGAIN) {
-			dc_code rc = wait_socket(im, POLLOUT, err);
-			if (rc != DC_OK)
-				return rc;
-		} else {
-			return broken(im, err, DC_EIMAP, "sending to the IMAP server failed: %s",
-				curl_easy_strerror(c));
-		}
-	}
-	return DC_OK;
-}
-
-/* Receives at least one byte into buf[0..cap); DC_EIMAP when the server closed. */
-static dc_code
-recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
-{
-	for (;;) {
-		size_t n = 0;
-		CURLcode c = xfer(im, false, buf, cap, &n);
-
-		if (c == CURLE_OK) {
-			if (n == 0)
-				return broken(im, err, DC_EIMAP, "%s", "the IMAP server closed the connection");
-			*got = n;
-			return DC_OK;
-		}
-		if (c != CURLE_AGAIN)
-			return broken(im, err, DC_EIMAP, "receiving from the IMAP server failed: %s",
-				curl_easy_strerror(c));
-		dc_code rc = wait_socket(im, POLLIN, err);
-		if (rc != DC_OK)
-			return rc;
-	}
-}
-
-/* Refills the empty receive buffer with at least one byte. */
-static dc_code
-fill(dc_imap *im, dc_err *err)
-{
-	size_t got = 0;
-	dc_code rc;
-
-	im->rpos = im->rend = 0;
-	rc = recv_some(im, im->rbuf, RBUF_SIZE, &got, err);
-	if (rc == DC_OK)
-		im->rend = got;
-	return rc;
-}
-
-/* Appends received bytes to im->line up to and without the next CRLF (or LF). */
-static dc_code
-read_line(dc_imap *im, dc_err *err)
-{
-	for (;;) {
-		uint8_t *start, *nl;
-		size_t take;
-
-		if (im->rpos == im->rend) {
-			dc_code rc = fill(im, err);
-			if (rc != DC_OK)
-				return rc;
-		}
-		start = im->rbuf + im->rpos;
-		nl = memchr(start, '\n', im->rend - im->rpos);
-		take = nl ? (size_t)(nl - start) : im->rend - im->rpos;
-		if (im->line_len + take > DC_MAX_IMAP_LINE)
-			return broken(im, err, DC_EIMAP, "IMAP response line longer than %d bytes",
-				DC_MAX_IMAP_LINE);
-		memcpy(im->line + im->line_len, start, take);
-		im->line_len += take;
-		im->rpos += take;
-		if (nl) {
-			im->rpos++;
-			if (im->line_len > 0 && im->line[im->line_len - 1] == '\r')
-				im->line_len--;
-			im->line[im->line_len] = '\0';
-			return DC_OK;
-		}
-	}
-}
-
-/* Reads exactly n bytes into dst, or drops them when dst is NULL. */
-static dc_code
-read_exact(dc_imap *im, uint8_t *dst, uint64_t n, dc_err *err)
-{
-	while (n > 0) {
-		size_t avail = im->rend - im->rpos;
-
-		if (avail == 0) {
-			/* large remainder: receive straight into the destination */
-			if (dst != NULL && n >= RBUF_SIZE) {
-				size_t got = 0;
-				dc_code rc = recv_some(im, dst, n > SIZE_MAX ? SIZE_MAX : (size_t)n, &got, err);
-				if (rc != DC_OK)
-					return rc;
-				dst += got;
-				n -= got;
-				continue;
-			}
-			dc_code rc = fill(im, err);
-			if (rc != DC_OK)
-				return rc;
-			avail = im->rend - im->rpos;
-		}
-		size_t take = avail < n ? avail : (size_t)n;
-		if (dst != NULL) {
-			memcpy(dst, im->rbuf + im->rpos, take);
-			dst += take;
-		}
-		im->rpos += take;
-		n -= take;
-	}
-	return DC_OK;
-}
-
-/* If line ends with a literal announcement {n}, sets *n (UINT64_MAX when it
- * does not fit) and *at (offset of '{'). */
-static bool
-ends_with_literal(const char *line, size_t len, uint64_t *n, size_t *at)
-{
-	size_t i;
-	uint64_t v = 0;
-
-	if (len < 3 || line[len - 1] != '}')
-		return false;
-	i = len - 1;
-	while (i > 0 && isdigit((unsigned char)line[i - 1]))
-		i--;
-	if (i == len - 1 || i == 0 || line[i - 1] != '{')
-		return false;
-	for (size_t k = i; k < len - 1; k++) {
-		uint64_t d = (uint64_t)(line[k] - '0');
-
-		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
-	}
-	*n = v;
-	*at = i - 1;
-	return true;
-}
-
-/*
- * Reads one whole response: its text in im->line (each literal replaced by
- * NIL, except the value of BODY[], which goes to im->body).  Returns DC_OK,
- * or an error with the connection marked broken.
- */
-static dc_code
-read_response(dc_imap *im, dc_err *err)
-{
-	im->line_len = 0;
-	im->has_body = im->body_dropped = false;
-	im->body_len = 0;
-	for (;;) {
-		uint64_t n;
-		size_t at;
-		dc_code rc = read_line(im, err);
-
-		if (rc != DC_OK)
-			return rc;
-		if (!ends_with_literal(im->line, im->line_len, &n, &at))
-			return DC_OK;
-		bool is_body = at >= 7 && strncasecmp(im->line + at - 7, "BODY[] ", 7) == 0;
-		im->line_len = at;
-		if (!is_body && n > DC_MAX_IMAP_LINE)
-			return broken(im, err, DC_EIMAP, "IMAP server announced a literal of %" PRIu64
-				" bytes outside a message body (at most %d)", n, DC_MAX_IMAP_LINE);
-		if (is_body && n / DC_MAX_IMAP_DRAIN > im->max_body)
-			return broken(im, err, DC_EIMAP, "IMAP server announced a message body of %" PRIu64
-				" bytes, more than %d times max_message_bytes (%" PRIu64 ")", n, DC_MAX_IMAP_DRAIN,
-				im->max_body);
-		if (is_body && !im->has_body && n <= im->max_body) {
-			if (n > im->body_cap) {
-				uint8_t *b = realloc(im->body, (size_t)n);
-				if (b == NULL)
-					return broken(im, err, DC_ENOMEM, "%s", "out of memory for a message body");
-				im->body = b;
-				im->body_cap = (size_t)n;
-			}
-			rc = read_exact(im, im->body, n, err);
-			im->body_len = (size_t)n;
-			im->has_body = true;
-		} else {
-			/* not the message (or a second BODY[] in one response): read and dropped */
-			rc = read_exact(im, NULL, n, err);
-			if (is_body && !im->has_body) {
-				im->has_body = im->body_dropped = true;
-				im->body_len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-			}
-		}
-		if (rc != DC_OK)
-			return rc;
-		if (im->line_len + 3 > DC_MAX_IMAP_LINE)
-			return broken(im, err, DC_EIMAP, "IMAP response line longer than %d bytes",
-				DC_MAX_IMAP_LINE);
-		memcpy(im->line + im->line_len, "NIL", 3);
-		im->line_len += 3;
-	}
-}
-
 /* ---- commands ------------------------------------------------------------ */
 
 /* Called for each untagged response of a command; im->line holds it. */
@@ -521,12 +182,12 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	window_start(im);
-	rc = send_all(im, cmd, strlen(cmd), err);
+	dc_imap_window_start(im);
+	rc = dc_imap_send_all(im, cmd, strlen(cmd), err);
 	if (rc != DC_OK)
 		goto out;
 	for (;;) {
-		rc = read_response(im, err);
+		rc = dc_imap_read_response(im, err);
 		if (rc != DC_OK)
 			goto out;
 		if (strncmp(im->line, tag, taglen) == 0 && im->line[taglen] == ' ') {
@@ -545,15 +206,15 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 			break;
 		}
 		if (im->line[0] == '+') {
-			rc = broken(im, err, DC_EIMAP, "unexpected IMAP continuation request: %.200s", im->line);
+			rc = dc_imap_break(im, err, DC_EIMAP, "unexpected IMAP continuation request: %.200s", im->line);
 			goto out;
 		}
 		if (strncmp(im->line, "* ", 2) != 0) {
-			rc = broken(im, err, DC_EIMAP, "malformed IMAP response: %.200s", im->line);
+			rc = dc_imap_break(im, err, DC_EIMAP, "malformed IMAP response: %.200s", im->line);
 			goto out;
 		}
 		if (strncasecmp(im->line, "* BYE", 5) == 0 && strncasecmp(text, "LOGOUT", 6) != 0) {
-			rc = broken(im, err, DC_EIMAP, "the IMAP server closed the connection: %.200s", im->line + 2);
+			rc = dc_imap_break(im, err, DC_EIMAP, "the IMAP server closed the connection: %.200s", im->line + 2);
 			goto out;
 		}
 		if (fn != NULL && fn_rc == DC_OK)
@@ -749,7 +410,7 @@ session_new(const dc_imap_opts *o)
 {
 	dc_imap *im = calloc(1, sizeof(*im));
 
-	if (im == NULL || (im->rbuf = malloc(RBUF_SIZE)) == NULL ||
+	if (im == NULL || (im->rbuf = malloc(DC_IMAP_RBUF_SIZE)) == NULL ||
 	    (im->line = malloc(DC_MAX_IMAP_LINE + 1)) == NULL) {
 		dc_imap_free(im);
 		return NULL;
@@ -919,263 +580,7 @@ dc_imap_broken(const dc_imap *im)
 	return im->broken;
 }
 
-/* ---- names and sets ---------------------------------------------------------- */
-
-/* Appends modified base64 of the UTF-16 units in u[0..n) to s at *len. */
-static void
-mutf7_run(char *s, size_t *len, const uint16_t *u, size_t n)
-{
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-	uint32_t bits = 0;
-	int nbits = 0;
-
-	s[(*len)++] = '&';
-	for (size_t i = 0; i < n; i++) {
-		bits = (bits << 16) | u[i];
-		nbits += 16;
-		while (nbits >= 6) {
-			nbits -= 6;
-			s[(*len)++] = b64[(bits >> nbits) & 0x3f];
-		}
-	}
-	if (nbits > 0)
-		s[(*len)++] = b64[(bits << (6 - nbits)) & 0x3f];
-	s[(*len)++] = '-';
-}
-
-/* Decodes one UTF-8 sequence at p; returns its length or 0 when invalid. */
-static size_t
-utf8_decode(const unsigned char *p, uint32_t *cp)
-{
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if ((p[0] & 0xe0) == 0xc0 && (p[1] & 0xc0) == 0x80) {
-		*cp = ((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
-		return *cp >= 0x80 ? 2 : 0;
-	}
-	if ((p[0] & 0xf0) == 0xe0 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80) {
-		*cp = ((uint32_t)(p[0] & 0x0f) << 12) | ((uint32_t)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
-		return (*cp >= 0x800 && (*cp < 0xd800 || *cp > 0xdfff)) ? 3 : 0;
-	}
-	if ((p[0] & 0xf8) == 0xf0 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
-	    (p[3] & 0xc0) == 0x80) {
-		*cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3f) << 12) |
-			((uint32_t)(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
-		return (*cp >= 0x10000 && *cp <= 0x10ffff) ? 4 : 0;
-	}
-	return 0;
-}
-
-/* Returns a new quoted, modified-UTF-7 folder name; see dc_imap.h. */
-char *
-dc_imap_quote_folder(const char *folder, char sep, dc_err *err)
-{
-	size_t n = strlen(folder), len = 0;
-	/* worst case: every byte a 4-byte sequence -> 2 UTF-16 units -> ~6 chars, plus quotes */
-	char *mutf7 = malloc(n * 3 + 8), *q = NULL;
-	uint16_t *run = malloc((n + 1) * sizeof(uint16_t));
-	const unsigned char *p = (const unsigned char *)folder;
-	size_t nrun = 0;
-
-	if (mutf7 == NULL || run == NULL) {
-		dc_err_set(err, DC_ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (n == 0) {
-		dc_err_set(err, DC_ECONFIG, "empty folder name");
-		goto fail;
-	}
-	while (*p) {
-		uint32_t cp;
-		size_t k = utf8_decode(p, &cp);
-
-		if (k == 0) {
-			dc_err_set(err, DC_ECONFIG, "folder name '%s' is not valid UTF-8", folder);
-			goto fail;
-		}
-		if (cp < 0x20 || cp == 0x7f) {
-			dc_err_set(err, DC_ECONFIG, "folder name '%s' holds a control character", folder);
-			goto fail;
-		}
-		if (cp >= 0x80) {
-			if (cp >= 0x10000) {
-				cp -= 0x10000;
-				run[nrun++] = (uint16_t)(0xd800 | (cp >> 10));
-				run[nrun++] = (uint16_t)(0xdc00 | (cp & 0x3ff));
-			} else {
-				run[nrun++] = (uint16_t)cp;
-			}
-		} else {
-			if (nrun) {
-				mutf7_run(mutf7, &len, run, nrun);
-				nrun = 0;
-			}
-			if (cp == '&') {
-				mutf7[len++] = '&';
-				mutf7[len++] = '-';
-			} else if (cp == '/' && sep != '\0') {
-				mutf7[len++] = sep;
-			} else {
-				mutf7[len++] = (char)cp;
-			}
-		}
-		p += k;
-	}
-	if (nrun)
-		mutf7_run(mutf7, &len, run, nrun);
-	q = malloc(2 * len + 3);
-	if (q == NULL) {
-		dc_err_set(err, DC_ENOMEM, "out of memory");
-		goto fail;
-	}
-	{
-		size_t j = 0;
-		q[j++] = '"';
-		for (size_t i = 0; i < len; i++) {
-			if (mutf7[i] == '"' || mutf7[i] == '\\')
-				q[j++] = '\\';
-			q[j++] = mutf7[i];
-		}
-		q[j++] = '"';
-		q[j] = '\0';
-	}
-fail:
-	free(mutf7);
-	free(run);
-	return q;
-}
-
-/* The value of a modified base64 character, or -1 (RFC 3501 5.1.3: "," for "/"). */
-static int
-mb64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == ',' ? 63 : -1;
-}
-
-/* Appends code point cp as UTF-8 to s at *len. */
-static void
-utf8_put(char *s, size_t *len, uint32_t cp)
-{
-	if (cp < 0x80) {
-		s[(*len)++] = (char)cp;
-	} else if (cp < 0x800) {
-		s[(*len)++] = (char)(0xc0 | (cp >> 6));
-		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	} else if (cp < 0x10000) {
-		s[(*len)++] = (char)(0xe0 | (cp >> 12));
-		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	} else {
-		s[(*len)++] = (char)(0xf0 | (cp >> 18));
-		s[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		s[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		s[(*len)++] = (char)(0x80 | (cp & 0x3f));
-	}
-}
-
-/*
- * Decodes the base64 run at in[*i] (after "&", up to "-") as UTF-16 into
- * UTF-8 at out (length *len); *i ends after the "-".  False when the run is
- * malformed: a character outside modified base64, no "-", a lone surrogate,
- * bits left over, an encoded printable ASCII or control character.
- */
-static bool
-mutf7_decode_run(const char *in, size_t n, size_t *i, char *out, size_t *len)
-{
-	uint32_t bits = 0, hi = 0;
-	int nbits = 0;
-	size_t units = 0;
-
-	for (; *i < n && in[*i] != '-'; (*i)++) {
-		int v = mb64_value(in[*i]);
-
-		if (v < 0)
-			return false;
-		bits = (bits << 6) | (uint32_t)v;
-		nbits += 6;
-		if (nbits < 16)
-			continue;
-		nbits -= 16;
-		uint32_t u = (bits >> nbits) & 0xffff;
-		bits &= (1u << nbits) - 1;
-		units++;
-		if (hi != 0) {
-			if (u < 0xdc00 || u > 0xdfff)
-				return false;
-			utf8_put(out, len, 0x10000 + ((hi - 0xd800) << 10) + (u - 0xdc00));
-			hi = 0;
-		} else if (u >= 0xd800 && u <= 0xdbff) {
-			hi = u;
-		} else if (u >= 0xdc00 && u <= 0xdfff) {
-			return false;
-		} else if (u < 0xa0) {
-			return false;                /* ASCII is never encoded; no control characters */
-		} else {
-			utf8_put(out, len, u);
-		}
-	}
-	if (*i == n || units == 0 || hi != 0 || nbits >= 6 || bits != 0)
-		return false;
-	(*i)++;
-	return true;
-}
-
-/* Returns a new UTF-8 folder name decoded from modified UTF-7; see dc_imap.h. */
-char *
-dc_imap_decode_folder(const char *name, char sep, dc_err *err)
-{
-	size_t n = strlen(name), len = 0;
-	char *out = NULL;
-	bool after_run = false;
-
-	if (n == 0 || n > DC_MAX_IMAP_LINE) {
-		dc_err_set(err, DC_EIMAP, "folder name of %zu bytes from the IMAP server", n);
-		return NULL;
-	}
-	/* a run of k characters decodes to at most 9k/8 bytes of UTF-8 */
-	out = malloc(2 * n + 1);
-	if (out == NULL) {
-		dc_err_set(err, DC_ENOMEM, "out of memory");
-		return NULL;
-	}
-	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c > 0x7e)
-			goto bad;
-		if (c != '&') {
-			out[len++] = (sep != '\0' && (char)c == sep) ? '/' : (char)c;
-			after_run = false;
-			i++;
-		} else if (i + 1 < n && name[i + 1] == '-') {
-			out[len++] = '&';
-			after_run = false;
-			i += 2;
-		} else {
-			/* RFC 3501: "&U,BTFw-&ZeVnLIqe-" holds a superfluous shift */
-			if (after_run)
-				goto bad;
-			i++;
-			if (!mutf7_decode_run(name, n, &i, out, &len))
-				goto bad;
-			after_run = true;
-		}
-	}
-	out[len] = '\0';
-	return out;
-bad:
-	free(out);
-	dc_err_set(err, DC_EIMAP, "folder name '%.200s' from the IMAP server is not modified UTF-7", name);
-	return NULL;
-}
+/* ---- sets -------------------------------------------------------------------- */
 
 /* Returns a new "a:b,c" set covering uids[0..*used); see dc_imap.h. */
 char *
@@ -1285,7 +690,8 @@ static char *
 list_name(const char *line, bool *selectable, bool *nomem)
 {
 	const char *p, *flags, *name;
-	char *out, *o;
+	char *out;
+	size_t k = 0;
 
 	*nomem = false;
 	if (strncasecmp(line, "* LIST (", 8) != 0)
@@ -1304,7 +710,7 @@ list_name(const char *line, bool *selectable, bool *nomem)
 	name = p;
 	if (*name == '\0' || *name == '{' || (strncasecmp(name, "NIL", 3) == 0 && name[3] == '\0'))
 		return NULL;
-	out = o = malloc(strlen(name) + 1);
+	out = malloc(strlen(name) + 1);
 	if (out == NULL) {
 		*nomem = true;
 		return NULL;
@@ -1313,7 +719,7 @@ list_name(const char *line, bool *selectable, bool *nomem)
 		for (p++; *p && *p != '"'; p++) {
 			if (*p == '\\' && p[1])
 				p++;
-			*o++ = *p;
+			out[k++] = *p;
 		}
 		if (*p != '"') {
 			free(out);
@@ -1321,21 +727,10 @@ list_name(const char *line, bool *selectable, bool *nomem)
 		}
 	} else {
 		while (*p && *p != ' ')
-			*o++ = *p++;
+			out[k++] = *p++;
 	}
-	*o = '\0';
+	out[k] = '\0';
 	return out;
-}
-
-/* True when folder names a and b (UTF-8, "/" levels) are the same; INBOX in
- * any case (RFC 3501 5.1), the rest exactly. */
-static bool
-same_folder(const char *a, const char *b)
-{
-	if (strncasecmp(a, "INBOX", 5) == 0 && strncasecmp(b, "INBOX", 5) == 0 &&
-	    (a[5] == '\0' || a[5] == '/') && (b[5] == '\0' || b[5] == '/'))
-		return strcmp(a + 5, b + 5) == 0;
-	return strcmp(a, b) == 0;
 }
 
 typedef struct find_ctx {
@@ -1360,7 +755,7 @@ on_list_find(dc_imap *im, void *vctx, dc_err *err)
 	free(raw);
 	if (name == NULL)
 		return ignored.code == DC_ENOMEM ? dc_err_set(err, DC_ENOMEM, "out of memory") : DC_OK;
-	if (selectable && same_folder(name, fc->folder))
+	if (selectable && dc_imap_same_folder(name, fc->folder))
 		fc->found = true;
 	free(name);
 	return DC_OK;
@@ -1406,8 +801,8 @@ dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err)
 
 typedef struct list_ctx {
 	uint64_t min_uid, max_uid;
-	size_t cap, n, alloc;
-	dc_imap_msg *msgs;
+	size_t cap, n;
+	dc_buf msgs;                     /* n dc_imap_msg, at most cap of them */
 } list_ctx;
 
 /* Appends one "* n FETCH (UID u RFC822.SIZE s)" within the range to the listing. */
@@ -1425,18 +820,10 @@ on_list_fetch(dc_imap *im, void *vctx, dc_err *err)
 		(void)parse_u64(p, &size);
 	if (uid < lc->min_uid || (lc->max_uid && uid >= lc->max_uid) || lc->n >= lc->cap)
 		return DC_OK;
-	if (lc->n > 0 && uid <= lc->msgs[lc->n - 1].uid)
+	if (lc->n > 0 && uid <= ((const dc_imap_msg *)lc->msgs.p)[lc->n - 1].uid)
 		return DC_OK;                    /* servers answer in UID order; ignore repeats */
-	if (lc->n == lc->alloc) {
-		size_t na = lc->alloc ? lc->alloc * 2 : 256;
-		dc_imap_msg *m = realloc(lc->msgs, na * sizeof(*m));
-		if (m == NULL)
-			return dc_err_set(err, DC_ENOMEM, "out of memory");
-		lc->msgs = m;
-		lc->alloc = na;
-	}
-	lc->msgs[lc->n].uid = uid;
-	lc->msgs[lc->n].size = size;
+	if (dc_buf_add(&lc->msgs, &(dc_imap_msg){ .uid = uid, .size = size }, sizeof(dc_imap_msg)) != DC_OK)
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	lc->n++;
 	return DC_OK;
 }
@@ -1452,6 +839,7 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 	*msgs = NULL;
 	*n = 0;
 	lc.cap = (cap == 0 || cap > DC_MAX_IMAP_LIST) ? DC_MAX_IMAP_LIST : cap;
+	dc_buf_init(&lc.msgs, lc.cap * sizeof(dc_imap_msg));
 	if (max_uid != 0 && max_uid <= lc.min_uid)
 		return DC_OK;
 	if (max_uid != 0)
@@ -1463,10 +851,10 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 	if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
 		rc = DC_OK;
 	if (rc != DC_OK) {
-		free(lc.msgs);
+		dc_buf_free(&lc.msgs);
 		return rc;
 	}
-	*msgs = lc.msgs;
+	*msgs = (dc_imap_msg *)dc_buf_take(&lc.msgs, NULL);
 	*n = lc.n;
 	return DC_OK;
 }

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "dc_error.h"
+#include "dc_imap_folder.h"
 
 typedef struct dc_imap dc_imap;
 
@@ -139,21 +140,6 @@ dc_code dc_imap_mark_seen(dc_imap *im, const uint64_t *uids, size_t n, dc_err *e
 
 /* Deletes uids: \Deleted, then UID EXPUNGE (EXPUNGE without UIDPLUS). */
 dc_code dc_imap_delete(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err) DC_WUR;
-
-/* Encodes a UTF-8 folder name ("/" separated) as an IMAP quoted string for a
- * server whose separator is sep: modified UTF-7, quoted and escaped.  Returns
- * a new string owned by the caller, or NULL with err set (DC_ECONFIG for
- * control characters or invalid UTF-8, DC_ENOMEM). */
-char *dc_imap_quote_folder(const char *folder, char sep, dc_err *err);
-
-/* Decodes a folder name as an IMAP server sends it (unquoted, modified UTF-7
- * of RFC 3501 section 5.1.3, levels split by sep) into UTF-8 with "/" between
- * levels: the inverse of dc_imap_quote_folder.  Strict: 8-bit or control
- * characters, a bad base64 character, a missing "-", a lone surrogate, bits
- * left over, encoded printable ASCII or two adjacent encoded runs are
- * DC_EIMAP; names longer than DC_MAX_IMAP_LINE too.  Returns a new string
- * owned by the caller, or NULL with err set. */
-char *dc_imap_decode_folder(const char *name, char sep, dc_err *err);
 
 /* Formats uids[0..n) (ascending) as an IMAP sequence set "1:4,7" into a new
  * string owned by the caller, using at most max_len characters: *used says

@@ -19,6 +19,7 @@
 #include "dc_import.h"
 
 #include "dc_unpack.h"
+#include "dc_utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -333,39 +334,6 @@ reject(importer *im, const char *stage, const char *why, const uint8_t *content,
 	return DC_OK;
 }
 
-/* Returns a copy of s with bytes that are not valid UTF-8 replaced by '?'
- * (file names are stored as text), or NULL when out of memory. */
-static char *
-utf8_clean(const char *s)
-{
-	size_t n = strlen(s);
-	unsigned char *o = malloc(n + 1);
-	size_t i = 0;
-
-	if (o == NULL)
-		return NULL;
-	memcpy(o, s, n + 1);
-	while (i < n) {
-		unsigned char c = o[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
-			(c & 0xf8) == 0xf0 ? 4 : 0;
-		bool ok = len > 0 && i + len <= n && !(len == 2 && c < 0xc2) && !(c > 0xf4);
-
-		for (size_t k = 1; ok && k < len; k++)
-			ok = (o[i + k] & 0xc0) == 0x80;
-		if (ok && len == 3)
-			ok = !(c == 0xe0 && o[i + 1] < 0xa0) && !(c == 0xed && o[i + 1] >= 0xa0);
-		if (ok && len == 4)
-			ok = !(c == 0xf0 && o[i + 1] < 0x90) && !(c == 0xf4 && o[i + 1] >= 0x90);
-		if (!ok) {
-			o[i++] = '?';
-			continue;
-		}
-		i += len;
-	}
-	return (char *)o;
-}
-
 /* dc_extract's message callback: the input is a message, and its Message-ID
  * (from the MIME parse, the same value a poll stores) joins the origin of
  * what it yields. */
@@ -391,7 +359,7 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 		im->lim->max_message_bytes;
 	dc_extract_stats xs = { 0 };
 	dc_extract_cb cb = im->store_cb;
-	char *file_name = utf8_clean(im->where);
+	char *file_name = dc_utf8_sanitize(im->where, strlen(im->where), "?", 0, NULL);
 	dc_origin o = { .mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = NULL,
 			.file_name = file_name };
 	dc_code rc;
@@ -528,7 +496,7 @@ import_file(importer *im, const char *path, dc_err *err)
 		int e = fd < 0 ? errno : 0;
 		char why[300];
 		dc_origin o = { .uidvalidity = -1, .uid = -1 };
-		char *fname = utf8_clean(path);
+		char *fname = dc_utf8_sanitize(path, strlen(path), "?", 0, NULL);
 
 		snprintf(why, sizeof(why), "cannot read: %s", e ? strerror(e) : "not a regular file");
 		o.file_name = fname;

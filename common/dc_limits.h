@@ -48,6 +48,8 @@
 #define DC_MAX_MESSAGE_ID      998    /* a Message-ID kept, in bytes (RFC 5322 line length) */
 #define DC_MAX_LISTING         400    /* bytes of a "what the message held" list in a failure */
 #define DC_MAX_XML_NAME        64     /* an element name the XML repair lexer looks at */
+#define DC_MAX_XML_STRINGS     (4 * 1024 * 1024) /* one record's (or report header's) values;
+                                         the caps above bound them to about 2.3 MB */
 #define DC_MAX_IMPORT_DEPTH    64     /* directory nesting walked by import */
 #define DC_MAX_SECRET_FILE     4096   /* bytes read from a password_file */
 #define DC_MAX_OAUTH2_TOKEN    16384  /* bytes read from oauth2_token_command */
@@ -56,6 +58,15 @@
 #define DC_MAX_DNS_NAME        253    /* RFC 1035 section 2.3.4, without the final dot */
 #define DC_MAX_DNS_LABEL       63     /* one label of a DNS name, RFC 1035 section 2.3.4 */
 #define DC_MAX_BYTEA           ((size_t)1000 << 20)  /* under PostgreSQL's 1 GB field limit */
+
+/* Caps of the parser layer, named after the module that applies them. */
+/* GMime matches every line against every open boundary, so a message with
+ * thousands of nested multiparts costs seconds; more "boundary=" parameters
+ * than this are refused (DC_ETOODEEP) before parsing. */
+#define DC_MIME_MAX_BOUNDARIES 1000
+#define DC_MIME_NOTES_MAX      256    /* bytes of one message's MIME repair notes */
+#define DC_UNPACK_PATH_MAX     1024   /* a "zip:a.xml > gzip" path kept; longer ones cut with "..." */
+#define DC_UNPACK_NOTES_MAX    512    /* bytes of repair notes one unpacked stream gathers */
 #define DC_MAX_PG_ARRAY        ((size_t)1000 << 20)  /* one array-literal parameter, likewise */
 #define DC_MAX_STORE_BUF       ((size_t)1 << 30)     /* one storage buffer (COPY text, JSON rows,
                                                         arrays): a backstop, the writer sends its

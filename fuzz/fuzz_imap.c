@@ -1,5 +1,6 @@
 /*
- * fuzz_imap.c - libFuzzer target for the IMAP response reader (collector/dc_imap.c):
+ * fuzz_imap.c - libFuzzer target for the IMAP response reader (collector/dc_imap_io.c
+ * and the commands in dc_imap.c):
  * the fuzz input is everything a hostile server says, as one byte stream, and
  * the client runs the session the poller runs (CAPABILITY, LIST, SELECT,
  * UID FETCH sizes, UID FETCH BODY.PEEK[], UID MOVE, LIST of a non-ASCII
@@ -7,7 +8,7 @@
  * the cap, nothing may leak.  The client's own commands go to the other end
  * of the socket pair, unread.  The input's first line is also decoded as a
  * modified UTF-7 folder name: what decodes must encode and decode back to
- * the same name.
+ * the same name (collector/dc_imap_folder.c).
  */
 #include <stdint.h>
 #include <stdio.h>

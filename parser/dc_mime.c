@@ -70,14 +70,17 @@ note(dc_mime_info *info, const char *text)
 	snprintf(info->notes + l, sizeof(info->notes) - l, "%s%s", l ? "; " : "", text);
 }
 
-/* "prefix.n", or "n" when prefix is empty. */
+/* "prefix.n", or "n" when prefix is empty; cut to SECTION_MAX - 1 bytes
+ * (only a part numbered in the millions deep down could reach that). */
 static void
 section_join(char *out, const char *prefix, int n)
 {
-	if (*prefix)
-		snprintf(out, SECTION_MAX, "%s.%d", prefix, n);
-	else
-		snprintf(out, SECTION_MAX, "%d", n);
+	int k = *prefix ? snprintf(out, SECTION_MAX, "%s.%d", prefix, n) : snprintf(out, SECTION_MAX, "%d", n);
+
+	/* snprintf has already cut and terminated it; looking at k tells gcc
+	 * (-Wformat-truncation at -O3) that the cut is meant */
+	if (k < 0)
+		out[0] = '\0';
 }
 
 /*

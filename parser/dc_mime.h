@@ -19,13 +19,7 @@
 #include <stdint.h>
 
 #include "dc_error.h"
-#include "dc_limits.h"
-
-#define DC_MIME_NOTES_MAX 256
-/* GMime matches every line against every open boundary, so a message with
- * thousands of nested multiparts costs seconds; more "boundary=" parameters
- * than this are refused (DC_ETOODEEP) before parsing. */
-#define DC_MIME_MAX_BOUNDARIES 1000
+#include "dc_limits.h" /* DC_MIME_NOTES_MAX, DC_MIME_MAX_BOUNDARIES */
 
 /* One leaf part; everything is valid only during the callback. */
 typedef struct dc_mime_leaf {

@@ -3,8 +3,9 @@
  * from memory), gzip (RFC 1952, every member), raw zlib (RFC 1950), nested up
  * to limits.max_nesting, every XML stream handed on as a pull stream.
  *
- * Streams: each decompression layer is a dc_read_fn over the layer above it;
- * a stream is peeked (DC_UNPACK_SNIFF_BYTES) to classify what came out, then
+ * Streams: each decompression layer is a dc_read_fn over the layer above it
+ * (the readers and their size and ratio meters are in dc_unpack_layer.c;
+ * this file sniffs and walks); a stream is peeked (DC_UNPACK_SNIFF_BYTES) to classify what came out, then
  * either handed to the XML callback (peeked bytes first) or wrapped in the
  * next layer.  Nothing decompressed is held whole, except a zip or a message
  * found inside another container (libzip and GMime need all of it): those
@@ -28,21 +29,15 @@
 #include <zip.h>
 #include <zlib.h>
 
-/* compressed bytes pulled from a layer's source per read */
-#define CHUNK 16384
+#include "dc_unpack_layer.h"
+#include "dc_utf8.h"
 
 /* ---------------------------------------------------------------- sniffing */
-
-static bool
-is_ws(uint8_t c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 static size_t
 skip_ws(const uint8_t *p, size_t n, size_t i)
 {
-	while (i < n && is_ws(p[i]))
+	while (i < n && dc_unpack_is_ws(p[i]))
 		i++;
 	return i;
 }
@@ -295,7 +290,7 @@ dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap)
 	if (i >= n || p[i] != '<')
 		return false;
 	s = ++i;
-	while (i < n && !is_ws(p[i]) && p[i] != '>' && p[i] != '/') {
+	while (i < n && !dc_unpack_is_ws(p[i]) && p[i] != '>' && p[i] != '/') {
 		if (p[i] == ':')
 			s = i + 1;
 		i++;
@@ -308,442 +303,6 @@ dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap)
 	return o > 0;
 }
 
-/* ---------------------------------------------------------------- streams */
-
-/* The state one XML stream's chain of readers shares. */
-/* What the whole unit may expand to: all layers of all members together
- * (a 42.zip-style archive stops every single stream early, but holds
- * thousands of them). */
-typedef struct budget {
-	uint64_t in;        /* the unit's size */
-	uint64_t out;       /* bytes produced by every layer of every member so far */
-	bool spent;         /* over the ratio: the walk stops */
-	dc_unpack_tally *t; /* the input's (NULL: none) */
-} budget;
-
-typedef struct chain {
-	const dc_limits *lim;
-	budget *b;
-	dc_err err;                        /* first failure anywhere in the chain */
-	char notes[DC_UNPACK_NOTES_MAX];   /* repairs, "; "-joined */
-} chain;
-
-typedef struct meter {
-	uint64_t in;    /* compressed bytes consumed */
-	uint64_t out;   /* bytes produced */
-} meter;
-
-/* A source: how a layer pulls from the layer above it. */
-typedef struct src {
-	dc_read_fn rd;
-	void *ctx;
-} src;
-
-static dc_code
-chain_fail(chain *ch, dc_err *err, dc_code code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Records the chain's first failure and copies it to err; returns code. */
-static dc_code
-chain_fail(chain *ch, dc_err *err, dc_code code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ch->err.code == DC_OK) {
-		ch->err.code = code;
-		va_start(ap, fmt);
-		vsnprintf(ch->err.msg, sizeof(ch->err.msg), fmt, ap);
-		va_end(ap);
-	}
-	if (err != NULL)
-		*err = ch->err;
-	return ch->err.code;
-}
-
-static void
-chain_note(chain *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Appends one repair note (cut when the buffer is full). */
-static void
-chain_note(chain *ch, const char *fmt, ...)
-{
-	size_t l = strlen(ch->notes);
-	va_list ap;
-
-	if (l > 0 && l + 2 < sizeof(ch->notes)) {
-		memcpy(ch->notes + l, "; ", 3);
-		l += 2;
-	}
-	if (l + 1 >= sizeof(ch->notes))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(ch->notes + l, sizeof(ch->notes) - l, fmt, ap);
-	va_end(ap);
-}
-
-/* Starts a chain of readers for one stream of the walk's unit. */
-static void
-chain_init(chain *ch, const dc_limits *lim, budget *b, const char *notes)
-{
-	memset(ch, 0, sizeof(*ch));
-	ch->lim = lim;
-	ch->b = b;
-	if (notes != NULL)
-		snprintf(ch->notes, sizeof(ch->notes), "%s", notes);
-}
-
-/* Checks one layer's output (got more bytes, m->out in all) against the
- * report size and the ratio: of the layer itself, of the chain since its
- * first compressed layer (root), and of the whole unit.  Returns DC_OK or
- * DC_ETOOBIG_REPORT / DC_ERATIO with err set. */
-static dc_code
-meter_check(chain *ch, const meter *m, const meter *root, size_t got, const char *what, dc_err *err)
-{
-	const dc_limits *l = ch->lim;
-	budget *b = ch->b;
-	bool over;
-
-	/* the whole unit's budget is spent even when a layer's own check fires
-	 * first, so the walk stops instead of trying the next member */
-	b->out += got;
-	if (b->t != NULL) {
-		b->t->unpacked += got;
-		if (l->max_unpacked_bytes > 0 && b->t->unpacked > l->max_unpacked_bytes) {
-			b->spent = true;
-			dc_unpack_tally_over(b->t, NULL,
-				"input decompresses to more than limits.max_unpacked_bytes (%llu) in all, stopped",
-				(unsigned long long)l->max_unpacked_bytes);
-			return chain_fail(ch, err, DC_EINPUT_LIMIT, "%s", b->t->over.msg);
-		}
-	}
-	over = l->max_ratio > 0 && b->out > DC_RATIO_GRACE_BYTES &&
-		(unsigned __int128)b->in * l->max_ratio < b->out;
-	if (over)
-		b->spent = true;
-	if (l->max_report_bytes > 0 && m->out > l->max_report_bytes)
-		return chain_fail(ch, err, DC_ETOOBIG_REPORT,
-			"%s output exceeds max_report_bytes (%llu), stopped after %llu bytes", what,
-			(unsigned long long)l->max_report_bytes, (unsigned long long)m->out);
-	if (l->max_ratio > 0 && m->out > DC_RATIO_GRACE_BYTES) {
-		if ((unsigned __int128)m->in * l->max_ratio < m->out)
-			return chain_fail(ch, err, DC_ERATIO, "%s expands more than %llu:1, stopped after %llu bytes",
-				what, (unsigned long long)l->max_ratio, (unsigned long long)m->out);
-		if (root != NULL && root != m && (unsigned __int128)root->in * l->max_ratio < m->out)
-			return chain_fail(ch, err, DC_ERATIO,
-				"nested archives expand more than %llu:1, stopped after %llu bytes",
-				(unsigned long long)l->max_ratio, (unsigned long long)m->out);
-	}
-	if (over)
-		return chain_fail(ch, err, DC_ERATIO,
-			"archive expands more than %llu:1 in all (%llu bytes from %llu), stopped",
-			(unsigned long long)l->max_ratio, (unsigned long long)b->out, (unsigned long long)b->in);
-	return DC_OK;
-}
-
-/* memory: a unit already in memory */
-typedef struct memsrc {
-	const uint8_t *p;
-	size_t len, pos;
-} memsrc;
-
-static dc_code
-mem_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
-{
-	memsrc *m = ctx;
-	size_t k = m->len - m->pos;
-
-	(void)err;
-	if (k > cap)
-		k = cap;
-	memcpy(buf, m->p + m->pos, k);
-	m->pos += k;
-	*got = k;
-	return DC_OK;
-}
-
-/* peek: the first DC_UNPACK_SNIFF_BYTES of a stream, served again, then the
- * rest; skip drops leading bytes (whitespace before XML). */
-typedef struct peeker {
-	chain *ch;
-	src up;
-	uint8_t buf[DC_UNPACK_SNIFF_BYTES];
-	size_t n, pos;
-	bool eof;
-} peeker;
-
-/* Reads until the peek buffer is full or the stream ended. */
-static dc_code
-peek_fill(peeker *pk, dc_err *err)
-{
-	size_t got;
-	dc_code rc;
-
-	while (pk->n < sizeof(pk->buf) && !pk->eof) {
-		rc = pk->up.rd(pk->up.ctx, pk->buf + pk->n, sizeof(pk->buf) - pk->n, &got, err);
-		if (rc != DC_OK)
-			return chain_fail(pk->ch, err, rc, "%s", dc_err_text(err));
-		if (got == 0)
-			pk->eof = true;
-		pk->n += got;
-	}
-	return DC_OK;
-}
-
-static dc_code
-peek_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
-{
-	peeker *pk = ctx;
-	size_t k;
-
-	*got = 0;
-	if (pk->ch->err.code != DC_OK)
-		return chain_fail(pk->ch, err, pk->ch->err.code, "%s", pk->ch->err.msg);
-	if (pk->pos < pk->n) {
-		k = pk->n - pk->pos < cap ? pk->n - pk->pos : cap;
-		memcpy(buf, pk->buf + pk->pos, k);
-		pk->pos += k;
-		*got = k;
-		return DC_OK;
-	}
-	if (pk->eof)
-		return DC_OK;
-	return pk->up.rd(pk->up.ctx, buf, cap, got, err);
-}
-
-/* inflate: gzip (every member), zlib, or a zip member's raw deflate data */
-typedef enum imode { IM_GZIP, IM_ZLIB, IM_ZIP } imode;
-
-typedef struct inflater {
-	chain *ch;
-	src up;
-	z_stream z;
-	bool zinit;
-	imode mode;
-	dc_code bad;       /* code for corrupt data: DC_EGZIP, or DC_EZIP for zip members */
-	bool done;         /* every member inflated and trailing bytes drained */
-	bool up_eof;
-	const char *what;  /* "gzip" / "zlib" / "zip member" */
-	meter m;
-	const meter *root; /* first compressed layer of the chain (may be &m) */
-	uint64_t before;   /* compressed bytes of members already finished */
-	unsigned members;
-	bool check_crc;    /* zip: compare the CRC-32 of the output with crc_want */
-	uLong crc, crc_want;
-	uint8_t in[CHUNK];
-} inflater;
-
-/* Pulls more compressed input, keeping unconsumed bytes; sets up_eof. */
-static dc_code
-inflater_pull(inflater *f, dc_err *err)
-{
-	size_t got;
-	dc_code rc;
-
-	if (f->z.avail_in > 0 && f->z.next_in != f->in)
-		memmove(f->in, f->z.next_in, f->z.avail_in);
-	f->z.next_in = f->in;
-	rc = f->up.rd(f->up.ctx, f->in + f->z.avail_in, sizeof(f->in) - f->z.avail_in, &got, err);
-	if (rc != DC_OK)
-		return chain_fail(f->ch, err, rc, "%s", dc_err_text(err));
-	if (got == 0)
-		f->up_eof = true;
-	f->z.avail_in += (uInt)got;
-	return DC_OK;
-}
-
-/* After a member ended: checks a zip member's CRC, starts the next gzip
- * member, or drains and notes trailing bytes and marks the stream done. */
-static dc_code
-inflater_next(inflater *f, dc_err *err)
-{
-	uint64_t trailing = 0;
-	bool padding = true;
-	dc_code rc;
-
-	f->members++;
-	f->before += f->z.total_in;
-	if (f->mode == IM_ZIP) {
-		if (f->check_crc && f->crc != f->crc_want)
-			return chain_fail(f->ch, err, DC_EZIP, "zip member CRC mismatch (%08lx, header says %08lx)",
-				f->crc, f->crc_want);
-		f->done = true;
-		return DC_OK;
-	}
-	while (f->mode == IM_GZIP && f->z.avail_in < 2 && !f->up_eof)
-		if ((rc = inflater_pull(f, err)) != DC_OK)
-			return rc;
-	if (f->mode == IM_GZIP && f->z.avail_in >= 2 && f->z.next_in[0] == 0x1f && f->z.next_in[1] == 0x8b) {
-		if (inflateReset(&f->z) != Z_OK)
-			return chain_fail(f->ch, err, DC_EGZIP, "gzip: cannot start member %u", f->members + 1);
-		return DC_OK;
-	}
-	for (;;) {
-		for (uInt i = 0; i < f->z.avail_in; i++)
-			if (f->z.next_in[i] != 0 && !is_ws(f->z.next_in[i]))
-				padding = false;
-		trailing += f->z.avail_in;
-		f->m.in += f->z.avail_in;
-		f->z.avail_in = 0;
-		if (f->up_eof)
-			break;
-		if ((rc = inflater_pull(f, err)) != DC_OK)
-			return rc;
-	}
-	if (trailing > 0)
-		chain_note(f->ch, "%s followed by %llu bytes of %s, ignored", f->what,
-			(unsigned long long)trailing, padding ? "padding" : "trailing data");
-	f->done = true;
-	return DC_OK;
-}
-
-static dc_code
-inflater_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
-{
-	inflater *f = ctx;
-	uInt want = cap > UINT_MAX ? UINT_MAX : (uInt)cap;
-	dc_code rc = DC_OK;
-	Bytef *from;
-	int zr;
-
-	*got = 0;
-	if (cap == 0)
-		return DC_OK; /* nothing asked, nothing read (as read(2)) */
-	if (f->ch->err.code != DC_OK)
-		return chain_fail(f->ch, err, f->ch->err.code, "%s", f->ch->err.msg);
-	f->z.next_out = buf;
-	f->z.avail_out = want;
-	while (!f->done && f->z.avail_out == want) {
-		if (f->z.avail_in == 0 && !f->up_eof && (rc = inflater_pull(f, err)) != DC_OK)
-			return rc;
-		from = f->z.next_out;
-		zr = inflate(&f->z, Z_NO_FLUSH);
-		f->m.in = f->before + f->z.total_in;
-		if (f->check_crc)
-			f->crc = crc32(f->crc, from, (uInt)(f->z.next_out - from));
-		switch (zr) {
-		case Z_OK:
-			break;
-		case Z_STREAM_END:
-			if ((rc = inflater_next(f, err)) != DC_OK)
-				return rc;
-			break;
-		case Z_BUF_ERROR:
-			if (f->up_eof && f->z.avail_in == 0)
-				return chain_fail(f->ch, err, f->bad,
-					"%s truncated: input ended after %llu bytes, before the end of the stream",
-					f->what, (unsigned long long)f->m.in);
-			break;
-		case Z_MEM_ERROR:
-			return chain_fail(f->ch, err, DC_ENOMEM, "%s: out of memory", f->what);
-		case Z_NEED_DICT:
-			return chain_fail(f->ch, err, f->bad, "%s needs a preset dictionary", f->what);
-		default:
-			if (f->mode == IM_GZIP)
-				return chain_fail(f->ch, err, f->bad, "gzip member %u corrupt: %s", f->members + 1,
-					f->z.msg ? f->z.msg : "data error");
-			return chain_fail(f->ch, err, f->bad, "%s corrupt: %s", f->what,
-				f->z.msg ? f->z.msg : "data error");
-		}
-	}
-	*got = want - f->z.avail_out;
-	f->m.out += *got;
-	return meter_check(f->ch, &f->m, f->root, *got, f->what, err);
-}
-
-/* zlib's allocator for the inflaters: the C library's, called from here, so
- * that the allocation-failure test (tests/unit/test_allocfail.c) fails
- * zlib's allocations like the project's own; zlib's default would call
- * malloc from inside libz. */
-static voidpf
-z_alloc(voidpf opaque, uInt items, uInt size)
-{
-	(void)opaque;
-	return calloc(items, size);
-}
-
-static void
-z_free(voidpf opaque, voidpf p)
-{
-	(void)opaque;
-	free(p);
-}
-
-/* Returns a new inflater over up (caller frees with inflater_free), or NULL. */
-static inflater *
-inflater_new(chain *ch, src up, imode mode, const meter *root)
-{
-	static const int wbits[] = { [IM_GZIP] = 16 + MAX_WBITS, [IM_ZLIB] = MAX_WBITS, [IM_ZIP] = -MAX_WBITS };
-	static const char *const what[] = { [IM_GZIP] = "gzip", [IM_ZLIB] = "zlib", [IM_ZIP] = "zip member" };
-	inflater *f = calloc(1, sizeof(*f));
-
-	if (f == NULL)
-		return NULL;
-	f->ch = ch;
-	f->up = up;
-	f->mode = mode;
-	f->bad = mode == IM_ZIP ? DC_EZIP : DC_EGZIP;
-	f->what = what[mode];
-	f->root = root != NULL ? root : &f->m;
-	f->z.next_in = f->in;
-	f->z.zalloc = z_alloc;
-	f->z.zfree = z_free;
-	if (inflateInit2(&f->z, wbits[mode]) != Z_OK) {
-		free(f);
-		return NULL;
-	}
-	f->zinit = true;
-	return f;
-}
-
-static void
-inflater_free(inflater *f)
-{
-	if (f == NULL)
-		return;
-	if (f->zinit)
-		inflateEnd(&f->z);
-	free(f);
-}
-
-/* True when libzip failed for want of memory: DC_ENOMEM then, never a
- * "corrupt zip" failure of an input that is not to blame.  (libzip calls
- * malloc itself; the allocation-failure test cannot reach it.) */
-static bool
-zip_oom(zip_error_t *ze)
-{
-	return ze != NULL && zip_error_code_zip(ze) == ZIP_ER_MEMORY;
-}
-
-/* zip member: libzip decompresses; compressed size is known up front */
-typedef struct zipreader {
-	chain *ch;
-	zip_file_t *zf;
-	bool raw;          /* compressed bytes for an inflater: no meter */
-	meter m;
-	const meter *root;
-} zipreader;
-
-static dc_code
-zip_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
-{
-	zipreader *z = ctx;
-	zip_int64_t k;
-
-	*got = 0;
-	if (z->ch->err.code != DC_OK)
-		return chain_fail(z->ch, err, z->ch->err.code, "%s", z->ch->err.msg);
-	k = zip_fread(z->zf, buf, cap);
-	if (k < 0 && zip_oom(zip_file_get_error(z->zf)))
-		return chain_fail(z->ch, err, DC_ENOMEM, "zip member: out of memory");
-	if (k < 0)
-		return chain_fail(z->ch, err, DC_EZIP, "zip member unreadable: %s", zip_file_strerror(z->zf));
-	*got = (size_t)k;
-	if (z->raw)
-		return DC_OK;
-	z->m.out += (uint64_t)k;
-	return meter_check(z->ch, &z->m, z->root, *got, "zip member", err);
-}
-
 /* ---------------------------------------------------------------- the walk */
 
 typedef struct walk {
@@ -753,36 +312,6 @@ typedef struct walk {
 	budget b;
 	char path[DC_UNPACK_PATH_MAX];
 } walk;
-
-/* Length of the valid UTF-8 sequence (no control characters) at p, or 0. */
-static size_t
-utf8_len(const unsigned char *p)
-{
-	size_t n, i;
-	uint32_t c;
-
-	if (p[0] < 32 || p[0] == 127)
-		return 0;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, c = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, c = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, c = p[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	/* overlong forms, surrogates, beyond U+10FFFF */
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return n;
-}
 
 /* Appends " > " kind part to the path (no " > " when it was empty); returns
  * the old length to restore with path_pop.  Control characters and bytes
@@ -799,18 +328,21 @@ path_push(walk *w, const char *kind, const char *part)
 	}
 	for (; *kind && l < max; kind++)
 		w->path[l++] = *kind;
-	while (*part && l < max) {
-		size_t k = utf8_len((const unsigned char *)part);
+	for (size_t rest = strlen(part); rest > 0 && l < max;) {
+		const uint8_t *p = (const uint8_t *)part;
+		int k = p[0] < 32 || p[0] == 127 ? 0 : dc_utf8_seq(p, rest, NULL);
 
-		if (k == 0 || l + k > max) {
+		if (k <= 0 || l + (size_t)k > max) {
 			/* control character, invalid or cut UTF-8: one '?' per byte */
 			w->path[l++] = '?';
 			part++;
+			rest--;
 			continue;
 		}
-		memcpy(w->path + l, part, k);
-		l += k;
+		memcpy(w->path + l, part, (size_t)k);
+		l += (size_t)k;
 		part += k;
+		rest -= (size_t)k;
 	}
 	if (*part) {
 		memcpy(w->path + l, "...", 3);
@@ -879,10 +411,10 @@ slurp(chain *ch, src s, uint64_t cap, dc_code too_big, const char *what, uint8_t
 	*out = NULL;
 	*len = 0;
 	for (;;) {
-		if (sz - n < CHUNK) {
+		if (sz - n < DC_UNPACK_CHUNK) {
 			size_t nsz = sz ? sz * 2 : 65536;
 			if (nsz < sz || (nb = realloc(buf, nsz)) == NULL) {
-				rc = chain_fail(ch, err, DC_ENOMEM, "out of memory buffering %s", what);
+				rc = dc_chain_fail(ch, err, DC_ENOMEM, "out of memory buffering %s", what);
 				goto out;
 			}
 			buf = nb;
@@ -890,14 +422,14 @@ slurp(chain *ch, src s, uint64_t cap, dc_code too_big, const char *what, uint8_t
 		}
 		rc = s.rd(s.ctx, buf + n, sz - n, &got, err);
 		if (rc != DC_OK) {
-			rc = chain_fail(ch, err, rc, "%s", dc_err_text(err));
+			rc = dc_chain_fail(ch, err, rc, "%s", dc_err_text(err));
 			goto out;
 		}
 		if (got == 0)
 			break;
 		n += got;
 		if (cap > 0 && n > cap) {
-			rc = chain_fail(ch, err, too_big, "%s larger than %llu bytes", what,
+			rc = dc_chain_fail(ch, err, too_big, "%s larger than %llu bytes", what,
 				(unsigned long long)cap);
 			goto out;
 		}
@@ -914,14 +446,14 @@ out:
 static dc_code
 drain(chain *ch, src s, uint64_t *total, dc_err *err)
 {
-	uint8_t buf[CHUNK];
+	uint8_t buf[DC_UNPACK_CHUNK];
 	size_t got;
 	dc_code rc;
 
 	for (;;) {
 		rc = s.rd(s.ctx, buf, sizeof(buf), &got, err);
 		if (rc != DC_OK)
-			return chain_fail(ch, err, rc, "%s", dc_err_text(err));
+			return dc_chain_fail(ch, err, rc, "%s", dc_err_text(err));
 		if (got == 0)
 			return DC_OK;
 		*total += got;
@@ -949,10 +481,10 @@ emit_xml(walk *w, chain *ch, peeker *pk, dc_err *err)
 	size_t i = skip_ws(pk->buf, pk->n, skip_bom(pk->buf, pk->n));
 
 	if (i > 0 && i < pk->n && i > skip_bom(pk->buf, pk->n)) {
-		chain_note(ch, "%zu bytes of whitespace before the XML removed", i);
+		dc_chain_note(ch, "%zu bytes of whitespace before the XML removed", i);
 		pk->pos = i;
 	}
-	x.rd = peek_read;
+	x.rd = dc_peek_read;
 	x.rctx = pk;
 	x.path = w->path;
 	x.notes = ch->notes;
@@ -987,7 +519,7 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 	}
 	pk->ch = ch;
 	pk->up = s;
-	if (peek_fill(pk, err) != DC_OK) {
+	if (dc_peek_fill(pk, err) != DC_OK) {
 		rc = walk_chain_fail(w, ch);
 		goto out;
 	}
@@ -1003,22 +535,22 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 				(unsigned long long)dc_unpack_max_nesting(w->lim));
 			break;
 		}
-		if ((f = inflater_new(ch, (src){ peek_read, pk }, k == DC_KIND_GZIP ? IM_GZIP : IM_ZLIB,
+		if ((f = dc_inflater_new(ch, (src){ dc_peek_read, pk }, k == DC_KIND_GZIP ? IM_GZIP : IM_ZLIB,
 			     root)) == NULL) {
 			rc = DC_ENOMEM;
 			break;
 		}
 		mark = path_push(w, f->what, "");
-		rc = walk_stream(w, ch, (src){ inflater_read, f }, depth + 1, f->root, err);
+		rc = walk_stream(w, ch, (src){ dc_inflater_read, f }, depth + 1, f->root, err);
 		path_pop(w, mark);
 		break;
 	case DC_KIND_ZIP:
 	case DC_KIND_MESSAGE:
 		if (k == DC_KIND_ZIP)
-			rc = slurp(ch, (src){ peek_read, pk }, w->lim->max_report_bytes, DC_ETOOBIG_REPORT,
+			rc = slurp(ch, (src){ dc_peek_read, pk }, w->lim->max_report_bytes, DC_ETOOBIG_REPORT,
 				"zip inside an archive", &buf, &len, err);
 		else
-			rc = slurp(ch, (src){ peek_read, pk }, w->lim->max_message_bytes,
+			rc = slurp(ch, (src){ dc_peek_read, pk }, w->lim->max_message_bytes,
 				DC_ETOOBIG_MESSAGE, "message inside an archive", &buf, &len, err);
 		if (rc != DC_OK) {
 			rc = walk_chain_fail(w, ch);
@@ -1034,7 +566,7 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 		total = pk->n;
 		if (!pk->eof) {
 			pk->pos = pk->n;
-			if (drain(ch, (src){ peek_read, pk }, &total, err) != DC_OK) {
+			if (drain(ch, (src){ dc_peek_read, pk }, &total, err) != DC_OK) {
 				rc = walk_chain_fail(w, ch);
 				break;
 			}
@@ -1045,7 +577,7 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 	}
 out:
 	free(buf);
-	inflater_free(f);
+	dc_inflater_free(f);
 	free(pk);
 	return rc;
 }
@@ -1066,30 +598,30 @@ walk_member(walk *w, zip_t *za, zip_uint64_t i, const zip_stat_t *st, size_t zle
 	chain ch;
 	dc_code rc;
 
-	chain_init(&ch, w->lim, &w->b, w->cb->notes);
+	dc_chain_init(&ch, w->lim, &w->b, w->cb->notes);
 	memset(&zr, 0, sizeof(zr));
 	zr.ch = &ch;
 	zr.raw = deflated;
 	zr.zf = zip_fopen_index(za, i, deflated ? ZIP_FL_COMPRESSED : 0);
-	if (zr.zf == NULL && zip_oom(zip_get_error(za)))
+	if (zr.zf == NULL && dc_zip_oom(zip_get_error(za)))
 		return DC_ENOMEM;
 	if (zr.zf == NULL)
 		return walk_fail(w, DC_EZIP, "zip member unreadable: %s", zip_strerror(za));
 	if (deflated) {
-		if ((f = inflater_new(&ch, (src){ zip_read, &zr }, IM_ZIP, root)) == NULL) {
+		if ((f = dc_inflater_new(&ch, (src){ dc_zip_read, &zr }, IM_ZIP, root)) == NULL) {
 			rc = DC_ENOMEM;
 			goto out;
 		}
 		f->check_crc = (st->valid & ZIP_STAT_CRC) != 0;
 		f->crc_want = st->crc;
-		rc = walk_stream(w, &ch, (src){ inflater_read, f }, depth + 1, f->root, err);
+		rc = walk_stream(w, &ch, (src){ dc_inflater_read, f }, depth + 1, f->root, err);
 	} else {
 		zr.m.in = (st->valid & ZIP_STAT_COMP_SIZE) ? st->comp_size : zlen;
 		zr.root = root != NULL ? root : &zr.m;
-		rc = walk_stream(w, &ch, (src){ zip_read, &zr }, depth + 1, zr.root, err);
+		rc = walk_stream(w, &ch, (src){ dc_zip_read, &zr }, depth + 1, zr.root, err);
 	}
 out:
-	inflater_free(f);
+	dc_inflater_free(f);
 	zip_fclose(zr.zf);
 	return rc;
 }
@@ -1120,11 +652,11 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 		goto out;
 	}
 	if ((zs = zip_source_buffer_create(p, n, 0, &ze)) == NULL) {
-		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = dc_zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	if ((za = zip_open_from_source(zs, ZIP_RDONLY, &ze)) == NULL) {
-		rc = zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
+		rc = dc_zip_oom(&ze) ? DC_ENOMEM : walk_fail(w, DC_EZIP, "zip: %s", zip_error_strerror(&ze));
 		goto out;
 	}
 	zs = NULL; /* the archive owns it now */
@@ -1150,7 +682,7 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 
 		zip_stat_init(&st);
 		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
-			rc = zip_oom(zip_get_error(za)) ? DC_ENOMEM
+			rc = dc_zip_oom(zip_get_error(za)) ? DC_ENOMEM
 			                                : walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i,
 			                                        zip_strerror(za));
 			continue;
@@ -1193,7 +725,7 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 	chain ch;
 	char desc[200];
 
-	chain_init(&ch, w->lim, &w->b, w->cb->notes);
+	dc_chain_init(&ch, w->lim, &w->b, w->cb->notes);
 	switch (dc_unpack_sniff(p, n)) {
 	case DC_KIND_ZIP:
 		return walk_zip(w, p, n, depth, root, err);
@@ -1212,7 +744,7 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 	case DC_KIND_ZLIB:
 		break;
 	}
-	return walk_stream(w, &ch, (src){ mem_read, &ms }, depth, root, err);
+	return walk_stream(w, &ch, (src){ dc_mem_read, &ms }, depth, root, err);
 }
 
 dc_code

@@ -29,10 +29,7 @@
 
 /* Bytes a stream is peeked for before it is classified. */
 #define DC_UNPACK_SNIFF_BYTES 4096
-/* Longest "zip:a.xml > gzip" path kept (longer ones are cut with "..."). */
-#define DC_UNPACK_PATH_MAX 1024
-/* Longest repair-notes text one stream gathers. */
-#define DC_UNPACK_NOTES_MAX 512
+/* DC_UNPACK_PATH_MAX and DC_UNPACK_NOTES_MAX are in dc_limits.h. */
 
 typedef enum dc_kind {
 	DC_KIND_EMPTY = 0,

@@ -10,8 +10,14 @@
  * <extensions>, vendor additions) are skipped with their subtree.
  *
  * Memory does not grow with the number of records: a record's strings live
- * in an arena that is reset after each record, and every value is capped at
- * DC_MAX_FIELD_BYTES, so a record can never hold more than a bounded amount.
+ * in an arena (a dc_buf) that is reset after each record, and every value is
+ * capped at DC_MAX_FIELD_BYTES, so a record can never hold more than a
+ * bounded amount (DC_MAX_XML_STRINGS).
+ *
+ * The bytes reach libxml2 through the input stage in dc_xml_input.c (the
+ * declaration sniffing, the UTF-8 filter, bare '&' and control-character
+ * repair, the small lexer that ends the document at </feedback>); this file
+ * is the xmlReader loop, the element table and the assembly of records.
  *
  * Safety: XML_PARSE_NONET, never NOENT/DTDLOAD/DTDATTR/HUGE; the read
  * filter ends the stream at "<!DOCTYPE" (rejected), so libxml2 never parses
@@ -31,8 +37,9 @@
  * source_ip that is not an IP address, an element given twice, a second
  * <feedback> after the first.
  *
- * Deliberately not here: decompression and its size limits (dc_unpack),
- * storage, report_abort (the caller's job).
+ * Deliberately not here: the byte-level repairs (dc_xml_input.c),
+ * decompression and its size limits (dc_unpack), storage, report_abort (the
+ * caller's job).
  */
 #include "dc_xml.h"
 
@@ -49,7 +56,8 @@
 #include <libxml/xmlerror.h>
 #include <libxml/xmlreader.h>
 
-#define XSD_NS "http://www.w3.org/2001/XMLSchema"
+#include "dc_buf.h"
+#include "dc_xml_input.h"
 
 /* Sanity bounds: a date must fit PostgreSQL's timestamptz comfortably
  * (9999-12-31T23:59:59Z), a count must leave room for sums over
@@ -57,683 +65,35 @@
 #define MAX_DATE  INT64_C(253402300799)
 #define MAX_COUNT INT64_C(1000000000000)
 
-/* ------------------------------------------------------------------------
- * Read filter: dc_read_fn -> libxml2 input callback.  Three jobs, all on the
- * byte stream before libxml2 sees it:
- *  - the prefix: a UTF-8 BOM and whitespace before the XML declaration, and
- *    an <xs:schema ...> start tag wrapped around <feedback>, are removed;
- *  - UTF-8 documents (declared or undeclared) get invalid byte sequences
- *    replaced with U+FFFD, so one bad byte in a header_from does not lose a
- *    report;
- *  - a small lexer finds the end tag that closes the root <feedback> and ends
- *    the stream there: what follows is drained and noted, never parsed
- *    (libxml2's reader would otherwise fail before handing us </feedback>).
- * The lexer relies on '<' always starting markup outside comments, CDATA
- * and processing instructions; it stops (LX_PASS) at a DOCTYPE or for
- * UTF-16/32 input.
- * ---------------------------------------------------------------------- */
-
-#define RAW_CAP      65536
-#define PREFIX_SNIFF 4096  /* bytes looked at for the declaration and root tag */
-
-enum lexer_state {
-	LX_TEXT, LX_LT, LX_BANG, LX_COMMENT, LX_CDATA, LX_PI, LX_STAG, LX_STAG_ATTR,
-	LX_ETAG, LX_ETAG_TAIL, LX_PASS, LX_CUT
-};
-
-typedef struct xml_input {
-	dc_read_fn rd;
-	void *rctx;
-	dc_err rerr;          /* error of rd, returned instead of libxml2's */
-	bool failed;
-	bool eof;
-	bool started;         /* prefix handled */
-	bool utf8_filter;     /* replace invalid UTF-8 */
-	bool lead_stripped;   /* whitespace before <?xml removed */
-	bool wrapper_removed; /* <xs:schema> start tag removed */
-	bool trailing;        /* non-whitespace after </feedback> */
-	bool second_report;   /* ... and it holds another <feedback> */
-	bool doctype;         /* stream ended before a <!DOCTYPE */
-	uint64_t n_bad_utf8;  /* sequences replaced */
-	uint64_t n_ctrl;      /* control characters replaced */
-	uint64_t n_amp;       /* bare '&' escaped */
-	/* lexer */
-	int lx;               /* enum lexer_state */
-	int lx_depth;         /* open <feedback> elements */
-	int lx_count;         /* dashes, brackets, '?' seen, or chars matched */
-	uint8_t lx_quote, lx_last;
-	bool lx_fb;
-	size_t lx_name_len;
-	char lx_name[DC_MAX_XML_NAME + 1];
-	size_t pos, len;      /* unread bytes are raw[pos..len) */
-	size_t scan;          /* the lexer has looked at raw[..scan) */
-	size_t limit;         /* once cut: the stream ends at raw[limit] */
-	uint8_t raw[RAW_CAP];
-} xml_input;
-
-/* Reads more bytes from rd into raw, keeping raw[pos..len); returns false on
- * error (in->failed set).  Sets eof when rd has no more. */
-static bool
-input_fill(xml_input *in)
-{
-	size_t got = 0;
-
-	if (in->eof)
-		return true;
-	if (in->pos > 0) {
-		memmove(in->raw, in->raw + in->pos, in->len - in->pos);
-		in->len -= in->pos;
-		in->scan = in->scan > in->pos ? in->scan - in->pos : 0;
-		in->limit = in->limit > in->pos ? in->limit - in->pos : 0;
-		in->pos = 0;
-	}
-	if (in->len == RAW_CAP)
-		return true;
-	if (in->rd(in->rctx, in->raw + in->len, RAW_CAP - in->len, &got, &in->rerr) != DC_OK) {
-		in->failed = true;
-		if (in->rerr.code == DC_OK)
-			dc_err_set(&in->rerr, DC_EIO, "read failed");
-		return false;
-	}
-	if (got == 0)
-		in->eof = true;
-	in->len += got;
-	return true;
-}
-
-static bool
-is_xml_space(uint8_t c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Position of needle in raw[from..len), or len. */
-static size_t
-raw_find(const xml_input *in, size_t from, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (size_t i = from; i + n <= in->len; i++)
-		if (memcmp(in->raw + i, needle, n) == 0)
-			return i;
-	return in->len;
-}
-
-/* The encoding named in the XML declaration at raw[q..decl_end): decides
- * whether the UTF-8 filter applies (UTF-8, ASCII or no encoding given). */
-static bool
-decl_is_utf8(const xml_input *in, size_t q, size_t decl_end)
-{
-	size_t e = raw_find(in, q, "encoding");
-	char name[32];
-	size_t n = 0;
-	uint8_t quote;
-
-	if (e >= decl_end)
-		return true;
-	for (e += 8; e < decl_end && (is_xml_space(in->raw[e]) || in->raw[e] == '='); e++)
-		;
-	if (e >= decl_end || (in->raw[e] != '"' && in->raw[e] != '\''))
-		return true;
-	quote = in->raw[e++];
-	while (e < decl_end && in->raw[e] != quote && n < sizeof(name) - 1)
-		name[n++] = (char)in->raw[e++];
-	name[n] = '\0';
-	return strcasecmp(name, "utf-8") == 0 || strcasecmp(name, "utf8") == 0 ||
-		strcasecmp(name, "us-ascii") == 0 || strcasecmp(name, "ascii") == 0;
-}
-
-/* Removes a root <xs:schema ...> start tag (XML Schema namespace) found at
- * raw[q] after the prolog, so that the <feedback> inside becomes the root. */
-static void
-strip_schema_wrapper(xml_input *in, size_t q)
-{
-	size_t i = q, name_end, end;
-	uint8_t quote = 0;
-
-	for (;;) { /* skip whitespace, comments and PIs of the prolog */
-		while (i < in->len && is_xml_space(in->raw[i]))
-			i++;
-		if (in->len - i >= 4 && memcmp(in->raw + i, "<!--", 4) == 0)
-			i = raw_find(in, i + 4, "-->") + 3;
-		else if (in->len - i >= 2 && memcmp(in->raw + i, "<?", 2) == 0)
-			i = raw_find(in, i + 2, "?>") + 2;
-		else
-			break;
-		if (i > in->len)
-			return;
-	}
-	if (i >= in->len || in->raw[i] != '<')
-		return;
-	for (name_end = i + 1; name_end < in->len && !is_xml_space(in->raw[name_end]) &&
-	     in->raw[name_end] != '>' && in->raw[name_end] != '/'; name_end++)
-		;
-	{
-		size_t local = name_end;
-		while (local > i + 1 && in->raw[local - 1] != ':')
-			local--;
-		if (name_end - local != 6 || memcmp(in->raw + local, "schema", 6) != 0)
-			return;
-	}
-	for (end = name_end; end < in->len; end++) {
-		uint8_t c = in->raw[end];
-		if (quote) {
-			if (c == quote)
-				quote = 0;
-		} else if (c == '"' || c == '\'')
-			quote = c;
-		else if (c == '>')
-			break;
-	}
-	if (end >= in->len || in->raw[end - 1] == '/')
-		return;
-	end++;
-	{
-		bool xsd = false;
-		for (size_t k = i; k + sizeof(XSD_NS) - 1 <= end; k++)
-			if (memcmp(in->raw + k, XSD_NS, sizeof(XSD_NS) - 1) == 0)
-				xsd = true;
-		if (!xsd)
-			return;
-	}
-	memmove(in->raw + i, in->raw + end, in->len - end);
-	in->len -= end - i;
-	in->wrapper_removed = true;
-}
-
-/* Looks at the first bytes: strips a UTF-8 BOM and leading whitespace,
- * decides whether the UTF-8 filter and the lexer apply (not for UTF-16/32)
- * and removes a schema wrapper.  Returns false on read error. */
-static bool
-input_start(xml_input *in)
-{
-	size_t p = 0, q;
-
-	in->started = true;
-	while (!in->eof && in->len < PREFIX_SNIFF)
-		if (!input_fill(in))
-			return false;
-	if (in->len >= 2 && ((in->raw[0] == 0xFE && in->raw[1] == 0xFF) ||
-	    (in->raw[0] == 0xFF && in->raw[1] == 0xFE) || in->raw[0] == 0 || in->raw[1] == 0)) {
-		in->lx = LX_PASS; /* UTF-16/32: libxml2 detects it, we leave it alone */
-		return true;
-	}
-	if (in->len >= 3 && in->raw[0] == 0xEF && in->raw[1] == 0xBB && in->raw[2] == 0xBF)
-		p = 3;
-	for (q = p; q < in->len && is_xml_space(in->raw[q]); q++)
-		;
-	in->pos = q;
-	in->utf8_filter = true;
-	if (in->len - q >= 5 && memcmp(in->raw + q, "<?xml", 5) == 0) {
-		size_t decl_end = raw_find(in, q, "?>");
-		if (q > p)
-			in->lead_stripped = true;
-		if (decl_end == in->len) {
-			in->utf8_filter = false; /* no declaration end in sight: leave it to libxml2 */
-			in->lx = LX_PASS;
-			return true;
-		}
-		in->utf8_filter = decl_is_utf8(in, q, decl_end);
-		q = decl_end + 2;
-	}
-	strip_schema_wrapper(in, q);
-	in->scan = in->pos;
-	return true;
-}
-
-/* Length of the valid UTF-8 sequence at s[0..n) (1-4), 0 if invalid, -1 if
- * s is a valid but incomplete prefix.  Table 3-7 of the Unicode standard:
- * no overlongs, no surrogates, nothing above U+10FFFF. */
-static int
-utf8_seq(const uint8_t *s, size_t n)
-{
-	uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-	int need;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	for (int i = 1; i < need; i++) {
-		if ((size_t)i >= n)
-			return -1;
-		if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
-			return 0;
-	}
-	return need;
-}
-
-/* Bytes copied as they are in a UTF-8 document: printable ASCII but '&',
- * and the three whitespace controls. */
-static const bool plain_byte[256] = {
-	['\t'] = true, ['\n'] = true, ['\r'] = true, [0x20 ... 0x25] = true, [0x27 ... 0x7F] = true,
-};
-
-/* Is s[0..n) (s[0] == '&') a reference libxml2 accepts without a DTD: one of
- * the five predefined entities or a character reference?  Returns 1 yes, 0
- * no (a bare '&', e.g. "AT&T"), -1 cannot tell yet (need more bytes). */
-static int
-ref_check(const uint8_t *s, size_t n, bool eof)
-{
-	static const char *const predefined[] = { "amp;", "lt;", "gt;", "quot;", "apos;" };
-	size_t i = 1;
-
-	if (n > 12)
-		n = 12;
-	if (i < n && s[i] == '#') {
-		bool hex = i + 1 < n && s[i + 1] == 'x';
-		size_t d0 = i = i + 1 + hex;
-		while (i < n && (hex ? isxdigit(s[i]) : isdigit(s[i])))
-			i++;
-		if (i < n)
-			return (s[i] == ';' && i > d0) ? 1 : 0;
-		return (eof || n == 12) ? 0 : -1;
-	}
-	for (size_t k = 0; k < sizeof(predefined) / sizeof(predefined[0]); k++) {
-		size_t l = strlen(predefined[k]);
-		size_t m = n - 1 < l ? n - 1 : l;
-		if (memcmp(s + 1, predefined[k], m) == 0)
-			return m == l ? 1 : (eof ? 0 : -1);
-	}
-	return 0;
-}
-
-static bool
-lx_local_is_feedback(const xml_input *in)
-{
-	const char *colon = memchr(in->lx_name, ':', in->lx_name_len);
-	const char *local = colon ? colon + 1 : in->lx_name;
-	size_t n = in->lx_name_len - (size_t)(local - in->lx_name);
-
-	return n == 8 && memcmp(local, "feedback", 8) == 0;
-}
-
-/* Runs the lexer over b[0..n); returns how many bytes belong to the
- * document: n, or fewer once the root's end tag (or a DOCTYPE) was seen.
- * It looks at raw bytes: the repairs of input_copy never add or remove the
- * ASCII characters it cares about. */
-static size_t
-lexer_scan(xml_input *in, const uint8_t *b, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = b[i];
-
-		switch (in->lx) {
-		case LX_PASS:
-			return n;
-		case LX_CUT:
-			return i;
-		case LX_TEXT: /* text runs are short: a plain loop beats memchr */
-			while (i < n && b[i] != '<')
-				i++;
-			if (i == n)
-				return n;
-			i++;
-			in->lx = LX_LT;
-			continue;
-		case LX_LT:
-			if (c == '!') {
-				in->lx = LX_BANG;
-				in->lx_count = 0;
-			} else if (c == '?') {
-				in->lx = LX_PI;
-				in->lx_count = 0;
-			} else if (c == '/') {
-				in->lx = LX_ETAG;
-				in->lx_name_len = 0;
-			} else {
-				in->lx = LX_STAG;
-				in->lx_name_len = 0;
-				continue; /* c is the name's first character */
-			}
-			break;
-		case LX_BANG: { /* "--" starts a comment, "[CDATA[" a CDATA section */
-			static const char cdata[] = "[CDATA[";
-			if (in->lx_count == 0 && c == '-')
-				in->lx_count = -1;
-			else if (in->lx_count == -1 && c == '-') {
-				in->lx = LX_COMMENT;
-				in->lx_count = 0;
-			} else if (in->lx_count >= 0 && in->lx_count < 7 && c == (uint8_t)cdata[in->lx_count]) {
-				if (++in->lx_count == 7) {
-					in->lx = LX_CDATA;
-					in->lx_count = 0;
-				}
-			} else if (in->lx_count == 0 && c == 'D') {
-				in->doctype = true; /* libxml2 never sees a DTD */
-				in->lx = LX_CUT;
-				return i;
-			} else
-				in->lx = LX_PASS; /* not well-formed: libxml2 says why */
-			break;
-		}
-		case LX_COMMENT:
-			if (c == '-')
-				in->lx_count++;
-			else if (c == '>' && in->lx_count >= 2)
-				in->lx = LX_TEXT;
-			else
-				in->lx_count = 0;
-			break;
-		case LX_CDATA:
-			if (c == ']')
-				in->lx_count++;
-			else if (c == '>' && in->lx_count >= 2)
-				in->lx = LX_TEXT;
-			else
-				in->lx_count = 0;
-			break;
-		case LX_PI:
-			if (c == '>' && in->lx_count)
-				in->lx = LX_TEXT;
-			in->lx_count = c == '?';
-			break;
-		case LX_STAG:
-		case LX_ETAG:
-			while (i < n && !is_xml_space(b[i]) && b[i] != '/' && b[i] != '>') {
-				if (in->lx_name_len < DC_MAX_XML_NAME)
-					in->lx_name[in->lx_name_len++] = (char)b[i];
-				i++;
-			}
-			if (i == n)
-				return n;
-			c = b[i];
-			in->lx_fb = lx_local_is_feedback(in);
-			if (!in->lx_fb) {
-				/* '<' cannot occur inside a tag, so the next '<' starts the
-				 * next markup: no need to find this tag's '>' */
-				in->lx = LX_TEXT;
-			} else if (in->lx == LX_ETAG) {
-				in->lx = LX_ETAG_TAIL;
-				continue; /* look at c again */
-			} else if (c == '>') {
-				in->lx_depth++;
-				in->lx = LX_TEXT;
-			} else {
-				in->lx = LX_STAG_ATTR;
-				in->lx_quote = 0;
-				in->lx_last = c;
-			}
-			break;
-		case LX_STAG_ATTR: /* a <feedback ...> start tag: is it <feedback/>? */
-			if (in->lx_quote) {
-				if (c == in->lx_quote)
-					in->lx_quote = 0;
-			} else if (c == '"' || c == '\'')
-				in->lx_quote = c;
-			else if (c == '>') {
-				if (in->lx_last != '/')
-					in->lx_depth++;
-				in->lx = LX_TEXT;
-			}
-			if (!is_xml_space(c))
-				in->lx_last = c;
-			break;
-		case LX_ETAG_TAIL:
-			if (c == '>') {
-				in->lx = LX_TEXT;
-				if (in->lx_fb && --in->lx_depth <= 0) {
-					in->lx = LX_CUT;
-					return i + 1;
-				}
-			}
-			break;
-		default:
-			return n;
-		}
-		i++;
-	}
-	return n;
-}
-
-/* Copies bytes from raw into out[0..room), up to the lexer's cut; for UTF-8
- * documents repairs bare '&', control characters and invalid sequences on
- * the way.  Returns the count (0 at the end), or -1 on read error. */
-static int
-input_copy(xml_input *in, uint8_t *out, size_t room)
-{
-	size_t o = 0;
-
-	while (o < room) {
-		size_t end;
-		bool final;
-
-		if (in->lx != LX_CUT && in->scan < in->len) {
-			in->scan += lexer_scan(in, in->raw + in->scan, in->len - in->scan);
-			if (in->lx == LX_CUT)
-				in->limit = in->scan;
-		}
-		end = in->lx == LX_CUT ? in->limit : in->len;
-		final = in->lx == LX_CUT || in->eof;
-		if (in->pos >= end) {
-			if (final || o > 0)
-				break;
-			if (!input_fill(in))
-				return -1;
-			continue;
-		}
-		if (!in->utf8_filter) {
-			size_t n = end - in->pos;
-			if (n > room - o)
-				n = room - o;
-			memcpy(out + o, in->raw + in->pos, n);
-			o += n;
-			in->pos += n;
-			continue;
-		}
-		{ /* fast path: a run of plain ASCII */
-			const uint8_t *s = in->raw + in->pos;
-			size_t n = end - in->pos, k = 0;
-			if (n > room - o)
-				n = room - o;
-			while (k < n && plain_byte[s[k]])
-				k++;
-			if (k > 0) {
-				memcpy(out + o, s, k);
-				o += k;
-				in->pos += k;
-				continue;
-			}
-			if (s[0] == '&') {
-				int r = ref_check(s, end - in->pos, final);
-				if (r < 0) {
-					if (o > 0)
-						break;
-					if (!input_fill(in))
-						return -1;
-					continue;
-				}
-				if (r > 0) {
-					out[o++] = '&';
-					in->pos++;
-					continue;
-				}
-				if (room - o < 5)
-					break;
-				memcpy(out + o, "&amp;", 5);
-				o += 5;
-				in->pos++;
-				in->n_amp++;
-				continue;
-			}
-			if (s[0] < 0x20) {
-				if (room - o < 3)
-					break;
-				memcpy(out + o, "\xEF\xBF\xBD", 3);
-				o += 3;
-				in->pos++;
-				in->n_ctrl++;
-				continue;
-			}
-		}
-		{
-			int l = utf8_seq(in->raw + in->pos, end - in->pos);
-			if (l < 0 && !final) {
-				if (o > 0)
-					break; /* hand over what we have; the tail waits for more bytes */
-				if (!input_fill(in))
-					return -1;
-				continue;
-			}
-			if (l > 0) {
-				if ((size_t)l > room - o)
-					break;
-				memcpy(out + o, in->raw + in->pos, (size_t)l);
-				o += (size_t)l;
-				in->pos += (size_t)l;
-				continue;
-			}
-			/* invalid (or cut off by the end): one U+FFFD per bad sequence */
-			if (room - o < 3)
-				break;
-			out[o++] = 0xEF;
-			out[o++] = 0xBF;
-			out[o++] = 0xBD;
-			in->pos++;
-			while (in->pos < end && in->raw[in->pos] >= 0x80 && in->raw[in->pos] <= 0xBF)
-				in->pos++; /* stray continuation bytes belong to the same bad sequence */
-			in->n_bad_utf8++;
-		}
-	}
-	return (int)o;
-}
-
-/* libxml2 input callback: returns bytes written to buf, 0 at end, -1 on a
- * read error (kept in in->rerr). */
-static int
-input_read(void *ctx, char *buf, int cap)
-{
-	xml_input *in = ctx;
-
-	if (in->failed)
-		return -1;
-	if (!in->started && !input_start(in))
-		return -1;
-	if (cap <= 0)
-		return 0;
-	return input_copy(in, (uint8_t *)buf, (size_t)cap);
-}
-
-/* After </feedback>: reads the rest of the stream (so read errors surface)
- * and notes whether it held anything but whitespace, comments and PIs.  Returns false on a
- * read error. */
-static bool
-input_drain(xml_input *in)
-{
-	enum { T_OUT, T_LT, T_BANG, T_BANG_DASH, T_COMMENT, T_PI } t = T_OUT;
-	static const char tag[] = "<feedback"; /* '<' also matches ':' (a prefix) */
-	int count = 0;
-	size_t from, match = 0;
-
-	if (in->lx != LX_CUT)
-		return true;
-	from = in->limit > in->pos ? in->limit : in->pos;
-	for (;;) {
-		for (size_t i = from; i < in->len && !in->second_report; i++) {
-			uint8_t c = in->raw[i];
-			if (c == (uint8_t)tag[match] || (match == 0 && c == ':'))
-				match++;
-			else
-				match = (c == '<' || c == ':') ? 1 : 0;
-			if (match == sizeof(tag) - 1)
-				in->second_report = true;
-			if (in->trailing)
-				continue;
-			switch (t) {
-			case T_OUT:
-				if (c == '<')
-					t = T_LT;
-				else if (!is_xml_space(c))
-					in->trailing = true;
-				break;
-			case T_LT:
-				t = c == '!' ? T_BANG : c == '?' ? T_PI : T_OUT;
-				in->trailing = t == T_OUT;
-				count = 0;
-				break;
-			case T_BANG:
-			case T_BANG_DASH:
-				if (c != '-')
-					in->trailing = true;
-				t = t == T_BANG ? T_BANG_DASH : T_COMMENT;
-				break;
-			case T_COMMENT:
-				if (c == '>' && count >= 2)
-					t = T_OUT;
-				count = c == '-' ? count + 1 : 0;
-				break;
-			case T_PI:
-				if (c == '>' && count)
-					t = T_OUT;
-				count = c == '?';
-				break;
-			}
-		}
-		in->pos = in->scan = in->limit = in->len;
-		if (in->eof) {
-			if (t != T_OUT)
-				in->trailing = true;
-			return true;
-		}
-		if (!input_fill(in))
-			return false;
-		from = 0;
-	}
-}
 
 /* ------------------------------------------------------------------------
- * Arena of NUL-terminated strings, addressed by offset (+1, 0 = absent) so
- * growth may move it.
+ * Arena of NUL-terminated strings in a dc_buf, addressed by offset (+1, 0 =
+ * absent) so growth may move it.  Its maximum, DC_MAX_XML_STRINGS, is never
+ * reached by a well-formed record: each value is at most DC_MAX_FIELD_BYTES
+ * and each slot is filled once (see the check after the element table).
  * ---------------------------------------------------------------------- */
 
 typedef uint32_t slot; /* 0 = absent, else offset + 1 */
 
-typedef struct arena {
-	char *buf;
-	size_t len, cap;
-} arena;
-
-/* Copies s[0..n) plus NUL into a; returns its slot, 0 on allocation failure. */
+/* Copies s[0..n) plus NUL into a; returns its slot, 0 on failure (the
+ * failure sticks in a until dc_buf_reset). */
 static slot
-arena_put(arena *a, const char *s, size_t n)
+arena_put(dc_buf *a, const char *s, size_t n)
 {
-	if (a->len + n + 1 > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		char *nb;
-		while (cap < a->len + n + 1)
-			cap *= 2;
-		nb = realloc(a->buf, cap);
-		if (nb == NULL)
-			return 0;
-		a->buf = nb;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, s, n);
-	a->buf[a->len + n] = '\0';
-	a->len += n + 1;
+	char *p = dc_buf_room(a, n + 1);
+
+	if (p == NULL)
+		return 0;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	dc_buf_commit(a, n + 1);
 	return (slot)(a->len - n - 1 + 1);
 }
 
 static const char *
-arena_get(const arena *a, slot s)
+arena_get(const dc_buf *a, slot s)
 {
-	return s == 0 ? NULL : a->buf + (s - 1);
+	return s == 0 ? NULL : a->p + (s - 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -850,6 +210,15 @@ static const elem_def elems[E__N] = {
 #undef C
 #undef T
 
+/* A record's strings (and the report's) fit in DC_MAX_XML_STRINGS: every
+ * slot holds at most one value of at most DC_MAX_FIELD_BYTES (an element
+ * given twice is rejected), and a slot is a 32-bit offset. */
+_Static_assert((RC__N + DC_MAX_AUTH_RESULTS * (DK__N + SP__N) + DC_MAX_REASONS * RS__N) *
+	(DC_MAX_FIELD_BYTES + 1) <= DC_MAX_XML_STRINGS, "DC_MAX_XML_STRINGS too small for a record");
+_Static_assert((RF__N + 2) * (DC_MAX_FIELD_BYTES + 1) <= DC_MAX_XML_STRINGS,
+	"DC_MAX_XML_STRINGS too small for a report's metadata");
+_Static_assert(DC_MAX_XML_STRINGS < UINT32_MAX, "slot is a 32-bit offset");
+
 /* ------------------------------------------------------------------------
  * Parser state.
  * ---------------------------------------------------------------------- */
@@ -880,7 +249,7 @@ typedef struct xml_state {
 	size_t text_len;
 
 	/* report */
-	arena rarena;
+	dc_buf rarena;
 	slot rf[RF__N];
 	bool has_xmlns;
 	size_t error_len;               /* of error_texts[] */
@@ -892,7 +261,7 @@ typedef struct xml_state {
 	uint64_t n_hardfail, n_no_count, n_decimal_count, n_no_ip, n_upper;
 
 	/* record */
-	arena carena;
+	dc_buf carena;
 	uint64_t n_records;
 	bool in_record;
 	slot rc[RC__N];
@@ -964,7 +333,7 @@ note(xml_state *st, const char *fmt, ...)
 /* Rebuilds st->errors: <error> texts, then our notes (with the per-record
  * summaries and the read filter's counts when final), then origin's notes. */
 static void
-compose_errors(xml_state *st, bool final, const xml_input *in)
+compose_errors(xml_state *st, bool final, const dc_xml_input *in)
 {
 	size_t len = 0;
 	char line[160];
@@ -1078,7 +447,7 @@ silent_error(void *ctx, const char *fmt, ...)
 /* Validates the metadata and calls sink.report_begin.  Returns DC_OK,
  * DC_SKIP, DC_ESCHEMA or what the sink returned. */
 static dc_code
-report_begin(xml_state *st, const xml_input *in)
+report_begin(xml_state *st, const dc_xml_input *in)
 {
 	dc_report *r = &st->rep;
 	const char *begin = arena_get(&st->rarena, st->rf[RF_BEGIN]);
@@ -1148,7 +517,7 @@ report_begin(xml_state *st, const xml_input *in)
 
 /* Starts a new record: report_begin first when this is the first one. */
 static dc_code
-record_start(xml_state *st, const xml_input *in)
+record_start(xml_state *st, const dc_xml_input *in)
 {
 	dc_code rc;
 	uint64_t max = st->lim ? st->lim->max_records : DC_DEFAULT_MAX_RECORDS;
@@ -1159,7 +528,7 @@ record_start(xml_state *st, const xml_input *in)
 		return dc_err_set(st->err, DC_ETOOMANY_RECORDS, "report has more than %" PRIu64 " records", max);
 	st->n_records++;
 	st->in_record = true;
-	st->carena.len = 0;
+	dc_buf_reset(&st->carena);
 	memset(st->rc, 0, sizeof(st->rc));
 	st->n_dk = st->n_sp = st->n_rs = 0;
 	return DC_OK;
@@ -1170,7 +539,7 @@ static dc_code
 record_end(xml_state *st)
 {
 	dc_record rec;
-	const arena *a = &st->carena;
+	const dc_buf *a = &st->carena;
 	const char *ip = arena_get(a, st->rc[RC_SOURCE_IP]);
 	const char *count = arena_get(a, st->rc[RC_COUNT]);
 	int k;
@@ -1249,7 +618,7 @@ leaf_slot(xml_state *st, const elem_def *d)
 
 /* An element of the table begins.  Returns DC_OK or an error with err set. */
 static dc_code
-elem_start(xml_state *st, int id, const xml_input *in)
+elem_start(xml_state *st, int id, const dc_xml_input *in)
 {
 	const elem_def *d = &elems[id];
 	dc_code rc = DC_OK;
@@ -1303,6 +672,7 @@ elem_end(xml_state *st, int id)
 	const elem_def *d = &elems[id];
 	char *s = st->text;
 	size_t n = st->text_len;
+	dc_buf *a;
 	slot v;
 
 	if (d->action == A_RECORD)
@@ -1311,7 +681,7 @@ elem_end(xml_state *st, int id)
 		return DC_OK;
 	st->text_elem = -1;
 	s[n] = '\0';
-	while (n > 0 && is_xml_space((uint8_t)s[n - 1]))
+	while (n > 0 && dc_xml_is_space((uint8_t)s[n - 1]))
 		s[--n] = '\0';
 	/* leading space was never stored (see on_text) */
 	if (d->scope == S_ERROR) {
@@ -1334,9 +704,11 @@ elem_end(xml_state *st, int id)
 		n = 4;
 		st->n_hardfail++;
 	}
-	v = arena_put(d->scope == S_REPORT ? &st->rarena : &st->carena, s, n);
+	a = d->scope == S_REPORT ? &st->rarena : &st->carena;
+	v = arena_put(a, s, n);
 	if (v == 0)
-		return dc_err_set(st->err, DC_ENOMEM, "out of memory");
+		return dc_buf_code(a) == DC_ENOMEM ? dc_err_set(st->err, DC_ENOMEM, "out of memory")
+			: dc_err_set(st->err, dc_buf_code(a), "%s: strings over %d bytes", d->path, DC_MAX_XML_STRINGS);
 	*leaf_slot(st, d) = v;
 	return DC_OK;
 }
@@ -1351,7 +723,7 @@ on_text(xml_state *st)
 	if (t == NULL)
 		return DC_OK;
 	if (st->text_len == 0)
-		while (is_xml_space((uint8_t)*t))
+		while (dc_xml_is_space((uint8_t)*t))
 			t++;
 	n = strlen(t);
 	if (n == 0)
@@ -1388,7 +760,7 @@ unprefixed(const xml_state *st, const xmlChar *name)
 
 /* A start tag at depth; handles the root and dispatches through the table. */
 static dc_code
-on_element(xml_state *st, int depth, bool empty, const xml_input *in)
+on_element(xml_state *st, int depth, bool empty, const dc_xml_input *in)
 {
 	const xmlChar *name = xmlTextReaderConstLocalName(st->reader);
 	int id, parent;
@@ -1432,12 +804,12 @@ on_element(xml_state *st, int depth, bool empty, const xml_input *in)
  * which fails on anything but comments and whitespace).  Returns DC_OK or a
  * read error of rd. */
 static dc_code
-check_trailing(xml_state *st, xml_input *in)
+check_trailing(xml_state *st, dc_xml_input *in)
 {
 	int ret;
 
-	if (in->lx == LX_CUT) {
-		if (!input_drain(in))
+	if (dc_xml_input_cut(in)) {
+		if (!dc_xml_input_drain(in))
 			return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
 		return DC_OK;
 	}
@@ -1460,7 +832,7 @@ static const int reader_options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARS
 
 /* The reader loop.  Returns DC_OK after report_end, or the first error. */
 static dc_code
-run(xml_state *st, xml_input *in)
+run(xml_state *st, dc_xml_input *in)
 {
 	dc_code rc = DC_OK;
 	int ret, open = 0;
@@ -1561,9 +933,9 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	 * report when little else is allocated (two brk calls and fresh pages,
 	 * ~15 us a report) */
 	xml_state st_buf;
-	xml_input in_buf;
+	dc_xml_input in_buf;
 	xml_state *st = &st_buf;
-	xml_input *in = &in_buf;
+	dc_xml_input *in = &in_buf;
 	static const dc_sink no_sink;
 	dc_code rc = DC_OK;
 	/* libxml2 reports encoding and I/O errors through its per-thread
@@ -1577,9 +949,9 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	/* only the bookkeeping is zeroed: the byte and text buffers behind it
 	 * (raw[] alone is 64 KB) are written before they are read */
 	memset(st, 0, offsetof(xml_state, unzeroed));
-	memset(in, 0, offsetof(xml_input, raw));
-	in->rd = rd;
-	in->rctx = rctx;
+	dc_buf_init(&st->rarena, DC_MAX_XML_STRINGS);
+	dc_buf_init(&st->carena, DC_MAX_XML_STRINGS);
+	dc_xml_input_init(in, rd, rctx);
 	st->lim = lim;
 	st->origin = origin;
 	st->sink = sink ? sink : &no_sink;
@@ -1589,7 +961,7 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	st->rep.policy_pct = -1;
 	xmlSetStructuredErrorFunc(st, on_xml_error);
 	xmlSetGenericErrorFunc(NULL, silent_error);
-	st->reader = xmlReaderForIO(input_read, NULL, in, NULL, NULL, reader_options);
+	st->reader = xmlReaderForIO(dc_xml_input_read, NULL, in, NULL, NULL, reader_options);
 	if (st->reader == NULL) {
 		rc = in->failed ? dc_err_set(err, in->rerr.code, "%s", in->rerr.msg)
 		                : dc_err_set(err, DC_ENOMEM, "cannot create XML reader");
@@ -1617,8 +989,8 @@ out:
 	xmlSetGenericErrorFunc(saved_gctx, saved_generic);
 	if (st->reader != NULL)
 		xmlFreeTextReader(st->reader);
-	free(st->rarena.buf);
-	free(st->carena.buf);
+	dc_buf_free(&st->rarena);
+	dc_buf_free(&st->carena);
 	return rc;
 }
 
@@ -1627,3 +999,4 @@ dc_xml_init(void)
 {
 	xmlInitParser();
 }
+

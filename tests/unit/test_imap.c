@@ -25,40 +25,7 @@
 
 #include "dc_imap.h"
 
-/* ---- names, sets, URLs ---------------------------------------------------- */
-
-static void
-test_quote_folder(void **state)
-{
-	static const struct { const char *in; char sep; const char *out; } cases[] = {
-		{ "INBOX", '/', "\"INBOX\"" },
-		{ "Archive/DMARC", '/', "\"Archive/DMARC\"" },
-		{ "Archive/DMARC", '.', "\"Archive.DMARC\"" },
-		{ "Archiv/Berichte-\xc3\x9c", '/', "\"Archiv/Berichte-&ANw-\"" },
-		{ "\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", '/', "\"&U,BTFw-/&ZeVnLIqe-\"" }, /* RFC 3501 5.1.3 */
-		{ "a&b", '/', "\"a&-b\"" },
-		{ "q\"s\\", '/', "\"q\\\"s\\\\\"" },
-		{ "\xf0\x9f\x98\x80", '/', "\"&2D3eAA-\"" },            /* U+1F600: a surrogate pair */
-		{ "tab\there", '/', NULL },
-		{ "bad\xff", '/', NULL },
-		{ "\xc0\xaf", '/', NULL },                                /* overlong "/" */
-		{ "", '/', NULL },
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		dc_err err;
-		char *q = dc_imap_quote_folder(cases[i].in, cases[i].sep, &err);
-
-		if (cases[i].out == NULL) {
-			assert_null(q);
-			assert_int_equal(err.code, DC_ECONFIG);
-		} else {
-			assert_non_null(q);
-			assert_string_equal(q, cases[i].out);
-		}
-		free(q);
-	}
-}
+/* ---- sets, URLs ---------------------------------------------------- */
 
 static void
 test_uid_set(void **state)
@@ -872,90 +839,6 @@ test_expunge_mid_fetch(void **state)
 	session_end(&s);
 }
 
-/* Modified UTF-7 back to UTF-8: RFC 3501 5.1.3's examples, round trips
- * through dc_imap_quote_folder, and what a strict decoder refuses. */
-static void
-test_decode_folder(void **state)
-{
-	static const struct { const char *in; char sep; const char *out; } cases[] = {
-		{ "~peter/mail/&U,BTFw-/&ZeVnLIqe-", '/',
-		  "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
-		{ "&U,BTF2XlZyyKng-", '/', "\xe5\x8f\xb0\xe5\x8c\x97\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
-		{ "&Jjo-!", '/', "\xe2\x98\xba!" },                        /* U+263A */
-		{ "Archiv.Entw&APw-rfe", '.', "Archiv/Entw\xc3\xbcrfe" },
-		{ "&BB4EQgRHBFEEQgRL-", '/', "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b" },
-		{ "a&-b", '/', "a&b" },
-		{ "&2D3eAA-", '/', "\xf0\x9f\x98\x80" },                    /* a surrogate pair */
-		{ "INBOX", '\0', "INBOX" },
-		{ "&Jjo!", '/', NULL },                                       /* no "-" before "!" */
-		{ "&U,BTFw-&ZeVnLIqe-", '/', NULL },                         /* superfluous shift */
-		{ "&AGE-", '/', NULL },                                       /* "a" encoded */
-		{ "&AAo-", '/', NULL },                                       /* a control character */
-		{ "&2D0-", '/', NULL },                                       /* a lone high surrogate */
-		{ "&3gA-", '/', NULL },                                       /* a lone low surrogate */
-		{ "&APx-", '/', NULL },                                       /* bits left over */
-		{ "&APwA-", '/', NULL },                                      /* a sixth of a unit too many */
-		{ "&-&", '/', NULL },                                         /* "&" at the end */
-		{ "&A.w-", '/', NULL },                                       /* "." is not base64 */
-		{ "Entw\xc3\xbcrfe", '/', NULL },                            /* 8-bit: never sent raw */
-		{ "&-", '/', "&" },
-		{ "", '/', NULL },
-	};
-	static const char *const round[] = {
-		"Archiv/Entw\xc3\xbcrfe", "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b", "A&B/&/x",
-		"\xe2\x82\xac 100 & \xc2\xa3", "\xf0\x9f\x98\x80\xf0\x9f\x98\x81/z", ("Stra\xc3\x9f" "e/\xc3\xa4"),
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		dc_err err;
-		char *d = dc_imap_decode_folder(cases[i].in, cases[i].sep, &err);
-
-		if (cases[i].out == NULL) {
-			if (d != NULL)
-				fail_msg("case %zu: '%s' decoded to '%s'", i, cases[i].in, d);
-			assert_int_equal(err.code, DC_EIMAP);
-		} else {
-			if (d == NULL)
-				fail_msg("case %zu: '%s': %s", i, cases[i].in, err.msg);
-			assert_string_equal(d, cases[i].out);
-		}
-		free(d);
-	}
-	for (size_t i = 0; i < sizeof(round) / sizeof(round[0]); i++) {
-		for (int k = 0; k < 2; k++) {
-			char sep = k ? '.' : '/';
-			dc_err err;
-			char *q = dc_imap_quote_folder(round[i], sep, &err), *d;
-			size_t len;
-
-			assert_non_null(q);
-			len = strlen(q);
-			q[len - 1] = '\0';               /* unquote: none of these needs escaping */
-			d = dc_imap_decode_folder(q + 1, sep, &err);
-			if (d == NULL)
-				fail_msg("'%s' (%s): %s", round[i], q + 1, err.msg);
-			assert_string_equal(d, round[i]);
-			free(q);
-			free(d);
-		}
-	}
-	/* a name at the line cap is decoded; one past it is refused */
-	{
-		char *big = malloc(65538), *d;
-		dc_err err;
-
-		assert_non_null(big);
-		memset(big, 'a', 65537);
-		big[65537] = '\0';
-		assert_null(dc_imap_decode_folder(big, '/', &err));
-		big[65536] = '\0';
-		d = dc_imap_decode_folder(big, '/', &err);
-		assert_non_null(d);
-		free(d);
-		free(big);
-	}
-}
-
 /* Non-ASCII archive and invalid folders go out in modified UTF-7; LIST
  * answers are decoded and must name the folder itself: another folder that a
  * "%" pattern matched, or a \Noselect level, is not it. */
@@ -1025,7 +908,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_quote_folder),
 		cmocka_unit_test(test_uid_set),
 		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_select_list_fetch),
@@ -1040,7 +922,6 @@ main(void)
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_bye_mid_fetch),
 		cmocka_unit_test(test_expunge_mid_fetch),
-		cmocka_unit_test(test_decode_folder),
 		cmocka_unit_test(test_utf7_folders),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

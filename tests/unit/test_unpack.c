@@ -601,6 +601,42 @@ test_member_names_are_clean_text(void **state)
 	free(zb.p);
 }
 
+/* The stored path, byte by byte: every byte that does not begin a
+ * well-formed UTF-8 sequence becomes one '?'.  Names are read raw, but
+ * libzip itself already reads a name that is not UTF-8 in shape (control
+ * characters, stray or cut sequences) as CP437 and converts it; what it lets
+ * through (overlong forms, surrogates, code points above U+10FFFF) is ours
+ * to replace. */
+static void
+test_member_name_bytes(void **state)
+{
+	static const struct {
+		const char *name, *path;
+	} cases[] = {
+		{ "plain.xml", "zip:plain.xml" },
+		{ "r\xc3\xa9sum\xc3\xa9.xml", "zip:r\xc3\xa9sum\xc3\xa9.xml" },
+		{ "\xf0\x9f\x93\x8a.xml", "zip:\xf0\x9f\x93\x8a.xml" },
+		{ "\xc0\xaf.xml", "zip:??.xml" },                 /* overlong '/' */
+		{ "\xe0\x80\xaf.xml", "zip:???.xml" },            /* overlong, 3 bytes */
+		{ "\xed\xa0\x80.xml", "zip:???.xml" },            /* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80.xml", "zip:????.xml" },       /* above U+10FFFF */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		zmember m[] = { { cases[i].name, REPORT, strlen(REPORT), 0, 0, NULL, 0, 0 } };
+		buf z = zip_of(m, 1);
+		got g;
+
+		walk(z.p, z.len, NULL, &g);
+		assert_int_equal(g.n_xml, 1);
+		if (strcmp(g.path[0], cases[i].path) != 0)
+			fail_msg("case %zu: path '%s', want '%s'", i, g.path[0], cases[i].path);
+		got_free(&g);
+		free(z.p);
+	}
+}
+
 static void
 test_zip_in_gzip_and_message_in_zip(void **state)
 {
@@ -817,6 +853,7 @@ main(void)
 		cmocka_unit_test(test_nested_gzip_and_zlib),
 		cmocka_unit_test(test_zip_members),
 		cmocka_unit_test(test_member_names_are_clean_text),
+		cmocka_unit_test(test_member_name_bytes),
 		cmocka_unit_test(test_zip_in_gzip_and_message_in_zip),
 		cmocka_unit_test(test_corrupt_and_truncated),
 		cmocka_unit_test(test_bombs),

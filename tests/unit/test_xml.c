@@ -1031,7 +1031,8 @@ test_corpus(void **state)
 		ex = realloc(ex, (n_ex + 1) * sizeof(*ex));
 		assert_non_null(ex);
 		memset(&ex[n_ex], 0, sizeof(*ex));
-		snprintf(ex[n_ex].file, sizeof(ex[n_ex].file), "%s", f[0]);
+		assert_true((size_t)snprintf(ex[n_ex].file, sizeof(ex[n_ex].file), "%s", f[0]) <
+			sizeof(ex[n_ex].file));
 		n_ex++;
 	}
 	fclose(fp);
