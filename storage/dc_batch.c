@@ -42,9 +42,10 @@ next_report_id(dc_store *st, int64_t *id, dc_err *err)
 		return DC_OK;
 	}
 	snprintf(n, sizeof(n), "%d", STORE_REPORT_IDS);
-	rc = store_exec(st, "SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('dmarc.reports', 'id'))"
-		" FROM pg_catalog.generate_series(1, $1::integer)", 1, vals, NULL, NULL, 0, PGRES_TUPLES_OK,
-		&res, "reserve report ids", err);
+	rc = store_exec(st,
+		"SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('dmarc.reports', 'id'))"
+		" FROM pg_catalog.generate_series(1, $1::integer)",
+		1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve report ids", err);
 	if (rc != DC_OK)
 		return rc;
 	if (PQntuples(res) != STORE_REPORT_IDS) {
@@ -72,16 +73,31 @@ dc_code
 store_defer_report(dc_store *st, const dc_report *r, const char *begin, const char *end,
 	const dc_blob *origin, const char *file_name, bool *deferred, dc_err *err)
 {
-	const struct { const char *name; const char *v; } f[] = {
-		{ "org_name", r->org_name }, { "org_email", r->org_email },
-		{ "extra_contact_info", r->extra_contact_info }, { "report_id", r->report_id },
-		{ "policy_domain", r->policy_domain }, { "date_begin", begin }, { "date_end", end },
-		{ "policy_p", r->policy_p }, { "policy_sp", r->policy_sp }, { "policy_np", r->policy_np },
-		{ "policy_adkim", r->policy_adkim }, { "policy_aspf", r->policy_aspf },
-		{ "policy_fo", r->policy_fo }, { "policy_testing", r->policy_testing },
-		{ "policy_discovery_method", r->policy_discovery_method }, { "generator", r->generator },
-		{ "version", r->version }, { "xmlns", r->xmlns }, { "mailbox", st->origin.mailbox },
-		{ "message_id", st->origin.message_id }, { "file_name", file_name },
+	const struct {
+		const char *name;
+		const char *v;
+	} f[] = {
+		{ "org_name", r->org_name },
+		{ "org_email", r->org_email },
+		{ "extra_contact_info", r->extra_contact_info },
+		{ "report_id", r->report_id },
+		{ "policy_domain", r->policy_domain },
+		{ "date_begin", begin },
+		{ "date_end", end },
+		{ "policy_p", r->policy_p },
+		{ "policy_sp", r->policy_sp },
+		{ "policy_np", r->policy_np },
+		{ "policy_adkim", r->policy_adkim },
+		{ "policy_aspf", r->policy_aspf },
+		{ "policy_fo", r->policy_fo },
+		{ "policy_testing", r->policy_testing },
+		{ "policy_discovery_method", r->policy_discovery_method },
+		{ "generator", r->generator },
+		{ "version", r->version },
+		{ "xmlns", r->xmlns },
+		{ "mailbox", st->origin.mailbox },
+		{ "message_id", st->origin.message_id },
+		{ "file_name", file_name },
 		{ "original_path", origin ? origin->path : NULL },
 	};
 	dc_buf *b = &st->jreport;
@@ -108,14 +124,16 @@ store_defer_report(dc_store *st, const dc_report *r, const char *begin, const ch
 	ok = ok && store_json_key(b, "policy_pct", false) &&
 		(r->policy_pct >= 0 ? store_i64(b, r->policy_pct) : store_add(b, "null", 4)) &&
 		store_json_key(b, "uidvalidity", false) &&
-		(st->origin.uidvalidity >= 0 ? store_i64(b, st->origin.uidvalidity) : store_add(b, "null", 4)) &&
+		(st->origin.uidvalidity >= 0 ? store_i64(b, st->origin.uidvalidity) :
+					       store_add(b, "null", 4)) &&
 		store_json_key(b, "uid", false) &&
 		(st->origin.uid >= 0 ? store_i64(b, st->origin.uid) : store_add(b, "null", 4));
 	if (ok && have_orig) {
 		store_blob_sha256(origin, st->orig_sha);
 		st->has_orig = true;
 		st->orig_named = origin->name != NULL;
-		ok = store_json_key(b, "osha", false) && store_json_bytea(b, st->orig_sha, sizeof(st->orig_sha)) &&
+		ok = store_json_key(b, "osha", false) &&
+			store_json_bytea(b, st->orig_sha, sizeof(st->orig_sha)) &&
 			store_add(&st->orig, (const char *)origin->data, origin->len) &&
 			(!origin->name || store_add(&st->orig_name, origin->name, strlen(origin->name)));
 	}
@@ -136,8 +154,8 @@ store_defer_report(dc_store *st, const dc_report *r, const char *begin, const ch
  * On success *out holds the added reports' ids (caller PQclears).
  */
 static dc_code
-batch_send(dc_store *st, dc_buf *sha, dc_buf *content, dc_buf *name, uint32_t n, bool nulls,
-	const char *reps, PGresult **out, dc_err *err)
+batch_send(dc_store *st, dc_buf *sha, dc_buf *content, dc_buf *name, uint32_t n, bool nulls, const char *reps,
+	PGresult **out, dc_err *err)
 {
 	static const char sql[] =
 		"WITH o AS (INSERT INTO dmarc.originals AS t (sha256, content, name)"
@@ -170,7 +188,7 @@ batch_send(dc_store *st, dc_buf *sha, dc_buf *content, dc_buf *name, uint32_t n,
 
 	for (int i = 0; i < 3; i++) {
 		if (n == 0) {
-			vals[i] = "{}";  /* an empty array, as text */
+			vals[i] = "{}"; /* an empty array, as text */
 			continue;
 		}
 		store_arr_finish(arr[i], n, oid[i], i == 2 && nulls);
@@ -217,8 +235,8 @@ batch_reset(dc_store *st)
 	dc_buf_reset(&st->b_rec);
 	dc_buf_reset(&st->b_dkim);
 	dc_buf_reset(&st->b_spf);
-	return store_json_array_start(&st->b_rep) && store_arr_start(&st->a_sha) && store_arr_start(&st->a_content) &&
-		store_arr_start(&st->a_name);
+	return store_json_array_start(&st->b_rep) && store_arr_start(&st->a_sha) &&
+		store_arr_start(&st->a_content) && store_arr_start(&st->a_name);
 }
 
 /* Appends the report in progress's original (SHA-256, bytes, name) to the
@@ -228,7 +246,8 @@ orig_append(const dc_store *st, dc_buf *sha, dc_buf *content, dc_buf *name)
 {
 	return store_arr_add(sha, st->orig_sha, sizeof(st->orig_sha)) &&
 		store_arr_add(content, st->orig.p ? st->orig.p : "", st->orig.len) &&
-		store_arr_add(name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL, st->orig_name.len);
+		store_arr_add(name, st->orig_named ? (st->orig_name.p ? st->orig_name.p : "") : NULL,
+			st->orig_name.len);
 }
 
 /* Adds the report in progress's original to the binary arrays a_* (unless
@@ -284,7 +303,8 @@ batch_flush(dc_store *st, dc_err *err)
 		"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal, domain, scope,"
 		" result, human_result) FROM STDIN",
 	};
-	static const char *const copy_what[3] = { "store records", "store dkim results", "store spf results" };
+	static const char *const copy_what[3] = { "store records", "store dkim results",
+		"store spf results" };
 	PGresult *res = NULL;
 	int64_t *added = NULL;
 	bool *dup = NULL;
@@ -297,8 +317,8 @@ batch_flush(dc_store *st, dc_err *err)
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = batch_send(st, &st->a_sha, &st->a_content, &st->a_name, st->a_n, st->a_nulls, st->b_rep.p,
-		&res, err);
+	rc = batch_send(
+		st, &st->a_sha, &st->a_content, &st->a_name, st->a_n, st->a_nulls, st->b_rep.p, &res, err);
 	if (rc != DC_OK)
 		goto out;
 	n = (size_t)PQntuples(res);
@@ -348,19 +368,20 @@ store_batch_add(dc_store *st, const dc_report *r, dc_err *err)
 
 	ok = store_json_key(b, "errors", false) && store_json_string(b, r->errors) &&
 		store_json_key(b, "record_count", false) && store_i64(b, (int64_t)st->n_records) &&
-		store_json_key(b, "message_total", false) && store_i64(b, st->message_total) && store_addc(b, '}') &&
-		orig_add(st) &&
-		(st->b_rep.len == 1 || store_addc(&st->b_rep, ',')) && store_add(&st->b_rep, b->p, b->len) &&
+		store_json_key(b, "message_total", false) && store_i64(b, st->message_total) &&
+		store_addc(b, '}') && orig_add(st) && (st->b_rep.len == 1 || store_addc(&st->b_rep, ',')) &&
+		store_add(&st->b_rep, b->p, b->len) &&
 		store_add(&st->b_rec, st->rec.p ? st->rec.p : "", st->rec.len) &&
 		store_add(&st->b_dkim, st->dkim.p ? st->dkim.p : "", st->dkim.len) &&
 		store_add(&st->b_spf, st->spf.p ? st->spf.p : "", st->spf.len);
 	if (ok && st->n_pend == st->cap_pend) {
 		size_t cap = st->cap_pend ? 2 * st->cap_pend : 64;
 		void *p = realloc(st->pend, cap * sizeof(*st->pend));
-		ok = p != NULL;
-		if (ok) {
+		if (p != NULL) {
 			st->pend = p;
 			st->cap_pend = cap;
+		} else {
+			ok = false;
 		}
 	}
 	if (!ok)
@@ -371,7 +392,8 @@ store_batch_add(dc_store *st, const dc_report *r, dc_err *err)
 	st->pend[st->n_pend].end[0] = st->b_rec.len;
 	st->pend[st->n_pend].end[1] = st->b_dkim.len;
 	st->pend[st->n_pend++].end[2] = st->b_spf.len;
-	if (st->a_content.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len > STORE_BATCH_BYTES)
+	if (st->a_content.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len >
+		STORE_BATCH_BYTES)
 		return batch_flush(st, err);
 	return DC_OK;
 }
@@ -395,14 +417,14 @@ store_materialize(dc_store *st, dc_err *err)
 	store_buf_init(&name);
 	store_buf_init(&r);
 	if (!store_arr_start(&sha) || !store_arr_start(&content) || !store_arr_start(&name) ||
-	    (st->has_orig && !orig_append(st, &sha, &content, &name)) ||
-	    !store_json_array_start(&r) || !store_add(&r, st->jreport.p, st->jreport.len) || !store_add(&r, "}]", 2)) {
+		(st->has_orig && !orig_append(st, &sha, &content, &name)) || !store_json_array_start(&r) ||
+		!store_add(&r, st->jreport.p, st->jreport.len) || !store_add(&r, "}]", 2)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
 	if ((rc = store_cmd(st, "SAVEPOINT dc_report", err)) != DC_OK)
 		goto out;
-	st->write = STORE_WRITE_COPY;  /* from now on a savepoint report */
+	st->write = STORE_WRITE_COPY; /* from now on a savepoint report */
 	rc = batch_send(st, &sha, &content, &name, st->has_orig ? 1 : 0, !st->orig_named, r.p, &res, err);
 	if (rc == DC_OK && PQntuples(res) == 0) {
 		store_report_rollback(st);
@@ -450,7 +472,8 @@ dc_store_batch_commit(dc_store *st, dc_store_dup_fn on_duplicate, void *ctx, dc_
 	 * report by report, unless the server is gone */
 	if (rc == DC_OK && PQtransactionStatus(st->conn) != PQTRANS_INTRANS) {
 		rc = PQstatus(st->conn) == CONNECTION_OK && PQtransactionStatus(st->conn) == PQTRANS_INERROR ?
-			dc_err_set(err, DC_ESCHEMA, "a statement of the batch failed; nothing of it was kept") :
+			dc_err_set(
+				err, DC_ESCHEMA, "a statement of the batch failed; nothing of it was kept") :
 			store_fail(st, NULL, "store batch", err);
 	}
 	if (rc == DC_OK) {

@@ -26,8 +26,7 @@
  * is already there (a member of the same zip failed before, or a report of
  * it was stored) costs one statement and no bytes on the wire. */
 dc_code
-store_insert_failure(dc_store *st, const char *stage, const char *reason, const dc_blob *unit,
-	dc_err *err)
+store_insert_failure(dc_store *st, const char *stage, const char *reason, const dc_blob *unit, dc_err *err)
 {
 	/* $1..$7 where from, stage, reason; $8 sha256; $9 content, $10 name */
 	static const char plain_sql[] =
@@ -54,7 +53,7 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 	dc_code rc;
 
 	if (unit != NULL && (unit->data == NULL || unit->len > DC_MAX_BYTEA))
-		unit = NULL;  /* cannot be kept: record the failure without it */
+		unit = NULL; /* cannot be kept: record the failure without it */
 	stage_ok = store_utf8_sanitize(stage);
 	reason_ok = store_utf8_sanitize(reason);
 	file_ok = store_utf8_sanitize(st->origin.file_name ? st->origin.file_name : name);
@@ -73,7 +72,8 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 	vals[5] = stage_ok;
 	vals[6] = reason_ok;
 	if (unit == NULL) {
-		rc = store_exec(st, plain_sql, 7, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL, "record failure", err);
+		rc = store_exec(
+			st, plain_sql, 7, vals, lens, fmts, 0, PGRES_COMMAND_OK, NULL, "record failure", err);
 		goto out;
 	}
 	store_blob_sha256(unit, digest);
@@ -101,12 +101,12 @@ out:
 }
 
 dc_code
-dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
-	size_t len, dc_err *err)
+dc_store_failure(
+	dc_store *st, const char *stage, const char *reason, const uint8_t *content, size_t len, dc_err *err)
 {
 	dc_blob unit = { .data = content, .len = len };
 
-	if (st->write != STORE_WRITE_NONE)  /* never part of a report's transaction */
+	if (st->write != STORE_WRITE_NONE) /* never part of a report's transaction */
 		store_report_rollback(st);
 	return store_insert_failure(st, stage, reason, content ? &unit : NULL, err);
 }

@@ -16,7 +16,7 @@
 
 #include "dc_migrations.h"
 
-#define STORE_MIGRATE_LOCK   "7236828409416413025"  /* pg_advisory_lock key ("dmarc-co") */
+#define STORE_MIGRATE_LOCK "7236828409416413025" /* pg_advisory_lock key ("dmarc-co") */
 
 /* Applies one migration in its own transaction unless already recorded;
  * sets *done when it ran. */
@@ -29,8 +29,8 @@ migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
 	char what[128];
 
 	*done = false;
-	rc = store_exec(st, "SELECT 1 FROM dmarc.schema_migrations WHERE name = $1", 1, params,
-		NULL, NULL, 0, PGRES_TUPLES_OK, &res, "read dmarc.schema_migrations", err);
+	rc = store_exec(st, "SELECT 1 FROM dmarc.schema_migrations WHERE name = $1", 1, params, NULL, NULL, 0,
+		PGRES_TUPLES_OK, &res, "read dmarc.schema_migrations", err);
 	if (rc != DC_OK)
 		return store_refused(rc, err);
 	if (PQntuples(res) > 0) {
@@ -43,16 +43,16 @@ migrate_one(dc_store *st, const dc_migration *m, bool *done, dc_err *err)
 		return store_refused(rc, err);
 	/* the file may hold many statements: simple query protocol */
 	res = PQexec(st->conn, m->sql);
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	                    PQresultStatus(res) != PGRES_TUPLES_OK)) {
+	if (res == NULL ||
+		(PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
 		snprintf(what, sizeof(what), "migration %s", m->name);
 		rc = store_fail(st, res, what, err);
 		PQclear(res);
 		goto fail;
 	}
 	PQclear(res);
-	rc = store_exec(st, "INSERT INTO dmarc.schema_migrations (name, applied_at) VALUES ($1, now())",
-		1, params, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "record migration", err);
+	rc = store_exec(st, "INSERT INTO dmarc.schema_migrations (name, applied_at) VALUES ($1, now())", 1,
+		params, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "record migration", err);
 	if (rc != DC_OK)
 		goto fail;
 	if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
@@ -69,12 +69,13 @@ dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 {
 	/* each runs only when its object is missing, so an up-to-date database
 	 * needs no CREATE privilege (a collector may run as dmarc_writer) */
-	static const struct { const char *missing, *create; } setup[] = {
-		{ "SELECT pg_catalog.to_regnamespace('dmarc') IS NULL",
-		  "CREATE SCHEMA IF NOT EXISTS dmarc" },
+	static const struct {
+		const char *missing, *create;
+	} setup[] = {
+		{ "SELECT pg_catalog.to_regnamespace('dmarc') IS NULL", "CREATE SCHEMA IF NOT EXISTS dmarc" },
 		{ "SELECT pg_catalog.to_regclass('dmarc.schema_migrations') IS NULL",
-		  "CREATE TABLE IF NOT EXISTS dmarc.schema_migrations ("
-		  " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" },
+			"CREATE TABLE IF NOT EXISTS dmarc.schema_migrations ("
+			" name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" },
 	};
 	dc_code rc = DC_OK;
 	bool locked = false;
@@ -87,8 +88,8 @@ dc_store_migrate(dc_store *st, int *applied, dc_err *err)
 		return dc_err_set(err, DC_EDBREFUSED, "PostgreSQL 15 or later is required (server is %d)",
 			PQserverVersion(st->conn));
 	/* two collectors may start at once: one migrates, the other waits */
-	rc = store_exec(st, "SELECT pg_catalog.pg_advisory_lock(" STORE_MIGRATE_LOCK ")", 0, NULL,
-		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "take the migration lock", err);
+	rc = store_exec(st, "SELECT pg_catalog.pg_advisory_lock(" STORE_MIGRATE_LOCK ")", 0, NULL, NULL, NULL,
+		0, PGRES_TUPLES_OK, NULL, "take the migration lock", err);
 	if (rc != DC_OK)
 		return store_refused(rc, err);
 	locked = true;
@@ -131,7 +132,8 @@ dc_store_migration_status(dc_store *st, int *applied, int *known)
 		(*known)++;
 	/* any failure reads as "no schema yet": check-config only reports it */
 	if (dc_pg_exec(st->conn, "SELECT count(*) FROM dmarc.schema_migrations", 0, NULL, NULL, NULL, 0,
-		PGRES_TUPLES_OK, 0, &r, "read dmarc.schema_migrations", NULL) == DC_OK && PQntuples(r) == 1)
+		    PGRES_TUPLES_OK, 0, &r, "read dmarc.schema_migrations", NULL) == DC_OK &&
+		PQntuples(r) == 1)
 		*applied = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 }

@@ -16,14 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORE_ROLLUP_EVERY   1000         /* originals between additions to the rollups */
+#define STORE_ROLLUP_EVERY 1000 /* originals between additions to the rollups */
 
 /* Replaces the reports of one original inside one transaction.  The old
  * rows' origin (mailbox, uid, message_id, file_name, ingested_at: those of
  * its first report) is kept for the new rows. */
 static dc_code
-reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_stats *stats,
-	dc_err *err)
+reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_stats *stats, dc_err *err)
 {
 	char idtext[24];
 	const char *vals[1] = { idtext };
@@ -36,19 +35,20 @@ reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_
 	snprintf(idtext, sizeof(idtext), "%" PRId64, original_id);
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
 		return store_refused(rc, err);
-	rc = store_exec(st, "SELECT content, name FROM dmarc.originals WHERE id = $1 FOR UPDATE", 1,
-		vals, NULL, NULL, 1, PGRES_TUPLES_OK, &content, "read original", err);
+	rc = store_exec(st, "SELECT content, name FROM dmarc.originals WHERE id = $1 FOR UPDATE", 1, vals,
+		NULL, NULL, 1, PGRES_TUPLES_OK, &content, "read original", err);
 	if (rc != DC_OK)
 		goto out;
-	if (PQntuples(content) == 0)  /* pruned meanwhile */
+	if (PQntuples(content) == 0) /* pruned meanwhile */
 		goto commit;
-	rc = store_exec(st, "SELECT mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
-		" FROM dmarc.reports WHERE original_id = $1 ORDER BY id LIMIT 1", 1, vals, NULL, NULL, 0,
-		PGRES_TUPLES_OK, &old, "read old reports", err);
+	rc = store_exec(st,
+		"SELECT mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
+		" FROM dmarc.reports WHERE original_id = $1 ORDER BY id LIMIT 1",
+		1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &old, "read old reports", err);
 	if (rc != DC_OK)
 		goto out;
-	rc = store_exec(st, "DELETE FROM dmarc.reports WHERE original_id = $1", 1, vals, NULL, NULL,
-		0, PGRES_COMMAND_OK, NULL, "delete old reports", err);
+	rc = store_exec(st, "DELETE FROM dmarc.reports WHERE original_id = $1", 1, vals, NULL, NULL, 0,
+		PGRES_COMMAND_OK, NULL, "delete old reports", err);
 	if (rc != DC_OK)
 		goto out;
 
@@ -62,7 +62,7 @@ reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_
 		o->file_name = PQgetisnull(old, 0, 4) ? NULL : strdup(PQgetvalue(old, 0, 4));
 		o->ingested_at = strdup(PQgetvalue(old, 0, 5));
 		if ((!PQgetisnull(old, 0, 0) && !o->mailbox) || (!PQgetisnull(old, 0, 3) && !o->message_id) ||
-		    (!PQgetisnull(old, 0, 4) && !o->file_name) || !o->ingested_at) {
+			(!PQgetisnull(old, 0, 4) && !o->file_name) || !o->ingested_at) {
 			store_origin_clear(&st->origin);
 			st->origin = saved;
 			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -102,7 +102,8 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 		err = &scratch;
 	/* not the originals only failures refer to (rejected inputs: parsed
 	 * again they would add a failure row at every reparse) */
-	rc = store_exec(st, "SELECT o.id FROM dmarc.originals o"
+	rc = store_exec(st,
+		"SELECT o.id FROM dmarc.originals o"
 		" WHERE EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
 		" OR NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id) ORDER BY o.id",
 		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "list originals", err);
@@ -126,7 +127,8 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 	for (int i = 0; i < n; i++) {
 		if ((rc = reparse_one(st, ids[i], lim, stats, err)) != DC_OK)
 			break;
-		if ((i + 1) % STORE_ROLLUP_EVERY == 0 && (rc = dc_store_rollup_pending(st, NULL, err)) != DC_OK)
+		if ((i + 1) % STORE_ROLLUP_EVERY == 0 &&
+			(rc = dc_store_rollup_pending(st, NULL, err)) != DC_OK)
 			break;
 	}
 	free(ids);

@@ -20,7 +20,8 @@ dc_store_defer_rollups(dc_store *st, bool on, dc_err *err)
 	const char *vals[1] = { on ? "on" : "off" };
 
 	return store_refused(store_exec(st, "SELECT pg_catalog.set_config('dmarc.defer_rollup', $1, false)",
-		1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "defer rollups", err), err);
+				     1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "defer rollups", err),
+		err);
 }
 
 dc_code

@@ -34,36 +34,36 @@
 #include "dc_store.h"
 #include "dc_utf8.h"
 
-#define STORE_CHUNK_RECORDS  4096         /* records per COPY round */
-#define STORE_CHUNK_BYTES    (8u << 20)   /* or this much COPY text, whichever first */
-#define STORE_COPY_PIECE     (1u << 20)   /* bytes per PQputCopyData */
-#define STORE_SHA256_LEN     32
-#define STORE_TIME_MAX       80           /* a formatted timestamp, with room to spare */
-#define STORE_SMALL_RECORDS  256          /* a report up to this size is written in one statement */
-#define STORE_SMALL_BYTES    (1u << 20)   /* ... while its JSON rows stay under this */
+#define STORE_CHUNK_RECORDS 4096       /* records per COPY round */
+#define STORE_CHUNK_BYTES   (8u << 20) /* or this much COPY text, whichever first */
+#define STORE_COPY_PIECE    (1u << 20) /* bytes per PQputCopyData */
+#define STORE_SHA256_LEN    32
+#define STORE_TIME_MAX      80         /* a formatted timestamp, with room to spare */
+#define STORE_SMALL_RECORDS 256        /* a report up to this size is written in one statement */
+#define STORE_SMALL_BYTES   (1u << 20) /* ... while its JSON rows stay under this */
 
-#define STORE_PREP_REPORT    1u           /* "dc_report": the report INSERT */
-#define STORE_PREP_SMALL     2u           /* "dc_small": a small report's rows */
-#define STORE_PREP_FIND_ORIG 4u           /* "dc_find_orig": an original by SHA-256 */
-#define STORE_PREP_ADD_ORIG  8u           /* "dc_add_orig": a new original */
-#define STORE_PREP_BATCH     16u          /* "dc_batch": a batch's waiting reports */
+#define STORE_PREP_REPORT    1u  /* "dc_report": the report INSERT */
+#define STORE_PREP_SMALL     2u  /* "dc_small": a small report's rows */
+#define STORE_PREP_FIND_ORIG 4u  /* "dc_find_orig": an original by SHA-256 */
+#define STORE_PREP_ADD_ORIG  8u  /* "dc_add_orig": a new original */
+#define STORE_PREP_BATCH     16u /* "dc_batch": a batch's waiting reports */
 
-#define STORE_BATCH_BYTES    (8u << 20)   /* a batch's waiting rows are sent when they pass this */
-#define STORE_REPORT_IDS     256          /* report ids reserved per round trip in batch mode */
+#define STORE_BATCH_BYTES (8u << 20) /* a batch's waiting rows are sent when they pass this */
+#define STORE_REPORT_IDS  256        /* report ids reserved per round trip in batch mode */
 
 /* Where the session's reports go. */
 typedef enum store_scope {
-	STORE_SCOPE_OWN = 0,    /* each report in its own transaction (BEGIN .. COMMIT) */
-	STORE_SCOPE_BATCH,      /* dc_store_batch_begin .. _commit: one transaction */
-	STORE_SCOPE_REPARSE,    /* reparse: inside the transaction of one original */
+	STORE_SCOPE_OWN = 0, /* each report in its own transaction (BEGIN .. COMMIT) */
+	STORE_SCOPE_BATCH,   /* dc_store_batch_begin .. _commit: one transaction */
+	STORE_SCOPE_REPARSE, /* reparse: inside the transaction of one original */
 } store_scope;
 
 /* How the report in progress is written. */
 typedef enum store_write {
-	STORE_WRITE_NONE = 0,   /* no report in progress */
-	STORE_WRITE_WAIT,       /* batch: nothing sent; joins the batch at report_end */
-	STORE_WRITE_SMALL,      /* rows also kept as JSON; one statement at report_end */
-	STORE_WRITE_COPY,       /* rows sent by COPY in chunks */
+	STORE_WRITE_NONE = 0, /* no report in progress */
+	STORE_WRITE_WAIT,     /* batch: nothing sent; joins the batch at report_end */
+	STORE_WRITE_SMALL,    /* rows also kept as JSON; one statement at report_end */
+	STORE_WRITE_COPY,     /* rows sent by COPY in chunks */
 } store_write;
 
 typedef struct store_origin {
@@ -72,14 +72,14 @@ typedef struct store_origin {
 	int64_t uid;
 	char *message_id;
 	char *file_name;
-	char *ingested_at;      /* reparse only: keep the old row's time; else NULL = now() */
+	char *ingested_at; /* reparse only: keep the old row's time; else NULL = now() */
 } store_origin;
 
 struct dc_store {
 	PGconn *conn;
 	store_origin origin;
 	store_scope scope;
-	unsigned prepared;      /* STORE_PREP_* bits: statements prepared on conn */
+	unsigned prepared; /* STORE_PREP_* bits: statements prepared on conn */
 
 	/* the report in progress */
 	store_write write;
@@ -87,12 +87,12 @@ struct dc_store {
 	/* a report's original not stored yet: inserted at report_end, so that
 	 * a report that fails leaves no dead copy of its bytes behind */
 	bool late_orig;
-	dc_blob late_blob;      /* points into the unit, valid until report_end */
+	dc_blob late_blob; /* points into the unit, valid until report_end */
 	uint8_t late_sha[STORE_SHA256_LEN];
 	int64_t report_pk;
 	uint64_t n_records;
 	int64_t message_total;
-	dc_buf key;             /* escaped "date_begin\tpolicy_domain" of the report */
+	dc_buf key; /* escaped "date_begin\tpolicy_domain" of the report */
 
 	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq */
 	int64_t id_next;
@@ -119,7 +119,7 @@ struct dc_store {
 	 * text, as built in rec, dkim, spf) the buffers b_rec, b_dkim, b_spf,
 	 * and its original the binary arrays a_* (bytea[], bytea[], text[]: no
 	 * text encoding of the bytes) */
-	int64_t cur_uid;        /* its origin UID */
+	int64_t cur_uid; /* its origin UID */
 	dc_buf jreport;
 	bool has_orig;
 	uint8_t orig_sha[STORE_SHA256_LEN];
@@ -129,9 +129,9 @@ struct dc_store {
 	dc_buf a_sha;
 	dc_buf a_content;
 	dc_buf a_name;
-	uint32_t a_n;           /* originals in a_* */
-	bool a_nulls;           /* a_name holds a NULL */
-	uint8_t last_sha[STORE_SHA256_LEN];  /* the last original added to a_* */
+	uint32_t a_n;                       /* originals in a_* */
+	bool a_nulls;                       /* a_name holds a NULL */
+	uint8_t last_sha[STORE_SHA256_LEN]; /* the last original added to a_* */
 	dc_buf b_rep;
 	dc_buf b_rec;
 	dc_buf b_dkim;
@@ -139,12 +139,15 @@ struct dc_store {
 	struct {
 		int64_t id, uid;
 		uint64_t records;
-		size_t end[3];                  /* where its rows end in b_rec, b_dkim, b_spf */
-	} *pend;                                /* the waiting reports */
+		size_t end[3]; /* where its rows end in b_rec, b_dkim, b_spf */
+	} * pend;              /* the waiting reports */
 	size_t n_pend, cap_pend;
-	struct { int64_t uid; uint64_t records; } *dups;  /* the batch's sent duplicates */
+	struct {
+		int64_t uid;
+		uint64_t records;
+	} * dups; /* the batch's sent duplicates */
 	size_t n_dups, cap_dups;
-	int64_t rids[STORE_REPORT_IDS];     /* reserved report ids, [rid_next, rid_n) unused */
+	int64_t rids[STORE_REPORT_IDS]; /* reserved report ids, [rid_next, rid_n) unused */
 	size_t rid_next, rid_n;
 };
 
@@ -173,8 +176,7 @@ dc_code store_fail(dc_store *st, const PGresult *res, const char *what, dc_err *
 dc_code store_refused(dc_code rc, dc_err *err);
 /* dc_pg_exec on st->conn with DC_PG_DATA (see dc_pg.h). */
 dc_code store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens,
-	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what,
-	dc_err *err);
+	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what, dc_err *err);
 /* Like store_exec (text results), through the statement `name`, prepared on
  * the connection at its first use (bit in st->prepared): parsed and planned
  * once per connection instead of once per report. */
@@ -276,8 +278,8 @@ bool store_json_array_start(dc_buf *b);
 
 /* PostgreSQL's binary array format (array_send): a one-dimensional array
  * is a 20-byte header, then per element its length (-1: NULL) and bytes. */
-#define STORE_OID_BYTEA    17
-#define STORE_OID_TEXT     25
+#define STORE_OID_BYTEA 17
+#define STORE_OID_TEXT  25
 /* Empties b and starts an empty binary array in it (room for the header). */
 bool store_arr_start(dc_buf *b);
 /* Appends an element of n bytes (p NULL: a NULL element). */
@@ -301,8 +303,8 @@ void store_report_rollback(dc_store *st);
 dc_code store_original(dc_store *st, const dc_blob *b, int64_t *id, bool insert, dc_err *err);
 /* Inserts one row into dmarc.failures with the current origin; unit (may
  * be NULL) is kept once in dmarc.originals. */
-dc_code store_insert_failure(dc_store *st, const char *stage, const char *reason, const dc_blob *unit,
-	dc_err *err);
+dc_code
+store_insert_failure(dc_store *st, const char *stage, const char *reason, const dc_blob *unit, dc_err *err);
 /* dc_extract's failure callback (dc_store_callbacks): records the rejected
  * unit's bytes. */
 dc_code store_failure_cb(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err);

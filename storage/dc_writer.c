@@ -107,17 +107,21 @@ chunk_flush(dc_store *st, dc_err *err)
 
 	if (st->chunk_records == 0)
 		return DC_OK;
-	rc = store_copy_in(st, "COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+	rc = store_copy_in(st,
+		"COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
 		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
-		" envelope_from, envelope_to, reasons) FROM STDIN", &st->rec, "store records", err);
+		" envelope_from, envelope_to, reasons) FROM STDIN",
+		&st->rec, "store records", err);
 	if (rc == DC_OK && st->dkim.len > 0)
-		rc = store_copy_in(st, "COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
-			" domain, selector, result, human_result) FROM STDIN", &st->dkim,
-			"store dkim results", err);
+		rc = store_copy_in(st,
+			"COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, selector, result, human_result) FROM STDIN",
+			&st->dkim, "store dkim results", err);
 	if (rc == DC_OK && st->spf.len > 0)
-		rc = store_copy_in(st, "COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
-			" domain, scope, result, human_result) FROM STDIN", &st->spf,
-			"store spf results", err);
+		rc = store_copy_in(st,
+			"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, scope, result, human_result) FROM STDIN",
+			&st->spf, "store spf results", err);
 	store_chunk_reset(st);
 	return rc;
 }
@@ -135,7 +139,8 @@ next_record_id(dc_store *st, int64_t *id, dc_err *err)
 		*id = st->id_next++;
 		return DC_OK;
 	}
-	rc = store_exec(st, "SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
+	rc = store_exec(st,
+		"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
 		" FROM pg_catalog.pg_sequences s"
 		" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
 		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
@@ -177,14 +182,27 @@ store_report_rollback(dc_store *st)
 static dc_code
 check_report_text(const dc_report *r, const dc_blob *origin, dc_err *err)
 {
-	const struct { const char *name; const char *v; } f[] = {
-		{ "org_name", r->org_name }, { "email", r->org_email },
-		{ "extra_contact_info", r->extra_contact_info }, { "report_id", r->report_id },
-		{ "generator", r->generator }, { "error", r->errors }, { "domain", r->policy_domain },
-		{ "adkim", r->policy_adkim }, { "aspf", r->policy_aspf }, { "p", r->policy_p },
-		{ "sp", r->policy_sp }, { "np", r->policy_np }, { "testing", r->policy_testing },
-		{ "discovery_method", r->policy_discovery_method }, { "fo", r->policy_fo },
-		{ "version", r->version }, { "xmlns", r->xmlns },
+	const struct {
+		const char *name;
+		const char *v;
+	} f[] = {
+		{ "org_name", r->org_name },
+		{ "email", r->org_email },
+		{ "extra_contact_info", r->extra_contact_info },
+		{ "report_id", r->report_id },
+		{ "generator", r->generator },
+		{ "error", r->errors },
+		{ "domain", r->policy_domain },
+		{ "adkim", r->policy_adkim },
+		{ "aspf", r->policy_aspf },
+		{ "p", r->policy_p },
+		{ "sp", r->policy_sp },
+		{ "np", r->policy_np },
+		{ "testing", r->policy_testing },
+		{ "discovery_method", r->policy_discovery_method },
+		{ "fo", r->policy_fo },
+		{ "version", r->version },
+		{ "xmlns", r->xmlns },
 		{ "origin path", origin ? origin->path : NULL },
 	};
 	size_t keylen = 0;
@@ -196,7 +214,8 @@ check_report_text(const dc_report *r, const dc_blob *origin, dc_err *err)
 	keylen = (r->org_name ? strlen(r->org_name) : 0) + (r->policy_domain ? strlen(r->policy_domain) : 0) +
 		(r->report_id ? strlen(r->report_id) : 0);
 	if (keylen > 2400)
-		return dc_err_set(err, DC_ESCHEMA, "report org_name, domain and report_id together exceed 2400 bytes");
+		return dc_err_set(
+			err, DC_ESCHEMA, "report org_name, domain and report_id together exceed 2400 bytes");
 	return DC_OK;
 }
 
@@ -229,14 +248,18 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 		store_report_rollback(st);
 	store_chunk_reset(st);
 	if (!store_format_time(r->date_begin, begin))
-		return dc_err_set(err, DC_ESCHEMA, "report date_begin %" PRId64 " is out of range", r->date_begin);
+		return dc_err_set(
+			err, DC_ESCHEMA, "report date_begin %" PRId64 " is out of range", r->date_begin);
 	if (!store_format_time(r->date_end, end))
-		return dc_err_set(err, DC_ESCHEMA, "report date_end %" PRId64 " is out of range", r->date_end);
+		return dc_err_set(
+			err, DC_ESCHEMA, "report date_end %" PRId64 " is out of range", r->date_end);
 	if ((rc = check_report_text(r, origin, err)) != DC_OK)
 		return rc;
 	if (origin != NULL && origin->name != NULL && !store_utf8_valid(origin->name)) {
 		/* keep the bytes, drop a name we could not store */
-		clean = (dc_blob){ .data = origin->data, .len = origin->len, .path = origin->path,
+		clean = (dc_blob){ .data = origin->data,
+			.len = origin->len,
+			.path = origin->path,
 			.sha256 = origin->sha256 };
 		origin = &clean;
 	}
@@ -280,19 +303,39 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	snprintf(orig, sizeof(orig), "%" PRId64, original_id);
 	{
 		const char *v[28] = {
-			r->org_name, r->org_email, r->extra_contact_info, r->report_id,
-			r->policy_domain, begin, end, r->policy_p, r->policy_sp, r->policy_np,
-			r->policy_adkim, r->policy_aspf, r->policy_pct >= 0 ? pct : NULL, r->policy_fo,
-			r->policy_testing, r->policy_discovery_method, r->generator, r->version,
-			r->xmlns, r->errors, st->origin.mailbox,
-			st->origin.uidvalidity >= 0 ? uidv : NULL, st->origin.uid >= 0 ? uid : NULL,
-			st->origin.message_id, file_name, original_id >= 0 ? orig : NULL,
-			origin ? origin->path : NULL, st->origin.ingested_at,
+			r->org_name,
+			r->org_email,
+			r->extra_contact_info,
+			r->report_id,
+			r->policy_domain,
+			begin,
+			end,
+			r->policy_p,
+			r->policy_sp,
+			r->policy_np,
+			r->policy_adkim,
+			r->policy_aspf,
+			r->policy_pct >= 0 ? pct : NULL,
+			r->policy_fo,
+			r->policy_testing,
+			r->policy_discovery_method,
+			r->generator,
+			r->version,
+			r->xmlns,
+			r->errors,
+			st->origin.mailbox,
+			st->origin.uidvalidity >= 0 ? uidv : NULL,
+			st->origin.uid >= 0 ? uid : NULL,
+			st->origin.message_id,
+			file_name,
+			original_id >= 0 ? orig : NULL,
+			origin ? origin->path : NULL,
+			st->origin.ingested_at,
 		};
 		memcpy(vals, v, sizeof(vals));
 	}
-	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, NULL, NULL, PGRES_TUPLES_OK,
-		&res, "store report", err);
+	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, NULL, NULL,
+		PGRES_TUPLES_OK, &res, "store report", err);
 	if (rc != DC_OK)
 		goto fail;
 	if (PQntuples(res) == 0) {
@@ -312,10 +355,10 @@ started:
 	dc_buf_reset(&st->jdkim);
 	dc_buf_reset(&st->jspf);
 	if (st->write == STORE_WRITE_SMALL &&
-	    !(store_addc(&st->jrec, '[') && store_addc(&st->jdkim, '[') && store_addc(&st->jspf, '[')))
+		!(store_addc(&st->jrec, '[') && store_addc(&st->jdkim, '[') && store_addc(&st->jspf, '[')))
 		st->write = STORE_WRITE_COPY;
 	if (!store_add(&st->key, begin, strlen(begin)) || !store_addc(&st->key, '\t') ||
-	    !store_copy_text(&st->key, r->policy_domain)) {
+		!store_copy_text(&st->key, r->policy_domain)) {
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -330,10 +373,16 @@ fail:
 static dc_code
 check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 {
-	const struct { const char *name; const char *v; } f[] = {
-		{ "disposition", rec->disposition }, { "dkim", rec->dkim_aligned },
-		{ "spf", rec->spf_aligned }, { "header_from", rec->header_from },
-		{ "envelope_from", rec->envelope_from }, { "envelope_to", rec->envelope_to },
+	const struct {
+		const char *name;
+		const char *v;
+	} f[] = {
+		{ "disposition", rec->disposition },
+		{ "dkim", rec->dkim_aligned },
+		{ "spf", rec->spf_aligned },
+		{ "header_from", rec->header_from },
+		{ "envelope_from", rec->envelope_from },
+		{ "envelope_to", rec->envelope_to },
 	};
 	unsigned char addr[sizeof(struct in6_addr)];
 	uint64_t n = rec->ordinal;
@@ -350,8 +399,8 @@ check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 		while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
 			s++;
 		len = strlen(s);
-		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
-		                   s[len - 1] == '\n'))
+		while (len > 0 &&
+			(s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
 			len--;
 		/* <source_ip/> gives no address, like an absent element: NULL */
 		if (len == 0)
@@ -373,26 +422,30 @@ check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
 ip_done:
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (!store_utf8_valid(f[i].v))
-			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": %s is not valid UTF-8", n, f[i].name);
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": %s is not valid UTF-8", n, f[i].name);
 	for (size_t i = 0; i < rec->n_reasons; i++)
 		if (!store_utf8_valid(rec->reasons[i].type) || !store_utf8_valid(rec->reasons[i].comment))
-			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": reason is not valid UTF-8", n);
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": reason is not valid UTF-8", n);
 	for (size_t i = 0; i < rec->n_dkim; i++) {
 		const dc_dkim_result *d = &rec->dkim[i];
-		if (!store_utf8_valid(d->domain) || !store_utf8_valid(d->selector) || !store_utf8_valid(d->result) ||
-		    !store_utf8_valid(d->human_result))
-			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": dkim result is not valid UTF-8", n);
+		if (!store_utf8_valid(d->domain) || !store_utf8_valid(d->selector) ||
+			!store_utf8_valid(d->result) || !store_utf8_valid(d->human_result))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": dkim result is not valid UTF-8", n);
 	}
 	for (size_t i = 0; i < rec->n_spf; i++) {
 		const dc_spf_result *s = &rec->spf[i];
-		if (!store_utf8_valid(s->domain) || !store_utf8_valid(s->scope) || !store_utf8_valid(s->result) ||
-		    !store_utf8_valid(s->human_result))
-			return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": spf result is not valid UTF-8", n);
+		if (!store_utf8_valid(s->domain) || !store_utf8_valid(s->scope) ||
+			!store_utf8_valid(s->result) || !store_utf8_valid(s->human_result))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": spf result is not valid UTF-8", n);
 	}
 	return DC_OK;
 bad_ip:
-	return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address",
-		n, rec->source_ip);
+	return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address", n,
+		rec->source_ip);
 }
 
 /* Appends "id\tdate_begin\tpolicy_domain\tordinal\t" to an auth buffer. */
@@ -415,8 +468,7 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 		store_i64(b, (int64_t)rec->ordinal) && store_addc(b, '\t') &&
 		(ip[0] ? store_add(b, ip, strlen(ip)) : store_add(b, "\\N", 2)) && store_addc(b, '\t') &&
 		(rec->message_count >= 0 ? store_i64(b, rec->message_count) : store_add(b, "\\N", 2)) &&
-		store_addc(b, '\t') &&
-		store_copy_text(b, rec->disposition) && store_addc(b, '\t') &&
+		store_addc(b, '\t') && store_copy_text(b, rec->disposition) && store_addc(b, '\t') &&
 		store_copy_text(b, rec->dkim_aligned) && store_addc(b, '\t') &&
 		store_copy_text(b, rec->spf_aligned) && store_addc(b, '\t') &&
 		store_copy_text(b, rec->header_from) && store_addc(b, '\t') &&
@@ -443,8 +495,7 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
 		const dc_dkim_result *d = &rec->dkim[i];
 		b = &st->dkim;
-		ok = auth_prefix(st, b, id, i + 1) &&
-			store_copy_text(b, d->domain) && store_addc(b, '\t') &&
+		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, d->domain) && store_addc(b, '\t') &&
 			store_copy_text(b, d->selector) && store_addc(b, '\t') &&
 			store_copy_text(b, d->result) && store_addc(b, '\t') &&
 			store_copy_text(b, d->human_result) && store_addc(b, '\n');
@@ -452,8 +503,7 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 	for (size_t i = 0; ok && i < rec->n_spf; i++) {
 		const dc_spf_result *s = &rec->spf[i];
 		b = &st->spf;
-		ok = auth_prefix(st, b, id, i + 1) &&
-			store_copy_text(b, s->domain) && store_addc(b, '\t') &&
+		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, s->domain) && store_addc(b, '\t') &&
 			store_copy_text(b, s->scope) && store_addc(b, '\t') &&
 			store_copy_text(b, s->result) && store_addc(b, '\t') &&
 			store_copy_text(b, s->human_result) && store_addc(b, '\n');
@@ -502,22 +552,20 @@ json_add(dc_store *st, const dc_report *r, const dc_record *rec, int64_t id, con
 	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
 		const dc_dkim_result *d = &rec->dkim[i];
 		b = &st->jdkim;
-		ok = json_auth_prefix(st, b, r, id, i + 1) &&
-			store_json_key(b, "domain", false) && store_json_string(b, d->domain) &&
-			store_json_key(b, "selector", false) && store_json_string(b, d->selector) &&
-			store_json_key(b, "result", false) && store_json_string(b, d->result) &&
-			store_json_key(b, "human_result", false) && store_json_string(b, d->human_result) &&
-			store_addc(b, '}');
+		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
+			store_json_string(b, d->domain) && store_json_key(b, "selector", false) &&
+			store_json_string(b, d->selector) && store_json_key(b, "result", false) &&
+			store_json_string(b, d->result) && store_json_key(b, "human_result", false) &&
+			store_json_string(b, d->human_result) && store_addc(b, '}');
 	}
 	for (size_t i = 0; ok && i < rec->n_spf; i++) {
 		const dc_spf_result *s = &rec->spf[i];
 		b = &st->jspf;
-		ok = json_auth_prefix(st, b, r, id, i + 1) &&
-			store_json_key(b, "domain", false) && store_json_string(b, s->domain) &&
-			store_json_key(b, "scope", false) && store_json_string(b, s->scope) &&
-			store_json_key(b, "result", false) && store_json_string(b, s->result) &&
-			store_json_key(b, "human_result", false) && store_json_string(b, s->human_result) &&
-			store_addc(b, '}');
+		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
+			store_json_string(b, s->domain) && store_json_key(b, "scope", false) &&
+			store_json_string(b, s->scope) && store_json_key(b, "result", false) &&
+			store_json_string(b, s->result) && store_json_key(b, "human_result", false) &&
+			store_json_string(b, s->human_result) && store_addc(b, '}');
 	}
 	return ok;
 }
@@ -538,8 +586,9 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 	if ((rc = check_record(rec, ip, err)) != DC_OK)
 		return rc;
 	if (rec->message_count > 0 &&
-	    __builtin_add_overflow(st->message_total, rec->message_count, &st->message_total))
-		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": message counts overflow", rec->ordinal);
+		__builtin_add_overflow(st->message_total, rec->message_count, &st->message_total))
+		return dc_err_set(
+			err, DC_ESCHEMA, "record %" PRIu64 ": message counts overflow", rec->ordinal);
 	if ((rc = next_record_id(st, &id, err)) != DC_OK)
 		return rc;
 	if (!chunk_add(st, rec, id, ip))
@@ -563,15 +612,14 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 			st->write = STORE_WRITE_COPY;
 		break;
 	case STORE_WRITE_COPY:
-	case STORE_WRITE_NONE:
-		break;
+	case STORE_WRITE_NONE: break;
 	}
 	st->n_records++;
 	st->chunk_records++;
 	if (grown && (rc = store_materialize(st, err)) != DC_OK)
 		return rc;
 	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
-	    st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
+		st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
 		/* part of it is sent by COPY: the rest goes the same way */
 		st->write = STORE_WRITE_COPY;
 		return chunk_flush(st, err);
@@ -638,7 +686,8 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 	case STORE_WRITE_SMALL:
 		/* every row is still here: records, auth results and totals in
 		 * one statement (one round trip instead of up to seven) */
-		if (!store_addc(&st->jrec, ']') || !store_addc(&st->jdkim, ']') || !store_addc(&st->jspf, ']')) {
+		if (!store_addc(&st->jrec, ']') || !store_addc(&st->jdkim, ']') ||
+			!store_addc(&st->jspf, ']')) {
 			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -655,9 +704,10 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		if ((rc = chunk_flush(st, err)) != DC_OK)
 			break;
 		vals[4] = vals[7];
-		rc = store_exec(st, "UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
-			" original_id = coalesce($5::bigint, original_id) WHERE id = $1", 5, vals, NULL, NULL, 0,
-			PGRES_COMMAND_OK, NULL, "store report totals", err);
+		rc = store_exec(st,
+			"UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+			" original_id = coalesce($5::bigint, original_id) WHERE id = $1",
+			5, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
 		break;
 	}
 	if (rc != DC_OK)
