@@ -16,7 +16,7 @@
 
 #include "dc_resolve.h"
 #include "dc_store.h"
-#include "dc_store_int.h"  /* dc_store_conn: resolve's own tables */
+#include "dc_store_int.h" /* dc_store_conn: resolve's own tables */
 
 /* UDP datagrams the kernel dropped for a full receive buffer, all sockets. */
 static long long rcvbuf_errors(void)

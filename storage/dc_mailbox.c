@@ -17,8 +17,8 @@
 
 /* Returns DC_OK with *st filled; see dc_mailbox.h. */
 dc_code
-dc_mailbox_begin(dc_store *store, const char *label, const char *url, const char *user,
-	int64_t uidvalidity, dc_mailbox_state *st, dc_err *err)
+dc_mailbox_begin(dc_store *store, const char *label, const char *url, const char *user, int64_t uidvalidity,
+	dc_mailbox_state *st, dc_err *err)
 {
 	static const char sql[] =
 		"WITH old AS (SELECT uidvalidity FROM dmarc.mailboxes WHERE url = $1 AND username = $2) "
@@ -149,8 +149,8 @@ dc_mailbox_finish(dc_store *store, int64_t id, const char *error, dc_err *err)
 
 /* See dc_mailbox.h; DC_EDB or DC_EDBREFUSED on failure. */
 dc_code
-dc_mailbox_fail(dc_store *store, const char *label, const char *url, const char *user, const char *error,
-	dc_err *err)
+dc_mailbox_fail(
+	dc_store *store, const char *label, const char *url, const char *user, const char *error, dc_err *err)
 {
 	static const char sql[] =
 		"INSERT INTO dmarc.mailboxes (url, username, label, last_poll_at, last_error) "

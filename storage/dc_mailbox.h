@@ -19,19 +19,19 @@
 
 typedef struct dc_mailbox_state {
 	int64_t id;
-	int64_t uidvalidity;       /* the folder's UIDVALIDITY now */
-	int64_t last_uid;          /* highest UID handled under it; 0 = none */
-	int64_t old_uidvalidity;   /* the one recorded before; -1 for a new mailbox */
+	int64_t uidvalidity;     /* the folder's UIDVALIDITY now */
+	int64_t last_uid;        /* highest UID handled under it; 0 = none */
+	int64_t old_uidvalidity; /* the one recorded before; -1 for a new mailbox */
 } dc_mailbox_state;
 
 /* What became of one message (for dmarc.mailbox_messages). */
 typedef struct dc_mailbox_outcome {
 	int64_t uid;
-	const char *message_id;    /* may be NULL */
+	const char *message_id; /* may be NULL */
 	int64_t size;
-	bool rejected;             /* false: stored (or all duplicates) */
+	bool rejected; /* false: stored (or all duplicates) */
 	int reports, duplicates, failures;
-	const char *action;        /* "move:FOLDER", "seen", "delete" */
+	const char *action; /* "move:FOLDER", "seen", "delete" */
 } dc_mailbox_outcome;
 
 /*

@@ -70,8 +70,7 @@ dc_code dc_pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals
  * a server answered with a SQLSTATE that is not transient (28P01 wrong
  * password, 28000 no pg_hba.conf entry, 3D000 no such database ...) or asked
  * for a password that was not given, DC_EDB when none could be reached. */
-dc_code dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc_err *err)
-	DC_WUR;
+dc_code dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc_err *err) DC_WUR;
 
 /* Array literals in PostgreSQL's text syntax ('{"a",NULL,"b\\"c"}'), built
  * in a dc_buf and sent as one text parameter (never spliced into SQL).

@@ -48,8 +48,7 @@ dc_prune_opts_default(dc_prune_opts *o, int older_than_days)
 }
 
 /* The cutoff as the server prints a timestamptz. */
-static const char SQL_CUTOFF[] =
-	"SELECT now() - make_interval(days => $1::int)";
+static const char SQL_CUTOFF[] = "SELECT now() - make_interval(days => $1::int)";
 
 /* The next batch of reports: oldest first, whole reports, until the records
  * before a report reach $2 (the first report always goes, however big). */
@@ -71,12 +70,10 @@ static const char SQL_REPORT_COUNTS[] =
 
 /* The batch leaves the daily rollups (sql/005) in one statement rather
  * than report by report through the delete trigger. */
-static const char SQL_REPORT_FORGET[] =
-	"SELECT dmarc.rollup_forget($1::bigint[])";
+static const char SQL_REPORT_FORGET[] = "SELECT dmarc.rollup_forget($1::bigint[])";
 
 /* The reports go, their records and auth results by ON DELETE CASCADE. */
-static const char SQL_REPORT_DELETE[] =
-	"DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
+static const char SQL_REPORT_DELETE[] = "DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
 
 /* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
 static const char SQL_FAILURES[] =
@@ -106,7 +103,7 @@ static const char SQL_MAILBOX_MESSAGES[] =
 /* SQLSTATE of a foreign key violation: a writer referenced an original
  * between our NOT EXISTS and the delete (dc_store finds originals by hash). */
 #define SQLSTATE_FK_VIOLATION "23503"
-#define FK_RETRIES 5
+#define FK_RETRIES            5
 
 /* Runs sql with text params, checked by dc_pg_check (dc_pg.h): on the
  * expected status DC_OK with *out owned by the caller (NULL when out is
@@ -120,14 +117,14 @@ run_state(PGconn *conn, const char *what, const char *sql, int n, const char *co
 	char where[128];
 
 	snprintf(where, sizeof(where), "prune: %s", what);
-	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0), expect, 0, out,
-		state, where, err);
+	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0), expect, 0, out, state,
+		where, err);
 }
 
 /* run_state without the SQLSTATE. */
 static dc_code
-run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
-	ExecStatusType expect, PGresult **out, dc_err *err)
+run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals, ExecStatusType expect,
+	PGresult **out, dc_err *err)
 {
 	return run_state(conn, what, sql, n, vals, expect, out, NULL, err);
 }
@@ -141,8 +138,8 @@ affected(PGresult *res)
 
 /* One batch of reports in one transaction; *done set when none was left. */
 static dc_code
-prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
-	dc_prune_stats *st, int *done, dc_err *err)
+prune_report_batch(
+	PGconn *conn, const char *cutoff, const dc_prune_opts *o, dc_prune_stats *st, int *done, dc_err *err)
 {
 	PGresult *res = NULL;
 	char *ids = NULL;
@@ -157,7 +154,8 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 		return rc;
 	{
 		const char *v[3] = { cutoff, batch, limit };
-		if ((rc = run(conn, "selecting reports", SQL_REPORT_BATCH, 3, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "selecting reports", SQL_REPORT_BATCH, 3, v, PGRES_TUPLES_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 	}
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
@@ -166,7 +164,7 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "{}") == 0) {
 		*done = 1;
-		goto out;   /* rolls back the empty transaction */
+		goto out; /* rolls back the empty transaction */
 	}
 	/* The server's own array text goes back as a parameter. */
 	ids = strdup(PQgetvalue(res, 0, 0));
@@ -178,7 +176,8 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 	res = NULL;
 	{
 		const char *v[1] = { ids };
-		if ((rc = run(conn, "counting records", SQL_REPORT_COUNTS, 1, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "counting records", SQL_REPORT_COUNTS, 1, v, PGRES_TUPLES_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 		if (PQntuples(res) != 1 || PQnfields(res) != 3) {
 			rc = dc_err_set(err, DC_EDB, "prune: counting records: unexpected result");
@@ -189,9 +188,11 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 		counts[2] = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
 		PQclear(res);
 		res = NULL;
-		if ((rc = run(conn, "leaving the rollups", SQL_REPORT_FORGET, 1, v, PGRES_TUPLES_OK, NULL, err)) != DC_OK)
+		if ((rc = run(conn, "leaving the rollups", SQL_REPORT_FORGET, 1, v, PGRES_TUPLES_OK, NULL,
+			     err)) != DC_OK)
 			goto out;
-		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETE, 1, v, PGRES_COMMAND_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETE, 1, v, PGRES_COMMAND_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 		counts[3] = affected(res);
 		PQclear(res);
@@ -219,8 +220,8 @@ out:
  * with a foreign key violation (a concurrent writer just referenced a row)
  * is tried again: the row is then referenced and no longer selected. */
 static dc_code
-prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
-	int64_t batch_rows, uint64_t *total, uint64_t *transactions, dc_err *err)
+prune_rows(PGconn *conn, const char *what, const char *sql, const char *first, int64_t batch_rows,
+	uint64_t *total, uint64_t *transactions, dc_err *err)
 {
 	char batch[24], last[24] = "0", state[6];
 	dc_code rc = DC_OK;
@@ -263,7 +264,8 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 	if (o->older_than_days < 0 || o->older_than_days > DC_PRUNE_MAX_DAYS)
 		return dc_err_set(err, DC_EUSAGE, "prune: --older-than must be 0..%d days, not %d",
 			DC_PRUNE_MAX_DAYS, o->older_than_days);
-	if (o->batch_records < 1 || o->batch_rows < 1 || o->batch_rows > INT32_MAX || o->originals_grace_s < 0)
+	if (o->batch_records < 1 || o->batch_rows < 1 || o->batch_rows > INT32_MAX ||
+		o->originals_grace_s < 0)
 		return dc_err_set(err, DC_EUSAGE, "prune: batch sizes must be positive, grace not negative");
 	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
 		return dc_err_set(err, DC_EDB, "prune: connection not ready (or inside a transaction)");
@@ -282,11 +284,11 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 	while (!done)
 		if ((rc = prune_report_batch(conn, cutoff, o, st, &done, err)) != DC_OK)
 			goto out;
-	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows,
-			&st->failures, &st->transactions, err)) != DC_OK)
+	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows, &st->failures,
+		     &st->transactions, err)) != DC_OK)
 		goto out;
-	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows,
-			&st->originals, &st->transactions, err)) != DC_OK)
+	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows, &st->originals,
+		     &st->transactions, err)) != DC_OK)
 		goto out;
 	rc = prune_rows(conn, "deleting the message log", SQL_MAILBOX_MESSAGES, cutoff, o->batch_rows,
 		&st->mailbox_messages, &st->transactions, err);

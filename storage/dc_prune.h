@@ -28,15 +28,15 @@ typedef struct dc_prune_stats {
 	uint64_t failures;
 	uint64_t originals;
 	uint64_t mailbox_messages; /* rows of the IMAP message log (dmarc.mailbox_messages) */
-	uint64_t transactions;   /* batches committed */
+	uint64_t transactions;     /* batches committed */
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */
 typedef struct dc_prune_opts {
-	int older_than_days;     /* 0..DC_PRUNE_MAX_DAYS: cutoff = now() - this many days */
-	int64_t batch_records;   /* records (and their auth results) per report batch, default 20000 */
-	int64_t batch_rows;      /* failures or originals per batch, default 1000 */
-	int originals_grace_s;   /* unreferenced originals first seen less than this
+	int older_than_days;   /* 0..DC_PRUNE_MAX_DAYS: cutoff = now() - this many days */
+	int64_t batch_records; /* records (and their auth results) per report batch, default 20000 */
+	int64_t batch_rows;    /* failures or originals per batch, default 1000 */
+	int originals_grace_s; /* unreferenced originals first seen less than this
 	                          * many seconds ago are kept (in-flight imports), default 3600 */
 } dc_prune_opts;
 

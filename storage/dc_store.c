@@ -13,6 +13,7 @@
  *   dc_rollup.c    the daily rollups' deferral
  *   dc_reparse.c   parsing the stored originals again
  *   dc_mailbox.c   IMAP polling state;  dc_prune.c  retention
+ *   dc_resolve_store.c  resolve's SQL (dmarc.ip_names)
  *   dc_store_fmt.c COPY text, JSON and binary arrays on dc_buf
  *
  * Errors: SQLSTATE class 22 (data exception), 23 (integrity) and 54000
@@ -34,13 +35,16 @@
 #include <string.h>
 #include <time.h>
 
-#define STORE_CONNECT_TIMEOUT "10"         /* seconds for libpq to connect, log in and start */
+#define STORE_CONNECT_TIMEOUT "10" /* seconds for libpq to connect, log in and start */
 
 /* The struct's dc_bufs, for dc_store_open and dc_store_free. */
-#define STORE_BUFS(st) { &(st)->key, &(st)->rec, &(st)->dkim, &(st)->spf, &(st)->json, \
-	&(st)->jrec, &(st)->jdkim, &(st)->jspf, &(st)->jreport, &(st)->orig, &(st)->orig_name, \
-	&(st)->a_sha, &(st)->a_content, &(st)->a_name, &(st)->b_rep, &(st)->b_rec, &(st)->b_dkim, \
-	&(st)->b_spf }
+#define STORE_BUFS(st) \
+	{ \
+		&(st)->key, &(st)->rec, &(st)->dkim, &(st)->spf, &(st)->json, &(st)->jrec, &(st)->jdkim, \
+			&(st)->jspf, &(st)->jreport, &(st)->orig, &(st)->orig_name, &(st)->a_sha, \
+			&(st)->a_content, &(st)->a_name, &(st)->b_rep, &(st)->b_rec, &(st)->b_dkim, \
+			&(st)->b_spf \
+	}
 
 /* Formats epoch seconds as a timestamptz literal in UTC; false when the
  * time is outside years 1..9999. */
@@ -128,9 +132,8 @@ store_refused(dc_code rc, dc_err *err)
 }
 
 dc_code
-store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens,
-	const int *fmts, int result_fmt, ExecStatusType want, PGresult **out, const char *what,
-	dc_err *err)
+store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens, const int *fmts,
+	int result_fmt, ExecStatusType want, PGresult **out, const char *what, dc_err *err)
 {
 	return dc_pg_exec(st->conn, sql, n, vals, lens, fmts, result_fmt, want, DC_PG_DATA, out, what, err);
 }
@@ -151,8 +154,8 @@ store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sq
 			return rc;
 		st->prepared |= bit;
 	}
-	return dc_pg_check(st->conn, PQexecPrepared(st->conn, name, n, vals, lens, fmts, 0), want,
-		DC_PG_DATA, out, NULL, what, err);
+	return dc_pg_check(st->conn, PQexecPrepared(st->conn, name, n, vals, lens, fmts, 0), want, DC_PG_DATA,
+		out, NULL, what, err);
 }
 
 /* A command without parameters or rows (BEGIN, COMMIT, SAVEPOINT ...). */
@@ -225,8 +228,9 @@ dc_store_open(const char *conninfo, const char *password, dc_store **out, dc_err
 	/* library code does not print: server notices ("already exists,
 	 * skipping") are dropped instead of going to stderr */
 	PQsetNoticeProcessor(st->conn, store_notice, NULL);
-	rc = store_exec(st, "SELECT pg_catalog.set_config('search_path', 'dmarc, pg_catalog, pg_temp', false)",
-		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "set search_path", err);
+	rc = store_exec(st,
+		"SELECT pg_catalog.set_config('search_path', 'dmarc, pg_catalog, pg_temp', false)", 0, NULL,
+		NULL, NULL, 0, PGRES_TUPLES_OK, NULL, "set search_path", err);
 	if (rc != DC_OK) {
 		rc = store_refused(rc, err);
 		goto out;
@@ -264,8 +268,8 @@ dc_store_conn(dc_store *st)
 dc_code
 dc_store_synchronous_commit(dc_store *st, dc_err *err)
 {
-	return dc_pg_exec(st->conn, "SET synchronous_commit = on", 0, NULL, NULL, NULL, 0,
-		PGRES_COMMAND_OK, 0, NULL, "SET synchronous_commit", err);
+	return dc_pg_exec(st->conn, "SET synchronous_commit = on", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK,
+		0, NULL, "SET synchronous_commit", err);
 }
 
 dc_code
@@ -280,7 +284,7 @@ dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err)
 		n.uidvalidity = o->uidvalidity;
 		n.uid = o->uid;
 		if ((o->mailbox && !n.mailbox) || (o->message_id && !n.message_id) ||
-		    (o->file_name && !n.file_name)) {
+			(o->file_name && !n.file_name)) {
 			store_origin_clear(&n);
 			return dc_err_set(err, DC_ENOMEM, "out of memory");
 		}

@@ -54,8 +54,8 @@ dc_code dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err) DC_WU
 dc_extract_cb dc_store_callbacks(dc_store *st);
 
 /* Records a rejected input (whole message or file) in dmarc.failures. */
-dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason,
-	const uint8_t *content, size_t len, dc_err *err) DC_WUR;
+dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
+	size_t len, dc_err *err) DC_WUR;
 
 /*
  * Batch mode: the reports and failures stored between dc_store_batch_begin

@@ -2,12 +2,14 @@
  * dc_store_int.h - storage's private header: the dc_store struct and the
  * helpers its files share (dc_store.c, dc_migrate.c, dc_writer.c,
  * dc_batch.c, dc_failure.c, dc_rollup.c, dc_reparse.c, dc_mailbox.c,
- * dc_prune.c).
+ * dc_prune.c, dc_resolve_store.c).
  *
- * Nothing outside storage/ includes it, except two programs that need the
- * raw connection for what is not the store's business: the integration test
+ * No product file outside storage/ includes it: the connection stays here.
+ * Three programs do, for the raw connection (dc_store_conn) to check what
+ * is not the store's business: the integration tests
  * tests/integration/test_store.c (counts rows, reads the backend PID) and
- * bench/resolve_bench.c (resolve's own tables), through dc_store_conn.
+ * tests/integration/test_ingest.c (counts rows), and bench/resolve_bench.c
+ * (resolve's own tables).
  *
  * How a report is written is two enums rather than five flags:
  *   store_scope  where the session's reports go (the caller chose it):

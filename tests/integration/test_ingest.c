@@ -20,7 +20,7 @@
 #include "dc_config.h"
 #include "dc_ingest.h"
 #include "dc_store.h"
-#include "dc_store_int.h"  /* dc_store_conn: counts rows */
+#include "dc_store_int.h" /* dc_store_conn: counts rows */
 
 static volatile sig_atomic_t stop;
 

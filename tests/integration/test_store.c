@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "dc_store.h"
-#include "dc_store_int.h"  /* dc_store_conn: row counts and the backend PID */
+#include "dc_store_int.h" /* dc_store_conn: row counts and the backend PID */
 #include "dc_migrations.h"
 
 static PGconn *chk;           /* a separate connection for assertions */
