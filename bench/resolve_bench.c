@@ -16,6 +16,7 @@
 
 #include "dc_resolve.h"
 #include "dc_store.h"
+#include "dc_store_int.h" /* dc_store_conn: resolve's own tables */
 
 /* UDP datagrams the kernel dropped for a full receive buffer, all sockets. */
 static long long rcvbuf_errors(void)
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	dc_err_clear(&err);
-	if (dc_store_open(argv[1], &st, &err) != DC_OK) {
+	if (dc_store_open(argv[1], NULL, &st, &err) != DC_OK) {
 		fprintf(stderr, "resolve_bench: %s\n", dc_err_text(&err));
 		return 1;
 	}

@@ -34,7 +34,7 @@ typedef struct dc_mailbox_config {
 typedef struct dc_config {
 	char *path;                   /* file read, NULL when none */
 	char *db_conninfo;            /* NULL = libpq environment */
-	char *db_password;            /* from [database] password_file; set as PGPASSWORD-like */
+	char *db_password;            /* from [database] password_file; a libpq connection parameter */
 	dc_mailbox_config *mailboxes;
 	size_t n_mailboxes;
 	int interval;                 /* [service] interval, seconds, default 300 */

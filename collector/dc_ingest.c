@@ -115,17 +115,13 @@ canonical_url(const dc_imap_url *u)
 }
 
 dc_code
-dc_ingest_open_store(const char *conninfo, dc_store **out, dc_err *err)
+dc_ingest_open_store(const dc_config *cfg, dc_store **out, dc_err *err)
 {
-	PGresult *res;
-	dc_code rc = dc_store_open(conninfo, out, err);
+	dc_code rc = dc_store_open(cfg->db_conninfo, cfg->db_password, out, err);
 
 	if (rc != DC_OK)
 		return rc;
-	res = PQexec(dc_store_conn(*out), "SET synchronous_commit = on");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = dc_pg_fail(dc_store_conn(*out), res, "SET synchronous_commit", err);
-	PQclear(res);
+	rc = dc_store_synchronous_commit(*out, err);
 	/* the rollups are added once per listing (rollup_pending), not at
 	 * each batch's COMMIT */
 	if (rc == DC_OK)
@@ -479,7 +475,7 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	state = p->state;
 	pthread_mutex_unlock(&p->mu);
 	if (n_out > 0 || last > state.last_uid)
-		rc = dc_mailbox_record(dc_store_conn(r->st), &state, out, n_out, last, err);
+		rc = dc_mailbox_record(r->st, &state, out, n_out, last, err);
 out:
 	free(out);
 	free(move_ok);
@@ -732,7 +728,7 @@ extra_main(void *arg)
 	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
 		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
 	if (rc == DC_OK)
-		rc = dc_ingest_open_store(p->cfg->db_conninfo, &st, &err);
+		rc = dc_ingest_open_store(p->cfg, &st, &err);
 	if (rc == DC_OK)
 		rc = run_init(&x->r, p, st, &err);
 	if (rc == DC_OK) {
@@ -923,7 +919,7 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	if (rc == DC_OK)
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
 	if (rc == DC_OK)
-		rc = dc_mailbox_begin(dc_store_conn(st), mb->label, url, mb->user, (int64_t)fi.uidvalidity,
+		rc = dc_mailbox_begin(st, mb->label, url, mb->user, (int64_t)fi.uidvalidity,
 			&p.state, err);
 	if (rc != DC_OK)
 		goto out;
@@ -961,8 +957,8 @@ out:
 	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state ? dc_mailbox_finish(dc_store_conn(st), p.state.id, why, &e2)
-			: url && rc != DC_ECONFIG ? dc_mailbox_fail(dc_store_conn(st), mb->label, url, mb->user, why, &e2)
+		dc_code rc2 = have_state ? dc_mailbox_finish(st, p.state.id, why, &e2)
+			: url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2)
 			: DC_OK;
 		if (rc2 != DC_OK) {
 			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));

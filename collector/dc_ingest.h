@@ -73,12 +73,12 @@ typedef struct dc_ingest_probe_info {
 dc_code dc_ingest_probe(dc_ingest *ig, dc_ingest_probe_info *info, dc_err *err) DC_WUR;
 
 /*
- * Opens the store for ingesting (*out owned by the caller) with
+ * Opens cfg's database (conninfo, password) for ingesting (*out owned by the caller) with
  * synchronous_commit on for its session: a message is moved once its
  * reports are committed, so a commit must not be lost by a server crash
  * afterwards, whatever the server's default.  DC_EDB or DC_EDBREFUSED
  * (dc_pg.h) on failure.
  */
-dc_code dc_ingest_open_store(const char *conninfo, dc_store **out, dc_err *err) DC_WUR;
+dc_code dc_ingest_open_store(const dc_config *cfg, dc_store **out, dc_err *err) DC_WUR;
 
 #endif

@@ -68,6 +68,9 @@
 #define DC_UNPACK_PATH_MAX     1024   /* a "zip:a.xml > gzip" path kept; longer ones cut with "..." */
 #define DC_UNPACK_NOTES_MAX    512    /* bytes of repair notes one unpacked stream gathers */
 #define DC_MAX_PG_ARRAY        ((size_t)1000 << 20)  /* one array-literal parameter, likewise */
+#define DC_MAX_STORE_BUF       ((size_t)1 << 30)     /* one storage buffer (COPY text, JSON rows,
+                                                        arrays): a backstop, the writer sends its
+                                                        rows long before (8 MB chunks and batches) */
 
 typedef struct dc_limits {
 	uint64_t max_message_bytes;

@@ -45,12 +45,12 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		dc_log_error("prune: --older-than must be 0..%d days", DC_PRUNE_MAX_DAYS);
 		return DC_EXIT_CONFIG;
 	}
-	if ((rc = dc_store_open(cfg->db_conninfo, &st, &err)) != DC_OK) {
+	if ((rc = dc_store_open(cfg->db_conninfo, cfg->db_password, &st, &err)) != DC_OK) {
 		dc_log_error("prune: %s", dc_err_text(&err));
 		status = dc_exit_for(rc);
 		goto out;
 	}
-	rc = dc_prune(dc_store_conn(st), &opts, &stats, &err);
+	rc = dc_prune(st, &opts, &stats, &err);
 	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64
 		" records, %" PRIu64 " dkim results, %" PRIu64 " spf results, %" PRIu64
 		" failures, %" PRIu64 " originals in %" PRIu64 " transactions; %" PRIu64

@@ -29,7 +29,7 @@ dc_cmd_resolve(const dc_config *cfg)
 	dc_err_clear(&err);
 	memset(&stats, 0, sizeof stats);
 	dc_resolve_opts_from_config(&opts, cfg);
-	if (dc_store_open(cfg->db_conninfo, &st, &err) != DC_OK) {
+	if (dc_store_open(cfg->db_conninfo, cfg->db_password, &st, &err) != DC_OK) {
 		dc_log_error("resolve: %s", dc_err_text(&err));
 		status = dc_exit_for(err.code);
 		goto out;

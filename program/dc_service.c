@@ -255,17 +255,6 @@ reload(service *s)
 		dc_log_error("reload: out of memory; keeping the configuration in use");
 		return;
 	}
-	{
-		/* main.c hands a configured password to libpq as PGPASSWORD unless the
-		 * environment had one; follow the file only where it came from the file */
-		const char *cur = getenv("PGPASSWORD");
-		bool from_file = cur == NULL || (s->cfg->db_password != NULL && strcmp(cur, s->cfg->db_password) == 0);
-
-		if (from_file && cfg->db_password != NULL)
-			setenv("PGPASSWORD", cfg->db_password, 1);
-		else if (from_file && cur != NULL)
-			unsetenv("PGPASSWORD");
-	}
 	mbs_free(s);
 	dc_store_free(s->st);          /* the database may have changed */
 	s->st = NULL;
@@ -335,7 +324,7 @@ poll_round(service *s)
 			continue;
 		dc_err_clear(&err);
 		if (s->st == NULL) {
-			rc = dc_ingest_open_store(s->cfg->db_conninfo, &s->st, &err);
+			rc = dc_ingest_open_store(s->cfg, &s->st, &err);
 			if (rc != DC_OK) {
 				char why[DC_ERR_MSG_MAX + 32];
 				snprintf(why, sizeof(why), "database: %s", dc_err_text(&err));

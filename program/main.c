@@ -14,8 +14,8 @@
  * DMARC_COLLECTOR_CONFIG, else none (defaults and DMARC_COLLECTOR_*
  * variables only).  The database is --db, else [database] conninfo, else
  * libpq's environment (PGHOST, PGDATABASE, PGSERVICE, ...).  A database
- * password from the configuration is handed to libpq as PGPASSWORD unless
- * that is already set.
+ * password from the configuration is a connection parameter (dc_store_open);
+ * one in --db/conninfo or in PGPASSWORD wins.
  *
  * Only this file and the service loop exit or print; the commands poll,
  * resolve and prune live in their modules (dc_commands.h).
@@ -151,7 +151,7 @@ open_store(run_ctx *c, const char *what, dc_store **st)
 	dc_code rc;
 
 	dc_err_clear(&err);
-	rc = dc_store_open(c->cfg->db_conninfo, st, &err);
+	rc = dc_store_open(c->cfg->db_conninfo, c->cfg->db_password, st, &err);
 	if (rc != DC_OK) {
 		dc_log_error("%s: %s", what, dc_err_text(&err));
 		return dc_exit_for(rc);
@@ -399,16 +399,9 @@ cmd_prune(run_ctx *c, int argc, char **argv)
 static void
 check_schema(dc_store *st)
 {
-	PGresult *r;
 	int known = 0, done = -1;
 
-	for (const dc_migration *m = dc_migrations; m->name != NULL; m++)
-		known++;
-	r = PQexecParams(dc_store_conn(st), "SELECT count(*) FROM dmarc.schema_migrations", 0, NULL,
-		NULL, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-		done = atoi(PQgetvalue(r, 0, 0));
-	PQclear(r);
+	dc_store_migration_status(st, &done, &known);
 	if (done < 0)
 		dc_log_warn("check-config: database: no dmarc schema yet; run `dmarc-collector migrate`");
 	else if (done < known)
@@ -509,10 +502,6 @@ main(int argc, char **argv)
 		free(c.cfg->db_conninfo);
 		c.cfg->db_conninfo = db;
 	}
-	/* libpq reads the password from its environment; a password given on
-	 * the command line or in PGPASSWORD already wins */
-	if (c.cfg->db_password != NULL)
-		setenv("PGPASSWORD", c.cfg->db_password, 0);
 	setenv("PGAPPNAME", "dmarc-collector", 0);
 
 	dc_xml_init();

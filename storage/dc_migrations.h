@@ -6,8 +6,8 @@
 #define DC_MIGRATIONS_H
 
 typedef struct dc_migration {
-	const char *name;   /* file name, e.g. "001_schema.sql"; NULL ends the list */
-	const char *sql;    /* its whole text */
+	const char *name; /* file name, e.g. "001_schema.sql"; NULL ends the list */
+	const char *sql;  /* its whole text */
 } dc_migration;
 
 extern const dc_migration dc_migrations[];

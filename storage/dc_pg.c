@@ -9,6 +9,9 @@
  * connects step by step (PQconnectStartParams, PQconnectPoll) in that mode
  * and reads the code back from the message; the connection goes back to the
  * default verbosity once it is up.
+ *
+ * Also here: the one check of a statement's result (dc_pg_check, dc_pg_exec)
+ * and the array-literal encoder.
  */
 #include "dc_pg.h"
 
@@ -21,7 +24,8 @@
 #include <string.h>
 #include <time.h>
 
-#define PG_LINE_MAX 300            /* one line of a libpq message, as we quote it */
+#define PG_LINE_MAX        300     /* one line of a libpq message, as we quote it */
+#define PG_UNDEFINED_TABLE "42P01" /* SQLSTATE: no such table */
 
 dc_code
 dc_pg_code(const char *sqlstate)
@@ -30,8 +34,20 @@ dc_pg_code(const char *sqlstate)
 	 * (disk full, too many connections), shutdown and restart, statement
 	 * and lock timeouts, serialization failures and deadlocks, I/O errors */
 	static const char *const transient[] = {
-		"08", "53", "57P01", "57P02", "57P03", "57P05", "57014", "40001", "40P01", "40003",
-		"55P03", "58000", "58030", "25P03",
+		"08",
+		"53",
+		"57P01",
+		"57P02",
+		"57P03",
+		"57P05",
+		"57014",
+		"40001",
+		"40P01",
+		"40003",
+		"55P03",
+		"58000",
+		"58030",
+		"25P03",
 	};
 
 	if (sqlstate == NULL || strlen(sqlstate) != 5)
@@ -56,9 +72,63 @@ dc_pg_fail(PGconn *conn, const PGresult *res, const char *what, dc_err *err)
 	if (msg == NULL || *msg == '\0' || *msg == '\n')
 		msg = "no answer from the server";
 	if (state != NULL)
-		return dc_err_set(err, code, "%s: %.*s (SQLSTATE %s)", what, (int)strcspn(msg, "\n"), msg,
-			state);
+		return dc_err_set(
+			err, code, "%s: %.*s (SQLSTATE %s)", what, (int)strcspn(msg, "\n"), msg, state);
 	return dc_err_set(err, code, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+}
+
+dc_code
+dc_pg_fail_as(PGconn *conn, const PGresult *res, unsigned flags, const char *what, dc_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	dc_code code = dc_pg_fail(conn, res, what, err);
+
+	if ((flags & DC_PG_DATA) && state != NULL && PQstatus(conn) == CONNECTION_OK &&
+		(strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+			strcmp(state, "54000") == 0)) {
+		code = DC_ESCHEMA;
+		if (err != NULL)
+			err->code = code;
+	}
+	if ((flags & DC_PG_SCHEMA) && code == DC_EDBREFUSED && strcmp(state, PG_UNDEFINED_TABLE) == 0) {
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		code = dc_err_set(err, DC_ECONFIG, "%s: %s (run `dmarc-collector migrate` first)", what,
+			m ? m : "no such table");
+	}
+	return code;
+}
+
+dc_code
+dc_pg_check(PGconn *conn, PGresult *res, ExecStatusType want, unsigned flags, PGresult **out, char *state,
+	const char *what, dc_err *err)
+{
+	dc_code rc;
+
+	if (out)
+		*out = NULL;
+	if (res == NULL || PQresultStatus(res) != want) {
+		if (state != NULL) {
+			const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+			snprintf(state, 6, "%s", code != NULL ? code : "");
+		}
+		rc = dc_pg_fail_as(conn, res, flags, what, err);
+		PQclear(res);
+		return rc;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return DC_OK;
+}
+
+dc_code
+dc_pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens, const int *fmts,
+	int result_fmt, ExecStatusType want, unsigned flags, PGresult **out, const char *what, dc_err *err)
+{
+	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, lens, fmts, result_fmt), want, flags,
+		out, NULL, what, err);
 }
 
 /* True when p starts a verbose-mode SQLSTATE: five digits or capitals and ": ". */
@@ -94,18 +164,18 @@ connect_fail(PGconn *conn, dc_err *err)
 		line = at;
 		while (line > m && line[-1] != '\n')
 			line--;
-		snprintf(text, sizeof(text), "%.*s%.*s", (int)(at - line), line,
-			(int)strcspn(at + 7, "\n"), at + 7);
+		snprintf(text, sizeof(text), "%.*s%.*s", (int)(at - line), line, (int)strcspn(at + 7, "\n"),
+			at + 7);
 	} else {
 		snprintf(text, sizeof(text), "%.*s", (int)strcspn(m, "\n"), m);
 	}
 	code = dc_pg_code(state[0] ? state : NULL);
 	if (conn != NULL && PQconnectionNeedsPassword(conn))
-		code = DC_EDBREFUSED;             /* asked for a password that was not given */
+		code = DC_EDBREFUSED; /* asked for a password that was not given */
 	if (state[0])
 		return dc_err_set(err, code, "cannot connect to the database: %s (SQLSTATE %s)", text, state);
-	return dc_err_set(err, code, "cannot connect to the database: %s", text[0] ? text :
-		"no answer from the server");
+	return dc_err_set(err, code, "cannot connect to the database: %s",
+		text[0] ? text : "no answer from the server");
 }
 
 /* connect_timeout in seconds from conn's options (libpq's rule: at least 2), 0 for none. */
@@ -159,13 +229,15 @@ dc_pg_connect(const char *const *keys, const char *const *vals, PGconn **out, dc
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = dc_err_set(err, DC_EDB, "cannot connect to the database: poll: %s",
-				strerror(errno));
+			rc = dc_err_set(
+				err, DC_EDB, "cannot connect to the database: poll: %s", strerror(errno));
 			break;
 		}
 		if (n == 0) {
-			rc = dc_err_set(err, DC_EDB, "cannot connect to the database: no answer from %s "
-				"within %d s (connect_timeout)", host[0] ? host : "the server", timeout);
+			rc = dc_err_set(err, DC_EDB,
+				"cannot connect to the database: no answer from %s "
+				"within %d s (connect_timeout)",
+				host[0] ? host : "the server", timeout);
 			break;
 		}
 		ps = PQconnectPoll(conn);
@@ -218,6 +290,13 @@ dc_pg_array_int(dc_buf *b, int64_t v)
 {
 	array_sep(b);
 	return dc_buf_addf(b, "%" PRId64, v);
+}
+
+dc_code
+dc_pg_array_bool(dc_buf *b, bool v)
+{
+	array_sep(b);
+	return dc_buf_addc(b, v ? 't' : 'f');
 }
 
 dc_code

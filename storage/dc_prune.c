@@ -25,7 +25,7 @@
  * dmarc.mailboxes, VACUUM (autovacuum reclaims the space).
  */
 #include "dc_prune.h"
-#include "dc_pg.h"
+#include "dc_store_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,8 +48,7 @@ dc_prune_opts_default(dc_prune_opts *o, int older_than_days)
 }
 
 /* The cutoff as the server prints a timestamptz. */
-static const char SQL_CUTOFF[] =
-	"SELECT now() - make_interval(days => $1::int)";
+static const char SQL_CUTOFF[] = "SELECT now() - make_interval(days => $1::int)";
 
 /* The next batch of reports: oldest first, whole reports, until the records
  * before a report reach $2 (the first report always goes, however big). */
@@ -71,12 +70,10 @@ static const char SQL_REPORT_COUNTS[] =
 
 /* The batch leaves the daily rollups (sql/005) in one statement rather
  * than report by report through the delete trigger. */
-static const char SQL_REPORT_FORGET[] =
-	"SELECT dmarc.rollup_forget($1::bigint[])";
+static const char SQL_REPORT_FORGET[] = "SELECT dmarc.rollup_forget($1::bigint[])";
 
 /* The reports go, their records and auth results by ON DELETE CASCADE. */
-static const char SQL_REPORT_DELETE[] =
-	"DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
+static const char SQL_REPORT_DELETE[] = "DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
 
 /* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
 static const char SQL_FAILURES[] =
@@ -106,41 +103,28 @@ static const char SQL_MAILBOX_MESSAGES[] =
 /* SQLSTATE of a foreign key violation: a writer referenced an original
  * between our NOT EXISTS and the delete (dc_store finds originals by hash). */
 #define SQLSTATE_FK_VIOLATION "23503"
-#define FK_RETRIES 5
+#define FK_RETRIES            5
 
-/* Runs sql with text params; on the expected status returns DC_OK with *out
- * owned by the caller (NULL when out is NULL: cleared here).  Otherwise sets
- * err to what the server said, prefixed with what, copies the SQLSTATE into
- * state (when not NULL, 6 bytes) and returns dc_pg_fail's DC_EDB or
- * DC_EDBREFUSED. */
+/* Runs sql with text params, checked by dc_pg_check (dc_pg.h): on the
+ * expected status DC_OK with *out owned by the caller (NULL when out is
+ * NULL: cleared here); otherwise err says what the server said, prefixed
+ * with "prune: what", state (when not NULL, 6 bytes) gets the SQLSTATE,
+ * and the code is DC_EDB or DC_EDBREFUSED. */
 static dc_code
 run_state(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
 	ExecStatusType expect, PGresult **out, char *state, dc_err *err)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != expect) {
-		const char *code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		char where[128];
-		dc_code rc;
+	char where[128];
 
-		if (state != NULL)
-			snprintf(state, 6, "%s", code != NULL ? code : "");
-		snprintf(where, sizeof(where), "prune: %s", what);
-		rc = dc_pg_fail(conn, res, where, err);
-		PQclear(res);
-		return rc;
-	}
-	if (out != NULL)
-		*out = res;
-	else
-		PQclear(res);
-	return DC_OK;
+	snprintf(where, sizeof(where), "prune: %s", what);
+	return dc_pg_check(conn, PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0), expect, 0, out, state,
+		where, err);
 }
 
 /* run_state without the SQLSTATE. */
 static dc_code
-run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals,
-	ExecStatusType expect, PGresult **out, dc_err *err)
+run(PGconn *conn, const char *what, const char *sql, int n, const char *const *vals, ExecStatusType expect,
+	PGresult **out, dc_err *err)
 {
 	return run_state(conn, what, sql, n, vals, expect, out, NULL, err);
 }
@@ -154,8 +138,8 @@ affected(PGresult *res)
 
 /* One batch of reports in one transaction; *done set when none was left. */
 static dc_code
-prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
-	dc_prune_stats *st, int *done, dc_err *err)
+prune_report_batch(
+	PGconn *conn, const char *cutoff, const dc_prune_opts *o, dc_prune_stats *st, int *done, dc_err *err)
 {
 	PGresult *res = NULL;
 	char *ids = NULL;
@@ -170,7 +154,8 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 		return rc;
 	{
 		const char *v[3] = { cutoff, batch, limit };
-		if ((rc = run(conn, "selecting reports", SQL_REPORT_BATCH, 3, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "selecting reports", SQL_REPORT_BATCH, 3, v, PGRES_TUPLES_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 	}
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
@@ -179,7 +164,7 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "{}") == 0) {
 		*done = 1;
-		goto out;   /* rolls back the empty transaction */
+		goto out; /* rolls back the empty transaction */
 	}
 	/* The server's own array text goes back as a parameter. */
 	ids = strdup(PQgetvalue(res, 0, 0));
@@ -191,7 +176,8 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 	res = NULL;
 	{
 		const char *v[1] = { ids };
-		if ((rc = run(conn, "counting records", SQL_REPORT_COUNTS, 1, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "counting records", SQL_REPORT_COUNTS, 1, v, PGRES_TUPLES_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 		if (PQntuples(res) != 1 || PQnfields(res) != 3) {
 			rc = dc_err_set(err, DC_EDB, "prune: counting records: unexpected result");
@@ -202,9 +188,11 @@ prune_report_batch(PGconn *conn, const char *cutoff, const dc_prune_opts *o,
 		counts[2] = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
 		PQclear(res);
 		res = NULL;
-		if ((rc = run(conn, "leaving the rollups", SQL_REPORT_FORGET, 1, v, PGRES_TUPLES_OK, NULL, err)) != DC_OK)
+		if ((rc = run(conn, "leaving the rollups", SQL_REPORT_FORGET, 1, v, PGRES_TUPLES_OK, NULL,
+			     err)) != DC_OK)
 			goto out;
-		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETE, 1, v, PGRES_COMMAND_OK, &res, err)) != DC_OK)
+		if ((rc = run(conn, "deleting reports", SQL_REPORT_DELETE, 1, v, PGRES_COMMAND_OK, &res,
+			     err)) != DC_OK)
 			goto out;
 		counts[3] = affected(res);
 		PQclear(res);
@@ -232,8 +220,8 @@ out:
  * with a foreign key violation (a concurrent writer just referenced a row)
  * is tried again: the row is then referenced and no longer selected. */
 static dc_code
-prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
-	int64_t batch_rows, uint64_t *total, uint64_t *transactions, dc_err *err)
+prune_rows(PGconn *conn, const char *what, const char *sql, const char *first, int64_t batch_rows,
+	uint64_t *total, uint64_t *transactions, dc_err *err)
 {
 	char batch[24], last[24] = "0", state[6];
 	dc_code rc = DC_OK;
@@ -264,8 +252,9 @@ prune_rows(PGconn *conn, const char *what, const char *sql, const char *first,
 }
 
 dc_code
-dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
+dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 {
+	PGconn *conn = store->conn;
 	PGresult *res = NULL;
 	char *cutoff = NULL;
 	char days[16], grace[16];
@@ -275,7 +264,8 @@ dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 	if (o->older_than_days < 0 || o->older_than_days > DC_PRUNE_MAX_DAYS)
 		return dc_err_set(err, DC_EUSAGE, "prune: --older-than must be 0..%d days, not %d",
 			DC_PRUNE_MAX_DAYS, o->older_than_days);
-	if (o->batch_records < 1 || o->batch_rows < 1 || o->batch_rows > INT32_MAX || o->originals_grace_s < 0)
+	if (o->batch_records < 1 || o->batch_rows < 1 || o->batch_rows > INT32_MAX ||
+		o->originals_grace_s < 0)
 		return dc_err_set(err, DC_EUSAGE, "prune: batch sizes must be positive, grace not negative");
 	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
 		return dc_err_set(err, DC_EDB, "prune: connection not ready (or inside a transaction)");
@@ -294,11 +284,11 @@ dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 	while (!done)
 		if ((rc = prune_report_batch(conn, cutoff, o, st, &done, err)) != DC_OK)
 			goto out;
-	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows,
-			&st->failures, &st->transactions, err)) != DC_OK)
+	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows, &st->failures,
+		     &st->transactions, err)) != DC_OK)
 		goto out;
-	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows,
-			&st->originals, &st->transactions, err)) != DC_OK)
+	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows, &st->originals,
+		     &st->transactions, err)) != DC_OK)
 		goto out;
 	rc = prune_rows(conn, "deleting the message log", SQL_MAILBOX_MESSAGES, cutoff, o->batch_rows,
 		&st->mailbox_messages, &st->transactions, err);

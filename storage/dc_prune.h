@@ -13,9 +13,8 @@
 
 #include <stdint.h>
 
-#include <libpq-fe.h>
-
 #include "dc_error.h"
+#include "dc_store.h"
 
 /* Largest --older-than accepted (about 270 years); larger is a usage error. */
 #define DC_PRUNE_MAX_DAYS 100000
@@ -29,15 +28,15 @@ typedef struct dc_prune_stats {
 	uint64_t failures;
 	uint64_t originals;
 	uint64_t mailbox_messages; /* rows of the IMAP message log (dmarc.mailbox_messages) */
-	uint64_t transactions;   /* batches committed */
+	uint64_t transactions;     /* batches committed */
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */
 typedef struct dc_prune_opts {
-	int older_than_days;     /* 0..DC_PRUNE_MAX_DAYS: cutoff = now() - this many days */
-	int64_t batch_records;   /* records (and their auth results) per report batch, default 20000 */
-	int64_t batch_rows;      /* failures or originals per batch, default 1000 */
-	int originals_grace_s;   /* unreferenced originals first seen less than this
+	int older_than_days;   /* 0..DC_PRUNE_MAX_DAYS: cutoff = now() - this many days */
+	int64_t batch_records; /* records (and their auth results) per report batch, default 20000 */
+	int64_t batch_rows;    /* failures or originals per batch, default 1000 */
+	int originals_grace_s; /* unreferenced originals first seen less than this
 	                          * many seconds ago are kept (in-flight imports), default 3600 */
 } dc_prune_opts;
 
@@ -45,13 +44,13 @@ typedef struct dc_prune_opts {
 void dc_prune_opts_default(dc_prune_opts *o, int older_than_days);
 
 /*
- * Deletes on conn (which must not be inside a transaction) everything older
+ * Deletes through store (not inside a transaction) everything older
  * than o->older_than_days, one batch per transaction; st is added to, also
  * for the batches committed before an error.  Returns DC_EUSAGE for an
  * out-of-range option, DC_EDB or DC_EDBREFUSED (dc_pg.h) with the server's
  * message when a statement fails (the failing batch is rolled back; earlier ones stay committed).
- * conn stays owned by the caller.
+ * store stays owned by the caller.
  */
-dc_code dc_prune(PGconn *conn, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err) DC_WUR;
+dc_code dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err) DC_WUR;
 
 #endif

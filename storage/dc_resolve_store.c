@@ -15,6 +15,7 @@
 #include "dc_limits.h"
 #include "dc_pg.h"
 #include "dc_resolve_store.h"
+#include "dc_store_int.h"
 
 /* IPs without a fresh entry: never looked up, an 'ok' entry older than
  * refresh_after, any other older than retry_after.  Entries written since
@@ -51,13 +52,16 @@ static const char sql_upsert[] =
 dc_code
 dc_resolve_store_now(dc_store *st, char **started, dc_err *err)
 {
-	dc_code rc = DC_OK;
-	PGconn *conn = dc_store_conn(st);
-	PGresult *r = PQexecParams(conn, "SELECT now()::text", 0, NULL, NULL, NULL, NULL, 0);
+	PGresult *r = NULL;
+	dc_code rc;
 
 	*started = NULL;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		rc = dc_pg_fail(conn, r, "resolve", err);
+	rc = dc_pg_exec(st->conn, "SELECT now()::text", 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r,
+		"resolve", err);
+	if (rc != DC_OK)
+		return rc;
+	if (PQntuples(r) != 1) {
+		rc = dc_pg_fail(st->conn, r, "resolve", err);
 		goto out;
 	}
 	*started = strdup(PQgetvalue(r, 0, 0));
@@ -73,7 +77,6 @@ dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const cha
 	const char ***ips, size_t *n, dc_err *err)
 {
 	dc_code rc = DC_OK;
-	PGconn *conn = dc_store_conn(st);
 	PGresult *r = NULL;
 	char p_refresh[24], p_retry[24], p_limit[24];
 
@@ -83,11 +86,10 @@ dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const cha
 	snprintf(p_retry, sizeof p_retry, "%d", retry_after);
 	snprintf(p_limit, sizeof p_limit, "%d", limit);
 	const char *params[4] = { p_refresh, p_retry, started, p_limit };
-	r = PQexecParams(conn, sql_candidates, 4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = dc_pg_fail(conn, r, "resolve: reading source IPs failed", err);
+	rc = dc_pg_exec(st->conn, sql_candidates, 4, params, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r,
+		"resolve: reading source IPs failed", err);
+	if (rc != DC_OK)
 		goto out;
-	}
 	size_t rows = (size_t)PQntuples(r);
 	if (rows == 0)
 		goto out;
@@ -118,8 +120,6 @@ dc_code
 dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t n, dc_err *err)
 {
 	dc_code rc = DC_OK;
-	PGconn *conn = dc_store_conn(st);
-	PGresult *r = NULL;
 	dc_buf a[5];
 
 	for (int k = 0; k < 5; k++) {
@@ -130,7 +130,7 @@ dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t n, dc_er
 		dc_pg_array_text(&a[0], rows[i].ip);
 		dc_pg_array_text(&a[1], rows[i].ptr);
 		dc_pg_array_text(&a[2], rows[i].base_domain);
-		dc_pg_array_text(&a[3], rows[i].confirmed ? "t" : "f");
+		dc_pg_array_bool(&a[3], rows[i].confirmed);
 		dc_pg_array_text(&a[4], rows[i].status);
 	}
 	for (int k = 0; k < 5; k++) {
@@ -148,13 +148,9 @@ dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t n, dc_er
 	const char *params[5];
 	for (int k = 0; k < 5; k++)
 		params[k] = dc_buf_str(&a[k]);
-	r = PQexecParams(conn, sql_upsert, 5, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		rc = dc_pg_fail(conn, r, "resolve: storing names failed", err);
-		goto out;
-	}
+	rc = dc_pg_exec(st->conn, sql_upsert, 5, params, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL,
+		"resolve: storing names failed", err);
 out:
-	PQclear(r);
 	for (int k = 0; k < 5; k++)
 		dc_buf_free(&a[k]);
 	return rc;

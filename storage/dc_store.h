@@ -2,6 +2,9 @@
  * dc_store.h - PostgreSQL storage (libpq): schema migrations, one transaction
  * per report with records and auth results written by COPY, duplicates by the
  * unique key, originals kept for `reparse`, rejected inputs in dmarc.failures.
+ *
+ * The connection stays inside storage/: IMAP state (dc_mailbox.h) and
+ * retention (dc_prune.h) take the dc_store.
  */
 #ifndef DC_STORE_H
 #define DC_STORE_H
@@ -22,18 +25,27 @@ typedef struct dc_origin {
 } dc_origin;
 
 /* Connects (conninfo NULL or "" = libpq's environment), checks PQstatus, sets
- * a safe search_path.  On success *out is owned by the caller (dc_store_free).
- * Returns DC_EDB when the server cannot be reached, DC_EDBREFUSED when it
- * refused (login, no such database; see dc_pg.h). */
-dc_code dc_store_open(const char *conninfo, dc_store **out, dc_err *err) DC_WUR;
+ * a safe search_path.  password (may be NULL: [database] password_file) is
+ * given to libpq as a connection parameter; a password in conninfo or in
+ * PGPASSWORD wins over it.  On success *out is owned by the caller
+ * (dc_store_free).  Returns DC_EDB when the server cannot be reached,
+ * DC_EDBREFUSED when it refused (login, no such database; see dc_pg.h). */
+dc_code dc_store_open(const char *conninfo, const char *password, dc_store **out, dc_err *err) DC_WUR;
 void dc_store_free(dc_store *st);
 
-/* The connection, for modules that keep their own tables (IMAP state, ip_names). */
-PGconn *dc_store_conn(dc_store *st);
+/* Sets synchronous_commit on for the session, whatever the server's
+ * default: a commit the caller acts on (poll moves the message) is not lost
+ * by a server crash afterwards.  DC_EDB or DC_EDBREFUSED on failure. */
+dc_code dc_store_synchronous_commit(dc_store *st, dc_err *err) DC_WUR;
 
 /* Applies every migration compiled into the program that is not yet recorded
  * in dmarc.schema_migrations, each in its own transaction.  Sets *applied. */
 dc_code dc_store_migrate(dc_store *st, int *applied, dc_err *err) DC_WUR;
+
+/* For check-config: *known = migrations compiled in, *applied = those
+ * recorded in dmarc.schema_migrations, -1 when it cannot be read (no
+ * schema yet, or no answer). */
+void dc_store_migration_status(dc_store *st, int *applied, int *known);
 
 /* Sets the origin recorded with subsequent reports and failures (copied). */
 dc_code dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err) DC_WUR;
@@ -42,8 +54,8 @@ dc_code dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err) DC_WU
 dc_extract_cb dc_store_callbacks(dc_store *st);
 
 /* Records a rejected input (whole message or file) in dmarc.failures. */
-dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason,
-	const uint8_t *content, size_t len, dc_err *err) DC_WUR;
+dc_code dc_store_failure(dc_store *st, const char *stage, const char *reason, const uint8_t *content,
+	size_t len, dc_err *err) DC_WUR;
 
 /*
  * Batch mode: the reports and failures stored between dc_store_batch_begin

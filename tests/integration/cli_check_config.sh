@@ -2,7 +2,7 @@
 # cli_check_config.sh - `check-config` against real services: PostgreSQL,
 # Dovecot (imaps, private CA) and dnsmasq, all on loopback.  A good
 # configuration exits 0; the database password comes from a password_file
-# (handed to libpq as PGPASSWORD); a wrong IMAP password (from the
+# (handed to libpq as a connection parameter); a wrong IMAP password (from the
 # environment, which wins over password_file) or a dead DNS server exit 75;
 # a world-readable password file exits 2 naming the file.
 set -uo pipefail

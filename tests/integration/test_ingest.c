@@ -20,6 +20,7 @@
 #include "dc_config.h"
 #include "dc_ingest.h"
 #include "dc_store.h"
+#include "dc_store_int.h" /* dc_store_conn: counts rows */
 
 static volatile sig_atomic_t stop;
 
@@ -48,7 +49,7 @@ main(int argc, char **argv)
 	}
 	dc_err_clear(&err);
 	if (dc_config_load(argv[1], &cfg, &err) != DC_OK || cfg->n_mailboxes < 1 ||
-	    dc_ingest_open_store(cfg->db_conninfo, &st, &err) != DC_OK) {
+	    dc_ingest_open_store(cfg, &st, &err) != DC_OK) {
 		fprintf(stderr, "test_ingest: setup: %s\n", dc_err_text(&err));
 		dc_config_free(cfg);
 		return 2;

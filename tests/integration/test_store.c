@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dc_store.h"
+#include "dc_store_int.h" /* dc_store_conn: row counts and the backend PID */
 #include "dc_migrations.h"
 
 static PGconn *chk;           /* a separate connection for assertions */
@@ -60,7 +61,7 @@ open_store(void)
 	dc_store *st = NULL;
 	dc_err err = { 0 };
 
-	if (dc_store_open(NULL, &st, &err) != DC_OK)
+	if (dc_store_open(NULL, NULL, &st, &err) != DC_OK)
 		fail_msg("dc_store_open: %s", err.msg);
 	return st;
 }
@@ -198,7 +199,7 @@ test_migrate(void **state)
 	x("REVOKE CREATE ON DATABASE dc_store_test FROM PUBLIC");
 	{
 		dc_store *plain = NULL;
-		if (dc_store_open("user=dc_store_plain", &plain, &err) != DC_OK)
+		if (dc_store_open("user=dc_store_plain", NULL, &plain, &err) != DC_OK)
 			fail_msg("open as dc_store_plain: %s", err.msg);
 		applied = -1;
 		if (dc_store_migrate(plain, &applied, &err) != DC_OK)
@@ -855,7 +856,7 @@ test_server_stopped(void **state)
 	assert_int_equal(system(stop), 0);
 	assert_int_equal(cb.sink.report_end(cb.sink.ctx, &r, &err), DC_EDB);
 	cb.sink.report_abort(cb.sink.ctx);
-	assert_int_equal(dc_store_open(NULL, &again, &err), DC_EDB);
+	assert_int_equal(dc_store_open(NULL, NULL, &again, &err), DC_EDB);
 	assert_null(again);
 	dc_store_free(st);
 }

@@ -66,7 +66,7 @@ run_sink(unsigned reports, unsigned per)
 	double t0, t1;
 	uint64_t i = 0;
 
-	if (dc_store_open(NULL, &st, &err) != DC_OK || dc_store_migrate(st, &applied, &err) != DC_OK) {
+	if (dc_store_open(NULL, NULL, &st, &err) != DC_OK || dc_store_migrate(st, &applied, &err) != DC_OK) {
 		fprintf(stderr, "bench: %s\n", err.msg);
 		dc_store_free(st);
 		return 1;

@@ -36,6 +36,11 @@ test_array_literal(void **state)
 	assert_int_equal(dc_pg_array_end(&b), DC_OK);
 	assert_string_equal(dc_buf_str(&b), "{-5,9223372036854775807}");
 	dc_pg_array_begin(&b);
+	dc_pg_array_bool(&b, true);
+	dc_pg_array_bool(&b, false);
+	assert_int_equal(dc_pg_array_end(&b), DC_OK);
+	assert_string_equal(dc_buf_str(&b), "{t,f}");
+	dc_pg_array_begin(&b);
 	for (int i = 0; i < 20; i++)
 		dc_pg_array_text(&b, "long");
 	assert_int_equal(dc_pg_array_end(&b), DC_ETOOLONG); /* past the buffer's maximum */

@@ -1,0 +1,749 @@
+/*
+ * dc_writer.c - the report writer: the sink of dc_report.h that stores
+ * one report at a time, with records and auth results written by COPY in
+ * bounded chunks, duplicates decided by the reports' unique key.
+ *
+ * Writing a report:
+ *   report_begin  BEGIN; find the original (by SHA-256: new bytes are only
+ *                 inserted at report_end, so a report that fails leaves no
+ *                 dead copy of them behind); INSERT the
+ *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
+ *                 DO NOTHING; no row back means a duplicate: ROLLBACK, DC_SKIP.
+ *                 A concurrent writer of the same report blocks on the unique
+ *                 index until the first commits, then sees the duplicate.
+ *   record        validated (UTF-8, source_ip by inet_pton, ranges), then
+ *                 appended to three COPY text buffers (records, dkim, spf);
+ *                 record ids come from blocks of dmarc.records_id_seq (one
+ *                 nextval() = a block of `increment_by` ids).  A full chunk
+ *                 is sent as three COPYs, so memory stays flat.
+ *   report_end    flush, insert a new original, UPDATE the report's totals, errors and original_id, COMMIT.
+ *   report_abort  ROLLBACK: nothing of the report remains.
+ *
+ * The write strategy of the report in progress is st->write (see
+ * dc_store_int.h), one switch per step:
+ *   STORE_WRITE_SMALL  up to STORE_SMALL_RECORDS records (none flushed yet):
+ *                 the COPYs are skipped; the rows were also kept as JSON
+ *                 arrays and go, with the totals, in one prepared statement
+ *                 (INSERT ... SELECT FROM json_populate_recordset in three
+ *                 CTEs + the UPDATE), then COMMIT.  Same values, same
+ *                 transaction; report_end costs 2 round trips instead of up
+ *                 to 8 (three COPYs of 2, UPDATE, COMMIT).  The report
+ *                 INSERT and the original's lookup and insert are prepared
+ *                 statements too (once per connection).
+ *   STORE_WRITE_COPY   a report that outgrew that: rows by COPY.
+ *   STORE_WRITE_WAIT   batch mode: nothing is sent; dc_batch.c takes the
+ *                 report at report_end, or sends it (store_materialize)
+ *                 when it stops being small.
+ * st->scope says BEGIN/COMMIT or SAVEPOINT/RELEASE: in reparse, and for a
+ * batch's report that does not wait, the report is a savepoint.
+ *
+ * Deliberately not here: batches (dc_batch.c), originals and failures
+ * (dc_failure.c).  The COPY data is text format (PostgreSQL docs, "COPY",
+ * File Formats).
+ */
+#include "dc_store_int.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Forgets the buffered chunk (memory is kept for the next one). */
+void
+store_chunk_reset(dc_store *st)
+{
+	st->chunk_records = 0;
+	dc_buf_reset(&st->rec);
+	dc_buf_reset(&st->dkim);
+	dc_buf_reset(&st->spf);
+}
+
+/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+dc_code
+store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err)
+{
+	PGresult *res;
+	dc_code rc = DC_OK;
+	bool first = true;
+
+	res = PQexec(st->conn, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+		rc = store_fail(st, res, what, err);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	for (size_t off = 0; off < buf->len;) {
+		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
+		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
+			rc = store_fail(st, NULL, what, err);
+			break;
+		}
+		off += n;
+	}
+	if (PQputCopyEnd(st->conn, rc == DC_OK ? NULL : "client failed") != 1 && rc == DC_OK)
+		rc = store_fail(st, NULL, what, err);
+	/* read until NULL: the COPY's own result first, then nothing */
+	while ((res = PQgetResult(st->conn)) != NULL) {
+		if (first && rc == DC_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = store_fail(st, res, what, err);
+		first = false;
+		PQclear(res);
+		if (PQstatus(st->conn) == CONNECTION_BAD)
+			break;
+	}
+	if (first && rc == DC_OK)
+		rc = store_fail(st, NULL, what, err);
+	return rc;
+}
+
+/* Sends the chunk: records first (the auth results reference them).
+ * The buffers are empty afterwards whatever the outcome. */
+static dc_code
+chunk_flush(dc_store *st, dc_err *err)
+{
+	dc_code rc = DC_OK;
+
+	if (st->chunk_records == 0)
+		return DC_OK;
+	rc = store_copy_in(st,
+		"COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons) FROM STDIN",
+		&st->rec, "store records", err);
+	if (rc == DC_OK && st->dkim.len > 0)
+		rc = store_copy_in(st,
+			"COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, selector, result, human_result) FROM STDIN",
+			&st->dkim, "store dkim results", err);
+	if (rc == DC_OK && st->spf.len > 0)
+		rc = store_copy_in(st,
+			"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+			" domain, scope, result, human_result) FROM STDIN",
+			&st->spf, "store spf results", err);
+	store_chunk_reset(st);
+	return rc;
+}
+
+/* Takes the next record id, reserving a new block when the last is used.
+ * The block is the sequence's increment, read with the nextval(). */
+static dc_code
+next_record_id(dc_store *st, int64_t *id, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc;
+	int64_t first, step;
+
+	if (st->id_next < st->id_end) {
+		*id = st->id_next++;
+		return DC_OK;
+	}
+	rc = store_exec(st,
+		"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
+		" FROM pg_catalog.pg_sequences s"
+		" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
+		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
+	if (rc != DC_OK)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+	}
+	first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (step < 1 || first < 1)
+		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
+	st->id_next = first;
+	st->id_end = first + step;
+	*id = st->id_next++;
+	return DC_OK;
+}
+
+/* Ends the report's transaction (or savepoint) without keeping anything. */
+void
+store_report_rollback(dc_store *st)
+{
+	store_chunk_reset(st);
+	if (st->write == STORE_WRITE_WAIT) {
+		/* nothing of it was sent */
+	} else if (store_in_savepoint(st)) {
+		store_cmd_quiet(st, "ROLLBACK TO SAVEPOINT dc_report");
+		store_cmd_quiet(st, "RELEASE SAVEPOINT dc_report");
+	} else {
+		store_cmd_quiet(st, "ROLLBACK");
+	}
+	st->write = STORE_WRITE_NONE;
+	st->late_orig = false;
+}
+
+/* The report's text fields, checked for UTF-8 before anything is sent. */
+static dc_code
+check_report_text(const dc_report *r, const dc_blob *origin, dc_err *err)
+{
+	const struct {
+		const char *name;
+		const char *v;
+	} f[] = {
+		{ "org_name", r->org_name },
+		{ "email", r->org_email },
+		{ "extra_contact_info", r->extra_contact_info },
+		{ "report_id", r->report_id },
+		{ "generator", r->generator },
+		{ "error", r->errors },
+		{ "domain", r->policy_domain },
+		{ "adkim", r->policy_adkim },
+		{ "aspf", r->policy_aspf },
+		{ "p", r->policy_p },
+		{ "sp", r->policy_sp },
+		{ "np", r->policy_np },
+		{ "testing", r->policy_testing },
+		{ "discovery_method", r->policy_discovery_method },
+		{ "fo", r->policy_fo },
+		{ "version", r->version },
+		{ "xmlns", r->xmlns },
+		{ "origin path", origin ? origin->path : NULL },
+	};
+	size_t keylen = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!store_utf8_valid(f[i].v))
+			return dc_err_set(err, DC_ESCHEMA, "report %s is not valid UTF-8", f[i].name);
+	/* the unique key is a btree entry: keep it well under its ~2700-byte cap */
+	keylen = (r->org_name ? strlen(r->org_name) : 0) + (r->policy_domain ? strlen(r->policy_domain) : 0) +
+		(r->report_id ? strlen(r->report_id) : 0);
+	if (keylen > 2400)
+		return dc_err_set(
+			err, DC_ESCHEMA, "report org_name, domain and report_id together exceed 2400 bytes");
+	return DC_OK;
+}
+
+/* Sink report_begin: opens the report's transaction (or savepoint) and
+ * inserts the report; DC_SKIP (everything rolled back) for a duplicate.  On
+ * any error nothing is left open. */
+static dc_code
+store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err *err)
+{
+	static const char sql[] =
+		"INSERT INTO dmarc.reports (org_name, org_email, extra_contact_info, report_id,"
+		" policy_domain, date_begin, date_end, policy_p, policy_sp, policy_np, policy_adkim,"
+		" policy_aspf, policy_pct, policy_fo, policy_testing, policy_discovery_method,"
+		" generator, version, xmlns, errors, mailbox, uidvalidity, uid, message_id, file_name,"
+		" original_id, original_path, ingested_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+		" $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,"
+		" coalesce($28::timestamptz, pg_catalog.now()))"
+		" ON CONFLICT ON CONSTRAINT reports_unique_report DO NOTHING RETURNING id";
+	dc_store *st = ctx;
+	char begin[STORE_TIME_MAX], end[STORE_TIME_MAX], pct[16], uidv[24], uid[24], orig[24];
+	const char *vals[28];
+	PGresult *res = NULL;
+	int64_t original_id = -1;
+	dc_code rc;
+	const char *file_name;
+	dc_blob clean;
+
+	if (st->write != STORE_WRITE_NONE)
+		store_report_rollback(st);
+	store_chunk_reset(st);
+	if (!store_format_time(r->date_begin, begin))
+		return dc_err_set(
+			err, DC_ESCHEMA, "report date_begin %" PRId64 " is out of range", r->date_begin);
+	if (!store_format_time(r->date_end, end))
+		return dc_err_set(
+			err, DC_ESCHEMA, "report date_end %" PRId64 " is out of range", r->date_end);
+	if ((rc = check_report_text(r, origin, err)) != DC_OK)
+		return rc;
+	if (origin != NULL && origin->name != NULL && !store_utf8_valid(origin->name)) {
+		/* keep the bytes, drop a name we could not store */
+		clean = (dc_blob){ .data = origin->data,
+			.len = origin->len,
+			.path = origin->path,
+			.sha256 = origin->sha256 };
+		origin = &clean;
+	}
+
+	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
+	if (file_name != NULL && !store_utf8_valid(file_name))
+		file_name = NULL;
+	if (st->scope == STORE_SCOPE_BATCH) {
+		bool deferred = false;
+
+		if ((rc = store_defer_report(st, r, begin, end, origin, file_name, &deferred, err)) != DC_OK)
+			return rc;
+		if (deferred) {
+			st->write = STORE_WRITE_WAIT;
+			goto started;
+		}
+	}
+	/* sent as it is read: small (JSON rows at report_end) until it grows */
+	st->write = STORE_WRITE_SMALL;
+	if ((rc = store_cmd(st, store_in_savepoint(st) ? "SAVEPOINT dc_report" : "BEGIN", err)) != DC_OK) {
+		st->write = STORE_WRITE_NONE;
+		return rc;
+	}
+
+	if (st->scope == STORE_SCOPE_REPARSE) {
+		original_id = st->reparse_original_id;
+	} else if (origin != NULL && origin->data != NULL) {
+		if ((rc = store_original(st, origin, &original_id, false, err)) != DC_OK)
+			goto fail;
+		if (original_id < 0) {
+			/* new bytes: sent at report_end, once the report is good */
+			store_blob_sha256(origin, st->late_sha);
+			st->late_blob = *origin;
+			st->late_blob.sha256 = st->late_sha;
+			st->late_orig = true;
+		}
+	}
+	snprintf(pct, sizeof(pct), "%d", r->policy_pct);
+	snprintf(uidv, sizeof(uidv), "%" PRId64, st->origin.uidvalidity);
+	snprintf(uid, sizeof(uid), "%" PRId64, st->origin.uid);
+	snprintf(orig, sizeof(orig), "%" PRId64, original_id);
+	{
+		const char *v[28] = {
+			r->org_name,
+			r->org_email,
+			r->extra_contact_info,
+			r->report_id,
+			r->policy_domain,
+			begin,
+			end,
+			r->policy_p,
+			r->policy_sp,
+			r->policy_np,
+			r->policy_adkim,
+			r->policy_aspf,
+			r->policy_pct >= 0 ? pct : NULL,
+			r->policy_fo,
+			r->policy_testing,
+			r->policy_discovery_method,
+			r->generator,
+			r->version,
+			r->xmlns,
+			r->errors,
+			st->origin.mailbox,
+			st->origin.uidvalidity >= 0 ? uidv : NULL,
+			st->origin.uid >= 0 ? uid : NULL,
+			st->origin.message_id,
+			file_name,
+			original_id >= 0 ? orig : NULL,
+			origin ? origin->path : NULL,
+			st->origin.ingested_at,
+		};
+		memcpy(vals, v, sizeof(vals));
+	}
+	rc = store_exec_prepared(st, STORE_PREP_REPORT, "dc_report", sql, 28, vals, NULL, NULL,
+		PGRES_TUPLES_OK, &res, "store report", err);
+	if (rc != DC_OK)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		/* the same report is already stored (or was, by a concurrent writer) */
+		PQclear(res);
+		store_report_rollback(st);
+		return DC_SKIP;
+	}
+	st->report_pk = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+started:
+	st->n_records = 0;
+	st->message_total = 0;
+	dc_buf_reset(&st->key);
+	memcpy(st->begin, begin, sizeof(st->begin));
+	dc_buf_reset(&st->jrec);
+	dc_buf_reset(&st->jdkim);
+	dc_buf_reset(&st->jspf);
+	if (st->write == STORE_WRITE_SMALL &&
+		!(store_addc(&st->jrec, '[') && store_addc(&st->jdkim, '[') && store_addc(&st->jspf, '[')))
+		st->write = STORE_WRITE_COPY;
+	if (!store_add(&st->key, begin, strlen(begin)) || !store_addc(&st->key, '\t') ||
+		!store_copy_text(&st->key, r->policy_domain)) {
+		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+		goto fail;
+	}
+	return DC_OK;
+fail:
+	store_report_rollback(st);
+	return rc;
+}
+
+/* Checks one record before anything of it is buffered; canonical source_ip
+ * text goes to ip (empty when absent or empty: stored as NULL). */
+static dc_code
+check_record(const dc_record *rec, char ip[INET6_ADDRSTRLEN], dc_err *err)
+{
+	const struct {
+		const char *name;
+		const char *v;
+	} f[] = {
+		{ "disposition", rec->disposition },
+		{ "dkim", rec->dkim_aligned },
+		{ "spf", rec->spf_aligned },
+		{ "header_from", rec->header_from },
+		{ "envelope_from", rec->envelope_from },
+		{ "envelope_to", rec->envelope_to },
+	};
+	unsigned char addr[sizeof(struct in6_addr)];
+	uint64_t n = rec->ordinal;
+
+	ip[0] = '\0';
+	if (rec->ordinal > INT32_MAX)
+		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": ordinal out of range", n);
+	if (rec->n_dkim > INT16_MAX || rec->n_spf > INT16_MAX)
+		return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": too many auth results", n);
+	if (rec->source_ip != NULL) {
+		const char *s = rec->source_ip;
+		size_t len;
+		char tmp[64];
+		while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+			s++;
+		len = strlen(s);
+		while (len > 0 &&
+			(s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
+			len--;
+		/* <source_ip/> gives no address, like an absent element: NULL */
+		if (len == 0)
+			goto ip_done;
+		if (len >= sizeof(tmp))
+			goto bad_ip;
+		memcpy(tmp, s, len);
+		tmp[len] = '\0';
+		if (inet_pton(AF_INET, tmp, addr) == 1) {
+			if (inet_ntop(AF_INET, addr, ip, INET6_ADDRSTRLEN) == NULL)
+				goto bad_ip;
+		} else if (inet_pton(AF_INET6, tmp, addr) == 1) {
+			if (inet_ntop(AF_INET6, addr, ip, INET6_ADDRSTRLEN) == NULL)
+				goto bad_ip;
+		} else {
+			goto bad_ip;
+		}
+	}
+ip_done:
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!store_utf8_valid(f[i].v))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": %s is not valid UTF-8", n, f[i].name);
+	for (size_t i = 0; i < rec->n_reasons; i++)
+		if (!store_utf8_valid(rec->reasons[i].type) || !store_utf8_valid(rec->reasons[i].comment))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": reason is not valid UTF-8", n);
+	for (size_t i = 0; i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		if (!store_utf8_valid(d->domain) || !store_utf8_valid(d->selector) ||
+			!store_utf8_valid(d->result) || !store_utf8_valid(d->human_result))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": dkim result is not valid UTF-8", n);
+	}
+	for (size_t i = 0; i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		if (!store_utf8_valid(s->domain) || !store_utf8_valid(s->scope) ||
+			!store_utf8_valid(s->result) || !store_utf8_valid(s->human_result))
+			return dc_err_set(
+				err, DC_ESCHEMA, "record %" PRIu64 ": spf result is not valid UTF-8", n);
+	}
+	return DC_OK;
+bad_ip:
+	return dc_err_set(err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address", n,
+		rec->source_ip);
+}
+
+/* Appends "id\tdate_begin\tpolicy_domain\tordinal\t" to an auth buffer. */
+static bool
+auth_prefix(dc_store *st, dc_buf *b, int64_t id, size_t ordinal)
+{
+	return store_i64(b, id) && store_addc(b, '\t') && store_add(b, st->key.p, st->key.len) &&
+		store_addc(b, '\t') && store_i64(b, (int64_t)ordinal) && store_addc(b, '\t');
+}
+
+/* Appends the record's rows to the chunk buffers; false when out of memory. */
+static bool
+chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
+{
+	dc_buf *b = &st->rec;
+	bool ok;
+
+	ok = store_i64(b, id) && store_addc(b, '\t') && store_i64(b, st->report_pk) && store_addc(b, '\t') &&
+		store_add(b, st->key.p, st->key.len) && store_addc(b, '\t') &&
+		store_i64(b, (int64_t)rec->ordinal) && store_addc(b, '\t') &&
+		(ip[0] ? store_add(b, ip, strlen(ip)) : store_add(b, "\\N", 2)) && store_addc(b, '\t') &&
+		(rec->message_count >= 0 ? store_i64(b, rec->message_count) : store_add(b, "\\N", 2)) &&
+		store_addc(b, '\t') && store_copy_text(b, rec->disposition) && store_addc(b, '\t') &&
+		store_copy_text(b, rec->dkim_aligned) && store_addc(b, '\t') &&
+		store_copy_text(b, rec->spf_aligned) && store_addc(b, '\t') &&
+		store_copy_text(b, rec->header_from) && store_addc(b, '\t') &&
+		store_copy_text(b, rec->envelope_from) && store_addc(b, '\t') &&
+		store_copy_text(b, rec->envelope_to) && store_addc(b, '\t');
+	if (!ok)
+		return false;
+	if (rec->n_reasons == 0) {
+		ok = store_add(b, "\\N", 2);
+	} else {
+		dc_buf_reset(&st->json);
+		ok = store_addc(&st->json, '[');
+		for (size_t i = 0; ok && i < rec->n_reasons; i++)
+			ok = (i == 0 || store_addc(&st->json, ',')) &&
+				store_add(&st->json, "{\"type\":", 8) &&
+				store_json_string(&st->json, rec->reasons[i].type) &&
+				store_add(&st->json, ",\"comment\":", 11) &&
+				store_json_string(&st->json, rec->reasons[i].comment) &&
+				store_addc(&st->json, '}');
+		ok = ok && store_addc(&st->json, ']') && store_copy_text(b, st->json.p);
+	}
+	ok = ok && store_addc(b, '\n');
+
+	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		b = &st->dkim;
+		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, d->domain) && store_addc(b, '\t') &&
+			store_copy_text(b, d->selector) && store_addc(b, '\t') &&
+			store_copy_text(b, d->result) && store_addc(b, '\t') &&
+			store_copy_text(b, d->human_result) && store_addc(b, '\n');
+	}
+	for (size_t i = 0; ok && i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		b = &st->spf;
+		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, s->domain) && store_addc(b, '\t') &&
+			store_copy_text(b, s->scope) && store_addc(b, '\t') &&
+			store_copy_text(b, s->result) && store_addc(b, '\t') &&
+			store_copy_text(b, s->human_result) && store_addc(b, '\n');
+	}
+	return ok;
+}
+
+/* Appends "record_id":..,"date_begin":..,"policy_domain":..,"ordinal":.. of
+ * an auth result row. */
+static bool
+json_auth_prefix(dc_store *st, dc_buf *b, const dc_report *r, int64_t id, size_t ordinal)
+{
+	return store_json_open(b) && store_json_key(b, "record_id", true) && store_i64(b, id) &&
+		store_json_key(b, "date_begin", false) && store_json_string(b, st->begin) &&
+		store_json_key(b, "policy_domain", false) && store_json_string(b, r->policy_domain) &&
+		store_json_key(b, "ordinal", false) && store_i64(b, (int64_t)ordinal);
+}
+
+/* Appends the record's rows as JSON objects to the small-report arrays,
+ * with exactly the values chunk_add puts in the COPY text (the reasons
+ * array is the one chunk_add just built in st->json).  False when out of
+ * memory. */
+static bool
+json_add(dc_store *st, const dc_report *r, const dc_record *rec, int64_t id, const char *ip)
+{
+	dc_buf *b = &st->jrec;
+	bool ok;
+
+	ok = store_json_open(b) && store_json_key(b, "id", true) && store_i64(b, id) &&
+		store_json_key(b, "report_id", false) && store_i64(b, st->report_pk) &&
+		store_json_key(b, "date_begin", false) && store_json_string(b, st->begin) &&
+		store_json_key(b, "policy_domain", false) && store_json_string(b, r->policy_domain) &&
+		store_json_key(b, "ordinal", false) && store_i64(b, (int64_t)rec->ordinal) &&
+		store_json_key(b, "source_ip", false) && store_json_string(b, ip[0] ? ip : NULL) &&
+		store_json_key(b, "message_count", false) &&
+		(rec->message_count >= 0 ? store_i64(b, rec->message_count) : store_add(b, "null", 4)) &&
+		store_json_key(b, "disposition", false) && store_json_string(b, rec->disposition) &&
+		store_json_key(b, "dkim_aligned", false) && store_json_string(b, rec->dkim_aligned) &&
+		store_json_key(b, "spf_aligned", false) && store_json_string(b, rec->spf_aligned) &&
+		store_json_key(b, "header_from", false) && store_json_string(b, rec->header_from) &&
+		store_json_key(b, "envelope_from", false) && store_json_string(b, rec->envelope_from) &&
+		store_json_key(b, "envelope_to", false) && store_json_string(b, rec->envelope_to) &&
+		store_json_key(b, "reasons", false) &&
+		(rec->n_reasons > 0 ? store_add(b, st->json.p, st->json.len) : store_add(b, "null", 4)) &&
+		store_addc(b, '}');
+	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
+		const dc_dkim_result *d = &rec->dkim[i];
+		b = &st->jdkim;
+		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
+			store_json_string(b, d->domain) && store_json_key(b, "selector", false) &&
+			store_json_string(b, d->selector) && store_json_key(b, "result", false) &&
+			store_json_string(b, d->result) && store_json_key(b, "human_result", false) &&
+			store_json_string(b, d->human_result) && store_addc(b, '}');
+	}
+	for (size_t i = 0; ok && i < rec->n_spf; i++) {
+		const dc_spf_result *s = &rec->spf[i];
+		b = &st->jspf;
+		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
+			store_json_string(b, s->domain) && store_json_key(b, "scope", false) &&
+			store_json_string(b, s->scope) && store_json_key(b, "result", false) &&
+			store_json_string(b, s->result) && store_json_key(b, "human_result", false) &&
+			store_json_string(b, s->human_result) && store_addc(b, '}');
+	}
+	return ok;
+}
+
+/* Sink record: validates and buffers one record, sending the chunk when it
+ * is full.  DC_ESCHEMA for bad values, DC_EDB when the server failed. */
+static dc_code
+store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
+{
+	dc_store *st = ctx;
+	char ip[INET6_ADDRSTRLEN];
+	int64_t id = 0;
+	bool grown = false;
+	dc_code rc;
+
+	if (st->write == STORE_WRITE_NONE)
+		return dc_err_set(err, DC_EDB, "store record: no report in progress");
+	if ((rc = check_record(rec, ip, err)) != DC_OK)
+		return rc;
+	if (rec->message_count > 0 &&
+		__builtin_add_overflow(st->message_total, rec->message_count, &st->message_total))
+		return dc_err_set(
+			err, DC_ESCHEMA, "record %" PRIu64 ": message counts overflow", rec->ordinal);
+	if ((rc = next_record_id(st, &id, err)) != DC_OK)
+		return rc;
+	if (!chunk_add(st, rec, id, ip))
+		return dc_err_set(err, DC_ENOMEM, "out of memory");
+	switch (st->write) {
+	case STORE_WRITE_WAIT:
+		/* its rows go with the batch as COPY text (the chunk buffers): no
+		 * JSON for them.  One that stops being small is sent now, before
+		 * any COPY (a chunk is far larger than a small report). */
+		grown = st->n_records >= STORE_SMALL_RECORDS ||
+			st->rec.len + st->dkim.len + st->spf.len >= STORE_SMALL_BYTES;
+		break;
+	case STORE_WRITE_SMALL:
+		if (st->n_records >= STORE_SMALL_RECORDS) {
+			st->write = STORE_WRITE_COPY;
+			break;
+		}
+		if (!json_add(st, r, rec, id, ip))
+			return dc_err_set(err, DC_ENOMEM, "out of memory");
+		if (st->jrec.len + st->jdkim.len + st->jspf.len >= STORE_SMALL_BYTES)
+			st->write = STORE_WRITE_COPY;
+		break;
+	case STORE_WRITE_COPY:
+	case STORE_WRITE_NONE: break;
+	}
+	st->n_records++;
+	st->chunk_records++;
+	if (grown && (rc = store_materialize(st, err)) != DC_OK)
+		return rc;
+	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
+		st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
+		/* part of it is sent by COPY: the rest goes the same way */
+		st->write = STORE_WRITE_COPY;
+		return chunk_flush(st, err);
+	}
+	return DC_OK;
+}
+
+/* Sink report_end: sends the rest, stores the totals and commits (or
+ * releases the savepoint).  On failure the report is rolled back. */
+static dc_code
+store_report_end(void *ctx, const dc_report *r, dc_err *err)
+{
+	/* the data-modifying CTEs all run; the auth results' foreign keys are
+	 * checked at the end of the statement, when the records are there */
+	static const char small_sql[] =
+		"WITH rec AS (INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons)"
+		" SELECT id, report_id, date_begin, policy_domain, ordinal,"
+		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
+		" envelope_from, envelope_to, reasons"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $5::pg_catalog.json)),"
+		" dkim AS (INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, selector, result, human_result)"
+		" SELECT record_id, date_begin, policy_domain, ordinal, domain, selector, result, human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.dkim_results, $6::pg_catalog.json)),"
+		" spf AS (INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
+		" domain, scope, result, human_result)"
+		" SELECT record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result"
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $7::pg_catalog.json))"
+		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+		" original_id = coalesce($8::bigint, original_id) WHERE id = $1";
+	dc_store *st = ctx;
+	char id[24], n[24], total[24], oid[24];
+	const char *vals[8] = { id, r->errors, n, total, NULL, NULL, NULL, NULL };
+	dc_code rc;
+
+	if (st->write == STORE_WRITE_NONE)
+		return dc_err_set(err, DC_EDB, "store report end: no report in progress");
+	if (!store_utf8_valid(r->errors)) {
+		rc = dc_err_set(err, DC_ESCHEMA, "report error is not valid UTF-8");
+		goto fail;
+	}
+	if (st->write == STORE_WRITE_WAIT) {
+		/* waits for the batch: nothing was sent, nothing to undo on failure */
+		rc = store_batch_add(st, r, err);
+		store_chunk_reset(st);
+		st->write = STORE_WRITE_NONE;
+		return rc;
+	}
+	snprintf(id, sizeof(id), "%" PRId64, st->report_pk);
+	snprintf(n, sizeof(n), "%" PRIu64, st->n_records);
+	snprintf(total, sizeof(total), "%" PRId64, st->message_total);
+	if (st->late_orig) {
+		int64_t original_id = -1;
+
+		if ((rc = store_original(st, &st->late_blob, &original_id, true, err)) != DC_OK)
+			goto fail;
+		snprintf(oid, sizeof(oid), "%" PRId64, original_id);
+		vals[7] = oid;
+		st->late_orig = false;
+	}
+	switch (st->write) {
+	case STORE_WRITE_SMALL:
+		/* every row is still here: records, auth results and totals in
+		 * one statement (one round trip instead of up to seven) */
+		if (!store_addc(&st->jrec, ']') || !store_addc(&st->jdkim, ']') ||
+			!store_addc(&st->jspf, ']')) {
+			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
+			goto fail;
+		}
+		vals[4] = st->jrec.p;
+		vals[5] = st->jdkim.p;
+		vals[6] = st->jspf.p;
+		store_chunk_reset(st);
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 8, vals, NULL, NULL,
+			PGRES_COMMAND_OK, NULL, "store report rows", err);
+		break;
+	case STORE_WRITE_COPY:
+	case STORE_WRITE_WAIT:
+	case STORE_WRITE_NONE:
+		if ((rc = chunk_flush(st, err)) != DC_OK)
+			break;
+		vals[4] = vals[7];
+		rc = store_exec(st,
+			"UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
+			" original_id = coalesce($5::bigint, original_id) WHERE id = $1",
+			5, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+		break;
+	}
+	if (rc != DC_OK)
+		goto fail;
+	rc = store_cmd(st, store_in_savepoint(st) ? "RELEASE SAVEPOINT dc_report" : "COMMIT", err);
+	if (rc != DC_OK)
+		goto fail;
+	st->write = STORE_WRITE_NONE;
+	return DC_OK;
+fail:
+	store_report_rollback(st);
+	return rc;
+}
+
+/* Sink report_abort: rolls back whatever the report had written. */
+static void
+store_report_abort(void *ctx)
+{
+	dc_store *st = ctx;
+
+	if (st->write != STORE_WRITE_NONE)
+		store_report_rollback(st);
+}
+
+dc_extract_cb
+dc_store_callbacks(dc_store *st)
+{
+	return (dc_extract_cb){
+		.sink = {
+			.ctx = st,
+			.report_begin = store_report_begin,
+			.record = store_record,
+			.report_end = store_report_end,
+			.report_abort = store_report_abort,
+		},
+		.failure = store_failure_cb,
+		.failure_ctx = st,
+	};
+}
