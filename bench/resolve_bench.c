@@ -19,7 +19,8 @@
 #include "dc_store_int.h" /* dc_store_conn: resolve's own tables */
 
 /* UDP datagrams the kernel dropped for a full receive buffer, all sockets. */
-static long long rcvbuf_errors(void)
+static long long
+rcvbuf_errors(void)
 {
 	char line[1024], vals[1024];
 	long long v = -1;
@@ -39,14 +40,16 @@ static long long rcvbuf_errors(void)
 	return v;
 }
 
-static double now_seconds(void)
+static double
+now_seconds(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	dc_err err;
 	dc_store *st = NULL;
@@ -90,8 +93,8 @@ int main(int argc, char **argv)
 		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %9.3f %9.3f %10.0f\n", opts.dns.max_inflight,
 			(unsigned long long)stats.ips, (unsigned long long)stats.ok,
 			(unsigned long long)stats.confirmed, (unsigned long long)stats.timeout,
-			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1,
-			stats.seconds, t, (double)stats.ips / t);
+			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1, stats.seconds,
+			t, (double)stats.ips / t);
 		fflush(stdout);
 	}
 	status = 0;

@@ -46,8 +46,8 @@
 
 extern char **environ;
 
-#define ENV_PREFIX "DMARC_COLLECTOR_"
-#define DEFAULT_LABEL "default"   /* [mailbox] without a label, or from the environment only */
+#define ENV_PREFIX    "DMARC_COLLECTOR_"
+#define DEFAULT_LABEL "default" /* [mailbox] without a label, or from the environment only */
 
 /* Which struct a table row writes into. */
 typedef enum { W_CONFIG, W_DBAUX, W_MAILBOX, W_MBAUX } where;
@@ -59,16 +59,16 @@ typedef struct db_aux {
 
 typedef struct mb_aux {
 	char *password_file;
-	uint64_t seen;                /* table rows already set from the file */
-	int line;                     /* line of its first [mailbox NAME] header */
+	uint64_t seen; /* table rows already set from the file */
+	int line;      /* line of its first [mailbox NAME] header */
 } mb_aux;
 
 struct opt;
 /* A setter writes value into the field of base named by o; on a bad value it
  * returns DC_ECONFIG with a reason (without location, the caller adds it).
  * basedir is the directory relative paths resolve against (NULL: as is). */
-typedef dc_code (*setter_fn)(const struct opt *o, void *base, const char *value,
-	const char *basedir, dc_err *err);
+typedef dc_code (*setter_fn)(
+	const struct opt *o, void *base, const char *value, const char *basedir, dc_err *err);
 
 typedef struct opt {
 	const char *section;
@@ -76,9 +76,9 @@ typedef struct opt {
 	where in;
 	size_t off;
 	setter_fn set;
-	bool is_secret;               /* only from the environment (or a *_file) */
-	uint64_t min, max;            /* numbers */
-	const char *const *names;     /* enums: NULL-terminated, index = value */
+	bool is_secret;           /* only from the environment (or a *_file) */
+	uint64_t min, max;        /* numbers */
+	const char *const *names; /* enums: NULL-terminated, index = value */
 } opt;
 
 static dc_code set_str(const opt *, void *, const char *, const char *, dc_err *);
@@ -87,15 +87,16 @@ static dc_code set_int(const opt *, void *, const char *, const char *, dc_err *
 static dc_code set_u64(const opt *, void *, const char *, const char *, dc_err *);
 static dc_code set_enum(const opt *, void *, const char *, const char *, dc_err *);
 
-static const char *const tls_names[] = { "required", "none", NULL };       /* dc_tls */
+static const char *const tls_names[] = { "required", "none", NULL };         /* dc_tls */
 static const char *const after_names[] = { "move", "seen", "delete", NULL }; /* dc_after */
 
 #define CFG(f) W_CONFIG, offsetof(dc_config, f)
-#define MB(f) W_MAILBOX, offsetof(dc_mailbox_config, f)
+#define MB(f)  W_MAILBOX, offsetof(dc_mailbox_config, f)
 
 static const opt options[] = {
 	{ "database", "conninfo", CFG(db_conninfo), set_str, false, 0, 0, NULL },
-	{ "database", "password_file", W_DBAUX, offsetof(db_aux, password_file), set_path, false, 0, 0, NULL },
+	{ "database", "password_file", W_DBAUX, offsetof(db_aux, password_file), set_path, false, 0, 0,
+		NULL },
 	{ "database", "password", CFG(db_password), set_str, true, 0, 0, NULL },
 	{ "mailbox", "url", MB(url), set_str, false, 0, 0, NULL },
 	{ "mailbox", "user", MB(user), set_str, false, 0, 0, NULL },
@@ -113,14 +114,17 @@ static const opt options[] = {
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
 	{ "dns", "retry_after", CFG(dns_retry_after), set_int, false, 0, UINT64_C(365) * 86400, NULL },
 	{ "dns", "in_flight", CFG(dns_in_flight), set_int, false, 1, 1024, NULL },
-	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40, NULL },
-	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44, NULL },
+	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40,
+		NULL },
+	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44,
+		NULL },
 	{ "limits", "max_ratio", CFG(limits.max_ratio), set_u64, false, 1, 1000000, NULL },
 	{ "limits", "max_records", CFG(limits.max_records), set_u64, false, 1, UINT64_C(1) << 40, NULL },
 	{ "limits", "max_members", CFG(limits.max_members), set_u64, false, 1, DC_MAX_MEMBERS_CEILING, NULL },
 	{ "limits", "max_nesting", CFG(limits.max_nesting), set_u64, false, 1, DC_MAX_NESTING_CEILING, NULL },
 	{ "limits", "max_reports", CFG(limits.max_reports), set_u64, false, 1, DC_MAX_REPORTS_CEILING, NULL },
-	{ "limits", "max_unpacked_bytes", CFG(limits.max_unpacked_bytes), set_u64, false, 1, UINT64_C(1) << 44, NULL },
+	{ "limits", "max_unpacked_bytes", CFG(limits.max_unpacked_bytes), set_u64, false, 1,
+		UINT64_C(1) << 44, NULL },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -130,14 +134,14 @@ static const char *const sections[] = { "database", "mailbox", "service", "dns",
 typedef struct loader {
 	dc_config *cfg;
 	db_aux db;
-	mb_aux *mbs;                  /* parallel to cfg->mailboxes */
+	mb_aux *mbs; /* parallel to cfg->mailboxes */
 	size_t mb_cap;
-	uint64_t seen;                /* non-mailbox table rows set from the file */
+	uint64_t seen; /* non-mailbox table rows set from the file */
 	const char *path;
-	char *dir;                    /* directory of path, for relative paths */
+	char *dir; /* directory of path, for relative paths */
 	FILE *fp;
-	int lineno;                   /* line the reader last returned */
-	int err_line;                 /* line of err, 0 = no error yet */
+	int lineno;   /* line the reader last returned */
+	int err_line; /* line of err, 0 = no error yet */
 	dc_err err;
 } loader;
 
@@ -201,8 +205,8 @@ parse_number(const opt *o, const char *value, uint64_t *out, dc_err *err)
 	if (errno != 0 || *end != '\0')
 		return dc_err_set(err, DC_ECONFIG, "not a number: '%s'", value);
 	if (v < o->min || v > o->max)
-		return dc_err_set(err, DC_ECONFIG, "%llu is out of range %" PRIu64 "..%" PRIu64,
-			v, o->min, o->max);
+		return dc_err_set(
+			err, DC_ECONFIG, "%llu is out of range %" PRIu64 "..%" PRIu64, v, o->min, o->max);
 	*out = v;
 	return DC_OK;
 }
@@ -248,8 +252,8 @@ set_enum(const opt *o, void *base, const char *value, const char *basedir, dc_er
 			*(int *)field(base, o) = i;
 			return DC_OK;
 		}
-		snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
-			i ? ", " : "", o->names[i]);
+		snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s", i ? ", " : "",
+			o->names[i]);
 	}
 	return dc_err_set(err, DC_ECONFIG, "'%s' is not one of %s", value, allowed);
 }
@@ -351,8 +355,7 @@ known_section(const char *type)
 }
 
 /* Records the first error of the file at line (later ones are dropped). */
-static void __attribute__((format(printf, 3, 4)))
-file_error(loader *L, int line, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4))) file_error(loader *L, int line, const char *fmt, ...)
 {
 	char msg[DC_ERR_MSG_MAX];
 	va_list ap;
@@ -409,7 +412,8 @@ read_line(char *str, int num, void *stream)
 			if (!known_section(type))
 				file_error(L, L->lineno, "unknown section [%s]", sec);
 			else if (labelled && strcasecmp(type, "mailbox") != 0)
-				file_error(L, L->lineno, "[%s]: only [mailbox NAME] sections take a name", sec);
+				file_error(
+					L, L->lineno, "[%s]: only [mailbox NAME] sections take a name", sec);
 			else if (strcasecmp(type, "mailbox") == 0 && mailbox_index(L, label, L->lineno) < 0)
 				file_error(L, L->lineno, "out of memory");
 		}
@@ -468,7 +472,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	}
 	if (!known_section(type))
-		return 1;       /* already reported by read_line */
+		return 1; /* already reported by read_line */
 	o = find_option(type, name);
 	if (o == NULL) {
 		file_error(L, L->lineno, "[%s] %s: unknown key", section, name);
@@ -476,8 +480,10 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	}
 	if (o->is_secret) {
 		env_name(o, ename, sizeof(ename));
-		file_error(L, L->lineno, "[%s] %s: secrets are not read from the configuration file; "
-			"use %s_file or the environment variable %s", section, name, name, ename);
+		file_error(L, L->lineno,
+			"[%s] %s: secrets are not read from the configuration file; "
+			"use %s_file or the environment variable %s",
+			section, name, name, ename);
 		return 1;
 	}
 	idx = (size_t)(o - options);
@@ -492,8 +498,8 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		seen = &L->seen;
 	}
 	if (*seen & (UINT64_C(1) << idx)) {
-		file_error(L, L->lineno, "[%s] %s: set twice (continuation lines are not supported)",
-			section, name);
+		file_error(L, L->lineno, "[%s] %s: set twice (continuation lines are not supported)", section,
+			name);
 		return 1;
 	}
 	*seen |= UINT64_C(1) << idx;
@@ -517,7 +523,7 @@ load_file(loader *L, const char *path, dc_err *err)
 	slash = strrchr(L->dir, '/');
 	if (slash == NULL) {
 		free(L->dir);
-		L->dir = NULL;       /* relative to the working directory, like path */
+		L->dir = NULL; /* relative to the working directory, like path */
 	} else if (slash == L->dir) {
 		slash[1] = '\0';
 	} else {
@@ -565,15 +571,15 @@ load_env(loader *L, dc_err *err)
 		if (strncmp(*ep, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || eq == NULL)
 			continue;
 		if ((size_t)(eq - *ep) == strlen(ENV_PREFIX "CONFIG") &&
-		    strncmp(*ep, ENV_PREFIX "CONFIG", strlen(ENV_PREFIX "CONFIG")) == 0)
+			strncmp(*ep, ENV_PREFIX "CONFIG", strlen(ENV_PREFIX "CONFIG")) == 0)
 			continue;
 		for (size_t i = 0; i < N_OPTIONS && !known; i++) {
 			env_name(&options[i], name, sizeof(name));
 			known = strlen(name) == (size_t)(eq - *ep) && strncmp(*ep, name, strlen(name)) == 0;
 		}
 		if (!known)
-			return dc_err_set(err, DC_ECONFIG, "unknown environment variable %.*s",
-				(int)(eq - *ep), *ep);
+			return dc_err_set(
+				err, DC_ECONFIG, "unknown environment variable %.*s", (int)(eq - *ep), *ep);
 	}
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -623,8 +629,8 @@ read_secret(const char *path, const char *what, char **out, dc_err *err)
 		goto out;
 	}
 	if (sb.st_mode & S_IROTH) {
-		rc = dc_err_set(err, DC_ECONFIG, "%s %s: readable by everyone; run chmod o-r on it",
-			what, path);
+		rc = dc_err_set(
+			err, DC_ECONFIG, "%s %s: readable by everyone; run chmod o-r on it", what, path);
 		goto out;
 	}
 	while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0 && len < sizeof(buf))
@@ -634,7 +640,8 @@ read_secret(const char *path, const char *what, char **out, dc_err *err)
 		goto out;
 	}
 	if (len > DC_MAX_SECRET_FILE) {
-		rc = dc_err_set(err, DC_ECONFIG, "%s %s: longer than %d bytes", what, path, DC_MAX_SECRET_FILE);
+		rc = dc_err_set(
+			err, DC_ECONFIG, "%s %s: longer than %d bytes", what, path, DC_MAX_SECRET_FILE);
 		goto out;
 	}
 	if (len > 0 && buf[len - 1] == '\n')
@@ -642,8 +649,8 @@ read_secret(const char *path, const char *what, char **out, dc_err *err)
 	if (len > 0 && buf[len - 1] == '\r')
 		len--;
 	if (len == 0 || memchr(buf, '\0', len) != NULL || memchr(buf, '\n', len) != NULL) {
-		rc = dc_err_set(err, DC_ECONFIG, "%s %s: %s", what, path,
-			len == 0 ? "empty" : "must hold one line");
+		rc = dc_err_set(
+			err, DC_ECONFIG, "%s %s: %s", what, path, len == 0 ? "empty" : "must hold one line");
 		goto out;
 	}
 	*out = strndup(buf, len);
@@ -677,15 +684,17 @@ check_mailbox(const dc_mailbox_config *mb, const mb_aux *aux, const char *loc, d
 	} else if (strncasecmp(mb->url, "imap://", 7) == 0) {
 		rest = mb->url + 7;
 	} else {
-		return dc_err_set(err, DC_ECONFIG, "%s: url: '%s' must start with imaps:// or imap://",
-			loc, mb->url);
+		return dc_err_set(
+			err, DC_ECONFIG, "%s: url: '%s' must start with imaps:// or imap://", loc, mb->url);
 	}
 	if (rest[0] == '\0' || rest[0] == '/')
 		return dc_err_set(err, DC_ECONFIG, "%s: url: '%s' names no host", loc, mb->url);
 	auths = (mb->password != NULL || aux->password_file != NULL) + (mb->oauth2_token_command != NULL);
 	if (auths != 1)
-		return dc_err_set(err, DC_ECONFIG, "%s: needs exactly one of password_file "
-			"(or DMARC_COLLECTOR_MAILBOX_PASSWORD) and oauth2_token_command", loc);
+		return dc_err_set(err, DC_ECONFIG,
+			"%s: needs exactly one of password_file "
+			"(or DMARC_COLLECTOR_MAILBOX_PASSWORD) and oauth2_token_command",
+			loc);
 	return DC_OK;
 }
 
@@ -801,8 +810,10 @@ dc_config_check_mailbox(const dc_mailbox_config *mb, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	if (mb->tls == DC_TLS_NONE && strcmp(u.scheme, "imap") == 0 && !u.loopback)
-		rc = dc_err_set(err, DC_ECONFIG, "[mailbox %s]: tls = none is allowed only for a loopback "
-			"server (localhost, 127.0.0.1, ::1), not %s", mb->label, u.host);
+		rc = dc_err_set(err, DC_ECONFIG,
+			"[mailbox %s]: tls = none is allowed only for a loopback "
+			"server (localhost, 127.0.0.1, ::1), not %s",
+			mb->label, u.host);
 	folders[2] = u.folder;
 	for (int i = 0; i < 3 && rc == DC_OK; i++) {
 		char *q;

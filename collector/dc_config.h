@@ -18,30 +18,30 @@ typedef enum { DC_AFTER_MOVE = 0, DC_AFTER_SEEN, DC_AFTER_DELETE } dc_after;
 typedef enum { DC_TLS_REQUIRED = 0, DC_TLS_NONE } dc_tls;
 
 typedef struct dc_mailbox_config {
-	char *label;                  /* the NAME of [mailbox NAME] */
-	char *url;                    /* imaps://host[:port]/FOLDER or imap://... */
+	char *label; /* the NAME of [mailbox NAME] */
+	char *url;   /* imaps://host[:port]/FOLDER or imap://... */
 	char *user;
-	char *password;               /* from password_file or the environment; NULL if none */
-	char *oauth2_token_command;   /* XOAUTH2 when set */
+	char *password;             /* from password_file or the environment; NULL if none */
+	char *oauth2_token_command; /* XOAUTH2 when set */
 	char *ca_file;
 	dc_tls tls;
-	char *archive_folder;         /* default "Archive/DMARC" */
-	char *invalid_folder;         /* default "Archive/Invalid" */
+	char *archive_folder; /* default "Archive/DMARC" */
+	char *invalid_folder; /* default "Archive/Invalid" */
 	dc_after after;
-	int connections;              /* IMAP (and database) connections per poll, 1..16, default 4 */
+	int connections; /* IMAP (and database) connections per poll, 1..16, default 4 */
 } dc_mailbox_config;
 
 typedef struct dc_config {
-	char *path;                   /* file read, NULL when none */
-	char *db_conninfo;            /* NULL = libpq environment */
-	char *db_password;            /* from [database] password_file; a libpq connection parameter */
+	char *path;        /* file read, NULL when none */
+	char *db_conninfo; /* NULL = libpq environment */
+	char *db_password; /* from [database] password_file; a libpq connection parameter */
 	dc_mailbox_config *mailboxes;
 	size_t n_mailboxes;
-	int interval;                 /* [service] interval, seconds, default 300 */
-	char *dns_servers;            /* [dns] servers, "ip:port,..."; NULL = system */
-	int dns_timeout_ms;           /* [dns] timeout_ms, default 2000 */
-	int dns_retry_after;          /* [dns] retry_after, seconds before a failed lookup is retried, default 86400 */
-	int dns_in_flight;            /* [dns] in_flight, IPs resolved at once, default 64 */
+	int interval;        /* [service] interval, seconds, default 300 */
+	char *dns_servers;   /* [dns] servers, "ip:port,..."; NULL = system */
+	int dns_timeout_ms;  /* [dns] timeout_ms, default 2000 */
+	int dns_retry_after; /* [dns] retry_after, seconds before a failed lookup is retried, default 86400 */
+	int dns_in_flight;   /* [dns] in_flight, IPs resolved at once, default 64 */
 	dc_limits limits;
 } dc_config;
 

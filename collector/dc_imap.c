@@ -36,8 +36,8 @@
 #include "dc_imap_io.h"
 #include "dc_limits.h"
 
-#define DEFAULT_TIMEOUT_MS   60000L
-#define SET_MAX_CHARS        4000    /* characters of a UID set in one command */
+#define DEFAULT_TIMEOUT_MS 60000L
+#define SET_MAX_CHARS      4000 /* characters of a UID set in one command */
 
 /* ---- URL ------------------------------------------------------------- */
 
@@ -68,8 +68,8 @@ dc_imap_url_parse(const char *url, dc_imap_url *out, dc_err *err)
 	if (h == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	if (curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		rc = dc_err_set(err, DC_ECONFIG, "mailbox url '%s' is not a valid URL", url);
 		goto out;
 	}
@@ -89,7 +89,7 @@ dc_imap_url_parse(const char *url, dc_imap_url *out, dc_err *err)
 
 		while (*f == '/')
 			f++;
-		len = strcspn(f, ";");       /* ;UIDVALIDITY=... and the like are not folders */
+		len = strcspn(f, ";"); /* ;UIDVALIDITY=... and the like are not folders */
 		while (len > 0 && f[len - 1] == '/')
 			len--;
 		out->folder = len ? strndup(f, len) : strdup("INBOX");
@@ -136,11 +136,11 @@ connect_url(const char *url)
 	if (h == NULL)
 		return NULL;
 	if (curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_PATH, "/", 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
+		curl_url_set(h, CURLUPART_PATH, "/", 0) == CURLUE_OK &&
+		curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+		curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+		curl_url_set(h, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+		curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
 		(void)curl_url_get(h, CURLUPART_URL, &s, 0);
 	curl_url_cleanup(h);
 	return s;
@@ -201,12 +201,14 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 				int cmdlen = (int)strcspn(text, " ");
 				if (strncasecmp(text, "UID ", 4) == 0)
 					cmdlen = 4 + (int)strcspn(text + 4, " ");
-				rc = dc_err_set(err, DC_EIMAP, "IMAP server refused %.*s: %s", cmdlen, text, st);
+				rc = dc_err_set(
+					err, DC_EIMAP, "IMAP server refused %.*s: %s", cmdlen, text, st);
 			}
 			break;
 		}
 		if (im->line[0] == '+') {
-			rc = dc_imap_break(im, err, DC_EIMAP, "unexpected IMAP continuation request: %.200s", im->line);
+			rc = dc_imap_break(
+				im, err, DC_EIMAP, "unexpected IMAP continuation request: %.200s", im->line);
 			goto out;
 		}
 		if (strncmp(im->line, "* ", 2) != 0) {
@@ -214,7 +216,8 @@ command(dc_imap *im, untagged_fn fn, void *ctx, dc_err *err, const char *fmt, ..
 			goto out;
 		}
 		if (strncasecmp(im->line, "* BYE", 5) == 0 && strncasecmp(text, "LOGOUT", 6) != 0) {
-			rc = dc_imap_break(im, err, DC_EIMAP, "the IMAP server closed the connection: %.200s", im->line + 2);
+			rc = dc_imap_break(im, err, DC_EIMAP, "the IMAP server closed the connection: %.200s",
+				im->line + 2);
 			goto out;
 		}
 		if (fn != NULL && fn_rc == DC_OK)
@@ -362,7 +365,7 @@ on_list_separator(dc_imap *im, void *ctx, dc_err *err)
 	(void)err;
 	if (strncasecmp(im->line, "* LIST ", 7) != 0)
 		return DC_OK;
-	p = skip_value(im->line + 7);          /* the flags */
+	p = skip_value(im->line + 7); /* the flags */
 	while (*p == ' ')
 		p++;
 	if (p[0] == '"' && p[1] == '\\' && p[2] && p[3] == '"')
@@ -392,15 +395,11 @@ map_curl_error(CURLcode c, const char *errbuf, const dc_imap_opts *o, dc_err *er
 	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_USE_SSL_FAILED:
-		return dc_err_set(err, DC_ETLS, "TLS with %s failed: %s", o->url, why);
+	case CURLE_USE_SSL_FAILED: return dc_err_set(err, DC_ETLS, "TLS with %s failed: %s", o->url, why);
 	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-		return dc_err_set(err, DC_ECONFIG, "mailbox url %s: %s", o->url, why);
-	case CURLE_OUT_OF_MEMORY:
-		return dc_err_set(err, DC_ENOMEM, "out of memory");
-	default:
-		return dc_err_set(err, DC_EIMAP, "cannot reach IMAP server %s: %s", o->url, why);
+	case CURLE_URL_MALFORMAT: return dc_err_set(err, DC_ECONFIG, "mailbox url %s: %s", o->url, why);
+	case CURLE_OUT_OF_MEMORY: return dc_err_set(err, DC_ENOMEM, "out of memory");
+	default: return dc_err_set(err, DC_EIMAP, "cannot reach IMAP server %s: %s", o->url, why);
 	}
 }
 
@@ -411,7 +410,7 @@ session_new(const dc_imap_opts *o)
 	dc_imap *im = calloc(1, sizeof(*im));
 
 	if (im == NULL || (im->rbuf = malloc(DC_IMAP_RBUF_SIZE)) == NULL ||
-	    (im->line = malloc(DC_MAX_IMAP_LINE + 1)) == NULL) {
+		(im->line = malloc(DC_MAX_IMAP_LINE + 1)) == NULL) {
 		dc_imap_free(im);
 		return NULL;
 	}
@@ -478,7 +477,11 @@ dc_imap_open(const dc_imap_opts *o, dc_imap **out, dc_err *err)
 
 	CURL *h = im->curl;
 	c = CURLE_OK;
-#define SET(opt, val) do { if (c == CURLE_OK) c = curl_easy_setopt(h, opt, val); } while (0)
+#define SET(opt, val) \
+	do { \
+		if (c == CURLE_OK) \
+			c = curl_easy_setopt(h, opt, val); \
+	} while (0)
 	SET(CURLOPT_URL, base);
 	SET(CURLOPT_PROTOCOLS_STR, "imap,imaps");
 	SET(CURLOPT_CONNECT_ONLY, 1L);
@@ -602,7 +605,8 @@ dc_imap_uid_set(const uint64_t *uids, size_t n, size_t max_len, size_t *used)
 		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
 			j++;
 		if (j > i)
-			k = snprintf(piece, sizeof(piece), "%s%" PRIu64 ":%" PRIu64, len ? "," : "", uids[i], uids[j]);
+			k = snprintf(piece, sizeof(piece), "%s%" PRIu64 ":%" PRIu64, len ? "," : "", uids[i],
+				uids[j]);
 		else
 			k = snprintf(piece, sizeof(piece), "%s%" PRIu64, len ? "," : "", uids[i]);
 		if (len > 0 && len + (size_t)k > max_len)
@@ -663,7 +667,7 @@ dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *info, dc_er
 	 * servers without them, Dovecot 2.3) a LIST of the name finds nothing */
 	if (rc == DC_EIMAP && !dc_imap_broken(im)) {
 		if (resp_code(im->status, "NONEXISTENT") != NULL || resp_code(im->status, "NOPERM") != NULL ||
-		    folder_missing(im, folder, q)) {
+			folder_missing(im, folder, q)) {
 			rc = DC_ECONFIG;
 			if (err != NULL)
 				err->code = rc;
@@ -700,11 +704,12 @@ list_name(const char *line, bool *selectable, bool *nomem)
 	p = skip_value(flags);
 	*selectable = true;
 	for (const char *f = flags; f < p; f++)
-		if (*f == '\\' && (strncasecmp(f, "\\Noselect", 9) == 0 || strncasecmp(f, "\\NonExistent", 12) == 0))
+		if (*f == '\\' &&
+			(strncasecmp(f, "\\Noselect", 9) == 0 || strncasecmp(f, "\\NonExistent", 12) == 0))
 			*selectable = false;
 	while (*p == ' ')
 		p++;
-	p = skip_value(p);                     /* the separator: "/" or NIL */
+	p = skip_value(p); /* the separator: "/" or NIL */
 	while (*p == ' ')
 		p++;
 	name = p;
@@ -734,7 +739,7 @@ list_name(const char *line, bool *selectable, bool *nomem)
 }
 
 typedef struct find_ctx {
-	const char *folder;          /* UTF-8, "/" levels */
+	const char *folder; /* UTF-8, "/" levels */
 	bool found;
 } find_ctx;
 
@@ -802,7 +807,7 @@ dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err)
 typedef struct list_ctx {
 	uint64_t min_uid, max_uid;
 	size_t cap, n;
-	dc_buf msgs;                     /* n dc_imap_msg, at most cap of them */
+	dc_buf msgs; /* n dc_imap_msg, at most cap of them */
 } list_ctx;
 
 /* Appends one "* n FETCH (UID u RFC822.SIZE s)" within the range to the listing. */
@@ -815,13 +820,13 @@ on_list_fetch(dc_imap *im, void *vctx, dc_err *err)
 
 	p = fetch_attr(im->line, "UID");
 	if (p == NULL || !parse_u64(p, &uid))
-		return DC_OK;                    /* an unsolicited FETCH (flags of another session) */
+		return DC_OK; /* an unsolicited FETCH (flags of another session) */
 	if ((p = fetch_attr(im->line, "RFC822.SIZE")) != NULL)
 		(void)parse_u64(p, &size);
 	if (uid < lc->min_uid || (lc->max_uid && uid >= lc->max_uid) || lc->n >= lc->cap)
 		return DC_OK;
 	if (lc->n > 0 && uid <= ((const dc_imap_msg *)lc->msgs.p)[lc->n - 1].uid)
-		return DC_OK;                    /* servers answer in UID order; ignore repeats */
+		return DC_OK; /* servers answer in UID order; ignore repeats */
 	if (dc_buf_add(&lc->msgs, &(dc_imap_msg){ .uid = uid, .size = size }, sizeof(dc_imap_msg)) != DC_OK)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	lc->n++;
@@ -830,8 +835,8 @@ on_list_fetch(dc_imap *im, void *vctx, dc_err *err)
 
 /* Returns DC_OK with *msgs owned by the caller; see dc_imap.h. */
 dc_code
-dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_imap_msg **msgs,
-	size_t *n, dc_err *err)
+dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_imap_msg **msgs, size_t *n,
+	dc_err *err)
 {
 	list_ctx lc = { .min_uid = min_uid ? min_uid : 1, .max_uid = max_uid };
 	dc_code rc;
@@ -843,10 +848,11 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 	if (max_uid != 0 && max_uid <= lc.min_uid)
 		return DC_OK;
 	if (max_uid != 0)
-		rc = command(im, on_list_fetch, &lc, err, "UID FETCH %" PRIu64 ":%" PRIu64 " (UID RFC822.SIZE)",
-			lc.min_uid, max_uid - 1);
+		rc = command(im, on_list_fetch, &lc, err,
+			"UID FETCH %" PRIu64 ":%" PRIu64 " (UID RFC822.SIZE)", lc.min_uid, max_uid - 1);
 	else
-		rc = command(im, on_list_fetch, &lc, err, "UID FETCH %" PRIu64 ":* (UID RFC822.SIZE)", lc.min_uid);
+		rc = command(
+			im, on_list_fetch, &lc, err, "UID FETCH %" PRIu64 ":* (UID RFC822.SIZE)", lc.min_uid);
 	/* RFC 5530: a message went away meanwhile; the others are listed */
 	if (rc == DC_EIMAP && !im->broken && resp_code(im->status, "EXPUNGEISSUED") != NULL)
 		rc = DC_OK;
@@ -862,7 +868,7 @@ dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_ima
 typedef struct fetch_ctx {
 	dc_imap_body_fn fn;
 	void *ctx;
-	dc_code rc;              /* the callback's first error: later bodies are dropped */
+	dc_code rc; /* the callback's first error: later bodies are dropped */
 	dc_err err;
 } fetch_ctx;
 
@@ -889,7 +895,8 @@ on_fetch_body(dc_imap *im, void *vctx, dc_err *err)
 	if (im->body_dropped)
 		fc->rc = fc->fn(fc->ctx, uid, NULL, im->body_len, &fc->err);
 	else
-		fc->rc = fc->fn(fc->ctx, uid, im->body_len ? im->body : (const uint8_t *)"", im->body_len, &fc->err);
+		fc->rc = fc->fn(
+			fc->ctx, uid, im->body_len ? im->body : (const uint8_t *)"", im->body_len, &fc->err);
 	return DC_OK;
 }
 
@@ -976,8 +983,8 @@ expunge(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
 
 /* Moves or copies (verb) to the quoted folder q, creating it on [TRYCREATE]. */
 static dc_code
-transfer(dc_imap *im, const char *verb, const uint64_t *uids, size_t n, const char *folder,
-	const char *q, dc_err *err)
+transfer(dc_imap *im, const char *verb, const uint64_t *uids, size_t n, const char *folder, const char *q,
+	dc_err *err)
 {
 	dc_code rc = uid_command(im, verb, q, uids, n, err);
 

@@ -41,23 +41,23 @@
 typedef struct dc_imap dc_imap;
 
 typedef struct dc_imap_opts {
-	const char *url;             /* imaps://host[:port][/FOLDER] or imap://... */
+	const char *url; /* imaps://host[:port][/FOLDER] or imap://... */
 	const char *user;
-	const char *password;        /* SASL PLAIN/LOGIN; NULL when bearer is set */
-	const char *bearer;          /* XOAUTH2 bearer token, or NULL */
-	const char *ca_file;         /* trusted CAs (PEM); NULL = the system's */
-	bool tls_none;               /* imap:// without STARTTLS (tls = none) */
-	long timeout_ms;             /* connect; the longest silence of the server; 0 = 60 s */
-	uint64_t max_message_bytes;  /* cap on one message body; 0 = DC_DEFAULT_MAX_MESSAGE_BYTES */
+	const char *password;       /* SASL PLAIN/LOGIN; NULL when bearer is set */
+	const char *bearer;         /* XOAUTH2 bearer token, or NULL */
+	const char *ca_file;        /* trusted CAs (PEM); NULL = the system's */
+	bool tls_none;              /* imap:// without STARTTLS (tls = none) */
+	long timeout_ms;            /* connect; the longest silence of the server; 0 = 60 s */
+	uint64_t max_message_bytes; /* cap on one message body; 0 = DC_DEFAULT_MAX_MESSAGE_BYTES */
 } dc_imap_opts;
 
 /* The parts of an IMAP URL the collector uses. */
 typedef struct dc_imap_url {
-	char *scheme;                /* "imap" or "imaps" */
+	char *scheme; /* "imap" or "imaps" */
 	char *host;
-	long port;                   /* 0 when the URL has none */
-	char *folder;                /* percent-decoded path, "INBOX" when empty */
-	bool loopback;               /* host is localhost, 127.0.0.0/8 or ::1 */
+	long port;     /* 0 when the URL has none */
+	char *folder;  /* percent-decoded path, "INBOX" when empty */
+	bool loopback; /* host is localhost, 127.0.0.0/8 or ::1 */
 } dc_imap_url;
 
 /* Parses url; on success *out is owned by the caller (dc_imap_url_clear).
@@ -87,7 +87,7 @@ bool dc_imap_broken(const dc_imap *im);
 
 typedef struct dc_imap_folder_info {
 	uint64_t uidvalidity;
-	uint64_t uidnext;            /* 0 when the server did not say */
+	uint64_t uidnext; /* 0 when the server did not say */
 	uint64_t exists;
 	bool read_only;
 } dc_imap_folder_info;
@@ -100,15 +100,15 @@ dc_code dc_imap_select(dc_imap *im, const char *folder, dc_imap_folder_info *inf
 
 typedef struct dc_imap_msg {
 	uint64_t uid;
-	uint64_t size;               /* RFC822.SIZE */
+	uint64_t size; /* RFC822.SIZE */
 } dc_imap_msg;
 
 /* Lists the messages of the selected folder with min_uid <= UID < max_uid
  * (max_uid 0 = no upper bound) in UID order, at most cap of them (0 or more
  * than DC_MAX_IMAP_LIST = DC_MAX_IMAP_LIST).  *msgs is owned by the caller
  * (free), *n its length. */
-dc_code dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap,
-	dc_imap_msg **msgs, size_t *n, dc_err *err) DC_WUR;
+dc_code dc_imap_list(dc_imap *im, uint64_t min_uid, uint64_t max_uid, size_t cap, dc_imap_msg **msgs,
+	size_t *n, dc_err *err) DC_WUR;
 
 /*
  * Called once per message body as it arrives.  data is NULL when the body
@@ -124,8 +124,8 @@ typedef dc_code (*dc_imap_body_fn)(void *ctx, uint64_t uid, const uint8_t *data,
  * leaves \Seen alone.  Bodies come in the server's order; len is the
  * literal's own length, whatever RFC822.SIZE said.  A UID the server no
  * longer has is not delivered (a tagged NO [EXPUNGEISSUED] is no error). */
-dc_code dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, void *ctx,
-	dc_err *err) DC_WUR;
+dc_code
+dc_imap_fetch(dc_imap *im, const uint64_t *uids, size_t n, dc_imap_body_fn fn, void *ctx, dc_err *err) DC_WUR;
 
 /* Creates folder (and subscribes to it) unless LIST shows it exists. */
 dc_code dc_imap_ensure_folder(dc_imap *im, const char *folder, dc_err *err) DC_WUR;

@@ -32,9 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IMPORT_PROGRESS_EVERY   100     /* mbox messages between progress calls */
-#define IMPORT_ROLLUP_EVERY     1000    /* inputs between additions to the daily rollups */
-#define IMPORT_BATCH            200     /* inputs per transaction (dc_store's batch mode) */
+#define IMPORT_PROGRESS_EVERY 100  /* mbox messages between progress calls */
+#define IMPORT_ROLLUP_EVERY   1000 /* inputs between additions to the daily rollups */
+#define IMPORT_BATCH          200  /* inputs per transaction (dc_store's batch mode) */
 
 /* ---------------------------------------------------------------- the list */
 
@@ -145,8 +145,8 @@ walk(dc_import_list *l, const char *dir, int depth, dc_err *err)
 	int n;
 
 	if (depth > DC_MAX_IMPORT_DEPTH)
-		return dc_err_set(err, DC_EUSAGE, "%s: directories nested deeper than %d", dir,
-			DC_MAX_IMPORT_DEPTH);
+		return dc_err_set(
+			err, DC_EUSAGE, "%s: directories nested deeper than %d", dir, DC_MAX_IMPORT_DEPTH);
 	if (is_maildir(dir)) {
 		char *cur = join(dir, "cur"), *nw = join(dir, "new");
 
@@ -172,8 +172,8 @@ walk(dc_import_list *l, const char *dir, int depth, dc_err *err)
 		if (rc == DC_OK && lstat(p, &lsb) == 0) {
 			if (S_ISDIR(lsb.st_mode))
 				rc = walk(l, p, depth + 1, err);
-			else if (S_ISREG(lsb.st_mode) || (S_ISLNK(lsb.st_mode) && stat(p, &sb) == 0 &&
-				 S_ISREG(sb.st_mode)))
+			else if (S_ISREG(lsb.st_mode) ||
+				(S_ISLNK(lsb.st_mode) && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)))
 				rc = list_add(l, p, err);
 		}
 		free(p);
@@ -220,14 +220,14 @@ typedef struct importer {
 	const dc_limits *lim;
 	const dc_import_hooks *hooks;
 	dc_import_stats *stats;
-	dc_extract_cb store_cb;       /* dc_store_callbacks(st) */
-	const char *where;            /* path or path#N of the current input */
-	const dc_origin *origin;      /* the current input's, while dc_extract runs */
+	dc_extract_cb store_cb;  /* dc_store_callbacks(st) */
+	const char *where;       /* path or path#N of the current input */
+	const dc_origin *origin; /* the current input's, while dc_extract runs */
 	/* the open batch (one transaction for several files' inputs) */
 	bool in_batch;
 	uint64_t batch_inputs;
-	dc_import_stats before;       /* the stats when it began */
-	char **held;                  /* "where\0reason" of its rejections, told after the commit */
+	dc_import_stats before; /* the stats when it began */
+	char **held;            /* "where\0reason" of its rejections, told after the commit */
 	size_t n_held, cap_held;
 } importer;
 
@@ -261,7 +261,7 @@ reject_hook(importer *im, const char *reason)
 	memcpy(h + lw + 1, reason, lr + 1);
 	im->held[im->n_held++] = h;
 	return;
-now:	/* out of memory: told now rather than not at all */
+now: /* out of memory: told now rather than not at all */
 	im->hooks->rejected(im->hooks->ctx, im->where, reason);
 }
 
@@ -282,8 +282,8 @@ release_held(importer *im, bool tell)
 /* Writes "[NAME (PATH): |PATH: ]stage: why" into buf: the attachment's name when
  * it is not the file's own, and where inside it the unit was. */
 static void
-reason_text(char *buf, size_t cap, const char *where, const char *stage, const dc_err *why,
-	const dc_blob *unit)
+reason_text(
+	char *buf, size_t cap, const char *where, const char *stage, const dc_err *why, const dc_blob *unit)
 {
 	const char *base = strrchr(where, '/');
 	const char *name = unit ? unit->name : NULL;
@@ -320,8 +320,7 @@ on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit,
 /* Records a rejection found here (not by dc_extract): one failure row with
  * content (NULL: none kept), one hook call. */
 static dc_code
-reject(importer *im, const char *stage, const char *why, const uint8_t *content, size_t len,
-	dc_err *err)
+reject(importer *im, const char *stage, const char *why, const uint8_t *content, size_t len, dc_err *err)
 {
 	char reason[DC_ERR_MSG_MAX + 64];
 	dc_code rc = dc_store_failure(im->st, stage, why, content, len, err);
@@ -360,8 +359,9 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 	dc_extract_stats xs = { 0 };
 	dc_extract_cb cb = im->store_cb;
 	char *file_name = dc_utf8_sanitize(im->where, strlen(im->where), "?", 0, NULL);
-	dc_origin o = { .mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = NULL,
-			.file_name = file_name };
+	dc_origin o = {
+		.mailbox = NULL, .uidvalidity = -1, .uid = -1, .message_id = NULL, .file_name = file_name
+	};
 	dc_code rc;
 
 	if (file_name == NULL) {
@@ -406,8 +406,7 @@ out:
 /* Imports message n of an mbox, data[0..len) without its "From " line,
  * undoing mboxrd quoting. */
 static dc_code
-import_mbox_message(importer *im, const char *path, uint64_t n, const uint8_t *data, size_t len,
-	dc_err *err)
+import_mbox_message(importer *im, const char *path, uint64_t n, const uint8_t *data, size_t len, dc_err *err)
 {
 	char *where = NULL;
 	uint8_t *copy = NULL;
@@ -466,7 +465,8 @@ import_mbox(importer *im, const char *path, const uint8_t *data, size_t len, dc_
 		/* pos is at a "From " line: the message starts after it */
 		const uint8_t *eol = memchr(data + pos, '\n', len - pos);
 		size_t start = eol ? (size_t)(eol - data) + 1 : len;
-		const uint8_t *next = start < len ? memmem(data + start - 1, len - start + 1, "\nFrom ", 6) : NULL;
+		const uint8_t *next = start < len ? memmem(data + start - 1, len - start + 1, "\nFrom ", 6) :
+						    NULL;
 		size_t end = next ? (size_t)(next - data) + 1 : len;
 
 		if (im->hooks != NULL && im->hooks->stop != NULL && *im->hooks->stop)
@@ -502,7 +502,7 @@ import_file(importer *im, const char *path, dc_err *err)
 		o.file_name = fname;
 		im->stats->inputs++;
 		rc = fname == NULL ? dc_err_set(err, DC_ENOMEM, "out of memory") :
-			dc_store_set_origin(im->st, &o, err);
+				     dc_store_set_origin(im->st, &o, err);
 		if (rc == DC_OK)
 			rc = reject(im, "read", why, NULL, 0, err);
 		free(fname);
@@ -596,8 +596,8 @@ end_batch(importer *im, const dc_import_list *list, size_t first, size_t last, d
 }
 
 dc_code
-dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
-	const dc_import_hooks *hooks, dc_import_stats *stats, dc_err *err)
+dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list, const dc_import_hooks *hooks,
+	dc_import_stats *stats, dc_err *err)
 {
 	importer im = { .st = st, .lim = lim, .hooks = hooks, .stats = stats };
 	uint64_t rolled = stats->inputs;
@@ -641,7 +641,7 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list,
 		if (hooks != NULL && hooks->progress != NULL)
 			hooks->progress(hooks->ctx, stats);
 	}
-	if (im.in_batch) {         /* stopped by the signal between two files */
+	if (im.in_batch) { /* stopped by the signal between two files */
 		dc_code r2 = end_batch(&im, list, first, last, DC_OK, &e2);
 
 		if (r2 != DC_OK) {

@@ -47,12 +47,12 @@
 #include "dc_oauth2.h"
 #include "dc_pg.h"
 
-#define BATCH_MESSAGES  200                  /* at most this many messages fetched, stored and moved together */
-#define ROLLUP_BATCHES  10                   /* batches between additions to the daily rollups */
-#define BATCH_MIN       20                   /* ... and at least this many (when there are) */
+#define BATCH_MESSAGES  200 /* at most this many messages fetched, stored and moved together */
+#define ROLLUP_BATCHES  10  /* batches between additions to the daily rollups */
+#define BATCH_MIN       20  /* ... and at least this many (when there are) */
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
 #define IMAP_TIMEOUT_MS 60000L
-#define LOG_LINE_MAX    2048                 /* a log line, as dc_log's */
+#define LOG_LINE_MAX    2048 /* a log line, as dc_log's */
 
 struct dc_ingest {
 	const dc_config *cfg;
@@ -61,7 +61,7 @@ struct dc_ingest {
 	dc_ingest_log_fn log;
 	void *log_ctx;
 	int log_level;
-	char *token;                 /* XOAUTH2 token, fetched again when refused */
+	char *token; /* XOAUTH2 token, fetched again when refused */
 };
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -158,15 +158,15 @@ typedef struct pool {
 	const dc_config *cfg;
 	const dc_mailbox_config *mb;
 	const char *folder;
-	const char *bearer;          /* XOAUTH2 token for the extra connections */
-	dc_mailbox_state state;      /* id, uidvalidity, last_uid before this listing */
+	const char *bearer;     /* XOAUTH2 token for the extra connections */
+	dc_mailbox_state state; /* id, uidvalidity, last_uid before this listing */
 	const dc_imap_msg *msgs;
-	size_t *start, *count;       /* batch b is msgs[start[b] .. start[b] + count[b]) */
-	uint64_t *upto;              /* highest UID batch b handled with all before it */
+	size_t *start, *count; /* batch b is msgs[start[b] .. start[b] + count[b]) */
+	uint64_t *upto;        /* highest UID batch b handled with all before it */
 	bool *final, *complete;
 	size_t n_batches, next;
 	bool abort;
-	dc_code rc;                  /* the first error */
+	dc_code rc; /* the first error */
 	dc_err err;
 } pool;
 
@@ -176,15 +176,15 @@ typedef struct mb_run {
 	const dc_config *cfg;
 	const dc_mailbox_config *mb;
 	dc_store *st;
-	dc_extract_cb store_cb;      /* the store's callbacks */
-	dc_extract_cb cb;            /* the same, failures logged first */
+	dc_extract_cb store_cb; /* the store's callbacks */
+	dc_extract_cb cb;       /* the same, failures logged first */
 	dc_imap *im;
 	slot *slots;
 	size_t n_slots;
 	bool archive_ready, invalid_ready;
-	bool missing;                /* a message of the batch not delivered but still listed */
+	bool missing; /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
-	slot *cur;                   /* the message in hand */
+	slot *cur; /* the message in hand */
 	totals t;
 } mb_run;
 
@@ -194,8 +194,9 @@ on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit,
 {
 	mb_run *r = ctx;
 
-	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label, r->cur_uid,
-		unit && unit->name ? " " : "", unit && unit->name ? unit->name : "", stage, dc_err_text(why));
+	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected%s%s (%s): %s", r->mb->label,
+		r->cur_uid, unit && unit->name ? " " : "", unit && unit->name ? unit->name : "", stage,
+		dc_err_text(why));
 	return r->store_cb.failure(r->store_cb.failure_ctx, stage, why, unit, err);
 }
 
@@ -207,8 +208,11 @@ on_message(void *ctx, const dc_mime_head *head, dc_err *err)
 {
 	mb_run *r = ctx;
 	slot *s = r->cur;
-	dc_origin o = { .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
-		.uid = (int64_t)s->uid, .message_id = head->message_id, .file_name = NULL };
+	dc_origin o = { .mailbox = r->mb->label,
+		.uidvalidity = r->p->state.uidvalidity,
+		.uid = (int64_t)s->uid,
+		.message_id = head->message_id,
+		.file_name = NULL };
 
 	free(s->message_id);
 	s->message_id = NULL;
@@ -219,10 +223,11 @@ on_message(void *ctx, const dc_mime_head *head, dc_err *err)
 
 /* Records a whole-message rejection found here (too big, no report at all). */
 static dc_code
-reject_message(mb_run *r, slot *s, const char *stage, const char *reason, const uint8_t *data,
-	size_t len, dc_err *err)
+reject_message(mb_run *r, slot *s, const char *stage, const char *reason, const uint8_t *data, size_t len,
+	dc_err *err)
 {
-	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected (%s): %s", r->mb->label, s->uid, stage, reason);
+	say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 ": rejected (%s): %s", r->mb->label, s->uid,
+		stage, reason);
 	s->failures++;
 	return dc_store_failure(r->st, stage, reason, data, len, err);
 }
@@ -243,8 +248,11 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	r->cur = s;
 	free(s->message_id);
 	s->message_id = NULL;
-	o = (dc_origin){ .mailbox = r->mb->label, .uidvalidity = r->p->state.uidvalidity,
-		.uid = (int64_t)s->uid, .message_id = s->message_id, .file_name = NULL };
+	o = (dc_origin){ .mailbox = r->mb->label,
+		.uidvalidity = r->p->state.uidvalidity,
+		.uid = (int64_t)s->uid,
+		.message_id = s->message_id,
+		.file_name = NULL };
 	rc = dc_store_set_origin(r->st, &o, err);
 	if (rc != DC_OK)
 		return rc;
@@ -252,8 +260,9 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (data == NULL) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "message of %zu bytes is larger than max_message_bytes (%" PRIu64 ")",
-			len, r->cfg->limits.max_message_bytes);
+		snprintf(why, sizeof(why),
+			"message of %zu bytes is larger than max_message_bytes (%" PRIu64 ")", len,
+			r->cfg->limits.max_message_bytes);
 		rc = reject_message(r, s, "limits", why, NULL, 0, err);
 	} else {
 		rc = dc_extract(data, len, NULL, &r->cfg->limits, &r->cb, &xs, err);
@@ -267,7 +276,8 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 			snprintf(why, sizeof(why), "%s", dc_err_text(err));
 			rc = reject_message(r, s, "extract", why, data, len, err);
 		} else if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0) {
-			rc = reject_message(r, s, "mime", "no aggregate report in the message", data, len, err);
+			rc = reject_message(
+				r, s, "mime", "no aggregate report in the message", data, len, err);
 		}
 	}
 	if (rc != DC_OK)
@@ -313,7 +323,8 @@ count_slots(mb_run *r)
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
-		say(r->p->ig, DC_INGEST_DEBUG, "mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
+		say(r->p->ig, DC_INGEST_DEBUG,
+			"mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
 			r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
 			s->duplicates, s->failures);
 	}
@@ -329,7 +340,7 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 	size_t lo = 0, hi = r->n_slots;
 	slot *s;
 
-	while (lo < hi) {                      /* the slots are in UID order */
+	while (lo < hi) { /* the slots are in UID order */
 		size_t mid = lo + (hi - lo) / 2;
 
 		if (r->slots[mid].uid < uid)
@@ -338,11 +349,11 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 			hi = mid;
 	}
 	if (lo == r->n_slots || r->slots[lo].uid != uid || r->slots[lo].done)
-		return DC_OK;                  /* not one we asked for, or again */
+		return DC_OK; /* not one we asked for, or again */
 	s = &r->slots[lo];
 	if (stopping(r->p->ig))
 		return dc_err_set(err, DC_EINTERRUPTED, "stopped by a signal");
-	s->size = len;                         /* the literal's length, not RFC822.SIZE */
+	s->size = len; /* the literal's length, not RFC822.SIZE */
 	return handle_message(r, s, data, len, err);
 }
 
@@ -395,12 +406,8 @@ act_on_batch(mb_run *r, dc_err *err)
 			if (rc == DC_OK)
 				rc = dc_imap_move(r->im, ok, n_ok, mb->archive_folder, err);
 			break;
-		case DC_AFTER_SEEN:
-			rc = dc_imap_mark_seen(r->im, ok, n_ok, err);
-			break;
-		case DC_AFTER_DELETE:
-			rc = dc_imap_delete(r->im, ok, n_ok, err);
-			break;
+		case DC_AFTER_SEEN: rc = dc_imap_mark_seen(r->im, ok, n_ok, err); break;
+		case DC_AFTER_DELETE: rc = dc_imap_delete(r->im, ok, n_ok, err); break;
 		}
 	}
 out:
@@ -444,7 +451,7 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 	dc_code rc = DC_OK;
 
 	if (out == NULL || asprintf(&move_ok, "move:%s", mb->archive_folder) < 0 ||
-	    asprintf(&move_bad, "move:%s", mb->invalid_folder) < 0) {
+		asprintf(&move_bad, "move:%s", mb->invalid_folder) < 0) {
 		move_ok = move_bad = NULL;
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
@@ -458,13 +465,19 @@ record_batch(mb_run *r, size_t b, bool acted, bool complete, dc_err *err)
 		if (!gap)
 			upto = s->uid;
 		if (!s->done || !acted)
-			continue;                  /* gone from the server meanwhile, or not moved */
+			continue; /* gone from the server meanwhile, or not moved */
 		out[n_out++] = (dc_mailbox_outcome){
-			.uid = (int64_t)s->uid, .message_id = s->message_id, .size = (int64_t)s->size,
-			.rejected = s->rejected, .reports = s->reports, .duplicates = s->duplicates,
+			.uid = (int64_t)s->uid,
+			.message_id = s->message_id,
+			.size = (int64_t)s->size,
+			.rejected = s->rejected,
+			.reports = s->reports,
+			.duplicates = s->duplicates,
 			.failures = s->failures,
-			.action = s->rejected ? move_bad : mb->after == DC_AFTER_MOVE ? move_ok :
-				mb->after == DC_AFTER_SEEN ? "seen" : "delete",
+			.action = s->rejected              ? move_bad :
+				mb->after == DC_AFTER_MOVE ? move_ok :
+				mb->after == DC_AFTER_SEEN ? "seen" :
+							     "delete",
 		};
 	}
 	pthread_mutex_lock(&p->mu);
@@ -519,8 +532,11 @@ check_missing(mb_run *r, dc_err *err)
 	for (size_t k = 0; rc == DC_OK && k < n; k++) {
 		for (size_t i = 0; i < r->n_slots; i++) {
 			if (r->slots[i].uid == msgs[k].uid && !r->slots[i].done) {
-				say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UID %" PRIu64 " is listed but the server did not send it; "
-					"left for the next poll", r->mb->label, msgs[k].uid);
+				say(r->p->ig, DC_INGEST_WARN,
+					"mailbox %s: UID %" PRIu64
+					" is listed but the server did not send it; "
+					"left for the next poll",
+					r->mb->label, msgs[k].uid);
 				r->missing = true;
 			}
 		}
@@ -598,8 +614,10 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 
 	rc = fetch_batch(r, b, true, &replay, err);
 	if (replay) {
-		say(r->p->ig, DC_INGEST_WARN, "mailbox %s: UIDs %" PRIu64 " to %" PRIu64 ": %s; storing them again one report "
-			"at a time", r->mb->label, r->slots[0].uid, r->slots[r->n_slots - 1].uid, dc_err_text(err));
+		say(r->p->ig, DC_INGEST_WARN,
+			"mailbox %s: UIDs %" PRIu64 " to %" PRIu64 ": %s; storing them again one report "
+			"at a time",
+			r->mb->label, r->slots[0].uid, r->slots[r->n_slots - 1].uid, dc_err_text(err));
 		dc_err_clear(err);
 		rc = fetch_batch(r, b, false, &replay, err);
 	}
@@ -707,10 +725,14 @@ extra_main(void *arg)
 	extra *x = arg;
 	pool *p = x->p;
 	dc_imap_opts o = {
-		.url = p->mb->url, .user = p->mb->user, .ca_file = p->mb->ca_file,
-		.tls_none = p->mb->tls == DC_TLS_NONE, .timeout_ms = IMAP_TIMEOUT_MS,
+		.url = p->mb->url,
+		.user = p->mb->user,
+		.ca_file = p->mb->ca_file,
+		.tls_none = p->mb->tls == DC_TLS_NONE,
+		.timeout_ms = IMAP_TIMEOUT_MS,
 		.max_message_bytes = p->cfg->limits.max_message_bytes,
-		.password = p->bearer ? NULL : p->mb->password, .bearer = p->bearer,
+		.password = p->bearer ? NULL : p->mb->password,
+		.bearer = p->bearer,
 	};
 	dc_imap *im = NULL;
 	dc_store *st = NULL;
@@ -719,7 +741,7 @@ extra_main(void *arg)
 	dc_err err;
 	dc_code rc;
 
-	sigfillset(&all);                  /* signals go to the main thread */
+	sigfillset(&all); /* signals go to the main thread */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	dc_err_clear(&err);
 	rc = dc_imap_open(&o, &im, &err);
@@ -735,7 +757,8 @@ extra_main(void *arg)
 		x->r.im = im;
 		work(&x->r);
 	} else {
-		say(p->ig, DC_INGEST_WARN, "mailbox %s: connection %d not used: %s", p->mb->label, x->n, dc_err_text(&err));
+		say(p->ig, DC_INGEST_WARN, "mailbox %s: connection %d not used: %s", p->mb->label, x->n,
+			dc_err_text(&err));
 	}
 	dc_imap_free(im);
 	x->r.im = NULL;
@@ -857,8 +880,11 @@ connect_mailbox(dc_ingest *ig, dc_imap **im, dc_err *err)
 	const dc_config *cfg = ig->cfg;
 	const dc_mailbox_config *mb = ig->mb;
 	dc_imap_opts o = {
-		.url = mb->url, .user = mb->user, .ca_file = mb->ca_file,
-		.tls_none = mb->tls == DC_TLS_NONE, .timeout_ms = IMAP_TIMEOUT_MS,
+		.url = mb->url,
+		.user = mb->user,
+		.ca_file = mb->ca_file,
+		.tls_none = mb->tls == DC_TLS_NONE,
+		.timeout_ms = IMAP_TIMEOUT_MS,
 		.max_message_bytes = cfg->limits.max_message_bytes,
 	};
 	bool fresh = false;
@@ -919,18 +945,20 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	if (rc == DC_OK)
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
 	if (rc == DC_OK)
-		rc = dc_mailbox_begin(st, mb->label, url, mb->user, (int64_t)fi.uidvalidity,
-			&p.state, err);
+		rc = dc_mailbox_begin(st, mb->label, url, mb->user, (int64_t)fi.uidvalidity, &p.state, err);
 	if (rc != DC_OK)
 		goto out;
 	have_state = true;
 	p.bearer = ig->token;
 	if (p.state.old_uidvalidity >= 0 && p.state.old_uidvalidity != p.state.uidvalidity)
-		say(ig, DC_INGEST_WARN, "mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
+		say(ig, DC_INGEST_WARN,
+			"mailbox %s: UIDVALIDITY of %s changed from %" PRId64 " to %" PRId64
 			": reading the whole folder again (reports already stored count as duplicates)",
 			mb->label, u.folder, p.state.old_uidvalidity, p.state.uidvalidity);
-	say(ig, DC_INGEST_DEBUG, "mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
-		"handled %" PRId64, mb->label, u.folder, fi.exists, fi.uidvalidity, p.state.last_uid);
+	say(ig, DC_INGEST_DEBUG,
+		"mailbox %s: %s holds %" PRIu64 " messages, UIDVALIDITY %" PRIu64 ", last UID "
+		"handled %" PRId64,
+		mb->label, u.folder, fi.exists, fi.uidvalidity, p.state.last_uid);
 
 	for (uint64_t from = (uint64_t)p.state.last_uid + 1;;) {
 		size_t n = 0;
@@ -950,16 +978,17 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	}
 out:
 	if (r.t.messages > 0 || rc == DC_OK)
-		say(ig, DC_INGEST_INFO, "mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %"
-			PRIu64 " duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
+		say(ig, DC_INGEST_INFO,
+			"mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %" PRIu64
+			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
 	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
 		dc_err e2;
 		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state ? dc_mailbox_finish(st, p.state.id, why, &e2)
-			: url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2)
-			: DC_OK;
+		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, why, &e2) :
+			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2) :
+						  DC_OK;
 		if (rc2 != DC_OK) {
 			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));
 			if (rc == DC_OK) {

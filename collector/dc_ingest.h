@@ -30,12 +30,12 @@ enum { DC_INGEST_WARN = 4, DC_INGEST_INFO = 6, DC_INGEST_DEBUG = 7 };
 typedef void (*dc_ingest_log_fn)(void *ctx, int level, const char *msg);
 
 typedef struct dc_ingest_opts {
-	const dc_config *cfg;        /* limits, database; borrowed, must outlive the dc_ingest */
-	const dc_mailbox_config *mb; /* the mailbox; borrowed likewise */
+	const dc_config *cfg;              /* limits, database; borrowed, must outlive the dc_ingest */
+	const dc_mailbox_config *mb;       /* the mailbox; borrowed likewise */
 	const volatile sig_atomic_t *stop; /* non-zero: stop after the message in hand (may be NULL) */
-	dc_ingest_log_fn log;        /* may be NULL: nothing is logged */
+	dc_ingest_log_fn log;              /* may be NULL: nothing is logged */
 	void *log_ctx;
-	int log_level;               /* lines above this level are not even formatted */
+	int log_level; /* lines above this level are not even formatted */
 } dc_ingest_opts;
 
 /* What one run did (messages committed and acted on). */
@@ -63,9 +63,9 @@ dc_code dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *t, dc_err *
 
 /* What dc_ingest_probe found. */
 typedef struct dc_ingest_probe_info {
-	char *folder;                /* the folder selected, owned by the caller (free) */
-	uint64_t exists;             /* messages in it */
-	bool move;                   /* the server offers MOVE */
+	char *folder;    /* the folder selected, owned by the caller (free) */
+	uint64_t exists; /* messages in it */
+	bool move;       /* the server offers MOVE */
 } dc_ingest_probe_info;
 
 /* check-config's probe: logs in and selects the folder, nothing else.

@@ -39,7 +39,8 @@ dc_oauth2_token(const char *cmd, char **token, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
 	f = popen(cmd, "r");
 	if (f == NULL) {
-		rc = dc_err_set(err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
+		rc = dc_err_set(
+			err, DC_ECONFIG, "oauth2_token_command could not be started: %s", strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -47,7 +48,7 @@ dc_oauth2_token(const char *cmd, char **token, dc_err *err)
 		if (got == 0)
 			break;
 		n += got;
-		if (n == DC_MAX_OAUTH2_TOKEN) {          /* read the rest so the command is not killed by SIGPIPE */
+		if (n == DC_MAX_OAUTH2_TOKEN) { /* read the rest so the command is not killed by SIGPIPE */
 			char sink[512];
 			while (fread(sink, 1, sizeof(sink), f) > 0)
 				;
@@ -85,4 +86,3 @@ out:
 	}
 	return rc;
 }
-

@@ -25,11 +25,11 @@
 #include "dc_error.h"
 
 typedef struct dc_buf {
-	char *p;       /* contents, NUL-terminated; NULL until the first add */
-	size_t len;    /* bytes used, not counting the NUL */
-	size_t cap;    /* bytes allocated */
-	size_t max;    /* hard maximum of len */
-	dc_code code;  /* DC_OK, or the first failure (sticky) */
+	char *p;      /* contents, NUL-terminated; NULL until the first add */
+	size_t len;   /* bytes used, not counting the NUL */
+	size_t cap;   /* bytes allocated */
+	size_t max;   /* hard maximum of len */
+	dc_code code; /* DC_OK, or the first failure (sticky) */
 } dc_buf;
 
 /* Initialises b, empty, allowing at most max bytes of contents (max > 0).

@@ -61,8 +61,7 @@ const char *dc_strerror(dc_code code);
 
 /* Sets err (when err is not NULL) to code and the printf-formatted message;
  * returns code so callers can write `return dc_err_set(...)`. */
-dc_code dc_err_set(dc_err *err, dc_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+dc_code dc_err_set(dc_err *err, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Clears err to DC_OK with an empty message. */
 void dc_err_clear(dc_err *err);

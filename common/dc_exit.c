@@ -10,23 +10,20 @@ dc_exit_for(dc_code code)
 {
 	switch (code) {
 	case DC_OK:
-	case DC_SKIP:
-		return DC_EXIT_STORED;
+	case DC_SKIP: return DC_EXIT_STORED;
 	/* the administrator must act: the same run fails the same way */
 	case DC_EUSAGE:
 	case DC_ECONFIG:
-	case DC_EDBREFUSED:  /* privilege, missing object, database login refused */
-	case DC_EAUTH:       /* IMAP login refused: wrong password or token */
-	case DC_ETLS:        /* certificate not trusted, name mismatch, TLS required */
-		return DC_EXIT_CONFIG;
+	case DC_EDBREFUSED: /* privilege, missing object, database login refused */
+	case DC_EAUTH:      /* IMAP login refused: wrong password or token */
+	case DC_ETLS: /* certificate not trusted, name mismatch, TLS required */ return DC_EXIT_CONFIG;
 	/* a service away or a resource short: run again later */
 	case DC_EDB:
 	case DC_EIMAP:
 	case DC_EDNS:
 	case DC_EIO:
 	case DC_ENOMEM:
-	case DC_EINTERRUPTED:
-		return DC_EXIT_TEMPFAIL;
+	case DC_EINTERRUPTED: return DC_EXIT_TEMPFAIL;
 	/* an input's own failure: recorded and counted, it does not stop a
 	 * command; if one ever does, nothing was stored for it, so run again */
 	case DC_EFORMAT:
@@ -42,8 +39,7 @@ dc_exit_for(dc_code code)
 	case DC_ETOOMANY_RECORDS:
 	case DC_ETOODEEP:
 	case DC_ETOOLONG:
-	case DC_EINPUT_LIMIT:
-		return DC_EXIT_TEMPFAIL;
+	case DC_EINPUT_LIMIT: return DC_EXIT_TEMPFAIL;
 	}
 	return DC_EXIT_TEMPFAIL;
 }

@@ -23,7 +23,7 @@ enum {
 	DC_EXIT_STORED = 0,
 	DC_EXIT_REJECTED = 1,
 	DC_EXIT_CONFIG = 2,
-	DC_EXIT_TEMPFAIL = 75,       /* sysexits.h EX_TEMPFAIL */
+	DC_EXIT_TEMPFAIL = 75, /* sysexits.h EX_TEMPFAIL */
 };
 
 /* The exit status for code when it stopped a command (not for an input

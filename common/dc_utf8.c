@@ -104,7 +104,8 @@ dc_utf8_sanitize(const char *s, size_t n, const char *repl, unsigned flags, size
 
 	/* the result is at most n * max(rl, 1) bytes; the buffer's maximum is
 	 * only a guard against overflow of that product */
-	dc_buf_init(&b, n > 0 && rl > 1 && n > ((size_t)-1 / 2) / rl ? (size_t)-1 / 2 : n * (rl > 1 ? rl : 1) + 1);
+	dc_buf_init(&b,
+		n > 0 && rl > 1 && n > ((size_t)-1 / 2) / rl ? (size_t)-1 / 2 : n * (rl > 1 ? rl : 1) + 1);
 	dc_buf_add(&b, "", 0);
 	while (i < n) {
 		int l = dc_utf8_seq(p + i, n - i, NULL);

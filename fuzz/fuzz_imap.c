@@ -19,8 +19,8 @@
 
 #include "dc_imap.h"
 
-#define BODY_CAP   4096
-#define INPUT_MAX  (128 * 1024)   /* stays below the socket buffers: no writer thread */
+#define BODY_CAP  4096
+#define INPUT_MAX (128 * 1024) /* stays below the socket buffers: no writer thread */
 
 static dc_code
 on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
@@ -30,11 +30,11 @@ on_body(void *ctx, uint64_t uid, const uint8_t *data, size_t len, dc_err *err)
 	(void)uid;
 	(void)err;
 	if (data == NULL)
-		return DC_OK;             /* over the cap: dropped, only its size given */
+		return DC_OK; /* over the cap: dropped, only its size given */
 	if (len > BODY_CAP)
-		abort();                  /* the cap was not enforced */
+		abort(); /* the cap was not enforced */
 	for (size_t i = 0; i < len; i++)
-		*total += data[i];        /* touch every byte */
+		*total += data[i]; /* touch every byte */
 	return DC_OK;
 }
 
@@ -56,9 +56,9 @@ folder_round_trip(const uint8_t *data, size_t size)
 		return;
 	q = dc_imap_quote_folder(d, '/', &err);
 	if (q == NULL)
-		abort();                  /* a decoded name the encoder refuses */
+		abort(); /* a decoded name the encoder refuses */
 	{
-		size_t j = 0;             /* unquote: drop the quotes and the backslashes */
+		size_t j = 0; /* unquote: drop the quotes and the backslashes */
 		for (size_t i = 1; q[i] && q[i + 1]; i++) {
 			if (q[i] == '\\')
 				i++;
@@ -101,13 +101,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	if (write(sv[1], data, size) != (ssize_t)size)
 		goto out;
-	shutdown(sv[1], SHUT_WR);         /* the server says no more than the input */
+	shutdown(sv[1], SHUT_WR); /* the server says no more than the input */
 
 	if (dc_imap_open_fd(sv[0], &o, &im, &err) != DC_OK)
 		goto out;
 	(void)dc_imap_has_capability(im, "MOVE");
 	if (dc_imap_select(im, "INBOX", &fi, &err) == DC_OK &&
-	    dc_imap_list(im, 1, 0, 100, &msgs, &n, &err) == DC_OK) {
+		dc_imap_list(im, 1, 0, 100, &msgs, &n, &err) == DC_OK) {
 		for (size_t i = 0; i < n; i++)
 			total += msgs[i].uid;
 	}

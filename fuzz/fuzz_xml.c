@@ -48,8 +48,8 @@ touch_report(const dc_report *r)
 {
 	return touch(r->xmlns) + touch(r->version) + touch(r->org_name) + touch(r->org_email) +
 		touch(r->extra_contact_info) + touch(r->report_id) + touch(r->generator) + touch(r->errors) +
-		touch(r->policy_domain) + touch(r->policy_adkim) + touch(r->policy_aspf) + touch(r->policy_p) +
-		touch(r->policy_sp) + touch(r->policy_np) + touch(r->policy_testing) +
+		touch(r->policy_domain) + touch(r->policy_adkim) + touch(r->policy_aspf) +
+		touch(r->policy_p) + touch(r->policy_sp) + touch(r->policy_np) + touch(r->policy_testing) +
 		touch(r->policy_discovery_method) + touch(r->policy_fo) + (size_t)r->policy_pct +
 		(size_t)r->date_begin + (size_t)r->date_end;
 }
@@ -70,9 +70,9 @@ on_record(void *ctx, const dc_report *r, const dc_record *c, dc_err *err)
 	size_t *sum = ctx;
 	(void)r;
 	(void)err;
-	*sum += touch(c->source_ip) + (size_t)c->message_count + touch(c->disposition) + touch(c->dkim_aligned) +
-		touch(c->spf_aligned) + touch(c->header_from) + touch(c->envelope_from) + touch(c->envelope_to) +
-		(size_t)c->ordinal;
+	*sum += touch(c->source_ip) + (size_t)c->message_count + touch(c->disposition) +
+		touch(c->dkim_aligned) + touch(c->spf_aligned) + touch(c->header_from) +
+		touch(c->envelope_from) + touch(c->envelope_to) + (size_t)c->ordinal;
 	for (size_t i = 0; i < c->n_reasons; i++)
 		*sum += touch(c->reasons[i].type) + touch(c->reasons[i].comment);
 	for (size_t i = 0; i < c->n_dkim; i++)

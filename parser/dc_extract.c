@@ -39,7 +39,7 @@
 /* Room for the "(N parts: ...)" list in a no-report failure. */
 #define PREFIX_MAX DC_UNPACK_PATH_MAX
 /* Messages within archives within messages...: a backstop over both caps. */
-#define MAX_NEST (DC_MAX_MIME_DEPTH + DC_MAX_NESTING_CEILING)
+#define MAX_NEST   (DC_MAX_MIME_DEPTH + DC_MAX_NESTING_CEILING)
 #define SHA256_LEN 32
 
 bool
@@ -84,27 +84,27 @@ typedef struct xctx {
 	const dc_extract_cb *cb;
 	dc_extract_stats *stats;
 	int nest;
-	int depth;                   /* archive layers above the message being walked */
+	int depth; /* archive layers above the message being walked */
 	/* the unit failures refer to */
 	const uint8_t *unit;
 	size_t unit_len;
 	const char *unit_name;
 	uint8_t unit_sha[SHA256_LEN];
-	bool unit_sha_ok;            /* unit_sha is the current unit's */
-	unsigned archived;           /* messages-in-archives around: the unit stays */
-	const char *prefix;          /* "part 2", "" at the top */
-	const char *mime_notes;      /* repairs of the message, or NULL */
+	bool unit_sha_ok;       /* unit_sha is the current unit's */
+	unsigned archived;      /* messages-in-archives around: the unit stays */
+	const char *prefix;     /* "part 2", "" at the top */
+	const char *mime_notes; /* repairs of the message, or NULL */
 	/* the message being walked */
 	char *listing;
 	size_t listed;
 	/* the report being parsed */
-	bool begun;                  /* report_begin was called and did not return DC_SKIP */
+	bool begun; /* report_begin was called and did not return DC_SKIP */
 	bool ended, sink_failed;
 	uint64_t records;
 	/* the input's caps */
 	dc_unpack_tally tally;
-	uint64_t reports_seen;       /* XML streams handed to the parser */
-	bool capped;                 /* the one "limits" failure of the input is recorded */
+	uint64_t reports_seen; /* XML streams handed to the parser */
+	bool capped;           /* the one "limits" failure of the input is recorded */
 } xctx;
 
 /* The current unit's SHA-256, computed once per unit (the store's content
@@ -179,9 +179,8 @@ fail(xctx *x, const char *stage, const dc_err *why, const char *path, dc_err *er
 	return rc;
 }
 
-static dc_code
-fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+static dc_code fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err,
+	const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 static dc_code
 fail_msg(xctx *x, const char *stage, dc_code code, const char *path, dc_err *err, const char *fmt, ...)
@@ -279,7 +278,8 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 	dc_code rc;
 
 	if (x->lim->max_reports > 0 && ++x->reports_seen > x->lim->max_reports)
-		return dc_unpack_tally_over(&x->tally, err, "more than limits.max_reports (%llu) reports in one input",
+		return dc_unpack_tally_over(&x->tally, err,
+			"more than limits.max_reports (%llu) reports in one input",
 			(unsigned long long)x->lim->max_reports);
 	origin.data = x->unit;
 	origin.len = x->unit_len;
@@ -339,8 +339,8 @@ on_failure(void *ctx, const char *path, const dc_err *why, dc_err *err)
 	return fail(x, stage_of(why->code), why, path, err);
 }
 
-static dc_code extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix,
-	bool must_yield, dc_err *err);
+static dc_code
+extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield, dc_err *err);
 
 /* dc_mime's head callback for the input's own message: hands the header
  * fields to cb->message. */
@@ -448,8 +448,7 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
  * that produced no report, duplicate or failure becomes one failure.
  */
 static dc_code
-extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield,
-	dc_err *err)
+extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield, dc_err *err)
 {
 	dc_extract_stats *st = x->stats;
 	uint64_t before = st->reports + st->duplicates + st->failures;
@@ -463,8 +462,8 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	dc_code rc = DC_OK;
 
 	if (x->nest >= MAX_NEST) {
-		rc = fail_msg(x, "limits", DC_ETOODEEP, prefix, err, "messages and archives nested deeper than %d",
-			MAX_NEST);
+		rc = fail_msg(x, "limits", DC_ETOODEEP, prefix, err,
+			"messages and archives nested deeper than %d", MAX_NEST);
 		return rc;
 	}
 	if ((info = calloc(1, sizeof(*info))) == NULL)
@@ -476,14 +475,15 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	x->mime_notes = info->notes;
 	/* every part counts against what is left of max_members: a message
 	 * of too many parts is refused before any of them is handled */
-	left = x->lim->max_members == 0 ? UINT64_MAX :
-		x->tally.members >= x->lim->max_members ? 0 : x->lim->max_members - x->tally.members;
+	left = x->lim->max_members == 0                 ? UINT64_MAX :
+		x->tally.members >= x->lim->max_members ? 0 :
+							  x->lim->max_members - x->tally.members;
 	/* the input itself is this message (not one inside an archive or a part) */
 	top = x->nest == 1 && x->depth == 0 && x->cb->message != NULL;
 	rc = dc_mime_walk_capped(data, len, left, top ? on_head : NULL, on_leaf, x, info, err);
 	if (rc == DC_EINPUT_LIMIT && x->tally.over.code == DC_OK)
-		dc_unpack_tally_over(&x->tally, NULL, "%s: over limits.max_members (%llu) in one input", dc_err_text(err),
-			(unsigned long long)x->lim->max_members);
+		dc_unpack_tally_over(&x->tally, NULL, "%s: over limits.max_members (%llu) in one input",
+			dc_err_text(err), (unsigned long long)x->lim->max_members);
 	x->prefix = sp;
 	if (rc == DC_EMIME && !must_yield) {
 		/* a part that merely looked like headers: nothing to report */
@@ -504,8 +504,9 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 			 info->too_deep)) != DC_OK)
 		goto out;
 	if (must_yield && st->reports + st->duplicates + st->failures == before)
-		rc = fail_msg(x, "mime", DC_ENOREPORT, prefix, err, "no aggregate report in message (%zu part%s%s%s)",
-			x->listed, x->listed == 1 ? "" : "s", x->listed ? ": " : "", listing);
+		rc = fail_msg(x, "mime", DC_ENOREPORT, prefix, err,
+			"no aggregate report in message (%zu part%s%s%s)", x->listed,
+			x->listed == 1 ? "" : "s", x->listed ? ": " : "", listing);
 out:
 	x->nest--;
 	x->listing = sl;
@@ -517,8 +518,8 @@ out:
 }
 
 dc_code
-dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *lim,
-	const dc_extract_cb *cb, dc_extract_stats *stats, dc_err *err)
+dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, const dc_extract_cb *cb,
+	dc_extract_stats *stats, dc_err *err)
 {
 	xctx x;
 	dc_unpack_cb ucb = unpack_cb_template;

@@ -75,7 +75,8 @@ note(dc_mime_info *info, const char *text)
 static void
 section_join(char *out, const char *prefix, int n)
 {
-	int k = *prefix ? snprintf(out, SECTION_MAX, "%s.%d", prefix, n) : snprintf(out, SECTION_MAX, "%d", n);
+	int k = *prefix ? snprintf(out, SECTION_MAX, "%s.%d", prefix, n) :
+			  snprintf(out, SECTION_MAX, "%d", n);
 
 	/* snprintf has already cut and terminated it; looking at k tells gcc
 	 * (-Wformat-truncation at -O3) that the cut is meant */
@@ -122,7 +123,8 @@ static dc_code
 decode_leaf(mwalk *mw, GMimeDataWrapper *dw, const uint8_t **data, size_t *len, uint8_t **owned,
 	GMimeStream **stream)
 {
-	GMimeContentEncoding enc = dw != NULL ? g_mime_data_wrapper_get_encoding(dw) : GMIME_CONTENT_ENCODING_DEFAULT;
+	GMimeContentEncoding enc = dw != NULL ? g_mime_data_wrapper_get_encoding(dw) :
+						GMIME_CONTENT_ENCODING_DEFAULT;
 	const uint8_t *raw;
 	size_t n;
 	GByteArray *ba;
@@ -346,8 +348,11 @@ content_headers(const uint8_t *p, size_t n)
 			if (pos == 0)
 				break;
 		} else if (first_line_is_field(p + pos, len)) {
-			blank = pos > 0 && !(len >= 8 && g_ascii_strncasecmp((const char *)p + pos, "Content-", 8) == 0) &&
-				!(len >= 11 && g_ascii_strncasecmp((const char *)p + pos, "Message-ID:", 11) == 0);
+			blank = pos > 0 &&
+				!(len >= 8 &&
+					g_ascii_strncasecmp((const char *)p + pos, "Content-", 8) == 0) &&
+				!(len >= 11 &&
+					g_ascii_strncasecmp((const char *)p + pos, "Message-ID:", 11) == 0);
 		} else {
 			break;
 		}
@@ -380,7 +385,8 @@ tell_head(GMimeObject *obj, dc_mime_head_fn head, void *ctx, dc_err *err)
 	size_t n = 0;
 	dc_mime_head hd = { NULL };
 
-	for (const unsigned char *c = (const unsigned char *)raw; c != NULL && *c && n < DC_MAX_MESSAGE_ID; c++)
+	for (const unsigned char *c = (const unsigned char *)raw; c != NULL && *c && n < DC_MAX_MESSAGE_ID;
+		c++)
 		if (*c > ' ' && *c <= '~')
 			id[n++] = (char)*c;
 	id[n] = '\0';
@@ -390,8 +396,7 @@ tell_head(GMimeObject *obj, dc_mime_head_fn head, void *ctx, dc_err *err)
 }
 
 dc_code
-dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
-	dc_err *err)
+dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info, dc_err *err)
 {
 	return dc_mime_walk_capped(data, len, UINT64_MAX, NULL, fn, ctx, info, err);
 }
@@ -454,7 +459,8 @@ dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mim
 	if (head != NULL && (rc = tell_head(msg != NULL ? GMIME_OBJECT(msg) : top, head, ctx, err)) != DC_OK)
 		goto out;
 	if (max_leaves != UINT64_MAX && (leaves = count_leaves(top, 0, max_leaves)) > max_leaves) {
-		rc = dc_err_set(err, DC_EINPUT_LIMIT, "message has more than %llu parts", (unsigned long long)max_leaves);
+		rc = dc_err_set(err, DC_EINPUT_LIMIT, "message has more than %llu parts",
+			(unsigned long long)max_leaves);
 		goto out;
 	}
 	rc = walk_body(&mw, top, "", 0);

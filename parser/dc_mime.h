@@ -23,12 +23,12 @@
 
 /* One leaf part; everything is valid only during the callback. */
 typedef struct dc_mime_leaf {
-	const uint8_t *data;         /* body after transfer decoding */
+	const uint8_t *data; /* body after transfer decoding */
 	size_t len;
-	const char *content_type;    /* "application/zip", lower-case, never NULL */
-	const char *filename;        /* RFC 2047/2231 decoded, NULL when none */
-	const char *section;         /* IMAP-style part number: "1", "2", "2.1" */
-	int depth;                   /* container parts above it (0 = the message body) */
+	const char *content_type; /* "application/zip", lower-case, never NULL */
+	const char *filename;     /* RFC 2047/2231 decoded, NULL when none */
+	const char *section;      /* IMAP-style part number: "1", "2", "2.1" */
+	int depth;                /* container parts above it (0 = the message body) */
 } dc_mime_leaf;
 
 /* Called for each leaf in document order; DC_OK goes on, any other code stops
@@ -36,8 +36,8 @@ typedef struct dc_mime_leaf {
 typedef dc_code (*dc_mime_leaf_fn)(void *ctx, const dc_mime_leaf *leaf, dc_err *err);
 
 typedef struct dc_mime_info {
-	unsigned leaves;             /* leaves handed to the callback */
-	unsigned too_deep;           /* container parts not walked (deeper than DC_MAX_MIME_DEPTH) */
+	unsigned leaves;               /* leaves handed to the callback */
+	unsigned too_deep;             /* container parts not walked (deeper than DC_MAX_MIME_DEPTH) */
 	char notes[DC_MIME_NOTES_MAX]; /* repairs made, "; "-joined, "" if none */
 } dc_mime_info;
 
@@ -67,8 +67,8 @@ void dc_mime_init(void);
  * DC_EMIME when GMime cannot make a message of it, DC_ETOODEEP for more than
  * DC_MIME_MAX_BOUNDARIES boundaries, DC_ENOMEM, or fn's code.
  */
-dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx,
-	dc_mime_info *info, dc_err *err) DC_WUR;
+dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info,
+	dc_err *err) DC_WUR;
 
 /* dc_mime_walk, but head (may be NULL) is told the message's header fields
  * first, and a message of more than max_leaves leaves (counted in the

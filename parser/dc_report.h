@@ -22,28 +22,28 @@
 #include "dc_limits.h"
 
 typedef struct dc_report {
-	const char *xmlns;            /* namespace URI of <feedback>, NULL if none */
-	const char *version;          /* <version> */
+	const char *xmlns;   /* namespace URI of <feedback>, NULL if none */
+	const char *version; /* <version> */
 	/* report_metadata */
 	const char *org_name;
 	const char *org_email;
 	const char *extra_contact_info;
 	const char *report_id;
-	int64_t date_begin;           /* seconds since the epoch, UTC */
+	int64_t date_begin; /* seconds since the epoch, UTC */
 	int64_t date_end;
-	const char *generator;        /* RFC 9990 */
-	const char *errors;           /* <error> texts and repair notes, "; "-joined, NULL if none */
+	const char *generator; /* RFC 9990 */
+	const char *errors;    /* <error> texts and repair notes, "; "-joined, NULL if none */
 	/* policy_published */
 	const char *policy_domain;
 	const char *policy_adkim;
 	const char *policy_aspf;
 	const char *policy_p;
 	const char *policy_sp;
-	const char *policy_np;        /* RFC 9990 */
-	const char *policy_testing;   /* RFC 9990 ("y"/"n") */
+	const char *policy_np;               /* RFC 9990 */
+	const char *policy_testing;          /* RFC 9990 ("y"/"n") */
 	const char *policy_discovery_method; /* RFC 9990 ("psl"/"treewalk") */
 	const char *policy_fo;
-	int policy_pct;               /* -1 when absent */
+	int policy_pct; /* -1 when absent */
 } dc_report;
 
 typedef struct dc_dkim_result {
@@ -55,7 +55,7 @@ typedef struct dc_dkim_result {
 
 typedef struct dc_spf_result {
 	const char *domain;
-	const char *scope;            /* "mfrom", "helo" or NULL when absent */
+	const char *scope; /* "mfrom", "helo" or NULL when absent */
 	const char *result;
 	const char *human_result;
 } dc_spf_result;
@@ -66,12 +66,12 @@ typedef struct dc_reason {
 } dc_reason;
 
 typedef struct dc_record {
-	uint64_t ordinal;             /* 1-based position of the record in the report */
-	const char *source_ip;        /* as written (trimmed); NULL when absent */
-	int64_t message_count;        /* -1 when absent */
+	uint64_t ordinal;      /* 1-based position of the record in the report */
+	const char *source_ip; /* as written (trimmed); NULL when absent */
+	int64_t message_count; /* -1 when absent */
 	const char *disposition;
-	const char *dkim_aligned;     /* policy_evaluated/dkim: "pass"/"fail" */
-	const char *spf_aligned;      /* policy_evaluated/spf */
+	const char *dkim_aligned; /* policy_evaluated/dkim: "pass"/"fail" */
+	const char *spf_aligned;  /* policy_evaluated/spf */
 	const dc_reason *reasons;
 	size_t n_reasons;
 	const char *header_from;
@@ -89,11 +89,11 @@ typedef struct dc_record {
 typedef struct dc_blob {
 	const uint8_t *data;
 	size_t len;
-	const char *name;             /* attachment or file name, may be NULL */
-	const char *path;             /* where inside it: "zip:a.xml > gzip", may be NULL */
-	const char *notes;            /* repairs made while unpacking, "; "-joined, NULL if none;
+	const char *name;      /* attachment or file name, may be NULL */
+	const char *path;      /* where inside it: "zip:a.xml > gzip", may be NULL */
+	const char *notes;     /* repairs made while unpacking, "; "-joined, NULL if none;
 	                               * the XML parser adds them to the report's errors */
-	const uint8_t *sha256;        /* SHA-256 of data[0..len) (32 bytes) when the caller
+	const uint8_t *sha256; /* SHA-256 of data[0..len) (32 bytes) when the caller
 	                               * computed it, else NULL (the sink hashes) */
 } dc_blob;
 

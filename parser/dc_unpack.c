@@ -52,8 +52,8 @@ skip_bom(const uint8_t *p, size_t n)
 static bool
 is_field_char(uint8_t c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		c == '-' || c == '_' || c == '.';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		c == '_' || c == '.';
 }
 
 /* True when a "Name: value" line, ending in LF within p[0..n), starts at i;
@@ -161,8 +161,7 @@ dc_unpack_sniff(const uint8_t *p, size_t n)
 {
 	if (n == 0)
 		return DC_KIND_EMPTY;
-	if (n >= 4 && p[0] == 'P' && p[1] == 'K' &&
-		((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6)))
+	if (n >= 4 && p[0] == 'P' && p[1] == 'K' && ((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6)))
 		return DC_KIND_ZIP;
 	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
 		return DC_KIND_GZIP;
@@ -200,7 +199,9 @@ static const struct {
 	{ "Rar!", 4, "RAR archive" },
 	{ "7z\xbc\xaf", 4, "7-Zip archive" },
 	{ "BZh", 3, "bzip2 data" },
-	{ "\xfd" "7zXZ", 5, "xz data" },
+	{ "\xfd"
+	  "7zXZ",
+		5, "xz data" },
 	{ "\x28\xb5\x2f\xfd", 4, "zstd data" },
 	{ "PK", 2, "zip fragment (no local header)" },
 };
@@ -308,7 +309,7 @@ dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap)
 typedef struct walk {
 	const dc_limits *lim;
 	const dc_unpack_cb *cb;
-	dc_err *err;                  /* the caller's: where a callback's error goes */
+	dc_err *err; /* the caller's: where a callback's error goes */
 	budget b;
 	char path[DC_UNPACK_PATH_MAX];
 } walk;
@@ -358,8 +359,7 @@ path_pop(walk *w, size_t old)
 	w->path[old] = '\0';
 }
 
-static dc_code
-walk_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static dc_code walk_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Hands one failure of the current path to the callback; returns its code. */
 static dc_code
@@ -375,8 +375,7 @@ walk_fail(walk *w, dc_code code, const char *fmt, ...)
 	return w->cb->failure ? w->cb->failure(w->cb->ctx, w->path, &why, w->err) : DC_OK;
 }
 
-static dc_code
-cap_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static dc_code cap_fail(walk *w, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A cap of the input exceeded: with a tally, the walk stops with
  * DC_EINPUT_LIMIT (the caller rejects the input once); without, the part
@@ -429,8 +428,8 @@ slurp(chain *ch, src s, uint64_t cap, dc_code too_big, const char *what, uint8_t
 			break;
 		n += got;
 		if (cap > 0 && n > cap) {
-			rc = dc_chain_fail(ch, err, too_big, "%s larger than %llu bytes", what,
-				(unsigned long long)cap);
+			rc = dc_chain_fail(
+				ch, err, too_big, "%s larger than %llu bytes", what, (unsigned long long)cap);
 			goto out;
 		}
 	}
@@ -492,8 +491,7 @@ emit_xml(walk *w, chain *ch, peeker *pk, dc_err *err)
 	return w->cb->xml ? w->cb->xml(w->cb->ctx, &x, err) : DC_OK;
 }
 
-static dc_code walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root,
-	dc_err *err);
+static dc_code walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_err *err);
 
 /*
  * Classifies the stream s (part of chain ch) and goes on with it: XML to the
@@ -525,9 +523,7 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 	}
 	k = dc_unpack_sniff(pk->buf, pk->n);
 	switch (k) {
-	case DC_KIND_XML:
-		rc = emit_xml(w, ch, pk, err);
-		break;
+	case DC_KIND_XML: rc = emit_xml(w, ch, pk, err); break;
 	case DC_KIND_GZIP:
 	case DC_KIND_ZLIB:
 		if ((uint64_t)depth >= dc_unpack_max_nesting(w->lim)) {
@@ -559,7 +555,8 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 		if (k == DC_KIND_ZIP)
 			rc = walk_zip(w, buf, len, depth, root, err);
 		else
-			rc = w->cb->message ? w->cb->message(w->cb->ctx, buf, len, w->path, depth, err) : DC_OK;
+			rc = w->cb->message ? w->cb->message(w->cb->ctx, buf, len, w->path, depth, err) :
+					      DC_OK;
 		break;
 	case DC_KIND_EMPTY:
 	case DC_KIND_OTHER:
@@ -669,7 +666,8 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 			files++;
 	}
 	if (w->lim->max_members > 0 && (w->b.t ? w->b.t->members : 0) + files > w->lim->max_members) {
-		rc = cap_fail(w, DC_EZIP, "zip has %llu file members, more than limits.max_members (%llu) in one input",
+		rc = cap_fail(w, DC_EZIP,
+			"zip has %llu file members, more than limits.max_members (%llu) in one input",
 			(unsigned long long)files, (unsigned long long)w->lim->max_members);
 		goto out;
 	}
@@ -682,9 +680,9 @@ walk_zip(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, dc_e
 
 		zip_stat_init(&st);
 		if (zip_stat_index(za, (zip_uint64_t)i, 0, &st) != 0) {
-			rc = dc_zip_oom(zip_get_error(za)) ? DC_ENOMEM
-			                                : walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i,
-			                                        zip_strerror(za));
+			rc = dc_zip_oom(zip_get_error(za)) ?
+				DC_ENOMEM :
+				walk_fail(w, DC_EZIP, "zip entry %lld: %s", (long long)i, zip_strerror(za));
 			continue;
 		}
 		name = (st.valid & ZIP_STAT_NAME) && st.name ? st.name : "";
@@ -727,22 +725,21 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 
 	dc_chain_init(&ch, w->lim, &w->b, w->cb->notes);
 	switch (dc_unpack_sniff(p, n)) {
-	case DC_KIND_ZIP:
-		return walk_zip(w, p, n, depth, root, err);
+	case DC_KIND_ZIP: return walk_zip(w, p, n, depth, root, err);
 	case DC_KIND_MESSAGE:
 		return w->cb->message ? w->cb->message(w->cb->ctx, p, n, w->path, depth, err) : DC_OK;
 	case DC_KIND_XML:
 		if (w->lim->max_report_bytes > 0 && n > w->lim->max_report_bytes)
-			return walk_fail(w, DC_ETOOBIG_REPORT, "XML of %zu bytes exceeds max_report_bytes (%llu)",
-				n, (unsigned long long)w->lim->max_report_bytes);
+			return walk_fail(w, DC_ETOOBIG_REPORT,
+				"XML of %zu bytes exceeds max_report_bytes (%llu)", n,
+				(unsigned long long)w->lim->max_report_bytes);
 		break;
 	case DC_KIND_EMPTY:
 	case DC_KIND_OTHER:
 		dc_unpack_describe(p, n, n, desc, sizeof(desc));
 		return walk_fail(w, DC_EFORMAT, "not a report: %s", desc);
 	case DC_KIND_GZIP:
-	case DC_KIND_ZLIB:
-		break;
+	case DC_KIND_ZLIB: break;
 	}
 	return walk_stream(w, &ch, (src){ dc_mem_read, &ms }, depth, root, err);
 }
@@ -767,12 +764,12 @@ uint64_t
 dc_unpack_max_nesting(const dc_limits *lim)
 {
 	return lim->max_nesting == 0 || lim->max_nesting > DC_MAX_NESTING_CEILING ? DC_MAX_NESTING_CEILING :
-		lim->max_nesting;
+										    lim->max_nesting;
 }
 
 dc_code
-dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim, const dc_unpack_cb *cb,
-	dc_err *err)
+dc_unpack_walk(
+	const uint8_t *data, size_t len, int depth, const dc_limits *lim, const dc_unpack_cb *cb, dc_err *err)
 {
 	dc_err local;
 	walk *w;

@@ -63,13 +63,13 @@ bool dc_unpack_xml_root(const uint8_t *p, size_t n, char *buf, size_t cap);
 
 /* One XML stream found by the walk. */
 typedef struct dc_unpack_xml {
-	dc_read_fn rd;               /* the decompressed XML, pulled on demand */
+	dc_read_fn rd; /* the decompressed XML, pulled on demand */
 	void *rctx;
-	const char *path;            /* "zip:a.xml > gzip"; "" for the unit itself */
-	const char *notes;           /* repairs, "; "-joined, "" when none: a live buffer,
+	const char *path;         /* "zip:a.xml > gzip"; "" for the unit itself */
+	const char *notes;        /* repairs, "; "-joined, "" when none: a live buffer,
 	                              * later repairs (bytes after the end of a gzip)
 	                              * are appended while the stream is read */
-	const dc_err *stream_err;    /* after reading: code != DC_OK when the stream
+	const dc_err *stream_err; /* after reading: code != DC_OK when the stream
 	                              * itself failed (corrupt, limits); then use this
 	                              * as the reason rather than the reader's view */
 } dc_unpack_xml;
@@ -83,9 +83,9 @@ typedef struct dc_unpack_xml {
  * the input as a whole, once.
  */
 typedef struct dc_unpack_tally {
-	uint64_t members;            /* zip members (and what the caller counts: MIME parts) */
-	uint64_t unpacked;           /* decompressed bytes out of every layer */
-	dc_err over;                 /* the first cap exceeded, code DC_OK until then */
+	uint64_t members;  /* zip members (and what the caller counts: MIME parts) */
+	uint64_t unpacked; /* decompressed bytes out of every layer */
+	dc_err over;       /* the first cap exceeded, code DC_OK until then */
 } dc_unpack_tally;
 
 /* Marks t over a cap with the printf-formatted reason (the first reason
@@ -103,14 +103,14 @@ uint64_t dc_unpack_max_nesting(const dc_limits *lim);
  */
 typedef struct dc_unpack_cb {
 	void *ctx;
-	const char *notes;           /* repairs the caller made around the unit (or NULL):
+	const char *notes; /* repairs the caller made around the unit (or NULL):
 	                              * every stream's notes start with them */
 	/* An XML stream; read it (or not) before returning. */
 	dc_code (*xml)(void *ctx, const dc_unpack_xml *x, dc_err *err);
 	/* An RFC 5322 message inside an archive (buffered, at most
 	 * limits.max_message_bytes); depth = archive layers above it. */
-	dc_code (*message)(void *ctx, const uint8_t *data, size_t len, const char *path, int depth,
-		dc_err *err);
+	dc_code (*message)(
+		void *ctx, const uint8_t *data, size_t len, const char *path, int depth, dc_err *err);
 	/* One part of the unit could not be read: path says which ("" = the unit),
 	 * why the code and reason. */
 	dc_code (*failure)(void *ctx, const char *path, const dc_err *why, dc_err *err);

@@ -100,6 +100,8 @@ arena_get(const dc_buf *a, slot s)
  * The element table.
  * ---------------------------------------------------------------------- */
 
+/* (grouped as in the report, by hand) */
+/* clang-format off */
 enum report_field {
 	RF_VERSION, RF_ORG, RF_EMAIL, RF_EXTRA, RF_REPORT_ID, RF_BEGIN, RF_END, RF_GENERATOR,
 	RF_DOMAIN, RF_ADKIM, RF_ASPF, RF_P, RF_SP, RF_NP, RF_PCT, RF_FO, RF_TESTING, RF_DISCOVERY,
@@ -109,6 +111,7 @@ enum record_field {
 	RC_SOURCE_IP, RC_COUNT, RC_DISPOSITION, RC_DKIM, RC_SPF, RC_HEADER_FROM, RC_ENV_FROM,
 	RC_ENV_TO, RC__N
 };
+/* clang-format on */
 enum dkim_field { DK_DOMAIN, DK_SELECTOR, DK_RESULT, DK_HUMAN, DK__N };
 enum spf_field { SP_DOMAIN, SP_SCOPE, SP_RESULT, SP_HUMAN, SP__N };
 enum reason_field { RS_TYPE, RS_COMMENT, RS__N };
@@ -119,9 +122,11 @@ enum scope { S_NONE, S_REPORT, S_RECORD, S_DKIM, S_SPF, S_REASON, S_ERROR };
 /* What an element does at its start/end besides holding text. */
 enum action { A_NONE, A_META, A_RECORD, A_DKIM, A_SPF, A_REASON };
 
-#define F_LOWER   0x01  /* fixed vocabulary: lower-case the value */
-#define F_SPF_RES 0x02  /* SPF result: "hardfail" means "fail" */
+#define F_LOWER   0x01 /* fixed vocabulary: lower-case the value */
+#define F_SPF_RES 0x02 /* SPF result: "hardfail" means "fail" */
 
+/* (grouped as in the report, by hand) */
+/* clang-format off */
 enum elem_id {
 	E_FEEDBACK, E_VERSION,
 	E_RM, E_RM_ORG, E_RM_EMAIL, E_RM_EXTRA, E_RM_ID, E_RM_RANGE, E_RM_BEGIN, E_RM_END,
@@ -136,18 +141,19 @@ enum elem_id {
 	E__N,
 	E_SKIP = E__N,     /* unknown element, skipped with its subtree */
 };
+/* clang-format on */
 
 typedef struct elem_def {
-	int parent;          /* enum elem_id of the parent */
-	const char *name;    /* local name */
-	uint8_t scope;       /* enum scope: where its text goes; S_NONE = container */
-	uint8_t field;       /* index within that scope */
-	uint8_t action;      /* enum action */
-	uint8_t flags;       /* F_* */
-	const char *path;    /* for messages */
+	int parent;       /* enum elem_id of the parent */
+	const char *name; /* local name */
+	uint8_t scope;    /* enum scope: where its text goes; S_NONE = container */
+	uint8_t field;    /* index within that scope */
+	uint8_t action;   /* enum action */
+	uint8_t flags;    /* F_* */
+	const char *path; /* for messages */
 } elem_def;
 
-#define C(id, par, nm, act, p) [id] = { par, nm, S_NONE, 0, act, 0, p }
+#define C(id, par, nm, act, p)         [id] = { par, nm, S_NONE, 0, act, 0, p }
 #define T(id, par, nm, sc, fld, fl, p) [id] = { par, nm, sc, fld, A_NONE, fl, p }
 
 static const elem_def elems[E__N] = {
@@ -156,7 +162,8 @@ static const elem_def elems[E__N] = {
 	C(E_RM, E_FEEDBACK, "report_metadata", A_META, "report_metadata"),
 	T(E_RM_ORG, E_RM, "org_name", S_REPORT, RF_ORG, 0, "report_metadata/org_name"),
 	T(E_RM_EMAIL, E_RM, "email", S_REPORT, RF_EMAIL, 0, "report_metadata/email"),
-	T(E_RM_EXTRA, E_RM, "extra_contact_info", S_REPORT, RF_EXTRA, 0, "report_metadata/extra_contact_info"),
+	T(E_RM_EXTRA, E_RM, "extra_contact_info", S_REPORT, RF_EXTRA, 0,
+		"report_metadata/extra_contact_info"),
 	T(E_RM_ID, E_RM, "report_id", S_REPORT, RF_REPORT_ID, 0, "report_metadata/report_id"),
 	C(E_RM_RANGE, E_RM, "date_range", A_NONE, "report_metadata/date_range"),
 	T(E_RM_BEGIN, E_RM_RANGE, "begin", S_REPORT, RF_BEGIN, 0, "report_metadata/date_range/begin"),
@@ -198,7 +205,8 @@ static const elem_def elems[E__N] = {
 	T(E_DK_DOMAIN, E_AR_DKIM, "domain", S_DKIM, DK_DOMAIN, 0, "record/auth_results/dkim/domain"),
 	T(E_DK_SELECTOR, E_AR_DKIM, "selector", S_DKIM, DK_SELECTOR, 0, "record/auth_results/dkim/selector"),
 	T(E_DK_RESULT, E_AR_DKIM, "result", S_DKIM, DK_RESULT, F_LOWER, "record/auth_results/dkim/result"),
-	T(E_DK_HUMAN, E_AR_DKIM, "human_result", S_DKIM, DK_HUMAN, 0, "record/auth_results/dkim/human_result"),
+	T(E_DK_HUMAN, E_AR_DKIM, "human_result", S_DKIM, DK_HUMAN, 0,
+		"record/auth_results/dkim/human_result"),
 	C(E_AR_SPF, E_AR, "spf", A_SPF, "record/auth_results/spf"),
 	T(E_SP_DOMAIN, E_AR_SPF, "domain", S_SPF, SP_DOMAIN, 0, "record/auth_results/spf/domain"),
 	T(E_SP_SCOPE, E_AR_SPF, "scope", S_SPF, SP_SCOPE, F_LOWER, "record/auth_results/spf/scope"),
@@ -213,8 +221,10 @@ static const elem_def elems[E__N] = {
 /* A record's strings (and the report's) fit in DC_MAX_XML_STRINGS: every
  * slot holds at most one value of at most DC_MAX_FIELD_BYTES (an element
  * given twice is rejected), and a slot is a 32-bit offset. */
-_Static_assert((RC__N + DC_MAX_AUTH_RESULTS * (DK__N + SP__N) + DC_MAX_REASONS * RS__N) *
-	(DC_MAX_FIELD_BYTES + 1) <= DC_MAX_XML_STRINGS, "DC_MAX_XML_STRINGS too small for a record");
+_Static_assert(
+	(RC__N + DC_MAX_AUTH_RESULTS * (DK__N + SP__N) + DC_MAX_REASONS * RS__N) * (DC_MAX_FIELD_BYTES + 1) <=
+		DC_MAX_XML_STRINGS,
+	"DC_MAX_XML_STRINGS too small for a record");
 _Static_assert((RF__N + 2) * (DC_MAX_FIELD_BYTES + 1) <= DC_MAX_XML_STRINGS,
 	"DC_MAX_XML_STRINGS too small for a report's metadata");
 _Static_assert(DC_MAX_XML_STRINGS < UINT32_MAX, "slot is a 32-bit offset");
@@ -227,9 +237,9 @@ _Static_assert(DC_MAX_XML_STRINGS < UINT32_MAX, "slot is a 32-bit offset");
 
 typedef struct xml_state {
 	xmlTextReaderPtr reader;
-	const xmlChar *names[E__N];     /* elems[].name interned in the reader's dictionary */
-	int8_t first_child[E__N];       /* elems[] as a tree: first child, -1 if none */
-	int8_t next_sibling[E__N];      /* next child of the same parent, -1 if none */
+	const xmlChar *names[E__N]; /* elems[].name interned in the reader's dictionary */
+	int8_t first_child[E__N];   /* elems[] as a tree: first child, -1 if none */
+	int8_t next_sibling[E__N];  /* next child of the same parent, -1 if none */
 	const dc_limits *lim;
 	const dc_blob *origin;
 	const dc_sink *sink;
@@ -237,23 +247,23 @@ typedef struct xml_state {
 
 	/* first libxml2 error */
 	bool have_xml_err;
-	bool oom;                    /* libxml2 reported an allocation failure */
+	bool oom; /* libxml2 reported an allocation failure */
 	int xml_err_line;
 
 	/* element stack */
 	int stack[DC_MAX_XML_DEPTH + 1];
-	int skip_depth;                 /* >= 0: inside an unknown subtree rooted there */
+	int skip_depth; /* >= 0: inside an unknown subtree rooted there */
 
 	/* text of the leaf element being read (in text[] below) */
-	int text_elem;                  /* elem id, -1 when not collecting */
+	int text_elem; /* elem id, -1 when not collecting */
 	size_t text_len;
 
 	/* report */
 	dc_buf rarena;
 	slot rf[RF__N];
 	bool has_xmlns;
-	size_t error_len;               /* of error_texts[] */
-	size_t notes_len;               /* of notes[] */
+	size_t error_len; /* of error_texts[] */
+	size_t notes_len; /* of notes[] */
 	dc_report rep;
 	bool begun;
 
@@ -275,9 +285,9 @@ typedef struct xml_state {
 	char xml_err_msg[256];
 	char text[DC_MAX_FIELD_BYTES + 1];
 	char xmlns[512];
-	char error_texts[NOTES_CAP];    /* <error> elements, "; "-joined */
-	char notes[NOTES_CAP];          /* our repair notes, "; "-joined */
-	char errors[NOTES_CAP];         /* what dc_report.errors points to */
+	char error_texts[NOTES_CAP]; /* <error> elements, "; "-joined */
+	char notes[NOTES_CAP];       /* our repair notes, "; "-joined */
+	char errors[NOTES_CAP];      /* what dc_report.errors points to */
 	slot dk[DC_MAX_AUTH_RESULTS][DK__N];
 	slot sp[DC_MAX_AUTH_RESULTS][SP__N];
 	slot rs[DC_MAX_REASONS][RS__N];
@@ -350,7 +360,10 @@ compose_errors(xml_state *st, bool final, const dc_xml_input *in)
 	if (st->notes_len)
 		join_append(st->errors, &len, st->notes);
 	if (final) {
-		const struct { uint64_t n; const char *what; } counted[] = {
+		const struct {
+			uint64_t n;
+			const char *what;
+		} counted[] = {
 			{ in->n_amp, "bare '&' escaped" },
 			{ in->n_ctrl, "control character(s) replaced with U+FFFD" },
 			{ in->n_bad_utf8, "invalid UTF-8 sequence(s) replaced with U+FFFD" },
@@ -367,7 +380,8 @@ compose_errors(xml_state *st, bool final, const dc_xml_input *in)
 			join_append(st->errors, &len, line);
 		}
 	} else if (in->n_bad_utf8 || in->n_amp || in->n_ctrl) {
-		join_append(st->errors, &len, "bytes repaired (bare '&', control characters or invalid UTF-8)");
+		join_append(
+			st->errors, &len, "bytes repaired (bare '&', control characters or invalid UTF-8)");
 	}
 	if (st->origin != NULL && st->origin->notes != NULL && st->origin->notes[0])
 		join_append(st->errors, &len, st->origin->notes);
@@ -471,8 +485,9 @@ report_begin(xml_state *st, const dc_xml_input *in)
 	if (k == 2)
 		note(st, "date_range end '%.64s' read as %" PRId64, end, r->date_end);
 	if (r->date_begin > MAX_DATE || r->date_end > MAX_DATE)
-		return dc_err_set(st->err, DC_ESCHEMA, "date_range %" PRId64 "-%" PRId64 " is beyond the year 9999",
-			r->date_begin, r->date_end);
+		return dc_err_set(st->err, DC_ESCHEMA,
+			"date_range %" PRId64 "-%" PRId64 " is beyond the year 9999", r->date_begin,
+			r->date_end);
 	if (st->rf[RF_REPORT_ID] == 0)
 		return dc_err_set(st->err, DC_ESCHEMA, "report has no report_metadata/report_id");
 	if (st->rf[RF_ORG] == 0) {
@@ -525,7 +540,8 @@ record_start(xml_state *st, const dc_xml_input *in)
 	if (!st->begun && (rc = report_begin(st, in)) != DC_OK)
 		return rc;
 	if (st->n_records >= max)
-		return dc_err_set(st->err, DC_ETOOMANY_RECORDS, "report has more than %" PRIu64 " records", max);
+		return dc_err_set(
+			st->err, DC_ETOOMANY_RECORDS, "report has more than %" PRIu64 " records", max);
 	st->n_records++;
 	st->in_record = true;
 	dc_buf_reset(&st->carena);
@@ -550,8 +566,9 @@ record_end(xml_state *st)
 	if (ip != NULL && ip[0] != '\0') {
 		unsigned char buf[sizeof(struct in6_addr)];
 		if (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1)
-			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": source_ip '%.64s' is not an IP address",
-				rec.ordinal, ip);
+			return dc_err_set(st->err, DC_ESCHEMA,
+				"record %" PRIu64 ": source_ip '%.64s' is not an IP address", rec.ordinal,
+				ip);
 	} else
 		st->n_no_ip++;
 	rec.source_ip = ip;
@@ -561,11 +578,12 @@ record_end(xml_state *st)
 	else {
 		k = parse_int(count, &rec.message_count);
 		if (k == 0)
-			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": count '%.64s' is not a number",
-				rec.ordinal, count);
+			return dc_err_set(st->err, DC_ESCHEMA,
+				"record %" PRIu64 ": count '%.64s' is not a number", rec.ordinal, count);
 		if (rec.message_count > MAX_COUNT)
-			return dc_err_set(st->err, DC_ESCHEMA, "record %" PRIu64 ": count %" PRId64 " is implausibly large",
-				rec.ordinal, rec.message_count);
+			return dc_err_set(st->err, DC_ESCHEMA,
+				"record %" PRIu64 ": count %" PRId64 " is implausibly large", rec.ordinal,
+				rec.message_count);
 		if (k == 2)
 			st->n_decimal_count++;
 	}
@@ -634,14 +652,16 @@ elem_start(xml_state *st, int id, const dc_xml_input *in)
 		break;
 	case A_DKIM:
 		if (st->n_dk == DC_MAX_AUTH_RESULTS)
-			return dc_err_set(st->err, DC_ETOOLONG, "record %" PRIu64 " has more than %d dkim results",
-				st->n_records, DC_MAX_AUTH_RESULTS);
+			return dc_err_set(st->err, DC_ETOOLONG,
+				"record %" PRIu64 " has more than %d dkim results", st->n_records,
+				DC_MAX_AUTH_RESULTS);
 		memset(st->dk[st->n_dk++], 0, sizeof(st->dk[0]));
 		break;
 	case A_SPF:
 		if (st->n_sp == DC_MAX_AUTH_RESULTS)
-			return dc_err_set(st->err, DC_ETOOLONG, "record %" PRIu64 " has more than %d spf results",
-				st->n_records, DC_MAX_AUTH_RESULTS);
+			return dc_err_set(st->err, DC_ETOOLONG,
+				"record %" PRIu64 " has more than %d spf results", st->n_records,
+				DC_MAX_AUTH_RESULTS);
 		memset(st->sp[st->n_sp++], 0, sizeof(st->sp[0]));
 		break;
 	case A_REASON:
@@ -650,8 +670,7 @@ elem_start(xml_state *st, int id, const dc_xml_input *in)
 				st->n_records, DC_MAX_REASONS);
 		memset(st->rs[st->n_rs++], 0, sizeof(st->rs[0]));
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (d->scope != S_NONE) {
 		if (d->scope == S_REPORT && st->begun)
@@ -707,8 +726,10 @@ elem_end(xml_state *st, int id)
 	a = d->scope == S_REPORT ? &st->rarena : &st->carena;
 	v = arena_put(a, s, n);
 	if (v == 0)
-		return dc_buf_code(a) == DC_ENOMEM ? dc_err_set(st->err, DC_ENOMEM, "out of memory")
-			: dc_err_set(st->err, dc_buf_code(a), "%s: strings over %d bytes", d->path, DC_MAX_XML_STRINGS);
+		return dc_buf_code(a) == DC_ENOMEM ?
+			dc_err_set(st->err, DC_ENOMEM, "out of memory") :
+			dc_err_set(st->err, dc_buf_code(a), "%s: strings over %d bytes", d->path,
+				DC_MAX_XML_STRINGS);
 	*leaf_slot(st, d) = v;
 	return DC_OK;
 }
@@ -816,7 +837,7 @@ check_trailing(xml_state *st, dc_xml_input *in)
 	while ((ret = xmlTextReaderRead(st->reader)) == 1) {
 		int t = xmlTextReaderNodeType(st->reader);
 		if (t == XML_READER_TYPE_COMMENT || t == XML_READER_TYPE_PROCESSING_INSTRUCTION ||
-		    t == XML_READER_TYPE_WHITESPACE || t == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)
+			t == XML_READER_TYPE_WHITESPACE || t == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)
 			continue;
 		break;
 	}
@@ -880,13 +901,14 @@ run(xml_state *st, dc_xml_input *in)
 				return rc;
 			break;
 		case XML_READER_TYPE_DOCUMENT_TYPE:
-			return dc_err_set(st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
+			return dc_err_set(st->err, DC_ESCHEMA,
+				"DOCTYPE not allowed in a report (no DTDs, no entities)");
 		case XML_READER_TYPE_ENTITY_REFERENCE:
 		case XML_READER_TYPE_ENTITY:
-			return dc_err_set(st->err, DC_ESCHEMA, "entity reference &%.64s; not allowed in a report",
+			return dc_err_set(st->err, DC_ESCHEMA,
+				"entity reference &%.64s; not allowed in a report",
 				(const char *)xmlTextReaderConstName(st->reader));
-		default:
-			break;
+		default: break;
 		}
 	}
 	if (st->oom)
@@ -894,12 +916,15 @@ run(xml_state *st, dc_xml_input *in)
 	if (in->failed)
 		return dc_err_set(st->err, in->rerr.code, "%s", in->rerr.msg);
 	if (in->doctype)
-		return dc_err_set(st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
+		return dc_err_set(
+			st->err, DC_ESCHEMA, "DOCTYPE not allowed in a report (no DTDs, no entities)");
 	if (open > 0 && in->eof && in->pos == in->len && st->have_xml_err &&
-	    strstr(st->xml_err_msg, "Extra content at the end") != NULL)
+		strstr(st->xml_err_msg, "Extra content at the end") != NULL)
 		/* libxml2's reader calls a truncated document "Extra content at the end" */
-		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: document ends inside <feedback> "
-			"(truncated)", st->xml_err_line);
+		return dc_err_set(st->err, DC_EXML,
+			"XML not well-formed at line %d: document ends inside <feedback> "
+			"(truncated)",
+			st->xml_err_line);
 	if (st->have_xml_err && st->xml_err_line > 0)
 		return dc_err_set(st->err, DC_EXML, "XML not well-formed at line %d: %s", st->xml_err_line,
 			st->xml_err_msg);
@@ -914,7 +939,8 @@ done:
 	if (st->oom)
 		return dc_err_set(st->err, DC_ENOMEM, "out of memory in the XML reader");
 	if (in->second_report)
-		return dc_err_set(st->err, DC_ESCHEMA, "another <feedback> follows </feedback>: "
+		return dc_err_set(st->err, DC_ESCHEMA,
+			"another <feedback> follows </feedback>: "
 			"one XML stream must hold one report");
 	if (!st->begun && (rc = report_begin(st, in)) != DC_OK)
 		return rc;
@@ -925,8 +951,8 @@ done:
 }
 
 dc_code
-dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *origin,
-	const dc_sink *sink, dc_err *err)
+dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *origin, const dc_sink *sink,
+	dc_err *err)
 {
 	/* on the stack (about 90 KB, most of it raw[]): a heap block this size
 	 * per report makes malloc grow and trim the heap top around every small
@@ -963,8 +989,8 @@ dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_blob *ori
 	xmlSetGenericErrorFunc(NULL, silent_error);
 	st->reader = xmlReaderForIO(dc_xml_input_read, NULL, in, NULL, NULL, reader_options);
 	if (st->reader == NULL) {
-		rc = in->failed ? dc_err_set(err, in->rerr.code, "%s", in->rerr.msg)
-		                : dc_err_set(err, DC_ENOMEM, "cannot create XML reader");
+		rc = in->failed ? dc_err_set(err, in->rerr.code, "%s", in->rerr.msg) :
+				  dc_err_set(err, DC_ENOMEM, "cannot create XML reader");
 		goto out;
 	}
 	xmlTextReaderSetStructuredErrorHandler(st->reader, on_xml_error, st);
@@ -999,4 +1025,3 @@ dc_xml_init(void)
 {
 	xmlInitParser();
 }
-

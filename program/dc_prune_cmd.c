@@ -35,7 +35,8 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		char *end = NULL;
 		long long n = b != NULL ? strtoll(b, &end, 10) : 0;
 		if (b != NULL && (end == b || *end != '\0' || n < 1 || n > 100000000)) {
-			dc_log_error("prune: %s must be a number of records (1..100000000), not '%s'", BATCH_ENV, b);
+			dc_log_error("prune: %s must be a number of records (1..100000000), not '%s'",
+				BATCH_ENV, b);
 			return DC_EXIT_CONFIG;
 		}
 		if (b != NULL)
@@ -51,13 +52,11 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		goto out;
 	}
 	rc = dc_prune(st, &opts, &stats, &err);
-	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64
-		" records, %" PRIu64 " dkim results, %" PRIu64 " spf results, %" PRIu64
-		" failures, %" PRIu64 " originals in %" PRIu64 " transactions; %" PRIu64
-		" message log rows",
-		older_than_days, stats.reports, stats.records, stats.dkim_results,
-		stats.spf_results, stats.failures, stats.originals, stats.transactions,
-		stats.mailbox_messages);
+	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64 " records, %" PRIu64
+		    " dkim results, %" PRIu64 " spf results, %" PRIu64 " failures, %" PRIu64
+		    " originals in %" PRIu64 " transactions; %" PRIu64 " message log rows",
+		older_than_days, stats.reports, stats.records, stats.dkim_results, stats.spf_results,
+		stats.failures, stats.originals, stats.transactions, stats.mailbox_messages);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
 		status = dc_exit_for(rc);

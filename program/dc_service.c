@@ -36,14 +36,14 @@
 #include "dc_resolve.h"
 #include "dc_store.h"
 
-#define BACKOFF_MIN     5                    /* seconds after the first failure */
-#define BACKOFF_MAX     300
+#define BACKOFF_MIN 5 /* seconds after the first failure */
+#define BACKOFF_MAX 300
 
 /* ---- signals: the service loop's process-wide state ---------------------- */
 
 static volatile sig_atomic_t g_stop;
 static volatile sig_atomic_t g_reload;
-static int g_wake[2] = { -1, -1 };           /* self-pipe: wakes the sleep between polls */
+static int g_wake[2] = { -1, -1 }; /* self-pipe: wakes the sleep between polls */
 
 /* Signal handler: sets the flag and wakes the sleep (async-signal-safe only). */
 static void
@@ -72,7 +72,7 @@ signals_install(saved_signals *old)
 
 	g_stop = g_reload = 0;
 	if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0)
-		g_wake[0] = g_wake[1] = -1;          /* sleeps then just run their time */
+		g_wake[0] = g_wake[1] = -1; /* sleeps then just run their time */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -136,16 +136,16 @@ now_mono(void)
 
 /* Per-mailbox state the service keeps between polls. */
 typedef struct mb_service {
-	dc_ingest *ig;               /* its worker (keeps the XOAUTH2 token) */
-	time_t next_due;             /* monotonic seconds */
-	int backoff;                 /* seconds; 0 after a good poll */
+	dc_ingest *ig;   /* its worker (keeps the XOAUTH2 token) */
+	time_t next_due; /* monotonic seconds */
+	int backoff;     /* seconds; 0 after a good poll */
 } mb_service;
 
 typedef struct service {
 	const char *config_path;
 	const char *db_override;
-	dc_config *cfg;              /* in use */
-	dc_config *own_cfg;          /* a reloaded one, freed by us */
+	dc_config *cfg;     /* in use */
+	dc_config *own_cfg; /* a reloaded one, freed by us */
 	mb_service *mbs;
 	dc_store *st;
 	bool once;
@@ -163,8 +163,9 @@ log_line(void *ctx, int level, const char *msg)
 static dc_ingest *
 ingest_new(const dc_config *cfg, const dc_mailbox_config *mb)
 {
-	dc_ingest_opts o = { .cfg = cfg, .mb = mb, .stop = &g_stop, .log = log_line,
-		.log_level = (int)dc_log_get_level() };
+	dc_ingest_opts o = {
+		.cfg = cfg, .mb = mb, .stop = &g_stop, .log = log_line, .log_level = (int)dc_log_get_level()
+	};
 	dc_ingest *ig = NULL;
 	dc_err err;
 
@@ -256,7 +257,7 @@ reload(service *s)
 		return;
 	}
 	mbs_free(s);
-	dc_store_free(s->st);          /* the database may have changed */
+	dc_store_free(s->st); /* the database may have changed */
 	s->st = NULL;
 	dc_config_free(s->own_cfg);
 	s->own_cfg = s->cfg = cfg;
@@ -287,7 +288,8 @@ resolve_names(service *s)
 	}
 	if (rs.ips > 0)
 		dc_log_info("resolve: %" PRIu64 " IPs looked up, %" PRIu64 " names (%" PRIu64
-			" forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64 " failures",
+			    " forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64
+			    " failures",
 			rs.ips, rs.ok, rs.confirmed, rs.nxdomain, rs.timeout, rs.servfail + rs.error);
 }
 
@@ -304,8 +306,8 @@ back_off(service *s, size_t i, const char *why)
 	if (s->once)
 		dc_log_error("mailbox %s: %s", s->cfg->mailboxes[i].label, why);
 	else
-		dc_log_error("mailbox %s: %s; trying again in %d s", s->cfg->mailboxes[i].label, why,
-			m->backoff);
+		dc_log_error(
+			"mailbox %s: %s; trying again in %d s", s->cfg->mailboxes[i].label, why, m->backoff);
 }
 
 /* Polls every due mailbox once; returns the exit status of this round. */
@@ -346,8 +348,7 @@ poll_round(service *s)
 			s->mbs[i].backoff = 0;
 			s->mbs[i].next_due = now_mono() + s->cfg->interval;
 			break;
-		case DC_EINTERRUPTED:
-			break;
+		case DC_EINTERRUPTED: break;
 		case DC_ECONFIG:
 			/* e.g. the schema was not migrated: an admin must act; retry slowly */
 			s->mbs[i].backoff = BACKOFF_MAX;
@@ -456,7 +457,8 @@ dc_check_imap(const dc_config *cfg)
 			rc = dc_ingest_probe(ig, &pi, &err);
 		if (rc == DC_OK) {
 			dc_log_info("check-config: mailbox %s: logged in to %s as %s, %s holds %" PRIu64
-				" messages (MOVE %s)", mb->label, mb->url, mb->user, pi.folder, pi.exists,
+				    " messages (MOVE %s)",
+				mb->label, mb->url, mb->user, pi.folder, pi.exists,
 				pi.move ? "supported" : "missing: COPY + EXPUNGE");
 		} else {
 			dc_log_error("check-config: mailbox %s: %s", mb->label, dc_err_text(&err));

@@ -36,7 +36,6 @@
 #include "dc_exit.h"
 #include "dc_import.h"
 #include "dc_log.h"
-#include "dc_migrations.h"
 #include "dc_store.h"
 #include "dc_xml.h"
 
@@ -44,21 +43,21 @@
 #define DC_VERSION "unknown"
 #endif
 
-#define PROGRESS_MIN_FILES  20          /* fewer inputs: no progress line */
-#define PROGRESS_EVERY_NS   200000000L  /* redraw at most every 0.2 s */
+#define PROGRESS_MIN_FILES 20         /* fewer inputs: no progress line */
+#define PROGRESS_EVERY_NS  200000000L /* redraw at most every 0.2 s */
 
 /* What every command gets. */
 typedef struct run_ctx {
-	const char *config_path;      /* NULL: none */
-	const char *db_override;      /* --db, NULL when not given */
+	const char *config_path; /* NULL: none */
+	const char *db_override; /* --db, NULL when not given */
 	dc_config *cfg;
 } run_ctx;
 
 typedef struct command {
 	const char *name;
-	const char *args;             /* for the usage text */
+	const char *args; /* for the usage text */
 	const char *help;
-	int (*run)(run_ctx *c, int argc, char **argv);   /* argv[0] is the command */
+	int (*run)(run_ctx *c, int argc, char **argv); /* argv[0] is the command */
 } command;
 
 static int cmd_migrate(run_ctx *, int, char **);
@@ -92,7 +91,8 @@ usage(FILE *f)
 		snprintf(left, sizeof(left), "%s %s", commands[i].name, commands[i].args);
 		fprintf(f, "  %-26s %s\n", left, commands[i].help);
 	}
-	fprintf(f, "\noptions:\n"
+	fprintf(f,
+		"\noptions:\n"
 		"  -c, --config FILE          configuration file (default: $DMARC_COLLECTOR_CONFIG, else none)\n"
 		"  -d, --db CONNINFO          PostgreSQL connection string (default: [database] conninfo,\n"
 		"                             else libpq's environment: PGHOST, PGDATABASE, PGSERVICE ...)\n"
@@ -107,8 +107,7 @@ usage(FILE *f)
 }
 
 /* Logs a usage error and returns 2. */
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
+static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -127,8 +126,8 @@ again(int status, const char *what)
 {
 	static char buf[64];
 
-	snprintf(buf, sizeof(buf), "%s %s again", status == DC_EXIT_CONFIG ?
-		"fix that, then run" : "run", what);
+	snprintf(buf, sizeof(buf), "%s %s again", status == DC_EXIT_CONFIG ? "fix that, then run" : "run",
+		what);
 	return buf;
 }
 
@@ -218,7 +217,7 @@ catch_stop_signals(void)
 }
 
 typedef struct progress {
-	bool on;                      /* stderr is a terminal and there are many inputs */
+	bool on; /* stderr is a terminal and there are many inputs */
 	bool drawn;
 	struct timespec last;
 } progress;
@@ -247,11 +246,13 @@ on_progress(void *ctx, const dc_import_stats *s)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (p->drawn && s->files < s->files_total &&
-	    (now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) < PROGRESS_EVERY_NS)
+		(now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) <
+			PROGRESS_EVERY_NS)
 		return;
 	p->last = now;
-	fprintf(stderr, "\r\033[Kimport: %" PRIu64 "/%" PRIu64 " files, %" PRIu64 " reports, %" PRIu64
-		" rejected", s->files, s->files_total, s->reports, s->rejected);
+	fprintf(stderr,
+		"\r\033[Kimport: %" PRIu64 "/%" PRIu64 " files, %" PRIu64 " reports, %" PRIu64 " rejected",
+		s->files, s->files_total, s->reports, s->rejected);
 	fflush(stderr);
 	p->drawn = true;
 }
@@ -277,7 +278,8 @@ cmd_import(run_ctx *c, int argc, char **argv)
 		for (int i = 1; i < argc; i++)
 			if (argv[i][0] == '-' && argv[i][1] != '\0')
 				return usage_error("import: unknown option '%s' (use -- before a path "
-					"that starts with -)", argv[i]);
+						   "that starts with -)",
+					argv[i]);
 	if (first >= argc)
 		return usage_error("%s: needs at least one PATH", "import");
 	dc_err_clear(&err);
@@ -288,10 +290,10 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	}
 	if ((status = open_store(c, "import", &st)) != 0)
 		goto out;
-	prog.on = isatty(STDERR_FILENO) && list->n >= PROGRESS_MIN_FILES &&
-		dc_log_get_level() >= DC_LOG_INFO;
-	hooks = (dc_import_hooks){ .ctx = &prog, .rejected = on_rejected, .progress = on_progress,
-		.stop = &g_stop };
+	prog.on = isatty(STDERR_FILENO) && list->n >= PROGRESS_MIN_FILES && dc_log_get_level() >= DC_LOG_INFO;
+	hooks = (dc_import_hooks){
+		.ctx = &prog, .rejected = on_rejected, .progress = on_progress, .stop = &g_stop
+	};
 	catch_stop_signals();
 	rc = dc_import_run(st, &c->cfg->limits, list, &hooks, &stats, &err);
 	if (prog.drawn)
@@ -299,14 +301,14 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	if (rc != DC_OK) {
 		status = dc_exit_for(rc);
 		dc_log_error("import stopped after %" PRIu64 " of %" PRIu64 " files: %s "
-			"(no report is half-stored; what was stored stays stored; %s)", stats.files,
-			stats.files_total, dc_err_text(&err), again(status, "the import"));
+			     "(no report is half-stored; what was stored stays stored; %s)",
+			stats.files, stats.files_total, dc_err_text(&err), again(status, "the import"));
 	} else {
 		status = stats.rejected > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
-	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64
-		" duplicates, %" PRIu64 " records, %" PRIu64 " rejected", stats.inputs, stats.reports,
-		stats.duplicates, stats.records, stats.rejected);
+	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
+		    " records, %" PRIu64 " rejected",
+		stats.inputs, stats.reports, stats.duplicates, stats.records, stats.rejected);
 out:
 	dc_store_free(st);
 	dc_import_list_free(list);
@@ -334,12 +336,14 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 	if (rc != DC_OK) {
 		status = dc_exit_for(rc);
 		dc_log_error("reparse stopped: %s (originals not yet parsed again keep their old "
-			"reports; %s)", dc_err_text(&err), again(status, "it"));
+			     "reports; %s)",
+			dc_err_text(&err), again(status, "it"));
 	} else {
 		status = xs.failures > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
 	dc_log_info("reparse: %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
-		" records, %" PRIu64 " rejected", xs.reports, xs.duplicates, xs.records, xs.failures);
+		    " records, %" PRIu64 " rejected",
+		xs.reports, xs.duplicates, xs.records, xs.failures);
 	dc_store_free(st);
 	return status;
 }
@@ -406,7 +410,8 @@ check_schema(dc_store *st)
 		dc_log_warn("check-config: database: no dmarc schema yet; run `dmarc-collector migrate`");
 	else if (done < known)
 		dc_log_warn("check-config: database: %d of %d migrations applied; run "
-			"`dmarc-collector migrate`", done, known);
+			    "`dmarc-collector migrate`",
+			done, known);
 	else
 		dc_log_info("check-config: database: reachable, schema up to date (%d migrations)", done);
 }
@@ -421,8 +426,9 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 
 	if (!no_args(argc, argv))
 		return DC_EXIT_CONFIG;
-	dc_log_info("check-config: %s: valid, %zu mailbox%s", c->config_path ? c->config_path :
-		"(no file, environment only)", c->cfg->n_mailboxes, c->cfg->n_mailboxes == 1 ? "" : "es");
+	dc_log_info("check-config: %s: valid, %zu mailbox%s",
+		c->config_path ? c->config_path : "(no file, environment only)", c->cfg->n_mailboxes,
+		c->cfg->n_mailboxes == 1 ? "" : "es");
 	status = open_store(c, "check-config: database", &st);
 	if (status == 0)
 		check_schema(st);
@@ -510,8 +516,7 @@ main(int argc, char **argv)
 		dc_config_free(c.cfg);
 		return DC_EXIT_TEMPFAIL;
 	}
-	dc_log_debug("%s: configuration %s, database %s", cmd->name,
-		c.config_path ? c.config_path : "(none)",
+	dc_log_debug("%s: configuration %s, database %s", cmd->name, c.config_path ? c.config_path : "(none)",
 		c.cfg->db_conninfo ? "from --db or [database] conninfo" : "from libpq's environment");
 	status = cmd->run(&c, argc - optind, argv + optind);
 	curl_global_cleanup();

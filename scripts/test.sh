@@ -38,6 +38,10 @@ run_suite() {  # build dir, extra cmake args...
 }
 passed_all=0; failed_all=0
 
+step "source checks (clang-format, cppcheck)"
+bash scripts/lint.sh || { echo "source checks failed (scripts/lint.sh --fix formats)"; exit 1; }
+passed_all=$((passed_all + 1))
+
 step "build and test (gcc, -Werror)"
 run_suite "$src/build"
 

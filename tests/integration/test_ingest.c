@@ -49,7 +49,7 @@ main(int argc, char **argv)
 	}
 	dc_err_clear(&err);
 	if (dc_config_load(argv[1], &cfg, &err) != DC_OK || cfg->n_mailboxes < 1 ||
-	    dc_ingest_open_store(cfg, &st, &err) != DC_OK) {
+		dc_ingest_open_store(cfg, &st, &err) != DC_OK) {
 		fprintf(stderr, "test_ingest: setup: %s\n", dc_err_text(&err));
 		dc_config_free(cfg);
 		return 2;

@@ -22,7 +22,7 @@
 #include "dc_store_int.h" /* dc_store_conn: row counts and the backend PID */
 #include "dc_migrations.h"
 
-static PGconn *chk;           /* a separate connection for assertions */
+static PGconn *chk; /* a separate connection for assertions */
 static char qbuf[8192];
 
 /* The first value of the first row of sql with up to two text parameters, or
@@ -118,8 +118,8 @@ mk_record(uint64_t ordinal, const char *ip)
 
 /* Stores one whole report through the sink; returns the first non-OK code. */
 static dc_code
-store_report(dc_store *st, const dc_report *r, const dc_blob *blob, const dc_record *recs, size_t n,
-	dc_err *err)
+store_report(
+	dc_store *st, const dc_report *r, const dc_blob *blob, const dc_record *recs, size_t n, dc_err *err)
 {
 	dc_extract_cb cb = dc_store_callbacks(st);
 	dc_code rc = cb.sink.report_begin(cb.sink.ctx, r, blob, err);
@@ -217,10 +217,14 @@ test_store_whole(void **state)
 	dc_store *st = open_store();
 	dc_report r = mk_report("whole.example", "r-whole");
 	static const uint8_t zipbytes[] = { 'P', 'K', 3, 4, 0, 0xff, 0x80, '\n', 0 };
-	dc_blob blob = { .data = zipbytes, .len = sizeof(zipbytes), .name = "whole.zip", .path = "zip:a.xml" };
+	dc_blob blob = {
+		.data = zipbytes, .len = sizeof(zipbytes), .name = "whole.zip", .path = "zip:a.xml"
+	};
 	dc_reason reasons[] = { { "forwarded", "via\tlist \"x\"\\y\nz" }, { "local_policy", NULL } };
 	dc_record recs[4];
-	dc_origin o = { .mailbox = "rua", .uidvalidity = 7, .uid = 42, .message_id = "<m1@x>", .file_name = NULL };
+	dc_origin o = {
+		.mailbox = "rua", .uidvalidity = 7, .uid = 42, .message_id = "<m1@x>", .file_name = NULL
+	};
 	dc_err err = { 0 };
 	char rid[32];
 
@@ -235,7 +239,7 @@ test_store_whole(void **state)
 	recs[1].reasons = reasons;
 	recs[1].n_reasons = 2;
 	recs[2].envelope_from = "<>";
-	recs[2].envelope_to = "\\N";      /* the two characters, not NULL */
+	recs[2].envelope_to = "\\N"; /* the two characters, not NULL */
 	recs[2].disposition = "a\rb\\.";
 	recs[2].source_ip = NULL;
 	recs[2].message_count = -1;
@@ -248,52 +252,73 @@ test_store_whole(void **state)
 	if (store_report(st, &r, &blob, recs, 4, &err) != DC_OK)
 		fail_msg("store: %s", err.msg);
 
-	snprintf(rid, sizeof(rid), "%s", q("SELECT id FROM dmarc.reports WHERE policy_domain = 'whole.example'", NULL, NULL));
-	assert_string_equal(q("SELECT concat_ws('|', org_name, org_email, report_id, date_begin = to_timestamp(1700000000),"
-		" date_end = to_timestamp(1700086399), policy_p, policy_sp, policy_np, policy_adkim, policy_aspf, policy_pct,"
-		" policy_fo, policy_testing, policy_discovery_method, generator, version, xmlns, errors, record_count,"
-		" message_total, mailbox, uidvalidity, uid, message_id, file_name, original_path)"
-		" FROM dmarc.reports WHERE id = $1", rid, NULL),
+	snprintf(rid, sizeof(rid), "%s",
+		q("SELECT id FROM dmarc.reports WHERE policy_domain = 'whole.example'", NULL, NULL));
+	assert_string_equal(
+		q("SELECT concat_ws('|', org_name, org_email, report_id, date_begin = to_timestamp(1700000000),"
+		  " date_end = to_timestamp(1700086399), policy_p, policy_sp, policy_np, policy_adkim, policy_aspf, policy_pct,"
+		  " policy_fo, policy_testing, policy_discovery_method, generator, version, xmlns, errors, record_count,"
+		  " message_total, mailbox, uidvalidity, uid, message_id, file_name, original_path)"
+		  " FROM dmarc.reports WHERE id = $1",
+			rid, NULL),
 		"Test Org|dmarc@test.example|r-whole|t|t|reject|quarantine|none|r|s|50|1|n|treewalk|test_store|1.0|"
 		"urn:ietf:params:xml:ns:dmarc-2.0|repaired: trailing bytes|4|9|rua|7|42|<m1@x>|whole.zip|zip:a.xml");
 	/* the original: exact bytes, hash, name */
-	assert_string_equal(q("SELECT concat_ws('|', encode(o.content, 'hex'), o.sha256 = sha256(o.content), o.name)"
-		" FROM dmarc.reports r JOIN dmarc.originals o ON o.id = r.original_id WHERE r.id = $1", rid, NULL),
+	assert_string_equal(
+		q("SELECT concat_ws('|', encode(o.content, 'hex'), o.sha256 = sha256(o.content), o.name)"
+		  " FROM dmarc.reports r JOIN dmarc.originals o ON o.id = r.original_id WHERE r.id = $1",
+			rid, NULL),
 		"504b030400ff800a00|t|whole.zip");
 	/* records: envelope_from NULL, '' and '<>' stay distinct */
-	assert_string_equal(q("SELECT string_agg(concat_ws(',', ordinal, coalesce(host(source_ip), 'NULL'),"
-		" coalesce(message_count::text, 'NULL'), coalesce(envelope_from, 'NULL'), coalesce(envelope_to, 'NULL'),"
-		" disposition, dkim_aligned, spf_aligned, date_begin = to_timestamp(1700000000), policy_domain), ';' ORDER BY ordinal)"
-		" FROM dmarc.records WHERE report_id = $1", rid, NULL),
+	assert_string_equal(
+		q("SELECT string_agg(concat_ws(',', ordinal, coalesce(host(source_ip), 'NULL'),"
+		  " coalesce(message_count::text, 'NULL'), coalesce(envelope_from, 'NULL'), coalesce(envelope_to, 'NULL'),"
+		  " disposition, dkim_aligned, spf_aligned, date_begin = to_timestamp(1700000000), policy_domain), ';' ORDER BY ordinal)"
+		  " FROM dmarc.records WHERE report_id = $1",
+			rid, NULL),
 		"1,192.0.2.1,1,NULL,NULL,none,pass,fail,t,whole.example;"
 		"2,2001:db8::1,7,,NULL,none,pass,fail,t,whole.example;"
 		"3,NULL,NULL,<>,\\N,a\rb\\.,pass,fail,t,whole.example;"
 		"4,192.0.2.1,1,bounce.example.com,Example.ORG,none,pass,fail,t,whole.example");
-	assert_string_equal(q("SELECT count(*) FILTER (WHERE envelope_from IS NULL) || '/' ||"
-		" count(*) FILTER (WHERE envelope_from = '') || '/' || count(*) FILTER (WHERE envelope_from = '<>')"
-		" FROM dmarc.records WHERE report_id = $1", rid, NULL), "1/1/1");
-	assert_string_equal(q("SELECT header_from = E'tab\\there' FROM dmarc.records WHERE report_id = $1 AND ordinal = 4",
-		rid, NULL), "t");
-	assert_string_equal(q("SELECT reasons = $2::jsonb FROM dmarc.records WHERE report_id = $1 AND ordinal = 2", rid,
-		"[{\"type\":\"forwarded\",\"comment\":\"via\\tlist \\\"x\\\"\\\\y\\nz\"},{\"type\":\"local_policy\",\"comment\":null}]"),
+	assert_string_equal(
+		q("SELECT count(*) FILTER (WHERE envelope_from IS NULL) || '/' ||"
+		  " count(*) FILTER (WHERE envelope_from = '') || '/' || count(*) FILTER (WHERE envelope_from = '<>')"
+		  " FROM dmarc.records WHERE report_id = $1",
+			rid, NULL),
+		"1/1/1");
+	assert_string_equal(
+		q("SELECT header_from = E'tab\\there' FROM dmarc.records WHERE report_id = $1 AND ordinal = 4",
+			rid, NULL),
 		"t");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE report_id = $1 AND reasons IS NULL", rid, NULL), "3");
+	assert_string_equal(
+		q("SELECT reasons = $2::jsonb FROM dmarc.records WHERE report_id = $1 AND ordinal = 2", rid,
+			"[{\"type\":\"forwarded\",\"comment\":\"via\\tlist \\\"x\\\"\\\\y\\nz\"},{\"type\":\"local_policy\",\"comment\":null}]"),
+		"t");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE report_id = $1 AND reasons IS NULL", rid, NULL),
+		"3");
 	/* auth results: 3 records with 2 DKIM results, 4 with 1 SPF result */
-	assert_string_equal(q("SELECT string_agg(concat_ws(',', rec.ordinal, d.ordinal, d.domain, d.selector, d.result,"
-		" coalesce(d.human_result, 'NULL'), d.date_begin = rec.date_begin, d.policy_domain), ';'"
-		" ORDER BY rec.ordinal, d.ordinal) FROM dmarc.records rec JOIN dmarc.dkim_results d ON d.record_id = rec.id"
-		" WHERE rec.report_id = $1", rid, NULL),
+	assert_string_equal(
+		q("SELECT string_agg(concat_ws(',', rec.ordinal, d.ordinal, d.domain, d.selector, d.result,"
+		  " coalesce(d.human_result, 'NULL'), d.date_begin = rec.date_begin, d.policy_domain), ';'"
+		  " ORDER BY rec.ordinal, d.ordinal) FROM dmarc.records rec JOIN dmarc.dkim_results d ON d.record_id = rec.id"
+		  " WHERE rec.report_id = $1",
+			rid, NULL),
 		"1,1,example.com,s1,pass,NULL,t,whole.example;1,2,esp.example,sel\\2,fail,bad sig,t,whole.example;"
 		"2,1,example.com,s1,pass,NULL,t,whole.example;2,2,esp.example,sel\\2,fail,bad sig,t,whole.example;"
 		"4,1,example.com,s1,pass,NULL,t,whole.example;4,2,esp.example,sel\\2,fail,bad sig,t,whole.example");
-	assert_string_equal(q("SELECT string_agg(concat_ws(',', rec.ordinal, s.ordinal, s.domain, s.scope, s.result), ';'"
-		" ORDER BY rec.ordinal) FROM dmarc.records rec JOIN dmarc.spf_results s ON s.record_id = rec.id"
-		" WHERE rec.report_id = $1", rid, NULL),
+	assert_string_equal(
+		q("SELECT string_agg(concat_ws(',', rec.ordinal, s.ordinal, s.domain, s.scope, s.result), ';'"
+		  " ORDER BY rec.ordinal) FROM dmarc.records rec JOIN dmarc.spf_results s ON s.record_id = rec.id"
+		  " WHERE rec.report_id = $1",
+			rid, NULL),
 		"1,1,bounce.example.com,mfrom,pass;2,1,bounce.example.com,mfrom,pass;"
 		"3,1,bounce.example.com,mfrom,pass;4,1,bounce.example.com,mfrom,pass");
 	/* the view sees them */
-	assert_string_equal(q("SELECT count(*) || '/' || count(*) FILTER (WHERE dmarc_pass) || '/' ||"
-		" string_agg(DISTINCT report_ext_id, ',') FROM dmarc.record_details WHERE report_id = $1", rid, NULL),
+	assert_string_equal(
+		q("SELECT count(*) || '/' || count(*) FILTER (WHERE dmarc_pass) || '/' ||"
+		  " string_agg(DISTINCT report_ext_id, ',') FROM dmarc.record_details WHERE report_id = $1",
+			rid, NULL),
 		"4/4/r-whole");
 	dc_store_free(st);
 }
@@ -314,16 +339,20 @@ test_duplicate(void **state)
 	r.report_id = NULL;
 	assert_int_equal(store_report(st, &r, NULL, recs, 2, &err), DC_OK);
 	assert_int_equal(store_report(st, &r, NULL, recs, 2, &err), DC_SKIP);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'dup.example'", NULL, NULL), "2");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'dup.example'", NULL, NULL), "4");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'dup.example'", NULL, NULL), "2");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'dup.example'", NULL, NULL), "4");
 	/* a duplicate carrying a new original leaves no original behind */
 	r.report_id = "r-dup";
 	{
 		static const uint8_t other[] = "another copy";
 		dc_blob blob = { .data = other, .len = sizeof(other) };
 		assert_int_equal(store_report(st, &r, &blob, recs, 2, &err), DC_SKIP);
-		assert_string_equal(q("SELECT count(*) FROM dmarc.originals WHERE content = 'another copy\\000'::bytea",
-			NULL, NULL), "0");
+		assert_string_equal(
+			q("SELECT count(*) FROM dmarc.originals WHERE content = 'another copy\\000'::bytea",
+				NULL, NULL),
+			"0");
 	}
 	dc_store_free(st);
 }
@@ -354,7 +383,7 @@ static const char rows_sql[] =
 static void
 test_paths_agree(void **state)
 {
-	enum { LARGE = 4100 };  /* past the first 4096-record COPY chunk */
+	enum { LARGE = 4100 }; /* past the first 4096-record COPY chunk */
 	dc_store *st = open_store();
 	dc_report small = mk_report("paths.example", "r-small");
 	dc_report large = mk_report("paths.example", "r-large");
@@ -380,35 +409,53 @@ test_paths_agree(void **state)
 	recs[2].source_ip = "";
 	recs[2].message_count = -1;
 	recs[2].n_dkim = 0;
-	recs[3].header_from = "t\xc3\xa4" "b\there \xf0\x9f\x93\xa7";
+	recs[3].header_from = "t\xc3\xa4"
+			      "b\there \xf0\x9f\x93\xa7";
 	small.errors = large.errors = "e1\ne2 \"q\"";
 
 	if (store_report(st, &small, NULL, recs, 4, &err) != DC_OK)
 		fail_msg("store small: %s", err.msg);
 	if (store_report(st, &large, NULL, recs, LARGE, &err) != DC_OK)
 		fail_msg("store large: %s", err.msg);
-	snprintf(id_small, sizeof(id_small), "%s", q("SELECT id FROM dmarc.reports WHERE report_id = 'r-small'", NULL, NULL));
-	snprintf(id_large, sizeof(id_large), "%s", q("SELECT id FROM dmarc.reports WHERE report_id = 'r-large'", NULL, NULL));
+	snprintf(id_small, sizeof(id_small), "%s",
+		q("SELECT id FROM dmarc.reports WHERE report_id = 'r-small'", NULL, NULL));
+	snprintf(id_large, sizeof(id_large), "%s",
+		q("SELECT id FROM dmarc.reports WHERE report_id = 'r-large'", NULL, NULL));
 	snprintf(rows_small, sizeof(rows_small), "%s", q(rows_sql, id_small, NULL));
 	assert_string_equal(q(rows_sql, id_large, NULL), rows_small);
 	/* and the values are the ones sent (not merely equally wrong) */
 	assert_string_equal(q("SELECT concat_ws('|', record_count, message_total, errors = E'e1\\ne2 \"q\"')"
-		" FROM dmarc.reports WHERE id = $1::bigint", id_small, NULL), "4|9|t");
+			      " FROM dmarc.reports WHERE id = $1::bigint",
+				    id_small, NULL),
+		"4|9|t");
 	assert_string_equal(q("SELECT concat_ws('|', record_count, message_total, errors = E'e1\\ne2 \"q\"')"
-		" FROM dmarc.reports WHERE id = $1::bigint", id_large, NULL), "4100|4105|t");
-	assert_string_equal(q("SELECT concat_ws('|', envelope_to = '\\N', disposition = E'a\\rb\\\\.\"{}[],',"
-		" source_ip IS NULL, message_count IS NULL) FROM dmarc.records WHERE report_id = $1::bigint AND ordinal = 3",
-		id_small, NULL), "t|t|t|t");
-	assert_string_equal(q("SELECT concat_ws('|', quote_nullable(domain), quote_nullable(scope), human_result)"
-		" FROM dmarc.spf_results s JOIN dmarc.records r ON r.id = s.record_id"
-		" WHERE r.report_id = $1::bigint AND r.ordinal = 1", id_small, NULL), "''|NULL|\\N");
-	assert_string_equal(q("SELECT (reasons->0->>'comment') = E'via\\tlist \"x\"\\\\y\\nz\\u0001' FROM dmarc.records"
-		" WHERE report_id = $1::bigint AND ordinal = 2", id_small, NULL), "t");
+			      " FROM dmarc.reports WHERE id = $1::bigint",
+				    id_large, NULL),
+		"4100|4105|t");
+	assert_string_equal(
+		q("SELECT concat_ws('|', envelope_to = '\\N', disposition = E'a\\rb\\\\.\"{}[],',"
+		  " source_ip IS NULL, message_count IS NULL) FROM dmarc.records WHERE report_id = $1::bigint AND ordinal = 3",
+			id_small, NULL),
+		"t|t|t|t");
+	assert_string_equal(
+		q("SELECT concat_ws('|', quote_nullable(domain), quote_nullable(scope), human_result)"
+		  " FROM dmarc.spf_results s JOIN dmarc.records r ON r.id = s.record_id"
+		  " WHERE r.report_id = $1::bigint AND r.ordinal = 1",
+			id_small, NULL),
+		"''|NULL|\\N");
+	assert_string_equal(
+		q("SELECT (reasons->0->>'comment') = E'via\\tlist \"x\"\\\\y\\nz\\u0001' FROM dmarc.records"
+		  " WHERE report_id = $1::bigint AND ordinal = 2",
+			id_small, NULL),
+		"t");
 	assert_string_equal(q("SELECT header_from = E't\\u00e4b\\there \\U0001F4E7' FROM dmarc.records"
-		" WHERE report_id = $1::bigint AND ordinal = 4", id_small, NULL), "t");
+			      " WHERE report_id = $1::bigint AND ordinal = 4",
+				    id_small, NULL),
+		"t");
 	/* a duplicate of the small one is still skipped, the connection still good */
 	assert_int_equal(store_report(st, &small, NULL, recs, 4, &err), DC_SKIP);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE report_id = $1::bigint", id_small, NULL), "4");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE report_id = $1::bigint", id_small, NULL), "4");
 	free(recs);
 	dc_store_free(st);
 }
@@ -435,20 +482,27 @@ test_abort_large(void **state)
 			fail_msg("record %llu: %s", (unsigned long long)i, err.msg);
 	}
 	/* inside the transaction, two full chunks have been sent by COPY already */
-	res = PQexec(dc_store_conn(st), "SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'");
+	res = PQexec(dc_store_conn(st),
+		"SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_true(atoi(PQgetvalue(res, 0, 0)) >= 8192);
 	PQclear(res);
 	cb.sink.report_abort(cb.sink.ctx);
 
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'abort.example'", NULL, NULL), "0");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'abort.example'", NULL, NULL),
+		"0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'", NULL, NULL),
+		"0");
 	before = q("SELECT count(*) FROM dmarc.dkim_results", NULL, NULL);
 	assert_string_equal(before, n_before);
 	/* the connection is usable afterwards */
 	rec.ordinal = 1;
 	assert_int_equal(store_report(st, &r, NULL, &rec, 1, &err), DC_OK);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'", NULL, NULL), "1");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'", NULL, NULL),
+		"1");
 	dc_store_free(st);
 }
 
@@ -467,8 +521,10 @@ test_bad_input(void **state)
 	recs[11].source_ip = "300.1.2.3";
 	assert_int_equal(store_report(st, &r, NULL, recs, 12, &err), DC_ESCHEMA);
 	assert_string_equal(err.msg, "record 12: source_ip '300.1.2.3' is not an IP address");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
 
 	recs[11].source_ip = "192.0.2.0/24";
 	assert_int_equal(store_report(st, &r, NULL, recs, 12, &err), DC_ESCHEMA);
@@ -480,21 +536,27 @@ test_bad_input(void **state)
 	r.date_end = (int64_t)1 << 60;
 	assert_int_equal(store_report(st, &r, NULL, recs, 12, &err), DC_ESCHEMA);
 	r.date_end = 1700086399;
-	r.org_name = "\xed\xa0\x80";  /* a UTF-16 surrogate encoded in UTF-8 */
+	r.org_name = "\xed\xa0\x80"; /* a UTF-16 surrogate encoded in UTF-8 */
 	assert_int_equal(store_report(st, &r, NULL, recs, 12, &err), DC_ESCHEMA);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL), "0");
 	/* and the same report, corrected, is stored */
 	r.org_name = "Test Org";
 	assert_int_equal(store_report(st, &r, NULL, recs, 12, &err), DC_OK);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL), "12");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'bad.example'", NULL, NULL),
+		"12");
 
 	/* an empty <source_ip/> (blanks only) gives no address: stored as NULL, like an absent one */
 	r = mk_report("empty-ip.example", "r-empty-ip");
 	recs[0].source_ip = " ";
 	assert_int_equal(store_report(st, &r, NULL, recs, 1, &err), DC_OK);
 	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'empty-ip.example'"
-		" AND source_ip IS NULL", NULL, NULL), "1");
+			      " AND source_ip IS NULL",
+				    NULL, NULL),
+		"1");
 	dc_store_free(st);
 }
 
@@ -506,33 +568,46 @@ test_failure(void **state)
 	dc_store *st = open_store();
 	dc_extract_cb cb = dc_store_callbacks(st);
 	static const uint8_t bytes[] = { 0, 1, 2, 0xff, 0xfe, '\\', '\n', 'x', 0 };
-	dc_origin o = { .mailbox = "rua", .uidvalidity = 99, .uid = 1234, .message_id = "<f@x>", .file_name = NULL };
+	dc_origin o = {
+		.mailbox = "rua", .uidvalidity = 99, .uid = 1234, .message_id = "<f@x>", .file_name = NULL
+	};
 	dc_err why, err = { 0 };
 	dc_blob unit = { .data = bytes, .len = 5, .name = "att.zip" };
 
 	assert_int_equal(dc_store_set_origin(st, &o, &err), DC_OK);
-	assert_int_equal(dc_store_failure(st, "mime", "no aggregate report found", bytes, sizeof(bytes), &err), DC_OK);
-	assert_string_equal(q("SELECT concat_ws('|', mailbox, uidvalidity, uid, message_id, coalesce(file_name, 'NULL'),"
-		" stage, reason, encode(dmarc.failure_content(f), 'hex'), sha256 = sha256(dmarc.failure_content(f)),"
-		" failed_at <= now(), content IS NULL)"
-		" FROM dmarc.failures f WHERE uid = 1234 AND stage = 'mime'", NULL, NULL),
+	assert_int_equal(
+		dc_store_failure(st, "mime", "no aggregate report found", bytes, sizeof(bytes), &err), DC_OK);
+	assert_string_equal(
+		q("SELECT concat_ws('|', mailbox, uidvalidity, uid, message_id, coalesce(file_name, 'NULL'),"
+		  " stage, reason, encode(dmarc.failure_content(f), 'hex'), sha256 = sha256(dmarc.failure_content(f)),"
+		  " failed_at <= now(), content IS NULL)"
+		  " FROM dmarc.failures f WHERE uid = 1234 AND stage = 'mime'",
+			NULL, NULL),
 		"rua|99|1234|<f@x>|NULL|mime|no aggregate report found|000102fffe5c0a7800|t|t|t");
 
 	/* through dc_extract's failure callback: the unit's bytes and name; a
 	 * reason quoting invalid UTF-8 is still recorded */
 	dc_err_set(&why, DC_EXML, "line 3: bad byte \xff here");
 	assert_int_equal(cb.failure(cb.failure_ctx, "xml", &why, &unit, &err), DC_OK);
-	assert_string_equal(q("SELECT concat_ws('|', file_name, stage, reason, encode(dmarc.failure_content(f), 'hex'))"
-		" FROM dmarc.failures f WHERE uid = 1234 AND stage = 'xml'", NULL, NULL),
+	assert_string_equal(
+		q("SELECT concat_ws('|', file_name, stage, reason, encode(dmarc.failure_content(f), 'hex'))"
+		  " FROM dmarc.failures f WHERE uid = 1234 AND stage = 'xml'",
+			NULL, NULL),
 		"att.zip|xml|line 3: bad byte ? here|000102fffe");
 	/* the same unit failing again (another member of it): a second row,
 	 * the bytes still stored once (issue 9) */
 	assert_int_equal(cb.failure(cb.failure_ctx, "unpack", &why, &unit, &err), DC_OK);
-	assert_string_equal(q("SELECT concat_ws('|', count(*), count(DISTINCT f.original_id),"
-		" (SELECT count(*) FROM dmarc.originals o WHERE o.content = '\\x000102fffe'::bytea))"
-		" FROM dmarc.failures f WHERE uid = 1234 AND stage IN ('xml', 'unpack')", NULL, NULL), "2|1|1");
-	assert_string_equal(q("SELECT concat_ws('|', content_bytes, sha256 = encode(sha256('\\x000102fffe'::bytea), 'hex'))"
-		" FROM dmarc.failure_list WHERE uid = 1234 AND stage = 'unpack'", NULL, NULL), "5|t");
+	assert_string_equal(
+		q("SELECT concat_ws('|', count(*), count(DISTINCT f.original_id),"
+		  " (SELECT count(*) FROM dmarc.originals o WHERE o.content = '\\x000102fffe'::bytea))"
+		  " FROM dmarc.failures f WHERE uid = 1234 AND stage IN ('xml', 'unpack')",
+			NULL, NULL),
+		"2|1|1");
+	assert_string_equal(
+		q("SELECT concat_ws('|', content_bytes, sha256 = encode(sha256('\\x000102fffe'::bytea), 'hex'))"
+		  " FROM dmarc.failure_list WHERE uid = 1234 AND stage = 'unpack'",
+			NULL, NULL),
+		"5|t");
 	dc_store_free(st);
 }
 
@@ -549,7 +624,7 @@ test_classification(void **state)
 		const char *ip, *envelope_from, *dkim_aligned;
 		const dc_spf_result *spf;
 		int64_t count;
-		const char *expect;   /* server_generated_reason, or NULL */
+		const char *expect; /* server_generated_reason, or NULL */
 	} rows[] = {
 		/* 1 */ { "10.1.0.1", "<>", "fail", one_spf, 3, "null_sender" },
 		/* 2 */ { "10.1.0.1", "", "pass", one_spf, 4, "null_sender" },
@@ -585,13 +660,15 @@ test_classification(void **state)
 	  " ('10.1.0.3', 'mail3.class.example', 'class.example', true, 'ok'),"
 	  " ('10.1.0.4', 'mx4.class.example.', 'class.example', true, 'ok'),"
 	  " ('10.1.0.5', 'mx5.class.example', 'class.example', false, 'ok')");
-	snprintf(rid, sizeof(rid), "%s", q("SELECT id FROM dmarc.reports WHERE policy_domain = 'class.example'", NULL, NULL));
+	snprintf(rid, sizeof(rid), "%s",
+		q("SELECT id FROM dmarc.reports WHERE policy_domain = 'class.example'", NULL, NULL));
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char ord[8];
 		snprintf(ord, sizeof(ord), "%zu", i + 1);
 		q("SELECT concat_ws('|', server_generated, coalesce(server_generated_reason, 'NULL'))"
-		  " FROM dmarc.record_details WHERE report_id = $1 AND ordinal = $2", rid, ord);
+		  " FROM dmarc.record_details WHERE report_id = $1 AND ordinal = $2",
+			rid, ord);
 		char want[64];
 		snprintf(want, sizeof(want), "%s|%s", rows[i].expect ? "t" : "f",
 			rows[i].expect ? rows[i].expect : "NULL");
@@ -600,17 +677,22 @@ test_classification(void **state)
 	}
 	/* ptr only when forward-confirmed; the raw name stays visible */
 	assert_string_equal(q("SELECT concat_ws('|', coalesce(ptr, 'NULL'), ptr_raw, forward_confirmed)"
-		" FROM dmarc.record_details WHERE report_id = $1 AND ordinal = 6", rid, NULL),
+			      " FROM dmarc.record_details WHERE report_id = $1 AND ordinal = 6",
+				    rid, NULL),
 		"NULL|mx5.class.example|f");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.server_generated_mail WHERE report_id = $1", rid, NULL), "6");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.regular_mail WHERE report_id = $1", rid, NULL), "4");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.server_generated_mail WHERE report_id = $1", rid, NULL), "6");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.regular_mail WHERE report_id = $1", rid, NULL), "4");
 
 	/* sources: 10.1.0.1 has one unaligned message batch -> needs DKIM; 10.1.0.2's
 	 * server-generated mail is all DKIM-aligned (its regular mail is not counted) */
-	assert_string_equal(q("SELECT string_agg(concat_ws(',', host(source_ip), coalesce(ptr, 'NULL'), header_from,"
-		" messages, dkim_aligned_messages, dmarc_pass_messages, array_to_string(reasons, '+'), needs_dkim,"
-		" first_seen = to_timestamp(1700000000), last_seen = to_timestamp(1700086399)), ';' ORDER BY source_ip)"
-		" FROM dmarc.server_generated_sources WHERE header_from = 'class.example'", NULL, NULL),
+	assert_string_equal(
+		q("SELECT string_agg(concat_ws(',', host(source_ip), coalesce(ptr, 'NULL'), header_from,"
+		  " messages, dkim_aligned_messages, dmarc_pass_messages, array_to_string(reasons, '+'), needs_dkim,"
+		  " first_seen = to_timestamp(1700000000), last_seen = to_timestamp(1700086399)), ';' ORDER BY source_ip)"
+		  " FROM dmarc.server_generated_sources WHERE header_from = 'class.example'",
+			NULL, NULL),
 		"10.1.0.1,NULL,class.example,7,4,4,null_sender,t,t,t;"
 		"10.1.0.2,NULL,class.example,16,16,16,null_sender+spf_helo_scope,f,t,t;"
 		"10.1.0.3,mail3.class.example,class.example,6,0,0,spf_domain_is_ptr,t,t,t;"
@@ -618,7 +700,9 @@ test_classification(void **state)
 	/* the classification follows the data: unconfirm a PTR and rule 3 stops */
 	x("UPDATE dmarc.ip_names SET forward_confirmed = false WHERE ip = '10.1.0.3'");
 	assert_string_equal(q("SELECT coalesce(server_generated_reason, 'NULL') FROM dmarc.record_details"
-		" WHERE report_id = $1 AND ordinal = 4", rid, NULL), "NULL");
+			      " WHERE report_id = $1 AND ordinal = 4",
+				    rid, NULL),
+		"NULL");
 	dc_store_free(st);
 }
 
@@ -629,7 +713,7 @@ typedef struct begin_job {
 	const dc_report *r;
 	dc_code rc;
 	dc_err err;
-	int done;            /* set (atomically) when report_begin returned */
+	int done; /* set (atomically) when report_begin returned */
 } begin_job;
 
 static void *
@@ -652,9 +736,11 @@ wait_for_lock_wait(begin_job *job)
 
 	snprintf(p, sizeof(p), "%d", PQbackendPID(dc_store_conn(job->st)));
 	while (strcmp(q("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
-		p, NULL), "1") != 0) {
+			      p, NULL),
+		       "1") != 0) {
 		if (__atomic_load_n(&job->done, __ATOMIC_SEQ_CST))
-			fail_msg("the second writer did not wait for the first (rc %d: %s)", job->rc, job->err.msg);
+			fail_msg("the second writer did not wait for the first (rc %d: %s)", job->rc,
+				job->err.msg);
 		usleep(10000);
 	}
 }
@@ -681,7 +767,9 @@ test_concurrent_duplicate(void **state)
 	assert_int_equal(c1.sink.report_end(c1.sink.ctx, &r, &err), DC_OK);
 	pthread_join(t, NULL);
 	assert_int_equal(job.rc, DC_SKIP);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'conc.example'", NULL, NULL), "1");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'conc.example'", NULL, NULL),
+		"1");
 
 	/* abort first: the second writer stores it */
 	r.report_id = "r-conc-2";
@@ -694,8 +782,12 @@ test_concurrent_duplicate(void **state)
 	assert_int_equal(job.rc, DC_OK);
 	assert_int_equal(c2.sink.record(c2.sink.ctx, &r, &rec, &err), DC_OK);
 	assert_int_equal(c2.sink.report_end(c2.sink.ctx, &r, &err), DC_OK);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'conc.example'", NULL, NULL), "2");
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'conc.example'", NULL, NULL), "2");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'conc.example'", NULL, NULL),
+		"2");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records WHERE policy_domain = 'conc.example'", NULL, NULL),
+		"2");
 	dc_store_free(s1);
 	dc_store_free(s2);
 }
@@ -769,7 +861,8 @@ test_reparse(void **state)
 	snprintf(before, sizeof(before), "%s", q(snapshot_sql, NULL, NULL));
 	assert_string_equal(q("SELECT split_part($1, ':', 1)", before, NULL), "28");
 	snprintf(ids_before, sizeof(ids_before), "%s",
-		q("SELECT string_agg(id::text, ',' ORDER BY id) FROM dmarc.reports WHERE original_id IS NOT NULL", NULL, NULL));
+		q("SELECT string_agg(id::text, ',' ORDER BY id) FROM dmarc.reports WHERE original_id IS NOT NULL",
+			NULL, NULL));
 
 	/* another origin now must not leak into the reparsed rows */
 	o.mailbox = "other";
@@ -782,16 +875,23 @@ test_reparse(void **state)
 	assert_string_equal(q(snapshot_sql, NULL, NULL), before);
 	/* the rows were replaced, not left alone */
 	assert_string_not_equal(q("SELECT string_agg(id::text, ',' ORDER BY id) FROM dmarc.reports"
-		" WHERE original_id IS NOT NULL", NULL, NULL), ids_before);
+				  " WHERE original_id IS NOT NULL",
+					NULL, NULL),
+		ids_before);
 	/* test_store_whole's "original" is not a report at all: now that it is
 	 * parsed, its report goes and a failure with its bytes and old origin
 	 * is recorded */
 	assert_int_equal(again.failures, 1);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'whole.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'whole.example'", NULL, NULL),
+		"0");
 	assert_string_equal(q("SELECT concat_ws('|', mailbox, uid, message_id) FROM dmarc.failures f"
-		" WHERE dmarc.failure_content(f) = '\\x504b030400ff800a00'::bytea", NULL, NULL), "rua|42|<m1@x>");
+			      " WHERE dmarc.failure_content(f) = '\\x504b030400ff800a00'::bytea",
+				    NULL, NULL),
+		"rua|42|<m1@x>");
 	/* reports without an original (synthetic ones above) are untouched */
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'dup.example'", NULL, NULL), "2");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'dup.example'", NULL, NULL), "2");
 	/* a second reparse changes nothing */
 	again = (dc_extract_stats){ 0 };
 	if (dc_store_reparse(st, &lim, &again, &err) != DC_OK)
@@ -829,7 +929,9 @@ test_connection_lost(void **state)
 		rc = cb.sink.report_end(cb.sink.ctx, &r, &err);
 	assert_int_equal(rc, DC_EDB);
 	cb.sink.report_abort(cb.sink.ctx);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'lost.example'", NULL, NULL), "0");
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.reports WHERE policy_domain = 'lost.example'", NULL, NULL),
+		"0");
 	/* and later calls keep failing cleanly */
 	assert_int_equal(dc_store_failure(st, "store", "x", NULL, 0, &err), DC_EDB);
 	dc_store_free(st);

@@ -23,8 +23,8 @@
 
 /* Field values of record i (0-based, over all reports). */
 static void
-values(uint64_t i, char ip[32], char hf[64], char ef[64], char dd[64], char sel[16],
-	const char **dres, const char **sres, const char **scope)
+values(uint64_t i, char ip[32], char hf[64], char ef[64], char dd[64], char sel[16], const char **dres,
+	const char **sres, const char **scope)
 {
 	snprintf(ip, 32, "10.%u.%u.%u", (unsigned)(i >> 16) & 255, (unsigned)(i >> 8) & 255,
 		(unsigned)i & 255);
@@ -51,9 +51,13 @@ report(unsigned r, char rid[32])
 {
 	snprintf(rid, 32, "bench-%u", r);
 	return (dc_report){
-		.org_name = "Bench Org", .report_id = rid, .policy_domain = "bench.example",
-		.date_begin = 1700000000 + (int64_t)r * 86400, .date_end = 1700086399 + (int64_t)r * 86400,
-		.policy_p = "none", .policy_pct = -1,
+		.org_name = "Bench Org",
+		.report_id = rid,
+		.policy_domain = "bench.example",
+		.date_begin = 1700000000 + (int64_t)r * 86400,
+		.date_end = 1700086399 + (int64_t)r * 86400,
+		.policy_p = "none",
+		.policy_pct = -1,
 	};
 }
 
@@ -85,10 +89,18 @@ run_sink(unsigned reports, unsigned per)
 			dc_dkim_result dk = { dd, sel, dres, NULL };
 			dc_spf_result sp = { ef, scope, sres, NULL };
 			dc_record rec = {
-				.ordinal = k + 1, .source_ip = ip, .message_count = 1 + (int64_t)(i % 13),
-				.disposition = "none", .dkim_aligned = dres, .spf_aligned = "fail",
-				.header_from = hf, .envelope_from = ef, .dkim = &dk, .n_dkim = 1,
-				.spf = &sp, .n_spf = 1,
+				.ordinal = k + 1,
+				.source_ip = ip,
+				.message_count = 1 + (int64_t)(i % 13),
+				.disposition = "none",
+				.dkim_aligned = dres,
+				.spf_aligned = "fail",
+				.header_from = hf,
+				.envelope_from = ef,
+				.dkim = &dk,
+				.n_dkim = 1,
+				.spf = &sp,
+				.n_spf = 1,
 			};
 			if (cb.sink.record(cb.sink.ctx, &rep, &rec, &err) != DC_OK)
 				goto fail;
@@ -102,8 +114,8 @@ run_sink(unsigned reports, unsigned per)
 		struct rusage ru;
 		getrusage(RUSAGE_SELF, &ru);
 		printf("%" PRIu64 " %.3f %.3f\n", i, t1 - t0,
-			(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-			(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+			(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+				ru.ru_stime.tv_usec / 1e6);
 	}
 	dc_store_free(st);
 	return 0;
@@ -136,10 +148,12 @@ run_files(unsigned reports, unsigned per, const char *dir)
 	for (unsigned r = 0; r < reports; r++) {
 		char rid[32];
 		dc_report rep = report(r, rid);
-		fprintf(fp, "INSERT INTO dmarc.reports (id, org_name, report_id, policy_domain, date_begin, date_end,"
+		fprintf(fp,
+			"INSERT INTO dmarc.reports (id, org_name, report_id, policy_domain, date_begin, date_end,"
 			" policy_p, record_count) OVERRIDING SYSTEM VALUE VALUES (%u, '%s', '%s', '%s', to_timestamp(%" PRId64
-			"), to_timestamp(%" PRId64 "), 'none', %u);\n", r + 1, rep.org_name, rep.report_id,
-			rep.policy_domain, rep.date_begin, rep.date_end, per);
+			"), to_timestamp(%" PRId64 "), 'none', %u);\n",
+			r + 1, rep.org_name, rep.report_id, rep.policy_domain, rep.date_begin, rep.date_end,
+			per);
 		struct tm tm;
 		time_t tt = (time_t)rep.date_begin;
 		char begin[64];
@@ -149,11 +163,14 @@ run_files(unsigned reports, unsigned per, const char *dir)
 			char ip[32], hf[64], ef[64], dd[64], sel[16];
 			const char *dres, *sres, *scope;
 			values(i, ip, hf, ef, dd, sel, &dres, &sres, &scope);
-			fprintf(fr, "%" PRIu64 "\t%u\t%s\tbench.example\t%u\t%s\t%" PRId64
-				"\tnone\t%s\tfail\t%s\t%s\t\\N\t\\N\n", i + 1, r + 1, begin, k + 1, ip,
-				1 + (int64_t)(i % 13), dres, hf, ef);
-			fprintf(fd, "%" PRIu64 "\t%s\tbench.example\t1\t%s\t%s\t%s\t\\N\n", i + 1, begin, dd, sel, dres);
-			fprintf(fs, "%" PRIu64 "\t%s\tbench.example\t1\t%s\t%s\t%s\t\\N\n", i + 1, begin, ef, scope, sres);
+			fprintf(fr,
+				"%" PRIu64 "\t%u\t%s\tbench.example\t%u\t%s\t%" PRId64
+				"\tnone\t%s\tfail\t%s\t%s\t\\N\t\\N\n",
+				i + 1, r + 1, begin, k + 1, ip, 1 + (int64_t)(i % 13), dres, hf, ef);
+			fprintf(fd, "%" PRIu64 "\t%s\tbench.example\t1\t%s\t%s\t%s\t\\N\n", i + 1, begin, dd,
+				sel, dres);
+			fprintf(fs, "%" PRIu64 "\t%s\tbench.example\t1\t%s\t%s\t%s\t\\N\n", i + 1, begin, ef,
+				scope, sres);
 		}
 	}
 	fclose(fp);

@@ -16,53 +16,63 @@
 #include <time.h>
 #include <unistd.h>
 
-static void dc_log(int pri, const char *fmt, va_list ap)
+static void
+dc_log(int pri, const char *fmt, va_list ap)
 {
-  const char *path = getenv("DC_CYRUS_SYSLOG");
-  FILE *f = path ? fopen(path, "a") : NULL;
+	const char *path = getenv("DC_CYRUS_SYSLOG");
+	FILE *f = path ? fopen(path, "a") : NULL;
 
-  if (f == NULL)
-    return;
-  fprintf(f, "%ld [%d] <%d> ", (long)time(NULL), (int)getpid(), pri & 7);
-  vfprintf(f, fmt, ap); /* glibc's printf knows syslog's %m */
-  fputc('\n', f);
-  fclose(f);
+	if (f == NULL)
+		return;
+	fprintf(f, "%ld [%d] <%d> ", (long)time(NULL), (int)getpid(), pri & 7);
+	vfprintf(f, fmt, ap); /* glibc's printf knows syslog's %m */
+	fputc('\n', f);
+	fclose(f);
 }
 
-void syslog(int pri, const char *fmt, ...)
+void
+syslog(int pri, const char *fmt, ...)
 {
-  va_list ap;
-  va_start(ap, fmt);
-  dc_log(pri, fmt, ap);
-  va_end(ap);
+	va_list ap;
+	va_start(ap, fmt);
+	dc_log(pri, fmt, ap);
+	va_end(ap);
 }
 
-void vsyslog(int pri, const char *fmt, va_list ap) { dc_log(pri, fmt, ap); }
+void
+vsyslog(int pri, const char *fmt, va_list ap)
+{
+	dc_log(pri, fmt, ap);
+}
 
 /* what calls to syslog become under _FORTIFY_SOURCE (Debian builds Cyrus so) */
-void __syslog_chk(int pri, int flag, const char *fmt, ...)
+void
+__syslog_chk(int pri, int flag, const char *fmt, ...)
 {
-  va_list ap;
-  (void)flag;
-  va_start(ap, fmt);
-  dc_log(pri, fmt, ap);
-  va_end(ap);
+	va_list ap;
+	(void)flag;
+	va_start(ap, fmt);
+	dc_log(pri, fmt, ap);
+	va_end(ap);
 }
 
-void __vsyslog_chk(int pri, int flag, const char *fmt, va_list ap)
+void
+__vsyslog_chk(int pri, int flag, const char *fmt, va_list ap)
 {
-  (void)flag;
-  dc_log(pri, fmt, ap);
+	(void)flag;
+	dc_log(pri, fmt, ap);
 }
 
-int fsync(int fd)
+int
+fsync(int fd)
 {
-  (void)fd;
-  return 0;
+	(void)fd;
+	return 0;
 }
 
-int fdatasync(int fd)
+int
+fdatasync(int fd)
 {
-  (void)fd;
-  return 0;
+	(void)fd;
+	return 0;
 }

@@ -58,13 +58,13 @@
 /* ------------------------------------------------------- the allocation hook */
 
 static struct {
-	bool on;              /* counting (only around dc_extract) */
-	unsigned long count;  /* allocations seen while on */
+	bool on;               /* counting (only around dc_extract) */
+	unsigned long count;   /* allocations seen while on */
 	unsigned long fail_at; /* fail this one (1-based), 0 = none */
-	unsigned long failed; /* allocations failed */
-	unsigned long xml;    /* of count: libxml2's */
-	void *caller;         /* who made the failed allocation */
-	const char *spare;    /* libxml2's copies of this string are not failed */
+	unsigned long failed;  /* allocations failed */
+	unsigned long xml;     /* of count: libxml2's */
+	void *caller;          /* who made the failed allocation */
+	const char *spare;     /* libxml2's copies of this string are not failed */
 } af;
 
 /* True when the allocation being made (by caller) must fail. */
@@ -89,7 +89,8 @@ where(void *addr, char *buf, size_t cap)
 	Dl_info di;
 
 	if (addr != NULL && dladdr(addr, &di) != 0)
-		snprintf(buf, cap, "%s (%s)", di.dli_sname ? di.dli_sname : "?", di.dli_fname ? di.dli_fname : "?");
+		snprintf(buf, cap, "%s (%s)", di.dli_sname ? di.dli_sname : "?",
+			di.dli_fname ? di.dli_fname : "?");
 	else
 		snprintf(buf, cap, "%p", addr);
 	return buf;
@@ -167,7 +168,7 @@ x_strdup(const char *s)
  * a failed allocation can be compared with the good run. */
 typedef struct tally {
 	uint64_t begun, records, ended, aborted, failures;
-	uint64_t digest, cur;   /* of stored reports; of the report being read */
+	uint64_t digest, cur; /* of stored reports; of the report being read */
 } tally;
 
 static void
@@ -385,15 +386,17 @@ torture(const char *rel, uint64_t want_reports, uint64_t want_failures, const ch
 			/* libxml2 went on without that allocation (a cache or hash
 			 * table not grown) and the result is exactly the good run's */
 			absorbed++;
-			print_message("  %s: allocation %lu (in %s) absorbed by libxml2, same result\n", rel, k,
-				where(af.caller, wb, sizeof(wb)));
+			print_message("  %s: allocation %lu (in %s) absorbed by libxml2, same result\n", rel,
+				k, where(af.caller, wb, sizeof(wb)));
 		} else if (++bad <= 20) {
-			print_message("  %s: allocation %lu of %lu failing (in %s): %s, err %s '%s', %lu failed, "
-				      "%llu stored (%s), %llu failures, %llu begun, %llu aborted\n",
-				rel, k, n, where(af.caller, wb, sizeof(wb)), dc_strerror(rc), dc_strerror(err.code),
-				err.msg, af.failed, (unsigned long long)t.ended,
-				t.digest == good.digest ? "same" : "different", (unsigned long long)t.failures,
-				(unsigned long long)t.begun, (unsigned long long)t.aborted);
+			print_message(
+				"  %s: allocation %lu of %lu failing (in %s): %s, err %s '%s', %lu failed, "
+				"%llu stored (%s), %llu failures, %llu begun, %llu aborted\n",
+				rel, k, n, where(af.caller, wb, sizeof(wb)), dc_strerror(rc),
+				dc_strerror(err.code), err.msg, af.failed, (unsigned long long)t.ended,
+				t.digest == good.digest ? "same" : "different",
+				(unsigned long long)t.failures, (unsigned long long)t.begun,
+				(unsigned long long)t.aborted);
 		}
 #ifdef HAVE_LSAN
 		/* slow: to find which k leaks (the first one reported) */
@@ -404,7 +407,8 @@ torture(const char *rel, uint64_t want_reports, uint64_t want_failures, const ch
 #endif
 	}
 	print_message("%s: %lu runs, %lu absorbed by libxml2, %lu with the failing allocation after a report "
-		      "was stored\n", rel, n, absorbed, late);
+		      "was stored\n",
+		rel, n, absorbed, late);
 	/* and it still works afterwards */
 	rc = run_once(data, len, 0, &t, &err, &allocs);
 	free(data);
@@ -439,7 +443,8 @@ test_gzip(void **state)
 {
 	(void)state;
 	torture(REAL "domainaware+parsedmarc/samples/aggregate/"
-		    "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz", 1, 0, NULL);
+		     "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz",
+		1, 0, NULL);
 }
 
 /* zoho.com's report, plain XML */
@@ -447,7 +452,9 @@ static void
 test_xml(void **state)
 {
 	(void)state;
-	torture(REAL "domainaware+parsedmarc/samples/aggregate/zoho.com!example.com!1581753600!1581840000.xml", 1, 0, NULL);
+	torture(REAL
+		"domainaware+parsedmarc/samples/aggregate/zoho.com!example.com!1581753600!1581840000.xml",
+		1, 0, NULL);
 }
 
 /* an RFC 9990 report (urn:ietf:params:xml:ns:dmarc-2.0) */
@@ -481,7 +488,8 @@ static void
 test_zlib(void **state)
 {
 	(void)state;
-	torture(REAL "georgestarcher+dmarcgo/testdata/fixtures/aol.com!georgestarcher.com!1342497600!1342584000.zlib",
+	torture(REAL
+		"georgestarcher+dmarcgo/testdata/fixtures/aol.com!georgestarcher.com!1342497600!1342584000.zlib",
 		1, 0, "windows-1252");
 }
 

@@ -92,9 +92,9 @@ test_utf8_seq(void **state)
 		{ "\xF0\x8F\xBF\xBF", 4, 0, 0 }, /* overlong 4-byte */
 		{ "\xF4\x90\x80\x80", 4, 0, 0 }, /* above U+10FFFF */
 		{ "\xF5\x80\x80\x80", 4, 0, 0 },
-		{ "\x80", 1, 0, 0 },             /* lone continuation */
+		{ "\x80", 1, 0, 0 }, /* lone continuation */
 		{ "\xC3(", 2, 0, 0 },
-		{ "\xE2\x82", 2, -1, 0 },        /* incomplete, may go on */
+		{ "\xE2\x82", 2, -1, 0 }, /* incomplete, may go on */
 		{ "\xF0", 1, -1, 0 },
 		{ "\xE2\x28\xA1", 3, 0, 0 },
 	};
@@ -143,7 +143,8 @@ test_utf8_sanitize(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t bad = 99;
-		char *s = dc_utf8_sanitize(cases[i].in, strlen(cases[i].in), cases[i].repl, cases[i].flags, &bad);
+		char *s = dc_utf8_sanitize(
+			cases[i].in, strlen(cases[i].in), cases[i].repl, cases[i].flags, &bad);
 
 		assert_non_null(s);
 		assert_string_equal(s, cases[i].want);

@@ -21,12 +21,12 @@ extern char **environ;
 
 typedef struct config_case {
 	const char *name;
-	const char *ini;              /* NULL: no file at all */
-	const char *env[10];          /* "NAME=VALUE" */
-	const char *pw;               /* content of DIR/pw, NULL: no such file */
+	const char *ini;     /* NULL: no file at all */
+	const char *env[10]; /* "NAME=VALUE" */
+	const char *pw;      /* content of DIR/pw, NULL: no such file */
 	mode_t pw_mode;
 	dc_code rc;
-	const char *msg[3];           /* substrings the error message must hold */
+	const char *msg[3]; /* substrings the error message must hold */
 	void (*check)(const dc_config *cfg, const char *dir);
 } config_case;
 
@@ -159,7 +159,8 @@ check_comments(const dc_config *cfg, const char *dir)
 }
 
 /* 188 bytes: "conninfo = " (11) + this = 199, the longest line inih reads */
-#define LINE188 "host=" \
+#define LINE188 \
+	"host=" \
 	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
 	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
@@ -179,142 +180,142 @@ static const config_case cases[] = {
 	{ "empty file: defaults", "", { NULL }, NULL, 0, DC_OK, { NULL }, check_defaults },
 	{ "comments only", "; a comment\n# another\n\n", { NULL }, NULL, 0, DC_OK, { NULL }, check_defaults },
 	{ "full file",
-	  "[database]\nconninfo = postgresql://dmarc@db.example.com/dmarc ; libpq\npassword_file = pw\n"
-	  "[mailbox rua]\nurl = imaps://imap.example.com/INBOX\nuser = rua@example.com\n"
-	  "password_file = pw\nca_file = ca.pem\ntls = REQUIRED\narchive_folder = Archive/DMARC\n"
-	  "after = move\n"
-	  "[mailbox second one]\nurl = imap://127.0.0.1:1143/Reports\nuser = x\n"
-	  "oauth2_token_command = /usr/local/bin/fetch-token --user x\ntls = none\n"
-	  "archive_folder = Done\ninvalid_folder = Bad\nafter = delete\nconnections = 2\n"
-	  "[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
-	  "retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
-	  "max_ratio = 30\nmax_records = 40\nmax_members = 5\nmax_nesting = 2\nmax_reports = 6\n"
-	  "max_unpacked_bytes = 3000\n",
-	  { NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
+		"[database]\nconninfo = postgresql://dmarc@db.example.com/dmarc ; libpq\npassword_file = pw\n"
+		"[mailbox rua]\nurl = imaps://imap.example.com/INBOX\nuser = rua@example.com\n"
+		"password_file = pw\nca_file = ca.pem\ntls = REQUIRED\narchive_folder = Archive/DMARC\n"
+		"after = move\n"
+		"[mailbox second one]\nurl = imap://127.0.0.1:1143/Reports\nuser = x\n"
+		"oauth2_token_command = /usr/local/bin/fetch-token --user x\ntls = none\n"
+		"archive_folder = Done\ninvalid_folder = Bad\nafter = delete\nconnections = 2\n"
+		"[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
+		"retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
+		"max_ratio = 30\nmax_records = 40\nmax_members = 5\nmax_nesting = 2\nmax_reports = 6\n"
+		"max_unpacked_bytes = 3000\n",
+		{ NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
 	{ "inline comments need a blank before ;",
-	  "[service]\ninterval = 30 ; seconds\n[database]\nconninfo = host=a;b port=5\n",
-	  { NULL }, NULL, 0, DC_OK, { NULL }, check_comments },
+		"[service]\ninterval = 30 ; seconds\n[database]\nconninfo = host=a;b port=5\n", { NULL },
+		NULL, 0, DC_OK, { NULL }, check_comments },
 
 	/* errors in the file: file:line, section and key named */
 	{ "unknown key", "[service]\ninterval = 5\nintervall = 6\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:3:", "intervall", "unknown key" }, NULL },
+		{ "cfg.ini:3:", "intervall", "unknown key" }, NULL },
 	{ "unknown section", "[service]\ninterval = 5\n[databse]\nconninfo = x\n", { NULL }, NULL, 0,
-	  DC_ECONFIG, { "cfg.ini:3:", "unknown section [databse]" }, NULL },
+		DC_ECONFIG, { "cfg.ini:3:", "unknown section [databse]" }, NULL },
 	{ "empty unknown section", "[nothing here]\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:1:", "unknown section" }, NULL },
+		{ "cfg.ini:1:", "unknown section" }, NULL },
 	{ "label on a section without labels", "[service fast]\ninterval = 5\n", { NULL }, NULL, 0,
-	  DC_ECONFIG, { "cfg.ini:1:", "[service fast]", "only [mailbox NAME]" }, NULL },
+		DC_ECONFIG, { "cfg.ini:1:", "[service fast]", "only [mailbox NAME]" }, NULL },
 	{ "key outside any section", "interval = 5\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:1:", "interval" }, NULL },
+		{ "cfg.ini:1:", "interval" }, NULL },
 	{ "not a number", "[service]\ninterval = 5m\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "interval", "not a number" }, NULL },
+		{ "cfg.ini:2:", "interval", "not a number" }, NULL },
 	{ "negative number", "[dns]\ntimeout_ms = -1\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "timeout_ms", "not a number" }, NULL },
+		{ "cfg.ini:2:", "timeout_ms", "not a number" }, NULL },
 	{ "number out of range", "[limits]\nmax_ratio = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_ratio", "out of range" }, NULL },
+		{ "cfg.ini:2:", "max_ratio", "out of range" }, NULL },
 	{ "max_members 0", "[limits]\nmax_members = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_members", "out of range" }, NULL },
+		{ "cfg.ini:2:", "max_members", "out of range" }, NULL },
 	{ "max_members too large", "[limits]\nmax_members = 100001\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_members", "out of range" }, NULL },
+		{ "cfg.ini:2:", "max_members", "out of range" }, NULL },
 	{ "max_nesting too deep", "[limits]\nmax_nesting = 17\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_nesting", "out of range" }, NULL },
+		{ "cfg.ini:2:", "max_nesting", "out of range" }, NULL },
 	{ "max_reports 0", "[limits]\nmax_reports = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_reports", "out of range" }, NULL },
-	{ "max_unpacked_bytes not a number", "[limits]\nmax_unpacked_bytes = 1G\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "max_unpacked_bytes", "not a number" }, NULL },
+		{ "cfg.ini:2:", "max_reports", "out of range" }, NULL },
+	{ "max_unpacked_bytes not a number", "[limits]\nmax_unpacked_bytes = 1G\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "max_unpacked_bytes", "not a number" }, NULL },
 	{ "number overflows", "[limits]\nmax_records = 99999999999999999999999\n", { NULL }, NULL, 0,
-	  DC_ECONFIG, { "cfg.ini:2:", "max_records" }, NULL },
+		DC_ECONFIG, { "cfg.ini:2:", "max_records" }, NULL },
 	{ "bad enum", MB_OK "after = archive\n", { NULL }, "x", 0600, DC_ECONFIG,
-	  { "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
+		{ "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
 	{ "in_flight out of range", "[dns]\nin_flight = 1025\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "in_flight", "out of range" }, NULL },
+		{ "cfg.ini:2:", "in_flight", "out of range" }, NULL },
 	{ "no connections", MB_OK "connections = 0\n", { NULL }, "x", 0600, DC_ECONFIG,
-	  { "cfg.ini:5:", "connections", "out of range" }, NULL },
+		{ "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "too many connections", MB_OK "connections = 17\n", { NULL }, "x", 0600, DC_ECONFIG,
-	  { "cfg.ini:5:", "connections", "out of range" }, NULL },
+		{ "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "bad tls", MB_OK "tls = optional\n", { NULL }, "x", 0600, DC_ECONFIG,
-	  { "cfg.ini:5:", "tls", "required, none" }, NULL },
+		{ "cfg.ini:5:", "tls", "required, none" }, NULL },
 	{ "secret in the file", "[database]\npassword = hunter2\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "password", "DMARC_COLLECTOR_DATABASE_PASSWORD" }, NULL },
+		{ "cfg.ini:2:", "password", "DMARC_COLLECTOR_DATABASE_PASSWORD" }, NULL },
 	{ "key set twice", "[service]\ninterval = 5\ninterval = 6\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:3:", "interval", "twice" }, NULL },
+		{ "cfg.ini:3:", "interval", "twice" }, NULL },
 	{ "continuation line", "[service]\ninterval = 5\n  6\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:3:", "interval" }, NULL },
+		{ "cfg.ini:3:", "interval" }, NULL },
 	{ "syntax error", "[service]\ninterval 5\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "syntax error" }, NULL },
+		{ "cfg.ini:2:", "syntax error" }, NULL },
 	{ "first error wins", "[service]\nbogus = 1\n[x]\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "cfg.ini:2:", "bogus" }, NULL },
+		{ "cfg.ini:2:", "bogus" }, NULL },
 	{ "line too long",
-	  "[database]\nconninfo = host=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n[service]\ninterval = 5\n",
-	  { NULL }, NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "line longer than" }, NULL },
+		"[database]\nconninfo = host=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n[service]\ninterval = 5\n",
+		{ NULL }, NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "line longer than" }, NULL },
 
 	{ "line of 199 bytes is fine", "[database]\nconninfo = " LINE188 "\n", { NULL }, NULL, 0, DC_OK,
-	  { NULL }, check_long_line },
-	{ "line of 200 bytes is not", "[database]\nconninfo = " LINE188 "x\n", { NULL }, NULL, 0,
-	  DC_ECONFIG, { "cfg.ini:2:", "longer than 199 bytes" }, NULL },
+		{ NULL }, check_long_line },
+	{ "line of 200 bytes is not", "[database]\nconninfo = " LINE188 "x\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "longer than 199 bytes" }, NULL },
 
 	/* mailbox rules */
 	{ "mailbox without url", "[mailbox rua]\nuser = u\npassword_file = pw\n", { NULL }, "x", 0600,
-	  DC_ECONFIG, { "cfg.ini:1:", "[mailbox rua]", "url is required" }, NULL },
-	{ "mailbox without user", "[mailbox rua]\nurl = imaps://h/INBOX\npassword_file = pw\n", { NULL },
-	  "x", 0600, DC_ECONFIG, { "[mailbox rua]", "user is required" }, NULL },
+		DC_ECONFIG, { "cfg.ini:1:", "[mailbox rua]", "url is required" }, NULL },
+	{ "mailbox without user", "[mailbox rua]\nurl = imaps://h/INBOX\npassword_file = pw\n", { NULL }, "x",
+		0600, DC_ECONFIG, { "[mailbox rua]", "user is required" }, NULL },
 	{ "empty mailbox section", "[service]\ninterval = 5\n[mailbox empty]\n", { NULL }, NULL, 0,
-	  DC_ECONFIG, { "cfg.ini:3:", "[mailbox empty]", "url is required" }, NULL },
-	{ "mailbox without credentials", "[mailbox rua]\nurl = imaps://h/INBOX\nuser = u\n", { NULL },
-	  NULL, 0, DC_ECONFIG, { "[mailbox rua]", "exactly one" }, NULL },
-	{ "mailbox with password and oauth2", MB_OK "oauth2_token_command = /bin/tok\n", { NULL }, "x",
-	  0600, DC_ECONFIG, { "[mailbox rua]", "exactly one" }, NULL },
-	{ "url scheme", "[mailbox rua]\nurl = https://h/INBOX\nuser = u\npassword_file = pw\n", { NULL },
-	  "x", 0600, DC_ECONFIG, { "[mailbox rua]", "imaps:// or imap://" }, NULL },
-	{ "url without host", "[mailbox rua]\nurl = imaps:///INBOX\nuser = u\npassword_file = pw\n",
-	  { NULL }, "x", 0600, DC_ECONFIG, { "[mailbox rua]", "no host" }, NULL },
+		DC_ECONFIG, { "cfg.ini:3:", "[mailbox empty]", "url is required" }, NULL },
+	{ "mailbox without credentials", "[mailbox rua]\nurl = imaps://h/INBOX\nuser = u\n", { NULL }, NULL,
+		0, DC_ECONFIG, { "[mailbox rua]", "exactly one" }, NULL },
+	{ "mailbox with password and oauth2", MB_OK "oauth2_token_command = /bin/tok\n", { NULL }, "x", 0600,
+		DC_ECONFIG, { "[mailbox rua]", "exactly one" }, NULL },
+	{ "url scheme", "[mailbox rua]\nurl = https://h/INBOX\nuser = u\npassword_file = pw\n", { NULL }, "x",
+		0600, DC_ECONFIG, { "[mailbox rua]", "imaps:// or imap://" }, NULL },
+	{ "url without host", "[mailbox rua]\nurl = imaps:///INBOX\nuser = u\npassword_file = pw\n", { NULL },
+		"x", 0600, DC_ECONFIG, { "[mailbox rua]", "no host" }, NULL },
 	{ "imaps with tls none", MB_OK "tls = none\n", { NULL }, "x", 0600, DC_ECONFIG,
-	  { "[mailbox rua]", "tls = none" }, NULL },
+		{ "[mailbox rua]", "tls = none" }, NULL },
 
 	/* password files */
 	{ "password file newline stripped",
-	  "[database]\npassword_file = pw\n[mailbox]\nurl = imap://h/INBOX\nuser = u\npassword_file = pw\n",
-	  { NULL }, "s3cret ; not a comment\r\n", 0640, DC_OK, { NULL }, check_pw_stripped },
+		"[database]\npassword_file = pw\n[mailbox]\nurl = imap://h/INBOX\nuser = u\npassword_file = pw\n",
+		{ NULL }, "s3cret ; not a comment\r\n", 0640, DC_OK, { NULL }, check_pw_stripped },
 	{ "password file world-readable", "[database]\npassword_file = pw\n", { NULL }, "x\n", 0644,
-	  DC_ECONFIG, { "password_file", "/pw", "chmod o-r" }, NULL },
+		DC_ECONFIG, { "password_file", "/pw", "chmod o-r" }, NULL },
 	{ "password file missing", "[database]\npassword_file = nope\n", { NULL }, NULL, 0, DC_ECONFIG,
-	  { "password_file", "/nope", "cannot open" }, NULL },
+		{ "password_file", "/nope", "cannot open" }, NULL },
 	{ "password file empty", "[database]\npassword_file = pw\n", { NULL }, "\n", 0600, DC_ECONFIG,
-	  { "password_file", "empty" }, NULL },
+		{ "password_file", "empty" }, NULL },
 	{ "password file with two lines", "[database]\npassword_file = pw\n", { NULL }, "a\nb\n", 0600,
-	  DC_ECONFIG, { "password_file", "one line" }, NULL },
+		DC_ECONFIG, { "password_file", "one line" }, NULL },
 	{ "env password wins over password_file", "[database]\npassword_file = nope\n",
-	  { "DMARC_COLLECTOR_DATABASE_PASSWORD=env wins" }, NULL, 0, DC_OK, { NULL },
-	  check_env_password_wins },
+		{ "DMARC_COLLECTOR_DATABASE_PASSWORD=env wins" }, NULL, 0, DC_OK, { NULL },
+		check_env_password_wins },
 
 	/* environment */
 	{ "environment overrides the file",
-	  "[service]\ninterval = 120\n[database]\nconninfo = host=filehost\n[limits]\nmax_ratio = 5\n"
-	  "[mailbox a]\nurl = imaps://a/INBOX\nuser = a\npassword_file = nope\n"
-	  "[mailbox b]\nurl = imaps://b/INBOX\nuser = b\nafter = delete\n",
-	  { "DMARC_COLLECTOR_SERVICE_INTERVAL=45", "DMARC_COLLECTOR_DATABASE_CONNINFO=host=envhost",
-	    "DMARC_COLLECTOR_DATABASE_PASSWORD=from env", "DMARC_COLLECTOR_LIMITS_MAX_RATIO=99",
-	    "DMARC_COLLECTOR_LIMITS_MAX_MEMBERS=7", "DMARC_COLLECTOR_LIMITS_MAX_NESTING=3",
-	    "DMARC_COLLECTOR_LIMITS_MAX_REPORTS=1000", "DMARC_COLLECTOR_LIMITS_MAX_UNPACKED_BYTES=4096",
-	    "DMARC_COLLECTOR_MAILBOX_PASSWORD=imap env secret",
-	    "DMARC_COLLECTOR_MAILBOX_USER=env@example.com" },
-	  NULL, 0, DC_OK, { NULL }, check_env_overrides },
+		"[service]\ninterval = 120\n[database]\nconninfo = host=filehost\n[limits]\nmax_ratio = 5\n"
+		"[mailbox a]\nurl = imaps://a/INBOX\nuser = a\npassword_file = nope\n"
+		"[mailbox b]\nurl = imaps://b/INBOX\nuser = b\nafter = delete\n",
+		{ "DMARC_COLLECTOR_SERVICE_INTERVAL=45", "DMARC_COLLECTOR_DATABASE_CONNINFO=host=envhost",
+			"DMARC_COLLECTOR_DATABASE_PASSWORD=from env", "DMARC_COLLECTOR_LIMITS_MAX_RATIO=99",
+			"DMARC_COLLECTOR_LIMITS_MAX_MEMBERS=7", "DMARC_COLLECTOR_LIMITS_MAX_NESTING=3",
+			"DMARC_COLLECTOR_LIMITS_MAX_REPORTS=1000",
+			"DMARC_COLLECTOR_LIMITS_MAX_UNPACKED_BYTES=4096",
+			"DMARC_COLLECTOR_MAILBOX_PASSWORD=imap env secret",
+			"DMARC_COLLECTOR_MAILBOX_USER=env@example.com" },
+		NULL, 0, DC_OK, { NULL }, check_env_overrides },
 	{ "environment only mailbox", NULL,
-	  { "DMARC_COLLECTOR_MAILBOX_URL=imaps://mail.example.org/INBOX",
-	    "DMARC_COLLECTOR_MAILBOX_USER=u", "DMARC_COLLECTOR_MAILBOX_PASSWORD=pw",
-	    "DMARC_COLLECTOR_CONFIG=/ignored/here" },
-	  NULL, 0, DC_OK, { NULL }, check_env_only_mailbox },
-	{ "environment bad number", "[service]\ninterval = 5\n",
-	  { "DMARC_COLLECTOR_SERVICE_INTERVAL=soon" }, NULL, 0, DC_ECONFIG,
-	  { "DMARC_COLLECTOR_SERVICE_INTERVAL", "not a number" }, NULL },
-	{ "environment unknown variable", NULL, { "DMARC_COLLECTOR_DATABSE_CONNINFO=x" }, NULL, 0,
-	  DC_ECONFIG, { "unknown environment variable DMARC_COLLECTOR_DATABSE_CONNINFO" }, NULL },
-	{ "environment bad enum", MB_OK, { "DMARC_COLLECTOR_MAILBOX_AFTER=never" }, "x", 0600,
-	  DC_ECONFIG, { "DMARC_COLLECTOR_MAILBOX_AFTER", "'never'" }, NULL },
+		{ "DMARC_COLLECTOR_MAILBOX_URL=imaps://mail.example.org/INBOX",
+			"DMARC_COLLECTOR_MAILBOX_USER=u", "DMARC_COLLECTOR_MAILBOX_PASSWORD=pw",
+			"DMARC_COLLECTOR_CONFIG=/ignored/here" },
+		NULL, 0, DC_OK, { NULL }, check_env_only_mailbox },
+	{ "environment bad number", "[service]\ninterval = 5\n", { "DMARC_COLLECTOR_SERVICE_INTERVAL=soon" },
+		NULL, 0, DC_ECONFIG, { "DMARC_COLLECTOR_SERVICE_INTERVAL", "not a number" }, NULL },
+	{ "environment unknown variable", NULL, { "DMARC_COLLECTOR_DATABSE_CONNINFO=x" }, NULL, 0, DC_ECONFIG,
+		{ "unknown environment variable DMARC_COLLECTOR_DATABSE_CONNINFO" }, NULL },
+	{ "environment bad enum", MB_OK, { "DMARC_COLLECTOR_MAILBOX_AFTER=never" }, "x", 0600, DC_ECONFIG,
+		{ "DMARC_COLLECTOR_MAILBOX_AFTER", "'never'" }, NULL },
 	{ "environment mailbox still checked", NULL, { "DMARC_COLLECTOR_MAILBOX_USER=u" }, NULL, 0,
-	  DC_ECONFIG, { "[mailbox default]", "url is required" }, NULL },
+		DC_ECONFIG, { "[mailbox default]", "url is required" }, NULL },
 };
 
 /* ---------------------------------------------------------------- runner */
@@ -435,14 +436,14 @@ test_poll_checks(void **state)
 		dc_tls tls;
 		const char *archive;
 		dc_code rc;
-		const char *msg;          /* a substring of the error */
+		const char *msg; /* a substring of the error */
 	} t[] = {
 		{ "imaps://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_OK, NULL },
 		{ "imap://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_OK, NULL },
 		{ "imap://127.0.0.1:1143/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_OK, NULL },
 		{ "imap://localhost/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_OK, NULL },
 		{ "imap://imap.example.com/INBOX", DC_TLS_NONE, "Archive/DMARC", DC_ECONFIG,
-		  "tls = none is allowed only for a loopback server" },
+			"tls = none is allowed only for a loopback server" },
 		{ "http://imap.example.com/INBOX", DC_TLS_REQUIRED, "Archive/DMARC", DC_ECONFIG, "scheme" },
 		{ "imaps://imap.example.com/INBOX", DC_TLS_REQUIRED, "Bad\r\nFolder", DC_ECONFIG, NULL },
 	};
@@ -456,8 +457,11 @@ test_poll_checks(void **state)
 	assert_int_equal(dc_config_check_poll(&cfg, &err), DC_ECONFIG);
 	assert_non_null(strstr(err.msg, "no [mailbox NAME] section"));
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		dc_mailbox_config mb = { .label = label, .url = (char *)t[i].url, .tls = t[i].tls,
-			.archive_folder = (char *)t[i].archive, .invalid_folder = (char *)"Archive/Invalid" };
+		dc_mailbox_config mb = { .label = label,
+			.url = (char *)t[i].url,
+			.tls = t[i].tls,
+			.archive_folder = (char *)t[i].archive,
+			.invalid_folder = (char *)"Archive/Invalid" };
 		dc_code rc;
 
 		cfg.mailboxes = &mb;

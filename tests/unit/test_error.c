@@ -72,46 +72,49 @@ test_every_code_has_text(void **state)
 static void
 test_sqlstate(void **state)
 {
-	static const struct { const char *sqlstate; dc_code want; } cases[] = {
-		{ NULL, DC_EDB },               /* no answer at all */
-		{ "", DC_EDB },
-		{ "42", DC_EDB },               /* not a SQLSTATE */
-		{ "08006", DC_EDB },            /* connection failure */
-		{ "08001", DC_EDB },            /* cannot establish connection */
-		{ "57P01", DC_EDB },            /* admin shutdown */
-		{ "57P02", DC_EDB },            /* crash shutdown */
-		{ "57P03", DC_EDB },            /* cannot connect now (starting up) */
-		{ "57P05", DC_EDB },            /* idle session timeout */
-		{ "57014", DC_EDB },            /* statement timeout, cancel */
-		{ "53300", DC_EDB },            /* too many connections */
-		{ "53100", DC_EDB },            /* disk full */
-		{ "53200", DC_EDB },            /* out of memory */
-		{ "40001", DC_EDB },            /* serialization failure */
-		{ "40P01", DC_EDB },            /* deadlock */
-		{ "55P03", DC_EDB },            /* lock not available */
-		{ "58030", DC_EDB },            /* I/O error */
-		{ "25P03", DC_EDB },            /* idle in transaction timeout */
-		{ "42501", DC_EDBREFUSED },     /* permission denied (to create role) */
-		{ "42P01", DC_EDBREFUSED },     /* undefined table */
-		{ "42601", DC_EDBREFUSED },     /* syntax error */
-		{ "42883", DC_EDBREFUSED },     /* undefined function */
-		{ "28P01", DC_EDBREFUSED },     /* wrong password */
-		{ "28000", DC_EDBREFUSED },     /* no pg_hba.conf entry */
-		{ "3D000", DC_EDBREFUSED },     /* no such database */
-		{ "3F000", DC_EDBREFUSED },     /* no such schema */
-		{ "57P04", DC_EDBREFUSED },     /* database dropped */
-		{ "58P01", DC_EDBREFUSED },     /* undefined file (an extension's library) */
-		{ "0A000", DC_EDBREFUSED },     /* feature not supported */
-		{ "XX000", DC_EDBREFUSED },     /* internal error */
-		{ "23505", DC_EDBREFUSED },     /* a report's data error is dc_store's, not here */
-		{ "P0001", DC_EDBREFUSED },     /* raise_exception */
+	static const struct {
+		const char *sqlstate;
+		dc_code want;
+	} cases[] = {
+		{ NULL, DC_EDB },                 /* no answer at all */
+		{ "", DC_EDB }, { "42", DC_EDB }, /* not a SQLSTATE */
+		{ "08006", DC_EDB },              /* connection failure */
+		{ "08001", DC_EDB },              /* cannot establish connection */
+		{ "57P01", DC_EDB },              /* admin shutdown */
+		{ "57P02", DC_EDB },              /* crash shutdown */
+		{ "57P03", DC_EDB },              /* cannot connect now (starting up) */
+		{ "57P05", DC_EDB },              /* idle session timeout */
+		{ "57014", DC_EDB },              /* statement timeout, cancel */
+		{ "53300", DC_EDB },              /* too many connections */
+		{ "53100", DC_EDB },              /* disk full */
+		{ "53200", DC_EDB },              /* out of memory */
+		{ "40001", DC_EDB },              /* serialization failure */
+		{ "40P01", DC_EDB },              /* deadlock */
+		{ "55P03", DC_EDB },              /* lock not available */
+		{ "58030", DC_EDB },              /* I/O error */
+		{ "25P03", DC_EDB },              /* idle in transaction timeout */
+		{ "42501", DC_EDBREFUSED },       /* permission denied (to create role) */
+		{ "42P01", DC_EDBREFUSED },       /* undefined table */
+		{ "42601", DC_EDBREFUSED },       /* syntax error */
+		{ "42883", DC_EDBREFUSED },       /* undefined function */
+		{ "28P01", DC_EDBREFUSED },       /* wrong password */
+		{ "28000", DC_EDBREFUSED },       /* no pg_hba.conf entry */
+		{ "3D000", DC_EDBREFUSED },       /* no such database */
+		{ "3F000", DC_EDBREFUSED },       /* no such schema */
+		{ "57P04", DC_EDBREFUSED },       /* database dropped */
+		{ "58P01", DC_EDBREFUSED },       /* undefined file (an extension's library) */
+		{ "0A000", DC_EDBREFUSED },       /* feature not supported */
+		{ "XX000", DC_EDBREFUSED },       /* internal error */
+		{ "23505", DC_EDBREFUSED },       /* a report's data error is dc_store's, not here */
+		{ "P0001", DC_EDBREFUSED },       /* raise_exception */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		dc_code got = dc_pg_code(cases[i].sqlstate);
 		if (got != cases[i].want)
-			fail_msg("SQLSTATE %s: got %s, want %s", cases[i].sqlstate ? cases[i].sqlstate : "(null)",
-				dc_strerror(got), dc_strerror(cases[i].want));
+			fail_msg("SQLSTATE %s: got %s, want %s",
+				cases[i].sqlstate ? cases[i].sqlstate : "(null)", dc_strerror(got),
+				dc_strerror(cases[i].want));
 	}
 }
 
@@ -131,17 +134,28 @@ test_pg_fail_without_result(void **state)
 static void
 test_exit_status(void **state)
 {
-	static const struct { dc_code code; int want; } cases[] = {
+	static const struct {
+		dc_code code;
+		int want;
+	} cases[] = {
 		{ DC_OK, 0 },
-		{ DC_EUSAGE, 2 }, { DC_ECONFIG, 2 }, { DC_EDBREFUSED, 2 }, { DC_EAUTH, 2 }, { DC_ETLS, 2 },
-		{ DC_EDB, 75 }, { DC_EIMAP, 75 }, { DC_EDNS, 75 }, { DC_EIO, 75 }, { DC_ENOMEM, 75 },
+		{ DC_EUSAGE, 2 },
+		{ DC_ECONFIG, 2 },
+		{ DC_EDBREFUSED, 2 },
+		{ DC_EAUTH, 2 },
+		{ DC_ETLS, 2 },
+		{ DC_EDB, 75 },
+		{ DC_EIMAP, 75 },
+		{ DC_EDNS, 75 },
+		{ DC_EIO, 75 },
+		{ DC_ENOMEM, 75 },
 		{ DC_EINTERRUPTED, 75 },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (dc_exit_for(cases[i].code) != cases[i].want)
-			fail_msg("%s: exit %d, want %d", dc_strerror(cases[i].code), dc_exit_for(cases[i].code),
-				cases[i].want);
+			fail_msg("%s: exit %d, want %d", dc_strerror(cases[i].code),
+				dc_exit_for(cases[i].code), cases[i].want);
 	for (int c = DC_OK; c <= DC_EINPUT_LIMIT; c++) {
 		int s = dc_exit_for((dc_code)c);
 		assert_true(s == 0 || s == 1 || s == 2 || s == 75);

@@ -38,17 +38,17 @@ typedef struct counter {
 	const uint8_t *unit[8];
 	/* the origin of the last report begun */
 	char o_name[256], o_path[256], o_notes[256];
-	char end_errors[512];        /* the report's errors at report_end */
+	char end_errors[512]; /* the report's errors at report_end */
 	size_t o_len;
 	uint8_t o_head[4];
 	/* behaviour */
-	bool dedup;                 /* DC_SKIP for a report_id seen before */
+	bool dedup; /* DC_SKIP for a report_id seen before */
 	char seen[16][64];
 	int n_seen;
-	uint64_t fail_record_at;    /* record callback fails at this record (1-based, 0 never) */
+	uint64_t fail_record_at; /* record callback fails at this record (1-based, 0 never) */
 	dc_code fail_record_code;
-	dc_code begin_code;         /* report_begin returns this when not DC_OK */
-	dc_code failure_code;       /* the failure callback returns this */
+	dc_code begin_code;   /* report_begin returns this when not DC_OK */
+	dc_code failure_code; /* the failure callback returns this */
 } counter;
 
 static dc_code
@@ -126,8 +126,8 @@ c_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, 
 }
 
 static dc_code
-run(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, counter *c,
-	dc_extract_stats *st, dc_err *err)
+run(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, counter *c, dc_extract_stats *st,
+	dc_err *err)
 {
 	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort }, c_failure, c, NULL, NULL };
 	dc_limits d;
@@ -153,7 +153,7 @@ slurp(const char *path, size_t *len)
 	assert_non_null(b);
 	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
 	fclose(f);
-	b[n] = '\0';  /* callers may use it as a string */
+	b[n] = '\0'; /* callers may use it as a string */
 	*len = (size_t)n;
 	return b;
 }
@@ -278,7 +278,8 @@ test_corpus_manifest(void **state)
 		size_t len;
 		uint8_t *b;
 
-		if (snprintf(path, sizeof(path), "%s/corpus/%s", DC_TEST_DATA, e[i].file) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/corpus/%s", DC_TEST_DATA, e[i].file) >=
+			(int)sizeof(path))
 			fail_msg("path too long: %s", e[i].file);
 		b = slurp(path, &len);
 		memset(&c, 0, sizeof(c));
@@ -303,8 +304,8 @@ test_corpus_manifest(void **state)
 		diffs += e[i].difference;
 		free(b);
 	}
-	print_message("%d corpus files, %llu reports, %d listed differences\n", n, (unsigned long long)reports,
-		diffs);
+	print_message("%d corpus files, %llu reports, %d listed differences\n", n,
+		(unsigned long long)reports, diffs);
 	assert_int_equal(bad, 0);
 }
 
@@ -463,7 +464,8 @@ test_late_repair_note(void **state)
 	char *big = malloc(cap);
 	uLongf zlen;
 	uint8_t *gz;
-	const char *rec = strstr((const char *)x, "  <record>"), *end = strstr((const char *)x, "</feedback>");
+	const char *rec = strstr((const char *)x, "  <record>"),
+		   *end = strstr((const char *)x, "</feedback>");
 	z_stream z;
 	counter c;
 	dc_extract_stats st;
@@ -638,13 +640,30 @@ make_zip(unsigned n, const uint8_t *data, size_t len, size_t *zlen)
 
 	assert_non_null(z);
 	assert_non_null(off);
-#define PUT16(v) do { z[o++] = (uint8_t)(v); z[o++] = (uint8_t)((v) >> 8); } while (0)
-#define PUT32(v) do { PUT16((v) & 0xffff); PUT16(((uint32_t)(v)) >> 16); } while (0)
+#define PUT16(v) \
+	do { \
+		z[o++] = (uint8_t)(v); \
+		z[o++] = (uint8_t)((v) >> 8); \
+	} while (0)
+#define PUT32(v) \
+	do { \
+		PUT16((v)&0xffff); \
+		PUT16(((uint32_t)(v)) >> 16); \
+	} while (0)
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "r%03u.xml", i);
 		off[i] = (uint32_t)o;
-		PUT32(0x04034b50); PUT16(20); PUT16(0); PUT16(0); PUT16(0); PUT16(0);
-		PUT32(crc); PUT32(len); PUT32(len); PUT16(strlen(name)); PUT16(0);
+		PUT32(0x04034b50);
+		PUT16(20);
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT32(crc);
+		PUT32(len);
+		PUT32(len);
+		PUT16(strlen(name));
+		PUT16(0);
 		memcpy(z + o, name, strlen(name));
 		o += strlen(name);
 		memcpy(z + o, data, len);
@@ -653,14 +672,35 @@ make_zip(unsigned n, const uint8_t *data, size_t len, size_t *zlen)
 	cd = o;
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "r%03u.xml", i);
-		PUT32(0x02014b50); PUT16(20); PUT16(20); PUT16(0); PUT16(0); PUT16(0); PUT16(0);
-		PUT32(crc); PUT32(len); PUT32(len); PUT16(strlen(name)); PUT16(0); PUT16(0); PUT16(0);
-		PUT16(0); PUT32(0); PUT32(off[i]);
+		PUT32(0x02014b50);
+		PUT16(20);
+		PUT16(20);
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT32(crc);
+		PUT32(len);
+		PUT32(len);
+		PUT16(strlen(name));
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT16(0);
+		PUT32(0);
+		PUT32(off[i]);
 		memcpy(z + o, name, strlen(name));
 		o += strlen(name);
 	}
 	cdlen = o - cd;
-	PUT32(0x06054b50); PUT16(0); PUT16(0); PUT16(n); PUT16(n); PUT32(cdlen); PUT32(cd); PUT16(0);
+	PUT32(0x06054b50);
+	PUT16(0);
+	PUT16(0);
+	PUT16(n);
+	PUT16(n);
+	PUT32(cdlen);
+	PUT32(cd);
+	PUT16(0);
 #undef PUT16
 #undef PUT32
 	assert_true(o <= cap);
@@ -766,10 +806,12 @@ test_input_caps(void **state)
 		char *msg = malloc(cap);
 
 		assert_non_null(msg);
-		o += (size_t)snprintf(msg + o, cap - o, "From: a@example.com\r\nSubject: r\r\nMIME-Version: 1.0\r\n"
+		o += (size_t)snprintf(msg + o, cap - o,
+			"From: a@example.com\r\nSubject: r\r\nMIME-Version: 1.0\r\n"
 			"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
 		for (int i = 0; i < 60; i++) {
-			o += (size_t)snprintf(msg + o, cap - o, "--b\r\nContent-Type: application/xml\r\n\r\n");
+			o += (size_t)snprintf(
+				msg + o, cap - o, "--b\r\nContent-Type: application/xml\r\n\r\n");
 			memcpy(msg + o, rep, rlen);
 			o += rlen;
 			o += (size_t)snprintf(msg + o, cap - o, "\r\n");
@@ -783,7 +825,8 @@ test_input_caps(void **state)
 		assert_int_equal(st.failures, 1);
 		assert_string_equal(c.stage[0], "limits");
 		assert_int_equal(c.code[0], DC_EINPUT_LIMIT);
-		assert_non_null(strstr(c.why[0], "message has more than 50 parts: over limits.max_members (50)"));
+		assert_non_null(
+			strstr(c.why[0], "message has more than 50 parts: over limits.max_members (50)"));
 		assert_ptr_equal(c.unit[0], (uint8_t *)msg);
 		/* with room for them, all 60 are read */
 		dc_limits_default(&lim);
@@ -803,8 +846,8 @@ test_input_caps(void **state)
 typedef struct heads {
 	counter c;
 	int calls;
-	bool early;                 /* every call came before any report or failure */
-	char id[1100];              /* "(none)" for NULL */
+	bool early;    /* every call came before any report or failure */
+	char id[1100]; /* "(none)" for NULL */
 } heads;
 
 static dc_code
@@ -842,12 +885,14 @@ test_message_id(void **state)
 	uint8_t *xml = data_file("unpack/report.xml", &xlen);
 	char big[1500];
 	static const struct {
-		const char *head;        /* header fields before Content-Type (NULL: an overlong id) */
+		const char *head; /* header fields before Content-Type (NULL: an overlong id) */
 		const char *want;
 	} t[] = {
 		/* folded (RFC 5322 2.2.3): the fold is no part of the id */
-		{ "From: a@b\r\nMessage-ID: <20251104\r\n 080000.42@mid.example>\r\n", "<20251104080000.42@mid.example>" },
-		{ "From: a@b\nMessage-ID:\n\t<20251104\n\t080000.42@mid.example>\n", "<20251104080000.42@mid.example>" },
+		{ "From: a@b\r\nMessage-ID: <20251104\r\n 080000.42@mid.example>\r\n",
+			"<20251104080000.42@mid.example>" },
+		{ "From: a@b\nMessage-ID:\n\t<20251104\n\t080000.42@mid.example>\n",
+			"<20251104080000.42@mid.example>" },
 		/* the first field, and in lower case */
 		{ "message-id: <first@x>\r\nFrom: a@b\r\n", "<first@x>" },
 		/* the first of two */
@@ -902,9 +947,10 @@ test_message_id(void **state)
 	/* a forwarded message: the outer one's id, once */
 	{
 		char *m = NULL;
-		int n = asprintf(&m, "From: a@b\r\nMessage-ID: <outer@x>\r\nContent-Type: message/rfc822\r\n\r\n"
-			"From: c@d\r\nMessage-ID: <inner@x>\r\nContent-Type: text/xml\r\n\r\n%.*s", (int)xlen,
-			(const char *)xml);
+		int n = asprintf(&m,
+			"From: a@b\r\nMessage-ID: <outer@x>\r\nContent-Type: message/rfc822\r\n\r\n"
+			"From: c@d\r\nMessage-ID: <inner@x>\r\nContent-Type: text/xml\r\n\r\n%.*s",
+			(int)xlen, (const char *)xml);
 
 		assert_true(n > 0);
 		run_heads((const uint8_t *)m, (size_t)n, &h);

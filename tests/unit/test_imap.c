@@ -31,11 +31,13 @@ static void
 test_uid_set(void **state)
 {
 	static const uint64_t a[] = { 1, 2, 3, 5, 7, 8, 10 };
-	static const struct { size_t n, max; const char *out; size_t used; } cases[] = {
-		{ 7, 100, "1:3,5,7:8,10", 7 },
-		{ 1, 100, "1", 1 },
-		{ 7, 5, "1:3,5", 4 },
-		{ 7, 1, "1:3", 3 },              /* the first piece always fits */
+	static const struct {
+		size_t n, max;
+		const char *out;
+		size_t used;
+	} cases[] = {
+		{ 7, 100, "1:3,5,7:8,10", 7 }, { 1, 100, "1", 1 }, { 7, 5, "1:3,5", 4 },
+		{ 7, 1, "1:3", 3 }, /* the first piece always fits */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -60,7 +62,8 @@ test_url_parse(void **state)
 	} cases[] = {
 		{ "imaps://imap.example.com/INBOX", "imaps", "imap.example.com", "INBOX", 0, false, DC_OK },
 		{ "imaps://imap.example.com", "imaps", "imap.example.com", "INBOX", 0, false, DC_OK },
-		{ "IMAP://localhost:1143/Archive%2FDMARC", "imap", "localhost", "Archive/DMARC", 1143, true, DC_OK },
+		{ "IMAP://localhost:1143/Archive%2FDMARC", "imap", "localhost", "Archive/DMARC", 1143, true,
+			DC_OK },
 		{ "imap://127.0.0.1/a/b/", "imap", "127.0.0.1", "a/b", 0, true, DC_OK },
 		{ "imaps://[::1]:993/INBOX;UIDVALIDITY=5", "imaps", "[::1]", "INBOX", 993, true, DC_OK },
 		{ "imaps://127.1.2.3/INBOX", "imaps", "127.1.2.3", "INBOX", 0, true, DC_OK },
@@ -98,28 +101,33 @@ typedef struct step {
 typedef struct server {
 	int fd;
 	const step *script;
-	int slow_step;             /* index of the step whose reply is sent a byte at a time, or -1 */
-	unsigned slow_ms;          /* pause before each byte of that reply */
-	bool hold;                 /* after the script, keep the connection open until the client closes */
-	char mismatch[512];        /* first difference from the script, "" if none */
-	size_t done;               /* steps completed */
+	int slow_step;      /* index of the step whose reply is sent a byte at a time, or -1 */
+	unsigned slow_ms;   /* pause before each byte of that reply */
+	bool hold;          /* after the script, keep the connection open until the client closes */
+	char mismatch[512]; /* first difference from the script, "" if none */
+	size_t done;        /* steps completed */
 } server;
 
 /* How a session's server behaves beyond its script, and the client's options. */
 typedef struct script_opts {
 	uint64_t max_body;
-	long timeout_ms;           /* 0: 5 s */
-	int slow_step;             /* as in server; 0 means none (step 0 is CAPABILITY) */
+	long timeout_ms; /* 0: 5 s */
+	int slow_step;   /* as in server; 0 means none (step 0 is CAPABILITY) */
 	unsigned slow_ms;
 	bool hold;
 } script_opts;
 
 #define PRELUDE(caps, sep) \
 	{ "D1 CAPABILITY", "* CAPABILITY " caps "\r\nD1 OK done\r\n" }, \
-	{ "D2 LIST \"\" \"\"", "* LIST (\\Noselect) \"" sep "\" \"\"\r\nD2 OK done\r\n" }
+	{ \
+		"D2 LIST \"\" \"\"", "* LIST (\\Noselect) \"" sep "\" \"\"\r\nD2 OK done\r\n" \
+	}
 #define SELECT(tag) \
-	{ tag " SELECT \"INBOX\"", "* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 9] ok\r\n" \
-	  tag " OK [READ-WRITE] done\r\n" }
+	{ \
+		tag " SELECT \"INBOX\"", \
+			"* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n* OK [UIDNEXT 9] ok\r\n" tag \
+			" OK [READ-WRITE] done\r\n" \
+	}
 
 /* Sends reply, a byte every ms milliseconds; false when the client is gone. */
 static bool
@@ -145,28 +153,31 @@ server_main(void *arg)
 	for (const step *s = sv->script; s->client || s->server; s++) {
 		if (s->client != NULL) {
 			if (fgets(line, sizeof(line), in) == NULL) {
-				snprintf(sv->mismatch, sizeof(sv->mismatch), "EOF, expected '%.200s'", s->client);
+				snprintf(sv->mismatch, sizeof(sv->mismatch), "EOF, expected '%.200s'",
+					s->client);
 				break;
 			}
 			line[strcspn(line, "\r\n")] = '\0';
 			if (strcmp(line, s->client) != 0) {
-				snprintf(sv->mismatch, sizeof(sv->mismatch), "got '%.200s', expected '%.200s'", line, s->client);
+				snprintf(sv->mismatch, sizeof(sv->mismatch),
+					"got '%.200s', expected '%.200s'", line, s->client);
 				break;
 			}
 		}
 		if (s->server != NULL && (s - sv->script) == sv->slow_step) {
 			if (!send_slowly(sv->fd, s->server, sv->slow_ms))
 				break;
-		} else if (s->server != NULL && send(sv->fd, s->server, strlen(s->server), MSG_NOSIGNAL) < 0) {
+		} else if (s->server != NULL &&
+			send(sv->fd, s->server, strlen(s->server), MSG_NOSIGNAL) < 0) {
 			break;
 		}
 		sv->done++;
 	}
-	if (sv->hold)                        /* silent until the client gives up */
+	if (sv->hold) /* silent until the client gives up */
 		while (fgets(line, sizeof(line), in) != NULL)
 			;
 	fclose(in);
-	shutdown(sv->fd, SHUT_WR);           /* later commands (LOGOUT) see the end */
+	shutdown(sv->fd, SHUT_WR); /* later commands (LOGOUT) see the end */
 	return NULL;
 }
 
@@ -182,7 +193,8 @@ static void
 session_start_opts(session *s, const step *script, const script_opts *so)
 {
 	int fds[2];
-	dc_imap_opts o = { .timeout_ms = so->timeout_ms ? so->timeout_ms : 5000, .max_message_bytes = so->max_body };
+	dc_imap_opts o = { .timeout_ms = so->timeout_ms ? so->timeout_ms : 5000,
+		.max_message_bytes = so->max_body };
 	dc_err err;
 
 	memset(s, 0, sizeof(*s));
@@ -224,7 +236,7 @@ typedef struct got {
 	size_t len[8];
 	char data[8][64];
 	bool dropped[8];
-	int stop_after;            /* return an error after this many bodies (0: never) */
+	int stop_after; /* return an error after this many bodies (0: never) */
 } got;
 
 static dc_code
@@ -252,17 +264,17 @@ test_select_list_fetch(void **state)
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		SELECT("D3"),
 		{ "D4 UID FETCH 5:8 (UID RFC822.SIZE)",
-		  "* 1 FETCH (UID 5 RFC822.SIZE 120)\r\n"
-		  "* 2 FETCH (FLAGS (\\Seen) UID 6 RFC822.SIZE 7)\r\n"
-		  "* 3 FETCH (UID 8 RFC822.SIZE 30000)\r\n"
-		  "D4 OK done\r\n" },
+			"* 1 FETCH (UID 5 RFC822.SIZE 120)\r\n"
+			"* 2 FETCH (FLAGS (\\Seen) UID 6 RFC822.SIZE 7)\r\n"
+			"* 3 FETCH (UID 8 RFC822.SIZE 30000)\r\n"
+			"D4 OK done\r\n" },
 		{ "D5 UID FETCH 5:6,8 BODY.PEEK[]",
-		  "* 1 FETCH (UID 5 BODY[] {13}\r\nline1\r\n}{3}\r\n)\r\n"
-		  "* 2 FETCH (FLAGS (\\Seen))\r\n"          /* another session's change */
-		  "* 7 EXPUNGE\r\n"
-		  "* 2 FETCH (BODY[] {0}\r\n UID 6)\r\n"     /* UID after the body, an empty body */
-		  "* 3 FETCH (UID 8 BODY[] {40}\r\n0123456789012345678901234567890123456789)\r\n"
-		  "D5 OK done\r\n" },
+			"* 1 FETCH (UID 5 BODY[] {13}\r\nline1\r\n}{3}\r\n)\r\n"
+			"* 2 FETCH (FLAGS (\\Seen))\r\n" /* another session's change */
+			"* 7 EXPUNGE\r\n"
+			"* 2 FETCH (BODY[] {0}\r\n UID 6)\r\n" /* UID after the body, an empty body */
+			"* 3 FETCH (UID 8 BODY[] {40}\r\n0123456789012345678901234567890123456789)\r\n"
+			"D5 OK done\r\n" },
 		{ "D6 LOGOUT", "* BYE bye\r\nD6 OK done\r\n" },
 		{ NULL, NULL },
 	};
@@ -297,7 +309,7 @@ test_select_list_fetch(void **state)
 	assert_int_equal(g.len[1], 0);
 	assert_false(g.dropped[1]);
 	assert_int_equal(g.uid[2], 8);
-	assert_true(g.dropped[2]);                /* 40 bytes > max 20: read and dropped */
+	assert_true(g.dropped[2]); /* 40 bytes > max 20: read and dropped */
 	assert_int_equal(g.len[2], 40);
 	assert_false(dc_imap_broken(s.im));
 	session_end(&s);
@@ -310,10 +322,10 @@ test_callback_error_drains(void **state)
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		SELECT("D3"),
 		{ "D4 UID FETCH 1:3 BODY.PEEK[]",
-		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
-		  "* 2 FETCH (UID 2 BODY[] {3}\r\ntwo)\r\n"
-		  "* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
-		  "D4 OK done\r\n" },
+			"* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+			"* 2 FETCH (UID 2 BODY[] {3}\r\ntwo)\r\n"
+			"* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
+			"D4 OK done\r\n" },
 		/* the connection is still usable: move the one stored */
 		{ "D5 UID MOVE 1 \"Archive/DMARC\"", "D5 OK moved\r\n" },
 		{ "D6 LOGOUT", "D6 OK done\r\n" },
@@ -330,7 +342,7 @@ test_callback_error_drains(void **state)
 	assert_int_equal(dc_imap_select(s.im, "INBOX", &fi, &err), DC_OK);
 	assert_int_equal(dc_imap_fetch(s.im, uids, 3, on_body, &g, &err), DC_EDB);
 	assert_string_equal(err.msg, "database gone");
-	assert_int_equal(g.n, 2);                 /* the third was not delivered */
+	assert_int_equal(g.n, 2); /* the third was not delivered */
 	assert_false(dc_imap_broken(s.im));
 	assert_int_equal(dc_imap_move(s.im, ok, 1, "Archive/DMARC", &err), DC_OK);
 	session_end(&s);
@@ -345,7 +357,8 @@ test_trycreate(void **state)
 		{ "D4 LIST \"\" \"Archive.DMARC\"", "D4 OK done\r\n" },
 		{ "D5 CREATE \"Archive.DMARC\"", "D5 OK created\r\n" },
 		{ "D6 SUBSCRIBE \"Archive.DMARC\"", "D6 OK done\r\n" },
-		{ "D7 UID MOVE 4:5,9 \"Archive.DMARC\"", "* OK [COPYUID 1 4:5,9 1:3] ok\r\n* 1 EXPUNGE\r\nD7 OK moved\r\n" },
+		{ "D7 UID MOVE 4:5,9 \"Archive.DMARC\"",
+			"* OK [COPYUID 1 4:5,9 1:3] ok\r\n* 1 EXPUNGE\r\nD7 OK moved\r\n" },
 		/* the folder exists: no CREATE */
 		{ "D8 LIST \"\" \"Archive.DMARC\"", "* LIST () \".\" Archive.DMARC\r\nD8 OK done\r\n" },
 		{ "D9 LOGOUT", "D9 OK done\r\n" },
@@ -416,11 +429,12 @@ test_refusals(void **state)
 	assert_non_null(strstr(err.msg, "no UIDVALIDITY"));
 	/* a folder that is not there stays so: configuration (exit 2), not 75 */
 	assert_int_equal(dc_imap_select(s.im, "Nope", &fi, &err), DC_ECONFIG);
-	assert_string_equal(err.msg, "IMAP server refused SELECT: NO [NONEXISTENT] Mailbox doesn't exist: Nope");
+	assert_string_equal(
+		err.msg, "IMAP server refused SELECT: NO [NONEXISTENT] Mailbox doesn't exist: Nope");
 	assert_int_equal(dc_imap_select(s.im, "Busy", &fi, &err), DC_EIMAP);
 	assert_int_equal(dc_imap_select(s.im, "Gone", &fi, &err), DC_ECONFIG);
 	assert_string_equal(err.msg, "IMAP server refused SELECT: NO Mailbox doesn't exist: Gone");
-	assert_false(dc_imap_broken(s.im));       /* refusals leave the session usable */
+	assert_false(dc_imap_broken(s.im)); /* refusals leave the session usable */
 	session_end(&s);
 }
 
@@ -448,7 +462,10 @@ test_hostile_server(void **state)
 		{ "D3 UID FETCH 1 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {100}\r\nonly this" },
 		{ NULL, NULL },
 	};
-	struct { const step *script; const char *msg; } cases[] = {
+	struct {
+		const step *script;
+		const char *msg;
+	} cases[] = {
 		{ bye, "closed the connection: BYE going down" },
 		{ garbage, "malformed IMAP response" },
 		{ too_long, "longer than 65536 bytes" },
@@ -486,10 +503,41 @@ static void
 test_random_server(void **state)
 {
 	static const char *const frag[] = {
-		"* ", "D3 ", "D4 ", "OK ", "NO ", "BAD ", "[TRYCREATE] ", "[UIDVALIDITY 7] ", "[READ-ONLY] ",
-		"1 FETCH (", "UID ", "RFC822.SIZE ", "BODY[] ", "FLAGS (\\Seen) ", "9", "12", "4294967296",
-		"18446744073709551616", "{", "}", "{5}\r\nabcde", "{0}\r\n", "{99999999}\r\n", "\"q\\\"\" ",
-		"(", ")", " ", "\r\n", "\n", "EXISTS", "EXPUNGE", "BYE", "+ go\r\n", "\x00", "\xff",
+		"* ",
+		"D3 ",
+		"D4 ",
+		"OK ",
+		"NO ",
+		"BAD ",
+		"[TRYCREATE] ",
+		"[UIDVALIDITY 7] ",
+		"[READ-ONLY] ",
+		"1 FETCH (",
+		"UID ",
+		"RFC822.SIZE ",
+		"BODY[] ",
+		"FLAGS (\\Seen) ",
+		"9",
+		"12",
+		"4294967296",
+		"18446744073709551616",
+		"{",
+		"}",
+		"{5}\r\nabcde",
+		"{0}\r\n",
+		"{99999999}\r\n",
+		"\"q\\\"\" ",
+		"(",
+		")",
+		" ",
+		"\r\n",
+		"\n",
+		"EXISTS",
+		"EXPUNGE",
+		"BYE",
+		"+ go\r\n",
+		"\x00",
+		"\xff",
 	};
 	uint32_t seed = 12345;
 
@@ -504,7 +552,7 @@ test_random_server(void **state)
 			const char *f = frag[(seed >> 16) % (sizeof(frag) / sizeof(frag[0]))];
 			size_t fl = strlen(f);
 			if (*f == '\0')
-				fl = 1;                      /* the NUL fragment */
+				fl = 1; /* the NUL fragment */
 			if (len + fl + 1 >= sizeof(reply))
 				break;
 			memcpy(reply + len, f, fl);
@@ -563,15 +611,14 @@ test_literal_limits(void **state)
 	static const step huge[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		{ "D3 UID FETCH 1:2 BODY.PEEK[]",
-		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
-		  "* 2 FETCH (UID 2 BODY[] {18446744073709551615}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx" },
+			"* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+			"* 2 FETCH (UID 2 BODY[] {18446744073709551615}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx" },
 		{ NULL, NULL },
 	};
 	static const step drained[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
-		{ "D3 UID FETCH 1:2 BODY.PEEK[]",
-		  "* 1 FETCH (UID 1 BODY[] {4000}\r\n" },
-		{ NULL, NULL },                      /* the 4000 bytes, then the rest: filled in below */
+		{ "D3 UID FETCH 1:2 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {4000}\r\n" },
+		{ NULL, NULL }, /* the 4000 bytes, then the rest: filled in below */
 		{ NULL, ")\r\n* 2 FETCH (UID 2 BODY[] {3}\r\ntwo)\r\nD3 OK done\r\n" },
 		{ "D4 UID MOVE 1:2 \"Archive/Invalid\"", "D4 OK moved\r\n" },
 		{ "D5 LOGOUT", "D5 OK done\r\n" },
@@ -594,8 +641,13 @@ test_literal_limits(void **state)
 	};
 	static char filler[4001];
 	step drained_run[sizeof(drained) / sizeof(drained[0])];
-	struct { const step *script; const char *msg; int delivered; } cases[] = {
-		{ huge, "message body of 18446744073709551615 bytes, more than 4 times max_message_bytes (1000)", 1 },
+	struct {
+		const step *script;
+		const char *msg;
+		int delivered;
+	} cases[] = {
+		{ huge, "message body of 18446744073709551615 bytes, more than 4 times max_message_bytes (1000)",
+			1 },
 		{ cut_dropped, "closed the connection", 0 },
 		{ cut_kept, "closed the connection", 0 },
 		{ not_body, "literal of 99999999 bytes outside a message body", 0 },
@@ -610,13 +662,14 @@ test_literal_limits(void **state)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		session_start(&s, cases[i].script, 1000);
-		assert_int_equal(dc_imap_fetch(s.im, u, cases[i].script == huge ? 2 : 1, on_body, &g, &err), DC_EIMAP);
+		assert_int_equal(
+			dc_imap_fetch(s.im, u, cases[i].script == huge ? 2 : 1, on_body, &g, &err), DC_EIMAP);
 		if (strstr(err.msg, cases[i].msg) == NULL)
 			fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].msg);
 		assert_true(dc_imap_broken(s.im));
 		assert_int_equal(g.n, cases[i].delivered);
 		session_end(&s);
-		assert_true(elapsed_ms(&t0) < 2000);  /* no wait for bytes that never come */
+		assert_true(elapsed_ms(&t0) < 2000); /* no wait for bytes that never come */
 	}
 
 	/* 4000 bytes > max 1000 but within 4 x max: read and dropped, session usable */
@@ -650,11 +703,11 @@ test_size_mismatch(void **state)
 	static const step script[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		{ "D3 UID FETCH 1:9 (UID RFC822.SIZE)",
-		  "* 1 FETCH (UID 1 RFC822.SIZE 10)\r\n"        /* says 10, sends 1500 */
-		  "* 2 FETCH (UID 2 RFC822.SIZE 900)\r\n"       /* says 900, sends 5 */
-		  "D3 OK done\r\n" },
+			"* 1 FETCH (UID 1 RFC822.SIZE 10)\r\n"  /* says 10, sends 1500 */
+			"* 2 FETCH (UID 2 RFC822.SIZE 900)\r\n" /* says 900, sends 5 */
+			"D3 OK done\r\n" },
 		{ "D4 UID FETCH 1:2 BODY.PEEK[]", "* 1 FETCH (UID 1 BODY[] {1500}\r\n" },
-		{ NULL, NULL },                               /* 1500 bytes: filled in below */
+		{ NULL, NULL }, /* 1500 bytes: filled in below */
 		{ NULL, ")\r\n* 2 FETCH (UID 2 BODY[] {5}\r\nsmall)\r\nD4 OK done\r\n" },
 		{ "D5 LOGOUT", "D5 OK done\r\n" },
 		{ NULL, NULL },
@@ -680,7 +733,7 @@ test_size_mismatch(void **state)
 	free(msgs);
 	assert_int_equal(dc_imap_fetch(s.im, u, 2, on_body, &g, &err), DC_OK);
 	assert_int_equal(g.n, 2);
-	assert_true(g.dropped[0]);                /* 1500 > 1000, whatever the listing said */
+	assert_true(g.dropped[0]); /* 1500 > 1000, whatever the listing said */
 	assert_int_equal(g.len[0], 1500);
 	assert_false(g.dropped[1]);
 	assert_int_equal(g.len[1], 5);
@@ -710,15 +763,22 @@ test_slow_server(void **state)
 		{ "D3 SELECT \"INBOX\"", "* 3 EXISTS\r\n" },
 		{ NULL, NULL },
 	};
-	struct { const step *script; int slow_step; const char *msg; } cases[] = {
+	struct {
+		const step *script;
+		int slow_step;
+		const char *msg;
+	} cases[] = {
 		{ trickle_select, 2, "IMAP server too slow" },
 		{ trickle_body, 3, "IMAP server too slow" },
 		{ silent, 0, "did not answer within 0.5 s" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		script_opts so = { .max_body = 1000, .timeout_ms = 500, .slow_step = cases[i].slow_step,
-			.slow_ms = 100, .hold = true };
+		script_opts so = { .max_body = 1000,
+			.timeout_ms = 500,
+			.slow_step = cases[i].slow_step,
+			.slow_ms = 100,
+			.hold = true };
 		session s;
 		dc_imap_folder_info fi;
 		got g = { 0 };
@@ -756,8 +816,8 @@ test_bye_mid_fetch(void **state)
 	static const step script[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		{ "D3 UID FETCH 1:3 BODY.PEEK[]",
-		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
-		  "* BYE System shutting down\r\n" },
+			"* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+			"* BYE System shutting down\r\n" },
 		{ NULL, NULL },
 	};
 	session s;
@@ -772,7 +832,7 @@ test_bye_mid_fetch(void **state)
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.uid[0], 1);
 	assert_true(dc_imap_broken(s.im));
-	session_end(&s);                              /* no LOGOUT on a broken session */
+	session_end(&s); /* no LOGOUT on a broken session */
 }
 
 /* A message expunged by another session during the FETCH: the others are
@@ -786,20 +846,20 @@ test_expunge_mid_fetch(void **state)
 	static const step script[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		{ "D3 UID FETCH 1:3 BODY.PEEK[]",
-		  "* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
-		  "* 2 EXPUNGE\r\n"
-		  "* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
-		  "D3 OK done\r\n" },
+			"* 3 FETCH (UID 3 BODY[] {5}\r\nthree)\r\n"
+			"* 2 EXPUNGE\r\n"
+			"* 1 FETCH (UID 1 BODY[] {3}\r\none)\r\n"
+			"D3 OK done\r\n" },
 		{ "D4 UID MOVE 1,3 \"Archive/DMARC\"", "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\nD4 OK moved\r\n" },
 		{ "D5 UID FETCH 4:6 BODY.PEEK[]",
-		  "* 1 FETCH (UID 4 BODY[] {4}\r\nfour)\r\n"
-		  "* 3 FETCH (UID 6 BODY[] {3}\r\nsix)\r\n"
-		  "D5 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
+			"* 1 FETCH (UID 4 BODY[] {4}\r\nfour)\r\n"
+			"* 3 FETCH (UID 6 BODY[] {3}\r\nsix)\r\n"
+			"D5 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
 		{ "D6 UID MOVE 4,6 \"Archive/DMARC\"", "D6 OK moved\r\n" },
 		/* the same in a listing: the others are listed */
 		{ "D7 UID FETCH 4:9 (UID RFC822.SIZE)",
-		  "* 1 FETCH (UID 7 RFC822.SIZE 10)\r\n"
-		  "D7 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
+			"* 1 FETCH (UID 7 RFC822.SIZE 10)\r\n"
+			"D7 NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n" },
 		{ "D8 LOGOUT", "D8 OK done\r\n" },
 		{ NULL, NULL },
 	};
@@ -848,7 +908,7 @@ test_utf7_folders(void **state)
 	static const step slash[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "/"),
 		{ "D3 LIST \"\" \"Archiv/Entw&APw-rfe\"",
-		  "* LIST (\\HasNoChildren) \"/\" \"Archiv/Entw&APw-rfe\"\r\nD3 OK done\r\n" },
+			"* LIST (\\HasNoChildren) \"/\" \"Archiv/Entw&APw-rfe\"\r\nD3 OK done\r\n" },
 		{ "D4 UID MOVE 7 \"Archiv/Entw&APw-rfe\"", "D4 OK moved\r\n" },
 		{ "D5 LIST \"\" \"&BB4EQgRHBFEEQgRL-\"", "D5 OK done\r\n" },
 		{ "D6 CREATE \"&BB4EQgRHBFEEQgRL-\"", "D6 OK created\r\n" },
@@ -859,12 +919,14 @@ test_utf7_folders(void **state)
 		{ "D10 CREATE \"Archive/%\"", "D10 OK created\r\n" },
 		{ "D11 SUBSCRIBE \"Archive/%\"", "D11 OK done\r\n" },
 		/* a level that only exists as a parent */
-		{ "D12 LIST \"\" \"Archiv\"", "* LIST (\\Noselect \\HasChildren) \"/\" Archiv\r\nD12 OK done\r\n" },
+		{ "D12 LIST \"\" \"Archiv\"",
+			"* LIST (\\Noselect \\HasChildren) \"/\" Archiv\r\nD12 OK done\r\n" },
 		{ "D13 CREATE \"Archiv\"", "D13 NO [ALREADYEXISTS] Mailbox already exists\r\n" },
 		{ "D14 SUBSCRIBE \"Archiv\"", "D14 OK done\r\n" },
 		/* INBOX in any case; a name sent as a literal is not matched: CREATE says it exists */
 		{ "D15 LIST \"\" \"inbox\"", "* LIST () \"/\" INBOX\r\nD15 OK done\r\n" },
-		{ "D16 LIST \"\" \"Archiv/Entw&APw-rfe\"", "* LIST () \"/\" {19}\r\nArchiv/Entw&APw-rfe\r\nD16 OK done\r\n" },
+		{ "D16 LIST \"\" \"Archiv/Entw&APw-rfe\"",
+			"* LIST () \"/\" {19}\r\nArchiv/Entw&APw-rfe\r\nD16 OK done\r\n" },
 		{ "D17 CREATE \"Archiv/Entw&APw-rfe\"", "D17 NO [ALREADYEXISTS] Mailbox already exists\r\n" },
 		{ "D18 SUBSCRIBE \"Archiv/Entw&APw-rfe\"", "D18 OK done\r\n" },
 		{ "D19 LOGOUT", "D19 OK done\r\n" },
@@ -873,15 +935,17 @@ test_utf7_folders(void **state)
 	static const step dot[] = {
 		PRELUDE("IMAP4rev1 MOVE UIDPLUS", "."),
 		{ "D3 LIST \"\" \"Archiv.Entw&APw-rfe\"",
-		  "* LIST (\\HasNoChildren) \".\" Archiv.Entw&APw-rfe\r\nD3 OK done\r\n" },
+			"* LIST (\\HasNoChildren) \".\" Archiv.Entw&APw-rfe\r\nD3 OK done\r\n" },
 		/* a name the server spells badly is not ours */
-		{ "D4 LIST \"\" \"&BB4EQgRHBFEEQgRL-\"", "* LIST () \".\" \"&BB4EQgRHBFEEQgRL\"\r\nD4 OK done\r\n" },
+		{ "D4 LIST \"\" \"&BB4EQgRHBFEEQgRL-\"",
+			"* LIST () \".\" \"&BB4EQgRHBFEEQgRL\"\r\nD4 OK done\r\n" },
 		{ "D5 CREATE \"&BB4EQgRHBFEEQgRL-\"", "D5 OK created\r\n" },
 		{ "D6 SUBSCRIBE \"&BB4EQgRHBFEEQgRL-\"", "D6 NO not now\r\n" },
 		{ "D7 LOGOUT", "D7 OK done\r\n" },
 		{ NULL, NULL },
 	};
-	const char *entw = "Archiv/Entw\xc3\xbcrfe", *otch = "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b";
+	const char *entw = "Archiv/Entw\xc3\xbcrfe",
+		   *otch = "\xd0\x9e\xd1\x82\xd1\x87\xd1\x91\xd1\x82\xd1\x8b";
 	session s;
 	uint64_t u7[] = { 7 }, u8[] = { 8 };
 	dc_err err;

@@ -19,10 +19,10 @@
 typedef struct want_leaf {
 	const char *section;
 	const char *type;
-	const char *filename;  /* NULL: none */
-	const char *prefix;    /* first bytes of the decoded body */
+	const char *filename; /* NULL: none */
+	const char *prefix;   /* first bytes of the decoded body */
 	size_t prefix_len;
-	const char *contains;  /* a text the decoded body holds, or NULL */
+	const char *contains; /* a text the decoded body holds, or NULL */
 } want_leaf;
 
 typedef struct want_msg {
@@ -32,37 +32,37 @@ typedef struct want_msg {
 	want_leaf leaves[5];
 } want_msg;
 
-#define GZ "\x1f\x8b", 2
-#define ZIP "PK\x03\x04", 4
+#define GZ   "\x1f\x8b", 2
+#define ZIP  "PK\x03\x04", 4
 #define XMLD "<?xml", 5
 
 static const want_msg cases[] = {
-	{ "base64.eml", "", 2, {
-		{ "1", "text/plain", NULL, "Report attached.", 16, NULL },
-		{ "2", "application/gzip", "r1.xml.gz", GZ, NULL } } },
-	{ "qp.eml", "", 1, {
-		{ "1", "text/xml", NULL, XMLD, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" } } },
-	{ "nested.eml", "", 3, {
-		{ "1", "text/plain", NULL, "Forwarding", 10, NULL },
-		{ "2.1", "text/plain", NULL, "Original report.", 16, NULL },
-		{ "2.2", "application/zip", "r.zip", ZIP, NULL } } },
-	{ "rfc2231.eml", "", 3, {
-		{ "1", "application/gzip", "r\xc3\xa9port 1.xml.gz", GZ, NULL },
-		{ "2", "application/gzip", "r\xc3\xa9sum\xc3\xa9.xml.gz", GZ, NULL },
-		{ "3", "application/octet-stream", "long name part two.xml", XMLD, "<report_id>NAME-3</report_id>" } } },
-	{ "several.eml", "", 4, {
-		{ "1", "text/plain", NULL, "Three", 5, NULL },
-		{ "2", "application/gzip", "a.zip", ZIP, NULL },
-		{ "3", "application/octet-stream", "c.xml", GZ, NULL },
-		{ "4", "image/png", "logo.png", "\x89PNG", 4, NULL } } },
-	{ "report-html.eml", "", 3, {
-		{ "1.1", "text/plain", NULL, "This is", 7, NULL },
-		{ "1.2", "text/html", NULL, "<!DOCTYPE html>", 15, "<p style=\"x\">" },
-		{ "2", "application/gzip", "h.xml.gz", GZ, NULL } } },
-	{ "leading-ws.eml", "whitespace before the first header line removed", 1, {
-		{ "1", "application/gzip", "w.xml.gz", GZ, NULL } } },
-	{ "mbox-from.eml", "", 1, {
-		{ "1", "application/zip", "m.zip", ZIP, NULL } } },
+	{ "base64.eml", "", 2,
+		{ { "1", "text/plain", NULL, "Report attached.", 16, NULL },
+			{ "2", "application/gzip", "r1.xml.gz", GZ, NULL } } },
+	{ "qp.eml", "", 1,
+		{ { "1", "text/xml", NULL, XMLD, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" } } },
+	{ "nested.eml", "", 3,
+		{ { "1", "text/plain", NULL, "Forwarding", 10, NULL },
+			{ "2.1", "text/plain", NULL, "Original report.", 16, NULL },
+			{ "2.2", "application/zip", "r.zip", ZIP, NULL } } },
+	{ "rfc2231.eml", "", 3,
+		{ { "1", "application/gzip", "r\xc3\xa9port 1.xml.gz", GZ, NULL },
+			{ "2", "application/gzip", "r\xc3\xa9sum\xc3\xa9.xml.gz", GZ, NULL },
+			{ "3", "application/octet-stream", "long name part two.xml", XMLD,
+				"<report_id>NAME-3</report_id>" } } },
+	{ "several.eml", "", 4,
+		{ { "1", "text/plain", NULL, "Three", 5, NULL },
+			{ "2", "application/gzip", "a.zip", ZIP, NULL },
+			{ "3", "application/octet-stream", "c.xml", GZ, NULL },
+			{ "4", "image/png", "logo.png", "\x89PNG", 4, NULL } } },
+	{ "report-html.eml", "", 3,
+		{ { "1.1", "text/plain", NULL, "This is", 7, NULL },
+			{ "1.2", "text/html", NULL, "<!DOCTYPE html>", 15, "<p style=\"x\">" },
+			{ "2", "application/gzip", "h.xml.gz", GZ, NULL } } },
+	{ "leading-ws.eml", "whitespace before the first header line removed", 1,
+		{ { "1", "application/gzip", "w.xml.gz", GZ, NULL } } },
+	{ "mbox-from.eml", "", 1, { { "1", "application/zip", "m.zip", ZIP, NULL } } },
 };
 
 typedef struct seen {
@@ -147,7 +147,8 @@ nested(int n, size_t *len)
 	assert_non_null(m);
 	o += (size_t)sprintf(m + o, "From: a@b\r\nMIME-Version: 1.0\r\n");
 	for (int i = 0; i < n; i++)
-		o += (size_t)sprintf(m + o, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i);
+		o += (size_t)sprintf(
+			m + o, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i);
 	o += (size_t)sprintf(m + o, "Content-Type: text/plain\r\n\r\nbottom\r\n");
 	for (int i = n - 1; i >= 0; i--)
 		o += (size_t)sprintf(m + o, "--b%d--\r\n", i);
@@ -213,7 +214,8 @@ test_not_a_message_and_stop(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
-		assert_int_equal(dc_mime_walk((const uint8_t *)junk[i], strlen(junk[i]), NULL, NULL, &info, &err),
+		assert_int_equal(
+			dc_mime_walk((const uint8_t *)junk[i], strlen(junk[i]), NULL, NULL, &info, &err),
 			DC_EMIME);
 	/* a callback's error stops the walk and comes back unchanged */
 	m = slurp("several.eml", &len);
@@ -249,17 +251,21 @@ test_first_line(void **state)
 		{ "Content-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
 		{ "X-A: 1\nContent-Type: text/html\n\n<p>\n", DC_OK, "1 text/html <p>\n" },
 		{ "Subject : spaced\nContent-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
-		{ "From a@b Mon\nFrom c@d Tue\nContent-Type: text/plain\n\nbody\n", DC_OK, "1 text/plain body\n" },
+		{ "From a@b Mon\nFrom c@d Tue\nContent-Type: text/plain\n\nbody\n", DC_OK,
+			"1 text/plain body\n" },
 		{ "From a@b Mon\n: no name\nContent-Type: text/plain\n\nbody\n", DC_EMIME, "" },
 		{ "To: a@b\nContent-Type: multipart/mixed; boundary=b\n\npre\n--b\nContent-Type: text/plain\n\nx\n"
-		  "--b\n\ny\n--b--\n", DC_OK, "1 text/plain x|2 text/plain y" },
+		  "--b\n\ny\n--b--\n",
+			DC_OK, "1 text/plain x|2 text/plain y" },
 		{ "Content-Transfer-Encoding: base64\nContent-Type: application/gzip\n\naGVsbG8=\n", DC_OK,
-		  "1 application/gzip hello" },
+			"1 application/gzip hello" },
 		/* folded fields the walk never reads, around folded Content-* ones */
 		{ "From: a@b\r\nSubject: x\r\n y\r\nContent-Type: text/csv;\r\n charset=us-ascii\r\nX-B: 2\r\n"
-		  "Content-Transfer-Encoding:\r\n\tbase64\r\n\r\naGVsbG8=\r\n", DC_OK, "1 text/csv hello" },
+		  "Content-Transfer-Encoding:\r\n\tbase64\r\n\r\naGVsbG8=\r\n",
+			DC_OK, "1 text/csv hello" },
 		{ "Received: from x\n\tby y\nContent-Type: multipart/mixed;\n boundary=\"b\"\nDate: now\n\n--b\n"
-		  "Content-Type: text/plain\n\nx\n--b--\n", DC_OK, "1 text/plain x" },
+		  "Content-Type: text/plain\n\nx\n--b--\n",
+			DC_OK, "1 text/plain x" },
 	};
 
 	(void)state;
@@ -268,7 +274,8 @@ test_first_line(void **state)
 		dc_mime_info info;
 		dc_err err;
 
-		assert_int_equal(dc_mime_walk((const uint8_t *)t[i].msg, strlen(t[i].msg), keep_leaf, got, &info, &err),
+		assert_int_equal(dc_mime_walk((const uint8_t *)t[i].msg, strlen(t[i].msg), keep_leaf, got,
+					 &info, &err),
 			t[i].rc);
 		assert_string_equal(got, t[i].leaves);
 	}

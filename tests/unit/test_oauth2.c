@@ -23,7 +23,7 @@ test_commands(void **state)
 	static const struct {
 		const char *cmd;
 		dc_code rc;
-		const char *token;       /* NULL: not checked (or none) */
+		const char *token; /* NULL: not checked (or none) */
 	} t[] = {
 		{ "echo tok", DC_OK, "tok" },
 		{ "printf '  \\t tok en \\t\\r\\nsecond line\\n'", DC_OK, "tok en" },

@@ -80,11 +80,11 @@ typedef struct zmember {
 	const char *name;
 	const void *data;
 	size_t len;
-	int method;         /* 0 stored, 8 deflated */
-	unsigned flags;     /* general purpose bits (1 = encrypted) */
-	const buf *raw;     /* precompressed deflate data, overrides data */
-	uint32_t usize;     /* with raw: the uncompressed size to declare */
-	uint32_t crc;       /* with raw */
+	int method;     /* 0 stored, 8 deflated */
+	unsigned flags; /* general purpose bits (1 = encrypted) */
+	const buf *raw; /* precompressed deflate data, overrides data */
+	uint32_t usize; /* with raw: the uncompressed size to declare */
+	uint32_t crc;   /* with raw */
 } zmember;
 
 /* A zip (APPNOTE 4.3) of the members, written by hand. */
@@ -344,7 +344,8 @@ test_sniff_table(void **state)
 		{ "XML after BOM and whitespace", "\xef\xbb\xbf \r\n<feedback/>", 17, DC_KIND_XML },
 		{ "UTF-16LE XML with BOM", "\xff\xfe<\0?\0", 6, DC_KIND_XML },
 		{ "message", "From: a@b\r\nTo: c@d\r\n\r\nbody", 26, DC_KIND_MESSAGE },
-		{ "message after whitespace", "  \n\nReceived: x\n\tfolded\nFrom: a\n\n", 33, DC_KIND_MESSAGE },
+		{ "message after whitespace", "  \n\nReceived: x\n\tfolded\nFrom: a\n\n", 33,
+			DC_KIND_MESSAGE },
 		{ "mbox From line", "From a@b Tue Nov 14 2023\nSubject: x\n\nbody", 42, DC_KIND_MESSAGE },
 		{ "one header then body", "Subject: hi\n\nbody", 17, DC_KIND_MESSAGE },
 		{ "colon line then prose", "Note: this is\nmore prose\n", 25, DC_KIND_OTHER },
@@ -385,7 +386,8 @@ test_describe_table(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		dc_unpack_describe((const uint8_t *)cases[i].bytes, cases[i].len, cases[i].total, out, sizeof(out));
+		dc_unpack_describe(
+			(const uint8_t *)cases[i].bytes, cases[i].len, cases[i].total, out, sizeof(out));
 		assert_string_equal(out, cases[i].want);
 	}
 	for (size_t i = 0; i < sizeof(bin); i++)
@@ -411,7 +413,8 @@ test_xml_root(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bool ok = dc_unpack_xml_root((const uint8_t *)cases[i].xml, strlen(cases[i].xml), root, sizeof(root));
+		bool ok = dc_unpack_xml_root(
+			(const uint8_t *)cases[i].xml, strlen(cases[i].xml), root, sizeof(root));
 		if (cases[i].root == NULL) {
 			assert_false(ok);
 		} else {
@@ -555,8 +558,11 @@ clean_utf8(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 
 	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p >= 0xc2 && *p <= 0xdf) ? 2 : (*p >= 0xe0 && *p <= 0xef) ? 3 :
-			(*p >= 0xf0 && *p <= 0xf4) ? 4 : 0;
+		int n = *p < 0x80                  ? 1 :
+			(*p >= 0xc2 && *p <= 0xdf) ? 2 :
+			(*p >= 0xe0 && *p <= 0xef) ? 3 :
+			(*p >= 0xf0 && *p <= 0xf4) ? 4 :
+						     0;
 		if (n == 0 || *p < 32 || *p == 127)
 			return false;
 		for (int i = 1; i < n; i++)
@@ -616,10 +622,10 @@ test_member_name_bytes(void **state)
 		{ "plain.xml", "zip:plain.xml" },
 		{ "r\xc3\xa9sum\xc3\xa9.xml", "zip:r\xc3\xa9sum\xc3\xa9.xml" },
 		{ "\xf0\x9f\x93\x8a.xml", "zip:\xf0\x9f\x93\x8a.xml" },
-		{ "\xc0\xaf.xml", "zip:??.xml" },                 /* overlong '/' */
-		{ "\xe0\x80\xaf.xml", "zip:???.xml" },            /* overlong, 3 bytes */
-		{ "\xed\xa0\x80.xml", "zip:???.xml" },            /* surrogate U+D800 */
-		{ "\xf4\x90\x80\x80.xml", "zip:????.xml" },       /* above U+10FFFF */
+		{ "\xc0\xaf.xml", "zip:??.xml" },           /* overlong '/' */
+		{ "\xe0\x80\xaf.xml", "zip:???.xml" },      /* overlong, 3 bytes */
+		{ "\xed\xa0\x80.xml", "zip:???.xml" },      /* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80.xml", "zip:????.xml" }, /* above U+10FFFF */
 	};
 
 	(void)state;

@@ -31,8 +31,8 @@
 
 typedef struct mem_reader {
 	const char *data;
-	size_t len, pos, piece;       /* piece 0: as much as asked */
-	size_t fail_at;               /* > 0: fail with DC_EGZIP once pos reaches it */
+	size_t len, pos, piece; /* piece 0: as much as asked */
+	size_t fail_at;         /* > 0: fail with DC_EGZIP once pos reaches it */
 } mem_reader;
 
 static dc_code
@@ -69,7 +69,7 @@ file_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 /* A generated report: header, n records, footer, produced on the fly. */
 typedef struct gen_reader {
 	uint64_t n, done;
-	int stage;                    /* 0 header, 1 records, 2 footer, 3 end */
+	int stage; /* 0 header, 1 records, 2 footer, 3 end */
 	char pending[1024];
 	size_t plen, ppos;
 } gen_reader;
@@ -94,7 +94,8 @@ gen_read(void *ctx, void *buf, size_t cap, size_t *got, dc_err *err)
 			} else if (g->stage == 1 && g->done < g->n) {
 				g->done++;
 				g->plen = (size_t)snprintf(g->pending, sizeof(g->pending),
-					"<record><row><source_ip>10.%u.%u.%u</source_ip><count>%" PRIu64 "</count>"
+					"<record><row><source_ip>10.%u.%u.%u</source_ip><count>%" PRIu64
+					"</count>"
 					"<policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>"
 					"</policy_evaluated></row><identifiers><header_from>example.com</header_from>"
 					"<envelope_from></envelope_from></identifiers><auth_results><dkim>"
@@ -127,8 +128,8 @@ typedef struct dump {
 	size_t len, cap;
 	char calls[64];
 	size_t ncalls;
-	dc_code begin_rc, record_rc;  /* what the callbacks return */
-	uint64_t fail_record;         /* record_rc from this ordinal on */
+	dc_code begin_rc, record_rc; /* what the callbacks return */
+	uint64_t fail_record;        /* record_rc from this ordinal on */
 } dump;
 
 static void dump_line(dump *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -259,21 +260,21 @@ static const dc_sink dump_sink_proto = { NULL, dump_begin, dump_record, dump_end
 	"<identifiers><header_from>example.com</header_from></identifiers><auth_results><spf>" \
 	"<domain>example.com</domain><result>pass</result></spf></auth_results></record>"
 /* 1024 bytes, so that what follows is beyond libxml2's read-ahead */
-#define PAD16 "                "
-#define PAD128 PAD16 PAD16 PAD16 PAD16 PAD16 PAD16 PAD16 PAD16
-#define PAD PAD128 PAD128 PAD128 PAD128 PAD128 PAD128 PAD128 PAD128
+#define PAD16     "                "
+#define PAD128    PAD16 PAD16 PAD16 PAD16 PAD16 PAD16 PAD16 PAD16
+#define PAD       PAD128 PAD128 PAD128 PAD128 PAD128 PAD128 PAD128 PAD128
 #define DOC(body) DECL "<feedback>" META POLICY body "</feedback>\n"
 
 typedef struct xml_case {
 	const char *name;
 	const char *xml;
-	size_t len;                   /* 0: strlen(xml) */
-	bool utf16;                   /* hand over as UTF-16LE with a BOM (xml is ASCII) */
+	size_t len; /* 0: strlen(xml) */
+	bool utf16; /* hand over as UTF-16LE with a BOM (xml is ASCII) */
 	dc_code rc;
-	const char *msg;              /* substring of the error message, NULL: any */
-	const char *calls;            /* expected sink calls, e.g. "BRRE" */
-	const char *lines[24];        /* lines the dump must hold */
-	uint64_t max_records;         /* 0: default */
+	const char *msg;       /* substring of the error message, NULL: any */
+	const char *calls;     /* expected sink calls, e.g. "BRRE" */
+	const char *lines[24]; /* lines the dump must hold */
+	uint64_t max_records;  /* 0: default */
 	const char *origin_notes;
 } xml_case;
 
@@ -303,96 +304,105 @@ static const xml_case cases[] = {
 		"<identifiers><header_from>example.com</header_from></identifiers><auth_results><dkim>"
 		"<domain>example.com</domain><result>pass</result></dkim><spf><domain>example.com</domain>"
 		"<result>pass</result></spf></auth_results></record>\n</feedback>\n",
-		.rc = DC_OK, .calls = "BRRE",
+		.rc = DC_OK,
+		.calls = "BRRE",
 		.lines = { "B xmlns=(null)", "B version=1.0", "B org_name=google.com",
 			"B org_email=noreply-dmarc-support@google.com",
-			"B extra_contact_info=https://support.google.com/a/answer/2466580", "B report_id=123456789",
-			"B date_begin=1700000000", "B date_end=1700086399", "B errors=first problem; second problem",
-			"B policy_domain=example.com", "B adkim=r", "B aspf=s", "B p=reject", "B sp=quarantine",
-			"B pct=50", "B fo=1", "B np=(null)",
-			"R1 source_ip=192.0.2.1", "R1 count=12", "R1 reason1=forwarded|list", "R1 reason2=other|(null)",
-			"R1 dkim1=example.com|s1|fail|bad sig", "R1 spf2=mx.example.com|helo|pass|(null)",
-			"R2 source_ip=2001:db8::1" },
+			"B extra_contact_info=https://support.google.com/a/answer/2466580",
+			"B report_id=123456789", "B date_begin=1700000000", "B date_end=1700086399",
+			"B errors=first problem; second problem", "B policy_domain=example.com", "B adkim=r",
+			"B aspf=s", "B p=reject", "B sp=quarantine", "B pct=50", "B fo=1", "B np=(null)",
+			"R1 source_ip=192.0.2.1", "R1 count=12", "R1 reason1=forwarded|list",
+			"R1 reason2=other|(null)", "R1 dkim1=example.com|s1|fail|bad sig",
+			"R1 spf2=mx.example.com|helo|pass|(null)", "R2 source_ip=2001:db8::1" },
 	},
 	{
 		.name = "RFC 7489 record details",
 		.xml = DOC(
-		"<record><row><source_ip>192.0.2.1</source_ip><count>12</count><policy_evaluated>"
-		"<disposition>reject</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row>"
-		"<identifiers><envelope_to>example.net</envelope_to><envelope_from>bounce.example.com</envelope_from>"
-		"<header_from>example.com</header_from></identifiers>"
-		"<auth_results><dkim><domain>example.com</domain><result>fail</result></dkim>"
-		"<spf><domain>bounce.example.com</domain><scope>mfrom</scope><result>softfail</result></spf>"
-		"</auth_results></record>"),
-		.rc = DC_OK, .calls = "BRE",
+			"<record><row><source_ip>192.0.2.1</source_ip><count>12</count><policy_evaluated>"
+			"<disposition>reject</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row>"
+			"<identifiers><envelope_to>example.net</envelope_to><envelope_from>bounce.example.com</envelope_from>"
+			"<header_from>example.com</header_from></identifiers>"
+			"<auth_results><dkim><domain>example.com</domain><result>fail</result></dkim>"
+			"<spf><domain>bounce.example.com</domain><scope>mfrom</scope><result>softfail</result></spf>"
+			"</auth_results></record>"),
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "R1 disposition=reject", "R1 dkim_aligned=fail", "R1 spf_aligned=fail",
-			"R1 header_from=example.com", "R1 envelope_from=bounce.example.com", "R1 envelope_to=example.net",
-			"R1 n_reasons=0 n_dkim=1 n_spf=1", "R1 dkim1=example.com|(null)|fail|(null)",
+			"R1 header_from=example.com", "R1 envelope_from=bounce.example.com",
+			"R1 envelope_to=example.net", "R1 n_reasons=0 n_dkim=1 n_spf=1",
+			"R1 dkim1=example.com|(null)|fail|(null)",
 			"R1 spf1=bounce.example.com|mfrom|softfail|(null)", "E errors=(null)" },
 	},
 	{
 		.name = "RFC 9990 report with namespace and extensions",
 		.xml = "<?xml version=\"1.0\"?>\n<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\">\n"
-		"<version>1.0</version><report_metadata><org_name>Sample Reporter</org_name>"
-		"<email>r@example-reporter.com</email><report_id>3v98</report_id>"
-		"<date_range><begin>302832000</begin><end>302918399</end></date_range>"
-		"<generator>Example Reporter v1.2</generator></report_metadata>"
-		"<policy_published><domain>example.com</domain><p>quarantine</p><sp>none</sp><np>none</np>"
-		"<testing>N</testing><discovery_method>treewalk</discovery_method></policy_published>"
-		"<extensions><ext xmlns=\"urn:example:ext\"><deep><deeper>x</deeper></deep></ext></extensions>"
-		"<record><row><source_ip>192.0.2.123</source_ip><count>123</count><policy_evaluated>"
-		"<disposition>pass</disposition><dkim>pass</dkim><spf>fail</spf>"
-		"<reason><type>policy_test_mode</type></reason></policy_evaluated></row>"
-		"<identifiers><envelope_from>example.com</envelope_from><header_from>example.com</header_from>"
-		"</identifiers><auth_results><dkim><domain>example.com</domain><selector>abc123</selector>"
-		"<result>pass</result><human_result>good</human_result></dkim><spf><domain>example.com</domain>"
-		"<scope>mfrom</scope><result>fail</result><human_result>no</human_result></spf></auth_results>"
-		"<extensions><x>1</x></extensions></record></feedback>",
-		.rc = DC_OK, .calls = "BRE",
+		       "<version>1.0</version><report_metadata><org_name>Sample Reporter</org_name>"
+		       "<email>r@example-reporter.com</email><report_id>3v98</report_id>"
+		       "<date_range><begin>302832000</begin><end>302918399</end></date_range>"
+		       "<generator>Example Reporter v1.2</generator></report_metadata>"
+		       "<policy_published><domain>example.com</domain><p>quarantine</p><sp>none</sp><np>none</np>"
+		       "<testing>N</testing><discovery_method>treewalk</discovery_method></policy_published>"
+		       "<extensions><ext xmlns=\"urn:example:ext\"><deep><deeper>x</deeper></deep></ext></extensions>"
+		       "<record><row><source_ip>192.0.2.123</source_ip><count>123</count><policy_evaluated>"
+		       "<disposition>pass</disposition><dkim>pass</dkim><spf>fail</spf>"
+		       "<reason><type>policy_test_mode</type></reason></policy_evaluated></row>"
+		       "<identifiers><envelope_from>example.com</envelope_from><header_from>example.com</header_from>"
+		       "</identifiers><auth_results><dkim><domain>example.com</domain><selector>abc123</selector>"
+		       "<result>pass</result><human_result>good</human_result></dkim><spf><domain>example.com</domain>"
+		       "<scope>mfrom</scope><result>fail</result><human_result>no</human_result></spf></auth_results>"
+		       "<extensions><x>1</x></extensions></record></feedback>",
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "B xmlns=urn:ietf:params:xml:ns:dmarc-2.0", "B generator=Example Reporter v1.2",
-			"B np=none", "B testing=n", "B discovery_method=treewalk", "B pct=-1", "B adkim=(null)",
-			"R1 disposition=pass", "R1 reason1=policy_test_mode|(null)",
+			"B np=none", "B testing=n", "B discovery_method=treewalk", "B pct=-1",
+			"B adkim=(null)", "R1 disposition=pass", "R1 reason1=policy_test_mode|(null)",
 			"R1 dkim1=example.com|abc123|pass|good", "R1 spf1=example.com|mfrom|fail|no" },
 	},
 	{
 		.name = "old dmarc-xml/0.2 namespace with a prefix",
 		.xml = "<d:feedback xmlns:d=\"http://dmarc.org/dmarc-xml/0.2\"><d:report_metadata>"
-		"<d:org_name>o</d:org_name><d:report_id>i</d:report_id><d:date_range><d:begin>1</d:begin>"
-		"<d:end>2</d:end></d:date_range></d:report_metadata><d:policy_published><d:domain>example.com"
-		"</d:domain></d:policy_published><d:record><d:row><d:source_ip>192.0.2.9</d:source_ip>"
-		"<d:count>4</d:count></d:row></d:record></d:feedback>",
-		.rc = DC_OK, .calls = "BRE",
-		.lines = { "B xmlns=http://dmarc.org/dmarc-xml/0.2", "B org_name=o", "B date_begin=1", "B date_end=2",
-			"R1 source_ip=192.0.2.9", "R1 count=4", "R1 disposition=(null)" },
+		       "<d:org_name>o</d:org_name><d:report_id>i</d:report_id><d:date_range><d:begin>1</d:begin>"
+		       "<d:end>2</d:end></d:date_range></d:report_metadata><d:policy_published><d:domain>example.com"
+		       "</d:domain></d:policy_published><d:record><d:row><d:source_ip>192.0.2.9</d:source_ip>"
+		       "<d:count>4</d:count></d:row></d:record></d:feedback>",
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "B xmlns=http://dmarc.org/dmarc-xml/0.2", "B org_name=o", "B date_begin=1",
+			"B date_end=2", "R1 source_ip=192.0.2.9", "R1 count=4", "R1 disposition=(null)" },
 	},
 	{
 		.name = "unbound prefix: names still match",
 		.xml = "<d:feedback><d:report_metadata><d:report_id>i</d:report_id><d:date_range><d:begin>1</d:begin>"
-		"<d:end>2</d:end></d:date_range></d:report_metadata></d:feedback>",
-		.rc = DC_OK, .calls = "BE",
-		.lines = { "B report_id=i", "E errors=no report_metadata/org_name, stored as ''; "
+		       "<d:end>2</d:end></d:date_range></d:report_metadata></d:feedback>",
+		.rc = DC_OK,
+		.calls = "BE",
+		.lines = { "B report_id=i",
+			"E errors=no report_metadata/org_name, stored as ''; "
 			"no policy_published/domain, stored as ''" },
 	},
 	{
 		.name = "envelope_from absent, empty, whitespace, <>",
 		.xml = DOC(
-		"<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
-		"<identifiers><header_from>example.com</header_from></identifiers></record>"
-		"<record><row><source_ip>192.0.2.2</source_ip><count>1</count></row>"
-		"<identifiers><envelope_from/><header_from>example.com</header_from></identifiers></record>"
-		"<record><row><source_ip>192.0.2.3</source_ip><count>1</count></row>"
-		"<identifiers><envelope_from> \n </envelope_from></identifiers></record>"
-		"<record><row><source_ip>192.0.2.4</source_ip><count>1</count></row>"
-		"<identifiers><envelope_from>&lt;&gt;</envelope_from></identifiers></record>"
-		"<record><row><source_ip>192.0.2.5</source_ip><count>1</count></row>"
-		"<identifiers><envelope_from><![CDATA[<>]]></envelope_from></identifiers></record>"),
-		.rc = DC_OK, .calls = "BRRRRRE",
-		.lines = { "R1 envelope_from=(null)", "R2 envelope_from=", "R3 envelope_from=", "R4 envelope_from=<>",
-			"R5 envelope_from=<>", "R3 header_from=(null)" },
+			"<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
+			"<identifiers><header_from>example.com</header_from></identifiers></record>"
+			"<record><row><source_ip>192.0.2.2</source_ip><count>1</count></row>"
+			"<identifiers><envelope_from/><header_from>example.com</header_from></identifiers></record>"
+			"<record><row><source_ip>192.0.2.3</source_ip><count>1</count></row>"
+			"<identifiers><envelope_from> \n </envelope_from></identifiers></record>"
+			"<record><row><source_ip>192.0.2.4</source_ip><count>1</count></row>"
+			"<identifiers><envelope_from>&lt;&gt;</envelope_from></identifiers></record>"
+			"<record><row><source_ip>192.0.2.5</source_ip><count>1</count></row>"
+			"<identifiers><envelope_from><![CDATA[<>]]></envelope_from></identifiers></record>"),
+		.rc = DC_OK,
+		.calls = "BRRRRRE",
+		.lines = { "R1 envelope_from=(null)", "R2 envelope_from=", "R3 envelope_from=",
+			"R4 envelope_from=<>", "R5 envelope_from=<>", "R3 header_from=(null)" },
 	},
 	{
 		.name = "fixed vocabularies lower-cased, hardfail read as fail",
-		.xml = DECL "<feedback>" META
+		.xml = DECL
+		"<feedback>" META
 		"<policy_published><domain>Example.COM</domain><adkim>R</adkim><aspf>S</aspf><p> Reject </p>"
 		"<sp>Quarantine</sp><np>NONE</np><testing>Y</testing><discovery_method>PSL</discovery_method>"
 		"</policy_published><record><row><source_ip>192.0.2.1</source_ip><count>1</count>"
@@ -402,126 +412,155 @@ static const xml_case cases[] = {
 		"<domain>Example.COM</domain><selector>SeL</selector><result>Pass</result><human_result>OK Then"
 		"</human_result></dkim><spf><domain>Example.COM</domain><scope>HELO</scope><result>HardFail</result>"
 		"</spf></auth_results></record></feedback>",
-		.rc = DC_OK, .calls = "BRE",
-		.lines = { "B policy_domain=Example.COM", "B adkim=r", "B aspf=s", "B p=reject", "B sp=quarantine",
-			"B np=none", "B testing=y", "B discovery_method=psl", "R1 disposition=none", "R1 dkim_aligned=pass",
-			"R1 spf_aligned=fail", "R1 reason1=local_policy|Keep Case", "R1 header_from=Example.COM",
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "B policy_domain=Example.COM", "B adkim=r", "B aspf=s", "B p=reject",
+			"B sp=quarantine", "B np=none", "B testing=y", "B discovery_method=psl",
+			"R1 disposition=none", "R1 dkim_aligned=pass", "R1 spf_aligned=fail",
+			"R1 reason1=local_policy|Keep Case", "R1 header_from=Example.COM",
 			"R1 dkim1=Example.COM|SeL|pass|OK Then", "R1 spf1=Example.COM|helo|fail|(null)",
 			"E errors=14 upper-case value(s) lower-cased; 1 SPF result(s) 'hardfail' read as 'fail'" },
 	},
 	{
 		.name = "no records: report_begin at </feedback>",
 		.xml = DOC(""),
-		.rc = DC_OK, .calls = "BE",
+		.rc = DC_OK,
+		.calls = "BE",
 		.lines = { "B org_name=Example Org", "E errors=(null)" },
 	},
 	{
 		.name = "repair: leading whitespace and BOM before the declaration",
 		.xml = "\xEF\xBB\xBF \r\n  " DOC(REC("192.0.2.1", 1)),
-		.rc = DC_OK, .calls = "BRE",
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "B errors=leading whitespace before the XML declaration removed",
 			"E errors=leading whitespace before the XML declaration removed" },
 	},
 	{
 		.name = "a BOM alone is no repair",
 		.xml = "\xEF\xBB\xBF" DOC(REC("192.0.2.1", 1)),
-		.rc = DC_OK, .calls = "BRE", .lines = { "E errors=(null)" },
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "E errors=(null)" },
 	},
 	{
 		.name = "repair: invalid UTF-8 replaced (declared UTF-8)",
-		.xml = DOC("<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
-		"<identifiers><header_from>bad\x91x\xC3\xA9\xE2\x82</header_from><envelope_to>\xED\xA0\x80"
-		"</envelope_to></identifiers></record>"),
-		.rc = DC_OK, .calls = "BRE",
-		.lines = { "R1 header_from=bad\xEF\xBF\xBDx\xC3\xA9\xEF\xBF\xBD", "R1 envelope_to=\xEF\xBF\xBD",
+		.xml = DOC(
+			"<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
+			"<identifiers><header_from>bad\x91x\xC3\xA9\xE2\x82</header_from><envelope_to>\xED\xA0\x80"
+			"</envelope_to></identifiers></record>"),
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "R1 header_from=bad\xEF\xBF\xBDx\xC3\xA9\xEF\xBF\xBD",
+			"R1 envelope_to=\xEF\xBF\xBD",
 			"E errors=3 invalid UTF-8 sequence(s) replaced with U+FFFD" },
 	},
 	{
 		.name = "repair: invalid UTF-8 replaced (no declaration)",
-		.xml = "<feedback>" META "<policy_published><domain>ex\xFF.com</domain></policy_published></feedback>",
-		.rc = DC_OK, .calls = "BE",
+		.xml = "<feedback>" META
+		       "<policy_published><domain>ex\xFF.com</domain></policy_published></feedback>",
+		.rc = DC_OK,
+		.calls = "BE",
 		.lines = { "B policy_domain=ex\xEF\xBF\xBD.com",
 			"E errors=1 invalid UTF-8 sequence(s) replaced with U+FFFD" },
 	},
 	{
 		.name = "ISO-8859-1 declared: converted, not repaired",
 		.xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><feedback>" META
-		"<policy_published><domain>caf\xE9.example</domain></policy_published></feedback>",
-		.rc = DC_OK, .calls = "BE",
+		       "<policy_published><domain>caf\xE9.example</domain></policy_published></feedback>",
+		.rc = DC_OK,
+		.calls = "BE",
 		.lines = { "B policy_domain=caf\xC3\xA9.example", "E errors=(null)" },
 	},
 	{
 		.name = "UTF-16 document",
 		.xml = "<feedback><report_metadata><report_id>x</report_id><date_range><begin>5</begin>"
-		"<end>6</end></date_range></report_metadata></feedback>",
+		       "<end>6</end></date_range></report_metadata></feedback>",
 		.utf16 = true,
-		.rc = DC_OK, .calls = "BE",
+		.rc = DC_OK,
+		.calls = "BE",
 		.lines = { "B report_id=x", "B date_begin=5", "B date_end=6" },
 	},
 	{
 		.name = "repair: content after </feedback> ignored",
 		.xml = DOC(REC("192.0.2.1", 1)) "garbage <b>more</c> \x01\xFF",
-		.rc = DC_OK, .calls = "BRE",
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "E errors=content after </feedback> ignored" },
 	},
 	{
 		.name = "reject: a second report after </feedback>",
 		.xml = DOC(REC("192.0.2.1", 1)) "\n" DOC(REC("192.0.2.2", 1)),
-		.rc = DC_ESCHEMA, .msg = "another <feedback> follows </feedback>", .calls = "BR",
+		.rc = DC_ESCHEMA,
+		.msg = "another <feedback> follows </feedback>",
+		.calls = "BR",
 	},
 	{
 		.name = "reject: a second prefixed report after </feedback>",
 		.xml = DOC(REC("192.0.2.1", 1)) "junk <x:feedback xmlns:x='u'/>",
-		.rc = DC_ESCHEMA, .msg = "another <feedback> follows </feedback>", .calls = "BR",
+		.rc = DC_ESCHEMA,
+		.msg = "another <feedback> follows </feedback>",
+		.calls = "BR",
 	},
 	{
 		.name = "whitespace and comments after </feedback> are fine",
 		.xml = DOC(REC("192.0.2.1", 1)) "\n<!-- end -->\n",
-		.rc = DC_OK, .calls = "BRE", .lines = { "E errors=(null)" },
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "E errors=(null)" },
 	},
 	{
 		.name = "</feedback> inside comments, CDATA and PIs does not end the report",
 		.xml = DECL "<!-- </feedback> --><feedback><?pi </feedback> ?>" META
-		"<policy_published><domain><![CDATA[a</feedback>b]]></domain></policy_published>"
-		"<!-- <feedback> -->" REC("192.0.2.1", 1) "</feedback >",
-		.rc = DC_OK, .calls = "BRE",
+			    "<policy_published><domain><![CDATA[a</feedback>b]]></domain></policy_published>"
+			    "<!-- <feedback> -->" REC("192.0.2.1", 1) "</feedback >",
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "B policy_domain=a</feedback>b", "R1 source_ip=192.0.2.1", "E errors=(null)" },
 	},
 	{
 		.name = "a nested <feedback> in an extension does not end the report",
-		.xml = DOC("<extensions><feedback a='>'><x/></feedback><feedback/></extensions>" REC("192.0.2.1", 1)),
-		.rc = DC_OK, .calls = "BRE", .lines = { "E errors=(null)" },
+		.xml = DOC("<extensions><feedback a='>'><x/></feedback><feedback/></extensions>" REC(
+			"192.0.2.1", 1)),
+		.rc = DC_OK,
+		.calls = "BRE",
+		.lines = { "E errors=(null)" },
 	},
 	{
 		.name = "repair: <xs:schema> wrapper around <feedback> (ikea.com)",
 		.xml = "<?xml version=\"1.0\"?> <xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" "
-		"targetNamespace=\"http://dmarc.org/dmarc-xml/0.1\">\n<feedback>" META POLICY REC("192.0.2.1", 1)
-		"</feedback>",
-		.rc = DC_OK, .calls = "BRE",
+		       "targetNamespace=\"http://dmarc.org/dmarc-xml/0.1\">\n<feedback>" META POLICY REC(
+			       "192.0.2.1", 1) "</feedback>",
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "E errors=<xs:schema> start tag around <feedback> removed" },
 	},
 	{
 		.name = "repair: dates written as integral decimals",
-		.xml = DECL "<feedback><report_metadata><org_name>163.com</org_name><report_id>x</report_id>"
-		"<date_range><begin>1337270400.0</begin><end> 1337356799.00 </end></date_range></report_metadata>"
-		POLICY "</feedback>",
-		.rc = DC_OK, .calls = "BE",
+		.xml = DECL
+		"<feedback><report_metadata><org_name>163.com</org_name><report_id>x</report_id>"
+		"<date_range><begin>1337270400.0</begin><end> 1337356799.00 </end></date_range></report_metadata>" POLICY
+		"</feedback>",
+		.rc = DC_OK,
+		.calls = "BE",
 		.lines = { "B date_begin=1337270400", "B date_end=1337356799",
 			"E errors=date_range begin '1337270400.0' read as 1337270400; "
 			"date_range end '1337356799.00' read as 1337356799" },
 	},
 	{
 		.name = "repair: missing count, missing source_ip, bad pct, bare & and a control character",
-		.xml = DECL "<feedback><report_metadata><org_name>AT&T</org_name><report_id>x&#65;&amp;</report_id>"
+		.xml = DECL
+		"<feedback><report_metadata><org_name>AT&T</org_name><report_id>x&#65;&amp;</report_id>"
 		"<date_range><begin>1</begin><end>2</end></date_range><error>bad\x01 thing</error></report_metadata>"
 		"<policy_published><domain>example.com</domain><pct>150</pct></policy_published>"
 		"<record><row><source_ip>192.0.2.1</source_ip></row></record>"
 		"<record><row><source_ip/><count>0</count></row></record>"
 		"<record><row><count>2.0</count></row></record></feedback>",
-		.rc = DC_OK, .calls = "BRRRE",
+		.rc = DC_OK,
+		.calls = "BRRRE",
 		.origin_notes = "gzip member 2 ignored",
-		.lines = { "B org_name=AT&T", "B report_id=xA&", "B pct=-1", "R1 count=-1", "R2 source_ip=",
-			"R2 count=0", "R3 source_ip=(null)", "R3 count=2",
+		.lines = { "B org_name=AT&T", "B report_id=xA&", "B pct=-1", "R1 count=-1",
+			"R2 source_ip=", "R2 count=0", "R3 source_ip=(null)", "R3 count=2",
 			"E errors=bad\xEF\xBF\xBD thing; policy_published/pct '150' is not 0-100, ignored; 1 bare '&' escaped; "
 			"1 control character(s) replaced with U+FFFD; 1 record(s) without <count>; "
 			"1 <count> value(s) written as decimals read as integers; 2 record(s) without source_ip; "
@@ -529,38 +568,50 @@ static const xml_case cases[] = {
 	},
 	{
 		.name = "unknown elements skipped, markup inside a value ignored",
-		.xml = DOC("<record><row><source_ip>192.0.2.1<!-- c --></source_ip><count>7</count><vendor>"
-		"<source_ip>10.0.0.1</source_ip></vendor></row><identifiers><header_from>a<b>zzz</b>b"
-		"</header_from></identifiers></record>"),
-		.rc = DC_OK, .calls = "BRE",
+		.xml = DOC(
+			"<record><row><source_ip>192.0.2.1<!-- c --></source_ip><count>7</count><vendor>"
+			"<source_ip>10.0.0.1</source_ip></vendor></row><identifiers><header_from>a<b>zzz</b>b"
+			"</header_from></identifiers></record>"),
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "R1 source_ip=192.0.2.1", "R1 count=7", "R1 header_from=ab" },
 	},
 	/* rejections */
 	{
 		.name = "reject: root is not <feedback>",
 		.xml = DECL "<report>" META "</report>",
-		.rc = DC_ESCHEMA, .msg = "root element is <report>, not <feedback>", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "root element is <report>, not <feedback>",
+		.calls = "",
 	},
 	{
 		.name = "reject: DOCTYPE",
 		.xml = DECL "<!DOCTYPE feedback>\n<feedback>" META POLICY "</feedback>",
-		.rc = DC_ESCHEMA, .msg = "DOCTYPE not allowed", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "DOCTYPE not allowed",
+		.calls = "",
 	},
 	{
 		.name = "reject: external entities are never fetched",
-		.xml = DECL "<!DOCTYPE feedback [ <!ENTITY x SYSTEM \"file:///etc/passwd\"> "
+		.xml = DECL
+		"<!DOCTYPE feedback [ <!ENTITY x SYSTEM \"file:///etc/passwd\"> "
 		"<!ENTITY y SYSTEM \"http://127.0.0.1:9/x\"> ]>\n<feedback><report_metadata><org_name>&x;&y;"
 		"</org_name></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "DOCTYPE", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "DOCTYPE",
+		.calls = "",
 	},
 	{
 		.name = "reject: external DTD",
 		.xml = DECL "<!DOCTYPE feedback SYSTEM \"http://127.0.0.1:9/evil.dtd\"><feedback/>",
-		.rc = DC_ESCHEMA, .msg = "DOCTYPE", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "DOCTYPE",
+		.calls = "",
 	},
 	{
 		.name = "reject: billion laughs",
-		.xml = DECL "<!DOCTYPE lolz [<!ENTITY lol \"lol\">"
+		.xml = DECL
+		"<!DOCTYPE lolz [<!ENTITY lol \"lol\">"
 		"<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"
 		"<!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">"
 		"<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"
@@ -571,121 +622,167 @@ static const xml_case cases[] = {
 		"<!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\">"
 		"<!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]>"
 		"<feedback a=\"&lol9;\"><report_metadata><org_name>&lol9;</org_name></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "DOCTYPE", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "DOCTYPE",
+		.calls = "",
 	},
 	{
 		.name = "reject: undeclared entity reference is escaped, not expanded",
 		.xml = DOC("<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row><identifiers>"
-		"<header_from>&xxe;</header_from></identifiers></record>"),
-		.rc = DC_OK, .calls = "BRE",
+			   "<header_from>&xxe;</header_from></identifiers></record>"),
+		.rc = DC_OK,
+		.calls = "BRE",
 		.lines = { "R1 header_from=&xxe;", "E errors=1 bare '&' escaped" },
 	},
 	{
 		.name = "reject: broken after two good records",
-		.xml = DECL "<feedback>" META POLICY REC("192.0.2.1", 1) REC("192.0.2.2", 2) "\n" PAD PAD
-		"<record><row><source_ip>192.0.2.3</row></record></feedback>",
-		.rc = DC_EXML, .msg = "XML not well-formed at line 3: Opening and ending tag mismatch", .calls = "BRR",
+		.xml = DECL "<feedback>" META POLICY REC("192.0.2.1", 1) REC("192.0.2.2",
+			2) "\n" PAD PAD "<record><row><source_ip>192.0.2.3</row></record></feedback>",
+		.rc = DC_EXML,
+		.msg = "XML not well-formed at line 3: Opening and ending tag mismatch",
+		.calls = "BRR",
 		.lines = { "R2 source_ip=192.0.2.2" },
 	},
 	{
 		.name = "reject: truncated",
 		.xml = DECL "<feedback>" META POLICY REC("192.0.2.1", 1) PAD PAD "<record><row>",
-		.rc = DC_EXML, .msg = "document ends inside <feedback> (truncated)", .calls = "BR",
+		.rc = DC_EXML,
+		.msg = "document ends inside <feedback> (truncated)",
+		.calls = "BR",
 	},
 	{
 		.name = "reject: <feedback/>",
 		.xml = DECL "<feedback/>\n",
-		.rc = DC_ESCHEMA, .msg = "report has no report_metadata/date_range/begin", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "report has no report_metadata/date_range/begin",
+		.calls = "",
 	},
 	{
 		.name = "reject: empty input",
-		.xml = "", .rc = DC_EXML, .msg = "XML not well-formed", .calls = "",
+		.xml = "",
+		.rc = DC_EXML,
+		.msg = "XML not well-formed",
+		.calls = "",
 	},
 	{
 		.name = "reject: not XML",
-		.xml = "This is not XML at all\n", .rc = DC_EXML, .msg = "XML not well-formed at line 1", .calls = "",
+		.xml = "This is not XML at all\n",
+		.rc = DC_EXML,
+		.msg = "XML not well-formed at line 1",
+		.calls = "",
 	},
 	{
 		.name = "reject: too many records",
 		.xml = DOC(REC("192.0.2.1", 1) REC("192.0.2.2", 1) REC("192.0.2.3", 1)),
 		.max_records = 2,
-		.rc = DC_ETOOMANY_RECORDS, .msg = "more than 2 records", .calls = "BRR",
+		.rc = DC_ETOOMANY_RECORDS,
+		.msg = "more than 2 records",
+		.calls = "BRR",
 	},
 	{
 		.name = "reject: too deep",
-		.xml = DOC("<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>"
-		"<a><a><a><a><a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a>"
-		"</a></a></a></a></a></a></a></a></a></a></a></a></a></a></a>"),
-		.rc = DC_ETOODEEP, .msg = "deeper than 32", .calls = "",
+		.xml = DOC(
+			"<a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>"
+			"<a><a><a><a><a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></a>"
+			"</a></a></a></a></a></a></a></a></a></a></a></a></a></a></a>"),
+		.rc = DC_ETOODEEP,
+		.msg = "deeper than 32",
+		.calls = "",
 	},
 	{
 		.name = "reject: missing date_range",
 		.xml = DECL "<feedback><report_metadata><org_name>o</org_name><report_id>i</report_id>"
-		"</report_metadata>" POLICY REC("192.0.2.1", 1) "</feedback>",
-		.rc = DC_ESCHEMA, .msg = "no report_metadata/date_range/begin", .calls = "",
+			    "</report_metadata>" POLICY REC("192.0.2.1", 1) "</feedback>",
+		.rc = DC_ESCHEMA,
+		.msg = "no report_metadata/date_range/begin",
+		.calls = "",
 	},
 	{
 		.name = "reject: non-numeric date",
 		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1</begin>"
-		"<end>tomorrow</end></date_range></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "date_range end 'tomorrow' is not a number", .calls = "",
+			    "<end>tomorrow</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA,
+		.msg = "date_range end 'tomorrow' is not a number",
+		.calls = "",
 	},
 	{
 		.name = "reject: fractional date",
-		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1.5</begin>"
+		.xml = DECL
+		"<feedback><report_metadata><report_id>i</report_id><date_range><begin>1.5</begin>"
 		"<end>2</end></date_range></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "date_range begin '1.5' is not a number", .calls = "",
+		.rc = DC_ESCHEMA,
+		.msg = "date_range begin '1.5' is not a number",
+		.calls = "",
 	},
 	{
 		.name = "reject: date beyond the year 9999",
 		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1</begin>"
-		"<end>9223372036854775807</end></date_range></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "is beyond the year 9999", .calls = "",
+			    "<end>9223372036854775807</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA,
+		.msg = "is beyond the year 9999",
+		.calls = "",
 	},
 	{
 		.name = "reject: date that overflows",
 		.xml = DECL "<feedback><report_metadata><report_id>i</report_id><date_range><begin>1</begin>"
-		"<end>9223372036854775808</end></date_range></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "is not a number", .calls = "",
+			    "<end>9223372036854775808</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA,
+		.msg = "is not a number",
+		.calls = "",
 	},
 	{
 		.name = "reject: implausible count",
 		.xml = DOC(REC("192.0.2.1", 1000000000001)),
-		.rc = DC_ESCHEMA, .msg = "record 1: count 1000000000001 is implausibly large", .calls = "B",
+		.rc = DC_ESCHEMA,
+		.msg = "record 1: count 1000000000001 is implausibly large",
+		.calls = "B",
 	},
 	{
 		.name = "reject: missing report_id",
 		.xml = DECL "<feedback><report_metadata><org_name>o</org_name><date_range><begin>1</begin>"
-		"<end>2</end></date_range></report_metadata></feedback>",
-		.rc = DC_ESCHEMA, .msg = "no report_metadata/report_id", .calls = "",
+			    "<end>2</end></date_range></report_metadata></feedback>",
+		.rc = DC_ESCHEMA,
+		.msg = "no report_metadata/report_id",
+		.calls = "",
 	},
 	{
 		.name = "reject: non-numeric count",
 		.xml = DOC("<record><row><source_ip>192.0.2.1</source_ip><count>many</count></row></record>"),
-		.rc = DC_ESCHEMA, .msg = "record 1: count 'many' is not a number", .calls = "B",
+		.rc = DC_ESCHEMA,
+		.msg = "record 1: count 'many' is not a number",
+		.calls = "B",
 	},
 	{
 		.name = "reject: source_ip not an address",
 		.xml = DOC(REC("192.0.2.1", 1) REC("not-an-ip", 1)),
-		.rc = DC_ESCHEMA, .msg = "record 2: source_ip 'not-an-ip' is not an IP address", .calls = "BR",
+		.rc = DC_ESCHEMA,
+		.msg = "record 2: source_ip 'not-an-ip' is not an IP address",
+		.calls = "BR",
 	},
 	{
 		.name = "reject: element given twice",
-		.xml = DOC("<record><row><source_ip>192.0.2.1</source_ip><source_ip>192.0.2.2</source_ip></row></record>"),
-		.rc = DC_ESCHEMA, .msg = "record/row/source_ip given twice", .calls = "B",
+		.xml = DOC(
+			"<record><row><source_ip>192.0.2.1</source_ip><source_ip>192.0.2.2</source_ip></row></record>"),
+		.rc = DC_ESCHEMA,
+		.msg = "record/row/source_ip given twice",
+		.calls = "B",
 	},
 	{
 		.name = "reject: metadata after the first record",
 		.xml = DOC(REC("192.0.2.1", 1) POLICY),
-		.rc = DC_ESCHEMA, .msg = "<policy_published> after the first <record>", .calls = "BR",
+		.rc = DC_ESCHEMA,
+		.msg = "<policy_published> after the first <record>",
+		.calls = "BR",
 	},
 	{
 		.name = "reject: too many reasons",
 		.xml = DOC("<record><row><policy_evaluated>"
-		"<reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/>"
-		"<reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/>"
-		"</policy_evaluated></row></record>"),
-		.rc = DC_ETOOLONG, .msg = "more than 16 reasons", .calls = "B",
+			   "<reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/>"
+			   "<reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/><reason/>"
+			   "</policy_evaluated></row></record>"),
+		.rc = DC_ETOOLONG,
+		.msg = "more than 16 reasons",
+		.calls = "B",
 	},
 };
 
@@ -694,7 +791,7 @@ static char *
 long_field_doc(size_t n)
 {
 	const char *head = DECL "<feedback>" META POLICY "<record><row><source_ip>192.0.2.1</source_ip></row>"
-		"<identifiers><header_from>";
+				"<identifiers><header_from>";
 	const char *tail = "</header_from></identifiers></record></feedback>";
 	size_t hl = strlen(head), tl = strlen(tail);
 	char *s = malloc(hl + n + tl + 1);
@@ -722,8 +819,8 @@ many_auth_doc(int n)
 
 /* Runs one document through dc_xml_parse in pieces of `piece` bytes. */
 static dc_code
-run_doc(const char *xml, size_t len, size_t piece, uint64_t max_records, const char *origin_notes,
-	dump *d, dc_err *err)
+run_doc(const char *xml, size_t len, size_t piece, uint64_t max_records, const char *origin_notes, dump *d,
+	dc_err *err)
 {
 	mem_reader m = { xml, len, 0, piece, 0 };
 	dc_limits lim;
@@ -785,15 +882,17 @@ test_cases(void **state)
 			dc_code rc = run_doc(xml, len, pieces[p], c->max_records, c->origin_notes, &d, &err);
 
 			if (rc != c->rc || (c->msg && strstr(err.msg, c->msg) == NULL) ||
-			    strcmp(d.calls, c->calls) != 0) {
-				print_error("case '%s' (piece %zu): rc %d (want %d), calls '%s' (want '%s'), msg '%s'\n%s",
-					c->name, pieces[p], rc, c->rc, d.calls, c->calls, err.msg, d.buf ? d.buf : "");
+				strcmp(d.calls, c->calls) != 0) {
+				print_error(
+					"case '%s' (piece %zu): rc %d (want %d), calls '%s' (want '%s'), msg '%s'\n%s",
+					c->name, pieces[p], rc, c->rc, d.calls, c->calls, err.msg,
+					d.buf ? d.buf : "");
 				fail();
 			}
 			for (size_t l = 0; l < sizeof(c->lines) / sizeof(c->lines[0]) && c->lines[l]; l++)
 				if (!has_line(&d, c->lines[l])) {
-					print_error("case '%s' (piece %zu): missing line '%s' in\n%s", c->name, pieces[p],
-						c->lines[l], d.buf ? d.buf : "");
+					print_error("case '%s' (piece %zu): missing line '%s' in\n%s",
+						c->name, pieces[p], c->lines[l], d.buf ? d.buf : "");
 					fail();
 				}
 			free(d.buf);
@@ -806,7 +905,11 @@ test_cases(void **state)
 static void
 test_caps(void **state)
 {
-	struct { char *doc; dc_code rc; const char *msg; } t[4];
+	struct {
+		char *doc;
+		dc_code rc;
+		const char *msg;
+	} t[4];
 	(void)state;
 
 	t[0].doc = long_field_doc(DC_MAX_FIELD_BYTES);
@@ -870,7 +973,8 @@ test_sink_error(void **state)
 static void
 test_read_error(void **state)
 {
-	const char *xml = DOC(REC("192.0.2.1", 1) REC("192.0.2.2", 1)) "                                     ";
+	const char *xml = DOC(
+		REC("192.0.2.1", 1) REC("192.0.2.2", 1)) "                                     ";
 	size_t len = strlen(xml);
 	size_t at[] = { 10, len / 2, len - 5 };
 	(void)state;
@@ -1000,7 +1104,7 @@ split_tabs(char *line, char **f, size_t max)
 
 typedef struct expect {
 	char file[512];
-	char code[32];                /* "ok" or "error" */
+	char code[32]; /* "ok" or "error" */
 	counts k;
 	bool from_differences;
 	bool seen_manifest;
@@ -1105,15 +1209,16 @@ test_corpus(void **state)
 		fclose(in);
 		if (rc != DC_OK)
 			memset(&k, 0, sizeof(k)); /* a rejected report stores nothing */
-		ok = strcmp(ex[i].code, rc == DC_OK ? "ok" : "error") == 0 && k.n_records == ex[i].k.n_records &&
-			k.total_count == ex[i].k.total_count &&
+		ok = strcmp(ex[i].code, rc == DC_OK ? "ok" : "error") == 0 &&
+			k.n_records == ex[i].k.n_records && k.total_count == ex[i].k.total_count &&
 			k.n_empty_envelope_from == ex[i].k.n_empty_envelope_from &&
 			k.n_spf_scope_helo == ex[i].k.n_spf_scope_helo;
 		if (!ok) {
-			print_error("%s: got %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " (%s), want %s %" PRIu64
-				" %" PRIu64 " %" PRIu64 " %" PRIu64 " (%s)\n", ex[i].file, rc == DC_OK ? "ok" : "error",
-				k.n_records, k.total_count, k.n_empty_envelope_from, k.n_spf_scope_helo,
-				rc == DC_OK ? "" : err.msg, ex[i].code, ex[i].k.n_records, ex[i].k.total_count,
+			print_error("%s: got %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+				    " (%s), want %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " (%s)\n",
+				ex[i].file, rc == DC_OK ? "ok" : "error", k.n_records, k.total_count,
+				k.n_empty_envelope_from, k.n_spf_scope_helo, rc == DC_OK ? "" : err.msg,
+				ex[i].code, ex[i].k.n_records, ex[i].k.total_count,
 				ex[i].k.n_empty_envelope_from, ex[i].k.n_spf_scope_helo,
 				ex[i].from_differences ? "differences.tsv" : "manifest.tsv");
 			fail();
