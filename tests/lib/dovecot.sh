@@ -185,6 +185,18 @@ dc_dovecot_stop() {
   # imap processes outlive the master while a client is connected
   # shellcheck disable=SC2086
   kill -KILL $pids 2>/dev/null || true   # most are gone already (callers may run set -e)
+  # An imap process killed while it held a Maildir's dovecot-uidlist.lock
+  # leaves that dotlock behind, and Dovecot waits two minutes before it calls
+  # a dotlock stale: the next session's SELECT would hang that long (seen
+  # once in CI, imap_restart.sh under load).  Every process is gone now, so
+  # the lock is stale for certain.
+  for i in $(seq 1 100); do
+    local p alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.05
+  done
+  find "$dir/home" -name 'dovecot-uidlist.lock' -delete 2>/dev/null || true
   rm -f "$dir/run/master.pid"
   return 0
 }

@@ -80,7 +80,9 @@ dc_pg_hold() {
 
 # Commits and ends the dc_pg_hold session.
 dc_pg_release() {
-  printf '%s\n' 'COMMIT;' '\q' >&9 2>/dev/null
+  # in a subshell: when psql is gone already (imap_dbstop.sh stops the
+  # server under it), the write's SIGPIPE ends the subshell, not the test
+  ( printf '%s\n' 'COMMIT;' '\q' >&9 ) 2>/dev/null
   exec 9>&-
   wait "$DC_PG_HOLD_PID" 2>/dev/null
   DC_PG_HOLD_PID=
