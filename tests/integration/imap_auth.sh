@@ -76,7 +76,7 @@ expect 2 'error: mailbox rua: TLS with imap://.* failed' "$B" --config "$tmp/dc.
 check "nothing read" "$(q "SELECT count(*) FROM dmarc.reports") $(dc_dovecot_count "$tmp/dv" INBOX)" "0 1"
 
 # ---- a server that offers no STARTTLS: refused unless tls = none
-port=$(dc_dovecot_freeport)
+port=$(dc_freeport)
 python3 - "$port" > "$tmp/fake.log" 2>&1 <<'PY' &
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -39,7 +39,7 @@ B=$DC_BIN
 M=$DC_SRC/tests/data/corpus/mjl-+mox/testdata/dmarc-reports
 
 # the introspection endpoint: GET /token/<token>
-port=$(dc_dovecot_freeport)
+port=$(dc_freeport)
 : > "$tmp/tokens"
 python3 - "$port" "$tmp/tokens" > "$tmp/http.log" 2>&1 <<'PY' &
 import http.server, json, sys

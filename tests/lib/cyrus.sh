@@ -48,10 +48,7 @@
 #     Archive/DMARC, ...  INBOX is created at the first login (autocreate_quota).
 #   - TLS: a self-signed certificate made by openssl (SAN localhost and
 #     127.0.0.1), TLS 1.2 and 1.3 only.
-
-dc_cyrus_freeport() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 
 dc_cyrus_bindir() { echo /usr/lib/cyrus/bin; }
 
@@ -161,7 +158,7 @@ dc_cyrus_start() {
       || { echo "cyrus.sh: saslpasswd2 failed" >&2; return 1; }
   fi
   pass=$(cat "$dir/imap.pass")
-  [ -f "$dir/ports" ] || echo "$(dc_cyrus_freeport) $(dc_cyrus_freeport)" > "$dir/ports"
+  [ -f "$dir/ports" ] || echo "$(dc_freeport) $(dc_freeport)" > "$dir/ports"
   dc_cyrus_write_conf "$dir" || return 1
   # DC_CYRUS_TELEMETRY=1: Cyrus writes every session of the user, both
   # directions, into DIR/conf/log/rua@example.com/ (its "telemetry" logging)
@@ -197,31 +194,10 @@ PY
   export DC_IMAP_CA=$dir/cert.pem DC_CYRUS_DIR=$dir
 }
 
-# The master's PID and those of all its descendants.
-dc_cyrus_pids() {
-  local k
-  echo "$1"
-  for k in $(ps -o pid= --ppid "$1" 2>/dev/null); do dc_cyrus_pids "$k"; done
-}
-
 # Stops the instance and every process it started (master, imapd, ...):
 # connected clients lose their connection, as dc_dovecot_stop does.
 dc_cyrus_stop() {
-  local dir=${1:-$DC_CYRUS_DIR} pid pids i
-  [ -f "$dir/master.pid" ] || return 0
-  pid=$(cat "$dir/master.pid" 2>/dev/null)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { rm -f "$dir/master.pid"; return 0; }
-  pids=$(dc_cyrus_pids "$pid")
-  # master kills itself and its children on SIGTERM
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null || true   # most are gone already (callers may run set -e)
-  rm -f "$dir/master.pid"
-  return 0
+  dc_proc_stop_tree "${1:-$DC_CYRUS_DIR}/master.pid"
 }
 
 dc_cyrus_restart() {

@@ -28,10 +28,7 @@
 # on disk).  Mail is owned by the unprivileged Debian user `mail` when run as
 # root, else by the caller.  DIR and its parents must be searchable by that
 # user (mktemp -d makes 0700 directories: chmod 755 them).
-
-dc_dovecot_freeport() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 
 # Writes DIR/dovecot.conf for the ports in DIR/ports.
 dc_dovecot_write_conf() {
@@ -139,7 +136,7 @@ dc_dovecot_start() {
     [ "$(id -u)" = 0 ] && chgrp dovecot "$dir/passwd"
   fi
   pass=$(cat "$dir/imap.pass")
-  [ -f "$dir/ports" ] || echo "$(dc_dovecot_freeport) $(dc_dovecot_freeport)" > "$dir/ports"
+  [ -f "$dir/ports" ] || echo "$(dc_freeport) $(dc_freeport)" > "$dir/ports"
   dc_dovecot_write_conf "$dir"
   mkdir -p "$dir/home/$user/Maildir/cur" "$dir/home/$user/Maildir/new" "$dir/home/$user/Maildir/tmp"
   chown -R "$mail_user:" "$dir/home/$user"
@@ -162,42 +159,17 @@ PY
   export DC_IMAP_CA=$dir/cert.pem DC_IMAP_MAILDIR=$dir/home/$user/Maildir DC_DOVECOT_DIR=$dir
 }
 
-# The master's PID and those of all its descendants.
-dc_dovecot_pids() {
-  local k
-  echo "$1"
-  for k in $(ps -o pid= --ppid "$1" 2>/dev/null); do dc_dovecot_pids "$k"; done
-}
-
 # Stops the instance and every process it started, as a server restart with
 # shutdown_clients does: connected clients lose their connection.
 dc_dovecot_stop() {
-  local dir=${1:-$DC_DOVECOT_DIR} pid pids i
-  [ -f "$dir/run/master.pid" ] || return 0
-  pid=$(cat "$dir/run/master.pid" 2>/dev/null)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { rm -f "$dir/run/master.pid"; return 0; }
-  pids=$(dc_dovecot_pids "$pid")
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  # imap processes outlive the master while a client is connected
-  # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null || true   # most are gone already (callers may run set -e)
+  local dir=${1:-$DC_DOVECOT_DIR}
+  dc_proc_stop_tree "$dir/run/master.pid"
   # An imap process killed while it held a Maildir's dovecot-uidlist.lock
   # leaves that dotlock behind, and Dovecot waits two minutes before it calls
   # a dotlock stale: the next session's SELECT would hang that long (seen
   # once in CI, imap_restart.sh under load).  Every process is gone now, so
   # the lock is stale for certain.
-  for i in $(seq 1 100); do
-    local p alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.05
-  done
   find "$dir/home" -name 'dovecot-uidlist.lock' -delete 2>/dev/null || true
-  rm -f "$dir/run/master.pid"
   return 0
 }
 
