@@ -61,6 +61,18 @@ dc_err_set(dc_err *err, dc_code code, const char *fmt, ...)
 	return code;
 }
 
+dc_code
+dc_err_firstv(dc_err *first, dc_err *err, dc_code code, const char *fmt, va_list ap)
+{
+	if (first->code == DC_OK) {
+		first->code = code;
+		vsnprintf(first->msg, sizeof(first->msg), fmt, ap);
+	}
+	if (err != NULL)
+		*err = *first;
+	return first->code;
+}
+
 void
 dc_err_clear(dc_err *err)
 {

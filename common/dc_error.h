@@ -63,6 +63,13 @@ const char *dc_strerror(dc_code code);
  * returns code so callers can write `return dc_err_set(...)`. */
 dc_code dc_err_set(dc_err *err, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Sticky first failure: when *first holds no failure yet, sets it to code
+ * and the vprintf-formatted message (as formatted, not joined to one line);
+ * then copies *first to err (when err is not NULL).  Returns first->code,
+ * the first failure's code. */
+dc_code dc_err_firstv(dc_err *first, dc_err *err, dc_code code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
 /* Clears err to DC_OK with an empty message. */
 void dc_err_clear(dc_err *err);
 

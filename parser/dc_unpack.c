@@ -748,16 +748,12 @@ dc_code
 dc_unpack_tally_over(dc_unpack_tally *t, dc_err *err, const char *fmt, ...)
 {
 	va_list ap;
+	dc_code rc;
 
-	if (t->over.code == DC_OK) {
-		t->over.code = DC_EINPUT_LIMIT;
-		va_start(ap, fmt);
-		vsnprintf(t->over.msg, sizeof(t->over.msg), fmt, ap);
-		va_end(ap);
-	}
-	if (err != NULL)
-		*err = t->over;
-	return DC_EINPUT_LIMIT;
+	va_start(ap, fmt);
+	rc = dc_err_firstv(&t->over, err, DC_EINPUT_LIMIT, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 uint64_t

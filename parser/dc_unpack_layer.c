@@ -21,16 +21,12 @@ dc_code
 dc_chain_fail(chain *ch, dc_err *err, dc_code code, const char *fmt, ...)
 {
 	va_list ap;
+	dc_code rc;
 
-	if (ch->err.code == DC_OK) {
-		ch->err.code = code;
-		va_start(ap, fmt);
-		vsnprintf(ch->err.msg, sizeof(ch->err.msg), fmt, ap);
-		va_end(ap);
-	}
-	if (err != NULL)
-		*err = ch->err;
-	return ch->err.code;
+	va_start(ap, fmt);
+	rc = dc_err_firstv(&ch->err, err, code, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* Appends one repair note (cut when the buffer is full). */

@@ -47,6 +47,37 @@ test_array_literal(void **state)
 	dc_buf_free(&b);
 }
 
+static dc_code first_fail(dc_err *first, dc_err *err, dc_code code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static dc_code
+first_fail(dc_err *first, dc_err *err, dc_code code, const char *fmt, ...)
+{
+	va_list ap;
+	dc_code rc;
+
+	va_start(ap, fmt);
+	rc = dc_err_firstv(first, err, code, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* dc_err_firstv keeps the first failure and hands it out every time. */
+static void
+test_first_failure_sticks(void **state)
+{
+	dc_err first, e;
+	(void)state;
+	dc_err_clear(&first);
+	assert_int_equal(first_fail(&first, &e, DC_EZIP, "member %d", 7), DC_EZIP);
+	assert_string_equal(e.msg, "member 7");
+	assert_int_equal(first_fail(&first, &e, DC_EGZIP, "later"), DC_EZIP);
+	assert_int_equal(e.code, DC_EZIP);
+	assert_string_equal(e.msg, "member 7");
+	assert_int_equal(first_fail(&first, NULL, DC_EXML, "x"), DC_EZIP);
+	assert_string_equal(first.msg, "member 7");
+}
+
 static void
 test_one_line(void **state)
 {
@@ -170,6 +201,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_line),
+		cmocka_unit_test(test_first_failure_sticks),
 		cmocka_unit_test(test_array_literal),
 		cmocka_unit_test(test_every_code_has_text),
 		cmocka_unit_test(test_sqlstate),
