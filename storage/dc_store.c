@@ -40,10 +40,9 @@
 /* The struct's dc_bufs, for dc_store_open and dc_store_free. */
 #define STORE_BUFS(st) \
 	{ \
-		&(st)->key, &(st)->rec, &(st)->dkim, &(st)->spf, &(st)->json, &(st)->jrec, &(st)->jdkim, \
-			&(st)->jspf, &(st)->jreport, &(st)->orig, &(st)->orig_name, &(st)->a_sha, \
-			&(st)->a_content, &(st)->a_name, &(st)->b_rep, &(st)->b_rec, &(st)->b_dkim, \
-			&(st)->b_spf \
+		&(st)->key, &(st)->rec, &(st)->json, &(st)->more_dkim, &(st)->more_spf, &(st)->jrec, \
+			&(st)->jreport, &(st)->orig, &(st)->orig_name, &(st)->a_sha, &(st)->a_content, \
+			&(st)->a_name, &(st)->b_rep, &(st)->b_rec \
 	}
 
 /* Formats epoch seconds as a timestamptz literal in UTC; false when the
