@@ -431,6 +431,7 @@ dc_store_batch_begin(dc_store *st, dc_err *err)
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
 		return rc;
 	st->scope = STORE_SCOPE_BATCH;
+	st->batch_written = false;
 	return DC_OK;
 }
 

@@ -12,10 +12,19 @@
  *
  *   dc_store_partitions  maintain_partitions(): import at its start and end,
  *                        poll at the start of each mailbox, reparse at its end.
- *   store_ensure_month   create_partitions() for the month of a report that
- *                        goes in its own transaction, once per month per
- *                        connection (st->months), before the report's BEGIN:
- *                        a backfill of old months writes straight into them.
+ *   store_ensure_month   create_partitions() for the month of a report, once
+ *                        per month per connection (st->months, which
+ *                        dc_store_partitions fills with the months it
+ *                        covers), so that a backfill of old months writes
+ *                        straight into them:
+ *                          own transaction: before the report's BEGIN;
+ *                          batch: only while the batch's transaction has
+ *                          written nothing yet (no transaction id assigned:
+ *                          its reports wait in memory), by ending that empty
+ *                          transaction, creating, and beginning again; once
+ *                          the batch has written, its other months wait in
+ *                          DEFAULT (st->batch_written spares the question);
+ *                          reparse: never (DEFAULT, moved at its end).
  *
  * A schema without these functions (not migrated yet) is a configuration
  * error with a hint, as for a missing table (dc_pg.h, DC_PG_SCHEMA).
@@ -49,41 +58,118 @@ partition_call(dc_store *st, const char *sql, int n, const char *const *vals, co
 	return rc;
 }
 
+/* year * 12 + month - 1 of t (epoch seconds, UTC); -1 when gmtime fails. */
+static int32_t
+month_of(time_t t)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		return -1;
+	return (int32_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
+/* True when month m is in st->months. */
+static bool
+month_known(const dc_store *st, int32_t m)
+{
+	for (size_t i = 0; i < st->n_months; i++)
+		if (st->months[i] == m)
+			return true;
+	return false;
+}
+
+/* Notes month m as having its partitions (most recent first; the oldest is
+ * forgotten when full). */
+static void
+month_note(dc_store *st, int32_t m)
+{
+	if (month_known(st, m))
+		return;
+	if (st->n_months < STORE_MONTHS)
+		st->n_months++;
+	memmove(st->months + 1, st->months, (st->n_months - 1) * sizeof(st->months[0]));
+	st->months[0] = m;
+}
+
+/* True when the connection is inside a transaction block. */
+static bool
+in_transaction(const dc_store *st)
+{
+	PGTransactionStatusType s = PQtransactionStatus(st->conn);
+
+	return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
+}
+
 dc_code
 dc_store_partitions(dc_store *st, dc_err *err)
 {
-	if (st->scope != STORE_SCOPE_OWN || st->write != STORE_WRITE_NONE ||
-		PQtransactionStatus(st->conn) == PQTRANS_INTRANS || PQtransactionStatus(st->conn) == PQTRANS_INERROR)
+	time_t now = time(NULL);
+	dc_code rc;
+
+	if (st->scope != STORE_SCOPE_OWN || st->write != STORE_WRITE_NONE || in_transaction(st))
 		return dc_err_set(err, DC_EDB, "dmarc.maintain_partitions(): called inside a transaction");
-	return partition_call(st, "SELECT dmarc.maintain_partitions()", 0, NULL, "dmarc.maintain_partitions()", err);
+	rc = partition_call(st, "SELECT dmarc.maintain_partitions()", 0, NULL, "dmarc.maintain_partitions()", err);
+	if (rc == DC_OK) {
+		/* it covers the current month -1 .. +2: no need to ask for those */
+		int32_t m = month_of(now);
+
+		for (int32_t k = -1; m >= 0 && k <= 2; k++)
+			month_note(st, m + k);
+	}
+	return rc;
+}
+
+/* Batch scope: true (the batch has written) unless the open transaction
+ * has no transaction id yet, i.e. nothing of the batch was sent.  Sets
+ * st->batch_written when it has, so the question is asked once per batch
+ * at most after that. */
+static dc_code
+batch_has_written(dc_store *st, bool *written, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc;
+
+	*written = true;
+	if (st->batch_written)
+		return DC_OK;
+	rc = store_exec(st, "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL", 0, NULL, NULL,
+		NULL, 0, PGRES_TUPLES_OK, &res, "read the batch's transaction id", err);
+	if (rc != DC_OK)
+		return store_refused(rc, err);
+	*written = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "f") != 0;
+	PQclear(res);
+	st->batch_written = *written;
+	return DC_OK;
 }
 
 dc_code
 store_ensure_month(dc_store *st, int64_t t, const char *begin, dc_err *err)
 {
 	const char *vals[1] = { begin };
-	time_t tt = (time_t)t;
-	struct tm tm;
-	int32_t month;
-	size_t i;
-	dc_code rc;
+	int32_t month = month_of((time_t)t);
+	bool written = false;
+	dc_code rc, rc2;
 
-	if (gmtime_r(&tt, &tm) == NULL)
-		return DC_OK; /* store_format_time accepted it; nothing to prepare */
-	month = (int32_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
-	for (i = 0; i < st->n_months; i++)
-		if (st->months[i] == month)
-			return DC_OK;
-	if (PQtransactionStatus(st->conn) == PQTRANS_INTRANS || PQtransactionStatus(st->conn) == PQTRANS_INERROR)
-		return DC_OK; /* inside a transaction after all: the DEFAULT partition holds it */
+	if (month < 0 || month_known(st, month) || st->scope == STORE_SCOPE_REPARSE)
+		return DC_OK;
+	if (st->scope == STORE_SCOPE_BATCH) {
+		if ((rc = batch_has_written(st, &written, err)) != DC_OK || written)
+			return rc;
+		/* an empty transaction: ended, and begun again below */
+		if ((rc = store_cmd(st, "COMMIT", err)) != DC_OK)
+			return store_refused(rc, err);
+	} else if (in_transaction(st)) {
+		return DC_OK; /* the DEFAULT partition holds it until the next maintenance */
+	}
 	rc = partition_call(st, "SELECT dmarc.create_partitions($1::timestamptz, $1::timestamptz)", 1, vals,
 		"dmarc.create_partitions()", err);
-	if (rc != DC_OK)
-		return rc;
-	/* most recent first; the oldest is forgotten when full */
-	if (st->n_months < STORE_MONTHS)
-		st->n_months++;
-	memmove(st->months + 1, st->months, (st->n_months - 1) * sizeof(st->months[0]));
-	st->months[0] = month;
-	return DC_OK;
+	if (rc == DC_OK)
+		month_note(st, month);
+	if (st->scope == STORE_SCOPE_BATCH) {
+		rc2 = store_refused(store_cmd(st, "BEGIN", rc == DC_OK ? err : NULL), NULL);
+		if (rc == DC_OK)
+			rc = rc2;
+	}
+	return rc;
 }

@@ -120,6 +120,7 @@ struct dc_store {
 	 * in its own transaction asks once per month, before its BEGIN */
 	int32_t months[STORE_MONTHS];
 	size_t n_months;
+	bool batch_written; /* the open batch's transaction has written rows */
 
 	/* batch mode (dc_batch.c): a report that waits (STORE_WRITE_WAIT) has
 	 * its row as JSON in jreport (open: the totals are added at report_end),
@@ -315,8 +316,10 @@ void store_report_rollback(dc_store *st);
 
 /* Has the partitions of the month of t (epoch seconds; begin is its
  * timestamptz text) created, in a transaction of its own, unless this
- * connection already did: dmarc.create_partitions(begin, begin).  Call it
- * only outside a transaction. */
+ * connection already did: dmarc.create_partitions(begin, begin).  Own
+ * scope: call it before the report's BEGIN.  Batch scope: only while the
+ * batch has written nothing (its empty transaction is ended and begun
+ * again); else, and in reparse, nothing is done. */
 dc_code store_ensure_month(dc_store *st, int64_t t, const char *begin, dc_err *err);
 
 /* ---- originals and failures (dc_failure.c) ---- */

@@ -12,11 +12,10 @@
  * views dmarc.dkim_results and dmarc.spf_results unfold them.
  *
  * Writing a report:
- *   report_begin  in its own transaction, a report of a month this
- *                 connection has not seen yet first has that month's
- *                 partitions created (dmarc.create_partitions, in a
- *                 transaction of its own, dc_partition.c); then
- *                 BEGIN; find the original (by SHA-256: new bytes are only
+ *   report_begin  a report of a month this connection has not seen yet
+ *                 first has that month's partitions created when it can
+ *                 (in a transaction of their own: store_ensure_month,
+ *                 dc_partition.c); then BEGIN; find the original (by SHA-256: new bytes are only
  *                 inserted at report_end, so a report that fails leaves no
  *                 dead copy of them behind); INSERT the
  *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
@@ -263,6 +262,10 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
 	if (file_name != NULL && !store_utf8_valid(file_name))
 		file_name = NULL;
+	/* the report's month's partitions first, in a transaction of their
+	 * own (never inside the report's: they take ACCESS EXCLUSIVE locks) */
+	if ((rc = store_ensure_month(st, r->date_begin, begin, err)) != DC_OK)
+		return rc;
 	if (st->scope == STORE_SCOPE_BATCH) {
 		bool deferred = false;
 
@@ -273,11 +276,6 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 			goto started;
 		}
 	}
-	/* a report in its own transaction: its month's partitions first, in a
-	 * transaction of their own (never inside the report's: they take
-	 * ACCESS EXCLUSIVE locks) */
-	if (st->scope == STORE_SCOPE_OWN && (rc = store_ensure_month(st, r->date_begin, begin, err)) != DC_OK)
-		return rc;
 	/* sent as it is read: small (JSON rows at report_end) until it grows */
 	st->write = STORE_WRITE_SMALL;
 	if ((rc = store_cmd(st, store_in_savepoint(st) ? "SAVEPOINT dc_report" : "BEGIN", err)) != DC_OK) {
