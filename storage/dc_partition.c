@@ -109,7 +109,8 @@ dc_store_partitions(dc_store *st, dc_err *err)
 
 	if (st->scope != STORE_SCOPE_OWN || st->write != STORE_WRITE_NONE || in_transaction(st))
 		return dc_err_set(err, DC_EDB, "dmarc.maintain_partitions(): called inside a transaction");
-	rc = partition_call(st, "SELECT dmarc.maintain_partitions()", 0, NULL, "dmarc.maintain_partitions()", err);
+	rc = partition_call(
+		st, "SELECT dmarc.maintain_partitions()", 0, NULL, "dmarc.maintain_partitions()", err);
 	if (rc == DC_OK) {
 		/* it covers the current month -1 .. +2: no need to ask for those */
 		int32_t m = month_of(now);

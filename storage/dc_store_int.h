@@ -147,7 +147,7 @@ struct dc_store {
 		int64_t id, uid;
 		uint64_t records;
 		size_t end; /* where its rows end in b_rec */
-	} * pend;              /* the waiting reports */
+	} * pend;           /* the waiting reports */
 	size_t n_pend, cap_pend;
 	struct {
 		int64_t uid;

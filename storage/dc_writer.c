@@ -566,7 +566,8 @@ json_auth_first(dc_buf *b, const dc_record *rec, bool spf)
 {
 	static const char *const dkim_cols[4] = { "dkim_domain", "dkim_selector", "dkim_result",
 		"dkim_human_result" };
-	static const char *const spf_cols[4] = { "spf_domain", "spf_scope", "spf_result", "spf_human_result" };
+	static const char *const spf_cols[4] = { "spf_domain", "spf_scope", "spf_result",
+		"spf_human_result" };
 	const char *v[4] = { NULL, NULL, NULL, NULL };
 	bool ok = true;
 

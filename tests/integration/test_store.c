@@ -507,12 +507,8 @@ mk_auth_records(dc_record *recs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		recs[i] = mk_record(i + 1, "192.0.2.3");
 		switch (i % 3) {
-		case 0:
-			recs[i].n_dkim = recs[i].n_spf = 0;
-			break;
-		case 1:
-			recs[i].n_dkim = 1;
-			break;
+		case 0: recs[i].n_dkim = recs[i].n_spf = 0; break;
+		case 1: recs[i].n_dkim = 1; break;
 		default:
 			recs[i].dkim = three_dkim;
 			recs[i].n_dkim = 3;
@@ -564,12 +560,13 @@ test_auth_roundtrip(void **state)
 	check_auth("r-auth-large");
 	check_auth("r-auth-batch");
 	/* one row per record, the view one row per result */
-	assert_string_equal(q("SELECT count(*) || '/' || sum(dkim_count) || '/' ||"
-			      " (SELECT count(*) FROM dmarc.dkim_results d JOIN dmarc.reports p ON p.id = d.report_id"
-			      "  WHERE p.report_id = 'r-auth-large')"
-			      " FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
-			      " WHERE p.report_id = 'r-auth-large'",
-				    NULL, NULL),
+	assert_string_equal(
+		q("SELECT count(*) || '/' || sum(dkim_count) || '/' ||"
+		  " (SELECT count(*) FROM dmarc.dkim_results d JOIN dmarc.reports p ON p.id = d.report_id"
+		  "  WHERE p.report_id = 'r-auth-large')"
+		  " FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+		  " WHERE p.report_id = 'r-auth-large'",
+			NULL, NULL),
 		"4100/5465/5465");
 	/* the further results are JSON arrays with the documented keys */
 	assert_string_equal(q("SELECT r.dkim_more::text || ' ' || r.spf_more::text"
@@ -611,9 +608,10 @@ test_partition_month(void **state)
 	 * transaction it refuses */
 	if (dc_store_partitions(st, &err) != DC_OK)
 		fail_msg("partitions: %s", err.msg);
-	assert_string_equal(q("SELECT to_regclass('dmarc.records_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM'))"
-			      " IS NOT NULL",
-				    NULL, NULL),
+	assert_string_equal(
+		q("SELECT to_regclass('dmarc.records_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM'))"
+		  " IS NOT NULL",
+			NULL, NULL),
 		"t");
 	assert_int_equal(dc_store_batch_begin(st, &err), DC_OK);
 	assert_int_equal(dc_store_partitions(st, &err), DC_EDB);
@@ -641,18 +639,21 @@ test_partition_month(void **state)
 		fail_msg("store late: %s", err.msg);
 	if (dc_store_batch_commit(st, NULL, NULL, &err) != DC_OK)
 		fail_msg("commit batch: %s", err.msg);
-	assert_string_equal(q(where_sql, "r-part-batch", NULL), "dmarc.reports_2018_05|dmarc.records_2018_05");
+	assert_string_equal(
+		q(where_sql, "r-part-batch", NULL), "dmarc.reports_2018_05|dmarc.records_2018_05");
 	assert_string_equal(q(where_sql, "r-part-late", NULL), "dmarc.reports_default|dmarc.records_default");
-	snprintf(lid, sizeof(lid), "%s", q("SELECT id FROM dmarc.reports WHERE report_id = 'r-part-late'", NULL, NULL));
+	snprintf(lid, sizeof(lid), "%s",
+		q("SELECT id FROM dmarc.reports WHERE report_id = 'r-part-late'", NULL, NULL));
 	snprintf(before, sizeof(before), "%s", q(rows_sql, lid, NULL));
 	/* the next maintenance moves it into its month, values intact */
 	if (dc_store_partitions(st, &err) != DC_OK)
 		fail_msg("partitions: %s", err.msg);
 	assert_string_equal(q(where_sql, "r-part-late", NULL), "dmarc.reports_2017_07|dmarc.records_2017_07");
 	assert_string_equal(q(rows_sql, lid, NULL), before);
-	assert_string_equal(q("SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
-			      " WHERE p.report_id = 'r-part-late'",
-				    NULL, NULL),
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+		  " WHERE p.report_id = 'r-part-late'",
+			NULL, NULL),
 		"300");
 	res = PQexec(chk, "SELECT 1 FROM dmarc.records_default");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);

@@ -164,8 +164,8 @@ run_files(unsigned reports, unsigned per, const char *dir)
 				"%" PRIu64 "\t%u\t%s\tbench.example\t%u\t%s\t%" PRId64
 				"\tnone\t%s\tfail\t%s\t%s\t\\N\t\\N\t1\t1\t%s\t%s\t%s\t\\N\t%s\t%s\t%s"
 				"\t\\N\t\\N\t\\N\n",
-				i + 1, r + 1, begin, k + 1, ip, 1 + (int64_t)(i % 13), dres, hf, ef, dd, sel, dres,
-				ef, scope, sres);
+				i + 1, r + 1, begin, k + 1, ip, 1 + (int64_t)(i % 13), dres, hf, ef, dd, sel,
+				dres, ef, scope, sres);
 		}
 	}
 	fclose(fp);
