@@ -26,6 +26,9 @@
  *                          DEFAULT (st->batch_written spares the question);
  *                          reparse: never (DEFAULT, moved at its end).
  *
+ * Neither waits more than STORE_PARTITION_LOCK_TIMEOUT for its locks (a
+ * report being written holds them; a queued ACCESS EXCLUSIVE request would
+ * stall every reader behind it): past that, nothing is created this time.
  * A schema without these functions (not migrated yet) is a configuration
  * error with a hint, as for a missing table (dc_pg.h, DC_PG_SCHEMA).
  *
@@ -40,21 +43,38 @@
 #include <time.h>
 
 #define PG_UNDEFINED_FUNCTION "42883" /* SQLSTATE: no such function */
+#define PG_LOCK_NOT_AVAILABLE "55P03" /* SQLSTATE: lock_timeout passed */
+
+/* How long a partition function may wait for its locks: a writer in the
+ * middle of a report holds the table, and a waiting ACCESS EXCLUSIVE
+ * request queues every later reader behind it.  Past it the rows wait in
+ * DEFAULT for the next call. */
+#define STORE_PARTITION_LOCK_TIMEOUT "2s"
 
 /* Runs one of the partition functions (sql with n text parameters) as a
- * transaction of its own (autocommit).  A missing function is DC_ECONFIG
- * with a hint to migrate; a data error is a refusal (DC_EDBREFUSED). */
+ * transaction of its own (autocommit); sql sets lock_timeout from $1:
+ * *busy (may be NULL) is set when it gave up waiting for a lock (DC_OK).
+ * A missing function is DC_ECONFIG with a hint to migrate; a data error is
+ * a refusal (DC_EDBREFUSED). */
 static dc_code
-partition_call(dc_store *st, const char *sql, int n, const char *const *vals, const char *what, dc_err *err)
+partition_call(dc_store *st, const char *sql, int n, const char *const *vals, const char *what, bool *busy,
+	dc_err *err)
 {
 	char state[6] = "";
 	dc_code rc;
 
+	if (busy != NULL)
+		*busy = false;
 	rc = dc_pg_check(st->conn, PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0), PGRES_TUPLES_OK,
 		0, NULL, state, what, err);
-	if (rc != DC_OK && strcmp(state, PG_UNDEFINED_FUNCTION) == 0)
+	if (rc != DC_OK && strcmp(state, PG_UNDEFINED_FUNCTION) == 0) {
 		rc = dc_err_set(err, DC_ECONFIG,
 			"%s: no such function in the database (run `dmarc-collector migrate` first)", what);
+	} else if (rc != DC_OK && strcmp(state, PG_LOCK_NOT_AVAILABLE) == 0) {
+		if (busy != NULL)
+			*busy = true;
+		rc = DC_OK;
+	}
 	return rc;
 }
 
@@ -105,13 +125,19 @@ dc_code
 dc_store_partitions(dc_store *st, dc_err *err)
 {
 	time_t now = time(NULL);
+	const char *vals[1] = { STORE_PARTITION_LOCK_TIMEOUT };
+	bool busy = false;
 	dc_code rc;
 
 	if (st->scope != STORE_SCOPE_OWN || st->write != STORE_WRITE_NONE || in_transaction(st))
 		return dc_err_set(err, DC_EDB, "dmarc.maintain_partitions(): called inside a transaction");
-	rc = partition_call(
-		st, "SELECT dmarc.maintain_partitions()", 0, NULL, "dmarc.maintain_partitions()", err);
-	if (rc == DC_OK) {
+	/* the subquery (volatile: not flattened) sets lock_timeout for this
+	 * statement's implicit transaction before the function runs */
+	rc = partition_call(st,
+		"SELECT dmarc.maintain_partitions()"
+		" FROM (SELECT pg_catalog.set_config('lock_timeout', $1, true)) AS t",
+		1, vals, "dmarc.maintain_partitions()", &busy, err);
+	if (rc == DC_OK && !busy) {
 		/* it covers the current month -1 .. +2: no need to ask for those */
 		int32_t m = month_of(now);
 
@@ -147,7 +173,7 @@ batch_has_written(dc_store *st, bool *written, dc_err *err)
 dc_code
 store_ensure_month(dc_store *st, int64_t t, const char *begin, dc_err *err)
 {
-	const char *vals[1] = { begin };
+	const char *vals[2] = { STORE_PARTITION_LOCK_TIMEOUT, begin };
 	int32_t month = month_of((time_t)t);
 	bool written = false;
 	dc_code rc, rc2;
@@ -163,8 +189,12 @@ store_ensure_month(dc_store *st, int64_t t, const char *begin, dc_err *err)
 	} else if (in_transaction(st)) {
 		return DC_OK; /* the DEFAULT partition holds it until the next maintenance */
 	}
-	rc = partition_call(st, "SELECT dmarc.create_partitions($1::timestamptz, $1::timestamptz)", 1, vals,
-		"dmarc.create_partitions()", err);
+	rc = partition_call(st,
+		"SELECT dmarc.create_partitions($2::timestamptz, $2::timestamptz)"
+		" FROM (SELECT pg_catalog.set_config('lock_timeout', $1, true)) AS t",
+		2, vals, "dmarc.create_partitions()", NULL, err);
+	/* also when it gave up waiting: asked once per month, the DEFAULT
+	 * partition holds the rest until the next maintenance */
 	if (rc == DC_OK)
 		month_note(st, month);
 	if (st->scope == STORE_SCOPE_BATCH) {

@@ -53,6 +53,7 @@
 #define STORE_BATCH_BYTES (8u << 20) /* a batch's waiting rows are sent when they pass this */
 #define STORE_REPORT_IDS  256        /* report ids reserved per round trip in batch mode */
 #define STORE_MONTHS      16         /* months remembered as having their partitions */
+#define STORE_ID_BLOCKS   16         /* record id blocks reserved per round trip by a large report */
 
 /* Where the session's reports go. */
 typedef enum store_scope {
@@ -97,9 +98,17 @@ struct dc_store {
 	int64_t message_total;
 	dc_buf key; /* escaped "date_begin\tpolicy_domain" of the report */
 
-	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq */
+	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq,
+	 * then the blocks id_blocks[block_next .. n_blocks) of id_step ids */
 	int64_t id_next;
 	int64_t id_end;
+	int64_t id_blocks[STORE_ID_BLOCKS];
+	size_t block_next, n_blocks;
+	int64_t id_step;
+
+	/* a COPY left open on the connection (the report's records) */
+	bool copy_open;
+	const char *copy_what;
 
 	/* the chunk not yet sent: one COPY text line per record */
 	size_t chunk_records;
@@ -307,6 +316,11 @@ void store_arr_finish(dc_buf *b, uint32_t n, uint32_t oid, bool nulls);
 
 /* Forgets the buffered chunk (memory is kept for the next one). */
 void store_chunk_reset(dc_store *st);
+/* Ends a COPY left open (st->copy_open; else DC_OK): abort refuses it
+ * (nothing of it kept, returns DC_OK); else its outcome, err (may be NULL)
+ * set on failure.  Every statement sent through store_exec,
+ * store_exec_prepared, store_cmd or store_cmd_quiet ends it first. */
+dc_code store_copy_end(dc_store *st, bool abort, dc_err *err);
 /* Sends buf as one COPY ... FROM STDIN and reads every result. */
 dc_code store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err);
 /* Ends the report's transaction (or savepoint) without keeping anything. */

@@ -68,47 +68,98 @@ store_chunk_reset(dc_store *st)
 	dc_buf_reset(&st->rec);
 }
 
-/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+/* Opens COPY sql ... FROM STDIN on the connection (st->copy_open). */
+static dc_code
+copy_start(dc_store *st, const char *sql, const char *what, dc_err *err)
+{
+	PGresult *res = PQexec(st->conn, sql);
+	dc_code rc = DC_OK;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+		rc = store_fail(st, res, what, err);
+	else
+		st->copy_open = true;
+	st->copy_what = what;
+	PQclear(res);
+	return rc;
+}
+
+/* Sends buf's bytes into the open COPY, in pieces.  On failure the COPY is
+ * ended (aborted). */
+static dc_code
+copy_put(dc_store *st, const dc_buf *buf, dc_err *err)
+{
+	dc_code rc;
+
+	for (size_t off = 0; off < buf->len;) {
+		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
+		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
+			rc = store_fail(st, NULL, st->copy_what, err);
+			store_copy_end(st, true, NULL);
+			return rc;
+		}
+		off += n;
+	}
+	/* libpq holds back the tail of a message (under 8 KiB) and the server
+	 * reads a CopyData message whole: pushed out now, the server stores
+	 * the chunk while the next one is parsed */
+	if (PQflush(st->conn) != 0) {
+		rc = store_fail(st, NULL, st->copy_what, err);
+		store_copy_end(st, true, NULL);
+		return rc;
+	}
+	return DC_OK;
+}
+
+/* Ends the open COPY (abort: refused by the client, nothing of it kept)
+ * and reads every result; err (may be NULL) gets the COPY's failure. */
 dc_code
-store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err)
+store_copy_end(dc_store *st, bool abort, dc_err *err)
 {
 	PGresult *res;
 	dc_code rc = DC_OK;
 	bool first = true;
+	dc_err scratch;
 
-	res = PQexec(st->conn, sql);
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		rc = store_fail(st, res, what, err);
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
-	for (size_t off = 0; off < buf->len;) {
-		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
-		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
-			rc = store_fail(st, NULL, what, err);
-			break;
-		}
-		off += n;
-	}
-	if (PQputCopyEnd(st->conn, rc == DC_OK ? NULL : "client failed") != 1 && rc == DC_OK)
-		rc = store_fail(st, NULL, what, err);
+	if (!st->copy_open)
+		return DC_OK;
+	st->copy_open = false;
+	if (err == NULL || abort)
+		err = &scratch;
+	if (PQputCopyEnd(st->conn, abort ? "aborted by the client" : NULL) != 1)
+		rc = store_fail(st, NULL, st->copy_what, err);
 	/* read until NULL: the COPY's own result first, then nothing */
 	while ((res = PQgetResult(st->conn)) != NULL) {
 		if (first && rc == DC_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = store_fail(st, res, what, err);
+			rc = store_fail(st, res, st->copy_what, err);
 		first = false;
 		PQclear(res);
 		if (PQstatus(st->conn) == CONNECTION_BAD)
 			break;
 	}
 	if (first && rc == DC_OK)
-		rc = store_fail(st, NULL, what, err);
+		rc = store_fail(st, NULL, st->copy_what, err);
+	return abort ? DC_OK : rc;
+}
+
+/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+dc_code
+store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err)
+{
+	dc_code rc = copy_start(st, sql, what, err);
+
+	if (rc == DC_OK)
+		rc = copy_put(st, buf, err);
+	if (rc == DC_OK)
+		rc = store_copy_end(st, false, err);
 	return rc;
 }
 
-/* Sends the chunk (one COPY).  The buffer is empty afterwards whatever the
- * outcome. */
+/* Sends the chunk into the report's COPY, opened at its first chunk and
+ * left open: the server stores these rows while the next ones are parsed.
+ * It is ended at report_end, or by the next other statement (a refill of
+ * record ids: store_exec ends it first).  The buffer is empty afterwards
+ * whatever the outcome. */
 static dc_code
 chunk_flush(dc_store *st, dc_err *err)
 {
@@ -116,42 +167,59 @@ chunk_flush(dc_store *st, dc_err *err)
 
 	if (st->chunk_records == 0)
 		return DC_OK;
-	rc = store_copy_in(st, STORE_COPY_RECORDS, &st->rec, "store records", err);
+	if (!st->copy_open)
+		rc = copy_start(st, STORE_COPY_RECORDS, "store records", err);
+	if (rc == DC_OK)
+		rc = copy_put(st, &st->rec, err);
 	store_chunk_reset(st);
 	return rc;
 }
 
-/* Takes the next record id, reserving a new block when the last is used.
- * The block is the sequence's increment, read with the nextval(). */
+/* Takes the next record id, from the reserved blocks, reserving more when
+ * they are used: one nextval() yields a block of the sequence's increment;
+ * a report past its first chunk reserves STORE_ID_BLOCKS blocks in one
+ * round trip, so that its COPY is seldom interrupted for ids. */
 static dc_code
 next_record_id(dc_store *st, int64_t *id, dc_err *err)
 {
 	PGresult *res = NULL;
 	dc_code rc;
-	int64_t first, step;
+	char k[16];
+	const char *vals[1] = { k };
+	int n;
 
 	if (st->id_next < st->id_end) {
 		*id = st->id_next++;
 		return DC_OK;
 	}
-	rc = store_exec(st,
-		"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
-		" FROM pg_catalog.pg_sequences s"
-		" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
-		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
-	if (rc != DC_OK)
-		return rc;
-	if (PQntuples(res) != 1) {
+	if (st->block_next >= st->n_blocks) {
+		snprintf(k, sizeof(k), "%d", st->n_records >= STORE_CHUNK_RECORDS ? STORE_ID_BLOCKS : 1);
+		rc = store_exec(st,
+			"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
+			" FROM pg_catalog.pg_sequences s, pg_catalog.generate_series(1, $1::integer)"
+			" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
+			1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
+		if (rc != DC_OK)
+			return rc;
+		n = PQntuples(res);
+		if (n < 1 || n > STORE_ID_BLOCKS) {
+			PQclear(res);
+			return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+		}
+		st->id_step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		for (int i = 0; i < n; i++)
+			st->id_blocks[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		PQclear(res);
-		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+		st->n_blocks = (size_t)n;
+		st->block_next = 0;
+		if (st->id_step < 1 || st->id_blocks[0] < 1) {
+			st->n_blocks = 0;
+			return dc_err_set(
+				err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
+		}
 	}
-	first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	if (step < 1 || first < 1)
-		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
-	st->id_next = first;
-	st->id_end = first + step;
+	st->id_next = st->id_blocks[st->block_next++];
+	st->id_end = st->id_next + st->id_step;
 	*id = st->id_next++;
 	return DC_OK;
 }
@@ -730,7 +798,7 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 	case STORE_WRITE_COPY:
 	case STORE_WRITE_WAIT:
 	case STORE_WRITE_NONE:
-		if ((rc = chunk_flush(st, err)) != DC_OK)
+		if ((rc = chunk_flush(st, err)) != DC_OK || (rc = store_copy_end(st, false, err)) != DC_OK)
 			break;
 		vals[4] = st->begin;
 		rc = store_exec(st,
