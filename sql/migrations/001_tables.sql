@@ -87,6 +87,8 @@ CREATE INDEX reports_original_id_idx ON dmarc.reports (original_id);
 -- published policies, report lists, the reporter variable, prune: by period
 CREATE INDEX reports_date_end_idx ON dmarc.reports (date_end);
 CREATE INDEX reports_domain_date_idx ON dmarc.reports (lower(policy_domain), date_begin);
+-- the Published policies panel filtered to some reporters
+CREATE INDEX reports_org_date_idx ON dmarc.reports (coalesce(org_name, ''), date_begin);
 -- reports whose records are not in the daily rollups yet (dmarc.rollup_pending)
 CREATE INDEX reports_not_rolled_up_idx ON dmarc.reports (id) WHERE NOT rolled_up;
 COMMENT ON TABLE dmarc.reports IS
