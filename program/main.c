@@ -186,7 +186,7 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 		dc_log_error("migrate: %s", dc_err_text(&err));
 		status = dc_exit_for(rc);
 	} else {
-		dc_log_info("migrate: %d migration%s and %d object%s applied, schema up to date", rep.migrations,
+		dc_log_info("migrate: %d migration%s applied, %d object%s applied, schema up to date", rep.migrations,
 			rep.migrations == 1 ? "" : "s", rep.objects, rep.objects == 1 ? "" : "s");
 	}
 	dc_store_free(st);

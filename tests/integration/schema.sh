@@ -27,7 +27,7 @@ fail() { echo "schema.sh: FAIL: $*" >&2; exit 1; }
 q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
 # migrate [ARGS...]: runs migrate, its log in $tmp/log, its status in $st
 migrate() { st=0; "$DC_BIN" "$@" migrate > "$tmp/log" 2>&1 || st=$?; }
-applied_line() { grep -o '[0-9]* migrations\? and [0-9]* objects\? applied' "$tmp/log" || true; }
+applied_line() { grep -o '[0-9]* migrations\? applied, [0-9]* objects\? applied' "$tmp/log" || true; }
 
 dc_pg_start "$tmp/pg"
 dc_pg_newdb dc_schema_test
@@ -58,7 +58,7 @@ snap="SELECT string_agg(name || '=' || checksum || '@' || applied_at, ',' ORDER 
 before=$(q "$snap")
 migrate
 [ "$st" = 0 ] || { cat "$tmp/log" >&2; fail "(b) migrate exited $st"; }
-[ "$(applied_line)" = "0 migrations and 0 objects applied" ] || { cat "$tmp/log" >&2; fail "(b) applied something"; }
+[ "$(applied_line)" = "0 migrations applied, 0 objects applied" ] || { cat "$tmp/log" >&2; fail "(b) applied something"; }
 [ "$(q "$snap")" = "$before" ] || fail "(b) the bookkeeping changed"
 echo "schema.sh: (b) second migrate applies nothing"
 
@@ -86,7 +86,7 @@ others="SELECT string_agg(name || '@' || applied_at, ',' ORDER BY name) FROM dma
 others_before=$(q "$others")
 migrate
 [ "$st" = 0 ] || { cat "$tmp/log" >&2; fail "(d) migrate exited $st"; }
-[ "$(applied_line)" = "0 migrations and 1 object applied" ] || { cat "$tmp/log" >&2; fail "(d) not exactly one object applied"; }
+[ "$(applied_line)" = "0 migrations applied, 1 object applied" ] || { cat "$tmp/log" >&2; fail "(d) not exactly one object applied"; }
 [ "$(q "$others")" = "$others_before" ] || fail "(d) another object was applied again"
 [ "$(q "SELECT checksum FROM dmarc.schema_objects WHERE name = '$obj'")" = \
   "$(sha256sum < "$DC_SRC/sql/objects/$obj" | cut -c1-64)" ] || fail "(d) $obj: checksum not recorded again"
@@ -107,7 +107,7 @@ for role in dc_schema_writer dc_schema_plain; do
     fail "(e) $role may create"
   migrate --db "user=$role"
   [ "$st" = 0 ] || { cat "$tmp/log" >&2; fail "(e) migrate as $role exited $st"; }
-  [ "$(applied_line)" = "0 migrations and 0 objects applied" ] || { cat "$tmp/log" >&2; fail "(e) $role applied something"; }
+  [ "$(applied_line)" = "0 migrations applied, 0 objects applied" ] || { cat "$tmp/log" >&2; fail "(e) $role applied something"; }
 done
 [ "$(q "$snap")" = "$before" ] || fail "(e) the bookkeeping changed"
 echo "schema.sh: (e) up-to-date migrate without CREATE: ok (dmarc_writer member, bookkeeping reader)"
