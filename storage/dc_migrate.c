@@ -95,7 +95,9 @@ run_script(dc_store *st, const char *sql, const char *what, dc_err *err)
 	PGresult *res = PQexec(st->conn, sql);
 	dc_code rc = DC_OK;
 
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK))
+	/* a file of comments only (a placeholder) is an empty query */
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+				   PQresultStatus(res) != PGRES_EMPTY_QUERY))
 		rc = store_refused(store_fail(st, res, what, err), err);
 	PQclear(res);
 	return rc;
