@@ -186,8 +186,9 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 		dc_log_error("migrate: %s", dc_err_text(&err));
 		status = dc_exit_for(rc);
 	} else {
-		dc_log_info("migrate: %d migration%s applied, %d object%s applied, schema up to date", rep.migrations,
-			rep.migrations == 1 ? "" : "s", rep.objects, rep.objects == 1 ? "" : "s");
+		dc_log_info("migrate: %d migration%s applied, %d object%s applied, schema up to date",
+			rep.migrations, rep.migrations == 1 ? "" : "s", rep.objects,
+			rep.objects == 1 ? "" : "s");
 	}
 	dc_store_free(st);
 	return status;
@@ -411,18 +412,21 @@ check_schema(dc_store *st)
 
 	dc_store_migration_status(st, &s);
 	if (s.v01)
-		dc_log_warn("check-config: database: schema 0.1; run `dmarc-collector migrate` to upgrade it to 1.0");
+		dc_log_warn(
+			"check-config: database: schema 0.1; run `dmarc-collector migrate` to upgrade it to 1.0");
 	else if (s.migrations_applied < 0)
 		dc_log_warn("check-config: database: no dmarc schema yet; run `dmarc-collector migrate`");
 	else if (s.conflict[0] != '\0')
 		dc_log_error("check-config: database: %s", s.conflict);
 	else if (s.migrations_applied < s.migrations_known || s.objects_stale != 0)
-		dc_log_warn("check-config: database: %d of %d migrations applied, %d of %d objects out of date; "
-			    "run `dmarc-collector migrate`",
-			s.migrations_applied, s.migrations_known, s.objects_stale < 0 ? s.objects_known : s.objects_stale,
-			s.objects_known);
+		dc_log_warn(
+			"check-config: database: %d of %d migrations applied, %d of %d objects out of date; "
+			"run `dmarc-collector migrate`",
+			s.migrations_applied, s.migrations_known,
+			s.objects_stale < 0 ? s.objects_known : s.objects_stale, s.objects_known);
 	else
-		dc_log_info("check-config: database: reachable, schema up to date (%d migrations, %d objects)",
+		dc_log_info(
+			"check-config: database: reachable, schema up to date (%d migrations, %d objects)",
 			s.migrations_applied, s.objects_known);
 }
 

@@ -96,8 +96,9 @@ run_script(dc_store *st, const char *sql, const char *what, dc_err *err)
 	dc_code rc = DC_OK;
 
 	/* a file of comments only (a placeholder) is an empty query */
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
-				   PQresultStatus(res) != PGRES_EMPTY_QUERY))
+	if (res == NULL ||
+		(PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+			PQresultStatus(res) != PGRES_EMPTY_QUERY))
 		rc = store_refused(store_fail(st, res, what, err), err);
 	PQclear(res);
 	return rc;
@@ -146,7 +147,8 @@ read_recorded(dc_store *st, sql_kind kind, PGresult **out, dc_err *err)
 
 	snprintf(what, sizeof(what), "read dmarc.schema_%ss", kind_word[kind]);
 	return store_refused(
-		store_exec(st, sql_recorded[kind], 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, out, what, err), err);
+		store_exec(st, sql_recorded[kind], 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, out, what, err),
+		err);
 }
 
 /* Refuses (DC_EDBREFUSED) a database whose recorded migrations (rows of res)
@@ -189,7 +191,8 @@ apply_file(dc_store *st, sql_kind kind, const dc_sql_file *f, dc_err *err)
 		return rc;
 	snprintf(what, sizeof(what), "record %s %s", kind_word[kind], f->name);
 	return store_refused(
-		store_exec(st, sql_record[kind], 2, params, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, what, err), err);
+		store_exec(st, sql_record[kind], 2, params, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, what, err),
+		err);
 }
 
 /* Runs "SELECT fn" when the function exists (a schema without it is made by
@@ -205,9 +208,10 @@ call_if_exists(dc_store *st, const char *fn, bool only_if_allowed, int *value, d
 
 	*value = -1;
 	rc = store_exec(st,
-		only_if_allowed ? "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL AND "
-				  "pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE')"
-				: "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
+		only_if_allowed ?
+			"SELECT pg_catalog.to_regprocedure($1) IS NOT NULL AND "
+			"pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE')" :
+			"SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
 		1, params, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "read the catalog", err);
 	if (rc != DC_OK)
 		return store_refused(rc, err);
@@ -251,7 +255,8 @@ upgrade_v01(dc_store *st, dc_migrate_report *rep, dc_err *err)
 	int ignored;
 
 	if (before == NULL || after == NULL)
-		return dc_err_set(err, DC_EDBREFUSED, "a 0.1 database, and this program has no sql/upgrade/%s",
+		return dc_err_set(err, DC_EDBREFUSED,
+			"a 0.1 database, and this program has no sql/upgrade/%s",
 			before == NULL ? V01_BEFORE : V01_AFTER);
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
 		return store_refused(rc, err);
@@ -276,8 +281,8 @@ upgrade_v01(dc_store *st, dc_migrate_report *rep, dc_err *err)
 
 		rep->migrations = rep->objects = 0;
 		snprintf(msg, sizeof(msg), "%s", err->msg);
-		dc_err_set(err, rc, "upgrade from schema 0.1 failed, rolled back (the database is as it was): %s",
-			msg);
+		dc_err_set(err, rc,
+			"upgrade from schema 0.1 failed, rolled back (the database is as it was): %s", msg);
 		return rc;
 	}
 	rep->upgraded = true;
@@ -373,28 +378,34 @@ dc_store_migrate_report(dc_store *st, dc_migrate_report *rep, dc_err *err)
 		return store_refused(rc, err);
 	locked = true;
 
-	if ((rc = query_bool(st, "SELECT pg_catalog.to_regnamespace('dmarc') IS NULL", &missing, err)) != DC_OK)
+	if ((rc = query_bool(st, "SELECT pg_catalog.to_regnamespace('dmarc') IS NULL", &missing, err)) !=
+		DC_OK)
 		goto out;
-	if (missing && (rc = store_refused(store_cmd(st, "CREATE SCHEMA IF NOT EXISTS dmarc", err), err)) != DC_OK)
+	if (missing &&
+		(rc = store_refused(store_cmd(st, "CREATE SCHEMA IF NOT EXISTS dmarc", err), err)) != DC_OK)
 		goto out;
 	if ((rc = query_bool(st, "SELECT pg_catalog.to_regclass('dmarc.schema_migrations') IS NULL", &missing,
 		     err)) != DC_OK)
 		goto out;
-	if (!missing && (rc = query_bool(st,
-				 "SELECT EXISTS (SELECT FROM dmarc.schema_migrations WHERE name = '" V01_FIRST "')",
-				 &v01, err)) != DC_OK)
+	if (!missing &&
+		(rc = query_bool(st,
+			 "SELECT EXISTS (SELECT FROM dmarc.schema_migrations WHERE name = '" V01_FIRST "')",
+			 &v01, err)) != DC_OK)
 		goto out;
 	if (v01) {
 		if ((rc = upgrade_v01(st, rep, err)) != DC_OK)
 			goto out;
 	} else {
-		if (missing && (rc = run_script(st, sql_schema_migrations, "create dmarc.schema_migrations", err)) !=
+		if (missing &&
+			(rc = run_script(st, sql_schema_migrations, "create dmarc.schema_migrations", err)) !=
 				DC_OK)
 			goto out;
-		if ((rc = query_bool(st, "SELECT pg_catalog.to_regclass('dmarc.schema_objects') IS NULL", &missing,
-			     err)) != DC_OK)
+		if ((rc = query_bool(st, "SELECT pg_catalog.to_regclass('dmarc.schema_objects') IS NULL",
+			     &missing, err)) != DC_OK)
 			goto out;
-		if (missing && (rc = run_script(st, sql_schema_objects, "create dmarc.schema_objects", err)) != DC_OK)
+		if (missing &&
+			(rc = run_script(st, sql_schema_objects, "create dmarc.schema_objects", err)) !=
+				DC_OK)
 			goto out;
 		if ((rc = apply_migrations(st, rep, err)) != DC_OK)
 			goto out;
@@ -437,7 +448,8 @@ dc_store_migration_status(dc_store *st, dc_schema_status *out)
 	/* any failure reads as "no schema yet": check-config only reports it */
 	if (dc_pg_exec(st->conn,
 		    "SELECT EXISTS (SELECT FROM dmarc.schema_migrations WHERE name = '" V01_FIRST "')", 0,
-		    NULL, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r, "read dmarc.schema_migrations", NULL) != DC_OK)
+		    NULL, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r, "read dmarc.schema_migrations",
+		    NULL) != DC_OK)
 		return;
 	out->v01 = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);

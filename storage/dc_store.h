@@ -63,11 +63,11 @@ dc_code dc_store_migrate(dc_store *st, int *applied, dc_err *err) DC_WUR;
 
 /* Read-only state of the schema, for check-config. */
 typedef struct dc_schema_status {
-	int migrations_known;   /* compiled into the program */
-	int migrations_applied; /* recorded in dmarc.schema_migrations; -1: no schema or unreadable */
-	int objects_known;      /* compiled into the program */
-	int objects_stale;      /* missing or changed in dmarc.schema_objects; -1: not read */
-	bool v01;               /* a 0.1 database: `migrate` upgrades it */
+	int migrations_known;          /* compiled into the program */
+	int migrations_applied;        /* recorded in dmarc.schema_migrations; -1: no schema or unreadable */
+	int objects_known;             /* compiled into the program */
+	int objects_stale;             /* missing or changed in dmarc.schema_objects; -1: not read */
+	bool v01;                      /* a 0.1 database: `migrate` upgrades it */
 	char conflict[DC_ERR_MSG_MAX]; /* why migrate would refuse (edited or unknown
 	                                * migration), "" when it would not */
 } dc_schema_status;
