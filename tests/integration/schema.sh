@@ -10,7 +10,12 @@
 #       and no other;
 #   (e) an up-to-date database migrates without CREATE on schema dmarc: as a
 #       member of dmarc_writer, and as a role that may only read the
-#       bookkeeping.
+#       bookkeeping;
+#   (f) a 0.1 database (tests/data/upgrade/sql-0.1) whose upgrade fails (here:
+#       run by a role that may not create or move anything) is rolled back
+#       whole: exit 2, one line saying so, the database dumps as before, and
+#       check-config still calls it 0.1.  (The upgrade that succeeds, with
+#       data, is tests/integration/upgrade.sh.)
 set -euo pipefail
 : "${DC_SRC:?DC_SRC not set}" "${DC_BIN:?DC_BIN not set}"
 
@@ -111,4 +116,27 @@ for role in dc_schema_writer dc_schema_plain; do
 done
 [ "$(q "$snap")" = "$before" ] || fail "(e) the bookkeeping changed"
 echo "schema.sh: (e) up-to-date migrate without CREATE: ok (dmarc_writer member, bookkeeping reader)"
+
+# (f) a failed upgrade from 0.1 leaves the 0.1 database as it was
+dc_pg_newdb dc_schema_v01
+q "CREATE SCHEMA dmarc;
+   CREATE TABLE dmarc.schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" >/dev/null
+for f in "$DC_SRC"/tests/data/upgrade/sql-0.1/[0-9]*.sql; do
+  { echo "BEGIN;"; cat "$f"; echo "INSERT INTO dmarc.schema_migrations (name) VALUES ('$(basename "$f")'); COMMIT;"; } |
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 >/dev/null || fail "(f) $(basename "$f") did not apply"
+done
+q "REVOKE CREATE ON DATABASE dc_schema_v01 FROM PUBLIC;
+   GRANT USAGE ON SCHEMA dmarc TO dc_schema_plain;
+   GRANT SELECT ON dmarc.schema_migrations TO dc_schema_plain" >/dev/null
+"$(dc_pg_bindir)/pg_dump" --schema-only -d dc_schema_v01 | grep -v '^\\\(un\)\?restrict ' > "$tmp/v01-before.sql"
+migrate --db "user=dc_schema_plain"
+[ "$st" = 2 ] || { cat "$tmp/log" >&2; fail "(f) failed upgrade: exit $st, not 2"; }
+grep -q "upgrade from schema 0.1 failed, rolled back" "$tmp/log" || { cat "$tmp/log" >&2; fail "(f) message"; }
+[ "$(grep -c . "$tmp/log")" = 1 ] || { cat "$tmp/log" >&2; fail "(f) not a one-line error"; }
+why=$(cut -d: -f3- < "$tmp/log")
+"$(dc_pg_bindir)/pg_dump" --schema-only -d dc_schema_v01 | grep -v '^\\\(un\)\?restrict ' > "$tmp/v01-after.sql"
+diff -u "$tmp/v01-before.sql" "$tmp/v01-after.sql" >&2 || fail "(f) the 0.1 database changed"
+"$DC_BIN" check-config > "$tmp/log" 2>&1 || true
+grep -q "schema 0.1; run .dmarc-collector migrate." "$tmp/log" || { cat "$tmp/log" >&2; fail "(f) check-config"; }
+echo "schema.sh: (f) failed upgrade from 0.1 rolled back:$why"
 echo "schema.sh: ok"
