@@ -281,8 +281,13 @@ upgrade_v01(dc_store *st, dc_migrate_report *rep, dc_err *err)
 
 		rep->migrations = rep->objects = 0;
 		snprintf(msg, sizeof(msg), "%s", err->msg);
+		/* a lost connection may have lost the COMMIT's answer only: the
+		 * next run finds either database, 0.1 or 1.0, whole */
 		dc_err_set(err, rc,
-			"upgrade from schema 0.1 failed, rolled back (the database is as it was): %s", msg);
+			rc == DC_EDB ?
+				"upgrade from schema 0.1 interrupted (run migrate again): %s" :
+				"upgrade from schema 0.1 failed, rolled back (the database is as it was): %s",
+			msg);
 		return rc;
 	}
 	rep->upgraded = true;
