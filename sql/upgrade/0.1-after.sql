@@ -1,0 +1,1 @@
+-- 0.1-after.sql - placeholder until helper "upgrade" writes the conversion of a 0.1 database.
