@@ -36,9 +36,13 @@ DB="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=postgres"
 # that do not start at midnight, so they span two days.  Then:
 #   * a report spanning the end of an old month (its days reach into the next
 #     month, which goes too): its share after the month's end must go;
-#   * two reports dated 1999 (DEFAULT partition): one expired (by rows), one
-#     whose junk period runs up to tomorrow (kept; it covers every month that
-#     goes, so its rollup days there must survive the drops);
+#   * a report dated 1999 (DEFAULT partition), expired: it goes by rows,
+#     after every month dropped before it took it out and put it back;
+#   * a report stored in the DEFAULT partition because its month (the fourth
+#     before the cutoff's or earlier) has no partition yet, as between a
+#     collector's insert and the next maintain_partitions, whose period runs until
+#     tomorrow: it is kept, and its rollup days in the months dropped whole
+#     must survive the drops;
 #   * one expired report of an old month left NOT rolled up (as if its
 #     writer died before rollup_pending): it is in no rollup and must not be
 #     taken out of one.
@@ -68,9 +72,7 @@ INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_
 SELECT 'span.example.net', 'gen-span', 'example.com', m - interval '4 hours', m + interval '8 hours', 'reject', 6, 0, 'gen.xml'
 FROM (SELECT date_trunc('month', now() - interval '30 days', 'UTC') - interval '1 month' AS m) x;
 INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
-VALUES ('junk.example.net', 'gen-1999-old', 'example.com', '1999-03-01 00:00+00', '1999-03-02 00:00+00', 'none', 4, 0, 'gen.xml'),
-       ('junk.example.net', 'gen-1999-long', 'example.com', '1999-12-31 12:00+00',
-        date_trunc('day', now(), 'UTC') + interval '1 day', 'none', 1, 0, 'gen.xml');
+VALUES ('junk.example.net', 'gen-1999-old', 'example.com', '1999-03-01 00:00+00', '1999-03-02 00:00+00', 'none', 4, 0, 'gen.xml');
 INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count,
 	disposition, dkim_aligned, spf_aligned, header_from, envelope_from,
 	dkim_count, dkim_domain, dkim_selector, dkim_result, dkim_more,
@@ -95,6 +97,27 @@ SQL
 # rolled up one by one at the commit of the move)
 q "SELECT dmarc.rollup_rebuild()" >/dev/null
 q "SELECT dmarc.maintain_partitions()" >/dev/null || { echo "FAIL: maintain_partitions"; exit 1; }
+# the long one, in the DEFAULT partition (a month without a partition),
+# rolled up at its commit
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { echo "FAIL: long report"; exit 1; }
+BEGIN;
+WITH r AS (
+  INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+  SELECT 'long.example.net', 'gen-long', 'example.com', m + interval '10 days 12 hours',
+         date_trunc('day', now(), 'UTC') + interval '1 day', 'none', 3, 0, 'gen.xml'
+  FROM (SELECT m FROM generate_series(date_trunc('month', now() - interval '30 days', 'UTC') - interval '4 months',
+                                      date_trunc('month', now() - interval '30 days', 'UTC') - interval '40 months',
+                                      interval '-1 month') m
+        WHERE to_regclass('dmarc.reports_' || to_char(m AT TIME ZONE 'UTC', 'YYYY_MM')) IS NULL LIMIT 1) x
+  RETURNING id, date_begin, policy_domain)
+INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count, disposition,
+  dkim_aligned, spf_aligned, header_from, envelope_from, dkim_count, spf_count, spf_domain, spf_scope, spf_result)
+SELECT (SELECT max(id) FROM dmarc.records) + o, r.id, r.date_begin, r.policy_domain, o, ('10.9.0.' || o)::inet, 1000 * o,
+       'none', CASE WHEN o = 1 THEN 'pass' ELSE 'fail' END, 'fail', 'example.com',
+       CASE WHEN o = 3 THEN '' ELSE 'example.com' END, 0, 1, 'example.com', 'mfrom', 'fail'
+FROM r, generate_series(1, 3) o;
+COMMIT;
+SQL
 # the one left out of the rollups: an expired report of the oldest generated
 # month, stored with dmarc.defer_rollup = on and never rolled up
 psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { echo "FAIL: pending report"; exit 1; }
@@ -154,7 +177,8 @@ parts() { # the partitions of dmarc.reports and dmarc.records named in $@ that e
 }
 [ "$(parts $old_months $edge_month $cur_month)" = 10 ] && ok "partitions of $old_months, $edge_month, $cur_month" \
   || fail "test data: partitions of $old_months $edge_month $cur_month: $(parts $old_months $edge_month $cur_month) of 10"
-[ "$(q "SELECT count(*) FROM dmarc.reports_default WHERE report_id LIKE 'gen-1999-%'")" = 2 ] || fail "test data: 1999 reports not in reports_default"
+[ "$(q "SELECT count(*) FROM dmarc.reports_default WHERE report_id IN ('gen-1999-old', 'gen-long') AND rolled_up")" = 2 ] \
+  || fail "test data: gen-1999-old and gen-long not rolled up in reports_default"
 [ "$(q "SELECT count(*) FROM dmarc.reports WHERE report_id = 'gen-pending' AND NOT rolled_up")" = 1 ] || fail "test data: pending report"
 # the edge month's reports on both sides of the cutoff
 edge_old=$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end < now() - interval '30 days' - interval '1 minute'")
@@ -218,10 +242,10 @@ read -r r_months r_mrep r_mrec r_rows < <(sed -E 's/.*; ([0-9]+) months dropped 
   && [ "$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end >= now() - interval '30 days' + interval '1 minute'")" = "$edge_keep" ] \
   && [ "$edge_old" -gt 0 ] && ok "edge month $edge_month: $edge_old expired reports gone, $edge_keep kept" || fail "edge month $edge_month"
 # the odd ones
-[ "$(q "SELECT string_agg(report_id, ' ' ORDER BY report_id) FROM dmarc.reports WHERE report_id IN ('gen-1999-old', 'gen-1999-long', 'gen-span', 'gen-pending')")" = gen-1999-long ] \
-  && [ "$(q "SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id WHERE p.report_id = 'gen-1999-long'")" = 1 ] \
-  && ok "1999 report expired gone, 1999 report running until tomorrow kept; month-spanning and never rolled-up reports gone" \
-  || fail "odd reports: $(q "SELECT string_agg(report_id, ' ') FROM dmarc.reports WHERE report_id LIKE 'gen-1999%' OR report_id IN ('gen-span', 'gen-pending')")"
+[ "$(q "SELECT string_agg(report_id, ' ' ORDER BY report_id) FROM dmarc.reports WHERE report_id IN ('gen-1999-old', 'gen-long', 'gen-span', 'gen-pending')")" = gen-long ] \
+  && [ "$(q "SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id WHERE p.report_id = 'gen-long'")" = 3 ] \
+  && ok "1999 report gone, DEFAULT report running until tomorrow kept; month-spanning and never rolled-up reports gone" \
+  || fail "odd reports: $(q "SELECT string_agg(report_id, ' ') FROM dmarc.reports WHERE report_id IN ('gen-1999-old', 'gen-long', 'gen-span', 'gen-pending')")"
 n=$(rollup_diff)
 [ "$n" = 0 ] && ok "daily rollups after prune = rollup_rebuild()" || fail "daily rollups after prune differ from a rebuild: $n rows"
 
