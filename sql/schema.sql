@@ -354,6 +354,9 @@ DECLARE
 	spill bigint[];    -- X
 	locked boolean := false;
 BEGIN
+	-- no partition appears, moves or goes meanwhile (75_partitions.sql's
+	-- creators, another prune): the lock costs nothing to readers and writers
+	PERFORM pg_advisory_xact_lock(7236828409416413026);
 	LOOP
 		-- the oldest monthly partition of dmarc.reports (the DEFAULT
 		-- partition's bound, DEFAULT, does not match)
@@ -382,7 +385,6 @@ BEGIN
 			RETURN;
 		END IF;
 		EXIT WHEN locked;
-		PERFORM pg_advisory_xact_lock(7236828409416413026);
 		LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
 		locked := true;
 		-- and once more, now that nothing can change

@@ -35,14 +35,15 @@
 -- reports spanning the month's end) plus counting M's rows for the caller.
 --
 -- Locks, in the order every writer takes them: the partition creators'
--- advisory lock (75_partitions.sql: no month appears or moves meanwhile),
+-- advisory lock (75_partitions.sql: no month appears, moves or goes
+-- meanwhile, also with two prunes at once), then, when a month can go,
 -- dmarc.reports and dmarc.records in ACCESS EXCLUSIVE mode (DETACH needs it;
 -- taken before any rollup row so that a collector committing a report,
 -- which holds reports and then wants rollup rows, never waits on us while we
 -- wait on it), then dmarc.ip_names in SHARE mode before the rollup rows.
 -- Readers and writers of reports and records wait for the transaction:
 -- about the time of a sequential scan of M's records (the counts).  The
--- checks are made once without those locks first, so a call that has
+-- checks are made once without the table locks first, so a call that has
 -- nothing to drop takes none of them.
 --
 -- SECURITY DEFINER: the partitions belong to the schema's owner (who ran
@@ -63,6 +64,9 @@ DECLARE
 	spill bigint[];    -- X
 	locked boolean := false;
 BEGIN
+	-- no partition appears, moves or goes meanwhile (75_partitions.sql's
+	-- creators, another prune): the lock costs nothing to readers and writers
+	PERFORM pg_advisory_xact_lock(7236828409416413026);
 	LOOP
 		-- the oldest monthly partition of dmarc.reports (the DEFAULT
 		-- partition's bound, DEFAULT, does not match)
@@ -91,7 +95,6 @@ BEGIN
 			RETURN;
 		END IF;
 		EXIT WHEN locked;
-		PERFORM pg_advisory_xact_lock(7236828409416413026);
 		LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
 		locked := true;
 		-- and once more, now that nothing can change
