@@ -41,10 +41,12 @@
 -- taken before any rollup row so that a collector committing a report,
 -- which holds reports and then wants rollup rows, never waits on us while we
 -- wait on it), then dmarc.ip_names in SHARE mode before the rollup rows.
--- Readers and writers of reports and records wait for the transaction:
--- about the time of a sequential scan of M's records (the counts).  The
--- checks are made once without the table locks first, so a call that has
--- nothing to drop takes none of them.
+-- Readers and writers of reports and records wait for the transaction,
+-- which reads only M's reports, S and X: the checks are made and M's rows
+-- counted (the caller's summary) before those locks, and counted again
+-- under them only if M's report ids changed meanwhile (a month's records
+-- change only with their report, in its transaction).  A call that has
+-- nothing to drop takes no table lock.
 --
 -- SECURITY DEFINER: the partitions belong to the schema's owner (who ran
 -- migrate); prune runs as the collector's role.
@@ -63,6 +65,9 @@ DECLARE
 	stay bigint[];     -- S
 	spill bigint[];    -- X
 	locked boolean := false;
+	counted regclass;  -- the partition counted before the locks
+	ids text;          -- and a digest of its report ids then
+	busy_ids text;     -- the digest under the locks
 BEGIN
 	-- no partition appears, moves or goes meanwhile (75_partitions.sql's
 	-- creators, another prune): the lock costs nothing to readers and writers
@@ -95,6 +100,12 @@ BEGIN
 			RETURN;
 		END IF;
 		EXIT WHEN locked;
+		-- its rows, counted in one snapshot with its report ids
+		EXECUTE format('SELECT (SELECT md5(string_agg(id::text, '','' ORDER BY id)) FROM %1$s),'
+		               ' (SELECT count(*) FROM %1$s), count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0)'
+		               ' FROM %2$s', rep, rec)
+			INTO ids, reports, records, dkim_results, spf_results;
+		counted := rep;
 		LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
 		locked := true;
 		-- and once more, now that nothing can change
@@ -104,9 +115,14 @@ BEGIN
 		RAISE EXCEPTION 'dmarc.prune_month: partition % ends at %, not at a UTC midnight', rep, hi;
 	END IF;
 
-	EXECUTE format('SELECT count(*) FROM %s', rep) INTO reports;
-	EXECUTE format('SELECT count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0) FROM %s', rec)
-		INTO records, dkim_results, spf_results;
+	-- counted again only if M's reports changed meanwhile (a month's records
+	-- change only with their report, in its transaction)
+	EXECUTE format('SELECT md5(string_agg(id::text, '','' ORDER BY id)) FROM %s', rep) INTO busy_ids;
+	IF counted IS DISTINCT FROM rep OR busy_ids IS DISTINCT FROM ids THEN
+		EXECUTE format('SELECT count(*) FROM %s', rep) INTO reports;
+		EXECUTE format('SELECT count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0) FROM %s', rec)
+			INTO records, dkim_results, spf_results;
+	END IF;
 
 	stay := ARRAY(SELECT p.id FROM dmarc.reports p
 	              WHERE p.date_begin < hi AND p.rolled_up AND p.tableoid <> rep::oid ORDER BY p.id);
