@@ -115,14 +115,16 @@ BEGIN
 	SELECT min(x) INTO o FROM (
 		SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
 		                        WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' ELSE 'table' END,
-		              c.oid::regclass) AS x
+		              'dmarc.' || quote_ident(c.relname)) AS x
 		FROM pg_catalog.pg_class c WHERE c.relnamespace = 'dmarc'::regnamespace
 		UNION ALL
-		SELECT format('function %s', p.oid::regprocedure)
+		SELECT format('function dmarc.%I(%s)', p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
 		FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'dmarc'::regnamespace
 		UNION ALL
-		SELECT format('type %s', t.oid::regtype)
-		FROM pg_catalog.pg_type t WHERE t.typnamespace = 'dmarc'::regnamespace
+		SELECT format('type dmarc.%I', t.typname)
+		FROM pg_catalog.pg_type t
+		WHERE t.typnamespace = 'dmarc'::regnamespace AND t.typrelid = 0          -- not a relation's row type
+		  AND NOT (t.typcategory = 'A' AND t.typelem <> 0)                       -- nor an array type
 	) u;
 	IF o IS NOT NULL THEN
 		RAISE EXCEPTION '% is not part of schema 0.1 and would be in the way of 1.0: move it out of schema dmarc (or drop it) before the upgrade', o;
@@ -148,7 +150,7 @@ BEGIN
 	END IF;
 
 	-- a trigger added by hand to a 0.1 table (0.1's own are dropped above)
-	SELECT min(format('trigger %s on %s', t.tgname, t.tgrelid::regclass)) INTO o
+	SELECT min(format('trigger %I on dmarc.%I', t.tgname, c.relname)) INTO o
 	FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 	WHERE c.relnamespace = 'dmarc_v01'::regnamespace AND NOT t.tgisinternal;
 	IF o IS NOT NULL THEN
@@ -158,7 +160,10 @@ BEGIN
 	-- anything outside dmarc_v01 that depends on a moved table, its row
 	-- type or a column (a view, a function taking its rows, a foreign key
 	-- from another table): DROP SCHEMA dmarc_v01 CASCADE would drop it
-	SELECT min(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)) INTO o
+	SELECT min(CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::regclass
+	                THEN (SELECT format('view %s', r.ev_class::regclass) FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
+	                ELSE replace(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), 'dmarc_v01.', 'dmarc.') END)
+	INTO o
 	FROM pg_catalog.pg_depend d
 	WHERE d.deptype = 'n'
 	  AND ((d.refclassid = 'pg_catalog.pg_class'::regclass

@@ -24,8 +24,10 @@
 # changes nothing; a report, record, failure and original stored after the
 # upgrade get ids above every 0.1 id; the upgraded schema equals a fresh
 # migrate's (normalised dumps, monthly partitions compared on their own);
-# and an upgrade that fails (a 0.1 report without date_end) exits non-zero
-# with a one-line message and leaves the 0.1 database exactly as it was.
+# an upgrade that fails (a 0.1 report without date_end) exits non-zero
+# with a one-line message and leaves the 0.1 database exactly as it was; a
+# view of someone's own on a 0.1 table is refused, not dropped; and a
+# database of 0.1's first seven migrations (commit d00bbda) upgrades too.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -268,6 +270,40 @@ if cmp -s "$tmp/bad-before.sql" "$tmp/bad-after.sql"; then
 else
   diff -u "$tmp/bad-before.sql" "$tmp/bad-after.sql" | sed -n '3,20p'
   fail "the failed upgrade changed the 0.1 database"
+fi
+
+# an object of someone's own on a 0.1 table would go with dmarc_v01: refused
+q bad "CREATE VIEW public.my_records AS SELECT id, source_ip FROM dmarc.records" >/dev/null
+"$DC_BIN" --db "$(dsn bad)" migrate > "$tmp/bad.out" 2> "$tmp/bad.err"; rc=$?
+if [ "$rc" != 0 ] && [ "$(wc -l < "$tmp/bad.err")" = 1 ] && grep -q 'view public.my_records' "$tmp/bad.err" &&
+   [ "$(q bad "SELECT count(*) FROM dmarc.schema_migrations WHERE name = '001_schema.sql'")" = 1 ]; then
+  ok "a view of someone's own on a 0.1 table is refused, exit $rc: $(cat "$tmp/bad.err")"
+else
+  cat "$tmp/bad.err"
+  fail "a view on a 0.1 table: migrate exited $rc, should refuse in one line naming view public.my_records"
+fi
+
+# ---- a database of 0.1 at commit d00bbda (migrations 001-007: failures
+# has no original_id yet) upgrades too; its failures then have none
+dc_pg_newdb v007 >/dev/null || exit 1
+psql -X -q -v ON_ERROR_STOP=1 -d v007 -c "CREATE SCHEMA dmarc" \
+  -c "CREATE TABLE dmarc.schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" || exit 1
+for f in "$U"/sql-0.1/00[1-7]_*.sql; do
+  psql -X -q -v ON_ERROR_STOP=1 -d v007 -1 -f "$f" \
+    -c "INSERT INTO dmarc.schema_migrations (name, applied_at) VALUES ('$(basename "$f")', now())" >/dev/null || exit 1
+done
+pg_restore -l "$U/v0.1-corpus.dump" | grep -v ' TABLE DATA dmarc failures ' > "$tmp/v007.list"
+pg_restore --data-only --disable-triggers -L "$tmp/v007.list" -d v007 "$U/v0.1-corpus.dump" || fail "restore into the 007 database"
+q v007 "INSERT INTO dmarc.failures (stage, reason, content, sha256) VALUES ('xml', 'broken', '\x3c61', sha256('\x3c61'))" >/dev/null
+cnt() { q "$1" "SELECT format('%s %s %s %s', (SELECT count(*) FROM dmarc.reports), (SELECT count(*) FROM dmarc.records),
+  (SELECT count(*) FROM dmarc.spf_results), (SELECT count(*) FROM dmarc.failures WHERE content = '\x3c61'))"; }
+c007=$(cnt v007)
+out=$("$DC_BIN" --db "$(dsn v007)" migrate 2>&1); rc=$?
+if [ "$rc" = 0 ] && [ "$(cnt v007)" = "$c007" ] && [ "$(q v007 "SELECT count(original_id) FROM dmarc.failures")" = 0 ]; then
+  ok "a 0.1 database of migrations 001-007 upgraded (reports, records, SPF results, failures: $c007)"
+else
+  echo "$out" | tail -5
+  fail "the 001-007 database: migrate exited $rc, counts '$c007' before, '$(cnt v007)' after"
 fi
 
 [ "$fails" = 0 ] || { echo "FAIL: $fails checks failed"; exit 1; }
