@@ -33,6 +33,9 @@ SELECT ('10.' || (g >> 16) || '.' || ((g >> 8) & 255) || '.' || (g & 255))::inet
 FROM generate_series(1, :ips) g
 ON CONFLICT (ip) DO NOTHING;
 
+-- The year's monthly partitions first, as migrate and the writers keep them.
+SELECT dmarc.create_partitions(now() - make_interval(days => :days + 1), now());
+
 -- Reports: one per reporter per day.
 INSERT INTO dmarc.reports (org_name, org_email, report_id, policy_domain, date_begin, date_end,
 	policy_p, policy_sp, policy_adkim, policy_aspf, policy_pct, record_count, message_total, file_name)
@@ -47,49 +50,48 @@ FROM gen_reporters r,
 	LATERAL (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
 	                - make_interval(days => :days - d) AS day) t;
 
--- Records: record_count per generated report; ids as the writer assigns them.
+-- Records: record_count per generated report; ids as the writer assigns
+-- them; one DKIM and one SPF result per record, a second DKIM for a fifth.
 SELECT coalesce(max(id), 0) AS base_id FROM dmarc.records \gset
 INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count,
-	disposition, dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, reasons)
-SELECT :base_id + row_number() OVER () AS id, rep.id, rep.date_begin, rep.policy_domain, o,
-	('10.' || (ipn >> 16) || '.' || ((ipn >> 8) & 255) || '.' || (ipn & 255))::inet,
-	CASE WHEN x < 0.7 THEN 1 + (x * 4)::int ELSE 1 + (x * x * x * x * 300)::int END,
-	CASE WHEN fail AND rep.policy_p = 'reject' THEN 'reject' WHEN fail THEN 'quarantine' ELSE 'none' END,
-	CASE WHEN fail OR (sg AND ipn % 3 = 0) THEN 'fail' ELSE 'pass' END,
-	CASE WHEN fail OR sg THEN 'fail' ELSE 'pass' END,
-	rep.policy_domain,
-	CASE WHEN sg AND ipn % 2 = 0 THEN '' WHEN sg THEN NULL WHEN ipn % 5 = 0 THEN NULL ELSE rep.policy_domain END,
-	NULL, NULL
-FROM dmarc.reports rep,
-	LATERAL generate_series(1, rep.record_count::int) o,
-	LATERAL (SELECT random() + 0 * o AS x, random() + 0 * o AS y, random() + 0 * o AS z) rnd,
-	LATERAL (SELECT CASE WHEN rnd.y < 0.08 THEN 1 + (rnd.z * :ips * 0.02)::int
-	                     ELSE 1 + (rnd.z * rnd.z * (:ips - 1))::int END AS ipn) ip,
-	LATERAL (SELECT ip.ipn <= :ips * 0.02 AND rnd.x < 0.9 AS sg,
-	                rnd.y > 0.85 AS fail) cls
-WHERE rep.report_id LIKE 'bench-%' AND NOT EXISTS (SELECT 1 FROM dmarc.records x WHERE x.report_id = rep.id);
+	disposition, dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, reasons,
+	dkim_count, dkim_domain, dkim_selector, dkim_result, dkim_more,
+	spf_count, spf_domain, spf_scope, spf_result)
+SELECT id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count,
+	disposition, dkim_aligned, spf_aligned, header_from, envelope_from, NULL, NULL,
+	CASE WHEN id % 5 = 0 THEN 2 ELSE 1 END,
+	CASE WHEN dkim_aligned = 'pass' THEN header_from ELSE 'esp' || (id % 50) || '.example.net' END,
+	's' || (id % 4), CASE WHEN dkim_aligned = 'pass' OR id % 3 = 0 THEN 'pass' ELSE 'fail' END,
+	CASE WHEN id % 5 = 0 THEN '[{"domain": "esp.example.net", "selector": "k1", "result": "pass", "human_result": null}]'::jsonb END,
+	1,
+	CASE WHEN own AND spf_aligned = 'fail' THEN ptr
+	     WHEN spf_aligned = 'pass' THEN header_from ELSE 'bounce.example.net' END,
+	CASE WHEN own AND spf_aligned = 'fail' AND id % 2 = 0 THEN 'helo' ELSE 'mfrom' END,
+	CASE WHEN spf_aligned = 'pass' OR own THEN 'pass' ELSE 'softfail' END
+FROM (
+	SELECT :base_id + row_number() OVER () AS id, rep.id AS report_id, rep.date_begin, rep.policy_domain, o AS ordinal,
+		('10.' || (ipn >> 16) || '.' || ((ipn >> 8) & 255) || '.' || (ipn & 255))::inet AS source_ip,
+		CASE WHEN x < 0.7 THEN 1 + (x * 4)::int ELSE 1 + (x * x * x * x * 300)::int END AS message_count,
+		CASE WHEN fail AND rep.policy_p = 'reject' THEN 'reject' WHEN fail THEN 'quarantine' ELSE 'none' END
+			AS disposition,
+		CASE WHEN fail OR (sg AND ipn % 3 = 0) THEN 'fail' ELSE 'pass' END AS dkim_aligned,
+		CASE WHEN fail OR sg THEN 'fail' ELSE 'pass' END AS spf_aligned,
+		rep.policy_domain AS header_from,
+		CASE WHEN sg AND ipn % 2 = 0 THEN '' WHEN sg THEN NULL WHEN ipn % 5 = 0 THEN NULL ELSE rep.policy_domain END
+			AS envelope_from,
+		ipn <= :ips * 0.02 AS own,
+		CASE WHEN ipn % 7 = 0 THEN NULL ELSE 'mx' || ipn || '.host' || (ipn % 500) || '.example.org' END AS ptr
+	FROM dmarc.reports rep,
+		LATERAL generate_series(1, rep.record_count::int) o,
+		LATERAL (SELECT random() + 0 * o AS x, random() + 0 * o AS y, random() + 0 * o AS z) rnd,
+		LATERAL (SELECT CASE WHEN rnd.y < 0.08 THEN 1 + (rnd.z * :ips * 0.02)::int
+		                     ELSE 1 + (rnd.z * rnd.z * (:ips - 1))::int END AS ipn) ip,
+		LATERAL (SELECT ip.ipn <= :ips * 0.02 AND rnd.x < 0.9 AS sg,
+		                rnd.y > 0.85 AS fail) cls
+	WHERE rep.report_id LIKE 'bench-%' AND NOT EXISTS (SELECT 1 FROM dmarc.records x WHERE x.report_id = rep.id)
+) g;
 
 SELECT setval('dmarc.records_id_seq', (SELECT max(id) FROM dmarc.records) + 4096);
-
--- One DKIM and one SPF result per record (plus a second DKIM for a fifth).
-INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal, domain, selector, result)
-SELECT id, date_begin, policy_domain, 1,
-	CASE WHEN dkim_aligned = 'pass' THEN header_from ELSE 'esp' || (id % 50) || '.example.net' END,
-	's' || (id % 4), CASE WHEN dkim_aligned = 'pass' OR id % 3 = 0 THEN 'pass' ELSE 'fail' END
-FROM dmarc.records WHERE id > :base_id;
-INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal, domain, selector, result)
-SELECT id, date_begin, policy_domain, 2, 'esp.example.net', 'k1', 'pass'
-FROM dmarc.records WHERE id > :base_id AND id % 5 = 0;
-
-INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal, domain, scope, result)
-SELECT r.id, r.date_begin, r.policy_domain, 1,
-	CASE WHEN own AND r.spf_aligned = 'fail' THEN n.ptr
-	     WHEN r.spf_aligned = 'pass' THEN r.header_from ELSE 'bounce.example.net' END,
-	CASE WHEN own AND r.spf_aligned = 'fail' AND r.id % 2 = 0 THEN 'helo' ELSE 'mfrom' END,
-	CASE WHEN r.spf_aligned = 'pass' OR own THEN 'pass' ELSE 'softfail' END
-FROM dmarc.records r LEFT JOIN dmarc.ip_names n ON n.ip = r.source_ip,
-	LATERAL (SELECT r.source_ip <= '10.0.0.0'::inet + (:ips * 0.02)::bigint AS own) o
-WHERE r.id > :base_id;
 
 UPDATE dmarc.reports rep SET message_total = s.m
 FROM (SELECT report_id, sum(message_count) AS m FROM dmarc.records GROUP BY report_id) s
@@ -103,6 +105,6 @@ FROM generate_series(1, 2000) g;
 
 ANALYZE;
 
--- The daily rollups of sql/005 (their triggers are best off while
+-- The daily rollups (sql/objects/60_rollups.sql) (their triggers are best off while
 -- generating: psql -c 'SET session_replication_role = replica').
 SELECT dmarc.rollup_rebuild();
