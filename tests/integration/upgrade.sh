@@ -32,16 +32,7 @@ set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
 . "$DC_SRC/tests/lib/pg.sh"
-if [ -f "$DC_SRC/tests/lib/schema.sh" ]; then
-  . "$DC_SRC/tests/lib/schema.sh"
-else
-  # the normalisation of tests/lib/schema.sh (sql/schema.sql), for a tree
-  # that does not have it yet
-  dc_schema_dump() {
-    pg_dump --schema-only -n dmarc --no-owner -T 'dmarc.reports_2*' -T 'dmarc.records_2*' -d "$1" |
-      sed -e '/^-- Dumped \(from\|by\) /d' -e '/^\\restrict /d' -e '/^\\unrestrict /d'
-  }
-fi
+. "$DC_SRC/tests/lib/schema.sh"   # dc_schema_dump: the normalisation of sql/schema.sql
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
