@@ -19,11 +19,12 @@
 --   3. moves 0.1's tables into schema dmarc_v01 (ALTER TABLE ... SET
 --      SCHEMA: a catalog change, no row is copied; their indexes,
 --      constraints and the sequences their ids come from move with them);
---   4. refuses, before anything is lost, a database with objects the upgrade
---      does not know: anything left in schema dmarc, an index or a
---      sequence or trigger added to a 0.1 table by hand, and any view, function,
---      table or constraint elsewhere that depends on a 0.1 table (0.1-after
---      drops dmarc_v01 with CASCADE, which would take them along).  Each
+--   4. refuses a database with objects the upgrade does not know: anything
+--      left in schema dmarc (it could be in the way of 1.0), an index,
+--      sequence or trigger added to a 0.1 table by hand, and any view,
+--      function or foreign key elsewhere that depends on a 0.1 table
+--      (0.1-after.sql drops the 0.1 tables: such an object would be lost
+--      with them, or stop the upgrade only after all the copying).  Each
 --      refusal names the object: move or drop it, upgrade, re-create it.
 
 DO $$
@@ -131,7 +132,8 @@ BEGIN
 	END IF;
 
 	-- an index or sequence added by hand to a 0.1 table would be dropped
-	-- with it (the names are those 0.1's migrations create)
+	-- with it (the names are those 0.1's migrations create); the 1.0 tables
+	-- have their own indexes
 	SELECT min(c.relname) INTO o
 	FROM pg_catalog.pg_class c
 	WHERE c.relnamespace = 'dmarc_v01'::regnamespace AND c.relkind IN ('i', 'S')
@@ -159,7 +161,8 @@ BEGIN
 
 	-- anything outside dmarc_v01 that depends on a moved table, its row
 	-- type or a column (a view, a function taking its rows, a foreign key
-	-- from another table): DROP SCHEMA dmarc_v01 CASCADE would drop it
+	-- from another table): 0.1-after.sql's DROP TABLE would fail on it at
+	-- the very end
 	SELECT min(CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::regclass
 	                THEN (SELECT format('view %s', r.ev_class::regclass) FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
 	                ELSE replace(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), 'dmarc_v01.', 'dmarc.') END)
