@@ -107,7 +107,6 @@ COMMENT ON FUNCTION dmarc.day_share(n bigint, secs numeric, cum numeric, total n
 
 CREATE FUNCTION dmarc.day_shares(b timestamp with time zone, e timestamp with time zone, n bigint) RETURNS TABLE(day date, days integer, messages bigint, messages_exact numeric, fraction numeric)
     LANGUAGE sql IMMUTABLE ROWS 2 PARALLEL SAFE
-    SET jit TO 'off'
     AS $$
 	SELECT d.day, d.ndays, dmarc.day_share(n, d.secs, d.cum, d.total),
 	       n::numeric * d.secs / d.total, d.secs / d.total
