@@ -107,7 +107,6 @@ COMMENT ON FUNCTION dmarc.day_share(n bigint, secs numeric, cum numeric, total n
 
 CREATE FUNCTION dmarc.day_shares(b timestamp with time zone, e timestamp with time zone, n bigint) RETURNS TABLE(day date, days integer, messages bigint, messages_exact numeric, fraction numeric)
     LANGUAGE sql IMMUTABLE ROWS 2 PARALLEL SAFE
-    SET jit TO 'off'
     AS $$
 	SELECT d.day, d.ndays, dmarc.day_share(n, d.secs, d.cum, d.total),
 	       n::numeric * d.secs / d.total, d.secs / d.total
@@ -331,6 +330,112 @@ $$;
 --
 
 COMMENT ON FUNCTION dmarc.maintain_partitions() IS 'Creates the monthly partitions for last month to two months ahead, and for every month (2000-01 to a year ahead) that has rows in the DEFAULT partitions, moving them; returns how many partitions were created. migrate, poll, import and reparse call it.';
+
+
+--
+-- Name: prune_month(timestamp with time zone); Type: FUNCTION; Schema: dmarc; Owner: -
+--
+
+CREATE FUNCTION dmarc.prune_month(cutoff timestamp with time zone) RETURNS TABLE(month date, reports bigint, records bigint, dkim_results bigint, spf_results bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+	rep regclass;      -- dmarc.reports_YYYY_MM
+	rec regclass;      -- dmarc.records_YYYY_MM
+	bounds text;       -- its partition bound as the server prints it
+	lo timestamptz;
+	hi timestamptz;    -- bound
+	hi_day date;
+	busy boolean;
+	stay bigint[];     -- S
+	spill bigint[];    -- X
+	locked boolean := false;
+	counted regclass;  -- the partition counted before the locks
+	ids text;          -- and a digest of its report ids then
+	busy_ids text;     -- the digest under the locks
+BEGIN
+	-- no partition appears, moves or goes meanwhile (75_partitions.sql's
+	-- creators, another prune): the lock costs nothing to readers and writers
+	PERFORM pg_advisory_xact_lock(7236828409416413026);
+	LOOP
+		-- the oldest monthly partition of dmarc.reports (the DEFAULT
+		-- partition's bound, DEFAULT, does not match)
+		SELECT c.oid::regclass, pg_get_expr(c.relpartbound, c.oid), b.m[1]::timestamptz, b.m[2]::timestamptz
+		INTO rep, bounds, lo, hi
+		FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		CROSS JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
+		                                        'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS m) b
+		WHERE i.inhparent = 'dmarc.reports'::regclass AND b.m IS NOT NULL
+		ORDER BY 3
+		LIMIT 1;
+		IF rep IS NULL OR hi > cutoff THEN
+			RETURN;
+		END IF;
+		-- the records' partition of the same month
+		SELECT c.oid::regclass INTO rec
+		FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'dmarc.records'::regclass AND pg_get_expr(c.relpartbound, c.oid) = bounds;
+		IF rec IS NULL THEN
+			RETURN;
+		END IF;
+		EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE date_end >= $1)', rep) INTO busy USING cutoff;
+		IF busy THEN
+			RETURN;
+		END IF;
+		EXIT WHEN locked;
+		-- its rows, counted in one snapshot with its report ids
+		EXECUTE format('SELECT (SELECT md5(string_agg(id::text, '','' ORDER BY id)) FROM %1$s),'
+		               ' (SELECT count(*) FROM %1$s), count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0)'
+		               ' FROM %2$s', rep, rec)
+			INTO ids, reports, records, dkim_results, spf_results;
+		counted := rep;
+		LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
+		locked := true;
+		-- and once more, now that nothing can change
+	END LOOP;
+	hi_day := (hi AT TIME ZONE 'UTC')::date;
+	IF hi_day::timestamp AT TIME ZONE 'UTC' <> hi THEN
+		RAISE EXCEPTION 'dmarc.prune_month: partition % ends at %, not at a UTC midnight', rep, hi;
+	END IF;
+
+	-- counted again only if M's reports changed meanwhile (a month's records
+	-- change only with their report, in its transaction)
+	EXECUTE format('SELECT md5(string_agg(id::text, '','' ORDER BY id)) FROM %s', rep) INTO busy_ids;
+	IF counted IS DISTINCT FROM rep OR busy_ids IS DISTINCT FROM ids THEN
+		EXECUTE format('SELECT count(*) FROM %s', rep) INTO reports;
+		EXECUTE format('SELECT count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0) FROM %s', rec)
+			INTO records, dkim_results, spf_results;
+	END IF;
+
+	stay := ARRAY(SELECT p.id FROM dmarc.reports p
+	              WHERE p.date_begin < hi AND p.rolled_up AND p.tableoid <> rep::oid ORDER BY p.id);
+	EXECUTE format('SELECT ARRAY(SELECT id FROM %s WHERE rolled_up AND date_end > $1 ORDER BY id)', rep)
+		INTO spill USING hi;
+	LOCK TABLE dmarc.ip_names IN SHARE MODE;
+	PERFORM dmarc.rollup_reports(stay || spill, -1);                       -- a), b)
+	DELETE FROM dmarc.rollup_daily WHERE day < hi_day;                     -- c)
+	DELETE FROM dmarc.rollup_sources WHERE day < hi_day;
+	EXECUTE format('ALTER TABLE dmarc.reports DETACH PARTITION %s', rep);  -- d)
+	EXECUTE format('ALTER TABLE dmarc.records DETACH PARTITION %s', rec);
+	EXECUTE format('DROP TABLE %s', rep);
+	EXECUTE format('DROP TABLE %s', rec);
+	PERFORM dmarc.rollup_reports(stay, 1);                                 -- e)
+
+	month := (lo AT TIME ZONE 'UTC')::date;
+	RETURN NEXT;
+END
+$_$;
+
+
+--
+-- Name: FUNCTION prune_month(cutoff timestamp with time zone); Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON FUNCTION dmarc.prune_month(cutoff timestamp with time zone) IS 'Retention: detaches and drops the oldest monthly partition of dmarc.reports and dmarc.records if that month ended by cutoff and all its reports have date_end < cutoff, taking exactly their share out of the daily rollups; returns the month and the rows dropped (records, and DKIM/SPF results as sum(dkim_count)/sum(spf_count)), or no row when the oldest month cannot go. prune calls it once per transaction until it returns no row.';
 
 
 --
@@ -2817,6 +2922,14 @@ GRANT ALL ON FUNCTION dmarc.grant_roles() TO dmarc_writer;
 
 REVOKE ALL ON FUNCTION dmarc.maintain_partitions() FROM PUBLIC;
 GRANT ALL ON FUNCTION dmarc.maintain_partitions() TO dmarc_writer;
+
+
+--
+-- Name: FUNCTION prune_month(cutoff timestamp with time zone); Type: ACL; Schema: dmarc; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dmarc.prune_month(cutoff timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION dmarc.prune_month(cutoff timestamp with time zone) TO dmarc_writer;
 
 
 --
