@@ -55,7 +55,11 @@ BEGIN
 			CONTINUE WHEN to_regclass('dmarc.' || part) IS NOT NULL;
 			-- the month's rows in the DEFAULT partition move into the new
 			-- one (PostgreSQL refuses the partition while they are there);
-			-- the reports' delete trigger must not take them for deletions
+			-- the reports' triggers must not take them for deletions, nor
+			-- for new reports at COMMIT (moving_rows stays on until the
+			-- transaction ends: a moved report keeps rolled_up, and one
+			-- still waiting is added by the next dmarc.rollup_pending()
+			-- with the others, not one by one at this COMMIT)
 			PERFORM set_config('dmarc.moving_rows', 'on', true);
 			EXECUTE format('CREATE TEMPORARY TABLE dc_moving ON COMMIT DROP AS '
 			               'WITH d AS (DELETE FROM dmarc.%I WHERE date_begin >= $1 AND date_begin < $2 RETURNING *) '
@@ -65,7 +69,6 @@ BEGIN
 			               part, t, m, m + interval '1 month');
 			EXECUTE format('INSERT INTO dmarc.%I SELECT * FROM dc_moving', part);
 			DROP TABLE dc_moving;
-			PERFORM set_config('dmarc.moving_rows', 'off', true);
 			created := created + 1;
 		END LOOP;
 		m := m + interval '1 month';
@@ -419,6 +422,8 @@ BEGIN
 	PERFORM dmarc.rollup_reports(stay || spill, -1);                       -- a), b)
 	DELETE FROM dmarc.rollup_daily WHERE day < hi_day;                     -- c)
 	DELETE FROM dmarc.rollup_sources WHERE day < hi_day;
+	DELETE FROM dmarc.rollup_domains WHERE day < hi_day;
+	DELETE FROM dmarc.rollup_reporters WHERE day < hi_day;
 	EXECUTE format('ALTER TABLE dmarc.reports DETACH PARTITION %s', rep);  -- d)
 	EXECUTE format('ALTER TABLE dmarc.records DETACH PARTITION %s', rec);
 	EXECUTE format('DROP TABLE %s', rep);
@@ -555,15 +560,43 @@ BEGIN
 		JOIN days d ON d.id = rec.report_id AND d.date_begin = rec.date_begin
 		           AND d.domain_as_sent = rec.policy_domain
 		WHERE %s
-	), daily AS (
-		INSERT INTO dmarc.rollup_daily AS t
-		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, sum(m), sum(g)
+	), grp AS MATERIALIZED (
+		-- rollup_daily's rows, of which the two narrower rollups are sums
+		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, sum(m) AS m, sum(g) AS g
 		FROM rec
 		GROUP BY 1, 2, 3, 4, 5, 6, 7
-		HAVING sum(g) <> 0 OR sum(m) <> 0
+	), daily AS (
+		INSERT INTO dmarc.rollup_daily AS t
+		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, m, g
+		FROM grp
+		WHERE g <> 0 OR m <> 0
 		ORDER BY 1, 2, 3, 4, 5, 6, 7
 		ON CONFLICT ON CONSTRAINT rollup_daily_key DO UPDATE
 			SET messages = t.messages + EXCLUDED.messages, records = t.records + EXCLUDED.records
+		RETURNING 1
+	), domains AS (
+		INSERT INTO dmarc.rollup_domains AS t
+		SELECT day, policy_domain, disposition, dkim_pass, spf_pass, reason, sum(m), sum(g)
+		FROM grp
+		GROUP BY 1, 2, 3, 4, 5, 6
+		HAVING sum(g) <> 0 OR sum(m) <> 0
+		ORDER BY 1, 2, 3, 4, 5, 6
+		ON CONFLICT ON CONSTRAINT rollup_domains_key DO UPDATE
+			SET messages = t.messages + EXCLUDED.messages, records = t.records + EXCLUDED.records
+		RETURNING 1
+	), reporters AS (
+		INSERT INTO dmarc.rollup_reporters AS t
+		SELECT day, policy_domain, org_name, sum(m), coalesce(sum(m) FILTER (WHERE dkim_pass OR spf_pass), 0), sum(g),
+		       coalesce(sum(g) FILTER (WHERE dkim_pass OR spf_pass), 0)
+		FROM grp
+		GROUP BY 1, 2, 3
+		HAVING sum(g) <> 0 OR sum(m) <> 0
+		ORDER BY 1, 2, 3
+		ON CONFLICT ON CONSTRAINT rollup_reporters_key DO UPDATE
+			SET messages = t.messages + EXCLUDED.messages,
+			    dmarc_pass_messages = t.dmarc_pass_messages + EXCLUDED.dmarc_pass_messages,
+			    records = t.records + EXCLUDED.records,
+			    dmarc_pass_records = t.dmarc_pass_records + EXCLUDED.dmarc_pass_records
 		RETURNING 1
 	)
 	INSERT INTO dmarc.rollup_sources AS t
@@ -581,6 +614,8 @@ BEGIN
 	IF sign < 0 OR mode = 'ips' THEN
 		DELETE FROM dmarc.rollup_daily WHERE records = 0;
 		DELETE FROM dmarc.rollup_sources WHERE records = 0;
+		DELETE FROM dmarc.rollup_domains WHERE records = 0;
+		DELETE FROM dmarc.rollup_reporters WHERE records = 0;
 	END IF;
 END
 $_$;
@@ -696,11 +731,12 @@ CREATE FUNCTION dmarc.rollup_rebuild() RETURNS bigint
     AS $$
 BEGIN
 	LOCK TABLE dmarc.ip_names IN SHARE MODE;
-	LOCK TABLE dmarc.rollup_daily, dmarc.rollup_sources IN EXCLUSIVE MODE;
-	TRUNCATE dmarc.rollup_daily, dmarc.rollup_sources;
+	LOCK TABLE dmarc.rollup_daily, dmarc.rollup_sources, dmarc.rollup_domains, dmarc.rollup_reporters IN EXCLUSIVE MODE;
+	TRUNCATE dmarc.rollup_daily, dmarc.rollup_sources, dmarc.rollup_domains, dmarc.rollup_reporters;
 	PERFORM dmarc.rollup_change('all', NULL, NULL, NULL, NULL, 1);
 	UPDATE dmarc.reports SET rolled_up = true WHERE NOT rolled_up;
-	RETURN (SELECT count(*) FROM dmarc.rollup_daily) + (SELECT count(*) FROM dmarc.rollup_sources);
+	RETURN (SELECT count(*) FROM dmarc.rollup_daily) + (SELECT count(*) FROM dmarc.rollup_sources)
+	     + (SELECT count(*) FROM dmarc.rollup_domains) + (SELECT count(*) FROM dmarc.rollup_reporters);
 END
 $$;
 
@@ -819,6 +855,55 @@ COMMENT ON FUNCTION dmarc.spf_more_has_domain(spf_more jsonb, name text) IS 'Tru
 
 
 --
+-- Name: rollup_domains; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_domains (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    disposition text,
+    dkim_pass boolean NOT NULL,
+    spf_pass boolean NOT NULL,
+    server_generated_reason text,
+    messages bigint NOT NULL,
+    records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_domains; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_domains IS 'rollup_daily summed over the reporters: per UTC day, policy domain, disposition, alignment and reason. Maintained by the rollup functions; read it through dmarc.daily_domains.';
+
+
+--
+-- Name: daily_domains; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_domains AS
+ SELECT rollup_domains.day,
+    ((rollup_domains.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    rollup_domains.policy_domain,
+    rollup_domains.disposition,
+    rollup_domains.dkim_pass,
+    rollup_domains.spf_pass,
+    (rollup_domains.dkim_pass OR rollup_domains.spf_pass) AS dmarc_pass,
+    (rollup_domains.server_generated_reason IS NOT NULL) AS server_generated,
+    rollup_domains.server_generated_reason,
+    rollup_domains.messages,
+    rollup_domains.records
+   FROM dmarc.rollup_domains;
+
+
+--
+-- Name: VIEW daily_domains; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_domains IS 'dmarc.daily_mail summed over all reporters (same columns but org_name): what a panel over all reporters reads, a few rows per day instead of a few per reporter and day.';
+
+
+--
 -- Name: rollup_daily; Type: TABLE; Schema: dmarc; Owner: -
 --
 
@@ -867,6 +952,53 @@ CREATE VIEW dmarc.daily_mail AS
 --
 
 COMMENT ON VIEW dmarc.daily_mail IS 'Messages per UTC day (reports spanning several days shared out as in dmarc.record_days), policy domain (lower case), reporter (org_name), disposition, DKIM/SPF alignment, dmarc_pass and server-generated reason. time is the day''s start (UTC). records counts record-days. The fast source for daily graphs; same numbers as dmarc.daily_summary.';
+
+
+--
+-- Name: rollup_reporters; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_reporters (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    org_name text NOT NULL,
+    messages bigint NOT NULL,
+    dmarc_pass_messages bigint NOT NULL,
+    records bigint NOT NULL,
+    dmarc_pass_records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_reporters IS 'rollup_daily summed per UTC day, policy domain and reporter (messages and record-days, all and those passing DMARC). Maintained by the rollup functions; read it through dmarc.daily_reporters.';
+
+
+--
+-- Name: daily_reporters; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_reporters AS
+ SELECT rollup_reporters.day,
+    ((rollup_reporters.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    rollup_reporters.policy_domain,
+    rollup_reporters.org_name,
+    rollup_reporters.messages,
+    rollup_reporters.dmarc_pass_messages,
+    (rollup_reporters.messages - rollup_reporters.dmarc_pass_messages) AS failing_messages,
+    rollup_reporters.records,
+    rollup_reporters.dmarc_pass_records,
+    (rollup_reporters.records - rollup_reporters.dmarc_pass_records) AS failing_records
+   FROM dmarc.rollup_reporters;
+
+
+--
+-- Name: VIEW daily_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_reporters IS 'dmarc.daily_mail summed per UTC day, policy domain and reporter: messages and record-days, all, passing DMARC and failing it (a *_records of 0: no such row in daily_mail). For panels that list or count reporters.';
 
 
 --
@@ -2368,6 +2500,22 @@ ALTER TABLE ONLY dmarc.rollup_daily
 
 
 --
+-- Name: rollup_domains rollup_domains_key; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.rollup_domains
+    ADD CONSTRAINT rollup_domains_key UNIQUE NULLS NOT DISTINCT (day, policy_domain, disposition, dkim_pass, spf_pass, server_generated_reason);
+
+
+--
+-- Name: rollup_reporters rollup_reporters_key; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.rollup_reporters
+    ADD CONSTRAINT rollup_reporters_key UNIQUE (day, policy_domain, org_name) INCLUDE (messages, dmarc_pass_messages);
+
+
+--
 -- Name: rollup_sources rollup_sources_key; Type: CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -2448,6 +2596,20 @@ CREATE INDEX reports_date_end_idx ON ONLY dmarc.reports USING btree (date_end);
 
 
 --
+-- Name: reports_org_date_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX reports_org_date_idx ON ONLY dmarc.reports USING btree (COALESCE(org_name, ''::text), date_begin);
+
+
+--
+-- Name: reports_default_coalesce_date_begin_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX reports_default_coalesce_date_begin_idx ON dmarc.reports_default USING btree (COALESCE(org_name, ''::text), date_begin);
+
+
+--
 -- Name: reports_default_date_end_idx; Type: INDEX; Schema: dmarc; Owner: -
 --
 
@@ -2504,10 +2666,38 @@ CREATE INDEX rollup_daily_day_idx ON dmarc.rollup_daily USING btree (day, policy
 
 
 --
+-- Name: rollup_daily_org_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX rollup_daily_org_idx ON dmarc.rollup_daily USING btree (org_name, day);
+
+
+--
 -- Name: rollup_daily_zero_idx; Type: INDEX; Schema: dmarc; Owner: -
 --
 
 CREATE INDEX rollup_daily_zero_idx ON dmarc.rollup_daily USING btree (day) WHERE (records = 0);
+
+
+--
+-- Name: rollup_domains_zero_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX rollup_domains_zero_idx ON dmarc.rollup_domains USING btree (day) WHERE (records = 0);
+
+
+--
+-- Name: rollup_reporters_org_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX rollup_reporters_org_idx ON dmarc.rollup_reporters USING btree (org_name, day);
+
+
+--
+-- Name: rollup_reporters_zero_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX rollup_reporters_zero_idx ON dmarc.rollup_reporters USING btree (day) WHERE (records = 0);
 
 
 --
@@ -2522,6 +2712,13 @@ CREATE INDEX rollup_sources_day_idx ON dmarc.rollup_sources USING btree (day, po
 --
 
 CREATE INDEX rollup_sources_ip_idx ON dmarc.rollup_sources USING btree (source_ip, day);
+
+
+--
+-- Name: rollup_sources_org_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX rollup_sources_org_idx ON dmarc.rollup_sources USING btree (org_name, day);
 
 
 --
@@ -2543,6 +2740,13 @@ ALTER INDEX dmarc.records_report_id_idx ATTACH PARTITION dmarc.records_default_r
 --
 
 ALTER INDEX dmarc.records_source_ip_idx ATTACH PARTITION dmarc.records_default_source_ip_idx;
+
+
+--
+-- Name: reports_default_coalesce_date_begin_idx; Type: INDEX ATTACH; Schema: dmarc; Owner: -
+--
+
+ALTER INDEX dmarc.reports_org_date_idx ATTACH PARTITION dmarc.reports_default_coalesce_date_begin_idx;
 
 
 --
@@ -2812,6 +3016,21 @@ GRANT ALL ON FUNCTION dmarc.spf_more_has_domain(spf_more jsonb, name text) TO dm
 
 
 --
+-- Name: TABLE rollup_domains; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_domains TO dmarc_writer;
+
+
+--
+-- Name: TABLE daily_domains; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.daily_domains TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.daily_domains TO dmarc_writer;
+
+
+--
 -- Name: TABLE rollup_daily; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -2824,6 +3043,21 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_daily TO dmarc_writer;
 
 GRANT SELECT ON TABLE dmarc.daily_mail TO dmarc_reader;
 GRANT SELECT ON TABLE dmarc.daily_mail TO dmarc_writer;
+
+
+--
+-- Name: TABLE rollup_reporters; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_reporters TO dmarc_writer;
+
+
+--
+-- Name: TABLE daily_reporters; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.daily_reporters TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.daily_reporters TO dmarc_writer;
 
 
 --

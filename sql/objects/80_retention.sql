@@ -132,6 +132,8 @@ BEGIN
 	PERFORM dmarc.rollup_reports(stay || spill, -1);                       -- a), b)
 	DELETE FROM dmarc.rollup_daily WHERE day < hi_day;                     -- c)
 	DELETE FROM dmarc.rollup_sources WHERE day < hi_day;
+	DELETE FROM dmarc.rollup_domains WHERE day < hi_day;
+	DELETE FROM dmarc.rollup_reporters WHERE day < hi_day;
 	EXECUTE format('ALTER TABLE dmarc.reports DETACH PARTITION %s', rep);  -- d)
 	EXECUTE format('ALTER TABLE dmarc.records DETACH PARTITION %s', rec);
 	EXECUTE format('DROP TABLE %s', rep);

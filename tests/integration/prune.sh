@@ -188,15 +188,21 @@ edge_keep=$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end >= 
 # the daily rollups against a rebuild from the records left: 0 when they are
 # the same, row for row (the rebuild replaces them)
 rollup_diff() {
-  q "SET client_min_messages = warning; DROP TABLE IF EXISTS public.it_rd, public.it_rs;
+  q "SET client_min_messages = warning; DROP TABLE IF EXISTS public.it_rd, public.it_rs, public.it_rm, public.it_rr;
      CREATE TABLE public.it_rd AS SELECT * FROM dmarc.rollup_daily;
-     CREATE TABLE public.it_rs AS SELECT * FROM dmarc.rollup_sources" >/dev/null
+     CREATE TABLE public.it_rs AS SELECT * FROM dmarc.rollup_sources;
+     CREATE TABLE public.it_rm AS SELECT * FROM dmarc.rollup_domains;
+     CREATE TABLE public.it_rr AS SELECT * FROM dmarc.rollup_reporters" >/dev/null
   [ "$(q "SELECT count(*) FROM dmarc.reports WHERE NOT rolled_up")" = 0 ] || { echo "reports not rolled up"; return; }
   q "SELECT dmarc.rollup_rebuild()" >/dev/null
   q "SELECT (SELECT count(*) FROM (SELECT * FROM public.it_rd EXCEPT ALL SELECT * FROM dmarc.rollup_daily) x)
           + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_daily EXCEPT ALL SELECT * FROM public.it_rd) x)
           + (SELECT count(*) FROM (SELECT * FROM public.it_rs EXCEPT ALL SELECT * FROM dmarc.rollup_sources) x)
-          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_sources EXCEPT ALL SELECT * FROM public.it_rs) x)"
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_sources EXCEPT ALL SELECT * FROM public.it_rs) x)
+          + (SELECT count(*) FROM (SELECT * FROM public.it_rm EXCEPT ALL SELECT * FROM dmarc.rollup_domains) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_domains EXCEPT ALL SELECT * FROM public.it_rm) x)
+          + (SELECT count(*) FROM (SELECT * FROM public.it_rr EXCEPT ALL SELECT * FROM dmarc.rollup_reporters) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_reporters EXCEPT ALL SELECT * FROM public.it_rr) x)"
 }
 
 # batches of 100 records at the edge: several report transactions; as the
