@@ -11,8 +11,11 @@
 # the triggers off, builds the daily rollups (timed), then runs every panel
 # of examples/grafana/dashboards/*.json through examples/grafana/run_panels.py
 # as a dmarc_reader login with EXPLAIN ANALYZE (planning + execution time),
-# for the dashboard's default range (30 days) and for the whole year, first
-# with the indexes of sql/005 and then without them.
+# for the dashboard's default range (30 days), for the whole year, and for
+# the whole year of one domain and one reporter; then the default range once
+# more without the panel indexes of sql/migrations/001_tables.sql.
+# Prints the load average next to each run: the figures mean little on a
+# machine busy with other work.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$src/build/dmarc-collector}
@@ -47,13 +50,14 @@ echo "data: $(q "SELECT count(*) FROM dmarc.reports") reports, $(q "SELECT count
      "$(q "SELECT sum(message_count) FROM dmarc.records") messages over $DAYS days;" \
      "generated in $(echo "$t1 - $t0" | bc) s"
 echo "rollups: $(q "SELECT count(*) FROM dmarc.rollup_daily") daily rows, $(q "SELECT count(*) FROM dmarc.rollup_sources") source rows," \
+     "$(q "SELECT count(*) FROM dmarc.rollup_domains") domain rows, $(q "SELECT count(*) FROM dmarc.rollup_reporters") reporter rows," \
      "rebuilt in $(echo "$t2 - $t1" | bc) s; database $(q "SELECT pg_size_pretty(pg_database_size('panels'))")"
 
 q "CREATE ROLE bench_grafana LOGIN IN ROLE dmarc_reader" >/dev/null
 run() {  # LABEL ARGS...: every panel of every dashboard, slowest last
   local label=$1; shift
   for d in "$src"/examples/grafana/dashboards/*.json; do
-    echo "--- $label: $(basename "$d")"
+    echo "--- $label: $(basename "$d") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     python3 "$src/examples/grafana/run_panels.py" "$d" --psql "psql -d panels -U bench_grafana" --explain "$@" \
       | tee "$tmp/run.txt"
     sort -t'|' -k1 "$tmp/run.txt" | awk '/ ms$/ {ms=$(NF-1); if (ms > max) {max=ms; line=$0}} END {print "slowest: " line}'
@@ -65,6 +69,7 @@ dom=$(q "SELECT policy_domain FROM dmarc.daily_mail GROUP BY 1 ORDER BY sum(mess
 rep=$(q "SELECT org_name FROM dmarc.daily_mail GROUP BY 1 ORDER BY sum(messages) DESC LIMIT 1")
 run "whole year, domain $dom, reporter $rep" --from "now-${DAYS}d" --var "domain=$dom" --var "reporter=$rep"
 
-echo "--- without the panel indexes of sql/005"
-q "DROP INDEX dmarc.rollup_daily_day_idx, dmarc.rollup_sources_day_idx, dmarc.rollup_sources_ip_idx, dmarc.reports_domain_date_idx" >/dev/null
+echo "--- without the panel indexes of sql/migrations/001_tables.sql"
+q "DROP INDEX dmarc.rollup_daily_day_idx, dmarc.rollup_daily_org_idx, dmarc.rollup_sources_day_idx, dmarc.rollup_sources_ip_idx,
+          dmarc.rollup_sources_org_idx, dmarc.rollup_reporters_org_idx, dmarc.reports_domain_date_idx, dmarc.reports_org_date_idx" >/dev/null
 run "default range (30 days), no panel indexes"

@@ -3,7 +3,10 @@
  * named by the configuration, runs dc_prune (storage/dc_prune.c) and logs
  * what went.  Argument parsing is main.c's; this file only maps results to
  * the exit statuses of dc_commands.h.  The environment variable
- * DC_PRUNE_BATCH_RECORDS sets the records per transaction (default 20000).
+ * DC_PRUNE_BATCH_RECORDS sets the records per transaction at the edge
+ * (default 20000).  The summary gives the totals, then how many months were
+ * dropped whole (with their reports and records) and how many reports went
+ * by rows.
  */
 #include "dc_commands.h"
 #include "dc_exit.h"
@@ -54,9 +57,12 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 	rc = dc_prune(st, &opts, &stats, &err);
 	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64 " records, %" PRIu64
 		    " dkim results, %" PRIu64 " spf results, %" PRIu64 " failures, %" PRIu64
-		    " originals in %" PRIu64 " transactions; %" PRIu64 " message log rows",
+		    " originals in %" PRIu64 " transactions; %" PRIu64 " message log rows; %" PRIu64
+		    " months dropped whole (%" PRIu64 " reports, %" PRIu64 " records), %" PRIu64
+		    " reports deleted by rows",
 		older_than_days, stats.reports, stats.records, stats.dkim_results, stats.spf_results,
-		stats.failures, stats.originals, stats.transactions, stats.mailbox_messages);
+		stats.failures, stats.originals, stats.transactions, stats.mailbox_messages, stats.months,
+		stats.month_reports, stats.month_records, stats.reports - stats.month_reports);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
 		status = dc_exit_for(rc);

@@ -160,16 +160,18 @@ open_store(run_ctx *c, const char *what, dc_store **st)
 
 /* ---------------------------------------------------------------- migrate */
 
-/* `migrate`: applies the compiled-in migrations (nothing half-applied: one
- * transaction each); 0, 2 when the server refuses one (no privilege to
- * create a role or schema ...), 75 when the database cannot be reached or
- * goes away. */
+/* `migrate`: applies the compiled-in SQL (dc_store_migrate_report: nothing
+ * half-applied); 0, 2 when the server refuses (no privilege to create a role
+ * or schema ...) or the database disagrees with the program (an applied
+ * migration edited, or one this program does not have), 75 when the
+ * database cannot be reached or goes away. */
 static int
 cmd_migrate(run_ctx *c, int argc, char **argv)
 {
 	dc_store *st = NULL;
+	dc_migrate_report rep;
 	dc_err err;
-	int applied = 0, status;
+	int status;
 	dc_code rc;
 
 	if (!no_args(argc, argv))
@@ -177,13 +179,16 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 	if ((status = open_store(c, "migrate", &st)) != 0)
 		return status;
 	dc_err_clear(&err);
-	rc = dc_store_migrate(st, &applied, &err);
+	rc = dc_store_migrate_report(st, &rep, &err);
+	if (rep.upgraded)
+		dc_log_info("migrate: the database was upgraded from schema 0.1 to 1.0");
 	if (rc != DC_OK) {
 		dc_log_error("migrate: %s", dc_err_text(&err));
 		status = dc_exit_for(rc);
 	} else {
-		dc_log_info("migrate: %d migration%s applied, schema up to date", applied,
-			applied == 1 ? "" : "s");
+		dc_log_info("migrate: %d migration%s applied, %d object%s applied, schema up to date",
+			rep.migrations, rep.migrations == 1 ? "" : "s", rep.objects,
+			rep.objects == 1 ? "" : "s");
 	}
 	dc_store_free(st);
 	return status;
@@ -398,22 +403,31 @@ cmd_prune(run_ctx *c, int argc, char **argv)
 	return dc_cmd_prune(c->cfg, (int)days);
 }
 
-/* Logs how far the schema is behind the migrations compiled in (a warning:
- * `migrate` fixes it). */
+/* Logs how far the schema is behind the SQL compiled in (a warning:
+ * `migrate` fixes it; an error when migrate would refuse). */
 static void
 check_schema(dc_store *st)
 {
-	int known = 0, done = -1;
+	dc_schema_status s;
 
-	dc_store_migration_status(st, &done, &known);
-	if (done < 0)
+	dc_store_migration_status(st, &s);
+	if (s.v01)
+		dc_log_warn(
+			"check-config: database: schema 0.1; run `dmarc-collector migrate` to upgrade it to 1.0");
+	else if (s.migrations_applied < 0)
 		dc_log_warn("check-config: database: no dmarc schema yet; run `dmarc-collector migrate`");
-	else if (done < known)
-		dc_log_warn("check-config: database: %d of %d migrations applied; run "
-			    "`dmarc-collector migrate`",
-			done, known);
+	else if (s.conflict[0] != '\0')
+		dc_log_error("check-config: database: %s", s.conflict);
+	else if (s.migrations_applied < s.migrations_known || s.objects_stale != 0)
+		dc_log_warn(
+			"check-config: database: %d of %d migrations applied, %d of %d objects out of date; "
+			"run `dmarc-collector migrate`",
+			s.migrations_applied, s.migrations_known,
+			s.objects_stale < 0 ? s.objects_known : s.objects_stale, s.objects_known);
 	else
-		dc_log_info("check-config: database: reachable, schema up to date (%d migrations)", done);
+		dc_log_info(
+			"check-config: database: reachable, schema up to date (%d migrations, %d objects)",
+			s.migrations_applied, s.objects_known);
 }
 
 /* `check-config`: the file was valid (else main returned 2); reaches the

@@ -3,26 +3,37 @@
  *
  * Deletes, in this order and one batch per transaction so no lock is held
  * for long and a concurrent collector keeps writing:
- *   1. reports whose date_end is older than the cutoff, with their records
- *      and DKIM/SPF results (counted first, taken out of the daily rollups
- *      of sql/005 in one statement, then deleted by the schema's ON DELETE
- *      CASCADE); a batch holds whole reports up to about
- *      opts.batch_records records;
- *   2. dmarc.failures rows whose failed_at is older than the cutoff;
- *   3. dmarc.originals rows no report and no failure references any more
+ *   1. whole months: dmarc.prune_month(cutoff) (sql/objects/80_retention.sql)
+ *      detaches and drops the oldest monthly partitions of dmarc.reports and
+ *      dmarc.records while that month ended by the cutoff and every report
+ *      in it has expired, one month per call (and transaction), taking
+ *      exactly those reports' share out of the daily rollups; it returns
+ *      the rows it dropped (counted before the drop), no row when the
+ *      oldest month cannot go.  At 10 million records a day this is what
+ *      keeps retention cheap: no row is deleted, nothing left to vacuum;
+ *   2. the edge: reports whose date_end is older than the cutoff that are
+ *      left (in the month the cutoff falls in, in the DEFAULT partition,
+ *      or in a month that could not go whole), in batches of whole reports
+ *      up to about opts.batch_records records: counted first (records, and
+ *      DKIM/SPF results as sum(dkim_count)/sum(spf_count)), taken out of
+ *      the rollups in one statement (dmarc.rollup_forget), then deleted;
+ *      the reports' BEFORE DELETE trigger (sql/objects/60_rollups.sql)
+ *      deletes each one's records (records have no foreign key);
+ *   3. dmarc.failures rows whose failed_at is older than the cutoff;
+ *   4. dmarc.originals rows no report and no failure references any more
  *      (their reports and failures were pruned, reparsed away, or were all
  *      duplicates of another copy),
  *      except those first seen within opts.originals_grace_s, so an import
  *      still in flight is not disturbed;
- *   4. dmarc.mailbox_messages rows (the poller's log of what it did with
+ *   5. dmarc.mailbox_messages rows (the poller's log of what it did with
  *      each message) handled before the cutoff.  The mailboxes' UIDVALIDITY
  *      and last UID stay: they say where the next poll starts.
- * The cutoff is read once from the server clock (now() - DAYS), so every
- * batch uses the same one.
+ * A report goes when its date_end is before the cutoff, whichever way: the
+ * months only make it cheaper.  The cutoff is read once from the server
+ * clock (now() - DAYS), so every batch uses the same one.
  *
- * Not here: dropping partitions (the tables are not partitioned yet; when
- * they are, whole months go by DROP/DETACH instead of batch 1), ip_names,
- * dmarc.mailboxes, VACUUM (autovacuum reclaims the space).
+ * Not here: ip_names, dmarc.mailboxes, VACUUM (autovacuum reclaims the
+ * space of the rows deleted at the edge).
  */
 #include "dc_prune.h"
 #include "dc_store_int.h"
@@ -59,20 +70,22 @@ static const char SQL_REPORT_BATCH[] =
 	"  WHERE date_end < $1::timestamptz ORDER BY date_end, id LIMIT $3::int) s"
 	") t WHERE cum - n < $2::bigint";
 
-/* What the batch holds ($1: its report ids), counted before the delete
- * because the cascade does not report its counts. */
-static const char SQL_REPORT_COUNTS[] =
-	"SELECT (SELECT count(*) FROM dmarc.records WHERE report_id = ANY ($1::bigint[])),"
-	" (SELECT count(*) FROM dmarc.dkim_results d JOIN dmarc.records r ON r.id = d.record_id"
-	"  WHERE r.report_id = ANY ($1::bigint[])),"
-	" (SELECT count(*) FROM dmarc.spf_results s JOIN dmarc.records r ON r.id = s.record_id"
-	"  WHERE r.report_id = ANY ($1::bigint[]))";
+/* The oldest month, whole, if it can go ($1: cutoff): a row with the
+ * month and what it held, or no row. */
+static const char SQL_PRUNE_MONTH[] =
+	"SELECT month, reports, records, dkim_results, spf_results FROM dmarc.prune_month($1::timestamptz)";
 
-/* The batch leaves the daily rollups (sql/005) in one statement rather
- * than report by report through the delete trigger. */
+/* What the batch holds ($1: its report ids), counted before the delete
+ * because the trigger that deletes the records does not report its counts. */
+static const char SQL_REPORT_COUNTS[] =
+	"SELECT count(*), coalesce(sum(dkim_count), 0), coalesce(sum(spf_count), 0)"
+	" FROM dmarc.records WHERE report_id = ANY ($1::bigint[])";
+
+/* The batch leaves the daily rollups in one statement rather than report
+ * by report through the delete trigger. */
 static const char SQL_REPORT_FORGET[] = "SELECT dmarc.rollup_forget($1::bigint[])";
 
-/* The reports go, their records and auth results by ON DELETE CASCADE. */
+/* The reports go, their records by the reports' BEFORE DELETE trigger. */
 static const char SQL_REPORT_DELETE[] = "DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
 
 /* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
@@ -215,6 +228,38 @@ out:
 	return rc;
 }
 
+/* One month, whole, in one statement (its own transaction); *done set when
+ * the oldest month could not go. */
+static dc_code
+prune_month(PGconn *conn, const char *cutoff, dc_prune_stats *st, int *done, dc_err *err)
+{
+	PGresult *res = NULL;
+	const char *v[1] = { cutoff };
+	dc_code rc;
+
+	*done = 0;
+	if ((rc = run(conn, "dropping a month", SQL_PRUNE_MONTH, 1, v, PGRES_TUPLES_OK, &res, err)) != DC_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		*done = 1;
+	} else if (PQntuples(res) != 1 || PQnfields(res) != 5) {
+		rc = dc_err_set(err, DC_EDB, "prune: dropping a month: unexpected result");
+	} else {
+		uint64_t reports = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+		uint64_t records = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+		st->months++;
+		st->month_reports += reports;
+		st->month_records += records;
+		st->reports += reports;
+		st->records += records;
+		st->dkim_results += strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+		st->spf_results += strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+		st->transactions++;
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Repeats sql (a batch delete returning count and last id) until a batch
  * deletes nothing; the deleted count is added to *total.  A batch failing
  * with a foreign key violation (a concurrent writer just referenced a row)
@@ -281,6 +326,10 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 		rc = dc_err_set(err, DC_EDB, "prune: cutoff: unexpected result");
 		goto out;
 	}
+	while (!done)
+		if ((rc = prune_month(conn, cutoff, st, &done, err)) != DC_OK)
+			goto out;
+	done = 0;
 	while (!done)
 		if ((rc = prune_report_batch(conn, cutoff, o, st, &done, err)) != DC_OK)
 			goto out;

@@ -3,9 +3,11 @@
  * small transactions, so a database does not grow without bound.
  *
  * What goes: reports whose date_end is older than the cutoff, with their
- * records and DKIM/SPF results; rejected inputs (dmarc.failures) whose
- * failed_at is older than the cutoff; stored originals (dmarc.originals)
- * that no report references any more.  Nothing else (ip_names, mailbox
+ * records and DKIM/SPF results (whole monthly partitions where every report
+ * of the month has expired, rows at the edge); rejected inputs
+ * (dmarc.failures) whose failed_at is older than the cutoff; stored
+ * originals (dmarc.originals) that no report references any more; the
+ * poller's message log before the cutoff.  Nothing else (ip_names, mailbox
  * state) is touched.
  */
 #ifndef DC_PRUNE_H
@@ -29,6 +31,10 @@ typedef struct dc_prune_stats {
 	uint64_t originals;
 	uint64_t mailbox_messages; /* rows of the IMAP message log (dmarc.mailbox_messages) */
 	uint64_t transactions;     /* batches committed */
+	/* of the above, what went as whole monthly partitions (dropped) */
+	uint64_t months;
+	uint64_t month_reports;
+	uint64_t month_records;
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */

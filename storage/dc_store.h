@@ -9,6 +9,8 @@
 #ifndef DC_STORE_H
 #define DC_STORE_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 #include "dc_extract.h"
@@ -38,14 +40,40 @@ void dc_store_free(dc_store *st);
  * by a server crash afterwards.  DC_EDB or DC_EDBREFUSED on failure. */
 dc_code dc_store_synchronous_commit(dc_store *st, dc_err *err) DC_WUR;
 
-/* Applies every migration compiled into the program that is not yet recorded
- * in dmarc.schema_migrations, each in its own transaction.  Sets *applied. */
+/* What dc_store_migrate_report did. */
+typedef struct dc_migrate_report {
+	int migrations; /* files of sql/migrations applied */
+	int objects;    /* files of sql/objects applied (new or changed) */
+	int partitions; /* partitions dmarc.maintain_partitions() created; -1: no such function */
+	bool upgraded;  /* the database was schema 0.1 and is now 1.0 */
+} dc_migrate_report;
+
+/* Brings the schema up to the SQL compiled into the program, under an
+ * advisory lock (dc_migrate.c): upgrades a 0.1 database in one transaction,
+ * else applies each migration not yet recorded in dmarc.schema_migrations
+ * (one transaction each), then the changed objects (one transaction), then
+ * dmarc.maintain_partitions().  Fills *rep (also on failure: what was
+ * committed).  DC_EDBREFUSED when an applied migration was edited or is
+ * unknown to the program (nothing applied), or the server refused; DC_EDB
+ * when it went away. */
+dc_code dc_store_migrate_report(dc_store *st, dc_migrate_report *rep, dc_err *err) DC_WUR;
+
+/* dc_store_migrate_report with *applied = migrations + objects applied. */
 dc_code dc_store_migrate(dc_store *st, int *applied, dc_err *err) DC_WUR;
 
-/* For check-config: *known = migrations compiled in, *applied = those
- * recorded in dmarc.schema_migrations, -1 when it cannot be read (no
- * schema yet, or no answer). */
-void dc_store_migration_status(dc_store *st, int *applied, int *known);
+/* Read-only state of the schema, for check-config. */
+typedef struct dc_schema_status {
+	int migrations_known;          /* compiled into the program */
+	int migrations_applied;        /* recorded in dmarc.schema_migrations; -1: no schema or unreadable */
+	int objects_known;             /* compiled into the program */
+	int objects_stale;             /* missing or changed in dmarc.schema_objects; -1: not read */
+	bool v01;                      /* a 0.1 database: `migrate` upgrades it */
+	char conflict[DC_ERR_MSG_MAX]; /* why migrate would refuse (edited or unknown
+	                                * migration), "" when it would not */
+} dc_schema_status;
+
+/* Fills *out; failures read as "no schema yet". */
+void dc_store_migration_status(dc_store *st, dc_schema_status *out);
 
 /* Sets the origin recorded with subsequent reports and failures (copied). */
 dc_code dc_store_set_origin(dc_store *st, const dc_origin *o, dc_err *err) DC_WUR;

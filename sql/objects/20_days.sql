@@ -67,10 +67,11 @@ COMMENT ON FUNCTION dmarc.day_share(bigint, numeric, numeric, numeric) IS
 	'A record''s whole-message share of one day of its report (n messages; secs, cum, total from dmarc.report_days): '
 	'floor(n * cum / total) - floor(n * (cum - secs) / total), so the shares of all days add up to n exactly.';
 
+-- No SET here (report_days has it): without one PostgreSQL inlines this
+-- function into the query, which made dmarc.daily_summary 5x faster.
 CREATE OR REPLACE FUNCTION dmarc.day_shares(b timestamptz, e timestamptz, n bigint)
 RETURNS TABLE (day date, days integer, messages bigint, messages_exact numeric, fraction numeric)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 2
-SET jit = off
 AS $$
 	SELECT d.day, d.ndays, dmarc.day_share(n, d.secs, d.cum, d.total),
 	       n::numeric * d.secs / d.total, d.secs / d.total

@@ -1,6 +1,9 @@
--- 60_rollups.sql - the daily rollups (dmarc.rollup_daily, dmarc.rollup_sources):
--- record_days already summed per UTC day, so that a panel over a year of a
--- busy domain reads thousands of rows, not millions.  They hold the same
+-- 60_rollups.sql - the daily rollups (dmarc.rollup_daily, dmarc.rollup_sources,
+-- and two sums of rollup_daily: dmarc.rollup_domains without the reporter,
+-- dmarc.rollup_reporters per reporter only): record_days already summed per
+-- UTC day, so that a panel over a year of a busy domain reads thousands of
+-- rows, not millions.  All four change in the one statement of
+-- rollup_change, so they always agree.  They hold the same
 -- numbers as dmarc.record_days / dmarc.daily_summary, from the same
 -- definitions: dmarc.server_generated_reason (30_classify.sql) classifies,
 -- dmarc.report_days and dmarc.day_share (20_days.sql) split per day.
@@ -122,15 +125,43 @@ BEGIN
 		JOIN days d ON d.id = rec.report_id AND d.date_begin = rec.date_begin
 		           AND d.domain_as_sent = rec.policy_domain
 		WHERE %s
-	), daily AS (
-		INSERT INTO dmarc.rollup_daily AS t
-		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, sum(m), sum(g)
+	), grp AS MATERIALIZED (
+		-- rollup_daily's rows, of which the two narrower rollups are sums
+		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, sum(m) AS m, sum(g) AS g
 		FROM rec
 		GROUP BY 1, 2, 3, 4, 5, 6, 7
-		HAVING sum(g) <> 0 OR sum(m) <> 0
+	), daily AS (
+		INSERT INTO dmarc.rollup_daily AS t
+		SELECT day, policy_domain, org_name, disposition, dkim_pass, spf_pass, reason, m, g
+		FROM grp
+		WHERE g <> 0 OR m <> 0
 		ORDER BY 1, 2, 3, 4, 5, 6, 7
 		ON CONFLICT ON CONSTRAINT rollup_daily_key DO UPDATE
 			SET messages = t.messages + EXCLUDED.messages, records = t.records + EXCLUDED.records
+		RETURNING 1
+	), domains AS (
+		INSERT INTO dmarc.rollup_domains AS t
+		SELECT day, policy_domain, disposition, dkim_pass, spf_pass, reason, sum(m), sum(g)
+		FROM grp
+		GROUP BY 1, 2, 3, 4, 5, 6
+		HAVING sum(g) <> 0 OR sum(m) <> 0
+		ORDER BY 1, 2, 3, 4, 5, 6
+		ON CONFLICT ON CONSTRAINT rollup_domains_key DO UPDATE
+			SET messages = t.messages + EXCLUDED.messages, records = t.records + EXCLUDED.records
+		RETURNING 1
+	), reporters AS (
+		INSERT INTO dmarc.rollup_reporters AS t
+		SELECT day, policy_domain, org_name, sum(m), coalesce(sum(m) FILTER (WHERE dkim_pass OR spf_pass), 0), sum(g),
+		       coalesce(sum(g) FILTER (WHERE dkim_pass OR spf_pass), 0)
+		FROM grp
+		GROUP BY 1, 2, 3
+		HAVING sum(g) <> 0 OR sum(m) <> 0
+		ORDER BY 1, 2, 3
+		ON CONFLICT ON CONSTRAINT rollup_reporters_key DO UPDATE
+			SET messages = t.messages + EXCLUDED.messages,
+			    dmarc_pass_messages = t.dmarc_pass_messages + EXCLUDED.dmarc_pass_messages,
+			    records = t.records + EXCLUDED.records,
+			    dmarc_pass_records = t.dmarc_pass_records + EXCLUDED.dmarc_pass_records
 		RETURNING 1
 	)
 	INSERT INTO dmarc.rollup_sources AS t
@@ -148,6 +179,8 @@ BEGIN
 	IF sign < 0 OR mode = 'ips' THEN
 		DELETE FROM dmarc.rollup_daily WHERE records = 0;
 		DELETE FROM dmarc.rollup_sources WHERE records = 0;
+		DELETE FROM dmarc.rollup_domains WHERE records = 0;
+		DELETE FROM dmarc.rollup_reporters WHERE records = 0;
 	END IF;
 END
 $$;
@@ -292,11 +325,12 @@ CREATE OR REPLACE FUNCTION dmarc.rollup_rebuild() RETURNS bigint
 LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
 	LOCK TABLE dmarc.ip_names IN SHARE MODE;
-	LOCK TABLE dmarc.rollup_daily, dmarc.rollup_sources IN EXCLUSIVE MODE;
-	TRUNCATE dmarc.rollup_daily, dmarc.rollup_sources;
+	LOCK TABLE dmarc.rollup_daily, dmarc.rollup_sources, dmarc.rollup_domains, dmarc.rollup_reporters IN EXCLUSIVE MODE;
+	TRUNCATE dmarc.rollup_daily, dmarc.rollup_sources, dmarc.rollup_domains, dmarc.rollup_reporters;
 	PERFORM dmarc.rollup_change('all', NULL, NULL, NULL, NULL, 1);
 	UPDATE dmarc.reports SET rolled_up = true WHERE NOT rolled_up;
-	RETURN (SELECT count(*) FROM dmarc.rollup_daily) + (SELECT count(*) FROM dmarc.rollup_sources);
+	RETURN (SELECT count(*) FROM dmarc.rollup_daily) + (SELECT count(*) FROM dmarc.rollup_sources)
+	     + (SELECT count(*) FROM dmarc.rollup_domains) + (SELECT count(*) FROM dmarc.rollup_reporters);
 END
 $$;
 COMMENT ON FUNCTION dmarc.rollup_rebuild() IS

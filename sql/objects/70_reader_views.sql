@@ -24,6 +24,42 @@ COMMENT ON VIEW dmarc.daily_mail IS
 	'(org_name), disposition, DKIM/SPF alignment, dmarc_pass and server-generated reason. time is the day''s start (UTC). '
 	'records counts record-days. The fast source for daily graphs; same numbers as dmarc.daily_summary.';
 
+CREATE OR REPLACE VIEW dmarc.daily_domains AS
+SELECT
+	day,
+	(day::timestamp AT TIME ZONE 'UTC') AS "time",
+	policy_domain,
+	disposition,
+	dkim_pass,
+	spf_pass,
+	dkim_pass OR spf_pass AS dmarc_pass,
+	server_generated_reason IS NOT NULL AS server_generated,
+	server_generated_reason,
+	messages,
+	records
+FROM dmarc.rollup_domains;
+COMMENT ON VIEW dmarc.daily_domains IS
+	'dmarc.daily_mail summed over all reporters (same columns but org_name): what a panel over all reporters reads, '
+	'a few rows per day instead of a few per reporter and day.';
+
+CREATE OR REPLACE VIEW dmarc.daily_reporters AS
+SELECT
+	day,
+	(day::timestamp AT TIME ZONE 'UTC') AS "time",
+	policy_domain,
+	org_name,
+	messages,
+	dmarc_pass_messages,
+	messages - dmarc_pass_messages AS failing_messages,
+	records,
+	dmarc_pass_records,
+	records - dmarc_pass_records AS failing_records
+FROM dmarc.rollup_reporters;
+COMMENT ON VIEW dmarc.daily_reporters IS
+	'dmarc.daily_mail summed per UTC day, policy domain and reporter: messages and record-days, all, passing DMARC and failing it '
+	'(a *_records of 0: no such row in daily_mail). '
+	'For panels that list or count reporters.';
+
 CREATE OR REPLACE VIEW dmarc.daily_sources AS
 SELECT
 	s.day,

@@ -38,7 +38,11 @@ BEGIN
 			CONTINUE WHEN to_regclass('dmarc.' || part) IS NOT NULL;
 			-- the month's rows in the DEFAULT partition move into the new
 			-- one (PostgreSQL refuses the partition while they are there);
-			-- the reports' delete trigger must not take them for deletions
+			-- the reports' triggers must not take them for deletions, nor
+			-- for new reports at COMMIT (moving_rows stays on until the
+			-- transaction ends: a moved report keeps rolled_up, and one
+			-- still waiting is added by the next dmarc.rollup_pending()
+			-- with the others, not one by one at this COMMIT)
 			PERFORM set_config('dmarc.moving_rows', 'on', true);
 			EXECUTE format('CREATE TEMPORARY TABLE dc_moving ON COMMIT DROP AS '
 			               'WITH d AS (DELETE FROM dmarc.%I WHERE date_begin >= $1 AND date_begin < $2 RETURNING *) '
@@ -48,7 +52,6 @@ BEGIN
 			               part, t, m, m + interval '1 month');
 			EXECUTE format('INSERT INTO dmarc.%I SELECT * FROM dc_moving', part);
 			DROP TABLE dc_moving;
-			PERFORM set_config('dmarc.moving_rows', 'off', true);
 			created := created + 1;
 		END LOOP;
 		m := m + interval '1 month';

@@ -98,6 +98,19 @@ check_rollup() {
          + (SELECT count(*) FROM (SELECT * FROM s EXCEPT SELECT * FROM t) x)
          + (SELECT count(*) FROM (SELECT * FROM t EXCEPT SELECT * FROM s) x)")
   [ "$n" = 0 ] && ok "rollups equal daily_summary/record_days $1" || fail "rollups differ from the views in $n rows $1"
+  # the narrow rollups are sums of rollup_daily
+  n=$(q -c "
+    WITH d AS (SELECT day, policy_domain, disposition, dkim_pass, spf_pass, server_generated_reason, sum(messages), sum(records)
+               FROM dmarc.daily_mail GROUP BY 1, 2, 3, 4, 5, 6),
+         e AS (SELECT day, policy_domain, disposition, dkim_pass, spf_pass, server_generated_reason, messages, records
+               FROM dmarc.daily_domains),
+         r AS (SELECT day, policy_domain, org_name, sum(messages), coalesce(sum(messages) FILTER (WHERE dmarc_pass), 0),
+                      sum(records), coalesce(sum(records) FILTER (WHERE dmarc_pass), 0) FROM dmarc.daily_mail GROUP BY 1, 2, 3),
+         s AS (SELECT day, policy_domain, org_name, messages, dmarc_pass_messages, records, dmarc_pass_records
+               FROM dmarc.daily_reporters)
+    SELECT (SELECT count(*) FROM (SELECT * FROM d EXCEPT SELECT * FROM e) x) + (SELECT count(*) FROM (SELECT * FROM e EXCEPT SELECT * FROM d) x)
+         + (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM s) x) + (SELECT count(*) FROM (SELECT * FROM s EXCEPT SELECT * FROM r) x)")
+  [ "$n" = 0 ] && ok "daily_domains/daily_reporters equal daily_mail's sums $1" || fail "narrow rollups differ from daily_mail in $n rows $1"
 }
 check_rollup "after import"
 [ "$(q -c "SELECT sum(messages) FROM dmarc.daily_mail")" -gt 0 ] || fail "rollup empty"

@@ -1,9 +1,12 @@
 #!/bin/bash
 # prune.sh - retention: `prune --older-than DAYS` deletes reports whose
 # date_end is older than DAYS (with records and auth results), failures
-# older than DAYS and originals no report references; in several batches;
-# the counts it reports are the rows that went; nothing newer goes; the daily
-# rollups follow; a second run deletes nothing; the read-only role cannot.
+# older than DAYS and originals no report references; whole monthly
+# partitions are detached and dropped where every report of the month has
+# expired (oldest first), the rest goes by rows in several batches; the
+# counts it reports are the rows that went; nothing newer goes; the daily
+# rollups stay exactly what dmarc.rollup_rebuild() computes; a second run
+# deletes nothing; the read-only role cannot.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -25,12 +28,112 @@ DB="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=postgres"
 "$DC_BIN" -q --db "$DB" migrate || { echo "FAIL: migrate"; exit 1; }
 "$DC_BIN" -q --db "$DB" import "$DC_SRC/tests/data/corpus" >/dev/null 2>&1
 [ "$(q "SELECT count(*) FROM dmarc.reports")" -gt 50 ] || { echo "FAIL: corpus import"; exit 1; }
-# 36 days of generated reports up to yesterday (25,000 records or so, 6,000
-# older than 30 days), triggers off while generating
-psql -X -q -v ON_ERROR_STOP=1 -v days=36 -v reporters=40 -v records=10 -v ips=2000 \
-  -c "SET session_replication_role = replica" -f "$DC_SRC/bench/panels-gen.sql" >/dev/null \
-  || { echo "FAIL: generating data"; exit 1; }
+# 105 days of generated reports up to yesterday: the three or more months
+# before the cutoff's month (all expired: they go whole), the cutoff's month
+# (the edge: partly expired, by rows) and the current month; 20 reporters,
+# about 8 records each, a DKIM result per record (a second for a fifth of
+# them, in dkim_more), an SPF result; a third of the reporters send reports
+# that do not start at midnight, so they span two days.  Then:
+#   * a report spanning the end of an old month (its days reach into the next
+#     month, which goes too): its share after the month's end must go;
+#   * a report dated 1999 (DEFAULT partition), expired: it goes by rows,
+#     after every month dropped before it took it out and put it back;
+#   * a report stored in the DEFAULT partition because its month (the fourth
+#     before the cutoff's or earlier) has no partition yet, as between a
+#     collector's insert and the next maintain_partitions, whose period runs until
+#     tomorrow: it is kept, and its rollup days in the months dropped whole
+#     must survive the drops;
+#   * one expired report of an old month left NOT rolled up (as if its
+#     writer died before rollup_pending): it is in no rollup and must not be
+#     taken out of one.
+# The reports go into the DEFAULT partition, then dmarc.maintain_partitions()
+# moves them into monthly partitions as poll and import do; they are rolled
+# up all at once (dmarc.defer_rollup on while generating).
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { echo "FAIL: generating data"; exit 1; }
+SET dmarc.defer_rollup = on;
+SELECT setseed(0.11);
+SELECT coalesce(max(id), 0) AS base_id FROM dmarc.records \gset
+CREATE TEMP TABLE gen AS
+SELECT g AS n, 'gen-' || g || '.example.net' AS org_name, (g % 3 = 0) AS shifted
+FROM generate_series(1, 20) g;
+INSERT INTO dmarc.ip_names (ip, ptr, ptr_base_domain, forward_confirmed, status)
+SELECT ('10.9.0.' || g)::inet, 'mx' || g || '.example.org', 'example.org', g % 4 <> 0, 'ok'
+FROM generate_series(1, 40) g ON CONFLICT (ip) DO NOTHING;
+INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+SELECT g.org_name, 'gen-' || g.n || '-' || d, CASE WHEN g.n % 5 = 0 THEN 'shop.example.com' ELSE 'example.com' END,
+       t.day + CASE WHEN g.shifted THEN interval '7 hours' ELSE interval '0' END,
+       t.day + CASE WHEN g.shifted THEN interval '7 hours' ELSE interval '0' END + interval '1 day' - interval '1 second',
+       'reject', 3 + (random() * 10)::int, 0, 'gen.xml'
+FROM gen g, generate_series(1, 105) d,
+     LATERAL (SELECT date_trunc('day', now(), 'UTC') - make_interval(days => d) AS day) t;
+-- the report across an old month's end: from the last day of the month two
+-- before the cutoff's month, 20:00, to the next month's first day, 08:00
+INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+SELECT 'span.example.net', 'gen-span', 'example.com', m - interval '4 hours', m + interval '8 hours', 'reject', 6, 0, 'gen.xml'
+FROM (SELECT date_trunc('month', now() - interval '30 days', 'UTC') - interval '1 month' AS m) x;
+INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+VALUES ('junk.example.net', 'gen-1999-old', 'example.com', '1999-03-01 00:00+00', '1999-03-02 00:00+00', 'none', 4, 0, 'gen.xml');
+INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count,
+	disposition, dkim_aligned, spf_aligned, header_from, envelope_from,
+	dkim_count, dkim_domain, dkim_selector, dkim_result, dkim_more,
+	spf_count, spf_domain, spf_scope, spf_result)
+SELECT :base_id + row_number() OVER (), rep.id, rep.date_begin, rep.policy_domain, o,
+       ('10.9.0.' || (1 + (x * 39)::int))::inet, 1 + (x * x * 200)::int,
+       CASE WHEN f THEN 'reject' ELSE 'none' END, CASE WHEN f THEN 'fail' ELSE 'pass' END,
+       CASE WHEN f OR y < 0.3 THEN 'fail' ELSE 'pass' END, rep.policy_domain,
+       CASE WHEN y < 0.1 THEN '' ELSE rep.policy_domain END,
+       CASE WHEN o % 5 = 0 THEN 2 ELSE 1 END, rep.policy_domain, 's1', CASE WHEN f THEN 'fail' ELSE 'pass' END,
+       CASE WHEN o % 5 = 0 THEN '[{"domain": "esp.example.net", "selector": "k1", "result": "pass"}]'::jsonb END,
+       1, CASE WHEN y < 0.2 THEN 'mx' || (1 + (x * 39)::int) || '.example.org' ELSE rep.policy_domain END,
+       CASE WHEN y < 0.05 THEN 'helo' ELSE 'mfrom' END, CASE WHEN f THEN 'softfail' ELSE 'pass' END
+FROM dmarc.reports rep, LATERAL generate_series(1, rep.record_count::int) o,
+     LATERAL (SELECT random() + 0 * o AS x, random() + 0 * o AS y, random() + 0 * o < 0.15 AS f) r
+WHERE rep.report_id LIKE 'gen-%';
+UPDATE dmarc.reports rep SET message_total = s.m
+FROM (SELECT report_id, sum(message_count) AS m FROM dmarc.records GROUP BY report_id) s
+WHERE s.report_id = rep.id AND rep.report_id LIKE 'gen-%';
+SQL
+# (rolled up before the move: moved reports not rolled up yet would be
+# rolled up one by one at the commit of the move)
 q "SELECT dmarc.rollup_rebuild()" >/dev/null
+q "SELECT dmarc.maintain_partitions()" >/dev/null || { echo "FAIL: maintain_partitions"; exit 1; }
+# the long one, in the DEFAULT partition (a month without a partition),
+# rolled up at its commit
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { echo "FAIL: long report"; exit 1; }
+BEGIN;
+WITH r AS (
+  INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+  SELECT 'long.example.net', 'gen-long', 'example.com', m + interval '10 days 12 hours',
+         date_trunc('day', now(), 'UTC') + interval '1 day', 'none', 3, 0, 'gen.xml'
+  FROM (SELECT m FROM generate_series(date_trunc('month', now() - interval '30 days', 'UTC') - interval '4 months',
+                                      date_trunc('month', now() - interval '30 days', 'UTC') - interval '40 months',
+                                      interval '-1 month') m
+        WHERE to_regclass('dmarc.reports_' || to_char(m AT TIME ZONE 'UTC', 'YYYY_MM')) IS NULL LIMIT 1) x
+  RETURNING id, date_begin, policy_domain)
+INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count, disposition,
+  dkim_aligned, spf_aligned, header_from, envelope_from, dkim_count, spf_count, spf_domain, spf_scope, spf_result)
+SELECT (SELECT max(id) FROM dmarc.records) + o, r.id, r.date_begin, r.policy_domain, o, ('10.9.0.' || o)::inet, 1000 * o,
+       'none', CASE WHEN o = 1 THEN 'pass' ELSE 'fail' END, 'fail', 'example.com',
+       CASE WHEN o = 3 THEN '' ELSE 'example.com' END, 0, 1, 'example.com', 'mfrom', 'fail'
+FROM r, generate_series(1, 3) o;
+COMMIT;
+SQL
+# the one left out of the rollups: an expired report of the oldest generated
+# month, stored with dmarc.defer_rollup = on and never rolled up
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { echo "FAIL: pending report"; exit 1; }
+BEGIN;
+SET LOCAL dmarc.defer_rollup = on;
+WITH r AS (
+  INSERT INTO dmarc.reports (org_name, report_id, policy_domain, date_begin, date_end, policy_p, record_count, message_total, file_name)
+  SELECT 'pending.example.net', 'gen-pending', 'example.com', d, d + interval '1 day', 'reject', 2, 20, 'gen.xml'
+  FROM (SELECT date_trunc('day', now(), 'UTC') - interval '100 days' AS d) x
+  RETURNING id, date_begin, policy_domain)
+INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count, disposition,
+  dkim_aligned, spf_aligned, header_from, dkim_count, spf_count)
+SELECT (SELECT max(id) FROM dmarc.records) + o, r.id, r.date_begin, r.policy_domain, o, '10.9.0.1', 10, 'none', 'pass', 'pass', 'example.com', 0, 0
+FROM r, generate_series(1, 2) o;
+COMMIT;
+SQL
 ok "test data generated"
 # originals first seen long ago (the corpus was imported a second ago, and
 # originals younger than an hour are kept for imports in flight); half the
@@ -58,8 +161,54 @@ keep_records=$(q "SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p
 old_reports=$(q "SELECT count(*) FROM dmarc.reports WHERE date_end < now() - interval '30 days' - interval '1 minute'")
 [ "$old_reports" -gt 100 ] && [ "$keep_reports" -gt 100 ] || fail "test data: $old_reports old, $keep_reports new reports"
 
-# batches of 1,000 records: several report transactions
-DC_PRUNE_BATCH_RECORDS=1000 "$DC_BIN" --db "$DB" prune --older-than 30 >"$tmp/prune.log" 2>&1
+# the months: the three before the cutoff's month (they go whole), the
+# cutoff's month (the edge) and the current one; each a partition of reports
+# and one of records
+month() { q "SELECT to_char(date_trunc('month', now() - interval '30 days', 'UTC') AT TIME ZONE 'UTC' + interval '$1 months', 'YYYY_MM')"; }
+old_months="$(month -3) $(month -2) $(month -1)"
+edge_month=$(month 0)
+cur_month=$(q "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')")
+parts() { # the partitions of dmarc.reports and dmarc.records named in $@ that exist
+  local m n=0
+  for m in "$@"; do
+    n=$((n + $(q "SELECT (to_regclass('dmarc.reports_$m') IS NOT NULL)::int + (to_regclass('dmarc.records_$m') IS NOT NULL)::int")))
+  done
+  echo $n
+}
+[ "$(parts $old_months $edge_month $cur_month)" = 10 ] && ok "partitions of $old_months, $edge_month, $cur_month" \
+  || fail "test data: partitions of $old_months $edge_month $cur_month: $(parts $old_months $edge_month $cur_month) of 10"
+[ "$(q "SELECT count(*) FROM dmarc.reports_default WHERE report_id IN ('gen-1999-old', 'gen-long') AND rolled_up")" = 2 ] \
+  || fail "test data: gen-1999-old and gen-long not rolled up in reports_default"
+[ "$(q "SELECT count(*) FROM dmarc.reports WHERE report_id = 'gen-pending' AND NOT rolled_up")" = 1 ] || fail "test data: pending report"
+# the edge month's reports on both sides of the cutoff
+edge_old=$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end < now() - interval '30 days' - interval '1 minute'")
+edge_keep=$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end >= now() - interval '30 days' + interval '1 minute'")
+[ "$edge_keep" -gt 0 ] || fail "test data: nothing to keep in the edge month $edge_month"
+
+# the daily rollups against a rebuild from the records left: 0 when they are
+# the same, row for row (the rebuild replaces them)
+rollup_diff() {
+  q "SET client_min_messages = warning; DROP TABLE IF EXISTS public.it_rd, public.it_rs, public.it_rm, public.it_rr;
+     CREATE TABLE public.it_rd AS SELECT * FROM dmarc.rollup_daily;
+     CREATE TABLE public.it_rs AS SELECT * FROM dmarc.rollup_sources;
+     CREATE TABLE public.it_rm AS SELECT * FROM dmarc.rollup_domains;
+     CREATE TABLE public.it_rr AS SELECT * FROM dmarc.rollup_reporters" >/dev/null
+  [ "$(q "SELECT count(*) FROM dmarc.reports WHERE NOT rolled_up")" = 0 ] || { echo "reports not rolled up"; return; }
+  q "SELECT dmarc.rollup_rebuild()" >/dev/null
+  q "SELECT (SELECT count(*) FROM (SELECT * FROM public.it_rd EXCEPT ALL SELECT * FROM dmarc.rollup_daily) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_daily EXCEPT ALL SELECT * FROM public.it_rd) x)
+          + (SELECT count(*) FROM (SELECT * FROM public.it_rs EXCEPT ALL SELECT * FROM dmarc.rollup_sources) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_sources EXCEPT ALL SELECT * FROM public.it_rs) x)
+          + (SELECT count(*) FROM (SELECT * FROM public.it_rm EXCEPT ALL SELECT * FROM dmarc.rollup_domains) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_domains EXCEPT ALL SELECT * FROM public.it_rm) x)
+          + (SELECT count(*) FROM (SELECT * FROM public.it_rr EXCEPT ALL SELECT * FROM dmarc.rollup_reporters) x)
+          + (SELECT count(*) FROM (SELECT * FROM dmarc.rollup_reporters EXCEPT ALL SELECT * FROM public.it_rr) x)"
+}
+
+# batches of 100 records at the edge: several report transactions; as the
+# collector's role (dmarc_writer), which does not own the partitions it drops
+q "CREATE ROLE it_writer LOGIN IN ROLE dmarc_writer" >/dev/null
+DC_PRUNE_BATCH_RECORDS=100 "$DC_BIN" --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=it_writer" prune --older-than 30 >"$tmp/prune.log" 2>&1
 rc=$?
 cat "$tmp/prune.log"
 [ $rc = 0 ] && ok "prune --older-than 30 exited 0" || fail "prune exited $rc"
@@ -77,9 +226,36 @@ for i in 0 1 2 3 4 5; do
     fail "${names[i]}: reported '${reported[i]:-}' deleted but ${before[i]} -> ${after[i]}"
   fi
 done
-# reports in batches of 1,000 records, failures in 2 of 1,000 rows, originals 1
-# (a batch closes after the report that reaches 1,000: at most 2,000 records)
-[ "${r_tx:-0}" -ge $((r_rec / 2000 + 3)) ] && ok "$r_tx transactions (batches)" || fail "expected $((r_rec / 2000 + 3))+ batches, got '${r_tx:-}'"
+# whole months: at least the three generated ones (and the corpus's); the
+# rest by rows in batches of 100 records (a batch closes after the report that
+# reaches 100: at most 200 records a report of the generated data), failures
+# and originals at least one batch each
+read -r r_months r_mrep r_mrec r_rows < <(sed -E 's/.*; ([0-9]+) months dropped whole \(([0-9]+) reports, ([0-9]+) records\), ([0-9]+) reports deleted by rows.*/\1 \2 \3 \4/' <<<"$line")
+[ "${r_months:-0}" -ge 3 ] && [ "${r_rows:-0}" -gt 0 ] && [ $((r_mrep + r_rows)) = "$r_rep" ] \
+  && ok "$r_months months dropped whole ($r_mrep reports, $r_mrec records), $r_rows reports by rows" \
+  || fail "months '${r_months:-}' ('${r_mrep:-}' reports), reports by rows '${r_rows:-}' of '$r_rep'"
+[ "${r_tx:-0}" -ge $((r_months + (r_rec - r_mrec) / 200 + 2)) ] && ok "$r_tx transactions (months and batches)" \
+  || fail "expected $((r_months + (r_rec - r_mrec) / 200 + 2))+ transactions, got '${r_tx:-}'"
+# the old months are gone as tables, the edge month and the current one stay
+[ "$(parts $old_months)" = 0 ] && ok "partitions of $old_months dropped" || fail "partitions of $old_months: $(parts $old_months) left"
+[ "$(parts $edge_month $cur_month)" = 4 ] && ok "partitions of $edge_month and $cur_month kept" || fail "partitions of $edge_month $cur_month"
+[ "$(q "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent IN ('dmarc.reports'::regclass, 'dmarc.records'::regclass)
+        AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+        AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+            <= now() - interval '30 days' - interval '1 minute'")" = 0 ] \
+  && ok "no monthly partition ending before the cutoff left" || fail "monthly partitions ending before the cutoff left"
+# the edge month: its expired reports went by rows, the others stay
+[ "$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end < now() - interval '30 days' - interval '1 minute'")" = 0 ] \
+  && [ "$(q "SELECT count(*) FROM dmarc.reports_$edge_month WHERE date_end >= now() - interval '30 days' + interval '1 minute'")" = "$edge_keep" ] \
+  && [ "$edge_old" -gt 0 ] && ok "edge month $edge_month: $edge_old expired reports gone, $edge_keep kept" || fail "edge month $edge_month"
+# the odd ones
+[ "$(q "SELECT string_agg(report_id, ' ' ORDER BY report_id) FROM dmarc.reports WHERE report_id IN ('gen-1999-old', 'gen-long', 'gen-span', 'gen-pending')")" = gen-long ] \
+  && [ "$(q "SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id WHERE p.report_id = 'gen-long'")" = 3 ] \
+  && ok "1999 report gone, DEFAULT report running until tomorrow kept; month-spanning and never rolled-up reports gone" \
+  || fail "odd reports: $(q "SELECT string_agg(report_id, ' ') FROM dmarc.reports WHERE report_id IN ('gen-1999-old', 'gen-long', 'gen-span', 'gen-pending')")"
+n=$(rollup_diff)
+[ "$n" = 0 ] && ok "daily rollups after prune = rollup_rebuild()" || fail "daily rollups after prune differ from a rebuild: $n rows"
 
 # nothing older than the cutoff is left, nothing newer went
 [ "$(q "SELECT count(*) FROM dmarc.reports WHERE date_end < now() - interval '30 days' - interval '1 minute'")" = 0 ] \
@@ -139,6 +315,9 @@ fi
   && [ "$(q "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_mail")" = "$(q "SELECT coalesce(sum(messages), 0) FROM dmarc.daily_summary")" ] \
   && ok "--older-than 0: every ended report gone, the rollups hold only the rest" \
   || { cat "$tmp/prune4.log"; fail "--older-than 0"; }
+n=$(rollup_diff)
+[ "$n" = 0 ] && ok "daily rollups after --older-than 0 = rollup_rebuild()" || fail "daily rollups after --older-than 0 differ from a rebuild: $n rows"
+[ "$(parts $cur_month)" = 2 ] && ok "the current month's partitions kept" || fail "current month's partitions"
 
 if [ $fails -gt 0 ]; then
   echo "prune.sh: $fails failure(s)"
