@@ -9,8 +9,9 @@
 #      partitioned) of another fresh database (the storage baseline)
 # and prints the ratio A / (B + C), A's peak RSS and A's bytes per record: the
 # pg_total_relation_size of dmarc.reports and dmarc.records (every partition, their
-# indexes and TOAST) and of the rollup tables, divided by N.  The throwaway PostgreSQL runs
-# with fsync=off and synchronous_commit=off for all three.
+# indexes and TOAST) and of every rollup table (dmarc.rollup_*), divided by N.
+# The throwaway PostgreSQL runs with fsync=off and synchronous_commit=off for all
+# three.
 # Usage: bench/import.sh [N]    (needs a build in build/: scripts/test.sh or cmake)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +60,8 @@ b=$(secs "$t0" "$t1")
 sizes=$(psql -X -At -F ' ' -d dc_import -c "
   SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('dmarc.reports')),
          (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('dmarc.records')),
-         pg_total_relation_size('dmarc.rollup_daily') + pg_total_relation_size('dmarc.rollup_sources')")
+         (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'dmarc' AND c.relkind = 'r' AND c.relname LIKE 'rollup\\_%')")
 read -r sz_rep sz_rec sz_roll <<<"$sizes"
 where=$(psql -X -At -d dc_import -c "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM dmarc.records")
 
