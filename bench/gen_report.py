@@ -2,9 +2,10 @@
 """Generates one DMARC aggregate report with N records (default 1,000,000).
 
 Usage: gen_report.py N OUT.xml [TSVDIR REPORT_DB_ID]
-With TSVDIR, also writes the same records as records.tsv, dkim.tsv and spf.tsv in the
-column order of dmarc.records / dkim_results / spf_results, for the `psql \copy`
-baseline (record ids 1..N, report id REPORT_DB_ID).
+With TSVDIR, also writes the same records as records.tsv, one line per record in the
+column order of bench/import.sh's flat table (dmarc.records' columns, the first DKIM
+and SPF result inline, as the writer stores them), for the `psql \copy` baseline
+(record ids 1..N, report id REPORT_DB_ID).
 Records are shaped like a large receiver's: distinct source IPs, one DKIM and one
 SPF result each, a mix of regular and server-generated mail.  Deterministic.
 """
@@ -18,7 +19,7 @@ rep = sys.argv[4] if len(sys.argv) > 4 else "1"
 if tsv:
     import os
     begin = "2025-11-26 00:00:00+00"
-    ft = [open(os.path.join(tsv, x), "w", buffering=1 << 20) for x in ("records.tsv", "dkim.tsv", "spf.tsv")]
+    ft = open(os.path.join(tsv, "records.tsv"), "w", buffering=1 << 20)
 with open(out, "w", buffering=1 << 20) as f:
     w = f.write
     w('<?xml version="1.0" encoding="UTF-8"?>\n<feedback>\n  <report_metadata>\n'
@@ -37,10 +38,12 @@ with open(out, "w", buffering=1 << 20) as f:
         dkim = "pass" if i % 7 else "fail"
         if tsv:
             rid = i + 1
-            ft[0].write(f"{rid}\t{rep}\t{begin}\texample.com\t{rid}\t{ip}\t{1 + i % 50}\tnone\t{dkim}\tpass\t"
-                        f"example.com\t{env}\t\\N\t\\N\n")
-            ft[1].write(f"{rid}\t{begin}\texample.com\t1\texample.com\ts1\t{dkim}\t\\N\n")
-            ft[2].write(f"{rid}\t{begin}\texample.com\t1\t{spfdom}\t{scope}\tpass\t\\N\n")
+            # id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count,
+            # disposition, dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to,
+            # reasons, dkim_count, spf_count, dkim_*, spf_*, dkim_more, spf_more
+            ft.write(f"{rid}\t{rep}\t{begin}\texample.com\t{rid}\t{ip}\t{1 + i % 50}\tnone\t{dkim}\tpass\t"
+                     f"example.com\t{env}\t\\N\t\\N\t1\t1\texample.com\ts1\t{dkim}\t\\N\t"
+                     f"{spfdom}\t{scope}\tpass\t\\N\t\\N\t\\N\n")
         w('  <record>\n    <row>\n'
           f'      <source_ip>{ip}</source_ip>\n      <count>{1 + i % 50}</count>\n'
           '      <policy_evaluated>\n        <disposition>none</disposition>\n'
@@ -53,5 +56,4 @@ with open(out, "w", buffering=1 << 20) as f:
           '        <result>pass</result>\n      </spf>\n    </auth_results>\n  </record>\n')
     w('</feedback>\n')
 if tsv:
-    for x in ft:
-        x.close()
+    ft.close()

@@ -607,6 +607,10 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list, co
 
 	im.store_cb = dc_store_callbacks(st);
 	stats->files_total += list->n;
+	/* the months ahead have their partitions before the first batch; the
+	 * rows of other months wait in the DEFAULT partition until the end */
+	if ((rc = dc_store_partitions(st, err)) != DC_OK)
+		return rc;
 	/* the daily rollups once per IMPORT_ROLLUP_EVERY inputs, not at each
 	 * report's COMMIT (sql/007) */
 	if ((rc = dc_store_defer_rollups(st, true, err)) != DC_OK)
@@ -651,5 +655,14 @@ dc_import_run(dc_store *st, const dc_limits *lim, const dc_import_list *list, co
 	}
 	free(im.held);
 	/* what was stored, also before an interruption */
-	return dc_store_rollup_end(st, rc, err);
+	rc = dc_store_rollup_end(st, rc, err);
+	/* partitions for the months the files brought (their rows move out of
+	 * DEFAULT), unless the database or memory failed */
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM) {
+		dc_code r2 = dc_store_partitions(st, rc == DC_OK ? err : &e2);
+
+		if (rc == DC_OK)
+			rc = r2;
+	}
+	return rc;
 }

@@ -941,6 +941,10 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 		rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
+	/* the months ahead have their partitions before the first batch (the
+	 * batches' rows of other months wait in the DEFAULT partition) */
+	if ((rc = dc_store_partitions(st, err)) != DC_OK)
+		goto out;
 	rc = connect_mailbox(ig, &r.im, err);
 	if (rc == DC_OK)
 		rc = dc_imap_select(r.im, u.folder, &fi, err);

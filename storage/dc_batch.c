@@ -9,7 +9,7 @@
  * the batch.  batch_flush (at commit, or past STORE_BATCH_BYTES) sends the
  * rows and originals in one statement (INSERT ... ON CONFLICT DO NOTHING
  * RETURNING id: the missing ids are the duplicates), then the added
- * reports' rows by COPY.  A report that stops being small is sent at that
+ * reports' records (auth results inline) by one COPY.  A report that stops being small is sent at that
  * moment in a savepoint (store_materialize; a duplicate then stops its
  * parse with DC_SKIP) and goes on as a large report (dc_writer.c).  Per
  * report: no round trip at all for a small one.  The batch is committed
@@ -233,8 +233,6 @@ batch_reset(dc_store *st)
 	st->a_n = 0;
 	st->a_nulls = false;
 	dc_buf_reset(&st->b_rec);
-	dc_buf_reset(&st->b_dkim);
-	dc_buf_reset(&st->b_spf);
 	return store_json_array_start(&st->b_rep) && store_arr_start(&st->a_sha) &&
 		store_arr_start(&st->a_content) && store_arr_start(&st->a_name);
 }
@@ -266,14 +264,14 @@ orig_add(dc_store *st)
 }
 
 /* Drops the rows of the duplicates (dup[i] true: pend[i] was not added)
- * from the COPY text of table k (0 records, 1 DKIM, 2 SPF). */
+ * from the records' COPY text b. */
 static void
-drop_rows(dc_buf *b, const dc_store *st, const bool *dup, size_t k)
+drop_rows(dc_buf *b, const dc_store *st, const bool *dup)
 {
 	size_t from = 0, to = 0;
 
 	for (size_t i = 0; i < st->n_pend; i++) {
-		size_t end = st->pend[i].end[k];
+		size_t end = st->pend[i].end;
 
 		if (!dup[i]) {
 			memmove(b->p + to, b->p + from, end - from);
@@ -287,24 +285,12 @@ drop_rows(dc_buf *b, const dc_store *st, const bool *dup, size_t k)
 /*
  * Sends the batch's waiting reports: their rows and originals in one
  * statement, which says which were added, then the added reports' records
- * and auth results by COPY (three at most).  Notes the duplicates.  The
- * batch is empty afterwards whatever the outcome.
+ * (auth results inline) by one COPY.  Notes the duplicates.  The batch is
+ * empty afterwards whatever the outcome.
  */
 static dc_code
 batch_flush(dc_store *st, dc_err *err)
 {
-	dc_buf *copy[3] = { &st->b_rec, &st->b_dkim, &st->b_spf };
-	static const char *const copy_sql[3] = {
-		"COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal, source_ip,"
-		" message_count, disposition, dkim_aligned, spf_aligned, header_from, envelope_from,"
-		" envelope_to, reasons) FROM STDIN",
-		"COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal, domain, selector,"
-		" result, human_result) FROM STDIN",
-		"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal, domain, scope,"
-		" result, human_result) FROM STDIN",
-	};
-	static const char *const copy_what[3] = { "store records", "store dkim results",
-		"store spf results" };
 	PGresult *res = NULL;
 	int64_t *added = NULL;
 	bool *dup = NULL;
@@ -341,12 +327,10 @@ batch_flush(dc_store *st, dc_err *err)
 			goto out;
 		}
 	}
-	for (size_t k = 0; k < 3 && rc == DC_OK; k++) {
-		if (n_dup > 0)
-			drop_rows(copy[k], st, dup, k);
-		if (copy[k]->len > 0)
-			rc = store_copy_in(st, copy_sql[k], copy[k], copy_what[k], err);
-	}
+	if (n_dup > 0)
+		drop_rows(&st->b_rec, st, dup);
+	if (st->b_rec.len > 0)
+		rc = store_copy_in(st, STORE_COPY_RECORDS, &st->b_rec, "store records", err);
 out:
 	PQclear(res);
 	free(added);
@@ -371,9 +355,7 @@ store_batch_add(dc_store *st, const dc_report *r, dc_err *err)
 		store_json_key(b, "message_total", false) && store_i64(b, st->message_total) &&
 		store_addc(b, '}') && orig_add(st) && (st->b_rep.len == 1 || store_addc(&st->b_rep, ',')) &&
 		store_add(&st->b_rep, b->p, b->len) &&
-		store_add(&st->b_rec, st->rec.p ? st->rec.p : "", st->rec.len) &&
-		store_add(&st->b_dkim, st->dkim.p ? st->dkim.p : "", st->dkim.len) &&
-		store_add(&st->b_spf, st->spf.p ? st->spf.p : "", st->spf.len);
+		store_add(&st->b_rec, st->rec.p ? st->rec.p : "", st->rec.len);
 	if (ok && st->n_pend == st->cap_pend) {
 		size_t cap = st->cap_pend ? 2 * st->cap_pend : 64;
 		void *p = realloc(st->pend, cap * sizeof(*st->pend));
@@ -389,11 +371,8 @@ store_batch_add(dc_store *st, const dc_report *r, dc_err *err)
 	st->pend[st->n_pend].id = st->report_pk;
 	st->pend[st->n_pend].uid = st->cur_uid;
 	st->pend[st->n_pend].records = st->n_records;
-	st->pend[st->n_pend].end[0] = st->b_rec.len;
-	st->pend[st->n_pend].end[1] = st->b_dkim.len;
-	st->pend[st->n_pend++].end[2] = st->b_spf.len;
-	if (st->a_content.len + st->b_rep.len + st->b_rec.len + st->b_dkim.len + st->b_spf.len >
-		STORE_BATCH_BYTES)
+	st->pend[st->n_pend++].end = st->b_rec.len;
+	if (st->a_content.len + st->b_rep.len + st->b_rec.len > STORE_BATCH_BYTES)
 		return batch_flush(st, err);
 	return DC_OK;
 }
@@ -452,6 +431,7 @@ dc_store_batch_begin(dc_store *st, dc_err *err)
 	if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
 		return rc;
 	st->scope = STORE_SCOPE_BATCH;
+	st->batch_written = false;
 	return DC_OK;
 }
 

@@ -2,7 +2,10 @@
  * dc_reparse.c - `reparse`: every stored original is parsed again with the
  * parser of this build and its reports replaced, one transaction per
  * original (its old reports deleted, the new ones written by dc_writer.c
- * in savepoints: STORE_SCOPE_REPARSE).  The new rows keep the old ones'
+ * in savepoints: STORE_SCOPE_REPARSE).  Deleting a report deletes its
+ * records and takes them out of the rollups (the reports' BEFORE DELETE
+ * trigger, sql/objects).  The new rows of a month without a partition go
+ * to the DEFAULT partition; dc_store_partitions at the end moves them.  The new rows keep the old ones'
  * origin (mailbox, uid, message_id, file_name, ingested_at).  The rollups
  * are deferred and added every STORE_ROLLUP_EVERY originals and at the end.
  *
@@ -132,5 +135,9 @@ dc_store_reparse(dc_store *st, const dc_limits *lim, dc_extract_stats *stats, dc
 			break;
 	}
 	free(ids);
-	return dc_store_rollup_end(st, rc, err);
+	rc = dc_store_rollup_end(st, rc, err);
+	/* rows of months that had no partition are in DEFAULT: moved now */
+	if (rc == DC_OK)
+		rc = dc_store_partitions(st, err);
+	return rc;
 }

@@ -40,10 +40,9 @@
 /* The struct's dc_bufs, for dc_store_open and dc_store_free. */
 #define STORE_BUFS(st) \
 	{ \
-		&(st)->key, &(st)->rec, &(st)->dkim, &(st)->spf, &(st)->json, &(st)->jrec, &(st)->jdkim, \
-			&(st)->jspf, &(st)->jreport, &(st)->orig, &(st)->orig_name, &(st)->a_sha, \
-			&(st)->a_content, &(st)->a_name, &(st)->b_rep, &(st)->b_rec, &(st)->b_dkim, \
-			&(st)->b_spf \
+		&(st)->key, &(st)->rec, &(st)->json, &(st)->more_dkim, &(st)->more_spf, &(st)->jrec, \
+			&(st)->jreport, &(st)->orig, &(st)->orig_name, &(st)->a_sha, &(st)->a_content, \
+			&(st)->a_name, &(st)->b_rep, &(st)->b_rec \
 	}
 
 /* Formats epoch seconds as a timestamptz literal in UTC; false when the
@@ -135,6 +134,11 @@ dc_code
 store_exec(dc_store *st, const char *sql, int n, const char *const *vals, const int *lens, const int *fmts,
 	int result_fmt, ExecStatusType want, PGresult **out, const char *what, dc_err *err)
 {
+	dc_code rc;
+
+	/* a report's COPY left open ends before anything else is sent */
+	if (st->copy_open && (rc = store_copy_end(st, false, err)) != DC_OK)
+		return rc;
 	return dc_pg_exec(st->conn, sql, n, vals, lens, fmts, result_fmt, want, DC_PG_DATA, out, what, err);
 }
 
@@ -147,6 +151,8 @@ store_exec_prepared(dc_store *st, unsigned bit, const char *name, const char *sq
 
 	if (out)
 		*out = NULL;
+	if (st->copy_open && (rc = store_copy_end(st, false, err)) != DC_OK)
+		return rc;
 	if (!(st->prepared & bit)) {
 		rc = dc_pg_check(st->conn, PQprepare(st->conn, name, sql, n, NULL), PGRES_COMMAND_OK,
 			DC_PG_DATA, NULL, NULL, what, err);
@@ -169,6 +175,7 @@ store_cmd(dc_store *st, const char *sql, dc_err *err)
 void
 store_cmd_quiet(dc_store *st, const char *sql)
 {
+	store_copy_end(st, true, NULL);
 	PQclear(PQexec(st->conn, sql));
 }
 

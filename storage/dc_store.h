@@ -1,7 +1,7 @@
 /*
  * dc_store.h - PostgreSQL storage (libpq): schema migrations, one transaction
- * per report with records and auth results written by COPY, duplicates by the
- * unique key, originals kept for `reparse`, rejected inputs in dmarc.failures.
+ * per report with its records (auth results inline) written by COPY,
+ * monthly partitions kept ahead, duplicates by the unique key, originals kept for `reparse`, rejected inputs in dmarc.failures.
  *
  * The connection stays inside storage/: IMAP state (dc_mailbox.h) and
  * retention (dc_prune.h) take the dc_store.
@@ -123,6 +123,14 @@ dc_code dc_store_rollup_pending(dc_store *st, int64_t *added, dc_err *err) DC_WU
  * adds them), adds what it stored and stops deferring.  Returns rc, or the
  * error of that step when rc is DC_OK. */
 dc_code dc_store_rollup_end(dc_store *st, dc_code rc, dc_err *err) DC_WUR;
+
+/* Creates the monthly partitions of dmarc.reports and dmarc.records that are
+ * due (dmarc.maintain_partitions(): the current month -1 .. +2, and every
+ * month with rows in the DEFAULT partitions, which it moves there), in a
+ * transaction of its own: call it between reports and batches, never inside
+ * one (it takes ACCESS EXCLUSIVE locks).  DC_ECONFIG when the schema lacks
+ * the function (not migrated), else DC_EDB or DC_EDBREFUSED on failure. */
+dc_code dc_store_partitions(dc_store *st, dc_err *err) DC_WUR;
 
 /* Parses every stored original again and replaces the reports derived from
  * it, one transaction per original.  stats is added to. */

@@ -52,6 +52,8 @@
 
 #define STORE_BATCH_BYTES (8u << 20) /* a batch's waiting rows are sent when they pass this */
 #define STORE_REPORT_IDS  256        /* report ids reserved per round trip in batch mode */
+#define STORE_MONTHS      16         /* months remembered as having their partitions */
+#define STORE_ID_BLOCKS   16         /* record id blocks reserved per round trip by a large report */
 
 /* Where the session's reports go. */
 typedef enum store_scope {
@@ -96,30 +98,44 @@ struct dc_store {
 	int64_t message_total;
 	dc_buf key; /* escaped "date_begin\tpolicy_domain" of the report */
 
-	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq */
+	/* record ids: [id_next, id_end) reserved from dmarc.records_id_seq,
+	 * then the blocks id_blocks[block_next .. n_blocks) of id_step ids */
 	int64_t id_next;
 	int64_t id_end;
+	int64_t id_blocks[STORE_ID_BLOCKS];
+	size_t block_next, n_blocks;
+	int64_t id_step;
 
-	/* the chunk not yet sent */
+	/* a COPY left open on the connection (the report's records) */
+	bool copy_open;
+	const char *copy_what;
+
+	/* the chunk not yet sent: one COPY text line per record */
 	size_t chunk_records;
 	dc_buf rec;
-	dc_buf dkim;
-	dc_buf spf;
+	/* the record being added: its reasons, dkim_more and spf_more as JSON
+	 * (scratch, reused per record) */
 	dc_buf json;
+	dc_buf more_dkim;
+	dc_buf more_spf;
 
-	/* STORE_WRITE_SMALL: the same rows as JSON arrays, sent at report_end
+	/* STORE_WRITE_SMALL: the same rows as a JSON array, sent at report_end
 	 * in one statement instead of COPYs */
 	char begin[STORE_TIME_MAX];
 	dc_buf jrec;
-	dc_buf jdkim;
-	dc_buf jspf;
+
+	/* months (year * 12 + month - 1) whose partitions this connection has
+	 * had created (dmarc.create_partitions), most recent first: a report
+	 * in its own transaction asks once per month, before its BEGIN */
+	int32_t months[STORE_MONTHS];
+	size_t n_months;
+	bool batch_written; /* the open batch's transaction has written rows */
 
 	/* batch mode (dc_batch.c): a report that waits (STORE_WRITE_WAIT) has
 	 * its row as JSON in jreport (open: the totals are added at report_end),
 	 * its original's bytes, SHA-256 and name in orig*; at report_end its row
-	 * joins the batch's JSON array b_rep, its records and results (COPY
-	 * text, as built in rec, dkim, spf) the buffers b_rec, b_dkim, b_spf,
-	 * and its original the binary arrays a_* (bytea[], bytea[], text[]: no
+	 * joins the batch's JSON array b_rep, its records (COPY text, as
+	 * built in rec) the buffer b_rec, and its original the binary arrays a_* (bytea[], bytea[], text[]: no
 	 * text encoding of the bytes) */
 	int64_t cur_uid; /* its origin UID */
 	dc_buf jreport;
@@ -136,13 +152,11 @@ struct dc_store {
 	uint8_t last_sha[STORE_SHA256_LEN]; /* the last original added to a_* */
 	dc_buf b_rep;
 	dc_buf b_rec;
-	dc_buf b_dkim;
-	dc_buf b_spf;
 	struct {
 		int64_t id, uid;
 		uint64_t records;
-		size_t end[3]; /* where its rows end in b_rec, b_dkim, b_spf */
-	} * pend;              /* the waiting reports */
+		size_t end; /* where its rows end in b_rec */
+	} * pend;           /* the waiting reports */
 	size_t n_pend, cap_pend;
 	struct {
 		int64_t uid;
@@ -291,12 +305,36 @@ void store_arr_finish(dc_buf *b, uint32_t n, uint32_t oid, bool nulls);
 
 /* ---- the writer (dc_writer.c) ---- */
 
+/* dmarc.records' columns in the order of the COPY text and JSON objects
+ * the writer builds (chunk_add, json_add). */
+#define STORE_RECORD_COLUMNS \
+	"id, report_id, date_begin, policy_domain, ordinal, source_ip, message_count, disposition," \
+	" dkim_aligned, spf_aligned, header_from, envelope_from, envelope_to, reasons, dkim_count," \
+	" spf_count, dkim_domain, dkim_selector, dkim_result, dkim_human_result, spf_domain, spf_scope," \
+	" spf_result, spf_human_result, dkim_more, spf_more"
+#define STORE_COPY_RECORDS "COPY dmarc.records (" STORE_RECORD_COLUMNS ") FROM STDIN"
+
 /* Forgets the buffered chunk (memory is kept for the next one). */
 void store_chunk_reset(dc_store *st);
+/* Ends a COPY left open (st->copy_open; else DC_OK): abort refuses it
+ * (nothing of it kept, returns DC_OK); else its outcome, err (may be NULL)
+ * set on failure.  Every statement sent through store_exec,
+ * store_exec_prepared, store_cmd or store_cmd_quiet ends it first. */
+dc_code store_copy_end(dc_store *st, bool abort, dc_err *err);
 /* Sends buf as one COPY ... FROM STDIN and reads every result. */
 dc_code store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err);
 /* Ends the report's transaction (or savepoint) without keeping anything. */
 void store_report_rollback(dc_store *st);
+
+/* ---- partitions (dc_partition.c) ---- */
+
+/* Has the partitions of the month of t (epoch seconds; begin is its
+ * timestamptz text) created, in a transaction of its own, unless this
+ * connection already did: dmarc.create_partitions(begin, begin).  Own
+ * scope: call it before the report's BEGIN.  Batch scope: only while the
+ * batch has written nothing (its empty transaction is ended and begun
+ * again); else, and in reparse, nothing is done. */
+dc_code store_ensure_month(dc_store *st, int64_t t, const char *begin, dc_err *err);
 
 /* ---- originals and failures (dc_failure.c) ---- */
 

@@ -1,10 +1,21 @@
 /*
  * dc_writer.c - the report writer: the sink of dc_report.h that stores
- * one report at a time, with records and auth results written by COPY in
- * bounded chunks, duplicates decided by the reports' unique key.
+ * one report at a time, its records written by COPY in bounded chunks,
+ * duplicates decided by the reports' unique key.
+ *
+ * A record is one row of dmarc.records (sql/migrations/001_tables.sql): its
+ * first DKIM and first SPF result in the dkim_* and spf_* columns, the
+ * second and later ones as JSON arrays in dkim_more and spf_more (objects
+ * {"domain", "selector"|"scope", "result", "human_result"}, JSON null for
+ * an absent value; the column NULL when the record has at most one), the
+ * totals in dkim_count and spf_count.  There is no table per result: the
+ * views dmarc.dkim_results and dmarc.spf_results unfold them.
  *
  * Writing a report:
- *   report_begin  BEGIN; find the original (by SHA-256: new bytes are only
+ *   report_begin  a report of a month this connection has not seen yet
+ *                 first has that month's partitions created when it can
+ *                 (in a transaction of their own: store_ensure_month,
+ *                 dc_partition.c); then BEGIN; find the original (by SHA-256: new bytes are only
  *                 inserted at report_end, so a report that fails leaves no
  *                 dead copy of them behind); INSERT the
  *                 report ... ON CONFLICT ON CONSTRAINT reports_unique_report
@@ -12,22 +23,22 @@
  *                 A concurrent writer of the same report blocks on the unique
  *                 index until the first commits, then sees the duplicate.
  *   record        validated (UTF-8, source_ip by inet_pton, ranges), then
- *                 appended to three COPY text buffers (records, dkim, spf);
- *                 record ids come from blocks of dmarc.records_id_seq (one
- *                 nextval() = a block of `increment_by` ids).  A full chunk
- *                 is sent as three COPYs, so memory stays flat.
+ *                 appended as one line to the COPY text buffer; record ids
+ *                 come from blocks of dmarc.records_id_seq (one nextval() =
+ *                 a block of `increment_by` ids).  A full chunk is sent as
+ *                 one COPY, so memory stays flat.
  *   report_end    flush, insert a new original, UPDATE the report's totals, errors and original_id, COMMIT.
  *   report_abort  ROLLBACK: nothing of the report remains.
  *
  * The write strategy of the report in progress is st->write (see
  * dc_store_int.h), one switch per step:
  *   STORE_WRITE_SMALL  up to STORE_SMALL_RECORDS records (none flushed yet):
- *                 the COPYs are skipped; the rows were also kept as JSON
- *                 arrays and go, with the totals, in one prepared statement
- *                 (INSERT ... SELECT FROM json_populate_recordset in three
- *                 CTEs + the UPDATE), then COMMIT.  Same values, same
- *                 transaction; report_end costs 2 round trips instead of up
- *                 to 8 (three COPYs of 2, UPDATE, COMMIT).  The report
+ *                 the COPY is skipped; the rows were also kept as a JSON
+ *                 array and go, with the totals, in one prepared statement
+ *                 (INSERT ... SELECT FROM json_populate_recordset in a CTE
+ *                 + the UPDATE), then COMMIT.  Same values, same
+ *                 transaction; report_end costs 2 round trips instead of 4
+ *                 (COPY of 2, UPDATE, COMMIT).  The report
  *                 INSERT and the original's lookup and insert are prepared
  *                 statements too (once per connection).
  *   STORE_WRITE_COPY   a report that outgrew that: rows by COPY.
@@ -55,51 +66,100 @@ store_chunk_reset(dc_store *st)
 {
 	st->chunk_records = 0;
 	dc_buf_reset(&st->rec);
-	dc_buf_reset(&st->dkim);
-	dc_buf_reset(&st->spf);
 }
 
-/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+/* Opens COPY sql ... FROM STDIN on the connection (st->copy_open). */
+static dc_code
+copy_start(dc_store *st, const char *sql, const char *what, dc_err *err)
+{
+	PGresult *res = PQexec(st->conn, sql);
+	dc_code rc = DC_OK;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+		rc = store_fail(st, res, what, err);
+	else
+		st->copy_open = true;
+	st->copy_what = what;
+	PQclear(res);
+	return rc;
+}
+
+/* Sends buf's bytes into the open COPY, in pieces.  On failure the COPY is
+ * ended (aborted). */
+static dc_code
+copy_put(dc_store *st, const dc_buf *buf, dc_err *err)
+{
+	dc_code rc;
+
+	for (size_t off = 0; off < buf->len;) {
+		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
+		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
+			rc = store_fail(st, NULL, st->copy_what, err);
+			store_copy_end(st, true, NULL);
+			return rc;
+		}
+		off += n;
+	}
+	/* libpq holds back the tail of a message (under 8 KiB) and the server
+	 * reads a CopyData message whole: pushed out now, the server stores
+	 * the chunk while the next one is parsed */
+	if (PQflush(st->conn) != 0) {
+		rc = store_fail(st, NULL, st->copy_what, err);
+		store_copy_end(st, true, NULL);
+		return rc;
+	}
+	return DC_OK;
+}
+
+/* Ends the open COPY (abort: refused by the client, nothing of it kept)
+ * and reads every result; err (may be NULL) gets the COPY's failure. */
 dc_code
-store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err)
+store_copy_end(dc_store *st, bool abort, dc_err *err)
 {
 	PGresult *res;
 	dc_code rc = DC_OK;
 	bool first = true;
+	dc_err scratch;
 
-	res = PQexec(st->conn, sql);
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		rc = store_fail(st, res, what, err);
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
-	for (size_t off = 0; off < buf->len;) {
-		size_t n = buf->len - off > STORE_COPY_PIECE ? STORE_COPY_PIECE : buf->len - off;
-		if (PQputCopyData(st->conn, buf->p + off, (int)n) != 1) {
-			rc = store_fail(st, NULL, what, err);
-			break;
-		}
-		off += n;
-	}
-	if (PQputCopyEnd(st->conn, rc == DC_OK ? NULL : "client failed") != 1 && rc == DC_OK)
-		rc = store_fail(st, NULL, what, err);
+	if (!st->copy_open)
+		return DC_OK;
+	st->copy_open = false;
+	if (err == NULL || abort)
+		err = &scratch;
+	if (PQputCopyEnd(st->conn, abort ? "aborted by the client" : NULL) != 1)
+		rc = store_fail(st, NULL, st->copy_what, err);
 	/* read until NULL: the COPY's own result first, then nothing */
 	while ((res = PQgetResult(st->conn)) != NULL) {
 		if (first && rc == DC_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = store_fail(st, res, what, err);
+			rc = store_fail(st, res, st->copy_what, err);
 		first = false;
 		PQclear(res);
 		if (PQstatus(st->conn) == CONNECTION_BAD)
 			break;
 	}
 	if (first && rc == DC_OK)
-		rc = store_fail(st, NULL, what, err);
+		rc = store_fail(st, NULL, st->copy_what, err);
+	return abort ? DC_OK : rc;
+}
+
+/* Sends buf as one COPY ... FROM STDIN and reads every result. */
+dc_code
+store_copy_in(dc_store *st, const char *sql, const dc_buf *buf, const char *what, dc_err *err)
+{
+	dc_code rc = copy_start(st, sql, what, err);
+
+	if (rc == DC_OK)
+		rc = copy_put(st, buf, err);
+	if (rc == DC_OK)
+		rc = store_copy_end(st, false, err);
 	return rc;
 }
 
-/* Sends the chunk: records first (the auth results reference them).
- * The buffers are empty afterwards whatever the outcome. */
+/* Sends the chunk into the report's COPY, opened at its first chunk and
+ * left open: the server stores these rows while the next ones are parsed.
+ * It is ended at report_end, or by the next other statement (a refill of
+ * record ids: store_exec ends it first).  The buffer is empty afterwards
+ * whatever the outcome. */
 static dc_code
 chunk_flush(dc_store *st, dc_err *err)
 {
@@ -107,56 +167,59 @@ chunk_flush(dc_store *st, dc_err *err)
 
 	if (st->chunk_records == 0)
 		return DC_OK;
-	rc = store_copy_in(st,
-		"COPY dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
-		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
-		" envelope_from, envelope_to, reasons) FROM STDIN",
-		&st->rec, "store records", err);
-	if (rc == DC_OK && st->dkim.len > 0)
-		rc = store_copy_in(st,
-			"COPY dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
-			" domain, selector, result, human_result) FROM STDIN",
-			&st->dkim, "store dkim results", err);
-	if (rc == DC_OK && st->spf.len > 0)
-		rc = store_copy_in(st,
-			"COPY dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
-			" domain, scope, result, human_result) FROM STDIN",
-			&st->spf, "store spf results", err);
+	if (!st->copy_open)
+		rc = copy_start(st, STORE_COPY_RECORDS, "store records", err);
+	if (rc == DC_OK)
+		rc = copy_put(st, &st->rec, err);
 	store_chunk_reset(st);
 	return rc;
 }
 
-/* Takes the next record id, reserving a new block when the last is used.
- * The block is the sequence's increment, read with the nextval(). */
+/* Takes the next record id, from the reserved blocks, reserving more when
+ * they are used: one nextval() yields a block of the sequence's increment;
+ * a report past its first chunk reserves STORE_ID_BLOCKS blocks in one
+ * round trip, so that its COPY is seldom interrupted for ids. */
 static dc_code
 next_record_id(dc_store *st, int64_t *id, dc_err *err)
 {
 	PGresult *res = NULL;
 	dc_code rc;
-	int64_t first, step;
+	char k[16];
+	const char *vals[1] = { k };
+	int n;
 
 	if (st->id_next < st->id_end) {
 		*id = st->id_next++;
 		return DC_OK;
 	}
-	rc = store_exec(st,
-		"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
-		" FROM pg_catalog.pg_sequences s"
-		" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
-		0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
-	if (rc != DC_OK)
-		return rc;
-	if (PQntuples(res) != 1) {
+	if (st->block_next >= st->n_blocks) {
+		snprintf(k, sizeof(k), "%d", st->n_records >= STORE_CHUNK_RECORDS ? STORE_ID_BLOCKS : 1);
+		rc = store_exec(st,
+			"SELECT pg_catalog.nextval('dmarc.records_id_seq'), s.increment_by"
+			" FROM pg_catalog.pg_sequences s, pg_catalog.generate_series(1, $1::integer)"
+			" WHERE s.schemaname = 'dmarc' AND s.sequencename = 'records_id_seq'",
+			1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "reserve record ids", err);
+		if (rc != DC_OK)
+			return rc;
+		n = PQntuples(res);
+		if (n < 1 || n > STORE_ID_BLOCKS) {
+			PQclear(res);
+			return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+		}
+		st->id_step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		for (int i = 0; i < n; i++)
+			st->id_blocks[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		PQclear(res);
-		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq not found");
+		st->n_blocks = (size_t)n;
+		st->block_next = 0;
+		if (st->id_step < 1 || st->id_blocks[0] < 1) {
+			st->n_blocks = 0;
+			return dc_err_set(
+				err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
+		}
 	}
-	first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	step = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	if (step < 1 || first < 1)
-		return dc_err_set(err, DC_EDB, "reserve record ids: dmarc.records_id_seq must count upwards");
-	st->id_next = first;
-	st->id_end = first + step;
+	st->id_next = st->id_blocks[st->block_next++];
+	st->id_end = st->id_next + st->id_step;
 	*id = st->id_next++;
 	return DC_OK;
 }
@@ -267,6 +330,10 @@ store_report_begin(void *ctx, const dc_report *r, const dc_blob *origin, dc_err 
 	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
 	if (file_name != NULL && !store_utf8_valid(file_name))
 		file_name = NULL;
+	/* the report's month's partitions first, in a transaction of their
+	 * own (never inside the report's: they take ACCESS EXCLUSIVE locks) */
+	if ((rc = store_ensure_month(st, r->date_begin, begin, err)) != DC_OK)
+		return rc;
 	if (st->scope == STORE_SCOPE_BATCH) {
 		bool deferred = false;
 
@@ -352,10 +419,7 @@ started:
 	dc_buf_reset(&st->key);
 	memcpy(st->begin, begin, sizeof(st->begin));
 	dc_buf_reset(&st->jrec);
-	dc_buf_reset(&st->jdkim);
-	dc_buf_reset(&st->jspf);
-	if (st->write == STORE_WRITE_SMALL &&
-		!(store_addc(&st->jrec, '[') && store_addc(&st->jdkim, '[') && store_addc(&st->jspf, '[')))
+	if (st->write == STORE_WRITE_SMALL && !store_addc(&st->jrec, '['))
 		st->write = STORE_WRITE_COPY;
 	if (!store_add(&st->key, begin, strlen(begin)) || !store_addc(&st->key, '\t') ||
 		!store_copy_text(&st->key, r->policy_domain)) {
@@ -448,15 +512,81 @@ bad_ip:
 		rec->source_ip);
 }
 
-/* Appends "id\tdate_begin\tpolicy_domain\tordinal\t" to an auth buffer. */
-static bool
-auth_prefix(dc_store *st, dc_buf *b, int64_t id, size_t ordinal)
+/* The names of an auth result's four values, in the order auth_values
+ * gives them: dkim_more's and spf_more's keys. */
+static const char *const dkim_keys[4] = { "domain", "selector", "result", "human_result" };
+static const char *const spf_keys[4] = { "domain", "scope", "result", "human_result" };
+
+/* v = the four values (NULL: absent) of the record's auth result i, DKIM or
+ * (spf) SPF. */
+static void
+auth_values(const dc_record *rec, bool spf, size_t i, const char *v[4])
 {
-	return store_i64(b, id) && store_addc(b, '\t') && store_add(b, st->key.p, st->key.len) &&
-		store_addc(b, '\t') && store_i64(b, (int64_t)ordinal) && store_addc(b, '\t');
+	if (spf) {
+		const dc_spf_result *s = &rec->spf[i];
+		v[0] = s->domain;
+		v[1] = s->scope;
+		v[2] = s->result;
+		v[3] = s->human_result;
+	} else {
+		const dc_dkim_result *d = &rec->dkim[i];
+		v[0] = d->domain;
+		v[1] = d->selector;
+		v[2] = d->result;
+		v[3] = d->human_result;
+	}
 }
 
-/* Appends the record's rows to the chunk buffers; false when out of memory. */
+/* b = the record's second and later DKIM (or, spf, SPF) results as a JSON
+ * array of objects, or empty when it has at most one (the column is then
+ * NULL).  False when out of memory. */
+static bool
+auth_more(dc_buf *b, const dc_record *rec, bool spf)
+{
+	const char *const *keys = spf ? spf_keys : dkim_keys;
+	size_t n = spf ? rec->n_spf : rec->n_dkim;
+	const char *v[4];
+	bool ok;
+
+	dc_buf_reset(b);
+	if (n < 2)
+		return true;
+	ok = store_addc(b, '[');
+	for (size_t i = 1; ok && i < n; i++) {
+		auth_values(rec, spf, i, v);
+		ok = (i == 1 || store_addc(b, ',')) && store_addc(b, '{');
+		for (int k = 0; ok && k < 4; k++)
+			ok = store_json_key(b, keys[k], k == 0) && store_json_string(b, v[k]);
+		ok = ok && store_addc(b, '}');
+	}
+	return ok && store_addc(b, ']');
+}
+
+/* Appends the COPY text of the record's first DKIM (or SPF) result's four
+ * columns, each followed by a tab (\N when it has none). */
+static bool
+copy_auth_first(dc_buf *b, const dc_record *rec, bool spf)
+{
+	const char *v[4] = { NULL, NULL, NULL, NULL };
+	bool ok = true;
+
+	if ((spf ? rec->n_spf : rec->n_dkim) > 0)
+		auth_values(rec, spf, 0, v);
+	for (int k = 0; ok && k < 4; k++)
+		ok = store_copy_text(b, v[k]) && store_addc(b, '\t');
+	return ok;
+}
+
+/* Appends a JSON array kept in more (empty: none) as a COPY value. */
+static bool
+copy_more(dc_buf *b, const dc_buf *more)
+{
+	return more->len > 0 ? store_copy_text(b, more->p) : store_add(b, "\\N", 2);
+}
+
+/* Appends the record's row (STORE_COPY_RECORDS's columns) to the chunk
+ * buffer; its reasons, dkim_more and spf_more are left as JSON in st->json,
+ * st->more_dkim and st->more_spf for json_add.  False when out of memory. */
 static bool
 chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 {
@@ -490,49 +620,42 @@ chunk_add(dc_store *st, const dc_record *rec, int64_t id, const char *ip)
 				store_addc(&st->json, '}');
 		ok = ok && store_addc(&st->json, ']') && store_copy_text(b, st->json.p);
 	}
-	ok = ok && store_addc(b, '\n');
+	return ok && store_addc(b, '\t') && store_i64(b, (int64_t)rec->n_dkim) && store_addc(b, '\t') &&
+		store_i64(b, (int64_t)rec->n_spf) && store_addc(b, '\t') && copy_auth_first(b, rec, false) &&
+		copy_auth_first(b, rec, true) && auth_more(&st->more_dkim, rec, false) &&
+		auth_more(&st->more_spf, rec, true) && copy_more(b, &st->more_dkim) && store_addc(b, '\t') &&
+		copy_more(b, &st->more_spf) && store_addc(b, '\n');
+}
 
-	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
-		const dc_dkim_result *d = &rec->dkim[i];
-		b = &st->dkim;
-		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, d->domain) && store_addc(b, '\t') &&
-			store_copy_text(b, d->selector) && store_addc(b, '\t') &&
-			store_copy_text(b, d->result) && store_addc(b, '\t') &&
-			store_copy_text(b, d->human_result) && store_addc(b, '\n');
-	}
-	for (size_t i = 0; ok && i < rec->n_spf; i++) {
-		const dc_spf_result *s = &rec->spf[i];
-		b = &st->spf;
-		ok = auth_prefix(st, b, id, i + 1) && store_copy_text(b, s->domain) && store_addc(b, '\t') &&
-			store_copy_text(b, s->scope) && store_addc(b, '\t') &&
-			store_copy_text(b, s->result) && store_addc(b, '\t') &&
-			store_copy_text(b, s->human_result) && store_addc(b, '\n');
-	}
+/* Appends the JSON keys prefix_domain .. prefix_human_result of the
+ * record's first DKIM (or SPF) result (nulls when it has none). */
+static bool
+json_auth_first(dc_buf *b, const dc_record *rec, bool spf)
+{
+	static const char *const dkim_cols[4] = { "dkim_domain", "dkim_selector", "dkim_result",
+		"dkim_human_result" };
+	static const char *const spf_cols[4] = { "spf_domain", "spf_scope", "spf_result",
+		"spf_human_result" };
+	const char *v[4] = { NULL, NULL, NULL, NULL };
+	bool ok = true;
+
+	if ((spf ? rec->n_spf : rec->n_dkim) > 0)
+		auth_values(rec, spf, 0, v);
+	for (int k = 0; ok && k < 4; k++)
+		ok = store_json_key(b, spf ? spf_cols[k] : dkim_cols[k], false) && store_json_string(b, v[k]);
 	return ok;
 }
 
-/* Appends "record_id":..,"date_begin":..,"policy_domain":..,"ordinal":.. of
- * an auth result row. */
-static bool
-json_auth_prefix(dc_store *st, dc_buf *b, const dc_report *r, int64_t id, size_t ordinal)
-{
-	return store_json_open(b) && store_json_key(b, "record_id", true) && store_i64(b, id) &&
-		store_json_key(b, "date_begin", false) && store_json_string(b, st->begin) &&
-		store_json_key(b, "policy_domain", false) && store_json_string(b, r->policy_domain) &&
-		store_json_key(b, "ordinal", false) && store_i64(b, (int64_t)ordinal);
-}
-
-/* Appends the record's rows as JSON objects to the small-report arrays,
- * with exactly the values chunk_add puts in the COPY text (the reasons
- * array is the one chunk_add just built in st->json).  False when out of
- * memory. */
+/* Appends the record's row as a JSON object to the small-report array,
+ * with exactly the values chunk_add puts in the COPY text (the reasons,
+ * dkim_more and spf_more arrays are the ones chunk_add just built).  False
+ * when out of memory. */
 static bool
 json_add(dc_store *st, const dc_report *r, const dc_record *rec, int64_t id, const char *ip)
 {
 	dc_buf *b = &st->jrec;
-	bool ok;
 
-	ok = store_json_open(b) && store_json_key(b, "id", true) && store_i64(b, id) &&
+	return store_json_open(b) && store_json_key(b, "id", true) && store_i64(b, id) &&
 		store_json_key(b, "report_id", false) && store_i64(b, st->report_pk) &&
 		store_json_key(b, "date_begin", false) && store_json_string(b, st->begin) &&
 		store_json_key(b, "policy_domain", false) && store_json_string(b, r->policy_domain) &&
@@ -548,26 +671,16 @@ json_add(dc_store *st, const dc_report *r, const dc_record *rec, int64_t id, con
 		store_json_key(b, "envelope_to", false) && store_json_string(b, rec->envelope_to) &&
 		store_json_key(b, "reasons", false) &&
 		(rec->n_reasons > 0 ? store_add(b, st->json.p, st->json.len) : store_add(b, "null", 4)) &&
+		store_json_key(b, "dkim_count", false) && store_i64(b, (int64_t)rec->n_dkim) &&
+		store_json_key(b, "spf_count", false) && store_i64(b, (int64_t)rec->n_spf) &&
+		json_auth_first(b, rec, false) && json_auth_first(b, rec, true) &&
+		store_json_key(b, "dkim_more", false) &&
+		(st->more_dkim.len > 0 ? store_add(b, st->more_dkim.p, st->more_dkim.len) :
+					 store_add(b, "null", 4)) &&
+		store_json_key(b, "spf_more", false) &&
+		(st->more_spf.len > 0 ? store_add(b, st->more_spf.p, st->more_spf.len) :
+					store_add(b, "null", 4)) &&
 		store_addc(b, '}');
-	for (size_t i = 0; ok && i < rec->n_dkim; i++) {
-		const dc_dkim_result *d = &rec->dkim[i];
-		b = &st->jdkim;
-		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
-			store_json_string(b, d->domain) && store_json_key(b, "selector", false) &&
-			store_json_string(b, d->selector) && store_json_key(b, "result", false) &&
-			store_json_string(b, d->result) && store_json_key(b, "human_result", false) &&
-			store_json_string(b, d->human_result) && store_addc(b, '}');
-	}
-	for (size_t i = 0; ok && i < rec->n_spf; i++) {
-		const dc_spf_result *s = &rec->spf[i];
-		b = &st->jspf;
-		ok = json_auth_prefix(st, b, r, id, i + 1) && store_json_key(b, "domain", false) &&
-			store_json_string(b, s->domain) && store_json_key(b, "scope", false) &&
-			store_json_string(b, s->scope) && store_json_key(b, "result", false) &&
-			store_json_string(b, s->result) && store_json_key(b, "human_result", false) &&
-			store_json_string(b, s->human_result) && store_addc(b, '}');
-	}
-	return ok;
 }
 
 /* Sink record: validates and buffers one record, sending the chunk when it
@@ -598,8 +711,7 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 		/* its rows go with the batch as COPY text (the chunk buffers): no
 		 * JSON for them.  One that stops being small is sent now, before
 		 * any COPY (a chunk is far larger than a small report). */
-		grown = st->n_records >= STORE_SMALL_RECORDS ||
-			st->rec.len + st->dkim.len + st->spf.len >= STORE_SMALL_BYTES;
+		grown = st->n_records >= STORE_SMALL_RECORDS || st->rec.len >= STORE_SMALL_BYTES;
 		break;
 	case STORE_WRITE_SMALL:
 		if (st->n_records >= STORE_SMALL_RECORDS) {
@@ -608,7 +720,7 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 		}
 		if (!json_add(st, r, rec, id, ip))
 			return dc_err_set(err, DC_ENOMEM, "out of memory");
-		if (st->jrec.len + st->jdkim.len + st->jspf.len >= STORE_SMALL_BYTES)
+		if (st->jrec.len >= STORE_SMALL_BYTES)
 			st->write = STORE_WRITE_COPY;
 		break;
 	case STORE_WRITE_COPY:
@@ -618,8 +730,7 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 	st->chunk_records++;
 	if (grown && (rc = store_materialize(st, err)) != DC_OK)
 		return rc;
-	if (st->chunk_records >= STORE_CHUNK_RECORDS ||
-		st->rec.len + st->dkim.len + st->spf.len >= STORE_CHUNK_BYTES) {
+	if (st->chunk_records >= STORE_CHUNK_RECORDS || st->rec.len >= STORE_CHUNK_BYTES) {
 		/* part of it is sent by COPY: the rest goes the same way */
 		st->write = STORE_WRITE_COPY;
 		return chunk_flush(st, err);
@@ -632,29 +743,18 @@ store_record(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err)
 static dc_code
 store_report_end(void *ctx, const dc_report *r, dc_err *err)
 {
-	/* the data-modifying CTEs all run; the auth results' foreign keys are
-	 * checked at the end of the statement, when the records are there */
+	/* the data-modifying CTE runs whether or not the UPDATE reads it; the
+	 * date_begin lets the planner go to the report's partition only */
 	static const char small_sql[] =
-		"WITH rec AS (INSERT INTO dmarc.records (id, report_id, date_begin, policy_domain, ordinal,"
-		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
-		" envelope_from, envelope_to, reasons)"
-		" SELECT id, report_id, date_begin, policy_domain, ordinal,"
-		" source_ip, message_count, disposition, dkim_aligned, spf_aligned, header_from,"
-		" envelope_from, envelope_to, reasons"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $5::pg_catalog.json)),"
-		" dkim AS (INSERT INTO dmarc.dkim_results (record_id, date_begin, policy_domain, ordinal,"
-		" domain, selector, result, human_result)"
-		" SELECT record_id, date_begin, policy_domain, ordinal, domain, selector, result, human_result"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.dkim_results, $6::pg_catalog.json)),"
-		" spf AS (INSERT INTO dmarc.spf_results (record_id, date_begin, policy_domain, ordinal,"
-		" domain, scope, result, human_result)"
-		" SELECT record_id, date_begin, policy_domain, ordinal, domain, scope, result, human_result"
-		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.spf_results, $7::pg_catalog.json))"
+		"WITH rec AS (INSERT INTO dmarc.records (" STORE_RECORD_COLUMNS ")"
+		" SELECT " STORE_RECORD_COLUMNS
+		" FROM pg_catalog.json_populate_recordset(NULL::dmarc.records, $5::pg_catalog.json))"
 		" UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
-		" original_id = coalesce($8::bigint, original_id) WHERE id = $1";
+		" original_id = coalesce($6::bigint, original_id)"
+		" WHERE id = $1 AND date_begin = $7::timestamptz";
 	dc_store *st = ctx;
 	char id[24], n[24], total[24], oid[24];
-	const char *vals[8] = { id, r->errors, n, total, NULL, NULL, NULL, NULL };
+	const char *vals[7] = { id, r->errors, n, total, NULL, NULL, st->begin };
 	dc_code rc;
 
 	if (st->write == STORE_WRITE_NONE)
@@ -679,35 +779,33 @@ store_report_end(void *ctx, const dc_report *r, dc_err *err)
 		if ((rc = store_original(st, &st->late_blob, &original_id, true, err)) != DC_OK)
 			goto fail;
 		snprintf(oid, sizeof(oid), "%" PRId64, original_id);
-		vals[7] = oid;
+		vals[5] = oid;
 		st->late_orig = false;
 	}
 	switch (st->write) {
 	case STORE_WRITE_SMALL:
-		/* every row is still here: records, auth results and totals in
-		 * one statement (one round trip instead of up to seven) */
-		if (!store_addc(&st->jrec, ']') || !store_addc(&st->jdkim, ']') ||
-			!store_addc(&st->jspf, ']')) {
+		/* every row is still here: records and totals in one
+		 * statement (one round trip instead of three) */
+		if (!store_addc(&st->jrec, ']')) {
 			rc = dc_err_set(err, DC_ENOMEM, "out of memory");
 			goto fail;
 		}
 		vals[4] = st->jrec.p;
-		vals[5] = st->jdkim.p;
-		vals[6] = st->jspf.p;
 		store_chunk_reset(st);
-		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 8, vals, NULL, NULL,
+		rc = store_exec_prepared(st, STORE_PREP_SMALL, "dc_small", small_sql, 7, vals, NULL, NULL,
 			PGRES_COMMAND_OK, NULL, "store report rows", err);
 		break;
 	case STORE_WRITE_COPY:
 	case STORE_WRITE_WAIT:
 	case STORE_WRITE_NONE:
-		if ((rc = chunk_flush(st, err)) != DC_OK)
+		if ((rc = chunk_flush(st, err)) != DC_OK || (rc = store_copy_end(st, false, err)) != DC_OK)
 			break;
-		vals[4] = vals[7];
+		vals[4] = st->begin;
 		rc = store_exec(st,
 			"UPDATE dmarc.reports SET errors = $2, record_count = $3, message_total = $4,"
-			" original_id = coalesce($5::bigint, original_id) WHERE id = $1",
-			5, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
+			" original_id = coalesce($6::bigint, original_id)"
+			" WHERE id = $1 AND date_begin = $5::timestamptz",
+			6, vals, NULL, NULL, 0, PGRES_COMMAND_OK, NULL, "store report totals", err);
 		break;
 	}
 	if (rc != DC_OK)

@@ -194,7 +194,7 @@ test_migrate(void **state)
 	assert_true(n_migrations() >= 1);
 	assert_int_equal(a.applied + b.applied, n_migrations() + n_objects());
 	assert_int_equal(atoi(q("SELECT count(*) FROM dmarc.schema_migrations", NULL, NULL)), n_migrations());
-	assert_string_equal(q("SELECT min(name) FROM dmarc.schema_migrations", NULL, NULL), "001_schema.sql");
+	assert_string_equal(q("SELECT min(name) FROM dmarc.schema_migrations", NULL, NULL), "001_tables.sql");
 
 	assert_int_equal(dc_store_migrate(a.st, &applied, &err), DC_OK);
 	assert_int_equal(applied, 0);
@@ -470,6 +470,222 @@ test_paths_agree(void **state)
 	dc_store_free(st);
 }
 
+/* ---- auth results inline: 0, 1 and 3 of each round-trip ---------------- */
+
+/* A record's DKIM and SPF results as the views give them back, one line
+ * per result in order, NULL and '' kept apart. */
+static const char auth_sql[] =
+	"SELECT concat_ws(' # ',"
+	" (SELECT string_agg(concat_ws('|', d.ordinal, quote_nullable(d.domain), quote_nullable(d.selector),"
+	"  quote_nullable(d.result), quote_nullable(d.human_result), d.date_begin = r.date_begin,"
+	"  d.policy_domain = r.policy_domain, d.report_id = r.report_id), ';' ORDER BY d.ordinal)"
+	"  FROM dmarc.dkim_results d WHERE d.record_id = r.id),"
+	" (SELECT string_agg(concat_ws('|', s.ordinal, quote_nullable(s.domain), quote_nullable(s.scope),"
+	"  quote_nullable(s.result), quote_nullable(s.human_result), s.date_begin = r.date_begin,"
+	"  s.policy_domain = r.policy_domain, s.report_id = r.report_id), ';' ORDER BY s.ordinal)"
+	"  FROM dmarc.spf_results s WHERE s.record_id = r.id),"
+	" r.dkim_count || '/' || r.spf_count || '/' || (r.dkim_more IS NULL) || '/' || (r.spf_more IS NULL))"
+	" FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+	" WHERE p.report_id = $1 AND r.ordinal = $2::int";
+
+static const dc_dkim_result three_dkim[] = {
+	{ "a.example", "s1", "pass", NULL },
+	{ "", NULL, "fail", "" },
+	{ "c.example", "sel\\\"{x}", "temperror", "tab\there\nnl \xc3\xa4 \\N" },
+};
+static const dc_spf_result three_spf[] = {
+	{ NULL, NULL, NULL, NULL },
+	{ "b.example", "helo", "softfail", "\\" },
+	{ "", "", "", "\"" },
+};
+static const char *const auth_want[3] = {
+	/* 0 DKIM, 0 SPF */
+	"0/0/true/true",
+	/* 1 each */
+	"1|'example.com'|'s1'|'pass'|NULL|t|t|t # 1|'bounce.example.com'|'mfrom'|'pass'|NULL|t|t|t # 1/1/true/true",
+	/* 3 each */
+	"1|'a.example'|'s1'|'pass'|NULL|t|t|t;2|''|NULL|'fail'|''|t|t|t;"
+	"3|'c.example'|E'sel\\\\\"{x}'|'temperror'|E'tab\there\nnl \xc3\xa4 \\\\N'|t|t|t # "
+	"1|NULL|NULL|NULL|NULL|t|t|t;2|'b.example'|'helo'|'softfail'|E'\\\\'|t|t|t;"
+	"3|''|''|''|'\"'|t|t|t # 3/3/false/false",
+};
+
+/* Records 1..n cycle through 0, 1 and 3 DKIM and SPF results. */
+static void
+mk_auth_records(dc_record *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		recs[i] = mk_record(i + 1, "192.0.2.3");
+		switch (i % 3) {
+		case 0: recs[i].n_dkim = recs[i].n_spf = 0; break;
+		case 1: recs[i].n_dkim = 1; break;
+		default:
+			recs[i].dkim = three_dkim;
+			recs[i].n_dkim = 3;
+			recs[i].spf = three_spf;
+			recs[i].n_spf = 3;
+			break;
+		}
+	}
+}
+
+/* The first three records of report rid are stored as sent. */
+static void
+check_auth(const char *rid)
+{
+	for (int k = 0; k < 3; k++) {
+		char ord[8];
+
+		snprintf(ord, sizeof(ord), "%d", k + 1);
+		if (strcmp(q(auth_sql, rid, ord), auth_want[k]) != 0)
+			fail_msg("report %s record %d:\n got  %s\n want %s", rid, k + 1, qbuf, auth_want[k]);
+	}
+}
+
+/* Through the one-statement path, by COPY (past a chunk) and in a batch. */
+static void
+test_auth_roundtrip(void **state)
+{
+	enum { LARGE = 4100 };
+	dc_store *st = open_store();
+	dc_report small = mk_report("auth.example", "r-auth-small");
+	dc_report large = mk_report("auth.example", "r-auth-large");
+	dc_report batched = mk_report("auth.example", "r-auth-batch");
+	dc_record *recs = calloc(LARGE, sizeof(*recs));
+	dc_err err = { 0 };
+
+	(void)state;
+	assert_non_null(recs);
+	mk_auth_records(recs, LARGE);
+	if (store_report(st, &small, NULL, recs, 3, &err) != DC_OK)
+		fail_msg("store small: %s", err.msg);
+	if (store_report(st, &large, NULL, recs, LARGE, &err) != DC_OK)
+		fail_msg("store large: %s", err.msg);
+	assert_int_equal(dc_store_batch_begin(st, &err), DC_OK);
+	if (store_report(st, &batched, NULL, recs, 3, &err) != DC_OK)
+		fail_msg("store batched: %s", err.msg);
+	if (dc_store_batch_commit(st, NULL, NULL, &err) != DC_OK)
+		fail_msg("commit batch: %s", err.msg);
+	check_auth("r-auth-small");
+	check_auth("r-auth-large");
+	check_auth("r-auth-batch");
+	/* one row per record, the view one row per result */
+	assert_string_equal(
+		q("SELECT count(*) || '/' || sum(dkim_count) || '/' ||"
+		  " (SELECT count(*) FROM dmarc.dkim_results d JOIN dmarc.reports p ON p.id = d.report_id"
+		  "  WHERE p.report_id = 'r-auth-large')"
+		  " FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+		  " WHERE p.report_id = 'r-auth-large'",
+			NULL, NULL),
+		"4100/5465/5465");
+	/* the further results are JSON arrays with the documented keys */
+	assert_string_equal(q("SELECT r.dkim_more::text || ' ' || r.spf_more::text"
+			      " FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+			      " WHERE p.report_id = 'r-auth-small' AND r.ordinal = 3",
+				    NULL, NULL),
+		"[{\"domain\": \"\", \"result\": \"fail\", \"selector\": null, \"human_result\": \"\"},"
+		" {\"domain\": \"c.example\", \"result\": \"temperror\", \"selector\": \"sel\\\\\\\"{x}\","
+		" \"human_result\": \"tab\\there\\nnl \xc3\xa4 \\\\N\"}]"
+		" [{\"scope\": \"helo\", \"domain\": \"b.example\", \"result\": \"softfail\", \"human_result\": \"\\\\\"},"
+		" {\"scope\": \"\", \"domain\": \"\", \"result\": \"\", \"human_result\": \"\\\"\"}]");
+	free(recs);
+	dc_store_free(st);
+}
+
+/* ---- partitions: a report of an old month lands in that month ---------- */
+
+/* "table|table" of report rid's row and of its records' rows (distinct). */
+static const char where_sql[] =
+	"SELECT p.tableoid::regclass || '|' || (SELECT string_agg(DISTINCT r.tableoid::regclass::text, ',')"
+	" FROM dmarc.records r WHERE r.report_id = p.id) FROM dmarc.reports p WHERE p.report_id = $1";
+
+static void
+test_partition_month(void **state)
+{
+	dc_store *st = open_store();
+	dc_report own = mk_report("part.example", "r-part-own");
+	dc_report batched = mk_report("part.example", "r-part-batch");
+	dc_report late = mk_report("part.example", "r-part-late");
+	dc_record recs[300];
+	dc_err err = { 0 };
+	PGresult *res;
+	char lid[32], before[4096];
+
+	(void)state;
+	for (size_t i = 0; i < 300; i++)
+		recs[i] = mk_record(i + 1, "192.0.2.30");
+	/* the current months are made by dc_store_partitions; called inside a
+	 * transaction it refuses */
+	if (dc_store_partitions(st, &err) != DC_OK)
+		fail_msg("partitions: %s", err.msg);
+	assert_string_equal(
+		q("SELECT to_regclass('dmarc.records_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM'))"
+		  " IS NOT NULL",
+			NULL, NULL),
+		"t");
+	assert_int_equal(dc_store_batch_begin(st, &err), DC_OK);
+	assert_int_equal(dc_store_partitions(st, &err), DC_EDB);
+	dc_store_batch_abort(st);
+
+	/* own transaction: 2019-03-10, a month nobody created (COPY path) */
+	own.date_begin = 1552176000;
+	own.date_end = own.date_begin + 86399;
+	if (store_report(st, &own, NULL, recs, 300, &err) != DC_OK)
+		fail_msg("store: %s", err.msg);
+	assert_string_equal(q(where_sql, "r-part-own", NULL), "dmarc.reports_2019_03|dmarc.records_2019_03");
+
+	/* batch mode, nothing written yet: 2018-05-20 */
+	batched.date_begin = 1526774400;
+	batched.date_end = batched.date_begin + 86399;
+	late.date_begin = 1499990400; /* 2017-07-14 */
+	late.date_end = late.date_begin + 86399;
+	assert_int_equal(dc_store_batch_begin(st, &err), DC_OK);
+	if (store_report(st, &batched, NULL, recs, 3, &err) != DC_OK)
+		fail_msg("store batched: %s", err.msg);
+	/* ... and once the batch has written (a failure row), a new month
+	 * waits in the DEFAULT partition */
+	assert_int_equal(dc_store_failure(st, "mime", "part test", NULL, 0, &err), DC_OK);
+	if (store_report(st, &late, NULL, recs, 300, &err) != DC_OK)
+		fail_msg("store late: %s", err.msg);
+	if (dc_store_batch_commit(st, NULL, NULL, &err) != DC_OK)
+		fail_msg("commit batch: %s", err.msg);
+	assert_string_equal(
+		q(where_sql, "r-part-batch", NULL), "dmarc.reports_2018_05|dmarc.records_2018_05");
+	assert_string_equal(q(where_sql, "r-part-late", NULL), "dmarc.reports_default|dmarc.records_default");
+	snprintf(lid, sizeof(lid), "%s",
+		q("SELECT id FROM dmarc.reports WHERE report_id = 'r-part-late'", NULL, NULL));
+	snprintf(before, sizeof(before), "%s", q(rows_sql, lid, NULL));
+	/* the next maintenance moves it into its month, values intact */
+	if (dc_store_partitions(st, &err) != DC_OK)
+		fail_msg("partitions: %s", err.msg);
+	assert_string_equal(q(where_sql, "r-part-late", NULL), "dmarc.reports_2017_07|dmarc.records_2017_07");
+	assert_string_equal(q(rows_sql, lid, NULL), before);
+	assert_string_equal(
+		q("SELECT count(*) FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id"
+		  " WHERE p.report_id = 'r-part-late'",
+			NULL, NULL),
+		"300");
+	/* a writer in the middle of a report holds the tables: creating a
+	 * month waits at most a moment, then its rows go to DEFAULT */
+	x("BEGIN");
+	x("LOCK TABLE dmarc.records IN ROW EXCLUSIVE MODE");
+	late.report_id = "r-part-busy";
+	late.date_begin = 1455000000; /* 2016-02-09 */
+	late.date_end = late.date_begin + 86399;
+	if (store_report(st, &late, NULL, recs, 3, &err) != DC_OK)
+		fail_msg("store busy: %s", err.msg);
+	x("COMMIT");
+	assert_string_equal(q(where_sql, "r-part-busy", NULL), "dmarc.reports_default|dmarc.records_default");
+	if (dc_store_partitions(st, &err) != DC_OK)
+		fail_msg("partitions: %s", err.msg);
+	assert_string_equal(q(where_sql, "r-part-busy", NULL), "dmarc.reports_2016_02|dmarc.records_2016_02");
+	res = PQexec(chk, "SELECT 1 FROM dmarc.records_default");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(res), 0);
+	PQclear(res);
+	dc_store_free(st);
+}
+
 /* ---- abort after more than one chunk ----------------------------------- */
 
 static void
@@ -481,8 +697,9 @@ test_abort_large(void **state)
 	dc_record rec = mk_record(0, "198.51.100.9");
 	dc_err err = { 0 };
 	const char *before = NULL;
-	char n_before[32];
+	char n_before[32], pid[16];
 	PGresult *res;
+	int processed = -1;
 
 	snprintf(n_before, sizeof(n_before), "%s", q("SELECT count(*) FROM dmarc.dkim_results", NULL, NULL));
 	assert_int_equal(cb.sink.report_begin(cb.sink.ctx, &r, NULL, &err), DC_OK);
@@ -491,12 +708,23 @@ test_abort_large(void **state)
 		if (cb.sink.record(cb.sink.ctx, &r, &rec, &err) != DC_OK)
 			fail_msg("record %llu: %s", (unsigned long long)i, err.msg);
 	}
-	/* inside the transaction, two full chunks have been sent by COPY already */
-	res = PQexec(dc_store_conn(st),
-		"SELECT count(*) FROM dmarc.records WHERE policy_domain = 'abort.example'");
-	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
-	assert_true(atoi(PQgetvalue(res, 0, 0)) >= 8192);
-	PQclear(res);
+	/* two full chunks have been sent: the first by a COPY that ended when
+	 * the record ids ran out, the second into a COPY that stays open (the
+	 * server stores it while the next records are parsed): its progress */
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(dc_store_conn(st)));
+	for (int tries = 0;; tries++) {
+		res = PQexecParams(chk,
+			"SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = $1::int", 1, NULL,
+			(const char *const[]){ pid }, NULL, NULL, 0);
+		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+		processed = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : -1;
+		PQclear(res);
+		if (processed >= 4096 || tries == 1000)
+			break;
+		usleep(10000);
+	}
+	if (processed < 4096)
+		fail_msg("the open COPY has processed %d rows, want 4096", processed);
 	cb.sink.report_abort(cb.sink.ctx);
 
 	assert_string_equal(
@@ -981,6 +1209,8 @@ main(void)
 		cmocka_unit_test(test_store_whole),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_paths_agree),
+		cmocka_unit_test(test_auth_roundtrip),
+		cmocka_unit_test(test_partition_month),
 		cmocka_unit_test(test_abort_large),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_failure),
