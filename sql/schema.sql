@@ -2561,6 +2561,20 @@ CREATE INDEX mailbox_messages_handled_at ON dmarc.mailbox_messages USING btree (
 
 
 --
+-- Name: records_id_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX records_id_idx ON ONLY dmarc.records USING brin (id);
+
+
+--
+-- Name: records_default_id_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX records_default_id_idx ON dmarc.records_default USING brin (id);
+
+
+--
 -- Name: records_report_id_idx; Type: INDEX; Schema: dmarc; Owner: -
 --
 
@@ -2726,6 +2740,13 @@ CREATE INDEX rollup_sources_org_idx ON dmarc.rollup_sources USING btree (org_nam
 --
 
 CREATE INDEX rollup_sources_zero_idx ON dmarc.rollup_sources USING btree (day) WHERE (records = 0);
+
+
+--
+-- Name: records_default_id_idx; Type: INDEX ATTACH; Schema: dmarc; Owner: -
+--
+
+ALTER INDEX dmarc.records_id_idx ATTACH PARTITION dmarc.records_default_id_idx;
 
 
 --
