@@ -22,6 +22,7 @@ DECLARE
 	lo timestamptz := greatest(date_trunc('month', b, 'UTC'), '2000-01-01 00:00:00+00');
 	hi timestamptz := least(date_trunc('month', e, 'UTC'), date_trunc('month', now() + interval '1 year', 'UTC'));
 	m timestamptz;
+	nxt timestamptz;
 	t text;
 	part text;
 	created integer := 0;
@@ -33,6 +34,9 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(7236828409416413026);
 	m := lo;
 	WHILE m <= hi LOOP
+		-- one month later in UTC (in another TimeZone a DST change would
+		-- move the bound by an hour)
+		nxt := ((m AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
 		FOREACH t IN ARRAY ARRAY['reports', 'records'] LOOP
 			part := t || '_' || to_char(m AT TIME ZONE 'UTC', 'YYYY_MM');
 			CONTINUE WHEN to_regclass('dmarc.' || part) IS NOT NULL;
@@ -44,17 +48,28 @@ BEGIN
 			-- still waiting is added by the next dmarc.rollup_pending()
 			-- with the others, not one by one at this COMMIT)
 			PERFORM set_config('dmarc.moving_rows', 'on', true);
-			EXECUTE format('CREATE TEMPORARY TABLE dc_moving ON COMMIT DROP AS '
-			               'WITH d AS (DELETE FROM dmarc.%I WHERE date_begin >= $1 AND date_begin < $2 RETURNING *) '
-			               'SELECT * FROM d', t || '_default')
-				USING m, m + interval '1 month';
-			EXECUTE format('CREATE TABLE dmarc.%I PARTITION OF dmarc.%I FOR VALUES FROM (%L) TO (%L)',
-			               part, t, m, m + interval '1 month');
-			EXECUTE format('INSERT INTO dmarc.%I SELECT * FROM dc_moving', part);
-			DROP TABLE dc_moving;
+			BEGIN
+				-- the parent first: no writer may add a row of this month to
+				-- DEFAULT between the move and the new partition's check
+				EXECUTE format('LOCK TABLE dmarc.%I IN ACCESS EXCLUSIVE MODE', t);
+				EXECUTE format('CREATE TEMPORARY TABLE dc_moving ON COMMIT DROP AS '
+				               'WITH d AS (DELETE FROM dmarc.%I WHERE date_begin >= $1 AND date_begin < $2 RETURNING *) '
+				               'SELECT * FROM d', t || '_default')
+					USING m, nxt;
+				EXECUTE format('CREATE TABLE dmarc.%I PARTITION OF dmarc.%I FOR VALUES FROM (%L) TO (%L)',
+				               part, t, m, nxt);
+				EXECUTE format('INSERT INTO dmarc.%I SELECT * FROM dc_moving', part);
+				DROP TABLE dc_moving;
+			EXCEPTION WHEN check_violation THEN
+				-- a row of the month still in DEFAULT: leave the month there
+				-- (nothing is lost, the rows stay readable) rather than fail
+				-- the writer that asked; the next call tries again
+				RAISE NOTICE 'partition % not created: %', part, SQLERRM;
+				CONTINUE;
+			END;
 			created := created + 1;
 		END LOOP;
-		m := m + interval '1 month';
+		m := nxt;
 	END LOOP;
 	RETURN created;
 END
