@@ -41,13 +41,18 @@ PY
 dc_dns_start "$tmp/dns" "$tmp/records.conf"
 dc_pg_start "$tmp/pg"
 dc_pg_newdb bench
-# SQL_UPTO=004 bench/resolve.sh ... leaves out later migrations (005's
-# rollup triggers on ip_names), to see what they cost resolve.
-for f in "$src"/sql/[0-9]*.sql; do
-  [ -n "${SQL_UPTO:-}" ] && [[ "$(basename "$f")" > "${SQL_UPTO}_~" ]] && continue
+# the schema as migrate makes it; NO_ROLLUP_TRIGGERS=1 bench/resolve.sh ...
+# leaves out the rollup triggers on ip_names, to see what they cost resolve
+for f in "$src"/sql/migrations/[0-9]*.sql "$src"/sql/objects/[0-9]*.sql; do
   psql -X -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null
 done
-echo "schema: $(cd "$src/sql" && for f in [0-9]*.sql; do [ -n "${SQL_UPTO:-}" ] && [[ "$f" > "${SQL_UPTO}_~" ]] && continue; printf '%s ' "$f"; done)"
+if [ -n "${NO_ROLLUP_TRIGGERS:-}" ]; then
+  psql -X -q -v ON_ERROR_STOP=1 -c "DROP TRIGGER ip_names_rollup_insert ON dmarc.ip_names" \
+    -c "DROP TRIGGER ip_names_rollup_update ON dmarc.ip_names" -c "DROP TRIGGER ip_names_rollup_delete ON dmarc.ip_names"
+  echo "schema: 1.0 without the rollup triggers on ip_names"
+else
+  echo "schema: 1.0 (sql/migrations, sql/objects)"
+fi
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 INSERT INTO dmarc.reports (org_name, policy_domain, report_id, date_begin, date_end)
 VALUES ('bench', 'example.com', 'resolve-bench', '2024-05-01Z', '2024-05-02Z');
