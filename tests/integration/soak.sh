@@ -35,6 +35,16 @@ CYCLES=${SOAK_CYCLES:-6}
 SECONDS_MAX=${SOAK_SECONDS:-0}
 MAXMSG=${SOAK_MAX_MSGS:-16}
 RSS_TOL_KB=${SOAK_RSS_TOL_KB:-8192}
+# Under AddressSanitizer RSS also holds what ASan keeps of freed memory (its
+# quarantine, up to 256 MB, and per-size caches), so it follows the history
+# of allocations, not only what is live: in CI one ASan run grew from 46 to
+# 79 MB while the plain build of the same code stayed flat at 20 MB (and four
+# ASan runs here stayed within 3-5 MB; the cause was not found).  The strict
+# bound is checked in the plain build; under ASan the bound is 64 MB and
+# catches only gross growth, while LeakSanitizer checks for leaks at exit.
+if [ -z "${SOAK_RSS_TOL_KB:-}" ] && ldd "$DC_BIN" 2>/dev/null | grep -q libasan; then
+  RSS_TOL_KB=65536
+fi
 FP="python3 $DC_SRC/tests/lib/faultproxy.py"
 # under -DDC_SANITIZE=ON a leak at exit makes the exit status after SIGTERM
 # non-zero (checked below); its report is in the service log
