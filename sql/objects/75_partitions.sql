@@ -23,6 +23,7 @@ DECLARE
 	hi timestamptz := least(date_trunc('month', e, 'UTC'), date_trunc('month', now() + interval '1 year', 'UTC'));
 	m timestamptz;
 	nxt timestamptz;
+	locked boolean := false;
 	t text;
 	part text;
 	created integer := 0;
@@ -48,10 +49,19 @@ BEGIN
 			-- still waiting is added by the next dmarc.rollup_pending()
 			-- with the others, not one by one at this COMMIT)
 			PERFORM set_config('dmarc.moving_rows', 'on', true);
+			-- both parents, together, before anything is created: no writer
+			-- may add a row of this month to DEFAULT between the move and
+			-- the new partition's check, and a writer that holds one of
+			-- the tables (a poll batch of another mailbox) is waited for
+			-- whole, instead of being caught between the two creations
+			-- (reports created and held, records waiting for the writer,
+			-- the writer waiting for reports: a deadlock, seen in CI).
+			-- Outside the block below: its rollback would release them.
+			IF NOT locked THEN
+				LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
+				locked := true;
+			END IF;
 			BEGIN
-				-- the parent first: no writer may add a row of this month to
-				-- DEFAULT between the move and the new partition's check
-				EXECUTE format('LOCK TABLE dmarc.%I IN ACCESS EXCLUSIVE MODE', t);
 				EXECUTE format('CREATE TEMPORARY TABLE dc_moving ON COMMIT DROP AS '
 				               'WITH d AS (DELETE FROM dmarc.%I WHERE date_begin >= $1 AND date_begin < $2 RETURNING *) '
 				               'SELECT * FROM d', t || '_default')
