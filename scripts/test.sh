@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then builds and runs every test
-#   1. normal build (-Wall -Wextra -Werror): unit + integration tests (ctest)
+#   1. normal build (-Wall -Wextra, -DDC_WERROR=ON): unit + integration tests (ctest)
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks too)
 #   3. the libFuzzer targets, briefly, seeded from tests/data and each from its own
 #      minimized corpus tests/data/fuzz/<target>/ (kept by fuzz/run-long.sh)
@@ -43,17 +43,17 @@ bash scripts/lint.sh || { echo "source checks failed (scripts/lint.sh --fix form
 passed_all=$((passed_all + 1))
 
 step "build and test (gcc, -Werror)"
-run_suite "$src/build"
+run_suite "$src/build" -DDC_WERROR=ON
 
 if [ "${DC_SKIP_ASAN:-0}" != 1 ]; then
   step "build and test under ASan + UBSan"
-  run_suite "$src/build-asan" -DDC_SANITIZE=ON
+  run_suite "$src/build-asan" -DDC_SANITIZE=ON -DDC_WERROR=ON
 fi
 
 if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz targets (libFuzzer, ${DC_FUZZ_SECONDS:-20}s each)"
   fdir=$src/build-fuzz
-  cmake -S "$src" -B "$fdir" -DCMAKE_C_COMPILER=clang -DDC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$src" -B "$fdir" -DCMAKE_C_COMPILER=clang -DDC_FUZZ=ON -DDC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$fdir" -j"$jobs" 2>&1 | grep -Ev '^\[|^-- ' || true
   seeds=$fdir/seeds
   rm -rf "$seeds"; mkdir -p "$seeds"
