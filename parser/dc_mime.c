@@ -480,3 +480,14 @@ out:
 		g_object_unref(stream);
 	return rc;
 }
+
+size_t
+dc_mime_libversions(dc_libversion *v, size_t max)
+{
+	if (max < 1)
+		return 0;
+	v[0].name = "GMime";
+	snprintf(v[0].version, sizeof(v[0].version), "%u.%u.%u", gmime_major_version, gmime_minor_version,
+		gmime_micro_version);
+	return 1;
+}

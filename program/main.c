@@ -37,11 +37,8 @@
 #include "dc_import.h"
 #include "dc_log.h"
 #include "dc_store.h"
+#include "dc_version.h"
 #include "dc_xml.h"
-
-#ifndef DC_VERSION
-#define DC_VERSION "unknown"
-#endif
 
 #define PROGRESS_MIN_FILES 20         /* fewer inputs: no progress line */
 #define PROGRESS_EVERY_NS  200000000L /* redraw at most every 0.2 s */
@@ -485,7 +482,7 @@ main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return DC_EXIT_STORED;
-		case 'V': printf("dmarc-collector %s\n", DC_VERSION); return DC_EXIT_STORED;
+		case 'V': dc_version_print(stdout); return DC_EXIT_STORED;
 		case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
