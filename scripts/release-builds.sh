@@ -22,6 +22,12 @@
 #   gcc-Debug       gcc       Debug           none (a developer's -O0 build, asserts on)
 #   gcc-MinSizeRel  gcc       MinSizeRel      -Os
 #
+# Debug with Debian's flags would compile exactly as gcc-O2 does (Debug adds
+# only -g, so dpkg's -O2 stays, asserts on), hence gcc-Debug is the
+# developer's -O0 build instead (with -O0, _FORTIFY_SOURCE only makes glibc
+# warn that it needs optimisation: a flags mistake, not the code's).
+# RelWithDebInfo without Debian's flags is the test command's main build.
+#
 #   scripts/release-builds.sh [NAME...]   (default: all; each in build-release/NAME)
 #
 # Each build starts from an empty directory (a warning shows only when its
