@@ -87,7 +87,7 @@ for c in "${configs[@]}"; do
     built=$((built + 1))
   else
     printf 'release build %-15s FAILED  %6ss  (%s, %s): warnings or errors, %s\n' "$name" "$secs" "$cc" "$type" "$log"
-    grep -iE 'warning|error' "$log" | head -20 | sed 's/^/    /'
+    grep -iE 'warning|error:|error [0-9]' "$log" | head -20 | sed 's/^/    /'
     failed+=("$name")
   fi
 done
