@@ -220,7 +220,7 @@ scd5=$DC_SRC/docs/man/dmarc-collector.conf.5.scd
 # Text of the rendered page (or of the source when pages are not built).
 text() {
 	if [ $man_on = 1 ]; then
-		LC_ALL=C.UTF-8 MANWIDTH=1000 man -E UTF-8 -l "$1" 2>/dev/null | col -b
+		groff -man -Tutf8 -rLL=1000n -P-cbou "$1" 2>/dev/null
 	else
 		cat "$2"
 	fi
