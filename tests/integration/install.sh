@@ -49,6 +49,17 @@ if ! DESTDIR=$D cmake --install "$DC_BUILD" --prefix /usr >"$tmp/install.log" 2>
 fi
 ok "cmake --install --prefix /usr into a DESTDIR"
 
+# The systemd directories: the cache variables, relative to the prefix (/usr)
+# unless absolute (a package passes /lib/systemd/system).
+dir_of() {
+	local v
+	v=$(cache "$1")
+	case "$v" in /*) echo "${v#/}" ;; *) echo "usr/$v" ;; esac
+}
+unitdir=$(dir_of DC_SYSTEMD_UNITDIR)
+sysusersdir=$(dir_of DC_SYSUSERSDIR)
+tmpfilesdir=$(dir_of DC_TMPFILESDIR)
+
 # Every file of the layout with its mode; nothing else.
 ndash=0
 expected=()
@@ -58,9 +69,9 @@ if [ $man_on = 1 ]; then
 	add 644 usr/share/man/man1/dmarc-collector.1
 	add 644 usr/share/man/man5/dmarc-collector.conf.5
 fi
-add 644 usr/lib/systemd/system/dmarc-collector.service
-add 644 usr/lib/sysusers.d/dmarc-collector.conf
-add 644 usr/lib/tmpfiles.d/dmarc-collector.conf
+add 644 $unitdir/dmarc-collector.service
+add 644 $sysusersdir/dmarc-collector.conf
+add 644 $tmpfilesdir/dmarc-collector.conf
 add 640 etc/dmarc-collector/dmarc-collector.conf
 add 644 usr/share/doc/dmarc-collector/examples/dmarc-collector.conf
 add 644 usr/share/dmarc-collector/queries.sql
@@ -89,13 +100,13 @@ for pair in examples/queries.sql:usr/share/dmarc-collector/queries.sql \
 	examples/dmarc-collector.conf:etc/dmarc-collector/dmarc-collector.conf \
 	examples/dmarc-collector.conf:usr/share/doc/dmarc-collector/examples/dmarc-collector.conf \
 	examples/grafana/provisioning/datasources/dmarc.yaml:usr/share/dmarc-collector/grafana/provisioning/datasources/dmarc.yaml \
-	packaging/sysusers.d/dmarc-collector.conf:usr/lib/sysusers.d/dmarc-collector.conf; do
+	packaging/sysusers.d/dmarc-collector.conf:$sysusersdir/dmarc-collector.conf; do
 	cmp -s "$DC_SRC/${pair%%:*}" "$D/${pair#*:}" || fail "/${pair#*:} differs from ${pair%%:*}"
 done
 ok "copied files equal their sources"
 
 # The generated files: every @VARIABLE@ replaced, paths of this prefix.
-gen="usr/lib/systemd/system/dmarc-collector.service usr/lib/tmpfiles.d/dmarc-collector.conf"
+gen="$unitdir/dmarc-collector.service $tmpfilesdir/dmarc-collector.conf"
 gen="$gen usr/share/dmarc-collector/grafana/provisioning/dashboards/dmarc.yaml"
 for f in $gen; do
 	grep -n '@[A-Za-z_]*@' "$D/$f" && fail "/$f: a @VARIABLE@ left"
@@ -113,13 +124,13 @@ p = yaml.safe_load(open(sys.argv[1]))
 assert p["apiVersion"] == 1 and p["providers"][0]["type"] == "file"
 EOF
 	fail "the installed dashboards provider is not valid YAML of the right shape"
-grep -qx 'z /etc/dmarc-collector 0750 root dmarc-collector -' "$D/usr/lib/tmpfiles.d/dmarc-collector.conf" &&
+grep -qx 'z /etc/dmarc-collector 0750 root dmarc-collector -' "$D/$tmpfilesdir/dmarc-collector.conf" &&
 	grep -qx 'z /etc/dmarc-collector/dmarc-collector.conf 0640 root dmarc-collector -' \
-		"$D/usr/lib/tmpfiles.d/dmarc-collector.conf" &&
+		"$D/$tmpfilesdir/dmarc-collector.conf" &&
 	ok "tmpfiles.d names /etc/dmarc-collector" || fail "tmpfiles.d entries for /etc/dmarc-collector"
 
 # ---- the unit
-unit=$D/usr/lib/systemd/system/dmarc-collector.service
+unit=$D/$unitdir/dmarc-collector.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 prog=${exec_start%% *}
 if [ "$exec_start" = "/usr/bin/dmarc-collector --config /etc/dmarc-collector/dmarc-collector.conf poll" ] &&
@@ -164,7 +175,7 @@ fi
 
 # ---- sysusers.d and tmpfiles.d inside the DESTDIR
 if [ $root = 1 ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
-	if systemd-sysusers --root="$D" "$D/usr/lib/sysusers.d/dmarc-collector.conf" >"$tmp/sysusers.log" 2>&1 &&
+	if systemd-sysusers --root="$D" "$D/$sysusersdir/dmarc-collector.conf" >"$tmp/sysusers.log" 2>&1 &&
 		pw=$(grep '^dmarc-collector:' "$D/etc/passwd") && grep -q '^dmarc-collector:' "$D/etc/group"; then
 		IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
 		if [ "$home" = /var/lib/dmarc-collector ] && [ "$uid" -lt 1000 ] && [ "$shell" != /bin/sh ] &&
@@ -173,7 +184,7 @@ if [ $root = 1 ] && command -v systemd-sysusers >/dev/null && command -v systemd
 		else
 			fail "systemd-sysusers: $pw"
 		fi
-		if systemd-tmpfiles --root="$D" --create "$D/usr/lib/tmpfiles.d/dmarc-collector.conf" \
+		if systemd-tmpfiles --root="$D" --create "$D/$tmpfilesdir/dmarc-collector.conf" \
 			>"$tmp/tmpfiles.log" 2>&1; then
 			got=$(stat -c '%a %u:%g %n' "$D/var/lib/dmarc-collector" "$D/etc/dmarc-collector" \
 				"$D/etc/dmarc-collector/dmarc-collector.conf" | sed "s|$D||")
@@ -301,10 +312,19 @@ for v in DMARC_COLLECTOR_CONFIG DMARC_COLLECTOR_DATABASE_PASSWORD DMARC_COLLECTO
 done
 
 # ---- a second install without DESTDIR keeps an edited configuration
+# (only when every directory is under the prefix: an absolute one, as a
+# package build passes, would be the machine's own)
 P=$tmp/prefix
-if cmake --install "$DC_BUILD" --prefix "$P" >"$tmp/p1.log" 2>&1 &&
+absolute=
+for v in DC_SYSTEMD_UNITDIR DC_SYSUSERSDIR DC_TMPFILESDIR CMAKE_INSTALL_SYSCONFDIR CMAKE_INSTALL_BINDIR \
+	CMAKE_INSTALL_DATAROOTDIR CMAKE_INSTALL_DATADIR CMAKE_INSTALL_MANDIR CMAKE_INSTALL_DOCDIR; do
+	case "$(cache $v)" in /*) absolute="$absolute $v" ;; esac
+done
+if [ -n "$absolute" ]; then
+	skip "reinstall without DESTDIR: absolute directories in this build:$absolute"
+elif env -u DESTDIR cmake --install "$DC_BUILD" --prefix "$P" >"$tmp/p1.log" 2>&1 &&
 	echo "; edited by the administrator" >>"$P/etc/dmarc-collector/dmarc-collector.conf" &&
-	cmake --install "$DC_BUILD" --prefix "$P" >"$tmp/p2.log" 2>&1; then
+	env -u DESTDIR cmake --install "$DC_BUILD" --prefix "$P" >"$tmp/p2.log" 2>&1; then
 	if tail -1 "$P/etc/dmarc-collector/dmarc-collector.conf" | grep -q 'edited by the administrator' &&
 		grep -q "Kept: $P/etc/dmarc-collector/dmarc-collector.conf" "$tmp/p2.log"; then
 		ok "a reinstall without DESTDIR keeps the edited configuration"
