@@ -14,11 +14,15 @@
 #       (the roles lack grants it may not give; exit 0); the owner's second
 #       migrate grants, without a warning; a
 #       third one writes nothing (it runs in read-only transactions, and no
-#       applied_at changes).
+#       applied_at changes);
+#   (B') the groups exist beforehand (those of (B)): a second owner without
+#       CREATEROLE migrates a second database of the cluster in one run,
+#       without a warning, and the same logins work there.
 # In both: the Grafana login may SELECT the view dmarc.daily_mail and not the
 # table dmarc.reports; the collector login imports a report and may run
 # `migrate` (nothing to do, read-only).  Roles are cluster-wide: (A)'s
-# database and roles are dropped before (B).
+# database and roles are dropped before (B).  The roles and databases are
+# made with the commands of the README (createuser, createdb, psql).
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -72,8 +76,10 @@ logins_work() {
 
 # ---- (A) the owner has CREATEROLE
 check "(A) no group roles in the new cluster" "$(groups)" "-"
-q "CREATE ROLE dmarc LOGIN CREATEROLE" >/dev/null || exit 1
-q "CREATE DATABASE dmarc_a OWNER dmarc ENCODING 'UTF8' TEMPLATE template0" >/dev/null || exit 1
+# the commands of the README, as the superuser (passwords left out: the
+# test cluster trusts its socket)
+createuser --createrole dmarc || exit 1
+createdb --owner=dmarc --encoding=UTF8 --template=template0 dmarc_a || exit 1
 dc dmarc dmarc_a migrate
 check "(A) migrate as the owner: status" "$st" 0
 check "(A) migrate: warnings" "$(warnings)" 0
@@ -84,7 +90,7 @@ dc dmarc dmarc_a check-config
 check "(A) check-config: status" "$st" 0
 check "(A) check-config: warnings" "$(warnings)" 0
 # the owner (CREATEROLE) makes the logins, as the README says
-q "CREATE ROLE grafana_dmarc LOGIN IN ROLE dmarc_reader; CREATE ROLE dmarc_collector LOGIN IN ROLE dmarc_writer" dmarc_a dmarc >/dev/null \
+{ createuser -U dmarc --role=dmarc_reader grafana_dmarc && createuser -U dmarc --role=dmarc_writer dmarc_collector; } \
   || fail "(A) the owner could not create the logins"
 logins_work dmarc_a grafana_dmarc dmarc_collector
 
@@ -94,8 +100,8 @@ q "DROP ROLE grafana_dmarc, dmarc_collector, dmarc_writer, dmarc_reader, dmarc" 
 check "(B) no group roles left" "$(groups)" "-"
 
 # ---- (B) the owner has no CREATEROLE; an administrator creates the groups
-q "CREATE ROLE dmarc LOGIN" >/dev/null || exit 1
-q "CREATE DATABASE dmarc_b OWNER dmarc ENCODING 'UTF8' TEMPLATE template0" >/dev/null || exit 1
+createuser dmarc || exit 1
+createdb --owner=dmarc --encoding=UTF8 --template=template0 dmarc_b || exit 1
 dc dmarc dmarc_b migrate
 check "(B) first migrate as the owner: status" "$st" 0
 check "(B) first migrate: warnings" "$(warnings)" 1
@@ -115,9 +121,9 @@ grep -q 'check-config: database: the group roles dmarc_writer, dmarc_reader are 
 sql=$(sed -n 's/^.* run: \(CREATE ROLE .*;\) then run dmarc-collector migrate again$/\1/p' <<<"$warning")
 [ -n "$sql" ] || fail "(B) no SQL in the warning"
 echo "    as a superuser: $sql"
-q "$sql" >/dev/null || fail "(B) the SQL of the warning failed"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "$sql" || fail "(B) the SQL of the warning failed"
 check "(B) the group roles" "$(groups)" "dmarc_reader:nologin dmarc_writer:nologin"
-q "CREATE ROLE grafana_dmarc LOGIN IN ROLE dmarc_reader; CREATE ROLE dmarc_collector LOGIN IN ROLE dmarc_writer" >/dev/null || exit 1
+{ createuser --role=dmarc_reader grafana_dmarc && createuser --role=dmarc_writer dmarc_collector; } || exit 1
 dc dmarc dmarc_b check-config
 grep -q 'check-config: database: the group roles dmarc_writer, dmarc_reader lack their grants on schema dmarc; dmarc-collector migrate grants them' <<<"$out" \
   && echo "ok: (B) check-config: roles without grants reported" || fail "(B) check-config before the grants: $out"
@@ -153,6 +159,16 @@ grep -Eq 'created|granted' <<<"$out" && fail "(B) third migrate did something: $
 check "(B) applied_at unchanged" "$(q "$snap" dmarc_b)" "$before"
 
 logins_work dmarc_b grafana_dmarc dmarc_collector
+
+# ---- (B') the groups made beforehand (here: by (B)), a second owner
+# without CREATEROLE, a second database of the cluster: one migrate, no warning
+createuser dmarc2 || exit 1
+createdb --owner=dmarc2 --encoding=UTF8 --template=template0 dmarc_c || exit 1
+dc dmarc2 dmarc_c migrate
+check "(B') migrate with the groups in place: status" "$st" 0
+check "(B') warnings" "$(warnings)" 0
+grep -Eq 'created|granted the group' <<<"$out" && fail "(B') a second step was needed: $out"
+logins_work dmarc_c grafana_dmarc dmarc_collector
 
 [ "$fails" = 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "all checks passed"
