@@ -12,12 +12,13 @@
 # (tests/lib/cyrus.sh looks there; DC_CYRUS_ROOT overrides it).
 set -euo pipefail
 pkgs=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck
+  build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck scdoc
   libcurl4-openssl-dev libxml2-dev libxml2-utils zlib1g-dev libzip-dev libpq-dev
   libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev
   postgresql postgresql-client dovecot-imapd dnsmasq-base
   cyrus-common sasl2-bin
   openssl curl python3 python3-yaml zip gzip procps iproute2 time bc
+  systemd man-db groff-base
 )
 cyrus_root=${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd}
 missing=()
