@@ -395,11 +395,14 @@ static const char *const role_create[N_ROLES] = {
  * exists, whether it has its grants; then the login's name, whether it may
  * create roles (attributes are not inherited: its own), whether it has the
  * rights of the owner of schema dmarc (it may grant; true for a superuser).
- * Partitions are left out: they get no grants (the parents' are checked). */
+ * Partitions are left out: they get no grants (the parents' are checked);
+ * so is what someone else made in the schema (grant_roles could not grant it,
+ * and every run would try). */
 static const char sql_roles[] =
 	"SELECT g.name, r.oid IS NOT NULL,"
 	" r.oid IS NOT NULL AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') AND NOT EXISTS ("
 	"  SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND NOT c.relispartition AND"
+	"  c.relowner = n.nspowner AND"
 	"  CASE g.name WHEN 'dmarc_reader' THEN"
 	"   c.relkind IN ('v', 'm') AND NOT pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT')"
 	"  ELSE c.relkind IN ('r', 'p') AND NOT pg_catalog.has_table_privilege(r.oid, c.oid, 'INSERT') END),"
