@@ -38,15 +38,13 @@
 #include "dc_import.h"
 #include "dc_log.h"
 #include "dc_store.h"
+#include "dc_version.h"
 #include "dc_xml.h"
 
 #ifdef DC_DEFAULT_CONFIG /* cmake/install.cmake */
 #define DC_DEFAULT_CONFIG_HELP DC_DEFAULT_CONFIG " if it exists"
 #else
 #define DC_DEFAULT_CONFIG_HELP "none"
-#endif
-#ifndef DC_VERSION
-#define DC_VERSION "unknown"
 #endif
 
 #define PROGRESS_MIN_FILES 20         /* fewer inputs: no progress line */
@@ -508,7 +506,7 @@ main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return DC_EXIT_STORED;
-		case 'V': printf("dmarc-collector %s\n", DC_VERSION); return DC_EXIT_STORED;
+		case 'V': dc_version_print(stdout); return DC_EXIT_STORED;
 		case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
