@@ -24,8 +24,12 @@ void
 dc_version_print(FILE *out)
 {
 	size_t (*const layers[])(dc_libversion *, size_t) = {
-		dc_imap_libversions,   dc_xml_libversions,	dc_pg_libversions,     dc_mime_libversions,
-		dc_resolver_libversions, dc_unpack_libversions,
+		dc_imap_libversions,
+		dc_xml_libversions,
+		dc_pg_libversions,
+		dc_mime_libversions,
+		dc_resolver_libversions,
+		dc_unpack_libversions,
 	};
 	dc_libversion libs[N_LIBS] = { 0 };
 	size_t n = 0;
