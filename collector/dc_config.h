@@ -55,7 +55,8 @@ void dc_config_free(dc_config *cfg);
 
 /* Parses a listening address, "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT"
  * (127.0.0.1), into *ss and *len (no name lookup).  DC_ECONFIG with a reason. */
-dc_code dc_config_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, dc_err *err) DC_WUR;
+dc_code
+dc_config_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, dc_err *err) DC_WUR;
 
 /* Checks what loading does not: the mailbox's URL parses, tls = none only on
  * loopback, its folder names can be sent.  DC_ECONFIG with a reason. */

@@ -190,7 +190,7 @@ check_listen(const dc_config *cfg, const char *dir)
 		assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x7f000001);
 	}
 	assert_int_equal(ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
-							  ((struct sockaddr_in6 *)&ss)->sin6_port),
+							 ((struct sockaddr_in6 *)&ss)->sin6_port),
 		9187);
 }
 
@@ -287,12 +287,12 @@ static const config_case cases[] = {
 		check_listen },
 	{ "metrics_listen without port", "[service]\nmetrics_listen = 127.0.0.1\n", { NULL }, NULL, 0,
 		DC_ECONFIG, { "cfg.ini:2:", "metrics_listen", "not HOST:PORT" }, NULL },
-	{ "metrics_listen port 0", "[service]\nmetrics_listen = 127.0.0.1:0\n", { NULL }, NULL, 0,
-		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen port 0", "[service]\nmetrics_listen = 127.0.0.1:0\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "not HOST:PORT" }, NULL },
 	{ "metrics_listen port too big", "[service]\nmetrics_listen = 0.0.0.0:65536\n", { NULL }, NULL, 0,
 		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
-	{ "metrics_listen IPv6 without brackets", "[service]\nmetrics_listen = ::1:9187\n", { NULL }, NULL,
-		0, DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen IPv6 without brackets", "[service]\nmetrics_listen = ::1:9187\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
 	{ "metrics_listen host name", "[service]\nmetrics_listen = metrics.example.com:9187\n", { NULL },
 		NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
 
