@@ -37,9 +37,9 @@
 
 #define DC_METRICS_CONNECTIONS 16
 #define DC_METRICS_PER_IP      8
-#define DC_METRICS_TIMEOUT     10               /* seconds */
+#define DC_METRICS_TIMEOUT     10                /* seconds */
 #define DC_METRICS_TEXT_MAX    (8 * 1024 * 1024) /* a rendering, whatever the mailboxes */
-#define DC_METRICS_WHY_MAX     240              /* of a failure's message kept */
+#define DC_METRICS_WHY_MAX     240               /* of a failure's message kept */
 #define HEALTH_INTERVALS       3
 
 /* The outcomes of a message, the order of mb_metrics.messages. */
@@ -47,8 +47,8 @@ static const char *const outcomes[] = { "stored", "duplicate", "rejected" };
 #define N_OUTCOMES 3
 
 /* dc_code_kind's labels (common/dc_error.h), less "none"; anything else is "other". */
-static const char *const kinds[] = { "database", "imap", "auth", "tls", "config", "interrupted",
-	"resource", "other" };
+static const char *const kinds[] = { "database", "imap", "auth", "tls", "config", "interrupted", "resource",
+	"other" };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* dc_resolve_stats' statuses, as stored in dmarc.ip_names.status. */
@@ -172,8 +172,8 @@ kind_index(const char *kind)
 }
 
 void
-dc_metrics_poll_done(dc_metrics *m, const char *label, dc_code rc, const char *why,
-	const dc_ingest_totals *d, double seconds, double now)
+dc_metrics_poll_done(dc_metrics *m, const char *label, dc_code rc, const char *why, const dc_ingest_totals *d,
+	double seconds, double now)
 {
 	mb_metrics *e;
 
@@ -349,8 +349,8 @@ dc_metrics_render(dc_metrics *m, size_t *len)
 	family(&b, "dmarc_collector_resolve_lookups_total", "counter",
 		"PTR lookups of source IPs after a poll, by result.");
 	for (size_t i = 0; i < N_LOOKUPS; i++)
-		dc_buf_addf(&b, "dmarc_collector_resolve_lookups_total{status=\"%s\"} %" PRIu64 "\n", lookups[i],
-			m->lookups[i]);
+		dc_buf_addf(&b, "dmarc_collector_resolve_lookups_total{status=\"%s\"} %" PRIu64 "\n",
+			lookups[i], m->lookups[i]);
 	pthread_mutex_unlock(&m->mu);
 	return dc_buf_take(&b, len);
 }
@@ -423,8 +423,8 @@ reply(struct MHD_Connection *c, unsigned status, char *body, const char *type)
 
 	if (body == NULL) {
 		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-		r = MHD_create_response_from_buffer(strlen("out of memory\n"), (void *)"out of memory\n",
-			MHD_RESPMEM_PERSISTENT);
+		r = MHD_create_response_from_buffer(
+			strlen("out of memory\n"), (void *)"out of memory\n", MHD_RESPMEM_PERSISTENT);
 	} else {
 		r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	}
@@ -443,8 +443,8 @@ reply(struct MHD_Connection *c, unsigned status, char *body, const char *type)
 
 /* libmicrohttpd's request handler: answers at the first call, body or not. */
 static enum MHD_Result
-on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-	const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+	const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
 	dc_metrics *m = cls;
 	const char *text = "text/plain; charset=utf-8";
@@ -456,7 +456,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("only GET and HEAD\n"), text);
 	if (strcmp(url, "/metrics") == 0)
-		return reply(c, MHD_HTTP_OK, dc_metrics_render(m, NULL), "text/plain; version=0.0.4; charset=utf-8");
+		return reply(c, MHD_HTTP_OK, dc_metrics_render(m, NULL),
+			"text/plain; version=0.0.4; charset=utf-8");
 	if (strcmp(url, "/healthz") == 0) {
 		char *body = NULL;
 		int status = dc_metrics_health(m, wall_now(), &body);
@@ -487,8 +488,8 @@ listen_on(const char *addr)
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
-		|| bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 32) != 0) {
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 32) != 0) {
 		dc_log_error("metrics_listen = %s: cannot listen there: %s", addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -518,8 +519,9 @@ dc_metrics_start(const dc_config *cfg)
 	/* libmicrohttpd owns fd from here (MHD_stop_daemon closes it), even on failure */
 	g_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request,
 		g_metrics, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)DC_METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)DC_METRICS_PER_IP,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)DC_METRICS_TIMEOUT, MHD_OPTION_END);
+		(unsigned)DC_METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)DC_METRICS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)DC_METRICS_TIMEOUT,
+		MHD_OPTION_END);
 	if (g_daemon == NULL) {
 		close(fd);
 		dc_log_error("metrics_listen = %s: cannot start the HTTP server", cfg->metrics_listen);
@@ -547,7 +549,8 @@ dc_metrics_reload(const dc_config *cfg)
 {
 	if (g_metrics == NULL) {
 		if (cfg->metrics_listen != NULL)
-			dc_log_warn("reload: metrics_listen is read at start only; restart the service to serve it");
+			dc_log_warn(
+				"reload: metrics_listen is read at start only; restart the service to serve it");
 		return;
 	}
 	if (cfg->metrics_listen == NULL || strcmp(cfg->metrics_listen, g_listen) != 0)
