@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,6 +502,7 @@ listen_on(const char *addr)
 int
 dc_metrics_start(const dc_config *cfg)
 {
+	sigset_t block, old;
 	int fd = -1;
 
 	if (cfg->metrics_listen == NULL)
@@ -516,12 +518,20 @@ dc_metrics_start(const dc_config *cfg)
 		dc_metrics_stop();
 		return DC_EXIT_CONFIG;
 	}
-	/* libmicrohttpd owns fd from here (MHD_stop_daemon closes it), even on failure */
+	/* the server's thread inherits this mask: TERM, INT and HUP go to the
+	 * service loop's thread, whose blocking calls they are meant to end */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	/* libmicrohttpd owns fd from here (MHD_stop_daemon closes it) */
 	g_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request,
 		g_metrics, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)DC_METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		(unsigned)DC_METRICS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)DC_METRICS_TIMEOUT,
 		MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (g_daemon == NULL) {
 		close(fd);
 		dc_log_error("metrics_listen = %s: cannot start the HTTP server", cfg->metrics_listen);

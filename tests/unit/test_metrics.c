@@ -18,7 +18,7 @@
 
 #include "dc_metrics.h"
 
-#define ODD "q\"b\\s\nn" /* a label with a quote, a backslash and a newline */
+#define ODD         "q\"b\\s\nn" /* a label with a quote, a backslash and a newline */
 #define ODD_ESCAPED "mailbox=\"q\\\"b\\\\s\\nn\""
 
 /* Returns the /metrics text of m (freed by the caller). */
@@ -172,7 +172,8 @@ test_health(void **state)
 	assert_null(strstr(t, "mailbox x:"));
 	free(t);
 	assert_int_equal(dc_metrics_health(m, 1036, &t), 503);
-	assert_non_null(strstr(t, "mailbox x: no successful poll since 1970-01-01T00:16:45Z (its last success)\n"));
+	assert_non_null(
+		strstr(t, "mailbox x: no successful poll since 1970-01-01T00:16:45Z (its last success)\n"));
 	free(t);
 	/* a mailbox dropped by a reload is no longer judged */
 	dc_metrics_poll_done(m, "x", DC_OK, NULL, NULL, 1, 1040);
