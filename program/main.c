@@ -11,8 +11,9 @@
  * not be reached and nothing was lost.  The table: docs/README-cli.md.
  *
  * The configuration file is the one named by --config, else by
- * DMARC_COLLECTOR_CONFIG, else none (defaults and DMARC_COLLECTOR_*
- * variables only).  The database is --db, else [database] conninfo, else
+ * DMARC_COLLECTOR_CONFIG, else DC_DEFAULT_CONFIG (SYSCONFDIR/dmarc-collector/
+ * dmarc-collector.conf) if it exists and the variable is unset, else none
+ * (defaults and DMARC_COLLECTOR_* variables only).  The database is --db, else [database] conninfo, else
  * libpq's environment (PGHOST, PGDATABASE, PGSERVICE, ...).  A database
  * password from the configuration is a connection parameter (dc_store_open);
  * one in --db/conninfo or in PGPASSWORD wins.
@@ -39,6 +40,11 @@
 #include "dc_store.h"
 #include "dc_xml.h"
 
+#ifdef DC_DEFAULT_CONFIG /* cmake/install.cmake */
+#define DC_DEFAULT_CONFIG_HELP DC_DEFAULT_CONFIG " if it exists"
+#else
+#define DC_DEFAULT_CONFIG_HELP "none"
+#endif
 #ifndef DC_VERSION
 #define DC_VERSION "unknown"
 #endif
@@ -93,7 +99,8 @@ usage(FILE *f)
 	}
 	fprintf(f,
 		"\noptions:\n"
-		"  -c, --config FILE          configuration file (default: $DMARC_COLLECTOR_CONFIG, else none)\n"
+		"  -c, --config FILE          configuration file (default: $DMARC_COLLECTOR_CONFIG, else\n"
+		"                             " DC_DEFAULT_CONFIG_HELP ")\n"
 		"  -d, --db CONNINFO          PostgreSQL connection string (default: [database] conninfo,\n"
 		"                             else libpq's environment: PGHOST, PGDATABASE, PGSERVICE ...)\n"
 		"  -v, --verbose              log debug messages too\n"
@@ -505,6 +512,10 @@ main(int argc, char **argv)
 		const char *e = getenv("DMARC_COLLECTOR_CONFIG");
 
 		c.config_path = (e != NULL && e[0] != '\0') ? e : NULL;
+#ifdef DC_DEFAULT_CONFIG
+		if (e == NULL && access(DC_DEFAULT_CONFIG, F_OK) == 0) /* set but empty: no file */
+			c.config_path = DC_DEFAULT_CONFIG;
+#endif
 	}
 	dc_err_clear(&err);
 	rc = dc_config_load(c.config_path, &c.cfg, &err);
