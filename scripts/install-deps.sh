@@ -18,7 +18,8 @@ pkgs=(
   postgresql postgresql-client dovecot-imapd dnsmasq-base
   cyrus-common sasl2-bin
   openssl curl python3 python3-yaml zip gzip procps iproute2 time bc
-  debhelper dpkg-dev fakeroot lintian scdoc pkgconf man-db debootstrap
+  systemd man-db groff-base
+  debhelper dpkg-dev fakeroot lintian pkgconf debootstrap
 )
 cyrus_root=${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd}
 missing=()
