@@ -185,6 +185,27 @@ if [ "$pg_started" = 1 ]; then
   check "check-config as $user after reinstall" as_service check-config
 fi
 
+# ------------------------------------------------------------------ upgrade
+# An upgrade from the installed copy: the same package repacked as version
+# VERSION+upgradetest (maintainer scripts see "upgrade"/"configure OLD").
+# The conffile is unchanged in the package, so the edited one stays silently.
+if [ "$pg_started" = 1 ]; then
+  newer=$work/upgrade
+  dpkg-deb -R "$deb" "$newer" \
+    && sed -i -E 's/^(Version: .*)$/\1+upgradetest/' "$newer/DEBIAN/control" \
+    && dpkg-deb -b --root-owner-group "$newer" "$work/newer.deb" >/dev/null
+  if out=$(dpkg -i "$work/newer.deb" 2>&1); then
+    ok "upgrade with dpkg -i to $(dpkg-query -W -f='${Version}' "$pkg")"
+  else
+    bad "upgrade (dpkg -i)" "$(tail -10 <<<"$out")"
+  fi
+  check "conffile edits kept on upgrade" test "$(md5sum "$conf" | cut -d' ' -f1)" = "$sum_before"
+  check "$conf 0640 root:$user after upgrade" test "$(conf_perm $conf)" = "640 root:$user"
+  check "unit still not enabled after upgrade" \
+    sh -c '! find /etc/systemd/system -name dmarc-collector.service | grep -q .'
+  check "migrate as $user after upgrade (nothing to do)" as_service migrate
+fi
+
 # -------------------------------------------------------------------- purge
 if out=$(apt-get purge -y -q "$pkg" 2>&1); then ok "apt-get purge $pkg"; else bad "apt-get purge" "$(tail -10 <<<"$out")"; fi
 check "program removed" test ! -e "$bin"
