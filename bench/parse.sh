@@ -18,25 +18,20 @@
 #
 #   bench/parse.sh [BUILD_DIR] [N] [PASSES]   (defaults: build, 10000, 3)
 #
-# parse_bench.c is compiled here with cc against BUILD_DIR's static
-# libraries (libdc_parser.a, libdc_common.a).
+# parse_bench is built with the other targets (bench/CMakeLists.txt), against
+# the same static libraries as the program.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 n=${2:-10000}
 passes=${3:-3}
-for lib in libdc_parser.a libdc_common.a; do
-  [ -f "$build/$lib" ] || { echo "build first: cmake -S . -B build && cmake --build build ($lib missing)" >&2; exit 2; }
-done
+bench=$build/bench/parse_bench
+[ -x "$bench" ] || { echo "build first: cmake -S . -B build && cmake --build build ($bench missing)" >&2; exit 2; }
 command -v xmllint >/dev/null || { echo "needs xmllint (libxml2-utils)" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/dc-bench-parse.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 now() { date +%s.%N; }
-
-cc -O2 -I"$src/parser" -I"$src/common" "$src/bench/parse_bench.c" \
-  "$build/libdc_parser.a" "$build/libdc_common.a" \
-  $(pkg-config --cflags --libs gmime-3.0 libxml-2.0 libzip zlib) -o "$tmp/parse_bench"
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "generating $n report e-mails..."
@@ -66,7 +61,7 @@ EOF
 echo "messages: $(du -sk --apparent-size "$tmp/mail" | cut -f1) KB, their XML: $(du -sk --apparent-size "$tmp/xml" | cut -f1) KB"
 
 # P: the parser, 5 records per message, every message must yield them
-p_line=$("$tmp/parse_bench" "$tmp/mail" "$passes" 5)
+p_line=$("$bench" "$tmp/mail" "$passes" 5)
 echo "P parser:  $p_line"
 p_us=$(sed -n 's/.*passes: \([0-9.]*\) us\/file cpu.*/\1/p' <<<"$p_line")
 

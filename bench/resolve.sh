@@ -24,12 +24,10 @@ relay_pid=
 cleanup() { if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi; dc_dns_stop "$tmp/dns" || true; dc_pg_stop "$tmp/pg" || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# The benchmark program links the same static libraries as the program.
-cc -O2 -D_GNU_SOURCE -I"$src/collector" -I"$src/common" -I"$src/parser" -I"$src/storage" -I"$src/resolve" \
-  $(pkg-config --cflags libpq libcares libpsl gmime-3.0 libxml-2.0) \
-  "$src/bench/resolve_bench.c" -o "$tmp/resolve_bench" \
-  "$build/libdc_collector.a" "$build/libdc_storage.a" "$build/libdc_resolve.a" "$build/libdc_parser.a" "$build/libdc_common.a" \
-  $(pkg-config --libs libpq libcares libpsl inih libcurl gmime-3.0 libxml-2.0 libzip zlib)
+# resolve_bench is built with the other targets (bench/CMakeLists.txt) and
+# links the same static libraries as the program.
+bench=$build/bench/resolve_bench
+[ -x "$bench" ] || { echo "build first: cmake -S . -B build && cmake --build build ($bench missing)" >&2; exit 2; }
 
 # N addresses 10.x.y.z, each with PTR hN.bench.example.com and its A record.
 python3 - "$n" > "$tmp/records.conf" <<'PY'
@@ -68,7 +66,7 @@ echo "$n distinct source IPs, each a PTR and an A query against dnsmasq on 127.0
 conn="host=$PGHOST port=$PGPORT user=$PGUSER dbname=bench"
 echo
 echo "A. straight to dnsmasq (answers in microseconds; dnsmasq's CPU is the limit)"
-"$tmp/resolve_bench" "$conn" "$DC_DNS_SERVER" 2000 64 256 1
+"$bench" "$conn" "$DC_DNS_SERVER" 2000 64 256 1
 
 # A relay that holds each answer ${delay_ms} ms: the round trip of a resolver
 # on the local network.  The relay is Python, so it caps the concurrent rate.
@@ -78,7 +76,7 @@ relay_pid=$!
 for i in $(seq 1 100); do [ -f "$tmp/relay.ready" ] && break; sleep 0.05; done
 echo
 echo "B. through a relay adding ${delay_ms} ms to every answer (a resolver on the LAN)"
-"$tmp/resolve_bench" "$conn" "127.0.0.1:$relay_port" 2000 64 256 1
+"$bench" "$conn" "127.0.0.1:$relay_port" 2000 64 256 1
 kill "$relay_pid"
 relay_pid=
 

@@ -1041,3 +1041,18 @@ dc_imap_delete(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
 		rc = expunge(im, uids, n, err);
 	return rc;
 }
+
+size_t
+dc_imap_libversions(dc_libversion *v, size_t max)
+{
+	const curl_version_info_data *d = curl_version_info(CURLVERSION_NOW);
+
+	if (max < 1)
+		return 0;
+	v[0].name = "libcurl";
+	if (d->ssl_version != NULL)
+		snprintf(v[0].version, sizeof(v[0].version), "%s (%s)", d->version, d->ssl_version);
+	else
+		snprintf(v[0].version, sizeof(v[0].version), "%s (no TLS)", d->version);
+	return 1;
+}

@@ -37,6 +37,7 @@
 
 #include "dc_error.h"
 #include "dc_imap_folder.h"
+#include "dc_libversion.h"
 
 typedef struct dc_imap dc_imap;
 
@@ -145,5 +146,9 @@ dc_code dc_imap_delete(dc_imap *im, const uint64_t *uids, size_t n, dc_err *err)
  * string owned by the caller, using at most max_len characters: *used says
  * how many uids it covers (at least one).  NULL on allocation failure. */
 char *dc_imap_uid_set(const uint64_t *uids, size_t n, size_t max_len, size_t *used);
+
+/* libcurl as loaded, with its TLS library ("7.88.1 (OpenSSL/3.0.17)");
+ * dc_libversion.h. */
+size_t dc_imap_libversions(dc_libversion *v, size_t max);
 
 #endif

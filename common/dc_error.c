@@ -7,6 +7,25 @@
 #include <string.h>
 
 const char *
+dc_code_kind(dc_code code)
+{
+	switch (code) {
+	case DC_OK: return "none";
+	case DC_EDB:
+	case DC_EDBREFUSED: return "database";
+	case DC_EIMAP: return "imap";
+	case DC_EAUTH: return "auth";
+	case DC_ETLS: return "tls";
+	case DC_EUSAGE:
+	case DC_ECONFIG: return "config";
+	case DC_EINTERRUPTED: return "interrupted";
+	case DC_ENOMEM:
+	case DC_EIO: return "resource";
+	default: return "other";
+	}
+}
+
+const char *
 dc_strerror(dc_code code)
 {
 	switch (code) {

@@ -59,6 +59,11 @@ typedef struct dc_err {
 /* Returns a static, never-NULL description of code. */
 const char *dc_strerror(dc_code code);
 
+/* Returns the kind of a poll failure, a static never-NULL label for metrics and
+ * the run log: "database", "imap", "auth", "tls", "config", "interrupted",
+ * "resource" (memory, local I/O) or "other" (DC_OK gives "none"). */
+const char *dc_code_kind(dc_code code);
+
 /* Sets err (when err is not NULL) to code and the printf-formatted message;
  * returns code so callers can write `return dc_err_set(...)`. */
 dc_code dc_err_set(dc_err *err, dc_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

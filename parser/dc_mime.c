@@ -70,18 +70,17 @@ note(dc_mime_info *info, const char *text)
 	snprintf(info->notes + l, sizeof(info->notes) - l, "%s%s", l ? "; " : "", text);
 }
 
-/* "prefix.n", or "n" when prefix is empty; cut to SECTION_MAX - 1 bytes
- * (only a part numbered in the millions deep down could reach that). */
-static void
+/* "prefix.n", or "n" when prefix is empty, into out (SECTION_MAX bytes).
+ * Returns false when it does not fit (only a part numbered in the millions
+ * deep down could): the caller skips that part and counts it with the parts
+ * nested too deep, so no two parts are ever given the same cut number. */
+static bool
 section_join(char *out, const char *prefix, int n)
 {
 	int k = *prefix ? snprintf(out, SECTION_MAX, "%s.%d", prefix, n) :
 			  snprintf(out, SECTION_MAX, "%d", n);
 
-	/* snprintf has already cut and terminated it; looking at k tells gcc
-	 * (-Wformat-truncation at -O3) that the cut is meant */
-	if (k < 0)
-		out[0] = '\0';
+	return k >= 0 && k < SECTION_MAX;
 }
 
 /*
@@ -203,7 +202,10 @@ walk_body(mwalk *mw, GMimeObject *body, const char *prefix, int depth)
 		return DC_OK;
 	if (GMIME_IS_MULTIPART(body))
 		return walk_part(mw, body, prefix, depth);
-	section_join(sec, prefix, 1);
+	if (!section_join(sec, prefix, 1)) {
+		mw->info->too_deep++;
+		return DC_OK;
+	}
 	return walk_part(mw, body, sec, depth);
 }
 
@@ -224,7 +226,10 @@ walk_part(mwalk *mw, GMimeObject *obj, const char *section, int depth)
 			return DC_OK;
 		}
 		for (int i = 0; i < n && rc == DC_OK; i++) {
-			section_join(sec, section, i + 1);
+			if (!section_join(sec, section, i + 1)) {
+				mw->info->too_deep++;
+				break; /* the next numbers are no shorter */
+			}
 			rc = walk_part(mw, g_mime_multipart_get_part(mp, i), sec, depth + 1);
 		}
 		return rc;
@@ -474,4 +479,15 @@ out:
 	if (stream != NULL)
 		g_object_unref(stream);
 	return rc;
+}
+
+size_t
+dc_mime_libversions(dc_libversion *v, size_t max)
+{
+	if (max < 1)
+		return 0;
+	v[0].name = "GMime";
+	snprintf(v[0].version, sizeof(v[0].version), "%u.%u.%u", gmime_major_version, gmime_minor_version,
+		gmime_micro_version);
+	return 1;
 }

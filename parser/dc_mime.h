@@ -20,6 +20,7 @@
 
 #include "dc_error.h"
 #include "dc_limits.h" /* DC_MIME_NOTES_MAX, DC_MIME_MAX_BOUNDARIES */
+#include "dc_libversion.h"
 
 /* One leaf part; everything is valid only during the callback. */
 typedef struct dc_mime_leaf {
@@ -76,5 +77,8 @@ dc_code dc_mime_walk(const uint8_t *data, size_t len, dc_mime_leaf_fn fn, void *
  * before any leaf is handed on.  UINT64_MAX: no cap. */
 dc_code dc_mime_walk_capped(const uint8_t *data, size_t len, uint64_t max_leaves, dc_mime_head_fn head,
 	dc_mime_leaf_fn fn, void *ctx, dc_mime_info *info, dc_err *err) DC_WUR;
+
+/* GMime as loaded (gmime_*_version); dc_libversion.h. */
+size_t dc_mime_libversions(dc_libversion *v, size_t max);
 
 #endif

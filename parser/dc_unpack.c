@@ -786,3 +786,18 @@ dc_unpack_walk(
 	free(w);
 	return rc;
 }
+
+size_t
+dc_unpack_libversions(dc_libversion *v, size_t max)
+{
+	const struct {
+		const char *name, *version;
+	} libs[] = { { "libzip", zip_libzip_version() }, { "zlib", zlibVersion() } };
+	size_t n = 0;
+
+	for (; n < max && n < sizeof(libs) / sizeof(libs[0]); n++) {
+		v[n].name = libs[n].name;
+		snprintf(v[n].version, sizeof(v[n].version), "%s", libs[n].version);
+	}
+	return n;
+}

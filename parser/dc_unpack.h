@@ -26,6 +26,7 @@
 #include "dc_error.h"
 #include "dc_limits.h"
 #include "dc_report.h"
+#include "dc_libversion.h"
 
 /* Bytes a stream is peeked for before it is classified. */
 #define DC_UNPACK_SNIFF_BYTES 4096
@@ -130,5 +131,9 @@ typedef struct dc_unpack_cb {
  */
 dc_code dc_unpack_walk(const uint8_t *data, size_t len, int depth, const dc_limits *lim,
 	const dc_unpack_cb *cb, dc_err *err) DC_WUR;
+
+/* libzip and zlib as loaded (zip_libzip_version, zlibVersion);
+ * dc_libversion.h. */
+size_t dc_unpack_libversions(dc_libversion *v, size_t max);
 
 #endif

@@ -1025,3 +1025,16 @@ dc_xml_init(void)
 {
 	xmlInitParser();
 }
+
+size_t
+dc_xml_libversions(dc_libversion *v, size_t max)
+{
+	const char *s = xmlParserVersion; /* the loaded library's; LIBXML_VERSION is the headers' */
+	long n = s ? strtol(s, NULL, 10) : 0;
+
+	if (max < 1)
+		return 0;
+	v[0].name = "libxml2";
+	snprintf(v[0].version, sizeof(v[0].version), "%ld.%ld.%ld", n / 10000, n / 100 % 100, n % 100);
+	return 1;
+}

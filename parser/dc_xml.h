@@ -10,6 +10,7 @@
 #define DC_XML_H
 
 #include "dc_report.h"
+#include "dc_libversion.h"
 
 /*
  * Reads one report from rd and calls sink.  Returns DC_OK after report_end
@@ -24,5 +25,8 @@ dc_code dc_xml_parse(dc_read_fn rd, void *rctx, const dc_limits *lim, const dc_b
 
 /* Calls xmlInitParser() once; the program calls this before threads (if any). */
 void dc_xml_init(void);
+
+/* libxml2 as loaded (xmlParserVersion, "20914" -> "2.9.14"); dc_libversion.h. */
+size_t dc_xml_libversions(dc_libversion *v, size_t max);
 
 #endif

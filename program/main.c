@@ -38,15 +38,13 @@
 #include "dc_import.h"
 #include "dc_log.h"
 #include "dc_store.h"
+#include "dc_version.h"
 #include "dc_xml.h"
 
 #ifdef DC_DEFAULT_CONFIG /* cmake/install.cmake */
 #define DC_DEFAULT_CONFIG_HELP DC_DEFAULT_CONFIG " if it exists"
 #else
 #define DC_DEFAULT_CONFIG_HELP "none"
-#endif
-#ifndef DC_VERSION
-#define DC_VERSION "unknown"
 #endif
 
 #define PROGRESS_MIN_FILES 20         /* fewer inputs: no progress line */
@@ -168,10 +166,12 @@ open_store(run_ctx *c, const char *what, dc_store **st)
 /* ---------------------------------------------------------------- migrate */
 
 /* `migrate`: applies the compiled-in SQL (dc_store_migrate_report: nothing
- * half-applied); 0, 2 when the server refuses (no privilege to create a role
- * or schema ...) or the database disagrees with the program (an applied
- * migration edited, or one this program does not have), 75 when the
- * database cannot be reached or goes away. */
+ * half-applied); 0, also when the group roles are missing and this login may
+ * not create them (one warning with the SQL an administrator runs); 2 when
+ * the server refuses (no privilege to create the schema ...) or the database
+ * disagrees with the program (an applied migration edited, or one this
+ * program does not have), 75 when the database cannot be reached or goes
+ * away. */
 static int
 cmd_migrate(run_ctx *c, int argc, char **argv)
 {
@@ -197,6 +197,15 @@ cmd_migrate(run_ctx *c, int argc, char **argv)
 			rep.migrations, rep.migrations == 1 ? "" : "s", rep.objects,
 			rep.objects == 1 ? "" : "s");
 	}
+	/* the roles come after the schema: logged also when a later step failed */
+	if (rep.roles_created[0] != '\0')
+		dc_log_info("migrate: created the group role%s %s (NOLOGIN)",
+			strchr(rep.roles_created, ',') != NULL ? "s" : "", rep.roles_created);
+	if (rep.roles_granted)
+		dc_log_info("migrate: granted the group roles their rights on schema dmarc");
+	/* not a failure: the collector works without the groups (exit 0) */
+	if (rep.roles_warning[0] != '\0')
+		dc_log_warn("migrate: %s", rep.roles_warning);
 	dc_store_free(st);
 	return status;
 }
@@ -411,7 +420,8 @@ cmd_prune(run_ctx *c, int argc, char **argv)
 }
 
 /* Logs how far the schema is behind the SQL compiled in (a warning:
- * `migrate` fixes it; an error when migrate would refuse). */
+ * `migrate` fixes it; an error when migrate would refuse), and group roles
+ * missing or without their grants (a warning naming them, with the SQL). */
 static void
 check_schema(dc_store *st)
 {
@@ -435,6 +445,10 @@ check_schema(dc_store *st)
 		dc_log_info(
 			"check-config: database: reachable, schema up to date (%d migrations, %d objects)",
 			s.migrations_applied, s.objects_known);
+	/* a warning, not a failure: the collector itself works without the
+	 * groups; only the logins that should be members of them cannot work */
+	if (s.roles_warning[0] != '\0')
+		dc_log_warn("check-config: database: %s", s.roles_warning);
 }
 
 /* `check-config`: the file was valid (else main returned 2); reaches the
@@ -492,7 +506,7 @@ main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return DC_EXIT_STORED;
-		case 'V': printf("dmarc-collector %s\n", DC_VERSION); return DC_EXIT_STORED;
+		case 'V': dc_version_print(stdout); return DC_EXIT_STORED;
 		case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}

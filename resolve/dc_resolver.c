@@ -27,6 +27,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -504,4 +505,19 @@ out:
 	if (stats)
 		stats->seconds += now_seconds() - t0;
 	return rc;
+}
+
+size_t
+dc_resolver_libversions(dc_libversion *v, size_t max)
+{
+	const struct {
+		const char *name, *version;
+	} libs[] = { { "c-ares", ares_version(NULL) }, { "libpsl", psl_get_version() } };
+	size_t n = 0;
+
+	for (; n < max && n < sizeof(libs) / sizeof(libs[0]); n++) {
+		v[n].name = libs[n].name;
+		snprintf(v[n].version, sizeof(v[n].version), "%s", libs[n].version);
+	}
+	return n;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "dc_error.h"
+#include "dc_libversion.h"
 
 /* Defaults; [dns] timeout_ms and in_flight come from dc_config. */
 #define DC_RESOLVE_DEFAULT_TIMEOUT_MS   2000
@@ -90,5 +91,9 @@ dc_code dc_resolve_ips(const char *const *ips, size_t n, const dc_resolver_opts 
 
 /* Frees what n results own and zeroes them; results may be NULL. */
 void dc_resolve_results_clear(dc_resolve_result *results, size_t n);
+
+/* c-ares and libpsl as loaded (ares_version, psl_get_version);
+ * dc_libversion.h. */
+size_t dc_resolver_libversions(dc_libversion *v, size_t max);
 
 #endif

@@ -12,7 +12,7 @@
 # (tests/lib/cyrus.sh looks there; DC_CYRUS_ROOT overrides it).
 set -euo pipefail
 pkgs=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck scdoc
+  build-essential dpkg-dev cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck scdoc
   libcurl4-openssl-dev libxml2-dev libxml2-utils zlib1g-dev libzip-dev libpq-dev
   libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev
   postgresql postgresql-client dovecot-imapd dnsmasq-base

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then builds and runs every test
-#   1. normal build (-Wall -Wextra, -DDC_WERROR=ON): unit + integration tests (ctest)
+#   1. normal build (-Wall -Wextra, -DDC_WERROR=ON): unit + integration tests (ctest),
+#      then every target in the release configurations (scripts/release-builds.sh:
+#      gcc and clang, -O2/-O3/-Os, every build type, Debian's hardening flags)
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks too)
 #   3. the Debian package: built from the tracked files with Debian's flags (no
 #      warning), lintian (no error), installed, run as the service user, purged
@@ -46,6 +48,10 @@ passed_all=$((passed_all + 1))
 
 step "build and test (gcc, -Werror)"
 run_suite "$src/build" -DDC_WERROR=ON
+
+step "release builds (gcc and clang, -O2/-O3, every build type, dpkg-buildflags; scripts/release-builds.sh)"
+bash scripts/release-builds.sh | tee "$src/build-release.out" || { echo "release builds failed (a warning or an error)"; exit 1; }
+passed_all=$((passed_all + $(grep -c '^release build .* ok ' "$src/build-release.out")))
 
 if [ "${DC_SKIP_ASAN:-0}" != 1 ]; then
   step "build and test under ASan + UBSan"

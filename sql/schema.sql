@@ -298,27 +298,48 @@ CREATE FUNCTION dmarc.grant_roles() RETURNS void
     AS $$
 DECLARE
 	o record;
+	w boolean := EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dmarc_writer');
+	r boolean := EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dmarc_reader');
 BEGIN
-	GRANT USAGE ON SCHEMA dmarc TO dmarc_reader, dmarc_writer;
+	-- reader first, as before: the order of the grants is the order of the
+	-- ACLs in sql/schema.sql
+	IF r THEN
+		GRANT USAGE ON SCHEMA dmarc TO dmarc_reader;
+	END IF;
+	IF w THEN
+		GRANT USAGE ON SCHEMA dmarc TO dmarc_writer;
+	END IF;
 	FOR o IN SELECT c.relname, c.relkind FROM pg_catalog.pg_class c
 	         WHERE c.relnamespace = 'dmarc'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
 	LOOP
 		IF o.relkind IN ('v', 'm') THEN
-			EXECUTE format('GRANT SELECT ON dmarc.%I TO dmarc_reader, dmarc_writer', o.relname);
-		ELSIF o.relkind = 'S' THEN
-			EXECUTE format('REVOKE ALL ON dmarc.%I FROM dmarc_reader', o.relname);
-			EXECUTE format('GRANT USAGE, SELECT, UPDATE ON dmarc.%I TO dmarc_writer', o.relname);
+			IF r THEN
+				EXECUTE format('GRANT SELECT ON dmarc.%I TO dmarc_reader', o.relname);
+			END IF;
+			IF w THEN
+				EXECUTE format('GRANT SELECT ON dmarc.%I TO dmarc_writer', o.relname);
+			END IF;
 		ELSE
-			EXECUTE format('REVOKE ALL ON dmarc.%I FROM dmarc_reader', o.relname);
-			EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON dmarc.%I TO dmarc_writer', o.relname);
+			IF r THEN
+				EXECUTE format('REVOKE ALL ON dmarc.%I FROM dmarc_reader', o.relname);
+			END IF;
+			IF w AND o.relkind = 'S' THEN
+				EXECUTE format('GRANT USAGE, SELECT, UPDATE ON dmarc.%I TO dmarc_writer', o.relname);
+			ELSIF w THEN
+				EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON dmarc.%I TO dmarc_writer', o.relname);
+			END IF;
 		END IF;
 	END LOOP;
-	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dmarc TO dmarc_writer;
-	GRANT EXECUTE ON FUNCTION dmarc.dns_name_norm(text), dmarc.dns_name_eq(text, text),
-		dmarc.report_days(timestamptz, timestamptz), dmarc.day_share(bigint, numeric, numeric, numeric),
-		dmarc.day_shares(timestamptz, timestamptz, bigint),
-		dmarc.server_generated_reason(text, text, text, jsonb, text),
-		dmarc.spf_more_has_domain(jsonb, text) TO dmarc_reader;
+	IF w THEN
+		GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dmarc TO dmarc_writer;
+	END IF;
+	IF r THEN
+		GRANT EXECUTE ON FUNCTION dmarc.dns_name_norm(text), dmarc.dns_name_eq(text, text),
+			dmarc.report_days(timestamptz, timestamptz), dmarc.day_share(bigint, numeric, numeric, numeric),
+			dmarc.day_shares(timestamptz, timestamptz, bigint),
+			dmarc.server_generated_reason(text, text, text, jsonb, text),
+			dmarc.spf_more_has_domain(jsonb, text) TO dmarc_reader;
+	END IF;
 END
 $$;
 
@@ -327,7 +348,7 @@ $$;
 -- Name: FUNCTION grant_roles(); Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON FUNCTION dmarc.grant_roles() IS 'Grants dmarc_reader SELECT on every view of schema dmarc (never a table) and the pure functions, and dmarc_writer DML on every table and EXECUTE on every function. migrate calls it after every change to the schema.';
+COMMENT ON FUNCTION dmarc.grant_roles() IS 'Grants dmarc_reader SELECT on every view of schema dmarc (never a table) and the pure functions, and dmarc_writer DML on every table and EXECUTE on every function; a role that does not exist is skipped. migrate calls it after every change to the schema, and when a role exists without its grants.';
 
 
 --

@@ -26,11 +26,27 @@
  *       (schema dmarc_v01), then the whole 1.0 schema is made as for an
  *       empty database, after.sql copies the data and drops dmarc_v01, all in
  *       ONE transaction: a failure leaves the 0.1 database as it was.
+ * Then, on every run, the group roles dmarc_writer and dmarc_reader
+ * (sql/objects/90_roles.sql says what each may do).  Roles are cluster-wide
+ * and creating one needs CREATEROLE, which the owner of a database often
+ * lacks, so no SQL file creates them: one catalog query finds the missing
+ * ones, those that exist without their grants (schema USAGE, SELECT on every
+ * view for the reader, INSERT on every table for the writer: cheap, and
+ * enough to see a role created after the schema was granted), and what this
+ * login may do.  A missing role is created (NOLOGIN) when the login has
+ * SUPERUSER or CREATEROLE; roles without grants get dmarc.grant_roles() when
+ * the login has the rights of the owner of schema dmarc; both in one
+ * transaction.  What is left (no CREATEROLE, not the owner) is not a failure:
+ * the collector works without the groups, so migrate finishes (DC_OK) and
+ * hands back ONE line in rep->roles_warning, with the CREATE ROLE statements
+ * an administrator runs; the program logs it (library code does not print).
+ * check-config reads the same state (dc_store_migration_status).
  * Last, in its own transaction (it takes ACCESS EXCLUSIVE locks),
  * dmarc.maintain_partitions() when the schema has it.
  *
- * Every check is a read first: an up-to-date database needs no CREATE
- * privilege (a collector may run `migrate` as dmarc_writer).
+ * Every check is a read first: an up-to-date database with its roles in
+ * place needs no CREATE privilege (a collector may run `migrate` as
+ * dmarc_writer).
  *
  * Deliberately not here: down-migrations, or SQL built from strings (the
  * files are run as they are, the bookkeeping with parameters).
@@ -362,6 +378,182 @@ out:
 	return rc;
 }
 
+/* ---- the group roles ---- */
+
+enum { ROLE_WRITER, ROLE_READER, N_ROLES };
+static const char *const role_name[N_ROLES] = { "dmarc_writer", "dmarc_reader" };
+/* A role made meanwhile by another database's migrate (the advisory lock is
+ * per database) is no failure. */
+static const char *const role_create[N_ROLES] = {
+	"DO $$ BEGIN CREATE ROLE dmarc_writer NOLOGIN; "
+	"EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+	"DO $$ BEGIN CREATE ROLE dmarc_reader NOLOGIN; "
+	"EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+};
+
+/* One row per group role, in role_name's order: the role's name, whether it
+ * exists, whether it has its grants; then the login's name, whether it may
+ * create roles (attributes are not inherited: its own), whether it has the
+ * rights of the owner of schema dmarc (it may grant; true for a superuser).
+ * Partitions are left out: they get no grants (the parents' are checked);
+ * so is what someone else made in the schema (grant_roles could not grant it,
+ * and every run would try). */
+static const char sql_roles[] =
+	"SELECT g.name, r.oid IS NOT NULL,"
+	" r.oid IS NOT NULL AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') AND NOT EXISTS ("
+	"  SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND NOT c.relispartition AND"
+	"  c.relowner = n.nspowner AND"
+	"  CASE g.name WHEN 'dmarc_reader' THEN"
+	"   c.relkind IN ('v', 'm') AND NOT pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT')"
+	"  ELSE c.relkind IN ('r', 'p') AND NOT pg_catalog.has_table_privilege(r.oid, c.oid, 'INSERT') END),"
+	" u.rolname, u.rolsuper OR u.rolcreaterole, pg_catalog.pg_has_role(u.oid, n.nspowner, 'USAGE')"
+	" FROM unnest(ARRAY['dmarc_writer', 'dmarc_reader']) WITH ORDINALITY AS g(name, i)"
+	" CROSS JOIN pg_catalog.pg_namespace n CROSS JOIN pg_catalog.pg_roles u"
+	" LEFT JOIN pg_catalog.pg_roles r ON r.rolname = g.name"
+	" WHERE n.nspname = 'dmarc' AND u.rolname = current_user ORDER BY g.i";
+
+/* The group roles as the catalog has them (sql_roles). */
+typedef struct role_state {
+	bool missing[N_ROLES];   /* does not exist */
+	bool ungranted[N_ROLES]; /* exists without its grants */
+	char user[64];           /* current_user */
+	bool may_create;         /* SUPERUSER or CREATEROLE */
+	bool may_grant;          /* has the rights of the owner of schema dmarc */
+} role_state;
+
+static dc_code
+roles_read(dc_store *st, role_state *rs, dc_err *err)
+{
+	PGresult *res = NULL;
+	dc_code rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rc = store_exec(
+		st, sql_roles, 0, NULL, NULL, NULL, 0, PGRES_TUPLES_OK, &res, "read the group roles", err);
+	if (rc != DC_OK)
+		return store_refused(rc, err);
+	if (PQntuples(res) != N_ROLES) { /* no schema dmarc: nothing to say yet */
+		PQclear(res);
+		return DC_OK;
+	}
+	for (int i = 0; i < N_ROLES; i++) {
+		rs->missing[i] = strcmp(PQgetvalue(res, i, 1), "t") != 0;
+		rs->ungranted[i] = !rs->missing[i] && strcmp(PQgetvalue(res, i, 2), "t") != 0;
+	}
+	snprintf(rs->user, sizeof(rs->user), "%s", PQgetvalue(res, 0, 3));
+	rs->may_create = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+	rs->may_grant = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+	PQclear(res);
+	return DC_OK;
+}
+
+/* The names flagged in which, "dmarc_writer, dmarc_reader", into buf; their
+ * number. */
+static int
+role_list(const bool which[N_ROLES], char *buf, size_t size)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < N_ROLES; i++)
+		if (which[i]) {
+			size_t len = strlen(buf);
+			snprintf(buf + len, size - len, "%s%s", n++ > 0 ? ", " : "", role_name[i]);
+		}
+	return n;
+}
+
+/* One line on what is not in place, and who fixes it how; "" when all is. */
+static void
+roles_message(const role_state *rs, char *buf, size_t size)
+{
+	char names[DC_ROLES_MAX], sql[128] = "";
+	size_t len;
+	int n;
+
+	buf[0] = '\0';
+	if ((n = role_list(rs->missing, names, sizeof(names))) > 0) {
+		for (int i = 0; i < N_ROLES; i++)
+			if (rs->missing[i]) {
+				len = strlen(sql);
+				snprintf(sql + len, sizeof(sql) - len, "%sCREATE ROLE %s NOLOGIN;",
+					len > 0 ? " " : "", role_name[i]);
+			}
+		if (rs->may_create)
+			snprintf(buf, size,
+				"the group role%s %s %s missing; dmarc-collector migrate creates %s",
+				n > 1 ? "s" : "", names, n > 1 ? "are" : "is", n > 1 ? "them" : "it");
+		else
+			snprintf(buf, size,
+				"the group role%s %s %s missing and role \"%s\" may not create roles; as a "
+				"superuser or a role with CREATEROLE run: %s then run dmarc-collector migrate again%s",
+				n > 1 ? "s" : "", names, n > 1 ? "are" : "is", rs->user, sql,
+				rs->may_grant ? "" : " as the owner of schema dmarc");
+	}
+	if ((n = role_list(rs->ungranted, names, sizeof(names))) > 0) {
+		len = strlen(buf);
+		if (rs->may_grant)
+			snprintf(buf + len, size - len,
+				"%sthe group role%s %s lack%s %s grants on schema dmarc; dmarc-collector "
+				"migrate grants them",
+				len > 0 ? "; " : "", n > 1 ? "s" : "", names, n > 1 ? "" : "s",
+				n > 1 ? "their" : "its");
+		else
+			snprintf(buf + len, size - len,
+				"%sthe group role%s %s lack%s %s grants on schema dmarc and role \"%s\" may "
+				"not grant them; run dmarc-collector migrate as the owner of schema dmarc",
+				len > 0 ? "; " : "", n > 1 ? "s" : "", names, n > 1 ? "" : "s",
+				n > 1 ? "their" : "its", rs->user);
+	}
+}
+
+/* Creates the missing group roles and grants those without their grants,
+ * as far as this login may (one transaction); what is left goes into
+ * rep->roles_warning.  Nothing in place to do: one catalog read. */
+static dc_code
+ensure_roles(dc_store *st, dc_migrate_report *rep, dc_err *err)
+{
+	role_state rs;
+	bool create = false, grant = false;
+	dc_code rc;
+	int ignored;
+
+	if ((rc = roles_read(st, &rs, err)) != DC_OK)
+		return rc;
+	for (int i = 0; i < N_ROLES; i++) {
+		create |= rs.missing[i] && rs.may_create;
+		grant |= rs.ungranted[i] && rs.may_grant;
+	}
+	grant |= create && rs.may_grant;
+	if (create || grant) {
+		if ((rc = store_cmd(st, "BEGIN", err)) != DC_OK)
+			return store_refused(rc, err);
+		for (int i = 0; rc == DC_OK && create && i < N_ROLES; i++)
+			if (rs.missing[i]) {
+				char what[48];
+
+				snprintf(what, sizeof(what), "create role %s", role_name[i]);
+				rc = run_script(st, role_create[i], what, err);
+			}
+		if (rc == DC_OK && grant)
+			rc = call_if_exists(st, "dmarc.grant_roles()", false, &ignored, err);
+		if ((rc = end_tx(st, rc, err)) != DC_OK)
+			return rc;
+		if (create) {
+			bool made[N_ROLES];
+
+			for (int i = 0; i < N_ROLES; i++)
+				made[i] = rs.missing[i];
+			role_list(made, rep->roles_created, sizeof(rep->roles_created));
+		}
+		rep->roles_granted = grant;
+		if ((rc = roles_read(st, &rs, err)) != DC_OK)
+			return rc;
+	}
+	roles_message(&rs, rep->roles_warning, sizeof(rep->roles_warning));
+	return DC_OK;
+}
+
 dc_code
 dc_store_migrate_report(dc_store *st, dc_migrate_report *rep, dc_err *err)
 {
@@ -417,6 +609,8 @@ dc_store_migrate_report(dc_store *st, dc_migrate_report *rep, dc_err *err)
 		if ((rc = apply_objects(st, rep, err)) != DC_OK)
 			goto out;
 	}
+	if ((rc = ensure_roles(st, rep, err)) != DC_OK)
+		goto out;
 	/* its own transaction (autocommit): it locks the partitioned tables.
 	 * Skipped for a session that may not run it (a reader checking an
 	 * up-to-date schema): poll and import make partitions as they go. */
@@ -479,4 +673,13 @@ dc_store_migration_status(dc_store *st, dc_schema_status *out)
 			out->objects_stale--;
 	}
 	PQclear(r);
+	{
+		role_state rs;
+
+		if (roles_read(st, &rs, &err) != DC_OK)
+			return;
+		role_list(rs.missing, out->roles_missing, sizeof(out->roles_missing));
+		role_list(rs.ungranted, out->roles_ungranted, sizeof(out->roles_ungranted));
+		roles_message(&rs, out->roles_warning, sizeof(out->roles_warning));
+	}
 }

@@ -304,3 +304,18 @@ dc_pg_array_end(dc_buf *b)
 {
 	return dc_buf_addc(b, '}');
 }
+
+size_t
+dc_pg_libversions(dc_libversion *v, size_t max)
+{
+	int n = PQlibVersion();
+
+	if (max < 1)
+		return 0;
+	v[0].name = "libpq";
+	if (n >= 100000) /* PostgreSQL 10 and later: major * 10000 + minor */
+		snprintf(v[0].version, sizeof(v[0].version), "%d.%d", n / 10000, n % 10000);
+	else
+		snprintf(v[0].version, sizeof(v[0].version), "%d.%d.%d", n / 10000, n / 100 % 100, n % 100);
+	return 1;
+}

@@ -26,6 +26,7 @@
 
 #include "dc_buf.h"
 #include "dc_error.h"
+#include "dc_libversion.h"
 
 /* Pure: DC_EDB for a SQLSTATE that may pass (NULL or malformed: no answer
  * from the server; classes 08, 53, 57P01-57P03, 57P05, 57014, 40001, 40P01,
@@ -83,5 +84,8 @@ dc_code dc_pg_array_text(dc_buf *b, const char *v);
 dc_code dc_pg_array_int(dc_buf *b, int64_t v);
 dc_code dc_pg_array_bool(dc_buf *b, bool v);
 dc_code dc_pg_array_end(dc_buf *b);
+
+/* libpq as loaded (PQlibVersion: 150010 -> "15.10"); dc_libversion.h. */
+size_t dc_pg_libversions(dc_libversion *v, size_t max);
 
 #endif

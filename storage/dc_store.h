@@ -40,20 +40,30 @@ void dc_store_free(dc_store *st);
  * by a server crash afterwards.  DC_EDB or DC_EDBREFUSED on failure. */
 dc_code dc_store_synchronous_commit(dc_store *st, dc_err *err) DC_WUR;
 
+/* Room for the names of the group roles, "dmarc_writer, dmarc_reader". */
+#define DC_ROLES_MAX 32
+
 /* What dc_store_migrate_report did. */
 typedef struct dc_migrate_report {
 	int migrations; /* files of sql/migrations applied */
 	int objects;    /* files of sql/objects applied (new or changed) */
 	int partitions; /* partitions dmarc.maintain_partitions() created; -1: no such function */
 	bool upgraded;  /* the database was schema 0.1 and is now 1.0 */
+	/* The group roles dmarc_writer and dmarc_reader (after the schema). */
+	char roles_created[DC_ROLES_MAX];   /* created by this run, "dmarc_writer, dmarc_reader"; "" none */
+	bool roles_granted;                 /* dmarc.grant_roles() run for roles that lacked their grants */
+	char roles_warning[DC_ERR_MSG_MAX]; /* what is left for an administrator (one line, with the
+	                                     * SQL to run); "" when the roles are in place */
 } dc_migrate_report;
 
 /* Brings the schema up to the SQL compiled into the program, under an
  * advisory lock (dc_migrate.c): upgrades a 0.1 database in one transaction,
  * else applies each migration not yet recorded in dmarc.schema_migrations
  * (one transaction each), then the changed objects (one transaction), then
- * dmarc.maintain_partitions().  Fills *rep (also on failure: what was
- * committed).  DC_EDBREFUSED when an applied migration was edited or is
+ * the group roles (created when missing and the login may create roles,
+ * granted when they lack their grants; else rep->roles_warning, and still
+ * DC_OK), then dmarc.maintain_partitions().  Fills *rep (also on failure:
+ * what was committed).  DC_EDBREFUSED when an applied migration was edited or is
  * unknown to the program (nothing applied), or the server refused; DC_EDB
  * when it went away. */
 dc_code dc_store_migrate_report(dc_store *st, dc_migrate_report *rep, dc_err *err) DC_WUR;
@@ -70,6 +80,10 @@ typedef struct dc_schema_status {
 	bool v01;                      /* a 0.1 database: `migrate` upgrades it */
 	char conflict[DC_ERR_MSG_MAX]; /* why migrate would refuse (edited or unknown
 	                                * migration), "" when it would not */
+	char roles_missing[DC_ROLES_MAX];   /* group roles that do not exist, "" none (or no schema) */
+	char roles_ungranted[DC_ROLES_MAX]; /* group roles that exist without their grants, "" none */
+	char roles_warning[DC_ERR_MSG_MAX]; /* one line on both, with the SQL or command that
+	                                     * fixes them; "" when the roles are in place */
 } dc_schema_status;
 
 /* Fills *out; failures read as "no schema yet". */

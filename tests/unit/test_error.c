@@ -99,6 +99,23 @@ test_every_code_has_text(void **state)
 		assert_string_not_equal(dc_strerror((dc_code)c), "unknown error");
 }
 
+/* The poll-failure kinds of metrics and the run log. */
+static void
+test_code_kind(void **state)
+{
+	(void)state;
+	assert_string_equal(dc_code_kind(DC_OK), "none");
+	assert_string_equal(dc_code_kind(DC_EDB), "database");
+	assert_string_equal(dc_code_kind(DC_EDBREFUSED), "database");
+	assert_string_equal(dc_code_kind(DC_EIMAP), "imap");
+	assert_string_equal(dc_code_kind(DC_EAUTH), "auth");
+	assert_string_equal(dc_code_kind(DC_ETLS), "tls");
+	assert_string_equal(dc_code_kind(DC_ECONFIG), "config");
+	assert_string_equal(dc_code_kind(DC_EINTERRUPTED), "interrupted");
+	assert_string_equal(dc_code_kind(DC_ENOMEM), "resource");
+	assert_string_equal(dc_code_kind(DC_EXML), "other");
+}
+
 /* SQLSTATE -> DC_EDB (may pass: 75) or DC_EDBREFUSED (stays: 2). */
 static void
 test_sqlstate(void **state)
@@ -204,6 +221,7 @@ main(void)
 		cmocka_unit_test(test_first_failure_sticks),
 		cmocka_unit_test(test_array_literal),
 		cmocka_unit_test(test_every_code_has_text),
+		cmocka_unit_test(test_code_kind),
 		cmocka_unit_test(test_sqlstate),
 		cmocka_unit_test(test_pg_fail_without_result),
 		cmocka_unit_test(test_exit_status),
