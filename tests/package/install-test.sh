@@ -14,6 +14,9 @@
 # Nothing is started: a policy-rc.d (as scripts/install-deps.sh does) forbids
 # invoke-rc.d, and the unit must not be enabled by the package anyway.
 #
+# An already installed dmarc-collector is left alone (the test fails) unless
+# DC_INSTALL_TEST_PURGE=1.
+#
 # Output: one "ok NAME" or "FAIL NAME: why" line per check, then
 # "install-test: N passed, M failed"; exit 0 only when none failed.
 # Exit 77 (skipped) when not root.
@@ -40,6 +43,19 @@ check() {  # NAME COMMAND...: ok when the command succeeds
   if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$(tail -5 <<<"$out")"; fi
 }
 
+# apt-get waits for the dpkg lock (another apt run on the machine); dpkg
+# itself cannot, so it is retried while the lock is the reason it failed.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+dpkg_locked() {
+  local i out
+  for i in $(seq 1 120); do
+    if out=$(dpkg "$@" 2>&1); then printf '%s\n' "$out"; return 0; fi
+    grep -q 'lock' <<<"$out" || { printf '%s\n' "$out"; return 1; }
+    sleep 5
+  done
+  printf '%s\n' "$out"; return 1
+}
+
 work=$(mktemp -d /tmp/dc-install-test.XXXXXX)
 chmod 755 "$work"
 had_policy=0
@@ -48,8 +64,8 @@ pg_started=0
 cleanup() {
   set +e
   if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -qv 'not-installed'; then
-    DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null 2>&1 \
-      || dpkg --purge "$pkg" >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt_get purge -y -qq "$pkg" >/dev/null 2>&1 \
+      || dpkg_locked --purge "$pkg" >/dev/null 2>&1
   fi
   if [ "$pg_started" = 1 ]; then dc_pg_stop "$work/pg"; fi
   [ "$had_policy" = 0 ] && rm -f /usr/sbin/policy-rc.d
@@ -63,15 +79,25 @@ if [ "$had_policy" = 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
-# A copy left by an interrupted earlier run would hide what a fresh install does.
-if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'installed'; then
-  echo "install-test: purging a $pkg left installed" >&2
-  apt-get purge -y -qq "$pkg" >/dev/null 2>&1 || dpkg --purge "$pkg" >/dev/null
+# An installed copy would hide what a fresh install does, and may be an
+# administrator's: purge it only when told to (a run killed before its trap).
+if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed'; then
+  if [ "${DC_INSTALL_TEST_PURGE:-0}" = 1 ]; then
+    echo "install-test: purging the installed $pkg (DC_INSTALL_TEST_PURGE=1)" >&2
+    apt_get purge -y -qq "$pkg" >/dev/null 2>&1 || dpkg_locked --purge "$pkg" >/dev/null
+  else
+    trap - EXIT
+    [ "$had_policy" = 0 ] && rm -f /usr/sbin/policy-rc.d
+    rm -rf "$work"
+    bad "$pkg is not installed yet" "it is: this test would replace and purge it (DC_INSTALL_TEST_PURGE=1 allows that)"
+    echo "install-test: $passed passed, $failed failed"
+    exit 1
+  fi
 fi
 
 # ------------------------------------------------------------------ install
 # apt-get resolves the Depends from the archive, as `apt install ./x.deb` does.
-if out=$(apt-get install -y -q --no-install-recommends "$deb" 2>&1); then
+if out=$(apt_get install -y -q --no-install-recommends "$deb" 2>&1); then
   ok "apt-get install ./$(basename "$deb")"
 else
   bad "apt-get install" "$(tail -15 <<<"$out")"
@@ -176,7 +202,7 @@ fi
 # dpkg -i over the installed copy: the administrator's conffile survives,
 # with its mode and group, and the unit is still not enabled.
 sum_before=$(md5sum "$conf" | cut -d' ' -f1)
-if out=$(dpkg -i "$deb" 2>&1); then ok "dpkg -i over the installed package"; else bad "dpkg -i (reinstall)" "$(tail -10 <<<"$out")"; fi
+if out=$(dpkg_locked -i "$deb"); then ok "dpkg -i over the installed package"; else bad "dpkg -i (reinstall)" "$(tail -10 <<<"$out")"; fi
 check "conffile edits kept on reinstall" test "$(md5sum "$conf" | cut -d' ' -f1)" = "$sum_before"
 check "$conf 0640 root:$user after reinstall" test "$(conf_perm $conf)" = "640 root:$user"
 check "unit still not enabled after reinstall" \
@@ -194,7 +220,7 @@ if [ "$pg_started" = 1 ]; then
   dpkg-deb -R "$deb" "$newer" \
     && sed -i -E 's/^(Version: .*)$/\1+upgradetest/' "$newer/DEBIAN/control" \
     && dpkg-deb -b --root-owner-group "$newer" "$work/newer.deb" >/dev/null
-  if out=$(dpkg -i "$work/newer.deb" 2>&1); then
+  if out=$(dpkg_locked -i "$work/newer.deb"); then
     ok "upgrade with dpkg -i to $(dpkg-query -W -f='${Version}' "$pkg")"
   else
     bad "upgrade (dpkg -i)" "$(tail -10 <<<"$out")"
@@ -207,7 +233,7 @@ if [ "$pg_started" = 1 ]; then
 fi
 
 # -------------------------------------------------------------------- purge
-if out=$(apt-get purge -y -q "$pkg" 2>&1); then ok "apt-get purge $pkg"; else bad "apt-get purge" "$(tail -10 <<<"$out")"; fi
+if out=$(apt_get purge -y -q "$pkg" 2>&1); then ok "apt-get purge $pkg"; else bad "apt-get purge" "$(tail -10 <<<"$out")"; fi
 check "program removed" test ! -e "$bin"
 check "conffile removed" test ! -e "$conf"
 check "unit removed" test ! -e "$unit"
