@@ -106,5 +106,10 @@ if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
   [ "$nf" -gt 0 ] || { echo "no fuzz targets were built"; exit 1; }
 fi
 
+if [ "$failed_all" -gt 0 ]; then
+  step "FAILED"
+  echo "tests: $passed_all passed, $failed_all failed"
+  exit 1
+fi
 step "all tests passed"
 echo "tests: $passed_all passed, $failed_all failed"
