@@ -10,7 +10,8 @@
  * act: a refused login, an unmigrated schema).  SIGTERM and SIGINT finish
  * the message in hand (and its batch's moves) and exit 0; SIGHUP reloads the
  * configuration between polls.  After a poll that stored reports, PTR names
- * are resolved (dc_resolve).
+ * are resolved (dc_resolve).  With [service] metrics_listen each poll's
+ * outcome also goes to the /metrics and /healthz server (dc_metrics).
  *
  * This file and main.c are the program: the signal flags and the self-pipe
  * are process-wide variables here, it logs (dc_log) and picks exit statuses
@@ -33,6 +34,7 @@
 #include "dc_exit.h"
 #include "dc_ingest.h"
 #include "dc_log.h"
+#include "dc_metrics.h"
 #include "dc_resolve.h"
 #include "dc_store.h"
 
@@ -262,6 +264,7 @@ reload(service *s)
 	dc_config_free(s->own_cfg);
 	s->own_cfg = s->cfg = cfg;
 	s->mbs = mbs;
+	dc_metrics_reload(cfg);
 	dc_log_info("reload: %s: %zu mailbox%s, interval %d s", s->config_path ? s->config_path : "(no file)",
 		cfg->n_mailboxes, cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
 }
@@ -278,6 +281,7 @@ resolve_names(service *s)
 	dc_resolve_opts_from_config(&o, s->cfg);
 	dc_err_clear(&err);
 	rc = dc_resolve_run(s->st, &o, &rs, &err);
+	dc_metrics_resolved(&rs);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
 		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
@@ -321,6 +325,8 @@ poll_round(service *s)
 	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
 		dc_err err;
 		dc_code rc;
+		struct timespec t0 = dc_metrics_clock();
+		dc_ingest_totals before = sum;
 
 		if (!s->once && s->mbs[i].next_due > now)
 			continue;
@@ -337,12 +343,15 @@ poll_round(service *s)
 					if (dc_exit_for(rc) == DC_EXIT_CONFIG)
 						s->mbs[j].backoff = BACKOFF_MAX;
 					back_off(s, j, why);
+					dc_metrics_polled(
+						s->cfg->mailboxes[j].label, rc, &err, t0, NULL, NULL);
 				}
 				status = dc_exit_worse(status, dc_exit_for(rc));
 				break;
 			}
 		}
 		rc = dc_ingest_run(s->mbs[i].ig, s->st, &sum, &err);
+		dc_metrics_polled(s->cfg->mailboxes[i].label, rc, &err, t0, &before, &sum);
 		switch (rc) {
 		case DC_OK:
 			s->mbs[i].backoff = 0;
@@ -393,11 +402,14 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	int status;
 
 	status = check_config(cfg);
+	if (status == 0 && !once)
+		status = dc_metrics_start(cfg);
 	if (status != 0)
 		return status;
 	s.mbs = mbs_new(cfg);
 	if (s.mbs == NULL) {
 		dc_log_error("poll: out of memory");
+		dc_metrics_stop();
 		return DC_EXIT_TEMPFAIL;
 	}
 	signals_install(&old);
@@ -426,6 +438,7 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	if (!once)
 		status = DC_EXIT_STORED;
 	signals_restore(&old);
+	dc_metrics_stop();
 	mbs_free(&s);
 	dc_store_free(s.st);
 	dc_config_free(s.own_cfg);

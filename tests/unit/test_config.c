@@ -4,6 +4,8 @@
  * password files; the checks `poll` adds (dc_config_check_poll).  Each case writes its file (and a password file "pw" next
  * to it) into a fresh temporary directory.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +43,7 @@ check_defaults(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->dns_retry_after, 86400);
 	assert_int_equal(cfg->dns_in_flight, 64);
 	assert_null(cfg->dns_servers);
+	assert_null(cfg->metrics_listen);
 	assert_null(cfg->db_conninfo);
 	assert_null(cfg->db_password);
 	assert_int_equal(cfg->n_mailboxes, 0);
@@ -171,6 +174,26 @@ check_long_line(const dc_config *cfg, const char *dir)
 	assert_int_equal(strlen(cfg->db_conninfo), 188);
 }
 
+/* metrics_listen parses back to an address with port 9187. */
+static void
+check_listen(const dc_config *cfg, const char *dir)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	dc_err err;
+
+	(void)dir;
+	assert_non_null(cfg->metrics_listen);
+	assert_int_equal(dc_config_parse_listen(cfg->metrics_listen, &ss, &len, &err), DC_OK);
+	if (strcmp(cfg->metrics_listen, "localhost:9187") == 0) {
+		assert_int_equal(ss.ss_family, AF_INET);
+		assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x7f000001);
+	}
+	assert_int_equal(ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+							 ((struct sockaddr_in6 *)&ss)->sin6_port),
+		9187);
+}
+
 /* ---------------------------------------------------------------- cases */
 
 #define MB_OK "[mailbox rua]\nurl = imaps://imap.example.com/INBOX\nuser = u\npassword_file = pw\n"
@@ -255,6 +278,23 @@ static const config_case cases[] = {
 		{ NULL }, check_long_line },
 	{ "line of 200 bytes is not", "[database]\nconninfo = " LINE188 "x\n", { NULL }, NULL, 0, DC_ECONFIG,
 		{ "cfg.ini:2:", "longer than 199 bytes" }, NULL },
+
+	/* [service] metrics_listen: HOST:PORT, numeric or localhost */
+	{ "metrics_listen IPv4", "[service]\nmetrics_listen = 127.0.0.1:9187\n", { NULL }, NULL, 0, DC_OK,
+		{ NULL }, check_listen },
+	{ "metrics_listen IPv6 and localhost", "[service]\nmetrics_listen = [::1]:9187\n",
+		{ "DMARC_COLLECTOR_SERVICE_METRICS_LISTEN=localhost:9187" }, NULL, 0, DC_OK, { NULL },
+		check_listen },
+	{ "metrics_listen without port", "[service]\nmetrics_listen = 127.0.0.1\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "metrics_listen", "not HOST:PORT" }, NULL },
+	{ "metrics_listen port 0", "[service]\nmetrics_listen = 127.0.0.1:0\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen port too big", "[service]\nmetrics_listen = 0.0.0.0:65536\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen IPv6 without brackets", "[service]\nmetrics_listen = ::1:9187\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen host name", "[service]\nmetrics_listen = metrics.example.com:9187\n", { NULL },
+		NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
 
 	/* mailbox rules */
 	{ "mailbox without url", "[mailbox rua]\nuser = u\npassword_file = pw\n", { NULL }, "x", 0600,
