@@ -74,7 +74,14 @@ BEGIN
 			-- (reports created and held, records waiting for the writer,
 			-- the writer waiting for reports: a deadlock, seen in CI).
 			-- Outside the block below: its rollback would release them.
+			-- First dmarc.originals, which the reports' foreign key
+			-- references: creating a partition of reports takes SHARE ROW
+			-- EXCLUSIVE on it, and a writer inserts its originals before
+			-- its reports; taken after the parents, that lock waited for a
+			-- writer that held originals and waited for reports (a
+			-- deadlock, seen in CI's it_imap_quirks under load).
 			IF NOT locked THEN
+				LOCK TABLE dmarc.originals IN SHARE ROW EXCLUSIVE MODE;
 				LOCK TABLE dmarc.reports, dmarc.records IN ACCESS EXCLUSIVE MODE;
 				locked := true;
 			END IF;
