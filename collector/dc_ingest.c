@@ -142,6 +142,7 @@ typedef struct slot {
 	uint64_t uid, size;
 	bool done, rejected;
 	int reports, duplicates, failures;
+	uint64_t records; /* of its reports stored */
 	char *message_id;
 } slot;
 
@@ -257,6 +258,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	s->reports = s->duplicates = s->failures = 0;
+	s->records = 0;
 	if (data == NULL) {
 		char why[160];
 
@@ -269,6 +271,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->reports = (int)xs.reports;
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
+		s->records = xs.records;
 		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 			/* not expected from dc_extract: reject the message rather than retry it forever */
 			char why[DC_ERR_MSG_MAX];
@@ -294,13 +297,13 @@ on_duplicate(void *ctx, int64_t uid, uint64_t records)
 {
 	mb_run *r = ctx;
 
-	(void)records;
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
 		if (s->uid == (uint64_t)uid && s->reports > 0) {
 			s->reports--;
 			s->duplicates++;
+			s->records -= records < s->records ? records : s->records;
 			return;
 		}
 	}
@@ -320,6 +323,9 @@ count_slots(mb_run *r)
 			r->t.rejected++;
 		else
 			r->t.stored++;
+		if (!s->rejected && s->reports == 0 && s->duplicates > 0)
+			r->t.dup_messages++;
+		r->t.records += s->records;
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
@@ -776,6 +782,8 @@ totals_add(totals *a, const totals *b)
 	a->reports += b->reports;
 	a->duplicates += b->duplicates;
 	a->failures += b->failures;
+	a->dup_messages += b->dup_messages;
+	a->records += b->records;
 }
 
 /*
