@@ -148,18 +148,18 @@ out:
  * statements: $3 started_at (epoch seconds), $4 ok, $5 error kind (NULL when
  * ok), $6 error, $7..$11 stored, duplicate, rejected, reports, records.
  */
-#define RUN_ROW                                                                                                 \
-	"INSERT INTO dmarc.poll_runs (mailbox_id, mailbox, started_at, finished_at, ok, error_kind, error, "  \
-	"  messages_stored, messages_duplicate, messages_rejected, reports, records) "                       \
-	"SELECT m.id, m.label, to_timestamp($3::double precision), now(), $4::boolean, $5::text, $6::text, "  \
+#define RUN_ROW \
+	"INSERT INTO dmarc.poll_runs (mailbox_id, mailbox, started_at, finished_at, ok, error_kind, error, " \
+	"  messages_stored, messages_duplicate, messages_rejected, reports, records) " \
+	"SELECT m.id, m.label, to_timestamp($3::double precision), now(), $4::boolean, $5::text, $6::text, " \
 	"  $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11::bigint FROM m"
 
 /* The mailbox's status after the poll ($4 ok, $6 error, $7..$9 counts). */
-#define STATUS_SET                                                                                          \
-	"last_poll_at = now(), last_error = $6::text, "                                                     \
-	"last_success_at = CASE WHEN $4::boolean THEN now() ELSE mb.last_success_at END, "                  \
-	"last_error_at = CASE WHEN $4::boolean THEN mb.last_error_at ELSE now() END, "                      \
-	"polls_failed_in_a_row = CASE WHEN $4::boolean THEN 0 ELSE mb.polls_failed_in_a_row + 1 END, "      \
+#define STATUS_SET \
+	"last_poll_at = now(), last_error = $6::text, " \
+	"last_success_at = CASE WHEN $4::boolean THEN now() ELSE mb.last_success_at END, " \
+	"last_error_at = CASE WHEN $4::boolean THEN mb.last_error_at ELSE now() END, " \
+	"polls_failed_in_a_row = CASE WHEN $4::boolean THEN 0 ELSE mb.polls_failed_in_a_row + 1 END, " \
 	"last_poll_stored = $7::bigint, last_poll_duplicate = $8::bigint, last_poll_rejected = $9::bigint"
 
 /* Fills params[2..10] (text in num) from p; params[0..1] are the caller's. */
@@ -172,9 +172,9 @@ poll_params(const dc_mailbox_poll *p, const char *params[11], char num[6][32])
 	params[2] = num[0];
 	params[3] = p->rc == DC_OK ? "true" : "false";
 	params[4] = p->rc == DC_OK ? NULL : dc_code_kind(p->rc);
-	params[5] = p->rc == DC_OK                        ? NULL :
+	params[5] = p->rc == DC_OK                      ? NULL :
 		p->error != NULL && p->error[0] != '\0' ? p->error :
-							      dc_strerror(p->rc);
+							  dc_strerror(p->rc);
 	for (int k = 0; k < 5; k++) {
 		snprintf(num[1 + k], sizeof(num[1 + k]), "%" PRIu64, n[k]);
 		params[6 + k] = num[1 + k];

@@ -78,7 +78,7 @@ dc_code dc_mailbox_finish(dc_store *store, int64_t id, const dc_mailbox_poll *p,
 /* Records failed poll p for a mailbox that may have no row yet (the IMAP
  * login failed before dc_mailbox_begin), as dc_mailbox_finish: creates the
  * row without UIDVALIDITY when missing.  p->rc must not be DC_OK. */
-dc_code dc_mailbox_fail(dc_store *store, const char *url, const char *user, const dc_mailbox_poll *p,
-	dc_err *err) DC_WUR;
+dc_code dc_mailbox_fail(
+	dc_store *store, const char *url, const char *user, const dc_mailbox_poll *p, dc_err *err) DC_WUR;
 
 #endif
