@@ -37,11 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dc_alerts_sent.h"
+#include "dc_exit.h"
 #include "dc_log.h"
 
 extern char **environ;
@@ -184,9 +186,10 @@ spawn(char **argv, char **env, int in_fd, int out_fd, pid_t *pid)
 		(e = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) == 0 &&
 		(e = posix_spawn_file_actions_adddup2(&fa, out_fd, 2)) == 0 &&
 		(e = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
-		(e = posix_spawnattr_setsigdefault(&attr, &dflt)) == 0 && (e = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&
-		(e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-				POSIX_SPAWN_SETPGROUP)) == 0)
+		(e = posix_spawnattr_setsigdefault(&attr, &dflt)) == 0 &&
+		(e = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&
+		(e = posix_spawnattr_setflags(
+			 &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)) == 0)
 		e = posix_spawn(pid, argv[0], &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
@@ -332,13 +335,15 @@ dc_alerts_hook_run(const dc_config *cfg, dc_store **st)
 	if (n == 0)
 		return;
 	if (!run_command(cfg->alerts_command, cfg->alerts_timeout, json, why, sizeof(why))) {
-		dc_log_error("alerts: command %s: %s; its %zu alert%s will be given again after the next poll",
+		dc_log_error(
+			"alerts: command %s: %s; its %zu alert%s will be given again after the next poll",
 			cfg->alerts_command, why, n, n == 1 ? "" : "s");
 		goto out;
 	}
 	rc = dc_alerts_mark_sent(*st, json, &err);
 	if (rc != DC_OK) {
-		dc_log_error("alerts: %zu alert%s sent but not recorded, so sent again after the next poll: %s", n,
+		dc_log_error(
+			"alerts: %zu alert%s sent but not recorded, so sent again after the next poll: %s", n,
 			n == 1 ? "" : "s", dc_err_text(&err));
 		drop_store(st, rc);
 		goto out;
@@ -346,4 +351,31 @@ dc_alerts_hook_run(const dc_config *cfg, dc_store **st)
 	dc_log_info("alerts: %zu new alert%s given to %s", n, n == 1 ? "" : "s", cfg->alerts_command);
 out:
 	free(json);
+}
+
+/* See dc_alerts_hook.h. */
+int
+dc_alerts_hook_check(const dc_config *cfg)
+{
+	char *copy, *argv[MAX_ARGS + 1];
+	struct stat sb;
+	int status = 0;
+
+	if (cfg->alerts_command == NULL)
+		return 0;
+	if ((copy = strdup(cfg->alerts_command)) == NULL) {
+		dc_log_error("check-config: alerts: out of memory");
+		return DC_EXIT_TEMPFAIL;
+	}
+	if (split_args(copy, argv, MAX_ARGS) <= 0) {
+		dc_log_error("check-config: alerts: command: no program, or more than %d words", MAX_ARGS);
+		status = DC_EXIT_CONFIG;
+	} else if (stat(argv[0], &sb) != 0 || !S_ISREG(sb.st_mode) || access(argv[0], X_OK) != 0) {
+		dc_log_error("check-config: alerts: command %s is not an executable file", argv[0]);
+		status = DC_EXIT_CONFIG;
+	} else {
+		dc_log_info("check-config: alerts: command %s, timeout %d s", argv[0], cfg->alerts_timeout);
+	}
+	free(copy);
+	return status;
 }

@@ -19,4 +19,8 @@
  */
 void dc_alerts_hook_run(const dc_config *cfg, dc_store **st);
 
+/* check-config: 0 when there is no [alerts] command or its program is an
+ * executable file, else DC_EXIT_CONFIG (logged). */
+int dc_alerts_hook_check(const dc_config *cfg);
+
 #endif

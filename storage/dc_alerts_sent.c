@@ -57,9 +57,10 @@ out:
 dc_code
 dc_alerts_mark_sent(dc_store *st, const char *json, dc_err *err)
 {
-	static const char sql[] = "INSERT INTO dmarc.alerts_sent (alert, key) "
-				  "SELECT DISTINCT x.alert, x.key FROM json_to_recordset($1::json) AS x(alert text, key text) "
-				  "ON CONFLICT (alert, key) DO NOTHING";
+	static const char sql[] =
+		"INSERT INTO dmarc.alerts_sent (alert, key) "
+		"SELECT DISTINCT x.alert, x.key FROM json_to_recordset($1::json) AS x(alert text, key text) "
+		"ON CONFLICT (alert, key) DO NOTHING";
 	const char *params[1] = { json };
 
 	return dc_pg_exec(st->conn, sql, 1, params, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,

@@ -7,7 +7,8 @@
 # after the next poll; a hanging one is killed (with what it started) after
 # [alerts] timeout and its alerts are not marked sent; its output goes to the
 # log; its environment has no PGPASSWORD and no DMARC_COLLECTOR_* variable;
-# the service runs it too; examples/alerts-mail.sh works as the command.
+# the service runs it too; examples/alerts-mail.sh works as the command;
+# check-config says whether the command is an executable file.
 #
 # The rows come from a dmarc.alerts the test makes in its own database (a
 # table, in place of the view of sql/objects: the test decides what fires).
@@ -191,6 +192,17 @@ check "with the new alert" "$(call_keys "$n0")" "new_unsigned_sources|example.co
 # mail.ru (killed once, then mailed by alerts-mail.sh: not counted here)
 check "alerts given more than once" "$(for n in $(seq 0 $(($(calls) - 1))); do call_keys "$n"; done | sort | uniq -c | awk '$1 != 1 { print $2 }')" "silent_reporters|yahoo.com"
 check "every alert marked sent" "$(q "SELECT count(*) FROM dmarc.alerts a WHERE NOT EXISTS (SELECT 1 FROM dmarc.alerts_sent s WHERE s.alert = a.alert AND s.key = a.key)")" 0
+
+# ---- check-config looks at the command (the DNS servers of this test do not
+# answer: its status is 75 at best, so the lines are what is checked)
+"$B" --config "$tmp/dc.conf" check-config > "$tmp/check.log" 2>&1
+grep -q "check-config: alerts: command $tmp/count.sh, timeout 60 s" "$tmp/check.log" \
+  && echo "ok: check-config: the command is executable" || { cat "$tmp/check.log"; fail "check-config with a good command"; }
+write_conf "$tmp/no-such-command --flag"
+"$B" --config "$tmp/dc.conf" check-config > "$tmp/check.log" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "check-config: alerts: command $tmp/no-such-command is not an executable file" "$tmp/check.log" \
+  && echo "ok: check-config: a missing command is an error (exit $rc)" || { cat "$tmp/check.log"; fail "check-config with a missing command: exit $rc"; }
+write_conf "$tmp/count.sh"
 
 # ---- a schema without dmarc.alerts: a warning, the poll unaffected
 q "DROP TABLE dmarc.alerts" >/dev/null
