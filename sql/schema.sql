@@ -1418,9 +1418,11 @@ CREATE VIEW dmarc.alert_new_failing_senders AS
             array_remove(array_agg(DISTINCT s.disposition ORDER BY s.disposition), NULL::text) AS dispositions,
             count(DISTINCT s.org_name) AS reporters
            FROM (dmarc.rollup_sources s
-             CROSS JOIN p p_1)
-          WHERE ((s.day >= p_1.since) AND (NOT s.dkim_pass) AND (NOT s.spf_pass) AND (s.source_ip IS NOT NULL))
+             CROSS JOIN p)
+          WHERE ((s.day >= p.since) AND (NOT s.dkim_pass) AND (NOT s.spf_pass) AND (s.source_ip IS NOT NULL))
           GROUP BY s.policy_domain, s.source_ip
+         HAVING (sum(s.messages) >= ( SELECT p_1.min_messages
+                   FROM p p_1))
         )
  SELECT r.policy_domain,
     r.source_ip,
@@ -1438,14 +1440,17 @@ CREATE VIEW dmarc.alert_new_failing_senders AS
     r.last_seen,
     r.dispositions,
     r.reporters
-   FROM ((recent r
-     CROSS JOIN p)
+   FROM (recent r
      LEFT JOIN dmarc.ip_names n ON ((n.ip = r.source_ip)))
-  WHERE ((r.failing_messages >= p.min_messages) AND (NOT (EXISTS ( SELECT 1
+  WHERE ((NOT (EXISTS ( SELECT 1
            FROM dmarc.rollup_sources o
-          WHERE ((o.source_ip = r.source_ip) AND (o.day < p.since) AND (o.policy_domain = r.policy_domain))))) AND (NOT (EXISTS ( SELECT 1
+          WHERE ((o.source_ip = r.source_ip) AND (o.day < ( SELECT p.since
+                   FROM p)) AND (o.policy_domain = r.policy_domain))
+         OFFSET 0))) AND (NOT (EXISTS ( SELECT 1
            FROM dmarc.records rec
-          WHERE ((rec.source_ip = r.source_ip) AND (rec.date_begin < p.since_ts) AND (lower(rec.policy_domain) = r.policy_domain))))));
+          WHERE ((rec.source_ip = r.source_ip) AND (rec.date_begin < ( SELECT p.since_ts
+                   FROM p)) AND (lower(rec.policy_domain) = r.policy_domain))
+         OFFSET 0))));
 
 
 --
@@ -1475,9 +1480,11 @@ CREATE VIEW dmarc.alert_new_unsigned_sources AS
             array_remove(array_agg(DISTINCT s.header_from ORDER BY s.header_from), NULL::text) AS header_from,
             count(DISTINCT s.org_name) AS reporters
            FROM (dmarc.rollup_sources s
-             CROSS JOIN p p_1)
-          WHERE ((s.day >= p_1.since) AND (s.server_generated_reason IS NOT NULL) AND (NOT s.dkim_pass) AND (s.source_ip IS NOT NULL))
+             CROSS JOIN p)
+          WHERE ((s.day >= p.since) AND (s.server_generated_reason IS NOT NULL) AND (NOT s.dkim_pass) AND (s.source_ip IS NOT NULL))
           GROUP BY s.policy_domain, s.source_ip
+         HAVING (sum(s.messages) >= ( SELECT p_1.min_messages
+                   FROM p p_1))
         )
  SELECT r.policy_domain,
     r.source_ip,
@@ -1496,12 +1503,13 @@ CREATE VIEW dmarc.alert_new_unsigned_sources AS
     r.last_seen,
     r.reasons,
     r.reporters
-   FROM ((recent r
-     CROSS JOIN p)
+   FROM (recent r
      LEFT JOIN dmarc.ip_names n ON ((n.ip = r.source_ip)))
-  WHERE ((r.messages >= p.min_messages) AND (NOT (EXISTS ( SELECT 1
+  WHERE (NOT (EXISTS ( SELECT 1
            FROM dmarc.rollup_sources o
-          WHERE ((o.source_ip = r.source_ip) AND (o.day < p.since) AND (o.policy_domain = r.policy_domain) AND (o.server_generated_reason IS NOT NULL) AND (NOT o.dkim_pass))))));
+          WHERE ((o.source_ip = r.source_ip) AND (o.day < ( SELECT p.since
+                   FROM p)) AND (o.policy_domain = r.policy_domain) AND (o.server_generated_reason IS NOT NULL) AND (NOT o.dkim_pass))
+         OFFSET 0)));
 
 
 --
