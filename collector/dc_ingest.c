@@ -17,7 +17,9 @@
  * committed, or its committed reports come back as duplicates (the unique
  * key) and its messages are moved then.  After each listing the stored
  * reports are added to the daily rollups in one go (dmarc.rollup_pending,
- * sql/007).
+ * sql/007).  The poll's end, good or bad, is one statement (dc_mailbox_finish):
+ * a row of dmarc.poll_runs and the mailbox's status; a poll that failed for
+ * want of the database writes nothing.
  *
  * Up to the mailbox's `connections` work on one listing: this thread's and
  * extra threads, each with its own IMAP session and database connection
@@ -142,6 +144,7 @@ typedef struct slot {
 	uint64_t uid, size;
 	bool done, rejected;
 	int reports, duplicates, failures;
+	uint64_t records; /* of its reports stored */
 	char *message_id;
 } slot;
 
@@ -257,6 +260,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	s->reports = s->duplicates = s->failures = 0;
+	s->records = 0;
 	if (data == NULL) {
 		char why[160];
 
@@ -269,6 +273,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->reports = (int)xs.reports;
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
+		s->records = xs.records;
 		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 			/* not expected from dc_extract: reject the message rather than retry it forever */
 			char why[DC_ERR_MSG_MAX];
@@ -294,13 +299,13 @@ on_duplicate(void *ctx, int64_t uid, uint64_t records)
 {
 	mb_run *r = ctx;
 
-	(void)records;
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
 		if (s->uid == (uint64_t)uid && s->reports > 0) {
 			s->reports--;
 			s->duplicates++;
+			s->records -= records < s->records ? records : s->records;
 			return;
 		}
 	}
@@ -320,6 +325,9 @@ count_slots(mb_run *r)
 			r->t.rejected++;
 		else
 			r->t.stored++;
+		if (!s->rejected && s->reports == 0 && s->duplicates > 0)
+			r->t.dup_messages++;
+		r->t.records += s->records;
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
@@ -776,6 +784,8 @@ totals_add(totals *a, const totals *b)
 	a->reports += b->reports;
 	a->duplicates += b->duplicates;
 	a->failures += b->failures;
+	a->dup_messages += b->dup_messages;
+	a->records += b->records;
 }
 
 /*
@@ -925,10 +935,11 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	dc_imap_msg *msgs = NULL;
 	char *url = NULL;
 	bool have_state = false;
-	struct timespec t0;
+	struct timespec t0, started;
 	dc_code rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_REALTIME, &started);
 	pthread_mutex_init(&p.mu, NULL);
 	rc = run_init(&r, &p, st, err);
 	if (rc == DC_OK)
@@ -987,11 +998,22 @@ out:
 			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
+	/* the poll's end in the run log and the mailbox's status, unless the
+	 * database is away (or memory: the statement would fail too); a poll
+	 * stopped by a signal is logged once it has a mailbox row */
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM && (rc != DC_EINTERRUPTED || have_state)) {
 		dc_err e2;
-		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, why, &e2) :
-			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2) :
+		dc_mailbox_poll mp = { .label = mb->label,
+			.started_at = (double)started.tv_sec + started.tv_nsec / 1e9,
+			.rc = rc,
+			.error = rc == DC_OK ? NULL : dc_err_text(err),
+			.stored = r.t.stored - r.t.dup_messages,
+			.duplicate = r.t.dup_messages,
+			.rejected = r.t.rejected,
+			.reports = r.t.reports,
+			.records = r.t.records };
+		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, &mp, &e2) :
+			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, url, mb->user, &mp, &e2) :
 						  DC_OK;
 		if (rc2 != DC_OK) {
 			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));

@@ -38,9 +38,13 @@ typedef struct dc_ingest_opts {
 	int log_level; /* lines above this level are not even formatted */
 } dc_ingest_opts;
 
-/* What one run did (messages committed and acted on). */
+/* What one run did (messages committed and acted on).  stored counts the
+ * messages not rejected, dup_messages those of them whose every report was
+ * a duplicate; records is the records of the reports stored (not of the
+ * duplicates). */
 typedef struct dc_ingest_totals {
 	uint64_t messages, stored, rejected, reports, duplicates, failures;
+	uint64_t dup_messages, records;
 } dc_ingest_totals;
 
 typedef struct dc_ingest dc_ingest;

@@ -955,7 +955,13 @@ CREATE TABLE dmarc.mailboxes (
     last_poll_at timestamp with time zone,
     last_success_at timestamp with time zone,
     last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    messages_duplicate bigint DEFAULT 0 NOT NULL,
+    last_error_at timestamp with time zone,
+    last_poll_stored bigint,
+    last_poll_duplicate bigint,
+    last_poll_rejected bigint,
+    polls_failed_in_a_row integer DEFAULT 0 NOT NULL
 );
 
 
@@ -998,7 +1004,7 @@ COMMENT ON COLUMN dmarc.mailboxes.last_uid IS 'Highest UID whose message was sto
 -- Name: COLUMN mailboxes.messages_stored; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON COLUMN dmarc.mailboxes.messages_stored IS 'Messages stored from this mailbox, in total.';
+COMMENT ON COLUMN dmarc.mailboxes.messages_stored IS 'Messages with at least one new report stored from this mailbox, in total (before migration 002 also those whose reports were all duplicates).';
 
 
 --
@@ -1027,6 +1033,48 @@ COMMENT ON COLUMN dmarc.mailboxes.last_success_at IS 'When the last successful p
 --
 
 COMMENT ON COLUMN dmarc.mailboxes.last_error IS 'Why the last poll failed (NULL after a successful poll).';
+
+
+--
+-- Name: COLUMN mailboxes.messages_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.messages_duplicate IS 'Messages from this mailbox whose every report was stored before (a second copy), in total; counted since migration 002.';
+
+
+--
+-- Name: COLUMN mailboxes.last_error_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_error_at IS 'When the last failed poll ended; kept after a successful poll (last_error is then NULL), so last_error_at > last_success_at means failing now.';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_stored; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_stored IS 'Messages stored by the last poll (NULL before the first one).';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_duplicate IS 'Messages of the last poll that were duplicates (NULL before the first poll).';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_rejected; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_rejected IS 'Messages rejected by the last poll (NULL before the first one).';
+
+
+--
+-- Name: COLUMN mailboxes.polls_failed_in_a_row; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.polls_failed_in_a_row IS 'Polls that failed since the last successful one (0 after a successful poll).';
 
 
 --
@@ -1939,6 +1987,45 @@ COMMENT ON VIEW dmarc.alerts IS 'Every alert of the dmarc.alert_* views, one row
 
 
 --
+-- Name: alerts_sent; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.alerts_sent (
+    alert text NOT NULL,
+    key text NOT NULL,
+    sent_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE alerts_sent; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.alerts_sent IS 'Rows of dmarc.alerts that the [alerts] command accepted (exit status 0): a row of dmarc.alerts whose (alert, key) is here is not sent again. `prune --older-than DAYS` deletes those sent before the cutoff that no longer fire, so an alert that comes back after that is sent again.';
+
+
+--
+-- Name: COLUMN alerts_sent.alert; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.alert IS 'dmarc.alerts.alert: the alert view''s name without "alert_".';
+
+
+--
+-- Name: COLUMN alerts_sent.key; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.key IS 'dmarc.alerts.key: what the alert is about, stable across runs.';
+
+
+--
+-- Name: COLUMN alerts_sent.sent_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.sent_at IS 'When the command accepted it.';
+
+
+--
 -- Name: daily_domains; Type: VIEW; Schema: dmarc; Owner: -
 --
 
@@ -2401,6 +2488,34 @@ COMMENT ON COLUMN dmarc.mailbox_messages.action IS 'move:FOLDER, seen or delete.
 
 
 --
+-- Name: mailbox_status; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.mailbox_status AS
+ SELECT mailboxes.label AS mailbox,
+    mailboxes.url,
+    mailboxes.last_poll_at,
+    mailboxes.last_success_at,
+    mailboxes.last_error,
+    mailboxes.last_error_at,
+    mailboxes.messages_stored,
+    mailboxes.messages_duplicate,
+    mailboxes.messages_rejected,
+    mailboxes.last_poll_stored,
+    mailboxes.last_poll_duplicate,
+    mailboxes.last_poll_rejected,
+    mailboxes.polls_failed_in_a_row
+   FROM dmarc.mailboxes;
+
+
+--
+-- Name: VIEW mailbox_status; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.mailbox_status IS 'One row per mailbox the collector polls (label = [mailbox NAME], url without user): when it was last polled and last polled successfully, why and when a poll last failed (last_error is NULL after a successful poll, last_error_at stays), the messages stored (with a new report), duplicate (every report seen before) and rejected, in total and by the last poll, and the polls failed since the last success. A mailbox is healthy while last_success_at is recent and polls_failed_in_a_row is 0.';
+
+
+--
 -- Name: mailboxes_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
 --
 
@@ -2420,6 +2535,133 @@ ALTER TABLE dmarc.mailboxes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 ALTER TABLE dmarc.originals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME dmarc.originals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: poll_runs; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.poll_runs (
+    id bigint NOT NULL,
+    mailbox_id bigint NOT NULL,
+    mailbox text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone NOT NULL,
+    ok boolean NOT NULL,
+    error_kind text,
+    error text,
+    messages_stored bigint DEFAULT 0 NOT NULL,
+    messages_duplicate bigint DEFAULT 0 NOT NULL,
+    messages_rejected bigint DEFAULT 0 NOT NULL,
+    reports bigint DEFAULT 0 NOT NULL,
+    records bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT poll_runs_check CHECK ((ok = (error_kind IS NULL)))
+);
+
+
+--
+-- Name: TABLE poll_runs; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.poll_runs IS 'The collector''s log of polls: one row per poll of a mailbox, successful or not (written when the poll ends; a poll that failed because the database was away writes none). `prune --older-than DAYS` deletes the rows started before the cutoff.';
+
+
+--
+-- Name: COLUMN poll_runs.mailbox_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.mailbox_id IS 'The dmarc.mailboxes row polled.';
+
+
+--
+-- Name: COLUMN poll_runs.mailbox; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.mailbox IS 'Its label (the NAME of [mailbox NAME]) at the time.';
+
+
+--
+-- Name: COLUMN poll_runs.started_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.started_at IS 'When the poll started (the collector''s clock).';
+
+
+--
+-- Name: COLUMN poll_runs.finished_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.finished_at IS 'When it ended (the database''s clock, as dmarc.mailboxes.last_poll_at).';
+
+
+--
+-- Name: COLUMN poll_runs.ok; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.ok IS 'true: the poll read every message listed; false: it failed or was stopped.';
+
+
+--
+-- Name: COLUMN poll_runs.error_kind; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.error_kind IS 'NULL when ok, else what failed: database, imap, auth, tls, config, interrupted (stopped by a signal), resource or other.';
+
+
+--
+-- Name: COLUMN poll_runs.error; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.error IS 'The one-line reason when not ok.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_stored; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_stored IS 'Messages with at least one new report stored (committed) by this poll.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_duplicate IS 'Messages whose every report had been stored before.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_rejected; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_rejected IS 'Messages rejected (each has its rows in dmarc.failures).';
+
+
+--
+-- Name: COLUMN poll_runs.reports; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.reports IS 'Reports stored (duplicates not counted).';
+
+
+--
+-- Name: COLUMN poll_runs.records; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.records IS 'Records of those reports.';
+
+
+--
+-- Name: poll_runs_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.poll_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.poll_runs_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -2840,6 +3082,14 @@ ALTER TABLE ONLY dmarc.alert_settings
 
 
 --
+-- Name: alerts_sent alerts_sent_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.alerts_sent
+    ADD CONSTRAINT alerts_sent_pkey PRIMARY KEY (alert, key);
+
+
+--
 -- Name: failures failures_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -2893,6 +3143,14 @@ ALTER TABLE ONLY dmarc.originals
 
 ALTER TABLE ONLY dmarc.originals
     ADD CONSTRAINT originals_sha256_key UNIQUE (sha256);
+
+
+--
+-- Name: poll_runs poll_runs_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.poll_runs
+    ADD CONSTRAINT poll_runs_pkey PRIMARY KEY (id);
 
 
 --
@@ -2994,6 +3252,20 @@ CREATE INDEX failures_original_id_idx ON dmarc.failures USING btree (original_id
 --
 
 CREATE INDEX mailbox_messages_handled_at ON dmarc.mailbox_messages USING btree (handled_at);
+
+
+--
+-- Name: poll_runs_mailbox_id; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX poll_runs_mailbox_id ON dmarc.poll_runs USING btree (mailbox_id);
+
+
+--
+-- Name: poll_runs_mailbox_started; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX poll_runs_mailbox_started ON dmarc.poll_runs USING btree (mailbox, started_at);
 
 
 --
@@ -3300,6 +3572,14 @@ ALTER TABLE ONLY dmarc.mailbox_messages
 
 
 --
+-- Name: poll_runs poll_runs_mailbox_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.poll_runs
+    ADD CONSTRAINT poll_runs_mailbox_id_fkey FOREIGN KEY (mailbox_id) REFERENCES dmarc.mailboxes(id) ON DELETE CASCADE;
+
+
+--
 -- Name: reports reports_original_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -3570,6 +3850,13 @@ GRANT SELECT ON TABLE dmarc.alerts TO dmarc_writer;
 
 
 --
+-- Name: TABLE alerts_sent; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.alerts_sent TO dmarc_writer;
+
+
+--
 -- Name: TABLE daily_domains; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -3677,6 +3964,14 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.mailbox_messages TO dmarc_write
 
 
 --
+-- Name: TABLE mailbox_status; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.mailbox_status TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.mailbox_status TO dmarc_writer;
+
+
+--
 -- Name: SEQUENCE mailboxes_id_seq; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -3688,6 +3983,20 @@ GRANT ALL ON SEQUENCE dmarc.mailboxes_id_seq TO dmarc_writer;
 --
 
 GRANT ALL ON SEQUENCE dmarc.originals_id_seq TO dmarc_writer;
+
+
+--
+-- Name: TABLE poll_runs; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.poll_runs TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE poll_runs_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.poll_runs_id_seq TO dmarc_writer;
 
 
 --
