@@ -1107,6 +1107,8 @@ CREATE VIEW dmarc.alert_collector_stale AS
     m.last_poll_at,
     m.last_success_at,
     m.last_error,
+    m.last_error_at,
+    m.polls_failed_in_a_row,
     round(EXTRACT(epoch FROM (now() - COALESCE(m.last_success_at, m.created_at)))) AS seconds_since_success,
     p.threshold_seconds,
     NULL::bigint AS rejected_last_day,
@@ -1122,6 +1124,8 @@ UNION ALL
     NULL::timestamp with time zone AS last_poll_at,
     NULL::timestamp with time zone AS last_success_at,
     NULL::text AS last_error,
+    NULL::timestamp with time zone AS last_error_at,
+    NULL::integer AS polls_failed_in_a_row,
     NULL::numeric AS seconds_since_success,
     NULL::numeric AS threshold_seconds,
     r.last_day AS rejected_last_day,
@@ -1135,7 +1139,7 @@ UNION ALL
 -- Name: VIEW alert_collector_stale; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.alert_collector_stale IS 'Alert: problem not_read: a mailbox (dmarc.mailboxes) whose last successful poll (or, never successful, its creation) is older than collector_stale_intervals times collector_interval_seconds (threshold_seconds; the database does not know [service] interval: set collector_interval_seconds to it); last_error says why. A mailbox removed from the configuration stays here until its row is deleted. problem rejects_rising: rejected inputs (dmarc.failures) of the last 24 hours per mailbox label ('''' for local files) at least rejected_rise_min and above rejected_rise_factor times the daily average of the 7 days before. Settings: dmarc.alert_settings.';
+COMMENT ON VIEW dmarc.alert_collector_stale IS 'Alert: problem not_read: a mailbox (dmarc.mailboxes) whose last successful poll (or, never successful, its creation) is older than collector_stale_intervals times collector_interval_seconds (threshold_seconds; the database does not know [service] interval: set collector_interval_seconds to it); last_error, last_error_at and polls_failed_in_a_row (as in dmarc.mailbox_status) say why. A mailbox removed from the configuration stays here until its row is deleted. problem rejects_rising: rejected inputs (dmarc.failures) of the last 24 hours per mailbox label ('''' for local files) at least rejected_rise_min and above rejected_rise_factor times the daily average of the 7 days before. Settings: dmarc.alert_settings.';
 
 
 --

@@ -243,6 +243,8 @@ SELECT 'not_read'::text AS problem,
        m.last_poll_at,
        m.last_success_at,
        m.last_error,
+       m.last_error_at,
+       m.polls_failed_in_a_row,
        round(extract(epoch FROM now() - coalesce(m.last_success_at, m.created_at))) AS seconds_since_success,
        p.threshold_seconds,
        NULL::bigint AS rejected_last_day,
@@ -260,6 +262,8 @@ SELECT 'rejects_rising',
        NULL,
        NULL,
        NULL,
+       NULL,
+       NULL,
        r.last_day,
        round(r.daily_average, 2)
 FROM rejects r
@@ -268,7 +272,8 @@ WHERE r.last_day >= p.min_rejected AND r.last_day > p.factor * r.daily_average;
 COMMENT ON VIEW dmarc.alert_collector_stale IS
 	'Alert: problem not_read: a mailbox (dmarc.mailboxes) whose last successful poll (or, never successful, its creation) is '
 	'older than collector_stale_intervals times collector_interval_seconds (threshold_seconds; the database does not know '
-	'[service] interval: set collector_interval_seconds to it); last_error says why. A mailbox removed from the configuration '
+	'[service] interval: set collector_interval_seconds to it); last_error, last_error_at and polls_failed_in_a_row '
+	'(as in dmarc.mailbox_status) say why. A mailbox removed from the configuration '
 	'stays here until its row is deleted. problem rejects_rising: rejected inputs (dmarc.failures) of the last 24 hours per '
 	'mailbox label ('''' for local files) at least rejected_rise_min and above rejected_rise_factor times the daily average '
 	'of the 7 days before. Settings: dmarc.alert_settings.';

@@ -113,11 +113,13 @@ setup() {  # setup DB quiet|seeded
 	psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<SQL || return 1
 INSERT INTO dmarc.ip_names (ip, ptr, ptr_base_domain, forward_confirmed, status)
 VALUES ('203.0.113.5', 'helpdesk.example.net', 'example.net', true, 'ok');
-INSERT INTO dmarc.mailboxes (url, username, label, last_poll_at, last_success_at, last_error, created_at)
+INSERT INTO dmarc.mailboxes (url, username, label, last_poll_at, last_success_at, last_error, created_at,
+                             polls_failed_in_a_row)
 VALUES ('imaps://imap.example.com/DMARC', 'dmarc', 'main', now() - interval '30 seconds', $stale,
-        CASE WHEN '$mode' = 'seeded' THEN 'imap: Failed to connect' END, now() - interval '60 days'),
+        CASE WHEN '$mode' = 'seeded' THEN 'imap: Failed to connect' END, now() - interval '60 days',
+        CASE WHEN '$mode' = 'seeded' THEN 24 ELSE 0 END),
        ('imaps://imap.example.com/Other', 'dmarc', 'other', now() - interval '1 minute', now() - interval '1 minute',
-        NULL, now() - interval '60 days');
+        NULL, now() - interval '60 days', 0);
 -- two rejects a day for the 7 days before the last 24 hours, then $today
 INSERT INTO dmarc.failures (failed_at, mailbox, stage, reason)
 SELECT now() - interval '1 day' - d * interval '1 day' - k * interval '1 hour', 'main', 'xml', 'bad XML'
@@ -174,12 +176,12 @@ expect "alert_silent_reporters: gamma.example.org, 13 of 14 days, silent for 5; 
 	 FROM dmarc.alert_silent_reporters" \
 	"example.com|gamma.example.org|13|14|13|1300|5|t"
 expect "alert_collector_stale: mailbox main not read for 2 hours, 12 rejects against 2.00 a day" \
-	"SELECT problem, mailbox, coalesce(url, '-'), coalesce(last_error, '-'),
+	"SELECT problem, mailbox, coalesce(url, '-'), coalesce(last_error, '-'), coalesce(polls_failed_in_a_row::text, '-'),
 	        coalesce((seconds_since_success BETWEEN 7000 AND 7400)::text, '-'), coalesce(threshold_seconds::text, '-'),
 	        coalesce(rejected_last_day::text, '-'), coalesce(rejected_daily_average::text, '-')
 	 FROM dmarc.alert_collector_stale ORDER BY problem" \
-	"not_read|main|imaps://imap.example.com/DMARC|imap: Failed to connect|true|900|-|-
-rejects_rising|main|-|-|-|-|12|2.00"
+	"not_read|main|imaps://imap.example.com/DMARC|imap: Failed to connect|24|true|900|-|-
+rejects_rising|main|-|-|-|-|-|12|2.00"
 mid=$(q seeded "SELECT id FROM dmarc.mailboxes WHERE label = 'main'")
 expect "dmarc.alerts: one row per alert, stable keys, a summary and the view's row as details" \
 	"SELECT alert, key, details ? 'policy_domain' OR details ? 'problem', summary <> '' FROM dmarc.alerts ORDER BY alert, key" \
@@ -255,6 +257,16 @@ r = yaml.safe_load(open(sys.argv[1]))['groups'][0]['rules'][0]
 print(r['data'][0]['model']['rawSql'])" "$RULES")
 got=$(qr seeded "$sql")
 [ "$got" = "example.com|203.0.113.5|1" ] && ok "a rule's rows: key and 1" || fail "rule rows: $got"
+
+# ---- the dashboard's Collector health row on the seeded database (as the reader)
+python3 "$G/run_panels.py" "$G/dashboards/dmarc-overview.json" --from now-30d --to now \
+	--psql "psql -d seeded -U it_reader" >"$tmp/panels.txt" 2>&1 || { cat "$tmp/panels.txt"; fail "dashboard panels on the seeded database"; }
+# (the rejects span 8 or 9 UTC days, depending on the time of day)
+for want in "Mailbox status:2:2" "Since the last successful poll:2:2" "Rejected inputs per day by mailbox:8:9" "Open alerts:7:7"; do
+	IFS=: read -r title lo hi <<<"$want"
+	n=$(sed -n "s/^$title \[A\] *\([0-9]*\) rows$/\1/p" "$tmp/panels.txt")
+	[ -n "$n" ] && [ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ] && ok "panel $title: $n rows" || fail "panel $title: '$n' rows, want $lo to $hi"
+done
 
 if [ $fails -gt 0 ]; then
 	echo "alerts.sh: $fails failure(s)"

@@ -183,16 +183,6 @@ tot=$(q -c "SELECT sum(messages) FROM dmarc.daily_mail")
 check_rollup "after reparse as dmarc_writer"
 
 # ---- every panel, as Grafana's login (dmarc_reader), Grafana's macros expanded
-# dmarc.mailbox_status (the Collector health row) comes with the run log of
-# issue 13; until this branch has it, a stand-in with its columns
-if [ "$(q -c "SELECT to_regclass('dmarc.mailbox_status') IS NULL")" = t ]; then
-  q -c "CREATE VIEW dmarc.mailbox_status AS
-        SELECT label AS mailbox, url, last_poll_at, last_success_at, last_error, NULL::timestamptz AS last_error_at,
-               messages_stored, 0::bigint AS messages_duplicate, messages_rejected, 0::bigint AS last_poll_stored,
-               0::bigint AS last_poll_duplicate, 0::bigint AS last_poll_rejected, 0 AS polls_failed_in_a_row
-        FROM dmarc.mailboxes" -c "GRANT SELECT ON dmarc.mailbox_status TO dmarc_reader" >/dev/null
-  echo "note: dmarc.mailbox_status is a stand-in view in this test"
-fi
 run() { python3 "$G/run_panels.py" "$DASH" --psql "psql -d $PGDATABASE -U it_grafana" "$@"; }
 if run --from 1990-01-01T00:00:00Z --to now --require-rows >"$tmp/panels.txt" 2>&1; then
   ok "every panel ran and the main panels returned rows (All domains, All reporters)"
