@@ -11,6 +11,7 @@
 #                                                     directory 0750 (group: tmpfiles.d)
 #   /usr/share/doc/dmarc-collector/examples/dmarc-collector.conf
 #   /usr/share/dmarc-collector/grafana/provisioning/{datasources,dashboards}/dmarc.yaml
+#   /usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml
 #   /usr/share/dmarc-collector/grafana/dashboards/*.json
 #   /usr/share/dmarc-collector/queries.sql            examples/queries.sql
 #   /usr/share/dmarc-collector/alerts-mail.sh         examples/alerts-mail.sh, 0755: an [alerts] command
@@ -75,6 +76,8 @@ install(PROGRAMS examples/alerts-mail.sh DESTINATION ${DC_DATA})
 install(FILES examples/dmarc-collector.conf DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES examples/grafana/provisioning/datasources/dmarc.yaml
   DESTINATION ${DC_DATA}/grafana/provisioning/datasources)
+install(FILES examples/grafana/provisioning/alerting/dmarc-alerts.yaml
+  DESTINATION ${DC_DATA}/grafana/provisioning/alerting)
 install(DIRECTORY examples/grafana/dashboards/ DESTINATION ${DC_DATA}/grafana/dashboards
   FILES_MATCHING PATTERN "*.json")
 

@@ -147,6 +147,7 @@ for f in "$bin" /usr/share/man/man1/dmarc-collector.1.gz /usr/share/man/man5/dma
   /usr/share/dmarc-collector/queries.sql \
   /usr/share/dmarc-collector/grafana/provisioning/datasources/dmarc.yaml \
   /usr/share/dmarc-collector/grafana/provisioning/dashboards/dmarc.yaml \
+  /usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml \
   /usr/share/doc/dmarc-collector/copyright; do
   check "installed $f" test -s "$f"
 done
