@@ -10,8 +10,12 @@
 # the service runs it too; examples/alerts-mail.sh works as the command;
 # check-config says whether the command is an executable file.
 #
-# The rows come from a dmarc.alerts the test makes in its own database (a
-# table, in place of the view of sql/objects: the test decides what fires).
+# First with the real view (sql/objects/85_alerts.sql): the IMAP server
+# stopped, the mailbox not read successfully for longer than its threshold,
+# dmarc.alert_collector_stale fires and the command gets it once over two
+# failed polls.  Then the rows come from a dmarc.alerts the test makes in
+# its own database (a table in place of the view: the test decides what
+# fires).
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -78,6 +82,38 @@ write_conf() { # write_conf COMMAND [TIMEOUT]
 }
 write_conf "$tmp/count.sh"
 "$B" --config "$tmp/dc.conf" migrate >/dev/null 2>&1 || { echo "FAIL: migrate"; exit 1; }
+poll() { "$B" --config "$tmp/dc.conf" poll --once >> "$tmp/poll.log" 2>&1; }
+calls() { ls "$tmp/calls" | grep -c '\.json$'; }
+# alert|key of call N, one a line, sorted
+call_keys() { python3 -c 'import json, sys
+for a in sorted(json.load(open(sys.argv[1])), key=lambda a: (a["alert"], a["key"])): print(a["alert"] + "|" + a["key"])' "$tmp/calls/$1.json"; }
+
+# ---- the real view: the IMAP server away for longer than 3 intervals
+poll; check "real view: a good poll" "$?" 0
+id=$(q "SELECT id FROM dmarc.mailboxes WHERE label = 'rua'")
+dc_dovecot_stop "$tmp/dv"
+# the last success an hour ago, the interval the view assumes 60 s: stale
+q "UPDATE dmarc.mailboxes SET last_success_at = now() - interval '1 hour';
+   UPDATE dmarc.alert_settings SET value = 60 WHERE name = 'collector_interval_seconds'" >/dev/null
+poll; check "real view: IMAP down: exit status" "$?" 75
+poll; check "real view: IMAP down again: exit status" "$?" 75
+n=$(calls)
+stale=$(for i in $(seq 0 $((n - 1))); do call_keys "$i"; done | grep -c "^collector_stale|not_read|rua|$id\$")
+check "real view: collector_stale given once over two failed polls" "$stale" 1
+python3 - "$tmp/calls" <<'PY' && echo "ok: real view: its summary and details (last_error, polls_failed_in_a_row)" || fail "real view: the alert's JSON"
+import glob, json, sys
+rows = [a for f in glob.glob(sys.argv[1] + "/*.json") for a in json.load(open(f)) if a["alert"] == "collector_stale"]
+assert len(rows) == 1, rows
+a = rows[0]
+assert a["summary"].startswith("mailbox rua (") and "not read successfully" in a["summary"], a
+assert a["details"]["last_error"].startswith("cannot reach IMAP server"), a["details"]
+assert a["details"]["polls_failed_in_a_row"] in (1, 2), a["details"]
+PY
+dc_dovecot_start "$tmp/dv" || { echo "FAIL: Dovecot did not start again"; exit 1; }
+check "real view: collector_stale marked sent" "$(q "SELECT count(*) FROM dmarc.alerts_sent WHERE alert = 'collector_stale'")" 1
+mv "$tmp/calls" "$tmp/calls-real" && mkdir "$tmp/calls" && mv "$tmp/poll.log" "$tmp/poll-real.log"
+q "DELETE FROM dmarc.alerts_sent" >/dev/null
+
 # the test's own dmarc.alerts, in place of the view (this database only)
 q "DROP VIEW IF EXISTS dmarc.alerts;
    CREATE TABLE dmarc.alerts (alert text, key text, summary text, details jsonb);
@@ -86,11 +122,6 @@ fire() { # fire ALERT KEY SUMMARY [DETAILS]
   echo "INSERT INTO dmarc.alerts VALUES (:'a', :'k', :'s', :'d')" \
     | psql -X -q -v ON_ERROR_STOP=1 -v a="$1" -v k="$2" -v s="$3" -v d="${4:-{\}}" >/dev/null
 }
-poll() { "$B" --config "$tmp/dc.conf" poll --once >> "$tmp/poll.log" 2>&1; }
-calls() { ls "$tmp/calls" | grep -c '\.json$'; }
-# alert|key of call N, one a line, sorted
-call_keys() { python3 -c 'import json, sys
-for a in sorted(json.load(open(sys.argv[1])), key=lambda a: (a["alert"], a["key"])): print(a["alert"] + "|" + a["key"])' "$tmp/calls/$1.json"; }
 sent() { q "SELECT string_agg(alert || '|' || key, ' ' ORDER BY alert, key) FROM dmarc.alerts_sent"; }
 
 # ---- two alerts, one poll: one call with both

@@ -159,7 +159,11 @@ if [ "$(q "SELECT to_regclass('dmarc.alerts') IS NULL")" = t ]; then
   q "CREATE VIEW dmarc.alerts AS SELECT 'it_test'::text AS alert, 'firing'::text AS key,
      'a test alert'::text AS summary, '{}'::jsonb AS details; SELECT dmarc.grant_roles()" >/dev/null
 fi
-firing=$(q "SELECT alert || '|' || key FROM dmarc.alerts LIMIT 1")
+# the mailbox never read successfully for two days: dmarc.alert_collector_stale fires
+q "UPDATE dmarc.mailboxes SET created_at = now() - interval '2 days' WHERE label = 'it'" >/dev/null
+firing=$(q "SELECT alert || '|' || key FROM dmarc.alerts ORDER BY alert = 'collector_stale' DESC LIMIT 1")
+[ -n "$firing" ] || fail "no alert fires"
+
 q "INSERT INTO dmarc.alerts_sent (alert, key, sent_at) VALUES
    ('it_test', 'gone-old', now() - interval '40 days'), ('it_test', 'gone-new', now() - interval '1 day')" >/dev/null
 [ -n "$firing" ] && q "INSERT INTO dmarc.alerts_sent (alert, key, sent_at)
