@@ -15,7 +15,9 @@
  * command with them on stdin; on exit status 0 they are recorded as sent.
  * Everything it has to say is logged; nothing it does changes an exit
  * status.  When the database went away *st is freed and set to NULL (the
- * service opens a new one for the next poll).
+ * service opens a new one for the next poll).  Call it with SIGPIPE ignored
+ * (the poll loop's signals_install does): a command that stops reading its
+ * stdin must not kill the collector.  It blocks for up to [alerts] timeout.
  */
 void dc_alerts_hook_run(const dc_config *cfg, dc_store **st);
 
