@@ -117,6 +117,8 @@ static const opt options[] = {
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
 	{ "dns", "retry_after", CFG(dns_retry_after), set_int, false, 0, UINT64_C(365) * 86400, NULL },
 	{ "dns", "in_flight", CFG(dns_in_flight), set_int, false, 1, 1024, NULL },
+	{ "alerts", "command", CFG(alerts_command), set_path, false, 0, 0, NULL },
+	{ "alerts", "timeout", CFG(alerts_timeout), set_int, false, 1, 86400, NULL },
 	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40,
 		NULL },
 	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44,
@@ -132,7 +134,7 @@ static const opt options[] = {
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* The sections that exist, so an empty unknown section is still caught. */
-static const char *const sections[] = { "database", "mailbox", "service", "dns", "limits", NULL };
+static const char *const sections[] = { "database", "mailbox", "service", "dns", "limits", "alerts", NULL };
 
 typedef struct loader {
 	dc_config *cfg;
@@ -764,6 +766,7 @@ dc_config_load(const char *path, dc_config **out, dc_err *err)
 	cfg->dns_timeout_ms = 2000;
 	cfg->dns_retry_after = 86400;
 	cfg->dns_in_flight = 64;
+	cfg->alerts_timeout = 60;
 	dc_limits_default(&cfg->limits);
 	L.cfg = cfg;
 	L.path = "(environment)";
@@ -810,6 +813,7 @@ dc_config_free(dc_config *cfg)
 	free(cfg->db_password);
 	free(cfg->dns_servers);
 	free(cfg->metrics_listen);
+	free(cfg->alerts_command);
 	free(cfg);
 }
 

@@ -45,6 +45,8 @@ typedef struct dc_config {
 	int dns_in_flight;   /* [dns] in_flight, IPs resolved at once, default 64 */
 	char *metrics_listen; /* [service] metrics_listen, HOST:PORT of /metrics; NULL = off */
 	dc_limits limits;
+	char *alerts_command; /* [alerts] command: PATH [ARG...], run after each poll round; NULL = none */
+	int alerts_timeout;   /* [alerts] timeout, seconds before the command is killed, default 60 */
 } dc_config;
 
 /* Loads path (NULL: no file, defaults and environment only) into a new config

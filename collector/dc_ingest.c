@@ -17,7 +17,9 @@
  * committed, or its committed reports come back as duplicates (the unique
  * key) and its messages are moved then.  After each listing the stored
  * reports are added to the daily rollups in one go (dmarc.rollup_pending,
- * sql/007).
+ * sql/007).  The poll's end, good or bad, is one statement (dc_mailbox_finish):
+ * a row of dmarc.poll_runs and the mailbox's status; a poll that failed for
+ * want of the database writes nothing.
  *
  * Up to the mailbox's `connections` work on one listing: this thread's and
  * extra threads, each with its own IMAP session and database connection
@@ -933,10 +935,11 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	dc_imap_msg *msgs = NULL;
 	char *url = NULL;
 	bool have_state = false;
-	struct timespec t0;
+	struct timespec t0, started;
 	dc_code rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_REALTIME, &started);
 	pthread_mutex_init(&p.mu, NULL);
 	rc = run_init(&r, &p, st, err);
 	if (rc == DC_OK)
@@ -995,11 +998,22 @@ out:
 			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
+	/* the poll's end in the run log and the mailbox's status, unless the
+	 * database is away (or memory: the statement would fail too); a poll
+	 * stopped by a signal is logged once it has a mailbox row */
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM && (rc != DC_EINTERRUPTED || have_state)) {
 		dc_err e2;
-		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, why, &e2) :
-			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2) :
+		dc_mailbox_poll mp = { .label = mb->label,
+			.started_at = (double)started.tv_sec + started.tv_nsec / 1e9,
+			.rc = rc,
+			.error = rc == DC_OK ? NULL : dc_err_text(err),
+			.stored = r.t.stored - r.t.dup_messages,
+			.duplicate = r.t.dup_messages,
+			.rejected = r.t.rejected,
+			.reports = r.t.reports,
+			.records = r.t.records };
+		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, &mp, &e2) :
+			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, url, mb->user, &mp, &e2) :
 						  DC_OK;
 		if (rc2 != DC_OK) {
 			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));

@@ -10,7 +10,8 @@
  * act: a refused login, an unmigrated schema).  SIGTERM and SIGINT finish
  * the message in hand (and its batch's moves) and exit 0; SIGHUP reloads the
  * configuration between polls.  After a poll that stored reports, PTR names
- * are resolved (dc_resolve).  With [service] metrics_listen each poll's
+ * are resolved (dc_resolve); after each round the [alerts] command gets the
+ * new alerts (dc_alerts_hook).  With [service] metrics_listen each poll's
  * outcome also goes to the /metrics and /healthz server (dc_metrics).
  *
  * This file and main.c are the program: the signal flags and the self-pipe
@@ -29,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dc_alerts_hook.h"
 #include "dc_commands.h"
 #include "dc_config.h"
 #include "dc_exit.h"
@@ -390,6 +392,8 @@ poll_round(service *s)
 		status = dc_exit_worse(status, DC_EXIT_REJECTED);
 	if (sum.reports > 0 && s->st != NULL && !g_stop)
 		resolve_names(s);
+	if (!g_stop)
+		dc_alerts_hook_run(s->cfg, &s->st); /* [alerts] command: the new alerts */
 	return status;
 }
 

@@ -44,6 +44,8 @@ check_defaults(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->dns_in_flight, 64);
 	assert_null(cfg->dns_servers);
 	assert_null(cfg->metrics_listen);
+	assert_null(cfg->alerts_command);
+	assert_int_equal(cfg->alerts_timeout, 60);
 	assert_null(cfg->db_conninfo);
 	assert_null(cfg->db_password);
 	assert_int_equal(cfg->n_mailboxes, 0);
@@ -70,6 +72,9 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->dns_timeout_ms, 500);
 	assert_int_equal(cfg->dns_retry_after, 0);
 	assert_int_equal(cfg->dns_in_flight, 8);
+	snprintf(path, sizeof(path), "%s/alerts-mail.sh admin@example.com", dir);
+	assert_string_equal(cfg->alerts_command, path);
+	assert_int_equal(cfg->alerts_timeout, 5);
 	assert_true(cfg->limits.max_message_bytes == 1000);
 	assert_true(cfg->limits.max_report_bytes == 2000);
 	assert_true(cfg->limits.max_ratio == 30);
@@ -213,7 +218,7 @@ static const config_case cases[] = {
 		"[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
 		"retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
 		"max_ratio = 30\nmax_records = 40\nmax_members = 5\nmax_nesting = 2\nmax_reports = 6\n"
-		"max_unpacked_bytes = 3000\n",
+		"max_unpacked_bytes = 3000\n[alerts]\ncommand = alerts-mail.sh admin@example.com\ntimeout = 5\n",
 		{ NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
 	{ "inline comments need a blank before ;",
 		"[service]\ninterval = 30 ; seconds\n[database]\nconninfo = host=a;b port=5\n", { NULL },
@@ -252,6 +257,8 @@ static const config_case cases[] = {
 		{ "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
 	{ "in_flight out of range", "[dns]\nin_flight = 1025\n", { NULL }, NULL, 0, DC_ECONFIG,
 		{ "cfg.ini:2:", "in_flight", "out of range" }, NULL },
+	{ "alerts timeout 0", "[alerts]\ntimeout = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "timeout", "out of range" }, NULL },
 	{ "no connections", MB_OK "connections = 0\n", { NULL }, "x", 0600, DC_ECONFIG,
 		{ "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "too many connections", MB_OK "connections = 17\n", { NULL }, "x", 0600, DC_ECONFIG,
