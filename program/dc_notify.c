@@ -39,9 +39,10 @@ static atomic_bool g_warned;
 
 /* The service loop's thread only: the round in progress and the last one. */
 static bool g_in_round;
-static time_t g_round_at;             /* wall clock at the round's first poll */
-static char g_failures[FAILURES_MAX]; /* "rua: why; other: why" */
-static char g_last[STATUS_MAX];       /* "last poll 12:00:03: 14 stored, 0 rejected[; failures]" */
+static time_t g_round_at;               /* wall clock at the round's first poll */
+static char g_failures[FAILURES_MAX];   /* "rua: why; other: why" */
+static char g_last[STATUS_MAX];         /* "last poll 12:00:03: 14 stored, 0 rejected[; failures]" */
+static char g_waiting[STATUS_MAX + 32]; /* the last dc_notify_waiting line sent */
 
 /* Sends state to systemd; a failure is logged once. */
 static void
@@ -126,6 +127,7 @@ dc_notify_ready(size_t n_mailboxes, int interval)
 	snprintf(status, sizeof(status), "polling %zu mailbox%s every %d s", n_mailboxes,
 		n_mailboxes == 1 ? "" : "es", interval);
 	send_status("READY=1\n", status);
+	g_waiting[0] = '\0';
 }
 
 void
@@ -146,6 +148,7 @@ dc_notify_polling(const char *label)
 	dc_notify_progress(NULL);
 	snprintf(status, sizeof(status), "polling mailbox %s%s%s", label, g_last[0] ? "; " : "", g_last);
 	send_status("", status);
+	g_waiting[0] = '\0';
 }
 
 void
@@ -182,6 +185,11 @@ dc_notify_waiting(time_t seconds)
 		return;
 	clock_text(at, time(NULL) + (seconds > 0 ? seconds : 0));
 	snprintf(status, sizeof(status), "%s%snext at %s", g_last, g_last[0] ? "; " : "", at);
+	/* the loop wakes each interval even while a mailbox backs off: the
+	 * same line again is not sent again */
+	if (strncmp(status, g_waiting, sizeof(g_waiting) - 1) == 0)
+		return;
+	snprintf(g_waiting, sizeof(g_waiting), "%s", status);
 	send_status("", status);
 }
 
@@ -201,7 +209,8 @@ dc_notify_progress(void *stop_flag)
 		return;
 	if (stop != NULL && *stop)
 		dc_notify_stopping();
-	if (atomic_load_explicit(&g_wd_usec, memory_order_relaxed) > 0 && dc_ratelimit_take(&g_kick, now_usec()))
+	if (atomic_load_explicit(&g_wd_usec, memory_order_relaxed) > 0 &&
+		dc_ratelimit_take(&g_kick, now_usec()))
 		notify_send("WATCHDOG=1");
 }
 

@@ -433,11 +433,14 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 		status = poll_round(&s);
 		if (once || g_stop)
 			break;
-		time_t next = now_mono() + s.cfg->interval;
-		for (size_t i = 0; i < s.cfg->n_mailboxes; i++)
+		time_t next = now_mono() + s.cfg->interval, due = s.mbs[0].next_due;
+		for (size_t i = 0; i < s.cfg->n_mailboxes; i++) {
 			if (s.mbs[i].next_due < next)
 				next = s.mbs[i].next_due;
-		dc_notify_waiting(next - now_mono());
+			if (s.mbs[i].next_due < due)
+				due = s.mbs[i].next_due;
+		}
+		dc_notify_waiting(due - now_mono()); /* the next poll, not the next wake */
 		sleep_until(next);
 		if (g_stop)
 			break;
