@@ -19,6 +19,7 @@ pkgs=(
   cyrus-common sasl2-bin
   openssl curl python3 python3-yaml zip gzip procps iproute2 time bc
   systemd man-db groff-base
+  debhelper dpkg-dev fakeroot lintian pkgconf debootstrap
 )
 cyrus_root=${DC_CYRUS_ROOT:-/opt/dmarc-collector/cyrus-imapd}
 missing=()

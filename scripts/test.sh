@@ -4,10 +4,12 @@
 #      then every target in the release configurations (scripts/release-builds.sh:
 #      gcc and clang, -O2/-O3/-Os, every build type, Debian's hardening flags)
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (leaks too)
-#   3. the libFuzzer targets, briefly, seeded from tests/data and each from its own
+#   3. the Debian package: built from the tracked files with Debian's flags (no
+#      warning), lintian (no error), installed, run as the service user, purged
+#   4. the libFuzzer targets, briefly, seeded from tests/data and each from its own
 #      minimized corpus tests/data/fuzz/<target>/ (kept by fuzz/run-long.sh)
 # Integration tests start their own PostgreSQL, Dovecot and dnsmasq on loopback.
-# Environment: DC_FUZZ_SECONDS (default 20 per target), DC_SKIP_ASAN=1, DC_SKIP_FUZZ=1
+# Environment: DC_FUZZ_SECONDS (default 20 per target), DC_SKIP_ASAN=1, DC_SKIP_PACKAGE=1, DC_SKIP_FUZZ=1
 # (for quick local runs only; CI runs everything).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +58,23 @@ if [ "${DC_SKIP_ASAN:-0}" != 1 ]; then
   run_suite "$src/build-asan" -DDC_SANITIZE=ON -DDC_WERROR=ON
 fi
 
+if [ "${DC_SKIP_PACKAGE:-0}" != 1 ]; then
+  # the .deb from the tracked files (Debian's flags: no warning allowed), lintian
+  # (no error), and the install test: install, run the installed program as the
+  # service user against PostgreSQL, reinstall, purge (scripts/package.sh)
+  step "Debian package (build, lintian, install test)"
+  t0=$(date +%s)
+  mkdir -p "$src/build-deb"
+  bash scripts/package.sh | tee "$src/build-deb/package.out" || true
+  line=$(grep -E '^package: [0-9]+ passed, [0-9]+ failed' "$src/build-deb/package.out" | tail -1)
+  if [ -z "$line" ]; then
+    echo "scripts/package.sh stopped without its summary line"; exit 1
+  fi
+  passed_all=$((passed_all + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+  failed_all=$((failed_all + $(sed -E 's/.*, ([0-9]+) failed.*/\1/' <<<"$line")))
+  echo "Debian package step: $(($(date +%s) - t0)) s"
+fi
+
 if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz targets (libFuzzer, ${DC_FUZZ_SECONDS:-20}s each)"
   fdir=$src/build-fuzz
@@ -87,5 +106,10 @@ if [ "${DC_SKIP_FUZZ:-0}" != 1 ]; then
   [ "$nf" -gt 0 ] || { echo "no fuzz targets were built"; exit 1; }
 fi
 
+if [ "$failed_all" -gt 0 ]; then
+  step "FAILED"
+  echo "tests: $passed_all passed, $failed_all failed"
+  exit 1
+fi
 step "all tests passed"
 echo "tests: $passed_all passed, $failed_all failed"
