@@ -144,7 +144,7 @@ else
 	fail "ExecStart=$exec_start"
 fi
 for want in User=dmarc-collector Group=dmarc-collector StateDirectory=dmarc-collector \
-	Type=exec ProtectSystem=strict NoNewPrivileges=yes; do
+	Type=notify NotifyAccess=main WatchdogSec=5min ProtectSystem=strict NoNewPrivileges=yes; do
 	grep -qx "$want" "$unit" || fail "unit: no $want"
 done
 for unwanted in DynamicUser LoadCredential; do
