@@ -11,8 +11,10 @@
 #                                                     directory 0750 (group: tmpfiles.d)
 #   /usr/share/doc/dmarc-collector/examples/dmarc-collector.conf
 #   /usr/share/dmarc-collector/grafana/provisioning/{datasources,dashboards}/dmarc.yaml
+#   /usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml
 #   /usr/share/dmarc-collector/grafana/dashboards/*.json
 #   /usr/share/dmarc-collector/queries.sql            examples/queries.sql
+#   /usr/share/dmarc-collector/alerts-mail.sh         examples/alerts-mail.sh, 0755: an [alerts] command
 #
 # The three DC_*DIR cache variables default to paths relative to the prefix
 # (lib/systemd/system, lib/sysusers.d, lib/tmpfiles.d); a packager passes
@@ -70,9 +72,12 @@ endif()
 # ------------------------------------------------------- data, docs, Grafana
 set(DC_DATA ${CMAKE_INSTALL_DATADIR}/dmarc-collector)
 install(FILES examples/queries.sql DESTINATION ${DC_DATA})
+install(PROGRAMS examples/alerts-mail.sh DESTINATION ${DC_DATA})
 install(FILES examples/dmarc-collector.conf DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES examples/grafana/provisioning/datasources/dmarc.yaml
   DESTINATION ${DC_DATA}/grafana/provisioning/datasources)
+install(FILES examples/grafana/provisioning/alerting/dmarc-alerts.yaml
+  DESTINATION ${DC_DATA}/grafana/provisioning/alerting)
 install(DIRECTORY examples/grafana/dashboards/ DESTINATION ${DC_DATA}/grafana/dashboards
   FILES_MATCHING PATTERN "*.json")
 

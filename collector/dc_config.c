@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,6 +87,7 @@ static dc_code set_path(const opt *, void *, const char *, const char *, dc_err 
 static dc_code set_int(const opt *, void *, const char *, const char *, dc_err *);
 static dc_code set_u64(const opt *, void *, const char *, const char *, dc_err *);
 static dc_code set_enum(const opt *, void *, const char *, const char *, dc_err *);
+static dc_code set_listen(const opt *, void *, const char *, const char *, dc_err *);
 
 static const char *const tls_names[] = { "required", "none", NULL };         /* dc_tls */
 static const char *const after_names[] = { "move", "seen", "delete", NULL }; /* dc_after */
@@ -110,10 +112,13 @@ static const opt options[] = {
 	{ "mailbox", "after", MB(after), set_enum, false, 0, 0, after_names },
 	{ "mailbox", "connections", MB(connections), set_int, false, 1, 16, NULL },
 	{ "service", "interval", CFG(interval), set_int, false, 1, UINT64_C(7) * 86400, NULL },
+	{ "service", "metrics_listen", CFG(metrics_listen), set_listen, false, 0, 0, NULL },
 	{ "dns", "servers", CFG(dns_servers), set_str, false, 0, 0, NULL },
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
 	{ "dns", "retry_after", CFG(dns_retry_after), set_int, false, 0, UINT64_C(365) * 86400, NULL },
 	{ "dns", "in_flight", CFG(dns_in_flight), set_int, false, 1, 1024, NULL },
+	{ "alerts", "command", CFG(alerts_command), set_path, false, 0, 0, NULL },
+	{ "alerts", "timeout", CFG(alerts_timeout), set_int, false, 1, 86400, NULL },
 	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40,
 		NULL },
 	{ "limits", "max_report_bytes", CFG(limits.max_report_bytes), set_u64, false, 1, UINT64_C(1) << 44,
@@ -129,7 +134,7 @@ static const opt options[] = {
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* The sections that exist, so an empty unknown section is still caught. */
-static const char *const sections[] = { "database", "mailbox", "service", "dns", "limits", NULL };
+static const char *const sections[] = { "database", "mailbox", "service", "dns", "limits", "alerts", NULL };
 
 typedef struct loader {
 	dc_config *cfg;
@@ -256,6 +261,17 @@ set_enum(const opt *o, void *base, const char *value, const char *basedir, dc_er
 			o->names[i]);
 	}
 	return dc_err_set(err, DC_ECONFIG, "'%s' is not one of %s", value, allowed);
+}
+
+/* A HOST:PORT to listen on (dc_config_parse_listen), kept as written. */
+static dc_code
+set_listen(const opt *o, void *base, const char *value, const char *basedir, dc_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	dc_code rc = dc_config_parse_listen(value, &ss, &len, err);
+
+	return rc == DC_OK ? set_str(o, base, value, basedir, err) : rc;
 }
 
 /* ---------------------------------------------------------------- mailboxes */
@@ -750,6 +766,7 @@ dc_config_load(const char *path, dc_config **out, dc_err *err)
 	cfg->dns_timeout_ms = 2000;
 	cfg->dns_retry_after = 86400;
 	cfg->dns_in_flight = 64;
+	cfg->alerts_timeout = 60;
 	dc_limits_default(&cfg->limits);
 	L.cfg = cfg;
 	L.path = "(environment)";
@@ -795,7 +812,58 @@ dc_config_free(dc_config *cfg)
 		explicit_bzero(cfg->db_password, strlen(cfg->db_password));
 	free(cfg->db_password);
 	free(cfg->dns_servers);
+	free(cfg->metrics_listen);
+	free(cfg->alerts_command);
 	free(cfg);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+dc_code
+dc_config_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, dc_err *err)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(value, ':');
+	const char *port_s = colon ? colon + 1 : NULL;
+	size_t hlen = colon ? (size_t)(colon - value) : 0;
+	unsigned long port = 0;
+	char *end = NULL;
+
+	memset(ss, 0, sizeof(*ss));
+	*len = 0;
+	if (colon == NULL || hlen == 0 || hlen >= sizeof(host) || !isdigit((unsigned char)port_s[0]))
+		goto bad;
+	errno = 0;
+	port = strtoul(port_s, &end, 10);
+	if (errno != 0 || *end != '\0' || port < 1 || port > 65535)
+		goto bad;
+	memcpy(host, value, hlen);
+	host[hlen] = '\0';
+	if (host[0] == '[' && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			goto bad;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		if (strcasecmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			goto bad;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+	}
+	return DC_OK;
+bad:
+	return dc_err_set(err, DC_ECONFIG,
+		"'%s' is not HOST:PORT (an IPv4 address, [an IPv6 address] or localhost, and a port 1..65535)",
+		value);
 }
 
 /* ---- what polling needs ------------------------------------------------ */

@@ -10,6 +10,7 @@
 #define DC_CONFIG_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "dc_error.h"
 #include "dc_limits.h"
@@ -42,7 +43,10 @@ typedef struct dc_config {
 	int dns_timeout_ms;  /* [dns] timeout_ms, default 2000 */
 	int dns_retry_after; /* [dns] retry_after, seconds before a failed lookup is retried, default 86400 */
 	int dns_in_flight;   /* [dns] in_flight, IPs resolved at once, default 64 */
+	char *metrics_listen; /* [service] metrics_listen, HOST:PORT of /metrics; NULL = off */
 	dc_limits limits;
+	char *alerts_command; /* [alerts] command: PATH [ARG...], run after each poll round; NULL = none */
+	int alerts_timeout;   /* [alerts] timeout, seconds before the command is killed, default 60 */
 } dc_config;
 
 /* Loads path (NULL: no file, defaults and environment only) into a new config
@@ -50,6 +54,11 @@ typedef struct dc_config {
  * the file, line and key on any unknown or invalid entry. */
 dc_code dc_config_load(const char *path, dc_config **out, dc_err *err) DC_WUR;
 void dc_config_free(dc_config *cfg);
+
+/* Parses a listening address, "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT"
+ * (127.0.0.1), into *ss and *len (no name lookup).  DC_ECONFIG with a reason. */
+dc_code
+dc_config_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, dc_err *err) DC_WUR;
 
 /* Checks what loading does not: the mailbox's URL parses, tls = none only on
  * loopback, its folder names can be sent.  DC_ECONFIG with a reason. */

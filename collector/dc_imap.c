@@ -418,6 +418,8 @@ session_new(const dc_imap_opts *o)
 	im->max_body = o->max_message_bytes ? o->max_message_bytes : DC_DEFAULT_MAX_MESSAGE_BYTES;
 	im->sep = '/';
 	im->sock = CURL_SOCKET_BAD;
+	im->progress = o->progress;
+	im->progress_ctx = o->progress_ctx;
 	return im;
 }
 

@@ -26,6 +26,7 @@
  * DC_MAX_IMAP_LINE, a listing at DC_MAX_IMAP_LIST messages per call.  So is
  * the time: a server silent for timeout_ms, or slower than
  * DC_IMAP_MIN_BYTES_PER_S over a window of twice that, ends the session.
+ * Each chunk received is reported to the progress callback, if any.
  * Deliberately not here: MIME, the database, retries, logging.
  */
 #ifndef DC_IMAP_H
@@ -50,6 +51,11 @@ typedef struct dc_imap_opts {
 	bool tls_none;              /* imap:// without STARTTLS (tls = none) */
 	long timeout_ms;            /* connect; the longest silence of the server; 0 = 60 s */
 	uint64_t max_message_bytes; /* cap on one message body; 0 = DC_DEFAULT_MAX_MESSAGE_BYTES */
+	/* Called each time bytes arrive from the server (a chunk of a response
+	 * or of a literal), from the session's thread; may be NULL.  The
+	 * service's watchdog: a session that receives nothing does not call it. */
+	void (*progress)(void *ctx);
+	void *progress_ctx;
 } dc_imap_opts;
 
 /* The parts of an IMAP URL the collector uses. */

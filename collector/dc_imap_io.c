@@ -5,8 +5,10 @@
  * BODY[], capped at max_message_bytes with larger ones read and dropped up
  * to DC_MAX_IMAP_DRAIN times that, and replaced by NIL otherwise).  Every
  * wait for the server is bounded by a silence timeout and a least rate per
- * window (wait_socket).  Through libcurl (curl_easy_send/recv) after its
- * CONNECT_ONLY login, or straight on a socket for dc_imap_open_fd.
+ * window (wait_socket).  Each chunk received is reported to the session's
+ * progress callback (the service's watchdog).  Through libcurl
+ * (curl_easy_send/recv) after its CONNECT_ONLY login, or straight on a
+ * socket for dc_imap_open_fd.
  *
  * Deliberately not here: commands, tags, parsing what a response says
  * (dc_imap.c).
@@ -157,7 +159,8 @@ dc_imap_send_all(dc_imap *im, const char *buf, size_t len, dc_err *err)
 	return DC_OK;
 }
 
-/* Receives at least one byte into buf[0..cap); DC_EIMAP when the server closed. */
+/* Receives at least one byte into buf[0..cap) and reports the progress;
+ * DC_EIMAP when the server closed. */
 static dc_code
 recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
 {
@@ -170,6 +173,8 @@ recv_some(dc_imap *im, void *buf, size_t cap, size_t *got, dc_err *err)
 				return dc_imap_break(
 					im, err, DC_EIMAP, "%s", "the IMAP server closed the connection");
 			*got = n;
+			if (im->progress != NULL)
+				im->progress(im->progress_ctx);
 			return DC_OK;
 		}
 		if (c != CURLE_AGAIN)

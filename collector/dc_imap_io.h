@@ -27,7 +27,9 @@ struct dc_imap {
 	char *caps; /* " CAP1 CAP2 " upper-case */
 	char sep;   /* server's hierarchy separator */
 	bool broken;
-	bool own_sock;                   /* libcurl's socket, not a caller's (dc_imap_open_fd) */
+	bool own_sock;               /* libcurl's socket, not a caller's (dc_imap_open_fd) */
+	void (*progress)(void *ctx); /* bytes arrived (dc_imap_opts); may be NULL */
+	void *progress_ctx;
 	int64_t win_start;               /* ms (monotonic): the current window of the command */
 	uint64_t win_bytes;              /* bytes sent or received in it */
 	char status[DC_MAX_IMAP_STATUS]; /* text of the last tagged response */

@@ -17,7 +17,9 @@
  * committed, or its committed reports come back as duplicates (the unique
  * key) and its messages are moved then.  After each listing the stored
  * reports are added to the daily rollups in one go (dmarc.rollup_pending,
- * sql/007).
+ * sql/007).  The poll's end, good or bad, is one statement (dc_mailbox_finish):
+ * a row of dmarc.poll_runs and the mailbox's status; a poll that failed for
+ * want of the database writes nothing.
  *
  * Up to the mailbox's `connections` work on one listing: this thread's and
  * extra threads, each with its own IMAP session and database connection
@@ -25,9 +27,17 @@
  * order and knows which are final and complete, so the recorded progress
  * never passes a message that was not handled.
  *
- * Deliberately not here: the schedule, backoff, signals and the process's
- * log (program/dc_service.c); this file reads the caller's stop flag and
- * reports through its log callback, and holds no global state.
+ * Progress (the service's watchdog, dc_ingest_progress_fn) is reported at
+ * each step that advances the poll: a session opened, the folder selected,
+ * a listing read, each report stored (and every PROGRESS_RECORDS of its
+ * records), each message handled, each batch committed, moved and
+ * recorded, and, through the IMAP client, each chunk received.  Never
+ * while waiting: a poll stuck on a silent server reports nothing.
+ *
+ * Deliberately not here: the schedule, backoff, signals, the watchdog and
+ * the process's log (program/dc_service.c); this file reads the caller's
+ * stop flag and reports through its log and progress callbacks, and holds
+ * no global state.
  */
 #include "dc_ingest.h"
 
@@ -53,6 +63,9 @@
 #define BATCH_BYTES     (64ULL * 1024 * 1024) /* ... or this many bytes (RFC822.SIZE) */
 #define IMAP_TIMEOUT_MS 60000L
 #define LOG_LINE_MAX    2048 /* a log line, as dc_log's */
+#define PROGRESS_RECORDS \
+	64 /* records stored between two progress calls (one
+                                report may hold millions, and take minutes) */
 
 struct dc_ingest {
 	const dc_config *cfg;
@@ -61,6 +74,8 @@ struct dc_ingest {
 	dc_ingest_log_fn log;
 	void *log_ctx;
 	int log_level;
+	dc_ingest_progress_fn progress;
+	void *progress_ctx;
 	char *token; /* XOAUTH2 token, fetched again when refused */
 };
 
@@ -81,6 +96,14 @@ say(const dc_ingest *ig, int level, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	ig->log(ig->log_ctx, level, line);
+}
+
+/* Tells the caller the poll advanced (dc_ingest_progress_fn); any thread. */
+static void
+progressed(const dc_ingest *ig)
+{
+	if (ig->progress != NULL)
+		ig->progress(ig->progress_ctx);
 }
 
 /* True when the caller asked to stop. */
@@ -142,6 +165,7 @@ typedef struct slot {
 	uint64_t uid, size;
 	bool done, rejected;
 	int reports, duplicates, failures;
+	uint64_t records; /* of its reports stored */
 	char *message_id;
 } slot;
 
@@ -184,9 +208,56 @@ typedef struct mb_run {
 	bool archive_ready, invalid_ready;
 	bool missing; /* a message of the batch not delivered but still listed */
 	uint64_t cur_uid;
-	slot *cur; /* the message in hand */
+	slot *cur;        /* the message in hand */
+	unsigned records; /* records stored, for the progress every PROGRESS_RECORDS */
 	totals t;
 } mb_run;
+
+/* The store's sink, wrapped so that storing a report reports progress: its
+ * records (every PROGRESS_RECORDS) and its end. */
+static dc_code
+on_report_begin(void *ctx, const dc_report *rep, const dc_blob *origin, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	if (r->store_cb.sink.report_begin == NULL)
+		return DC_OK;
+	return r->store_cb.sink.report_begin(r->store_cb.sink.ctx, rep, origin, err);
+}
+
+static dc_code
+on_record(void *ctx, const dc_report *rep, const dc_record *rec, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	if (++r->records % PROGRESS_RECORDS == 0)
+		progressed(r->p->ig);
+	if (r->store_cb.sink.record == NULL)
+		return DC_OK;
+	return r->store_cb.sink.record(r->store_cb.sink.ctx, rep, rec, err);
+}
+
+static dc_code
+on_report_end(void *ctx, const dc_report *rep, dc_err *err)
+{
+	mb_run *r = ctx;
+	dc_code rc = r->store_cb.sink.report_end == NULL ?
+		DC_OK :
+		r->store_cb.sink.report_end(r->store_cb.sink.ctx, rep, err);
+
+	if (rc == DC_OK)
+		progressed(r->p->ig);
+	return rc;
+}
+
+static void
+on_report_abort(void *ctx)
+{
+	mb_run *r = ctx;
+
+	if (r->store_cb.sink.report_abort != NULL)
+		r->store_cb.sink.report_abort(r->store_cb.sink.ctx);
+}
 
 /* dc_extract's failure callback: log the rejection, then let the store record it. */
 static dc_code
@@ -257,6 +328,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	s->reports = s->duplicates = s->failures = 0;
+	s->records = 0;
 	if (data == NULL) {
 		char why[160];
 
@@ -269,6 +341,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->reports = (int)xs.reports;
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
+		s->records = xs.records;
 		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 			/* not expected from dc_extract: reject the message rather than retry it forever */
 			char why[DC_ERR_MSG_MAX];
@@ -284,6 +357,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		return rc;
 	s->done = true;
 	s->rejected = s->failures > 0;
+	progressed(r->p->ig);
 	return DC_OK;
 }
 
@@ -294,13 +368,13 @@ on_duplicate(void *ctx, int64_t uid, uint64_t records)
 {
 	mb_run *r = ctx;
 
-	(void)records;
 	for (size_t i = 0; i < r->n_slots; i++) {
 		slot *s = &r->slots[i];
 
 		if (s->uid == (uint64_t)uid && s->reports > 0) {
 			s->reports--;
 			s->duplicates++;
+			s->records -= records < s->records ? records : s->records;
 			return;
 		}
 	}
@@ -320,6 +394,9 @@ count_slots(mb_run *r)
 			r->t.rejected++;
 		else
 			r->t.stored++;
+		if (!s->rejected && s->reports == 0 && s->duplicates > 0)
+			r->t.dup_messages++;
+		r->t.records += s->records;
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
@@ -592,6 +669,8 @@ fetch_batch(mb_run *r, size_t b, bool batched, bool *replay, dc_err *err)
 		return rc;
 	dc_err_clear(&err2);
 	rc2 = dc_store_batch_commit(r->st, on_duplicate, r, &err2);
+	if (rc2 == DC_OK)
+		progressed(r->p->ig);
 	if (rc2 != DC_OK) {
 		for (size_t i = 0; i < r->n_slots; i++)
 			r->slots[i].done = false;
@@ -632,7 +711,11 @@ run_batch(mb_run *r, size_t b, dc_err *err)
 		else if (rc2 != DC_OK)
 			say(r->p->ig, DC_INGEST_WARN, "mailbox %s: %s", r->mb->label, dc_err_text(&err2));
 	}
+	if (acted)
+		progressed(r->p->ig);
 	rc2 = record_batch(r, b, acted, rc == DC_OK && !r->missing, rc == DC_OK ? err : &err2);
+	if (rc2 == DC_OK)
+		progressed(r->p->ig);
 	if (rc == DC_OK)
 		rc = rc2;
 	else if (rc2 != DC_OK && rc != DC_EDB && rc != DC_EDBREFUSED)
@@ -662,8 +745,11 @@ work(mb_run *r)
 		rc = run_batch(r, b, &err);
 		/* the rollups of what is committed so far, while the other
 		 * connections go on (the rest after the listing) */
-		if (rc == DC_OK && (b + 1) % ROLLUP_BATCHES == 0)
+		if (rc == DC_OK && (b + 1) % ROLLUP_BATCHES == 0) {
 			rc = dc_store_rollup_pending(r->st, NULL, &err);
+			if (rc == DC_OK)
+				progressed(p->ig);
+		}
 		if (rc == DC_OK && stopping(p->ig))
 			rc = dc_err_set(&err, DC_EINTERRUPTED, "stopped by a signal");
 		if (rc != DC_OK) {
@@ -694,6 +780,11 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 	r->cb.failure_ctx = r;
 	r->cb.message = on_message;
 	r->cb.message_ctx = r;
+	r->cb.sink = (dc_sink){ .ctx = r,
+		.report_begin = on_report_begin,
+		.record = on_record,
+		.report_end = on_report_end,
+		.report_abort = on_report_abort };
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -733,6 +824,8 @@ extra_main(void *arg)
 		.max_message_bytes = p->cfg->limits.max_message_bytes,
 		.password = p->bearer ? NULL : p->mb->password,
 		.bearer = p->bearer,
+		.progress = p->ig->progress,
+		.progress_ctx = p->ig->progress_ctx,
 	};
 	dc_imap *im = NULL;
 	dc_store *st = NULL;
@@ -745,12 +838,16 @@ extra_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	dc_err_clear(&err);
 	rc = dc_imap_open(&o, &im, &err);
-	if (rc == DC_OK)
+	if (rc == DC_OK) {
+		progressed(p->ig);
 		rc = dc_imap_select(im, p->folder, &fi, &err);
+	}
 	if (rc == DC_OK && fi.uidvalidity != (uint64_t)p->state.uidvalidity)
 		rc = dc_err_set(&err, DC_EIMAP, "UIDVALIDITY changed during the poll");
 	if (rc == DC_OK)
 		rc = dc_ingest_open_store(p->cfg, &st, &err);
+	if (rc == DC_OK)
+		progressed(p->ig);
 	if (rc == DC_OK)
 		rc = run_init(&x->r, p, st, &err);
 	if (rc == DC_OK) {
@@ -776,6 +873,8 @@ totals_add(totals *a, const totals *b)
 	a->reports += b->reports;
 	a->duplicates += b->duplicates;
 	a->failures += b->failures;
+	a->dup_messages += b->dup_messages;
+	a->records += b->records;
 }
 
 /*
@@ -886,6 +985,8 @@ connect_mailbox(dc_ingest *ig, dc_imap **im, dc_err *err)
 		.tls_none = mb->tls == DC_TLS_NONE,
 		.timeout_ms = IMAP_TIMEOUT_MS,
 		.max_message_bytes = cfg->limits.max_message_bytes,
+		.progress = ig->progress,
+		.progress_ctx = ig->progress_ctx,
 	};
 	bool fresh = false;
 	dc_code rc;
@@ -925,10 +1026,11 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	dc_imap_msg *msgs = NULL;
 	char *url = NULL;
 	bool have_state = false;
-	struct timespec t0;
+	struct timespec t0, started;
 	dc_code rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_REALTIME, &started);
 	pthread_mutex_init(&p.mu, NULL);
 	rc = run_init(&r, &p, st, err);
 	if (rc == DC_OK)
@@ -945,13 +1047,19 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 	 * batches' rows of other months wait in the DEFAULT partition) */
 	if ((rc = dc_store_partitions(st, err)) != DC_OK)
 		goto out;
+	progressed(ig);
 	rc = connect_mailbox(ig, &r.im, err);
-	if (rc == DC_OK)
+	if (rc == DC_OK) {
+		progressed(ig); /* logged in */
 		rc = dc_imap_select(r.im, u.folder, &fi, err);
-	if (rc == DC_OK)
+	}
+	if (rc == DC_OK) {
+		progressed(ig); /* the folder selected */
 		rc = dc_mailbox_begin(st, mb->label, url, mb->user, (int64_t)fi.uidvalidity, &p.state, err);
+	}
 	if (rc != DC_OK)
 		goto out;
+	progressed(ig);
 	have_state = true;
 	p.bearer = ig->token;
 	if (p.state.old_uidvalidity >= 0 && p.state.old_uidvalidity != p.state.uidvalidity)
@@ -973,9 +1081,12 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 		rc = dc_imap_list(r.im, from, fi.uidnext, DC_MAX_IMAP_LIST, &msgs, &n, err);
 		if (rc != DC_OK || n == 0)
 			break;
+		progressed(ig);
 		rc = run_listing(&r, &p, msgs, n, err);
 		if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM)
 			rc = rollup_pending(ig, st, rc, err);
+		if (rc == DC_OK)
+			progressed(ig);
 		if (rc != DC_OK || n < DC_MAX_IMAP_LIST)
 			break;
 		from = msgs[n - 1].uid + 1;
@@ -987,11 +1098,22 @@ out:
 			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
 			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
-	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_EINTERRUPTED && rc != DC_ENOMEM) {
+	/* the poll's end in the run log and the mailbox's status, unless the
+	 * database is away (or memory: the statement would fail too); a poll
+	 * stopped by a signal is logged once it has a mailbox row */
+	if (rc != DC_EDB && rc != DC_EDBREFUSED && rc != DC_ENOMEM && (rc != DC_EINTERRUPTED || have_state)) {
 		dc_err e2;
-		const char *why = rc == DC_OK ? NULL : dc_err_text(err);
-		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, why, &e2) :
-			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, mb->label, url, mb->user, why, &e2) :
+		dc_mailbox_poll mp = { .label = mb->label,
+			.started_at = (double)started.tv_sec + started.tv_nsec / 1e9,
+			.rc = rc,
+			.error = rc == DC_OK ? NULL : dc_err_text(err),
+			.stored = r.t.stored - r.t.dup_messages,
+			.duplicate = r.t.dup_messages,
+			.rejected = r.t.rejected,
+			.reports = r.t.reports,
+			.records = r.t.records };
+		dc_code rc2 = have_state        ? dc_mailbox_finish(st, p.state.id, &mp, &e2) :
+			url && rc != DC_ECONFIG ? dc_mailbox_fail(st, url, mb->user, &mp, &e2) :
 						  DC_OK;
 		if (rc2 != DC_OK) {
 			say(ig, DC_INGEST_WARN, "mailbox %s: %s", mb->label, dc_err_text(&e2));
@@ -1025,6 +1147,8 @@ dc_ingest_new(const dc_ingest_opts *o, dc_ingest **out, dc_err *err)
 	ig->log = o->log;
 	ig->log_ctx = o->log_ctx;
 	ig->log_level = o->log_level;
+	ig->progress = o->progress;
+	ig->progress_ctx = o->progress_ctx;
 	*out = ig;
 	return DC_OK;
 }

@@ -8,8 +8,9 @@
  * XOAUTH2 token between them.  It holds no global state, never exits and
  * never prints: what it has to say goes to the log callback, and it stops
  * when the caller's stop flag is set (after the message in hand and its
- * batch's moves).  The program's service loop (program/dc_service.c) runs
- * one per mailbox; tests drive it directly (tests/integration/test_ingest.c).
+ * batch's moves); as it advances it calls the progress callback.  The
+ * program's service loop (program/dc_service.c) runs one per mailbox; tests
+ * drive it directly (tests/integration/test_ingest.c).
  */
 #ifndef DC_INGEST_H
 #define DC_INGEST_H
@@ -29,18 +30,32 @@ enum { DC_INGEST_WARN = 4, DC_INGEST_INFO = 6, DC_INGEST_DEBUG = 7 };
  * mailbox's extra connections too, so it must be thread-safe. */
 typedef void (*dc_ingest_log_fn)(void *ctx, int level, const char *msg);
 
+/* The poll advanced: a chunk of a server's answer arrived, a message was
+ * stored or rejected, a batch committed or moved, a folder selected, a
+ * database or IMAP session opened.  The service kicks systemd's watchdog
+ * with it, so it is not called while the poll waits on a silent server.
+ * Called often (every chunk received) and from the threads of the
+ * mailbox's extra connections too: it must be cheap and thread-safe. */
+typedef void (*dc_ingest_progress_fn)(void *ctx);
+
 typedef struct dc_ingest_opts {
 	const dc_config *cfg;              /* limits, database; borrowed, must outlive the dc_ingest */
 	const dc_mailbox_config *mb;       /* the mailbox; borrowed likewise */
 	const volatile sig_atomic_t *stop; /* non-zero: stop after the message in hand (may be NULL) */
 	dc_ingest_log_fn log;              /* may be NULL: nothing is logged */
 	void *log_ctx;
-	int log_level; /* lines above this level are not even formatted */
+	int log_level;                  /* lines above this level are not even formatted */
+	dc_ingest_progress_fn progress; /* may be NULL */
+	void *progress_ctx;
 } dc_ingest_opts;
 
-/* What one run did (messages committed and acted on). */
+/* What one run did (messages committed and acted on).  stored counts the
+ * messages not rejected, dup_messages those of them whose every report was
+ * a duplicate; records is the records of the reports stored (not of the
+ * duplicates). */
 typedef struct dc_ingest_totals {
 	uint64_t messages, stored, rejected, reports, duplicates, failures;
+	uint64_t dup_messages, records;
 } dc_ingest_totals;
 
 typedef struct dc_ingest dc_ingest;

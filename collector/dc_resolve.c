@@ -123,6 +123,8 @@ dc_resolve_run(dc_store *st, const dc_resolve_opts *opts, dc_resolve_stats *stat
 		rc = store_batch(st, ips, res, n, err);
 		if (rc != DC_OK)
 			goto out;
+		if (opts->dns.progress)
+			opts->dns.progress(opts->dns.progress_ctx);
 		done += n;
 		dc_resolve_results_clear(res, n);
 		free(res);

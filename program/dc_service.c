@@ -10,7 +10,11 @@
  * act: a refused login, an unmigrated schema).  SIGTERM and SIGINT finish
  * the message in hand (and its batch's moves) and exit 0; SIGHUP reloads the
  * configuration between polls.  After a poll that stored reports, PTR names
- * are resolved (dc_resolve).
+ * are resolved (dc_resolve); after each round the [alerts] command gets the
+ * new alerts (dc_alerts_hook).  With [service] metrics_listen each poll's
+ * outcome also goes to the /metrics and /healthz server (dc_metrics).  The
+ * service tells systemd how it is doing (dc_notify: READY, STATUS, and the
+ * watchdog kicked as the polls advance and while it sleeps between them).
  *
  * This file and main.c are the program: the signal flags and the self-pipe
  * are process-wide variables here, it logs (dc_log) and picks exit statuses
@@ -28,11 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dc_alerts_hook.h"
 #include "dc_commands.h"
 #include "dc_config.h"
 #include "dc_exit.h"
 #include "dc_ingest.h"
 #include "dc_log.h"
+#include "dc_metrics.h"
+#include "dc_notify.h"
 #include "dc_resolve.h"
 #include "dc_store.h"
 
@@ -99,7 +106,8 @@ signals_restore(const saved_signals *old)
 	}
 }
 
-/* Sleeps until the monotonic time deadline, or until a signal arrives. */
+/* Sleeps until the monotonic time deadline, or until a signal arrives;
+ * kicks the watchdog at least every half period meanwhile. */
 static void
 sleep_until(time_t deadline)
 {
@@ -111,9 +119,11 @@ sleep_until(time_t deadline)
 		if (now.tv_sec >= deadline)
 			return;
 		long ms = (long)(deadline - now.tv_sec) * 1000;
+		int slice = dc_notify_sleep_ms(60000); /* the watchdog is kicked at each wake */
+		dc_notify_progress(NULL);
 		if (g_wake[0] >= 0) {
 			struct pollfd p = { .fd = g_wake[0], .events = POLLIN };
-			if (poll(&p, 1, ms > 60000 ? 60000 : (int)ms) > 0)
+			if (poll(&p, 1, ms > slice ? slice : (int)ms) > 0)
 				while (read(g_wake[0], drain, sizeof(drain)) > 0)
 					;
 		} else {
@@ -163,9 +173,13 @@ log_line(void *ctx, int level, const char *msg)
 static dc_ingest *
 ingest_new(const dc_config *cfg, const dc_mailbox_config *mb)
 {
-	dc_ingest_opts o = {
-		.cfg = cfg, .mb = mb, .stop = &g_stop, .log = log_line, .log_level = (int)dc_log_get_level()
-	};
+	dc_ingest_opts o = { .cfg = cfg,
+		.mb = mb,
+		.stop = &g_stop,
+		.log = log_line,
+		.log_level = (int)dc_log_get_level(),
+		.progress = dc_notify_progress,
+		.progress_ctx = (void *)&g_stop };
 	dc_ingest *ig = NULL;
 	dc_err err;
 
@@ -262,6 +276,7 @@ reload(service *s)
 	dc_config_free(s->own_cfg);
 	s->own_cfg = s->cfg = cfg;
 	s->mbs = mbs;
+	dc_metrics_reload(cfg);
 	dc_log_info("reload: %s: %zu mailbox%s, interval %d s", s->config_path ? s->config_path : "(no file)",
 		cfg->n_mailboxes, cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
 }
@@ -276,8 +291,11 @@ resolve_names(service *s)
 	dc_code rc;
 
 	dc_resolve_opts_from_config(&o, s->cfg);
+	o.dns.progress = dc_notify_progress;
+	o.dns.progress_ctx = (void *)&g_stop;
 	dc_err_clear(&err);
 	rc = dc_resolve_run(s->st, &o, &rs, &err);
+	dc_metrics_resolved(&rs);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
 		if (rc == DC_EDB || rc == DC_EDBREFUSED) {
@@ -303,6 +321,7 @@ back_off(service *s, size_t i, const char *why)
 	if (m->backoff > BACKOFF_MAX)
 		m->backoff = BACKOFF_MAX;
 	m->next_due = now_mono() + m->backoff;
+	dc_notify_failed(s->cfg->mailboxes[i].label, why);
 	if (s->once)
 		dc_log_error("mailbox %s: %s", s->cfg->mailboxes[i].label, why);
 	else
@@ -321,9 +340,12 @@ poll_round(service *s)
 	for (size_t i = 0; i < s->cfg->n_mailboxes && !g_stop; i++) {
 		dc_err err;
 		dc_code rc;
+		struct timespec t0 = dc_metrics_clock();
+		dc_ingest_totals before = sum;
 
 		if (!s->once && s->mbs[i].next_due > now)
 			continue;
+		dc_notify_polling(s->cfg->mailboxes[i].label);
 		dc_err_clear(&err);
 		if (s->st == NULL) {
 			rc = dc_ingest_open_store(s->cfg, &s->st, &err);
@@ -337,12 +359,15 @@ poll_round(service *s)
 					if (dc_exit_for(rc) == DC_EXIT_CONFIG)
 						s->mbs[j].backoff = BACKOFF_MAX;
 					back_off(s, j, why);
+					dc_metrics_polled(
+						s->cfg->mailboxes[j].label, rc, &err, t0, NULL, NULL);
 				}
 				status = dc_exit_worse(status, dc_exit_for(rc));
 				break;
 			}
 		}
 		rc = dc_ingest_run(s->mbs[i].ig, s->st, &sum, &err);
+		dc_metrics_polled(s->cfg->mailboxes[i].label, rc, &err, t0, &before, &sum);
 		switch (rc) {
 		case DC_OK:
 			s->mbs[i].backoff = 0;
@@ -381,6 +406,9 @@ poll_round(service *s)
 		status = dc_exit_worse(status, DC_EXIT_REJECTED);
 	if (sum.reports > 0 && s->st != NULL && !g_stop)
 		resolve_names(s);
+	dc_notify_round(&sum);
+	if (!g_stop)
+		dc_alerts_hook_run(s->cfg, &s->st); /* [alerts] command: the new alerts */
 	return status;
 }
 
@@ -393,39 +421,54 @@ dc_cmd_poll(const char *config_path, const char *db_override, dc_config *cfg, bo
 	int status;
 
 	status = check_config(cfg);
+	if (status == 0 && !once)
+		status = dc_metrics_start(cfg);
 	if (status != 0)
 		return status;
 	s.mbs = mbs_new(cfg);
 	if (s.mbs == NULL) {
 		dc_log_error("poll: out of memory");
+		dc_metrics_stop();
 		return DC_EXIT_TEMPFAIL;
 	}
 	signals_install(&old);
-	if (!once)
+	if (!once) {
 		dc_log_info("service started: %zu mailbox%s, interval %d s", cfg->n_mailboxes,
 			cfg->n_mailboxes == 1 ? "" : "es", cfg->interval);
+		dc_notify_ready(cfg->n_mailboxes, cfg->interval);
+	}
 	for (;;) {
 		if (g_reload) {
 			g_reload = 0;
-			if (!once)
+			if (!once) {
+				dc_notify_reloading();
 				reload(&s);
+				dc_notify_ready(s.cfg->n_mailboxes, s.cfg->interval);
+			}
 		}
 		status = poll_round(&s);
 		if (once || g_stop)
 			break;
-		time_t next = now_mono() + s.cfg->interval;
-		for (size_t i = 0; i < s.cfg->n_mailboxes; i++)
+		time_t next = now_mono() + s.cfg->interval, due = s.mbs[0].next_due;
+		for (size_t i = 0; i < s.cfg->n_mailboxes; i++) {
 			if (s.mbs[i].next_due < next)
 				next = s.mbs[i].next_due;
+			if (s.mbs[i].next_due < due)
+				due = s.mbs[i].next_due;
+		}
+		dc_notify_waiting(due - now_mono()); /* the next poll, not the next wake */
 		sleep_until(next);
 		if (g_stop)
 			break;
 	}
-	if (g_stop)
+	if (g_stop) {
+		dc_notify_stopping();
 		dc_log_info("stopping on a signal");
+	}
 	if (!once)
 		status = DC_EXIT_STORED;
 	signals_restore(&old);
+	dc_metrics_stop();
 	mbs_free(&s);
 	dc_store_free(s.st);
 	dc_config_free(s.own_cfg);

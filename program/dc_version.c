@@ -43,3 +43,15 @@ dc_version_print(FILE *out)
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "  %s %s\n", libs[i].name, libs[i].version);
 }
+
+const char *
+dc_version_string(void)
+{
+	return DC_VERSION;
+}
+
+const char *
+dc_version_git(void)
+{
+	return DC_GIT_DESCRIBE;
+}

@@ -15,4 +15,9 @@
  *     ...                                one line per library */
 void dc_version_print(FILE *out);
 
+/* The version ("1.0.0") and the git description ("" outside a checkout):
+ * static strings, for the build_info metric. */
+const char *dc_version_string(void);
+const char *dc_version_git(void);
+
 #endif

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dc_alerts_hook.h"
 #include "dc_commands.h"
 #include "dc_config.h"
 #include "dc_exit.h"
@@ -472,6 +473,7 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 	status = dc_exit_worse(status, s);
 	s = dc_check_dns(c->cfg);
 	status = dc_exit_worse(status, s);
+	status = dc_exit_worse(status, dc_alerts_hook_check(c->cfg));
 	if (status == 0)
 		dc_log_info("check-config: every service reached");
 	return status;

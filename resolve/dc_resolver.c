@@ -141,6 +141,7 @@ struct resolver {
 	bool oom;
 	const psl_ctx_t *psl;
 	dc_resolve_stats *stats;
+	const dc_resolver_opts *opts;
 };
 
 /* Makes room for need entries in *fds (*cap allocated; doubling from 8).
@@ -219,6 +220,8 @@ lookup_finish(lookup *lk)
 	}
 	res->status = st;
 	res->done = true;
+	if (rv->opts->progress)
+		rv->opts->progress(rv->opts->progress_ctx);
 	rv->timeouts_in_row = st == DC_RESOLVE_TIMEOUT ? rv->timeouts_in_row + 1 : 0;
 	if (pick >= 0) {
 		res->ptr = lk->fwd[pick].name;
@@ -412,6 +415,7 @@ dc_resolve_ips(const char *const *ips, size_t n, const dc_resolver_opts *opts, d
 	memset(&rv, 0, sizeof rv);
 	rv.results = results;
 	rv.stats = stats;
+	rv.opts = opts;
 
 	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
 		rc = dc_err_set(err, DC_EDNS, "resolve: c-ares library initialisation failed");

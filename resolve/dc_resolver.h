@@ -32,13 +32,16 @@
 
 /* How to ask: the resolver's settings. */
 typedef struct dc_resolver_opts {
-	const char *servers;      /* "ip[:port],..." or "[ipv6]:port"; NULL/"" = system resolver */
-	int timeout_ms;           /* per try of one query */
-	int tries;                /* tries per query (per server) */
-	int max_inflight;         /* IPs being resolved at once; 1 = one at a time */
-	const volatile int *stop; /* when set and *stop turns non-zero (a signal
+	const char *servers;         /* "ip[:port],..." or "[ipv6]:port"; NULL/"" = system resolver */
+	int timeout_ms;              /* per try of one query */
+	int tries;                   /* tries per query (per server) */
+	int max_inflight;            /* IPs being resolved at once; 1 = one at a time */
+	const volatile int *stop;    /* when set and *stop turns non-zero (a signal
 	                          handler's flag), no new lookup starts; those in
 	                          flight finish; DC_EINTERRUPTED */
+	void (*progress)(void *ctx); /* may be NULL: called as each IP's lookup ends
+	                             (answered or timed out; the service's watchdog) */
+	void *progress_ctx;
 } dc_resolver_opts;
 
 typedef struct dc_resolve_stats {

@@ -73,4 +73,6 @@ q "reports" "SELECT org_name, report_id, policy_domain, date_begin, date_end, re
 q "records (dmarc.record_details)" "SELECT org_name, source_ip, ptr, message_count AS msgs, disposition, dkim_aligned AS dkim, spf_aligned AS spf, envelope_from, dmarc_pass, server_generated_reason FROM dmarc.record_details ORDER BY org_name, source_ip"
 q "server-generated versus regular mail" "SELECT 'server-generated' AS mail, count(*) AS records, coalesce(sum(message_count),0) AS messages FROM dmarc.server_generated_mail UNION ALL SELECT 'regular', count(*), coalesce(sum(message_count),0) FROM dmarc.regular_mail"
 q "servers sending server-generated mail (needs_dkim = fix these)" "SELECT * FROM dmarc.server_generated_sources ORDER BY needs_dkim DESC, messages DESC"
-q "rejected inputs (dmarc.failures)" "SELECT failed_at, mailbox, uid, stage, reason, length(content) AS bytes FROM dmarc.failures ORDER BY id"
+q "rejected inputs (dmarc.failure_list)" "SELECT failed_at, mailbox, uid, stage, reason, content_bytes AS bytes FROM dmarc.failure_list ORDER BY id"
+q "is it working? (dmarc.mailbox_status)" "SELECT mailbox, last_success_at, polls_failed_in_a_row AS failed_in_a_row, last_poll_stored AS stored, last_poll_duplicate AS dup, last_poll_rejected AS rejected, last_error FROM dmarc.mailbox_status ORDER BY mailbox"
+q "what to act on (dmarc.alerts; a demo's old report dates rarely fire any)" "SELECT alert, key, summary FROM dmarc.alerts ORDER BY alert, key"

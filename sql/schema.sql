@@ -908,150 +908,245 @@ COMMENT ON FUNCTION dmarc.spf_more_has_domain(spf_more jsonb, name text) IS 'Tru
 
 
 --
--- Name: rollup_domains; Type: TABLE; Schema: dmarc; Owner: -
+-- Name: alert_settings; Type: TABLE; Schema: dmarc; Owner: -
 --
 
-CREATE TABLE dmarc.rollup_domains (
-    day date NOT NULL,
-    policy_domain text NOT NULL,
-    disposition text,
-    dkim_pass boolean NOT NULL,
-    spf_pass boolean NOT NULL,
-    server_generated_reason text,
-    messages bigint NOT NULL,
-    records bigint NOT NULL
+CREATE TABLE dmarc.alert_settings (
+    name text NOT NULL,
+    value numeric NOT NULL,
+    description text NOT NULL
 );
 
 
 --
--- Name: TABLE rollup_domains; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: TABLE alert_settings; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON TABLE dmarc.rollup_domains IS 'rollup_daily summed over the reporters: per UTC day, policy domain, disposition, alignment and reason. Maintained by the rollup functions; read it through dmarc.daily_domains.';
-
-
---
--- Name: daily_domains; Type: VIEW; Schema: dmarc; Owner: -
---
-
-CREATE VIEW dmarc.daily_domains AS
- SELECT rollup_domains.day,
-    ((rollup_domains.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
-    rollup_domains.policy_domain,
-    rollup_domains.disposition,
-    rollup_domains.dkim_pass,
-    rollup_domains.spf_pass,
-    (rollup_domains.dkim_pass OR rollup_domains.spf_pass) AS dmarc_pass,
-    (rollup_domains.server_generated_reason IS NOT NULL) AS server_generated,
-    rollup_domains.server_generated_reason,
-    rollup_domains.messages,
-    rollup_domains.records
-   FROM dmarc.rollup_domains;
+COMMENT ON TABLE dmarc.alert_settings IS 'Parameters of the alert views (dmarc.alert_*): one row per parameter. Change a value with UPDATE; a missing row means the built-in default (the value this table was created with).';
 
 
 --
--- Name: VIEW daily_domains; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: COLUMN alert_settings.name; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.daily_domains IS 'dmarc.daily_mail summed over all reporters (same columns but org_name): what a panel over all reporters reads, a few rows per day instead of a few per reporter and day.';
+COMMENT ON COLUMN dmarc.alert_settings.name IS 'The parameter, e.g. new_unsigned_days; the alert views name it.';
 
 
 --
--- Name: rollup_daily; Type: TABLE; Schema: dmarc; Owner: -
+-- Name: COLUMN alert_settings.value; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-CREATE TABLE dmarc.rollup_daily (
-    day date NOT NULL,
-    policy_domain text NOT NULL,
-    org_name text NOT NULL,
-    disposition text,
-    dkim_pass boolean NOT NULL,
-    spf_pass boolean NOT NULL,
-    server_generated_reason text,
-    messages bigint NOT NULL,
-    records bigint NOT NULL
+COMMENT ON COLUMN dmarc.alert_settings.value IS 'Its value (days, messages, percentage points, a factor: see description).';
+
+
+--
+-- Name: COLUMN alert_settings.description; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alert_settings.description IS 'What it means and which view reads it.';
+
+
+--
+-- Name: mailboxes; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.mailboxes (
+    id bigint NOT NULL,
+    url text NOT NULL,
+    username text NOT NULL,
+    label text NOT NULL,
+    uidvalidity bigint,
+    last_uid bigint DEFAULT 0 NOT NULL,
+    messages_stored bigint DEFAULT 0 NOT NULL,
+    messages_rejected bigint DEFAULT 0 NOT NULL,
+    last_poll_at timestamp with time zone,
+    last_success_at timestamp with time zone,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    messages_duplicate bigint DEFAULT 0 NOT NULL,
+    last_error_at timestamp with time zone,
+    last_poll_stored bigint,
+    last_poll_duplicate bigint,
+    last_poll_rejected bigint,
+    polls_failed_in_a_row integer DEFAULT 0 NOT NULL
 );
 
 
 --
--- Name: TABLE rollup_daily; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: TABLE mailboxes; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON TABLE dmarc.rollup_daily IS 'record_days summed per UTC day, policy domain (lower case), reporter, disposition, DKIM/SPF alignment and server-generated reason. Maintained by the rollup functions; read it through dmarc.daily_mail.';
-
-
---
--- Name: daily_mail; Type: VIEW; Schema: dmarc; Owner: -
---
-
-CREATE VIEW dmarc.daily_mail AS
- SELECT rollup_daily.day,
-    ((rollup_daily.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
-    rollup_daily.policy_domain,
-    rollup_daily.org_name,
-    rollup_daily.disposition,
-    rollup_daily.dkim_pass,
-    rollup_daily.spf_pass,
-    (rollup_daily.dkim_pass OR rollup_daily.spf_pass) AS dmarc_pass,
-    (rollup_daily.server_generated_reason IS NOT NULL) AS server_generated,
-    rollup_daily.server_generated_reason,
-    rollup_daily.messages,
-    rollup_daily.records
-   FROM dmarc.rollup_daily;
+COMMENT ON TABLE dmarc.mailboxes IS 'IMAP mailboxes the collector polls (one row per folder URL and user): the folder''s UIDVALIDITY, the highest UID handled, counters, and the outcome of the last poll.';
 
 
 --
--- Name: VIEW daily_mail; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: COLUMN mailboxes.url; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.daily_mail IS 'Messages per UTC day (reports spanning several days shared out as in dmarc.record_days), policy domain (lower case), reporter (org_name), disposition, DKIM/SPF alignment, dmarc_pass and server-generated reason. time is the day''s start (UTC). records counts record-days. The fast source for daily graphs; same numbers as dmarc.daily_summary.';
-
-
---
--- Name: rollup_reporters; Type: TABLE; Schema: dmarc; Owner: -
---
-
-CREATE TABLE dmarc.rollup_reporters (
-    day date NOT NULL,
-    policy_domain text NOT NULL,
-    org_name text NOT NULL,
-    messages bigint NOT NULL,
-    dmarc_pass_messages bigint NOT NULL,
-    records bigint NOT NULL,
-    dmarc_pass_records bigint NOT NULL
-);
+COMMENT ON COLUMN dmarc.mailboxes.url IS 'imaps://host[:port]/FOLDER as configured, without user information.';
 
 
 --
--- Name: TABLE rollup_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: COLUMN mailboxes.label; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON TABLE dmarc.rollup_reporters IS 'rollup_daily summed per UTC day, policy domain and reporter (messages and record-days, all and those passing DMARC). Maintained by the rollup functions; read it through dmarc.daily_reporters.';
-
-
---
--- Name: daily_reporters; Type: VIEW; Schema: dmarc; Owner: -
---
-
-CREATE VIEW dmarc.daily_reporters AS
- SELECT rollup_reporters.day,
-    ((rollup_reporters.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
-    rollup_reporters.policy_domain,
-    rollup_reporters.org_name,
-    rollup_reporters.messages,
-    rollup_reporters.dmarc_pass_messages,
-    (rollup_reporters.messages - rollup_reporters.dmarc_pass_messages) AS failing_messages,
-    rollup_reporters.records,
-    rollup_reporters.dmarc_pass_records,
-    (rollup_reporters.records - rollup_reporters.dmarc_pass_records) AS failing_records
-   FROM dmarc.rollup_reporters;
+COMMENT ON COLUMN dmarc.mailboxes.label IS 'The NAME of the [mailbox NAME] section; reports and failures carry it in their mailbox column.';
 
 
 --
--- Name: VIEW daily_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: COLUMN mailboxes.uidvalidity; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.daily_reporters IS 'dmarc.daily_mail summed per UTC day, policy domain and reporter: messages and record-days, all, passing DMARC and failing it (a *_records of 0: no such row in daily_mail). For panels that list or count reporters.';
+COMMENT ON COLUMN dmarc.mailboxes.uidvalidity IS 'The folder''s UIDVALIDITY when last read.';
+
+
+--
+-- Name: COLUMN mailboxes.last_uid; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_uid IS 'Highest UID whose message was stored (or rejected) and moved; the next poll reads UIDs above it. Reset to 0 when UIDVALIDITY changes.';
+
+
+--
+-- Name: COLUMN mailboxes.messages_stored; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.messages_stored IS 'Messages with at least one new report stored from this mailbox, in total (before migration 002 also those whose reports were all duplicates).';
+
+
+--
+-- Name: COLUMN mailboxes.messages_rejected; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.messages_rejected IS 'Messages rejected from this mailbox, in total.';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_at IS 'When the last poll ended.';
+
+
+--
+-- Name: COLUMN mailboxes.last_success_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_success_at IS 'When the last successful poll ended.';
+
+
+--
+-- Name: COLUMN mailboxes.last_error; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_error IS 'Why the last poll failed (NULL after a successful poll).';
+
+
+--
+-- Name: COLUMN mailboxes.messages_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.messages_duplicate IS 'Messages from this mailbox whose every report was stored before (a second copy), in total; counted since migration 002.';
+
+
+--
+-- Name: COLUMN mailboxes.last_error_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_error_at IS 'When the last failed poll ended; kept after a successful poll (last_error is then NULL), so last_error_at > last_success_at means failing now.';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_stored; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_stored IS 'Messages stored by the last poll (NULL before the first one).';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_duplicate IS 'Messages of the last poll that were duplicates (NULL before the first poll).';
+
+
+--
+-- Name: COLUMN mailboxes.last_poll_rejected; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.last_poll_rejected IS 'Messages rejected by the last poll (NULL before the first one).';
+
+
+--
+-- Name: COLUMN mailboxes.polls_failed_in_a_row; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.mailboxes.polls_failed_in_a_row IS 'Polls that failed since the last successful one (0 after a successful poll).';
+
+
+--
+-- Name: alert_collector_stale; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alert_collector_stale AS
+ WITH p AS MATERIALIZED (
+         SELECT make_interval(secs => ((x.interval_s * x.intervals))::double precision) AS stale_after,
+            round((x.interval_s * x.intervals)) AS threshold_seconds,
+            x.factor,
+            x.min_rejected
+           FROM ( SELECT COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'collector_interval_seconds'::text)), (300)::numeric) AS interval_s,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'collector_stale_intervals'::text)), (3)::numeric) AS intervals,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'rejected_rise_factor'::text)), (3)::numeric) AS factor,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'rejected_rise_min'::text)), (5)::numeric) AS min_rejected
+                   FROM dmarc.alert_settings) x
+        ), rejects AS (
+         SELECT COALESCE(f.mailbox, ''::text) AS mailbox,
+            count(*) FILTER (WHERE (f.failed_at >= (now() - '1 day'::interval))) AS last_day,
+            ((count(*) FILTER (WHERE (f.failed_at < (now() - '1 day'::interval))))::numeric / 7.0) AS daily_average
+           FROM dmarc.failures f
+          WHERE (f.failed_at >= (now() - '8 days'::interval))
+          GROUP BY COALESCE(f.mailbox, ''::text)
+        )
+ SELECT 'not_read'::text AS problem,
+    m.id AS mailbox_id,
+    m.label AS mailbox,
+    m.url,
+    m.last_poll_at,
+    m.last_success_at,
+    m.last_error,
+    m.last_error_at,
+    m.polls_failed_in_a_row,
+    round(EXTRACT(epoch FROM (now() - COALESCE(m.last_success_at, m.created_at)))) AS seconds_since_success,
+    p.threshold_seconds,
+    NULL::bigint AS rejected_last_day,
+    NULL::numeric AS rejected_daily_average
+   FROM (dmarc.mailboxes m
+     CROSS JOIN p)
+  WHERE (COALESCE(m.last_success_at, m.created_at) < (now() - p.stale_after))
+UNION ALL
+ SELECT 'rejects_rising'::text AS problem,
+    NULL::bigint AS mailbox_id,
+    r.mailbox,
+    NULL::text AS url,
+    NULL::timestamp with time zone AS last_poll_at,
+    NULL::timestamp with time zone AS last_success_at,
+    NULL::text AS last_error,
+    NULL::timestamp with time zone AS last_error_at,
+    NULL::integer AS polls_failed_in_a_row,
+    NULL::numeric AS seconds_since_success,
+    NULL::numeric AS threshold_seconds,
+    r.last_day AS rejected_last_day,
+    round(r.daily_average, 2) AS rejected_daily_average
+   FROM (rejects r
+     CROSS JOIN p)
+  WHERE (((r.last_day)::numeric >= p.min_rejected) AND ((r.last_day)::numeric > (p.factor * r.daily_average)));
+
+
+--
+-- Name: VIEW alert_collector_stale; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alert_collector_stale IS 'Alert: problem not_read: a mailbox (dmarc.mailboxes) whose last successful poll (or, never successful, its creation) is older than collector_stale_intervals times collector_interval_seconds (threshold_seconds; the database does not know [service] interval: set collector_interval_seconds to it); last_error, last_error_at and polls_failed_in_a_row (as in dmarc.mailbox_status) say why. A mailbox removed from the configuration stays here until its row is deleted. problem rejects_rising: rejected inputs (dmarc.failures) of the last 24 hours per mailbox label ('''' for local files) at least rejected_rise_min and above rejected_rise_factor times the daily average of the 7 days before. Settings: dmarc.alert_settings.';
 
 
 --
@@ -1108,71 +1203,6 @@ COMMENT ON COLUMN dmarc.ip_names.resolved_at IS 'When the last lookup finished.'
 --
 
 COMMENT ON COLUMN dmarc.ip_names.status IS 'Outcome of the last lookup (set by resolve).';
-
-
---
--- Name: rollup_sources; Type: TABLE; Schema: dmarc; Owner: -
---
-
-CREATE TABLE dmarc.rollup_sources (
-    day date NOT NULL,
-    policy_domain text NOT NULL,
-    org_name text NOT NULL,
-    source_ip inet,
-    header_from text,
-    disposition text,
-    dkim_pass boolean NOT NULL,
-    spf_pass boolean NOT NULL,
-    server_generated_reason text,
-    messages bigint NOT NULL,
-    records bigint NOT NULL
-);
-
-
---
--- Name: TABLE rollup_sources; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON TABLE dmarc.rollup_sources IS 'record_days of mail failing DMARC or server-generated, summed per UTC day, policy domain, reporter, source IP, header_from, disposition, alignment and reason. Maintained by the rollup functions; read it through dmarc.daily_sources.';
-
-
---
--- Name: daily_sources; Type: VIEW; Schema: dmarc; Owner: -
---
-
-CREATE VIEW dmarc.daily_sources AS
- SELECT s.day,
-    ((s.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
-    s.policy_domain,
-    s.org_name,
-    s.source_ip,
-        CASE
-            WHEN n.forward_confirmed THEN n.ptr
-            ELSE NULL::text
-        END AS ptr,
-    n.ptr AS ptr_raw,
-        CASE
-            WHEN n.forward_confirmed THEN n.ptr_base_domain
-            ELSE NULL::text
-        END AS ptr_base_domain,
-    s.header_from,
-    s.disposition,
-    s.dkim_pass,
-    s.spf_pass,
-    (s.dkim_pass OR s.spf_pass) AS dmarc_pass,
-    (s.server_generated_reason IS NOT NULL) AS server_generated,
-    s.server_generated_reason,
-    s.messages,
-    s.records
-   FROM (dmarc.rollup_sources s
-     LEFT JOIN dmarc.ip_names n ON ((n.ip = s.source_ip)));
-
-
---
--- Name: VIEW daily_sources; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON VIEW dmarc.daily_sources IS 'Per UTC day, policy domain, reporter and source IP (with its PTR name): mail that failed DMARC and server-generated mail (passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM.';
 
 
 --
@@ -1397,6 +1427,243 @@ COMMENT ON COLUMN dmarc.records.dkim_more IS 'The second and later auth_results/
 --
 
 COMMENT ON COLUMN dmarc.records.spf_more IS 'The second and later auth_results/spf as a JSON array of {"domain", "scope", "result", "human_result"}; NULL when at most one.';
+
+
+--
+-- Name: rollup_sources; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_sources (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    org_name text NOT NULL,
+    source_ip inet,
+    header_from text,
+    disposition text,
+    dkim_pass boolean NOT NULL,
+    spf_pass boolean NOT NULL,
+    server_generated_reason text,
+    messages bigint NOT NULL,
+    records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_sources; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_sources IS 'record_days of mail failing DMARC or server-generated, summed per UTC day, policy domain, reporter, source IP, header_from, disposition, alignment and reason. Maintained by the rollup functions; read it through dmarc.daily_sources.';
+
+
+--
+-- Name: alert_new_failing_senders; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alert_new_failing_senders AS
+ WITH p AS MATERIALIZED (
+         SELECT x.since,
+            ((x.since)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS since_ts,
+            x.min_messages
+           FROM ( SELECT ((((now() AT TIME ZONE 'UTC'::text))::date - (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'new_failing_days'::text)), (7)::numeric))::integer) + 1) AS since,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'new_failing_min_messages'::text)), (10)::numeric) AS min_messages
+                   FROM dmarc.alert_settings) x
+        ), recent AS (
+         SELECT s.policy_domain,
+            s.source_ip,
+            sum(s.messages) AS failing_messages,
+            min(s.day) AS first_seen,
+            max(s.day) AS last_seen,
+            array_remove(array_agg(DISTINCT s.header_from ORDER BY s.header_from), NULL::text) AS header_from,
+            array_remove(array_agg(DISTINCT s.disposition ORDER BY s.disposition), NULL::text) AS dispositions,
+            count(DISTINCT s.org_name) AS reporters
+           FROM (dmarc.rollup_sources s
+             CROSS JOIN p)
+          WHERE ((s.day >= p.since) AND (NOT s.dkim_pass) AND (NOT s.spf_pass) AND (s.source_ip IS NOT NULL))
+          GROUP BY s.policy_domain, s.source_ip
+         HAVING (sum(s.messages) >= ( SELECT p_1.min_messages
+                   FROM p p_1))
+        )
+ SELECT r.policy_domain,
+    r.source_ip,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr
+            ELSE NULL::text
+        END AS ptr,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr_base_domain
+            ELSE NULL::text
+        END AS ptr_base_domain,
+    r.header_from,
+    r.failing_messages,
+    r.first_seen,
+    r.last_seen,
+    r.dispositions,
+    r.reporters
+   FROM (recent r
+     LEFT JOIN dmarc.ip_names n ON ((n.ip = r.source_ip)))
+  WHERE ((NOT (EXISTS ( SELECT 1
+           FROM dmarc.rollup_sources o
+          WHERE ((o.source_ip = r.source_ip) AND (o.day < ( SELECT p.since
+                   FROM p)) AND (o.policy_domain = r.policy_domain))
+         OFFSET 0))) AND (NOT (EXISTS ( SELECT 1
+           FROM dmarc.records rec
+          WHERE ((rec.source_ip = r.source_ip) AND (rec.date_begin < ( SELECT p.since_ts
+                   FROM p)) AND (lower(rec.policy_domain) = r.policy_domain))
+         OFFSET 0))));
+
+
+--
+-- Name: VIEW alert_new_failing_senders; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alert_new_failing_senders IS 'Alert: sources (source_ip, forward-confirmed ptr) that no report listed for policy_domain before the last new_failing_days UTC days, and whose mail for it failed DMARC (neither DKIM nor SPF aligned) in those days for at least new_failing_min_messages messages (failing_messages), first_seen to last_seen. A spoofer, or a new service that needs SPF or DKIM for the domain. Settings: dmarc.alert_settings.';
+
+
+--
+-- Name: alert_new_unsigned_sources; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alert_new_unsigned_sources AS
+ WITH p AS MATERIALIZED (
+         SELECT ((((now() AT TIME ZONE 'UTC'::text))::date - (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'new_unsigned_days'::text)), (7)::numeric))::integer) + 1) AS since,
+            COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'new_unsigned_min_messages'::text)), (1)::numeric) AS min_messages
+           FROM dmarc.alert_settings
+        ), recent AS (
+         SELECT s.policy_domain,
+            s.source_ip,
+            sum(s.messages) AS messages,
+            COALESCE(sum(s.messages) FILTER (WHERE (NOT s.spf_pass)), (0)::numeric) AS failing_dmarc,
+            min(s.day) AS first_seen,
+            max(s.day) AS last_seen,
+            array_agg(DISTINCT s.server_generated_reason ORDER BY s.server_generated_reason) AS reasons,
+            array_remove(array_agg(DISTINCT s.header_from ORDER BY s.header_from), NULL::text) AS header_from,
+            count(DISTINCT s.org_name) AS reporters
+           FROM (dmarc.rollup_sources s
+             CROSS JOIN p)
+          WHERE ((s.day >= p.since) AND (s.server_generated_reason IS NOT NULL) AND (NOT s.dkim_pass) AND (s.source_ip IS NOT NULL))
+          GROUP BY s.policy_domain, s.source_ip
+         HAVING (sum(s.messages) >= ( SELECT p_1.min_messages
+                   FROM p p_1))
+        )
+ SELECT r.policy_domain,
+    r.source_ip,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr
+            ELSE NULL::text
+        END AS ptr,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr_base_domain
+            ELSE NULL::text
+        END AS ptr_base_domain,
+    r.header_from,
+    r.messages,
+    r.failing_dmarc,
+    r.first_seen,
+    r.last_seen,
+    r.reasons,
+    r.reporters
+   FROM (recent r
+     LEFT JOIN dmarc.ip_names n ON ((n.ip = r.source_ip)))
+  WHERE (NOT (EXISTS ( SELECT 1
+           FROM dmarc.rollup_sources o
+          WHERE ((o.source_ip = r.source_ip) AND (o.day < ( SELECT p.since
+                   FROM p)) AND (o.policy_domain = r.policy_domain) AND (o.server_generated_reason IS NOT NULL) AND (NOT o.dkim_pass))
+         OFFSET 0)));
+
+
+--
+-- Name: VIEW alert_new_unsigned_sources; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alert_new_unsigned_sources IS 'Alert: servers (source_ip, forward-confirmed ptr and its base domain) whose server-generated mail (bounces, auto-replies, notifications) for policy_domain had no aligned DKIM, first seen in the last new_unsigned_days UTC days (first_seen; none such before), with at least new_unsigned_min_messages messages (messages; failing_dmarc: those also without aligned SPF). reasons: the server-generated classifications seen. Configure DKIM signing on these hosts. Settings: dmarc.alert_settings.';
+
+
+--
+-- Name: rollup_domains; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_domains (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    disposition text,
+    dkim_pass boolean NOT NULL,
+    spf_pass boolean NOT NULL,
+    server_generated_reason text,
+    messages bigint NOT NULL,
+    records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_domains; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_domains IS 'rollup_daily summed over the reporters: per UTC day, policy domain, disposition, alignment and reason. Maintained by the rollup functions; read it through dmarc.daily_domains.';
+
+
+--
+-- Name: alert_pass_rate_drop; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alert_pass_rate_drop AS
+ WITH p AS MATERIALIZED (
+         SELECT (x.t - x.recent) AS recent_from,
+            ((x.t - x.recent) - x.baseline) AS baseline_from,
+            x.drop_points,
+            x.min_messages
+           FROM ( SELECT ((now() AT TIME ZONE 'UTC'::text))::date AS t,
+                    (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'pass_rate_recent_days'::text)), (1)::numeric))::integer AS recent,
+                    (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'pass_rate_baseline_days'::text)), (28)::numeric))::integer AS baseline,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'pass_rate_drop_points'::text)), (10)::numeric) AS drop_points,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'pass_rate_min_messages'::text)), (100)::numeric) AS min_messages
+                   FROM dmarc.alert_settings) x
+        ), d AS (
+         SELECT r.policy_domain,
+            p.recent_from,
+            p.baseline_from,
+            p.drop_points,
+            p.min_messages,
+            COALESCE(sum(r.messages) FILTER (WHERE (r.day >= p.recent_from)), (0)::numeric) AS recent_messages,
+            COALESCE(sum(r.messages) FILTER (WHERE ((r.day >= p.recent_from) AND (r.dkim_pass OR r.spf_pass))), (0)::numeric) AS recent_pass_messages,
+            COALESCE(sum(r.messages) FILTER (WHERE (r.day < p.recent_from)), (0)::numeric) AS baseline_messages,
+            COALESCE(sum(r.messages) FILTER (WHERE ((r.day < p.recent_from) AND (r.dkim_pass OR r.spf_pass))), (0)::numeric) AS baseline_pass_messages
+           FROM (dmarc.rollup_domains r
+             CROSS JOIN p)
+          WHERE (r.day >= p.baseline_from)
+          GROUP BY r.policy_domain, p.recent_from, p.baseline_from, p.drop_points, p.min_messages
+        ), rates AS (
+         SELECT d.policy_domain,
+            d.recent_from,
+            d.baseline_from,
+            d.drop_points,
+            d.min_messages,
+            d.recent_messages,
+            d.recent_pass_messages,
+            d.baseline_messages,
+            d.baseline_pass_messages,
+            ((100.0 * d.recent_pass_messages) / NULLIF(d.recent_messages, (0)::numeric)) AS recent_rate,
+            ((100.0 * d.baseline_pass_messages) / NULLIF(d.baseline_messages, (0)::numeric)) AS baseline_rate
+           FROM d
+        )
+ SELECT rates.policy_domain,
+    rates.recent_from,
+    rates.recent_messages,
+    rates.recent_pass_messages,
+    round(rates.recent_rate, 1) AS recent_pass_rate,
+    rates.baseline_from,
+    rates.baseline_messages,
+    rates.baseline_pass_messages,
+    round(rates.baseline_rate, 1) AS baseline_pass_rate,
+    round((rates.baseline_rate - rates.recent_rate), 1) AS drop_points
+   FROM rates
+  WHERE ((rates.recent_messages >= rates.min_messages) AND (rates.baseline_messages >= rates.min_messages) AND ((rates.baseline_rate - rates.recent_rate) > rates.drop_points));
+
+
+--
+-- Name: VIEW alert_pass_rate_drop; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alert_pass_rate_drop IS 'Alert: policy domains whose DMARC pass rate (percent of messages with aligned DKIM or SPF) over the recent period (recent_from to today, pass_rate_recent_days UTC days before today and today) fell by more than pass_rate_drop_points percentage points (drop_points) against the pass_rate_baseline_days days before it (baseline_from), both periods with at least pass_rate_min_messages messages. Settings: dmarc.alert_settings.';
 
 
 --
@@ -1634,6 +1901,302 @@ COMMENT ON COLUMN dmarc.reports.ingested_at IS 'When it was stored.';
 --
 
 COMMENT ON COLUMN dmarc.reports.rolled_up IS 'Set when the report''s records were added to dmarc.rollup_daily and dmarc.rollup_sources.';
+
+
+--
+-- Name: alert_silent_reporters; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alert_silent_reporters AS
+ WITH p AS MATERIALIZED (
+         SELECT x.silent_from,
+            (x.silent_from - x.period) AS period_from,
+            x.period,
+            x.active,
+            ((x.silent_from)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS silent_ts,
+            (((x.silent_from - x.period))::timestamp without time zone AT TIME ZONE 'UTC'::text) AS period_ts
+           FROM ( SELECT (((now() AT TIME ZONE 'UTC'::text))::date - (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'silent_reporter_gap_days'::text)), (3)::numeric))::integer) AS silent_from,
+                    (COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'silent_reporter_period_days'::text)), (14)::numeric))::integer AS period,
+                    COALESCE(max(alert_settings.value) FILTER (WHERE (alert_settings.name = 'silent_reporter_active_days'::text)), (10)::numeric) AS active
+                   FROM dmarc.alert_settings) x
+        ), r AS (
+         SELECT lower(rep.policy_domain) AS policy_domain,
+            COALESCE(rep.org_name, ''::text) AS org_name,
+            (((rep.date_end - '00:00:01'::interval) AT TIME ZONE 'UTC'::text))::date AS day,
+            rep.date_end,
+            rep.message_total
+           FROM (dmarc.reports rep
+             CROSS JOIN p p_1)
+          WHERE (rep.date_end > p_1.period_ts)
+        )
+ SELECT r.policy_domain,
+    r.org_name,
+    count(DISTINCT r.day) AS active_days,
+    p.period AS period_days,
+    p.period_from,
+    count(*) AS reports,
+    COALESCE(sum(r.message_total), (0)::numeric) AS messages,
+    max(r.date_end) AS last_report_end,
+    (((now() AT TIME ZONE 'UTC'::text))::date - max(r.day)) AS days_silent
+   FROM (r
+     CROSS JOIN p)
+  GROUP BY r.policy_domain, r.org_name, p.period, p.period_from, p.active, p.silent_ts
+ HAVING ((max(r.date_end) <= p.silent_ts) AND ((count(DISTINCT r.day))::numeric >= p.active));
+
+
+--
+-- Name: VIEW alert_silent_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alert_silent_reporters IS 'Alert: reporters (org_name, per policy_domain) that sent reports for at least silent_reporter_active_days of the silent_reporter_period_days UTC days before the gap (active_days of period_days from period_from; reports and messages in that period), and no report whose period ends after the start of the gap: today and the silent_reporter_gap_days days before it. last_report_end: the end of its last report; days_silent: days since the day it covered. Reports missing from the mailbox, a reporter that changed its name, or a broken DMARC record (rua). Settings: dmarc.alert_settings.';
+
+
+--
+-- Name: alerts; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.alerts AS
+ SELECT 'new_unsigned_sources'::text AS alert,
+    ((a.policy_domain || '|'::text) || host(a.source_ip)) AS key,
+    format('%s: new server %s%s sends server-generated mail without aligned DKIM (%s messages since %s, %s)'::text, a.policy_domain, host(a.source_ip), COALESCE(((' ('::text || a.ptr) || ')'::text), ''::text), a.messages, a.first_seen, array_to_string(a.reasons, ', '::text)) AS summary,
+    to_jsonb(a.*) AS details
+   FROM dmarc.alert_new_unsigned_sources a
+UNION ALL
+ SELECT 'pass_rate_drop'::text AS alert,
+    a.policy_domain AS key,
+    format('%s: DMARC pass rate %s%% since %s (%s messages), was %s%% (%s messages): down %s points'::text, a.policy_domain, a.recent_pass_rate, a.recent_from, a.recent_messages, a.baseline_pass_rate, a.baseline_messages, a.drop_points) AS summary,
+    to_jsonb(a.*) AS details
+   FROM dmarc.alert_pass_rate_drop a
+UNION ALL
+ SELECT 'new_failing_senders'::text AS alert,
+    ((a.policy_domain || '|'::text) || host(a.source_ip)) AS key,
+    format('%s: new source %s%s fails DMARC (%s messages since %s, From %s)'::text, a.policy_domain, host(a.source_ip), COALESCE(((' ('::text || a.ptr) || ')'::text), ''::text), a.failing_messages, a.first_seen, COALESCE(NULLIF(array_to_string(a.header_from, ', '::text), ''::text), '?'::text)) AS summary,
+    to_jsonb(a.*) AS details
+   FROM dmarc.alert_new_failing_senders a
+UNION ALL
+ SELECT 'silent_reporters'::text AS alert,
+    ((a.policy_domain || '|'::text) || a.org_name) AS key,
+    format('%s: reporter %s sent reports on %s of %s days, then none for %s days (last report ended %s)'::text, a.policy_domain, a.org_name, a.active_days, a.period_days, a.days_silent, to_char((a.last_report_end AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI "UTC"'::text)) AS summary,
+    to_jsonb(a.*) AS details
+   FROM dmarc.alert_silent_reporters a
+UNION ALL
+ SELECT 'collector_stale'::text AS alert,
+    (((a.problem || '|'::text) || a.mailbox) || COALESCE(('|'::text || a.mailbox_id), ''::text)) AS key,
+        CASE a.problem
+            WHEN 'not_read'::text THEN format('mailbox %s (%s) not read successfully for %s minutes%s'::text, a.mailbox, a.url, round((a.seconds_since_success / (60)::numeric)), COALESCE((': '::text || a.last_error), ''::text))
+            ELSE format('%s rejected inputs in the last 24 hours from %s, against %s a day in the week before'::text, a.rejected_last_day, COALESCE(NULLIF(a.mailbox, ''::text), 'local files'::text), a.rejected_daily_average)
+        END AS summary,
+    to_jsonb(a.*) AS details
+   FROM dmarc.alert_collector_stale a;
+
+
+--
+-- Name: VIEW alerts; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.alerts IS 'Every alert of the dmarc.alert_* views, one row each: alert (the view''s name without alert_), key (what the alert is about, stable while it holds: domain|source IP, domain, domain|reporter, problem|mailbox|id), summary (one line for a person), details (the view''s row as JSON). The [alerts] hook sends rows whose (alert, key) is not in dmarc.alerts_sent.';
+
+
+--
+-- Name: alerts_sent; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.alerts_sent (
+    alert text NOT NULL,
+    key text NOT NULL,
+    sent_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE alerts_sent; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.alerts_sent IS 'Rows of dmarc.alerts that the [alerts] command accepted (exit status 0): a row of dmarc.alerts whose (alert, key) is here is not sent again. `prune --older-than DAYS` deletes those sent before the cutoff that no longer fire, so an alert that comes back after that is sent again.';
+
+
+--
+-- Name: COLUMN alerts_sent.alert; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.alert IS 'dmarc.alerts.alert: the alert view''s name without "alert_".';
+
+
+--
+-- Name: COLUMN alerts_sent.key; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.key IS 'dmarc.alerts.key: what the alert is about, stable across runs.';
+
+
+--
+-- Name: COLUMN alerts_sent.sent_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.alerts_sent.sent_at IS 'When the command accepted it.';
+
+
+--
+-- Name: daily_domains; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_domains AS
+ SELECT rollup_domains.day,
+    ((rollup_domains.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    rollup_domains.policy_domain,
+    rollup_domains.disposition,
+    rollup_domains.dkim_pass,
+    rollup_domains.spf_pass,
+    (rollup_domains.dkim_pass OR rollup_domains.spf_pass) AS dmarc_pass,
+    (rollup_domains.server_generated_reason IS NOT NULL) AS server_generated,
+    rollup_domains.server_generated_reason,
+    rollup_domains.messages,
+    rollup_domains.records
+   FROM dmarc.rollup_domains;
+
+
+--
+-- Name: VIEW daily_domains; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_domains IS 'dmarc.daily_mail summed over all reporters (same columns but org_name): what a panel over all reporters reads, a few rows per day instead of a few per reporter and day.';
+
+
+--
+-- Name: rollup_daily; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_daily (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    org_name text NOT NULL,
+    disposition text,
+    dkim_pass boolean NOT NULL,
+    spf_pass boolean NOT NULL,
+    server_generated_reason text,
+    messages bigint NOT NULL,
+    records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_daily; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_daily IS 'record_days summed per UTC day, policy domain (lower case), reporter, disposition, DKIM/SPF alignment and server-generated reason. Maintained by the rollup functions; read it through dmarc.daily_mail.';
+
+
+--
+-- Name: daily_mail; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_mail AS
+ SELECT rollup_daily.day,
+    ((rollup_daily.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    rollup_daily.policy_domain,
+    rollup_daily.org_name,
+    rollup_daily.disposition,
+    rollup_daily.dkim_pass,
+    rollup_daily.spf_pass,
+    (rollup_daily.dkim_pass OR rollup_daily.spf_pass) AS dmarc_pass,
+    (rollup_daily.server_generated_reason IS NOT NULL) AS server_generated,
+    rollup_daily.server_generated_reason,
+    rollup_daily.messages,
+    rollup_daily.records
+   FROM dmarc.rollup_daily;
+
+
+--
+-- Name: VIEW daily_mail; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_mail IS 'Messages per UTC day (reports spanning several days shared out as in dmarc.record_days), policy domain (lower case), reporter (org_name), disposition, DKIM/SPF alignment, dmarc_pass and server-generated reason. time is the day''s start (UTC). records counts record-days. The fast source for daily graphs; same numbers as dmarc.daily_summary.';
+
+
+--
+-- Name: rollup_reporters; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.rollup_reporters (
+    day date NOT NULL,
+    policy_domain text NOT NULL,
+    org_name text NOT NULL,
+    messages bigint NOT NULL,
+    dmarc_pass_messages bigint NOT NULL,
+    records bigint NOT NULL,
+    dmarc_pass_records bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE rollup_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.rollup_reporters IS 'rollup_daily summed per UTC day, policy domain and reporter (messages and record-days, all and those passing DMARC). Maintained by the rollup functions; read it through dmarc.daily_reporters.';
+
+
+--
+-- Name: daily_reporters; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_reporters AS
+ SELECT rollup_reporters.day,
+    ((rollup_reporters.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    rollup_reporters.policy_domain,
+    rollup_reporters.org_name,
+    rollup_reporters.messages,
+    rollup_reporters.dmarc_pass_messages,
+    (rollup_reporters.messages - rollup_reporters.dmarc_pass_messages) AS failing_messages,
+    rollup_reporters.records,
+    rollup_reporters.dmarc_pass_records,
+    (rollup_reporters.records - rollup_reporters.dmarc_pass_records) AS failing_records
+   FROM dmarc.rollup_reporters;
+
+
+--
+-- Name: VIEW daily_reporters; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_reporters IS 'dmarc.daily_mail summed per UTC day, policy domain and reporter: messages and record-days, all, passing DMARC and failing it (a *_records of 0: no such row in daily_mail). For panels that list or count reporters.';
+
+
+--
+-- Name: daily_sources; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.daily_sources AS
+ SELECT s.day,
+    ((s.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    s.policy_domain,
+    s.org_name,
+    s.source_ip,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr
+            ELSE NULL::text
+        END AS ptr,
+    n.ptr AS ptr_raw,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr_base_domain
+            ELSE NULL::text
+        END AS ptr_base_domain,
+    s.header_from,
+    s.disposition,
+    s.dkim_pass,
+    s.spf_pass,
+    (s.dkim_pass OR s.spf_pass) AS dmarc_pass,
+    (s.server_generated_reason IS NOT NULL) AS server_generated,
+    s.server_generated_reason,
+    s.messages,
+    s.records
+   FROM (dmarc.rollup_sources s
+     LEFT JOIN dmarc.ip_names n ON ((n.ip = s.source_ip)));
+
+
+--
+-- Name: VIEW daily_sources; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.daily_sources IS 'Per UTC day, policy domain, reporter and source IP (with its PTR name): mail that failed DMARC and server-generated mail (passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM.';
 
 
 --
@@ -1936,93 +2499,31 @@ COMMENT ON COLUMN dmarc.mailbox_messages.action IS 'move:FOLDER, seen or delete.
 
 
 --
--- Name: mailboxes; Type: TABLE; Schema: dmarc; Owner: -
+-- Name: mailbox_status; Type: VIEW; Schema: dmarc; Owner: -
 --
 
-CREATE TABLE dmarc.mailboxes (
-    id bigint NOT NULL,
-    url text NOT NULL,
-    username text NOT NULL,
-    label text NOT NULL,
-    uidvalidity bigint,
-    last_uid bigint DEFAULT 0 NOT NULL,
-    messages_stored bigint DEFAULT 0 NOT NULL,
-    messages_rejected bigint DEFAULT 0 NOT NULL,
-    last_poll_at timestamp with time zone,
-    last_success_at timestamp with time zone,
-    last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
--- Name: TABLE mailboxes; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON TABLE dmarc.mailboxes IS 'IMAP mailboxes the collector polls (one row per folder URL and user): the folder''s UIDVALIDITY, the highest UID handled, counters, and the outcome of the last poll.';
+CREATE VIEW dmarc.mailbox_status AS
+ SELECT mailboxes.label AS mailbox,
+    mailboxes.url,
+    mailboxes.last_poll_at,
+    mailboxes.last_success_at,
+    mailboxes.last_error,
+    mailboxes.last_error_at,
+    mailboxes.messages_stored,
+    mailboxes.messages_duplicate,
+    mailboxes.messages_rejected,
+    mailboxes.last_poll_stored,
+    mailboxes.last_poll_duplicate,
+    mailboxes.last_poll_rejected,
+    mailboxes.polls_failed_in_a_row
+   FROM dmarc.mailboxes;
 
 
 --
--- Name: COLUMN mailboxes.url; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: VIEW mailbox_status; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON COLUMN dmarc.mailboxes.url IS 'imaps://host[:port]/FOLDER as configured, without user information.';
-
-
---
--- Name: COLUMN mailboxes.label; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.label IS 'The NAME of the [mailbox NAME] section; reports and failures carry it in their mailbox column.';
-
-
---
--- Name: COLUMN mailboxes.uidvalidity; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.uidvalidity IS 'The folder''s UIDVALIDITY when last read.';
-
-
---
--- Name: COLUMN mailboxes.last_uid; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.last_uid IS 'Highest UID whose message was stored (or rejected) and moved; the next poll reads UIDs above it. Reset to 0 when UIDVALIDITY changes.';
-
-
---
--- Name: COLUMN mailboxes.messages_stored; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.messages_stored IS 'Messages stored from this mailbox, in total.';
-
-
---
--- Name: COLUMN mailboxes.messages_rejected; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.messages_rejected IS 'Messages rejected from this mailbox, in total.';
-
-
---
--- Name: COLUMN mailboxes.last_poll_at; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.last_poll_at IS 'When the last poll ended.';
-
-
---
--- Name: COLUMN mailboxes.last_success_at; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.last_success_at IS 'When the last successful poll ended.';
-
-
---
--- Name: COLUMN mailboxes.last_error; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.mailboxes.last_error IS 'Why the last poll failed (NULL after a successful poll).';
+COMMENT ON VIEW dmarc.mailbox_status IS 'One row per mailbox the collector polls (label = [mailbox NAME], url without user): when it was last polled and last polled successfully, why and when a poll last failed (last_error is NULL after a successful poll, last_error_at stays), the messages stored (with a new report), duplicate (every report seen before) and rejected, in total and by the last poll, and the polls failed since the last success. A mailbox is healthy while last_success_at is recent and polls_failed_in_a_row is 0.';
 
 
 --
@@ -2045,6 +2546,133 @@ ALTER TABLE dmarc.mailboxes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 ALTER TABLE dmarc.originals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME dmarc.originals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: poll_runs; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.poll_runs (
+    id bigint NOT NULL,
+    mailbox_id bigint NOT NULL,
+    mailbox text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone NOT NULL,
+    ok boolean NOT NULL,
+    error_kind text,
+    error text,
+    messages_stored bigint DEFAULT 0 NOT NULL,
+    messages_duplicate bigint DEFAULT 0 NOT NULL,
+    messages_rejected bigint DEFAULT 0 NOT NULL,
+    reports bigint DEFAULT 0 NOT NULL,
+    records bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT poll_runs_check CHECK ((ok = (error_kind IS NULL)))
+);
+
+
+--
+-- Name: TABLE poll_runs; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.poll_runs IS 'The collector''s log of polls: one row per poll of a mailbox, successful or not (written when the poll ends; a poll that failed because the database was away writes none). `prune --older-than DAYS` deletes the rows started before the cutoff.';
+
+
+--
+-- Name: COLUMN poll_runs.mailbox_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.mailbox_id IS 'The dmarc.mailboxes row polled.';
+
+
+--
+-- Name: COLUMN poll_runs.mailbox; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.mailbox IS 'Its label (the NAME of [mailbox NAME]) at the time.';
+
+
+--
+-- Name: COLUMN poll_runs.started_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.started_at IS 'When the poll started (the collector''s clock).';
+
+
+--
+-- Name: COLUMN poll_runs.finished_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.finished_at IS 'When it ended (the database''s clock, as dmarc.mailboxes.last_poll_at).';
+
+
+--
+-- Name: COLUMN poll_runs.ok; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.ok IS 'true: the poll read every message listed; false: it failed or was stopped.';
+
+
+--
+-- Name: COLUMN poll_runs.error_kind; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.error_kind IS 'NULL when ok, else what failed: database, imap, auth, tls, config, interrupted (stopped by a signal), resource or other.';
+
+
+--
+-- Name: COLUMN poll_runs.error; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.error IS 'The one-line reason when not ok.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_stored; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_stored IS 'Messages with at least one new report stored (committed) by this poll.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_duplicate; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_duplicate IS 'Messages whose every report had been stored before.';
+
+
+--
+-- Name: COLUMN poll_runs.messages_rejected; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.messages_rejected IS 'Messages rejected (each has its rows in dmarc.failures).';
+
+
+--
+-- Name: COLUMN poll_runs.reports; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.reports IS 'Reports stored (duplicates not counted).';
+
+
+--
+-- Name: COLUMN poll_runs.records; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.poll_runs.records IS 'Records of those reports.';
+
+
+--
+-- Name: poll_runs_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.poll_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.poll_runs_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -2457,6 +3085,22 @@ ALTER TABLE ONLY dmarc.reports ATTACH PARTITION dmarc.reports_default DEFAULT;
 
 
 --
+-- Name: alert_settings alert_settings_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.alert_settings
+    ADD CONSTRAINT alert_settings_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: alerts_sent alerts_sent_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.alerts_sent
+    ADD CONSTRAINT alerts_sent_pkey PRIMARY KEY (alert, key);
+
+
+--
 -- Name: failures failures_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -2510,6 +3154,14 @@ ALTER TABLE ONLY dmarc.originals
 
 ALTER TABLE ONLY dmarc.originals
     ADD CONSTRAINT originals_sha256_key UNIQUE (sha256);
+
+
+--
+-- Name: poll_runs poll_runs_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.poll_runs
+    ADD CONSTRAINT poll_runs_pkey PRIMARY KEY (id);
 
 
 --
@@ -2611,6 +3263,20 @@ CREATE INDEX failures_original_id_idx ON dmarc.failures USING btree (original_id
 --
 
 CREATE INDEX mailbox_messages_handled_at ON dmarc.mailbox_messages USING btree (handled_at);
+
+
+--
+-- Name: poll_runs_mailbox_id; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX poll_runs_mailbox_id ON dmarc.poll_runs USING btree (mailbox_id);
+
+
+--
+-- Name: poll_runs_mailbox_started; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX poll_runs_mailbox_started ON dmarc.poll_runs USING btree (mailbox, started_at);
 
 
 --
@@ -2917,6 +3583,14 @@ ALTER TABLE ONLY dmarc.mailbox_messages
 
 
 --
+-- Name: poll_runs poll_runs_mailbox_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.poll_runs
+    ADD CONSTRAINT poll_runs_mailbox_id_fkey FOREIGN KEY (mailbox_id) REFERENCES dmarc.mailboxes(id) ON DELETE CASCADE;
+
+
+--
 -- Name: reports reports_original_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -3090,10 +3764,107 @@ GRANT ALL ON FUNCTION dmarc.spf_more_has_domain(spf_more jsonb, name text) TO dm
 
 
 --
+-- Name: TABLE alert_settings; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.alert_settings TO dmarc_writer;
+
+
+--
+-- Name: TABLE mailboxes; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.mailboxes TO dmarc_writer;
+
+
+--
+-- Name: TABLE alert_collector_stale; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alert_collector_stale TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alert_collector_stale TO dmarc_writer;
+
+
+--
+-- Name: TABLE ip_names; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.ip_names TO dmarc_writer;
+
+
+--
+-- Name: TABLE records; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.records TO dmarc_writer;
+
+
+--
+-- Name: TABLE rollup_sources; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_sources TO dmarc_writer;
+
+
+--
+-- Name: TABLE alert_new_failing_senders; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alert_new_failing_senders TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alert_new_failing_senders TO dmarc_writer;
+
+
+--
+-- Name: TABLE alert_new_unsigned_sources; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alert_new_unsigned_sources TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alert_new_unsigned_sources TO dmarc_writer;
+
+
+--
 -- Name: TABLE rollup_domains; Type: ACL; Schema: dmarc; Owner: -
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_domains TO dmarc_writer;
+
+
+--
+-- Name: TABLE alert_pass_rate_drop; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alert_pass_rate_drop TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alert_pass_rate_drop TO dmarc_writer;
+
+
+--
+-- Name: TABLE reports; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.reports TO dmarc_writer;
+
+
+--
+-- Name: TABLE alert_silent_reporters; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alert_silent_reporters TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alert_silent_reporters TO dmarc_writer;
+
+
+--
+-- Name: TABLE alerts; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.alerts TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.alerts TO dmarc_writer;
+
+
+--
+-- Name: TABLE alerts_sent; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.alerts_sent TO dmarc_writer;
 
 
 --
@@ -3135,39 +3906,11 @@ GRANT SELECT ON TABLE dmarc.daily_reporters TO dmarc_writer;
 
 
 --
--- Name: TABLE ip_names; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.ip_names TO dmarc_writer;
-
-
---
--- Name: TABLE rollup_sources; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.rollup_sources TO dmarc_writer;
-
-
---
 -- Name: TABLE daily_sources; Type: ACL; Schema: dmarc; Owner: -
 --
 
 GRANT SELECT ON TABLE dmarc.daily_sources TO dmarc_reader;
 GRANT SELECT ON TABLE dmarc.daily_sources TO dmarc_writer;
-
-
---
--- Name: TABLE records; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.records TO dmarc_writer;
-
-
---
--- Name: TABLE reports; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.reports TO dmarc_writer;
 
 
 --
@@ -3232,10 +3975,11 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.mailbox_messages TO dmarc_write
 
 
 --
--- Name: TABLE mailboxes; Type: ACL; Schema: dmarc; Owner: -
+-- Name: TABLE mailbox_status; Type: ACL; Schema: dmarc; Owner: -
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.mailboxes TO dmarc_writer;
+GRANT SELECT ON TABLE dmarc.mailbox_status TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.mailbox_status TO dmarc_writer;
 
 
 --
@@ -3250,6 +3994,20 @@ GRANT ALL ON SEQUENCE dmarc.mailboxes_id_seq TO dmarc_writer;
 --
 
 GRANT ALL ON SEQUENCE dmarc.originals_id_seq TO dmarc_writer;
+
+
+--
+-- Name: TABLE poll_runs; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.poll_runs TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE poll_runs_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.poll_runs_id_seq TO dmarc_writer;
 
 
 --

@@ -6,6 +6,12 @@
  * last_uid, so recording a batch is one round trip and one transaction.
  * A missing table means the schema was not migrated: DC_ECONFIG
  * (DC_PG_SCHEMA, dc_pg.h).
+ *
+ * The end of a poll is one statement too (dc_mailbox_finish, _fail): the
+ * mailbox's status columns are updated in a data-modifying CTE and the run
+ * log's row inserted from it, so dmarc.mailbox_status and dmarc.poll_runs
+ * never disagree.  The poll's counts come from the caller (what it
+ * committed); the totals were added batch by batch by dc_mailbox_record.
  */
 #include "dc_mailbox.h"
 #include "dc_store_int.h"
@@ -71,14 +77,15 @@ dc_mailbox_record(dc_store *store, dc_mailbox_state *st, const dc_mailbox_outcom
 		"  RETURNING 1) "
 		"UPDATE dmarc.mailboxes SET last_uid = GREATEST(last_uid, $11::bigint), "
 		"  messages_stored = messages_stored + $12::bigint, "
-		"  messages_rejected = messages_rejected + $13::bigint "
+		"  messages_rejected = messages_rejected + $13::bigint, "
+		"  messages_duplicate = messages_duplicate + $14::bigint "
 		"WHERE id = $1 AND uidvalidity = $2 "
 		"RETURNING last_uid, (SELECT count(*) FROM ins)";
 	dc_buf a[8];
-	char id[24], uv[24], lu[24], ns[24], nr[24];
-	const char *params[13];
+	char id[24], uv[24], lu[24], ns[24], nr[24], nd[24];
+	const char *params[14];
 	PGresult *res = NULL;
-	size_t stored = 0, rejected = 0;
+	size_t stored = 0, rejected = 0, duplicate = 0;
 	dc_code rc = DC_OK;
 
 	for (int k = 0; k < 8; k++) {
@@ -96,6 +103,8 @@ dc_mailbox_record(dc_store *store, dc_mailbox_state *st, const dc_mailbox_outcom
 		(void)dc_pg_array_text(&a[7], o[i].action);
 		if (o[i].rejected)
 			rejected++;
+		else if (o[i].reports == 0 && o[i].duplicates > 0)
+			duplicate++;
 		else
 			stored++;
 	}
@@ -110,6 +119,7 @@ dc_mailbox_record(dc_store *store, dc_mailbox_state *st, const dc_mailbox_outcom
 	snprintf(lu, sizeof(lu), "%" PRId64, last_uid);
 	snprintf(ns, sizeof(ns), "%zu", stored);
 	snprintf(nr, sizeof(nr), "%zu", rejected);
+	snprintf(nd, sizeof(nd), "%zu", duplicate);
 	params[0] = id;
 	params[1] = uv;
 	for (int k = 0; k < 8; k++)
@@ -117,7 +127,8 @@ dc_mailbox_record(dc_store *store, dc_mailbox_state *st, const dc_mailbox_outcom
 	params[10] = lu;
 	params[11] = ns;
 	params[12] = nr;
-	rc = dc_pg_exec(store->conn, sql, 13, params, NULL, NULL, 0, PGRES_TUPLES_OK, DC_PG_SCHEMA, &res,
+	params[13] = nd;
+	rc = dc_pg_exec(store->conn, sql, 14, params, NULL, NULL, 0, PGRES_TUPLES_OK, DC_PG_SCHEMA, &res,
 		"recording mailbox progress", err);
 	if (rc != DC_OK)
 		goto out;
@@ -131,34 +142,83 @@ out:
 	return rc;
 }
 
+/*
+ * The run log's row, inserted from the CTE m (the mailbox's id and label
+ * after its update); the parameters from $3 on are the same in both
+ * statements: $3 started_at (epoch seconds), $4 ok, $5 error kind (NULL when
+ * ok), $6 error, $7..$11 stored, duplicate, rejected, reports, records.
+ */
+#define RUN_ROW \
+	"INSERT INTO dmarc.poll_runs (mailbox_id, mailbox, started_at, finished_at, ok, error_kind, error, " \
+	"  messages_stored, messages_duplicate, messages_rejected, reports, records) " \
+	"SELECT m.id, m.label, to_timestamp($3::double precision), now(), $4::boolean, $5::text, $6::text, " \
+	"  $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11::bigint FROM m"
+
+/* The mailbox's status after the poll ($4 ok, $6 error, $7..$9 counts). */
+#define STATUS_SET \
+	"last_poll_at = now(), last_error = $6::text, " \
+	"last_success_at = CASE WHEN $4::boolean THEN now() ELSE mb.last_success_at END, " \
+	"last_error_at = CASE WHEN $4::boolean THEN mb.last_error_at ELSE now() END, " \
+	"polls_failed_in_a_row = CASE WHEN $4::boolean THEN 0 ELSE mb.polls_failed_in_a_row + 1 END, " \
+	"last_poll_stored = $7::bigint, last_poll_duplicate = $8::bigint, last_poll_rejected = $9::bigint"
+
+/* Fills params[2..10] (text in num) from p; params[0..1] are the caller's. */
+static void
+poll_params(const dc_mailbox_poll *p, const char *params[11], char num[6][32])
+{
+	uint64_t n[5] = { p->stored, p->duplicate, p->rejected, p->reports, p->records };
+
+	snprintf(num[0], sizeof(num[0]), "%.6f", p->started_at);
+	params[2] = num[0];
+	params[3] = p->rc == DC_OK ? "true" : "false";
+	params[4] = p->rc == DC_OK ? NULL : dc_code_kind(p->rc);
+	params[5] = p->rc == DC_OK                      ? NULL :
+		p->error != NULL && p->error[0] != '\0' ? p->error :
+							  dc_strerror(p->rc);
+	for (int k = 0; k < 5; k++) {
+		snprintf(num[1 + k], sizeof(num[1 + k]), "%" PRIu64, n[k]);
+		params[6 + k] = num[1 + k];
+	}
+}
+
 /* See dc_mailbox.h; DC_EDB or DC_EDBREFUSED on failure. */
 dc_code
-dc_mailbox_finish(dc_store *store, int64_t id, const char *error, dc_err *err)
+dc_mailbox_finish(dc_store *store, int64_t id, const dc_mailbox_poll *p, dc_err *err)
 {
+	/* $2: false when the poll was interrupted (the mailbox keeps its status) */
 	static const char sql[] =
-		"UPDATE dmarc.mailboxes SET last_poll_at = now(), last_error = $2::text, "
-		"  last_success_at = CASE WHEN $2::text IS NULL THEN now() ELSE last_success_at END "
-		"WHERE id = $1";
-	char sid[24];
-	const char *params[2] = { sid, error };
+		"WITH u AS (UPDATE dmarc.mailboxes AS mb SET " STATUS_SET " "
+		"  WHERE mb.id = $1::bigint AND $2::boolean RETURNING mb.id), "
+		"m AS (SELECT id, label FROM dmarc.mailboxes WHERE id = $1::bigint) " RUN_ROW;
+	char sid[24], num[6][32];
+	const char *params[11];
 
 	snprintf(sid, sizeof(sid), "%" PRId64, id);
-	return dc_pg_exec(store->conn, sql, 2, params, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,
+	params[0] = sid;
+	params[1] = p->rc == DC_EINTERRUPTED ? "false" : "true";
+	poll_params(p, params, num);
+	return dc_pg_exec(store->conn, sql, 11, params, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,
 		"recording the poll's outcome", err);
 }
 
 /* See dc_mailbox.h; DC_EDB or DC_EDBREFUSED on failure. */
 dc_code
-dc_mailbox_fail(
-	dc_store *store, const char *label, const char *url, const char *user, const char *error, dc_err *err)
+dc_mailbox_fail(dc_store *store, const char *url, const char *user, const dc_mailbox_poll *p, dc_err *err)
 {
+	/* $1 url, $2 user, $12 label */
 	static const char sql[] =
-		"INSERT INTO dmarc.mailboxes (url, username, label, last_poll_at, last_error) "
-		"VALUES ($1, $2, $3, now(), $4) "
-		"ON CONFLICT (url, username) DO UPDATE SET label = EXCLUDED.label, "
-		"  last_poll_at = now(), last_error = EXCLUDED.last_error";
-	const char *params[4] = { url, user, label, error };
+		"WITH m AS (INSERT INTO dmarc.mailboxes AS mb (url, username, label, last_poll_at, last_error, "
+		"    last_error_at, polls_failed_in_a_row, last_poll_stored, last_poll_duplicate, last_poll_rejected) "
+		"  VALUES ($1, $2, $12, now(), $6::text, now(), 1, $7::bigint, $8::bigint, $9::bigint) "
+		"  ON CONFLICT (url, username) DO UPDATE SET label = EXCLUDED.label, " STATUS_SET " "
+		"  RETURNING mb.id, mb.label) " RUN_ROW;
+	char num[6][32];
+	const char *params[12];
 
-	return dc_pg_exec(store->conn, sql, 4, params, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,
+	params[0] = url;
+	params[1] = user;
+	params[11] = p->label;
+	poll_params(p, params, num);
+	return dc_pg_exec(store->conn, sql, 12, params, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,
 		"recording the poll's outcome", err);
 }

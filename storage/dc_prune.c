@@ -27,7 +27,14 @@
  *      still in flight is not disturbed;
  *   5. dmarc.mailbox_messages rows (the poller's log of what it did with
  *      each message) handled before the cutoff.  The mailboxes' UIDVALIDITY
- *      and last UID stay: they say where the next poll starts.
+ *      and last UID stay: they say where the next poll starts;
+ *   6. dmarc.poll_runs rows (the run log) started before the cutoff: the
+ *      mailboxes' status columns stay (dmarc.mailbox_status does not read
+ *      the log);
+ *   7. dmarc.alerts_sent rows sent before the cutoff whose alert is no longer
+ *      in dmarc.alerts (one statement: the table holds one row per alert
+ *      ever sent), so an alert that comes back later is sent again.  Skipped
+ *      when the schema has no dmarc.alerts view.
  * A report goes when its date_end is before the cutoff, whichever way: the
  * months only make it cheaper.  The cutoff is read once from the server
  * clock (now() - DAYS), so every batch uses the same one.
@@ -112,6 +119,21 @@ static const char SQL_MAILBOX_MESSAGES[] =
 	"  SELECT ctid FROM dmarc.mailbox_messages WHERE handled_at < $1::timestamptz"
 	"  AND $3::bigint IS NOT NULL ORDER BY handled_at LIMIT $2::int)) RETURNING 1)"
 	" SELECT count(*), 0 FROM d";
+
+/* The run log: $1 cutoff, $2 batch size, $3 last id deleted. */
+static const char SQL_POLL_RUNS[] =
+	"WITH d AS (DELETE FROM dmarc.poll_runs WHERE id IN ("
+	"  SELECT id FROM dmarc.poll_runs WHERE started_at < $1::timestamptz AND id > $3::bigint"
+	"  ORDER BY id LIMIT $2::int) RETURNING id)"
+	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
+/* Whether the schema has the alerts view that dmarc.alerts_sent refers to. */
+static const char SQL_HAS_ALERTS[] = "SELECT to_regclass('dmarc.alerts') IS NOT NULL";
+
+/* Alerts sent before the cutoff $1 that no longer fire. */
+static const char SQL_ALERTS_SENT[] =
+	"DELETE FROM dmarc.alerts_sent s WHERE s.sent_at < $1::timestamptz"
+	" AND NOT EXISTS (SELECT 1 FROM dmarc.alerts a WHERE a.alert = s.alert AND a.key = s.key)";
 
 /* SQLSTATE of a foreign key violation: a writer referenced an original
  * between our NOT EXISTS and the delete (dc_store finds originals by hash). */
@@ -296,6 +318,33 @@ prune_rows(PGconn *conn, const char *what, const char *sql, const char *first, i
 	}
 }
 
+/* Step 7: the alerts sent that no longer fire, in one statement. */
+static dc_code
+prune_alerts_sent(PGconn *conn, const char *cutoff, dc_prune_stats *st, dc_err *err)
+{
+	PGresult *res = NULL;
+	const char *v[1] = { cutoff };
+	dc_code rc;
+
+	if ((rc = run(conn, "looking for dmarc.alerts", SQL_HAS_ALERTS, 0, NULL, PGRES_TUPLES_OK, &res,
+		     err)) != DC_OK)
+		return rc;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		goto out; /* a schema without the alert views: nothing was sent */
+	PQclear(res);
+	res = NULL;
+	if ((rc = run(conn, "deleting alerts sent", SQL_ALERTS_SENT, 1, v, PGRES_COMMAND_OK, &res, err)) !=
+		DC_OK)
+		goto out;
+	if (affected(res) > 0) { /* as prune_rows: a statement that deleted nothing is no batch */
+		st->alerts_sent += affected(res);
+		st->transactions++;
+	}
+out:
+	PQclear(res);
+	return rc;
+}
+
 dc_code
 dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *err)
 {
@@ -339,8 +388,13 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows, &st->originals,
 		     &st->transactions, err)) != DC_OK)
 		goto out;
-	rc = prune_rows(conn, "deleting the message log", SQL_MAILBOX_MESSAGES, cutoff, o->batch_rows,
-		&st->mailbox_messages, &st->transactions, err);
+	if ((rc = prune_rows(conn, "deleting the message log", SQL_MAILBOX_MESSAGES, cutoff, o->batch_rows,
+		     &st->mailbox_messages, &st->transactions, err)) != DC_OK)
+		goto out;
+	if ((rc = prune_rows(conn, "deleting the run log", SQL_POLL_RUNS, cutoff, o->batch_rows,
+		     &st->poll_runs, &st->transactions, err)) != DC_OK)
+		goto out;
+	rc = prune_alerts_sent(conn, cutoff, st, err);
 out:
 	PQclear(res);
 	free(cutoff);

@@ -7,8 +7,9 @@
  * of the month has expired, rows at the edge); rejected inputs
  * (dmarc.failures) whose failed_at is older than the cutoff; stored
  * originals (dmarc.originals) that no report references any more; the
- * poller's message log before the cutoff.  Nothing else (ip_names, mailbox
- * state) is touched.
+ * poller's message log and run log (dmarc.poll_runs) before the cutoff; the
+ * alerts sent (dmarc.alerts_sent) before the cutoff that no longer fire.
+ * Nothing else (ip_names, mailbox state) is touched.
  */
 #ifndef DC_PRUNE_H
 #define DC_PRUNE_H
@@ -30,6 +31,8 @@ typedef struct dc_prune_stats {
 	uint64_t failures;
 	uint64_t originals;
 	uint64_t mailbox_messages; /* rows of the IMAP message log (dmarc.mailbox_messages) */
+	uint64_t poll_runs;        /* rows of the run log (dmarc.poll_runs) */
+	uint64_t alerts_sent;      /* alerts sent that no longer fire (dmarc.alerts_sent) */
 	uint64_t transactions;     /* batches committed */
 	/* of the above, what went as whole monthly partitions (dropped) */
 	uint64_t months;

@@ -18,12 +18,18 @@ What is expanded, as Grafana's PostgreSQL data source does it:
     $__unixEpochNanoFrom(), $__unixEpochNanoTo(), $__unixEpochGroup(c, i),
     $__unixEpochGroupAlias(...).
 
+With --rules FILE.yaml (Grafana alerting file provisioning), the queries of
+every alert rule run too: each data source query (not the __expr__
+expressions) with the macros expanded over the rule's relativeTimeRange,
+printed as "rule UID [REFID]  N rows"; no template variables apply there.
+
 Usage:
   run_panels.py DASHBOARD.json [--from 2024-01-01T00:00:00Z|now-30d] [--to now]
                 [--var domain=a.com,b.com] [--psql "psql -X -d dmarc"]
-                [--print] [--explain] [--require-rows]
-Exit status: 0 when every panel ran (and, with --require-rows, every panel
-marked "dmarcCollectorMain" returned rows), 1 otherwise.
+                [--print] [--explain] [--require-rows] [--rules RULES.yaml]
+  run_panels.py --rules RULES.yaml [--psql ...] [--print]
+Exit status: 0 when every panel and rule query ran (and, with --require-rows,
+every panel marked "dmarcCollectorMain" returned rows), 1 otherwise.
 """
 import argparse
 import datetime as dt
@@ -161,9 +167,34 @@ def resolve_variables(dash, given, psql, t_from, t_to):
     return variables
 
 
+def run_rules(path, psql, now, print_sql):
+    """Runs the data source queries of every rule in a provisioning file; returns the failures."""
+    import yaml  # python3-yaml, only for --rules
+    bad = 0
+    for g in yaml.safe_load(open(path)).get("groups", []):
+        for r in g.get("rules", []):
+            for q in r.get("data", []):
+                if q.get("datasourceUid") == "__expr__":
+                    continue
+                title = "rule %s [%s]" % (r["uid"], q["refId"])
+                rng = q.get("relativeTimeRange", {})
+                t_from = now - dt.timedelta(seconds=int(rng.get("from", 600)))
+                t_to = now - dt.timedelta(seconds=int(rng.get("to", 0)))
+                try:
+                    sql = expand_macros(q["model"]["rawSql"], t_from, t_to)
+                    if print_sql:
+                        print("-- %s\n%s;\n" % (title, sql))
+                    print("%-45s %8d rows" % (title, len(psql.run(sql))))
+                except (RuntimeError, ValueError, KeyError) as e:
+                    print("%-45s FAILED: %s" % (title, e))
+                    bad += 1
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dashboard")
+    ap.add_argument("dashboard", nargs="?")
+    ap.add_argument("--rules", help="also run the queries of the alert rules in this provisioning file")
     ap.add_argument("--from", dest="t_from", default=None)
     ap.add_argument("--to", dest="t_to", default=None)
     ap.add_argument("--var", action="append", default=[], help="name=value[,value...] or name=All")
@@ -173,13 +204,15 @@ def main():
     ap.add_argument("--require-rows", action="store_true")
     a = ap.parse_args()
 
-    dash = json.load(open(a.dashboard))
     now = dt.datetime.now(dt.timezone.utc)
+    psql = Psql(a.psql)
+    bad = run_rules(a.rules, psql, now, a.print) if a.rules else 0
+    if not a.dashboard:
+        return 1 if bad else 0
+    dash = json.load(open(a.dashboard))
     t_from = parse_time(a.t_from or dash.get("time", {}).get("from", "now-30d"), now)
     t_to = parse_time(a.t_to or dash.get("time", {}).get("to", "now"), now)
     given = dict(x.split("=", 1) for x in a.var)
-    psql = Psql(a.psql)
-    bad = 0
     try:
         variables = resolve_variables(dash, given, psql, t_from, t_to)
     except (RuntimeError, ValueError) as e:

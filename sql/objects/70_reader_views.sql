@@ -143,3 +143,27 @@ COMMENT ON FUNCTION dmarc.failure_content(dmarc.failures) IS
 	'The original bytes of a failure row, wherever they are kept (content for rows of 0.1 before its migration 008, dmarc.originals since). '
 	'Usage: SELECT dmarc.failure_content(f) FROM dmarc.failures f WHERE f.id = 42.';
 REVOKE ALL ON FUNCTION dmarc.failure_content(dmarc.failures) FROM PUBLIC;
+
+-- The collector's health per mailbox (002_operate.sql): what a "collector
+-- health" panel, dmarc.alert_collector_stale and an operator read.
+CREATE OR REPLACE VIEW dmarc.mailbox_status AS
+SELECT
+	label AS mailbox,
+	url,
+	last_poll_at,
+	last_success_at,
+	last_error,
+	last_error_at,
+	messages_stored,
+	messages_duplicate,
+	messages_rejected,
+	last_poll_stored,
+	last_poll_duplicate,
+	last_poll_rejected,
+	polls_failed_in_a_row
+FROM dmarc.mailboxes;
+COMMENT ON VIEW dmarc.mailbox_status IS
+	'One row per mailbox the collector polls (label = [mailbox NAME], url without user): when it was last polled and last polled '
+	'successfully, why and when a poll last failed (last_error is NULL after a successful poll, last_error_at stays), the messages '
+	'stored (with a new report), duplicate (every report seen before) and rejected, in total and by the last poll, and the polls '
+	'failed since the last success. A mailbox is healthy while last_success_at is recent and polls_failed_in_a_row is 0.';

@@ -3,7 +3,8 @@
 # levels in the journald format when JOURNAL_STREAM is set; SIGHUP reloads
 # the configuration (a new archive_folder is used); the database and the IMAP
 # server going away are logged and retried with backoff, never fatal; SIGTERM
-# during a poll finishes what is in hand (nothing moved that is not stored)
+# during a poll finishes what is in hand (nothing moved that is not stored),
+# writes its run row (kind interrupted) and leaves the mailbox status alone,
 # and exits 0.
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
@@ -113,6 +114,13 @@ archived=$(( $(dc_dovecot_count "$tmp/dv" Archive/Reloaded) - 3 ))   # mailru, o
 stored=$(q "SELECT count(*) FROM dmarc.reports WHERE org_name = 'gen.example'")
 [ "$stored" -ge "$archived" ] || fail "$archived messages archived but only $stored of their reports stored"
 check "messages accounted for" "$(( left + archived ))" 400
+# the run log: the stopped poll has its row (kind interrupted, what it
+# committed); the mailbox keeps the outcome of its last whole poll
+check "the interrupted poll's run row" \
+  "$(q "SELECT concat_ws('|', ok, error_kind, messages_stored + messages_duplicate) FROM dmarc.poll_runs WHERE error_kind = 'interrupted'")" \
+  "f|interrupted|$archived"
+check "mailbox status after the interrupted poll" \
+  "$(q "SELECT concat_ws('|', polls_failed_in_a_row, last_error IS NULL) FROM dmarc.mailbox_status")" "0|t"
 "$B" --config "$tmp/dc.conf" poll --once > "$tmp/once.log" 2>&1
 check "the rest stored by the next poll" "$?" 0
 check "reports" "$(q "SELECT count(*) || ' ' || count(DISTINCT report_id) FROM dmarc.reports WHERE org_name = 'gen.example'")" "400 400"

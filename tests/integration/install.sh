@@ -75,8 +75,10 @@ add 644 $tmpfilesdir/dmarc-collector.conf
 add 640 etc/dmarc-collector/dmarc-collector.conf
 add 644 usr/share/doc/dmarc-collector/examples/dmarc-collector.conf
 add 644 usr/share/dmarc-collector/queries.sql
+add 755 usr/share/dmarc-collector/alerts-mail.sh
 add 644 usr/share/dmarc-collector/grafana/provisioning/datasources/dmarc.yaml
 add 644 usr/share/dmarc-collector/grafana/provisioning/dashboards/dmarc.yaml
+add 644 usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml
 for j in "$DC_SRC"/examples/grafana/dashboards/*.json; do
 	add 644 "usr/share/dmarc-collector/grafana/dashboards/${j##*/}"
 	ndash=$((ndash + 1))
@@ -97,9 +99,11 @@ bad=$(cd "$D" && find . -type d ! -path ./etc/dmarc-collector ! -perm 755 -print
 
 # Installed copies equal their sources (the provider is generated: below).
 for pair in examples/queries.sql:usr/share/dmarc-collector/queries.sql \
+	examples/alerts-mail.sh:usr/share/dmarc-collector/alerts-mail.sh \
 	examples/dmarc-collector.conf:etc/dmarc-collector/dmarc-collector.conf \
 	examples/dmarc-collector.conf:usr/share/doc/dmarc-collector/examples/dmarc-collector.conf \
 	examples/grafana/provisioning/datasources/dmarc.yaml:usr/share/dmarc-collector/grafana/provisioning/datasources/dmarc.yaml \
+	examples/grafana/provisioning/alerting/dmarc-alerts.yaml:usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml \
 	packaging/sysusers.d/dmarc-collector.conf:$sysusersdir/dmarc-collector.conf; do
 	cmp -s "$DC_SRC/${pair%%:*}" "$D/${pair#*:}" || fail "/${pair#*:} differs from ${pair%%:*}"
 done
@@ -140,7 +144,7 @@ else
 	fail "ExecStart=$exec_start"
 fi
 for want in User=dmarc-collector Group=dmarc-collector StateDirectory=dmarc-collector \
-	Type=exec ProtectSystem=strict NoNewPrivileges=yes; do
+	Type=notify NotifyAccess=main WatchdogSec=5min ProtectSystem=strict NoNewPrivileges=yes; do
 	grep -qx "$want" "$unit" || fail "unit: no $want"
 done
 for unwanted in DynamicUser LoadCredential; do

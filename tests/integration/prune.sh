@@ -6,7 +6,10 @@
 # expired (oldest first), the rest goes by rows in several batches; the
 # counts it reports are the rows that went; nothing newer goes; the daily
 # rollups stay exactly what dmarc.rollup_rebuild() computes; a second run
-# deletes nothing; the read-only role cannot.
+# deletes nothing; the read-only role cannot.  The run log (dmarc.poll_runs)
+# loses its rows older than DAYS; dmarc.alerts_sent those older than DAYS
+# whose alert no longer fires (a stub dmarc.alerts view when the schema has
+# none: the test database only).
 set -uo pipefail
 : "${DC_BIN:?DC_BIN must name the dmarc-collector program}"
 : "${DC_SRC:?DC_SRC must name the source directory}"
@@ -146,6 +149,25 @@ q "INSERT INTO dmarc.mailboxes (url, username, label, uidvalidity, last_uid) VAL
 q "INSERT INTO dmarc.mailbox_messages (mailbox_id, uidvalidity, uid, outcome, action, handled_at)
    SELECT m.id, 7, u, 'stored', 'move:Archive/DMARC', now() - make_interval(days => CASE WHEN u <= 3 THEN 40 ELSE 1 END)
    FROM dmarc.mailboxes m, generate_series(1, 5) u WHERE m.label = 'it'" >/dev/null
+# the run log: 4 polls older than the cutoff, 2 newer
+q "INSERT INTO dmarc.poll_runs (mailbox_id, mailbox, started_at, finished_at, ok)
+   SELECT m.id, 'it', now() - make_interval(days => d), now() - make_interval(days => d), true
+   FROM dmarc.mailboxes m, unnest(ARRAY[400, 90, 40, 31, 29, 1]) d WHERE m.label = 'it'" >/dev/null
+# alerts sent: old and no longer firing (goes), old and still firing (stays),
+# recent and no longer firing (stays)
+if [ "$(q "SELECT to_regclass('dmarc.alerts') IS NULL")" = t ]; then
+  q "CREATE VIEW dmarc.alerts AS SELECT 'it_test'::text AS alert, 'firing'::text AS key,
+     'a test alert'::text AS summary, '{}'::jsonb AS details; SELECT dmarc.grant_roles()" >/dev/null
+fi
+# the mailbox never read successfully for two days: dmarc.alert_collector_stale fires
+q "UPDATE dmarc.mailboxes SET created_at = now() - interval '2 days' WHERE label = 'it'" >/dev/null
+firing=$(q "SELECT alert || '|' || key FROM dmarc.alerts ORDER BY alert = 'collector_stale' DESC LIMIT 1")
+[ -n "$firing" ] || fail "no alert fires"
+
+q "INSERT INTO dmarc.alerts_sent (alert, key, sent_at) VALUES
+   ('it_test', 'gone-old', now() - interval '40 days'), ('it_test', 'gone-new', now() - interval '1 day')" >/dev/null
+[ -n "$firing" ] && q "INSERT INTO dmarc.alerts_sent (alert, key, sent_at)
+   VALUES ('${firing%%|*}', '${firing#*|}', now() - interval '40 days')" >/dev/null
 
 counts() {
   q "SELECT (SELECT count(*) FROM dmarc.reports) || ' ' || (SELECT count(*) FROM dmarc.records) || ' ' ||
@@ -291,9 +313,20 @@ n=$(q "WITH a AS (SELECT day, policy_domain, sum(messages) AS m FROM dmarc.daily
   && [ "$(q "SELECT last_uid FROM dmarc.mailboxes WHERE label = 'it'")" = 9 ] \
   && grep -q '; 3 message log rows' "$tmp/prune.log" \
   && ok "old message log rows gone (3), new ones and last_uid kept" || { cat "$tmp/prune.log"; fail "message log"; }
+# the run log: old rows go, new ones stay
+[ "$(q "SELECT string_agg(extract(day FROM now() - started_at)::int::text, ',' ORDER BY started_at) FROM dmarc.poll_runs")" = "29,1" ] \
+  && grep -q '; 3 message log rows, 4 run log rows, 1 alerts sent' "$tmp/prune.log" \
+  && ok "run log rows older than 30 days gone (4), 2 newer kept" || { cat "$tmp/prune.log"; fail "run log"; }
+# alerts sent: only the old one that no longer fires goes
+[ "$(q "SELECT string_agg(key, ',' ORDER BY key) FROM dmarc.alerts_sent WHERE key LIKE 'gone-%'")" = "gone-new" ] \
+  && ok "an old alert sent that no longer fires gone, a recent one kept" || fail "alerts_sent: old ones not pruned"
+if [ -n "$firing" ]; then
+  [ "$(q "SELECT count(*) FROM dmarc.alerts_sent WHERE alert || '|' || key = '$firing'")" = 1 ] \
+    && ok "an old alert sent that still fires kept ($firing)" || fail "alerts_sent: a firing alert was pruned"
+fi
 
 # again: nothing to do
-"$DC_BIN" --db "$DB" prune --older-than 30 >"$tmp/prune2.log" 2>&1 && grep -q 'deleted 0 reports, 0 records, 0 dkim results, 0 spf results, 0 failures, 0 originals in 0 transactions; 0 message log rows' "$tmp/prune2.log" \
+"$DC_BIN" --db "$DB" prune --older-than 30 >"$tmp/prune2.log" 2>&1 && grep -q 'deleted 0 reports, 0 records, 0 dkim results, 0 spf results, 0 failures, 0 originals in 0 transactions; 0 message log rows, 0 run log rows, 0 alerts sent' "$tmp/prune2.log" \
   && ok "second prune deletes nothing" || { cat "$tmp/prune2.log"; fail "second prune"; }
 # bad arguments
 "$DC_BIN" --db "$DB" prune --older-than -5 >/dev/null 2>&1; rc=$?

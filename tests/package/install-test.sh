@@ -147,9 +147,11 @@ for f in "$bin" /usr/share/man/man1/dmarc-collector.1.gz /usr/share/man/man5/dma
   /usr/share/dmarc-collector/queries.sql \
   /usr/share/dmarc-collector/grafana/provisioning/datasources/dmarc.yaml \
   /usr/share/dmarc-collector/grafana/provisioning/dashboards/dmarc.yaml \
+  /usr/share/dmarc-collector/grafana/provisioning/alerting/dmarc-alerts.yaml \
   /usr/share/doc/dmarc-collector/copyright; do
   check "installed $f" test -s "$f"
 done
+check "alerts-mail.sh installed executable" test -x /usr/share/dmarc-collector/alerts-mail.sh
 check "Grafana dashboards in /usr/share/dmarc-collector/grafana/dashboards" \
   sh -c 'ls /usr/share/dmarc-collector/grafana/dashboards/*.json >/dev/null'
 check "man dmarc-collector renders" sh -c 'man -l /usr/share/man/man1/dmarc-collector.1.gz 2>/dev/null | grep -q .'

@@ -4,6 +4,8 @@
  * password files; the checks `poll` adds (dc_config_check_poll).  Each case writes its file (and a password file "pw" next
  * to it) into a fresh temporary directory.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +43,9 @@ check_defaults(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->dns_retry_after, 86400);
 	assert_int_equal(cfg->dns_in_flight, 64);
 	assert_null(cfg->dns_servers);
+	assert_null(cfg->metrics_listen);
+	assert_null(cfg->alerts_command);
+	assert_int_equal(cfg->alerts_timeout, 60);
 	assert_null(cfg->db_conninfo);
 	assert_null(cfg->db_password);
 	assert_int_equal(cfg->n_mailboxes, 0);
@@ -67,6 +72,9 @@ check_full(const dc_config *cfg, const char *dir)
 	assert_int_equal(cfg->dns_timeout_ms, 500);
 	assert_int_equal(cfg->dns_retry_after, 0);
 	assert_int_equal(cfg->dns_in_flight, 8);
+	snprintf(path, sizeof(path), "%s/alerts-mail.sh admin@example.com", dir);
+	assert_string_equal(cfg->alerts_command, path);
+	assert_int_equal(cfg->alerts_timeout, 5);
 	assert_true(cfg->limits.max_message_bytes == 1000);
 	assert_true(cfg->limits.max_report_bytes == 2000);
 	assert_true(cfg->limits.max_ratio == 30);
@@ -171,6 +179,26 @@ check_long_line(const dc_config *cfg, const char *dir)
 	assert_int_equal(strlen(cfg->db_conninfo), 188);
 }
 
+/* metrics_listen parses back to an address with port 9187. */
+static void
+check_listen(const dc_config *cfg, const char *dir)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	dc_err err;
+
+	(void)dir;
+	assert_non_null(cfg->metrics_listen);
+	assert_int_equal(dc_config_parse_listen(cfg->metrics_listen, &ss, &len, &err), DC_OK);
+	if (strcmp(cfg->metrics_listen, "localhost:9187") == 0) {
+		assert_int_equal(ss.ss_family, AF_INET);
+		assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x7f000001);
+	}
+	assert_int_equal(ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+							 ((struct sockaddr_in6 *)&ss)->sin6_port),
+		9187);
+}
+
 /* ---------------------------------------------------------------- cases */
 
 #define MB_OK "[mailbox rua]\nurl = imaps://imap.example.com/INBOX\nuser = u\npassword_file = pw\n"
@@ -190,7 +218,7 @@ static const config_case cases[] = {
 		"[service]\ninterval = 60\n[dns]\nservers = 127.0.0.1:5353,[::1]:53\ntimeout_ms = 500\n"
 		"retry_after = 0\nin_flight = 8\n[limits]\nmax_message_bytes = 1000\nmax_report_bytes = 2000\n"
 		"max_ratio = 30\nmax_records = 40\nmax_members = 5\nmax_nesting = 2\nmax_reports = 6\n"
-		"max_unpacked_bytes = 3000\n",
+		"max_unpacked_bytes = 3000\n[alerts]\ncommand = alerts-mail.sh admin@example.com\ntimeout = 5\n",
 		{ NULL }, "db secret\n", 0600, DC_OK, { NULL }, check_full },
 	{ "inline comments need a blank before ;",
 		"[service]\ninterval = 30 ; seconds\n[database]\nconninfo = host=a;b port=5\n", { NULL },
@@ -229,6 +257,8 @@ static const config_case cases[] = {
 		{ "cfg.ini:5:", "after", "'archive' is not one of move, seen, delete" }, NULL },
 	{ "in_flight out of range", "[dns]\nin_flight = 1025\n", { NULL }, NULL, 0, DC_ECONFIG,
 		{ "cfg.ini:2:", "in_flight", "out of range" }, NULL },
+	{ "alerts timeout 0", "[alerts]\ntimeout = 0\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "timeout", "out of range" }, NULL },
 	{ "no connections", MB_OK "connections = 0\n", { NULL }, "x", 0600, DC_ECONFIG,
 		{ "cfg.ini:5:", "connections", "out of range" }, NULL },
 	{ "too many connections", MB_OK "connections = 17\n", { NULL }, "x", 0600, DC_ECONFIG,
@@ -255,6 +285,23 @@ static const config_case cases[] = {
 		{ NULL }, check_long_line },
 	{ "line of 200 bytes is not", "[database]\nconninfo = " LINE188 "x\n", { NULL }, NULL, 0, DC_ECONFIG,
 		{ "cfg.ini:2:", "longer than 199 bytes" }, NULL },
+
+	/* [service] metrics_listen: HOST:PORT, numeric or localhost */
+	{ "metrics_listen IPv4", "[service]\nmetrics_listen = 127.0.0.1:9187\n", { NULL }, NULL, 0, DC_OK,
+		{ NULL }, check_listen },
+	{ "metrics_listen IPv6 and localhost", "[service]\nmetrics_listen = [::1]:9187\n",
+		{ "DMARC_COLLECTOR_SERVICE_METRICS_LISTEN=localhost:9187" }, NULL, 0, DC_OK, { NULL },
+		check_listen },
+	{ "metrics_listen without port", "[service]\nmetrics_listen = 127.0.0.1\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "metrics_listen", "not HOST:PORT" }, NULL },
+	{ "metrics_listen port 0", "[service]\nmetrics_listen = 127.0.0.1:0\n", { NULL }, NULL, 0, DC_ECONFIG,
+		{ "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen port too big", "[service]\nmetrics_listen = 0.0.0.0:65536\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen IPv6 without brackets", "[service]\nmetrics_listen = ::1:9187\n", { NULL }, NULL, 0,
+		DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
+	{ "metrics_listen host name", "[service]\nmetrics_listen = metrics.example.com:9187\n", { NULL },
+		NULL, 0, DC_ECONFIG, { "cfg.ini:2:", "not HOST:PORT" }, NULL },
 
 	/* mailbox rules */
 	{ "mailbox without url", "[mailbox rua]\nuser = u\npassword_file = pw\n", { NULL }, "x", 0600,
