@@ -23,6 +23,11 @@ int dc_cmd_resolve(const dc_config *cfg);
 /* `prune --older-than DAYS` (program/dc_prune_cmd.c, on storage/dc_prune.c). */
 int dc_cmd_prune(const dc_config *cfg, int older_than_days);
 
+/* `senders load FILE [--source NAME]`, `senders set DOMAIN NAME TYPE`,
+ * `senders unset DOMAIN` (program/dc_senders_cmd.c, on storage/dc_senders.c);
+ * argv[0] is "senders". */
+int dc_cmd_senders(const dc_config *cfg, int argc, char **argv);
+
 /* check-config's reachability probes, each 0 on success or 75 with a logged
  * reason: IMAP login to every mailbox, DNS servers answering
  * (program/dc_resolve_cmd.c). */

@@ -71,6 +71,7 @@ static int cmd_poll(run_ctx *, int, char **);
 static int cmd_resolve(run_ctx *, int, char **);
 static int cmd_reparse(run_ctx *, int, char **);
 static int cmd_prune(run_ctx *, int, char **);
+static int cmd_senders(run_ctx *, int, char **);
 static int cmd_check_config(run_ctx *, int, char **);
 
 static const command commands[] = {
@@ -80,6 +81,9 @@ static const command commands[] = {
 	{ "resolve", "", "look up PTR names for source IPs that have none yet", cmd_resolve },
 	{ "reparse", "", "parse the stored original reports again (after an upgrade)", cmd_reparse },
 	{ "prune", "--older-than DAYS", "delete reports (and failures) older than DAYS days", cmd_prune },
+	{ "senders", "load|set|unset ...",
+		"load a sender map file (load FILE [--source NAME]); set/unset a local override",
+		cmd_senders },
 	{ "check-config", "", "validate the configuration and reach every service", cmd_check_config },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -418,6 +422,15 @@ cmd_prune(run_ctx *c, int argc, char **argv)
 	if (v[0] < '0' || v[0] > '9' || *end != '\0' || days > 1000000)
 		return usage_error("prune: --older-than: '%s' is not a number of days", v);
 	return dc_cmd_prune(c->cfg, (int)days);
+}
+
+/* ---------------------------------------------------------------- senders */
+
+/* `senders load|set|unset ...`: program/dc_senders_cmd.c parses the rest. */
+static int
+cmd_senders(run_ctx *c, int argc, char **argv)
+{
+	return dc_cmd_senders(c->cfg, argc, argv);
 }
 
 /* Logs how far the schema is behind the SQL compiled in (a warning:
