@@ -149,24 +149,35 @@ enrich_stale(
 	dc_code rc = DC_OK;
 	const char **ips = NULL;
 	size_t n = 0;
+	char *after = NULL;
 	int batch = opts->batch > 0 ? opts->batch : DC_RESOLVE_DEFAULT_BATCH;
 
 	if (!en->asn && !en->country)
 		return DC_OK;
 	for (;;) {
-		if (opts->dns.stop && *opts->dns.stop)
-			return dc_err_set(err, DC_EINTERRUPTED, "resolve: stopped");
-		rc = dc_resolve_store_stale(st, en->asn_epoch, en->country_epoch, batch, &ips, &n, err);
+		if (opts->dns.stop && *opts->dns.stop) {
+			rc = dc_err_set(err, DC_EINTERRUPTED, "resolve: stopped");
+			break;
+		}
+		rc = dc_resolve_store_stale(
+			st, en->asn_epoch, en->country_epoch, after, batch, &ips, &n, err);
 		if (rc != DC_OK || n == 0)
 			break;
 		rc = enrich_batch(st, en, ips, n, stats, err);
-		free(ips);
-		ips = NULL;
 		if (rc != DC_OK || n < (size_t)batch)
 			break;
+		free(after);
+		after = strdup(ips[n - 1]);
+		free(ips);
+		ips = NULL;
+		if (!after) {
+			rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+			break;
+		}
 		if (opts->dns.progress)
 			opts->dns.progress(opts->dns.progress_ctx);
 	}
+	free(after);
 	free(ips);
 	return rc;
 }

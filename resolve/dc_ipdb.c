@@ -33,9 +33,9 @@ dc_ipdb_open(const char *path, dc_ipdb **out, dc_err *err)
 		return dc_err_set(err, DC_ENOMEM, "ipdb: out of memory");
 	int st = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
 	if (st != MMDB_SUCCESS) {
-		dc_code c = st == MMDB_IO_ERROR || st == MMDB_FILE_OPEN_ERROR ? DC_EIO
-		            : st == MMDB_OUT_OF_MEMORY_ERROR                  ? DC_ENOMEM
-		                                                              : DC_EFORMAT;
+		dc_code c = st == MMDB_IO_ERROR || st == MMDB_FILE_OPEN_ERROR ? DC_EIO :
+			st == MMDB_OUT_OF_MEMORY_ERROR                        ? DC_ENOMEM :
+										DC_EFORMAT;
 		free(db);
 		return dc_err_set(err, c, "ipdb: %s: %s", path, MMDB_strerror(st));
 	}

@@ -50,12 +50,15 @@ static const char sql_upsert[] =
 	"  status = EXCLUDED.status";
 
 /* IPs whose stored values came from another release of a configured file
- * ($1, $2: the current build epochs, NULL when not configured). */
+ * ($1, $2: the current build epochs, NULL when not configured), in key
+ * order after $4 (NULL: from the start), so each batch reads on along the
+ * primary key instead of scanning again past the rows just updated. */
 static const char sql_stale[] =
 	"SELECT ip::text FROM dmarc.ip_names "
-	"WHERE ($1::bigint IS NOT NULL AND asn_db_epoch IS DISTINCT FROM $1::bigint)"
-	"   OR ($2::bigint IS NOT NULL AND country_db_epoch IS DISTINCT FROM $2::bigint) "
-	"LIMIT $3::int";
+	"WHERE (($1::bigint IS NOT NULL AND asn_db_epoch IS DISTINCT FROM $1::bigint)"
+	"    OR ($2::bigint IS NOT NULL AND country_db_epoch IS DISTINCT FROM $2::bigint))"
+	"  AND ($4::inet IS NULL OR ip > $4::inet) "
+	"ORDER BY ip LIMIT $3::int";
 
 /* One batch of IP-database values; a file not configured ($6 or $7 NULL)
  * leaves its columns as they are. */
@@ -149,17 +152,17 @@ dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const cha
 }
 
 dc_code
-dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, int limit, const char ***ips,
-	size_t *n, dc_err *err)
+dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, const char *after, int limit,
+	const char ***ips, size_t *n, dc_err *err)
 {
 	char p_asn[24], p_country[24], p_limit[24];
 
 	snprintf(p_asn, sizeof p_asn, "%lld", (long long)asn_epoch);
 	snprintf(p_country, sizeof p_country, "%lld", (long long)country_epoch);
 	snprintf(p_limit, sizeof p_limit, "%d", limit);
-	const char *params[3] = { asn_epoch >= 0 ? p_asn : NULL, country_epoch >= 0 ? p_country : NULL,
-		p_limit };
-	return read_ips(st, sql_stale, 3, params, ips, n, err);
+	const char *params[4] = { asn_epoch >= 0 ? p_asn : NULL, country_epoch >= 0 ? p_country : NULL,
+		p_limit, after };
+	return read_ips(st, sql_stale, 4, params, ips, n, err);
 }
 
 dc_code

@@ -66,10 +66,12 @@ dc_code dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t 
 
 /* Reads up to limit IPs of dmarc.ip_names whose asn_db_epoch differs from
  * asn_epoch or whose country_db_epoch differs from country_epoch (a
- * negative epoch: that file is not configured and not compared).  *ips as
- * dc_resolve_store_due's.  Returns DC_OK, DC_ENOMEM, DC_EDB / DC_EDBREFUSED. */
-dc_code dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, int limit,
-	const char ***ips, size_t *n, dc_err *err) DC_WUR;
+ * negative epoch: that file is not configured and not compared), in IP
+ * order, after the IP after (NULL: from the first; pass the last IP of the
+ * previous batch).  *ips as dc_resolve_store_due's.  Returns DC_OK,
+ * DC_ENOMEM, DC_EDB / DC_EDBREFUSED. */
+dc_code dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, const char *after,
+	int limit, const char ***ips, size_t *n, dc_err *err) DC_WUR;
 
 /* Updates the IP-database columns of n existing dmarc.ip_names rows in one
  * statement: asn, as_name, as_domain and asn_db_epoch when asn_epoch >= 0,

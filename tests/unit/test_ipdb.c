@@ -66,7 +66,11 @@ test_copy_name(void **state)
 	(void)state;
 	dc_ipdb_copy_name(out, "Example GmbH \xc3\xa4", 15);
 	assert_string_equal(out, "Example GmbH \xc3\xa4");
-	dc_ipdb_copy_name(out, "a\tb\x7f" "c\xff" "d", 7);
+	dc_ipdb_copy_name(out,
+		"a\tb\x7f"
+		"c\xff"
+		"d",
+		7);
 	assert_string_equal(out, "a?b?c?d");
 	dc_ipdb_copy_name(out, "", 0);
 	assert_string_equal(out, "");
