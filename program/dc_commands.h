@@ -34,4 +34,8 @@ int dc_cmd_senders(const dc_config *cfg, int argc, char **argv);
 int dc_check_imap(const dc_config *cfg);
 int dc_check_dns(const dc_config *cfg);
 
+/* check-config's [enrich] probe: opens asn_db and country_db (when set) and
+ * logs their type and build time; 0, or 2 when one cannot be read. */
+int dc_check_ipdb(const dc_config *cfg);
+
 #endif

@@ -309,6 +309,8 @@ resolve_names(service *s)
 			    " forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64
 			    " failures",
 			rs.ips, rs.ok, rs.confirmed, rs.nxdomain, rs.timeout, rs.servfail + rs.error);
+	if (rs.enriched > 0)
+		dc_log_info("resolve: %" PRIu64 " IPs looked up in the IP databases ([enrich])", rs.enriched);
 }
 
 /* Sets a failed mailbox's next try after its backoff. */

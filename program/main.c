@@ -466,7 +466,7 @@ check_schema(dc_store *st)
 }
 
 /* `check-config`: the file was valid (else main returned 2); reaches the
- * database, every mailbox and the DNS servers; returns the worst status. */
+ * database, every mailbox and the DNS servers, opens the [enrich] files; returns the worst status. */
 static int
 cmd_check_config(run_ctx *c, int argc, char **argv)
 {
@@ -486,6 +486,7 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 	status = dc_exit_worse(status, s);
 	s = dc_check_dns(c->cfg);
 	status = dc_exit_worse(status, s);
+	status = dc_exit_worse(status, dc_check_ipdb(c->cfg));
 	status = dc_exit_worse(status, dc_alerts_hook_check(c->cfg));
 	if (status == 0)
 		dc_log_info("check-config: every service reached");

@@ -1159,7 +1159,13 @@ CREATE TABLE dmarc.ip_names (
     ptr_base_domain text,
     forward_confirmed boolean DEFAULT false NOT NULL,
     resolved_at timestamp with time zone DEFAULT now() NOT NULL,
-    status text
+    status text,
+    asn bigint,
+    as_name text,
+    as_domain text,
+    country text,
+    asn_db_epoch bigint,
+    country_db_epoch bigint
 );
 
 
@@ -1203,6 +1209,48 @@ COMMENT ON COLUMN dmarc.ip_names.resolved_at IS 'When the last lookup finished.'
 --
 
 COMMENT ON COLUMN dmarc.ip_names.status IS 'Outcome of the last lookup (set by resolve).';
+
+
+--
+-- Name: COLUMN ip_names.asn; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.asn IS 'Autonomous system number of ip, from [enrich] asn_db (NULL: not in the file, or no file).';
+
+
+--
+-- Name: COLUMN ip_names.as_name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.as_name IS 'Name of the autonomous system (GeoLite2 autonomous_system_organization, IPinfo as_name).';
+
+
+--
+-- Name: COLUMN ip_names.as_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.as_domain IS 'Domain of the autonomous system''s owner (IPinfo Lite as_domain; other layouts have none).';
+
+
+--
+-- Name: COLUMN ip_names.country; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.country IS 'ISO 3166-1 alpha-2 country of ip, upper case, from [enrich] country_db.';
+
+
+--
+-- Name: COLUMN ip_names.asn_db_epoch; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.asn_db_epoch IS 'Build epoch (seconds since 1970) of the asn_db file asn, as_name and as_domain came from; NULL: never looked up.';
+
+
+--
+-- Name: COLUMN ip_names.country_db_epoch; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.country_db_epoch IS 'Build epoch (seconds since 1970) of the country_db file country came from; NULL: never looked up.';
 
 
 --
