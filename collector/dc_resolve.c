@@ -225,9 +225,19 @@ dc_resolve_run(dc_store *st, const dc_resolve_opts *opts, dc_resolve_stats *stat
 	rc = dc_resolve_ips(NULL, 0, &opts->dns, NULL, NULL, err);
 	if (rc != DC_OK)
 		goto out;
-	rc = enrich_open(&en, opts, err);
-	if (rc != DC_OK)
-		goto out;
+	rc = enrich_open(&en, opts, opts->enrich_err ? opts->enrich_err : err);
+	if (rc != DC_OK) {
+		if (opts->enrich_err == NULL)
+			goto out;
+		if (rc == DC_ENOMEM) {
+			rc = dc_err_set(err, rc, "%s", dc_err_text(opts->enrich_err));
+			goto out;
+		}
+		/* names without AS and country this time; the caller says why */
+		enrich_close(&en);
+		memset(&en, 0, sizeof en);
+		rc = DC_OK;
+	}
 	rc = dc_resolve_store_now(st, &started, err);
 	if (rc != DC_OK)
 		goto out;

@@ -43,6 +43,10 @@ typedef struct dc_resolve_opts {
 	uint64_t max_ips;       /* stop after this many IPs in one run; 0 = no cap */
 	const char *asn_db;     /* [enrich] asn_db path, NULL = none */
 	const char *country_db; /* [enrich] country_db path (may equal asn_db), NULL = none */
+	dc_err *enrich_err;     /* NULL: an [enrich] file that cannot be used fails the run
+	                         * (DC_ECONFIG/DC_EFORMAT); else its error goes here and the
+	                         * run goes on without enrichment (the service: PTR names
+	                         * must not wait for a broken IP database) */
 } dc_resolve_opts;
 
 /* Fills o with the defaults above and dc_resolver_opts_default's. */

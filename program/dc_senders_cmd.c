@@ -165,7 +165,8 @@ dc_cmd_senders(const dc_config *cfg, int argc, char **argv)
 			else if (argv[i][0] != '-' && file == NULL)
 				file = argv[i];
 			else {
-				dc_log_error("senders load: unexpected argument '%s' (see dmarc-collector --help)",
+				dc_log_error(
+					"senders load: unexpected argument '%s' (see dmarc-collector --help)",
 					argv[i]);
 				return DC_EXIT_CONFIG;
 			}
@@ -175,8 +176,9 @@ dc_cmd_senders(const dc_config *cfg, int argc, char **argv)
 			return DC_EXIT_CONFIG;
 		}
 	} else if (!((strcmp(sub, "set") == 0 && argc == 5) || (strcmp(sub, "unset") == 0 && argc == 3))) {
-		dc_log_error("senders: use senders load FILE [--source NAME], senders set DOMAIN NAME TYPE or "
-			     "senders unset DOMAIN (see dmarc-collector --help)");
+		dc_log_error(
+			"senders: use senders load FILE [--source NAME], senders set DOMAIN NAME TYPE or "
+			"senders unset DOMAIN (see dmarc-collector --help)");
 		return DC_EXIT_CONFIG;
 	}
 	dc_err_clear(&err);
@@ -198,8 +200,9 @@ dc_cmd_senders(const dc_config *cfg, int argc, char **argv)
 		if ((rc = dc_senders_unset(st, argv[2], &found, &err)) != DC_OK)
 			status = failed(rc, &err, NULL);
 		else
-			dc_log_info("senders: %s %s", found ? "removed the local override for" :
-							      "there was no local override for", argv[2]);
+			dc_log_info("senders: %s %s",
+				found ? "removed the local override for" : "there was no local override for",
+				argv[2]);
 	}
 	dc_store_free(st);
 	return status;

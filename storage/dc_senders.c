@@ -28,9 +28,8 @@
 
 static const char SQL_LOCK[] = "LOCK TABLE dmarc.sender_map IN SHARE ROW EXCLUSIVE MODE";
 
-static const char SQL_TEMP[] =
-	"CREATE TEMP TABLE dc_sender_load (base_reverse_dns text, name text, type text,"
-	" n bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP";
+static const char SQL_TEMP[] = "CREATE TEMP TABLE dc_sender_load (base_reverse_dns text, name text, type text,"
+			       " n bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP";
 
 static const char SQL_COPY[] = "COPY " LOAD_TABLE " (base_reverse_dns, name, type)"
 			       " FROM STDIN WITH (FORMAT csv, HEADER MATCH)";
@@ -65,12 +64,11 @@ static const char SQL_INSERT[] =
 	"  SELECT dmarc.dns_name_norm(base_reverse_dns) AS d, name, type, n FROM " LOAD_TABLE ") x"
 	" ORDER BY d, n DESC";
 
-static const char SQL_SET[] =
-	"INSERT INTO dmarc.sender_map (base_domain, name, type, source)"
-	" VALUES (dmarc.dns_name_norm($1), btrim($2), btrim($3), 'local')"
-	" ON CONFLICT (base_domain, source) DO UPDATE"
-	" SET name = EXCLUDED.name, type = EXCLUDED.type, loaded_at = now()"
-	" RETURNING xmax <> 0";
+static const char SQL_SET[] = "INSERT INTO dmarc.sender_map (base_domain, name, type, source)"
+			      " VALUES (dmarc.dns_name_norm($1), btrim($2), btrim($3), 'local')"
+			      " ON CONFLICT (base_domain, source) DO UPDATE"
+			      " SET name = EXCLUDED.name, type = EXCLUDED.type, loaded_at = now()"
+			      " RETURNING xmax <> 0";
 
 static const char SQL_UNSET[] =
 	"DELETE FROM dmarc.sender_map WHERE base_domain = dmarc.dns_name_norm($1) AND source = 'local'";
@@ -128,18 +126,20 @@ copy_csv(PGconn *conn, const char *csv, size_t len, dc_err *err)
 		if (first && rc == DC_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
 			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-			if (state != NULL && strncmp(state, "22", 2) == 0 && PQstatus(conn) == CONNECTION_OK) {
+			if (state != NULL && strncmp(state, "22", 2) == 0 &&
+				PQstatus(conn) == CONNECTION_OK) {
 				long line = copy_line(res);
 				/* PostgreSQL names the line where the file ended */
 				const char *hint = strcmp(state, "22P04") == 0 && msg != NULL &&
-							strstr(msg, "unterminated") != NULL ?
+						strstr(msg, "unterminated") != NULL ?
 					" (a quote opened on this line or an earlier one is never closed)" :
 					"";
 				if (line > 0)
 					rc = dc_err_set(err, DC_EFORMAT, "line %ld: %s%s", line,
 						msg != NULL ? msg : "unreadable", hint);
 				else
-					rc = dc_err_set(err, DC_EFORMAT, "%s", msg != NULL ? msg : "unreadable");
+					rc = dc_err_set(
+						err, DC_EFORMAT, "%s", msg != NULL ? msg : "unreadable");
 			} else {
 				rc = dc_pg_fail(conn, res, "senders: reading the file", err);
 			}
@@ -168,8 +168,8 @@ check_rows(PGconn *conn, dc_err *err)
 		     "senders: checking the rows", err)) != DC_OK)
 		return rc;
 	if (PQntuples(res) > 0) /* the header is line 1, row n is line n + 1 */
-		rc = dc_err_set(err, DC_EFORMAT, "line %lld: %s", strtoll(PQgetvalue(res, 0, 0), NULL, 10) + 1,
-			PQgetvalue(res, 0, 1));
+		rc = dc_err_set(err, DC_EFORMAT, "line %lld: %s",
+			strtoll(PQgetvalue(res, 0, 0), NULL, 10) + 1, PQgetvalue(res, 0, 1));
 	PQclear(res);
 	return rc;
 }
@@ -200,8 +200,8 @@ count_rows(PGconn *conn, const char *source, dc_senders_load_stats *s, dc_err *e
 }
 
 dc_code
-dc_senders_load(dc_store *st, const char *source, const char *csv, size_t len, dc_senders_load_stats *s,
-	dc_err *err)
+dc_senders_load(
+	dc_store *st, const char *source, const char *csv, size_t len, dc_senders_load_stats *s, dc_err *err)
 {
 	PGconn *conn = st->conn;
 	const char *v[1] = { source };
@@ -214,8 +214,8 @@ dc_senders_load(dc_store *st, const char *source, const char *csv, size_t len, d
 			DC_SENDERS_MAX_SOURCE);
 	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
 		return dc_err_set(err, DC_EDB, "senders: connection not ready (or inside a transaction)");
-	if ((rc = dc_pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL, "senders: begin",
-		     err)) != DC_OK)
+	if ((rc = dc_pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL,
+		     "senders: begin", err)) != DC_OK)
 		return rc;
 	if ((rc = dc_pg_exec(conn, SQL_LOCK, 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, DC_PG_SCHEMA, NULL,
 		     "senders: locking dmarc.sender_map", err)) != DC_OK)
@@ -239,7 +239,8 @@ dc_senders_load(dc_store *st, const char *source, const char *csv, size_t len, d
 	if ((rc = dc_pg_exec(conn, SQL_INSERT, 1, v, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL,
 		     "senders: storing the rows", err)) != DC_OK)
 		goto out;
-	rc = dc_pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL, "senders: commit", err);
+	rc = dc_pg_exec(
+		conn, "COMMIT", 0, NULL, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL, "senders: commit", err);
 out:
 	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
 		PQclear(PQexec(conn, "ROLLBACK"));
@@ -249,7 +250,8 @@ out:
 }
 
 dc_code
-dc_senders_set(dc_store *st, const char *domain, const char *name, const char *type, int *replaced, dc_err *err)
+dc_senders_set(
+	dc_store *st, const char *domain, const char *name, const char *type, int *replaced, dc_err *err)
 {
 	const char *v[3] = { domain, name, type };
 	PGresult *res = NULL;
@@ -259,10 +261,12 @@ dc_senders_set(dc_store *st, const char *domain, const char *name, const char *t
 	if (!has_text(domain) || has_control(domain, true))
 		return dc_err_set(err, DC_EFORMAT, "senders: the domain must be a DNS name, without spaces");
 	if (!has_text(name) || has_control(name, false) || has_control(type, false))
-		return dc_err_set(err, DC_EFORMAT, "senders: the name must not be empty; no control characters");
+		return dc_err_set(
+			err, DC_EFORMAT, "senders: the name must not be empty; no control characters");
 	if (strlen(domain) > DC_SENDERS_MAX_FIELD || strlen(name) > DC_SENDERS_MAX_FIELD ||
 		strlen(type) > DC_SENDERS_MAX_FIELD)
-		return dc_err_set(err, DC_EFORMAT, "senders: a field longer than %d bytes", DC_SENDERS_MAX_FIELD);
+		return dc_err_set(
+			err, DC_EFORMAT, "senders: a field longer than %d bytes", DC_SENDERS_MAX_FIELD);
 	if ((rc = dc_pg_exec(st->conn, SQL_SET, 3, v, NULL, NULL, 0, PGRES_TUPLES_OK, DC_PG_SCHEMA, &res,
 		     "senders: storing the override", err)) != DC_OK)
 		return rc;

@@ -50,8 +50,8 @@ dc_code dc_senders_load(dc_store *st, const char *source, const char *csv, size_
 /* Upserts the local override for domain (normalised as above): *replaced
  * says whether one was there.  DC_EFORMAT for an empty domain or name or
  * control characters; DC_ECONFIG, DC_EDB, DC_EDBREFUSED. */
-dc_code dc_senders_set(dc_store *st, const char *domain, const char *name, const char *type,
-	int *replaced, dc_err *err) DC_WUR;
+dc_code dc_senders_set(dc_store *st, const char *domain, const char *name, const char *type, int *replaced,
+	dc_err *err) DC_WUR;
 
 /* Deletes the local override for domain: *found says whether there was one.
  * DC_ECONFIG, DC_EDB, DC_EDBREFUSED. */
