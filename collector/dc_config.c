@@ -117,6 +117,8 @@ static const opt options[] = {
 	{ "dns", "timeout_ms", CFG(dns_timeout_ms), set_int, false, 1, 600000, NULL },
 	{ "dns", "retry_after", CFG(dns_retry_after), set_int, false, 0, UINT64_C(365) * 86400, NULL },
 	{ "dns", "in_flight", CFG(dns_in_flight), set_int, false, 1, 1024, NULL },
+	{ "enrich", "asn_db", CFG(asn_db), set_path, false, 0, 0, NULL },
+	{ "enrich", "country_db", CFG(country_db), set_path, false, 0, 0, NULL },
 	{ "alerts", "command", CFG(alerts_command), set_path, false, 0, 0, NULL },
 	{ "alerts", "timeout", CFG(alerts_timeout), set_int, false, 1, 86400, NULL },
 	{ "limits", "max_message_bytes", CFG(limits.max_message_bytes), set_u64, false, 1, UINT64_C(1) << 40,
@@ -134,7 +136,8 @@ static const opt options[] = {
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* The sections that exist, so an empty unknown section is still caught. */
-static const char *const sections[] = { "database", "mailbox", "service", "dns", "limits", "alerts", NULL };
+static const char *const sections[] = { "database", "mailbox", "service", "dns", "enrich", "limits", "alerts",
+	NULL };
 
 typedef struct loader {
 	dc_config *cfg;
@@ -808,6 +811,8 @@ dc_config_free(dc_config *cfg)
 	free(cfg->mailboxes);
 	free(cfg->path);
 	free(cfg->db_conninfo);
+	free(cfg->asn_db);
+	free(cfg->country_db);
 	if (cfg->db_password != NULL)
 		explicit_bzero(cfg->db_password, strlen(cfg->db_password));
 	free(cfg->db_password);

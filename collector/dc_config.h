@@ -43,6 +43,8 @@ typedef struct dc_config {
 	int dns_timeout_ms;  /* [dns] timeout_ms, default 2000 */
 	int dns_retry_after; /* [dns] retry_after, seconds before a failed lookup is retried, default 86400 */
 	int dns_in_flight;   /* [dns] in_flight, IPs resolved at once, default 64 */
+	char *asn_db;        /* [enrich] asn_db, a MaxMind-format file with AS numbers; NULL = none */
+	char *country_db;    /* [enrich] country_db, one with countries (may be asn_db); NULL = none */
 	char *metrics_listen; /* [service] metrics_listen, HOST:PORT of /metrics; NULL = off */
 	dc_limits limits;
 	char *alerts_command; /* [alerts] command: PATH [ARG...], run after each poll round; NULL = none */

@@ -9,6 +9,12 @@
  * retried after retry_after seconds; 'ok' rows are refreshed after
  * refresh_after.
  *
+ * With [enrich] asn_db / country_db (resolve/dc_ipdb.h), each batch's IPs
+ * are also looked up there and the AS and country stored with the names;
+ * then every IP whose stored values came from another release of a file
+ * (its build epoch) is looked up again, without DNS, so a new file is
+ * applied by the next run.  The files are opened at the start of each run.
+ *
  * Deliberately not here: SQL (storage/), c-ares and libpsl (resolve/), the
  * command and its summary (program/dc_resolve_cmd.c), logging, and any work
  * inside a report's transaction: resolving is its own step after an import
@@ -30,11 +36,17 @@
 #define DC_RESOLVE_DEFAULT_BATCH         10000        /* IPs per database round */
 
 typedef struct dc_resolve_opts {
-	dc_resolver_opts dns; /* servers, timeouts, concurrency, the stop flag */
-	int retry_after;      /* seconds before a failed lookup (not 'ok') is retried */
-	int refresh_after;    /* seconds before an 'ok' entry is looked up again */
-	int batch;            /* IPs read from the database per round */
-	uint64_t max_ips;     /* stop after this many IPs in one run; 0 = no cap */
+	dc_resolver_opts dns;   /* servers, timeouts, concurrency, the stop flag */
+	int retry_after;        /* seconds before a failed lookup (not 'ok') is retried */
+	int refresh_after;      /* seconds before an 'ok' entry is looked up again */
+	int batch;              /* IPs read from the database per round */
+	uint64_t max_ips;       /* stop after this many IPs in one run; 0 = no cap */
+	const char *asn_db;     /* [enrich] asn_db path, NULL = none */
+	const char *country_db; /* [enrich] country_db path (may equal asn_db), NULL = none */
+	dc_err *enrich_err;     /* NULL: an [enrich] file that cannot be used fails the run
+	                         * (DC_ECONFIG/DC_EFORMAT); else its error goes here and the
+	                         * run goes on without enrichment (the service: PTR names
+	                         * must not wait for a broken IP database) */
 } dc_resolve_opts;
 
 /* Fills o with the defaults above and dc_resolver_opts_default's. */
@@ -48,7 +60,8 @@ void dc_resolve_opts_from_config(dc_resolve_opts *o, const dc_config *cfg);
  * row and upserts the rows, one batch per statement.  st stays owned by the
  * caller.  stats (may be NULL) is added to.  Returns DC_EDB or
  * DC_EDBREFUSED (dc_pg.h) on a database failure, DC_ECONFIG for [dns]
- * servers the resolver does not accept, DC_EDNS when it cannot be set up or
+ * servers the resolver does not accept or an [enrich] file that cannot be
+ * opened or is no MaxMind DB, DC_EFORMAT for a corrupt one, DC_EDNS when it cannot be set up or
  * stopped answering, DC_EINTERRUPTED after opts->dns.stop (what was looked
  * up is stored); DNS failures of single IPs are statuses, not errors. */
 dc_code

@@ -59,6 +59,7 @@
 #define DC_MAX_FORWARD_ADDRS 64                   /* forward addresses examined per PTR name */
 #define DC_MAX_DNS_NAME      253                  /* RFC 1035 section 2.3.4, without the final dot */
 #define DC_MAX_DNS_LABEL     63                   /* one label of a DNS name, RFC 1035 section 2.3.4 */
+#define DC_MAX_AS_NAME       256                  /* bytes of an AS name kept from an IP database */
 #define DC_MAX_BYTEA         ((size_t)1000 << 20) /* under PostgreSQL's 1 GB field limit */
 
 /* Caps of the parser layer, named after the module that applies them. */

@@ -287,14 +287,19 @@ resolve_names(service *s)
 {
 	dc_resolve_opts o;
 	dc_resolve_stats rs = { 0 };
-	dc_err err;
+	dc_err err, enrich_err;
 	dc_code rc;
 
 	dc_resolve_opts_from_config(&o, s->cfg);
 	o.dns.progress = dc_notify_progress;
 	o.dns.progress_ctx = (void *)&g_stop;
 	dc_err_clear(&err);
+	dc_err_clear(&enrich_err);
+	o.enrich_err = &enrich_err;
 	rc = dc_resolve_run(s->st, &o, &rs, &err);
+	if (enrich_err.code != DC_OK)
+		dc_log_error("resolve: %s; PTR names are stored without AS and country until it is fixed",
+			dc_err_text(&enrich_err));
 	dc_metrics_resolved(&rs);
 	if (rc != DC_OK) {
 		dc_log_warn("resolve: %s", dc_err_text(&err));
@@ -309,6 +314,8 @@ resolve_names(service *s)
 			    " forward-confirmed), %" PRIu64 " without, %" PRIu64 " timeouts, %" PRIu64
 			    " failures",
 			rs.ips, rs.ok, rs.confirmed, rs.nxdomain, rs.timeout, rs.servfail + rs.error);
+	if (rs.enriched > 0)
+		dc_log_info("resolve: %" PRIu64 " IPs looked up in the IP databases ([enrich])", rs.enriched);
 }
 
 /* Sets a failed mailbox's next try after its backoff. */

@@ -71,6 +71,7 @@ static int cmd_poll(run_ctx *, int, char **);
 static int cmd_resolve(run_ctx *, int, char **);
 static int cmd_reparse(run_ctx *, int, char **);
 static int cmd_prune(run_ctx *, int, char **);
+static int cmd_senders(run_ctx *, int, char **);
 static int cmd_check_config(run_ctx *, int, char **);
 
 static const command commands[] = {
@@ -80,6 +81,9 @@ static const command commands[] = {
 	{ "resolve", "", "look up PTR names for source IPs that have none yet", cmd_resolve },
 	{ "reparse", "", "parse the stored original reports again (after an upgrade)", cmd_reparse },
 	{ "prune", "--older-than DAYS", "delete reports (and failures) older than DAYS days", cmd_prune },
+	{ "senders", "load|set|unset ...",
+		"load a sender map file (load FILE [--source NAME]); set/unset a local override",
+		cmd_senders },
 	{ "check-config", "", "validate the configuration and reach every service", cmd_check_config },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -420,6 +424,15 @@ cmd_prune(run_ctx *c, int argc, char **argv)
 	return dc_cmd_prune(c->cfg, (int)days);
 }
 
+/* ---------------------------------------------------------------- senders */
+
+/* `senders load|set|unset ...`: program/dc_senders_cmd.c parses the rest. */
+static int
+cmd_senders(run_ctx *c, int argc, char **argv)
+{
+	return dc_cmd_senders(c->cfg, argc, argv);
+}
+
 /* Logs how far the schema is behind the SQL compiled in (a warning:
  * `migrate` fixes it; an error when migrate would refuse), and group roles
  * missing or without their grants (a warning naming them, with the SQL). */
@@ -453,7 +466,7 @@ check_schema(dc_store *st)
 }
 
 /* `check-config`: the file was valid (else main returned 2); reaches the
- * database, every mailbox and the DNS servers; returns the worst status. */
+ * database, every mailbox and the DNS servers, opens the [enrich] files; returns the worst status. */
 static int
 cmd_check_config(run_ctx *c, int argc, char **argv)
 {
@@ -473,6 +486,7 @@ cmd_check_config(run_ctx *c, int argc, char **argv)
 	status = dc_exit_worse(status, s);
 	s = dc_check_dns(c->cfg);
 	status = dc_exit_worse(status, s);
+	status = dc_exit_worse(status, dc_check_ipdb(c->cfg));
 	status = dc_exit_worse(status, dc_alerts_hook_check(c->cfg));
 	if (status == 0)
 		dc_log_info("check-config: every service reached");

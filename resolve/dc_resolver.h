@@ -54,6 +54,7 @@ typedef struct dc_resolve_stats {
 	uint64_t error;     /* anything else (bad answer, bad name) */
 	uint64_t retries;   /* queries sent again after a try timed out */
 	double seconds;     /* wall time of the lookups */
+	uint64_t enriched;  /* IPs looked up in the IP databases ([enrich]) */
 } dc_resolve_stats;
 
 /* One lookup's outcome, as stored in dmarc.ip_names. */

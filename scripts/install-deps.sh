@@ -14,9 +14,10 @@ set -euo pipefail
 pkgs=(
   build-essential dpkg-dev cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck scdoc
   libcurl4-openssl-dev libxml2-dev libxml2-utils zlib1g-dev libzip-dev libpq-dev
-  libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev libmicrohttpd-dev libsystemd-dev
+  libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev libmicrohttpd-dev libsystemd-dev libmaxminddb-dev
   postgresql postgresql-client dovecot-imapd dnsmasq-base
   cyrus-common sasl2-bin
+  libmaxmind-db-writer-perl       # writes the MaxMind-format test files (it_ipdb)
   prometheus                      # promtool, for it_metrics (its daemon is never started)
   openssl curl python3 python3-yaml zip gzip procps iproute2 time bc
   systemd man-db groff-base

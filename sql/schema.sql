@@ -1159,7 +1159,13 @@ CREATE TABLE dmarc.ip_names (
     ptr_base_domain text,
     forward_confirmed boolean DEFAULT false NOT NULL,
     resolved_at timestamp with time zone DEFAULT now() NOT NULL,
-    status text
+    status text,
+    asn bigint,
+    as_name text,
+    as_domain text,
+    country text,
+    asn_db_epoch bigint,
+    country_db_epoch bigint
 );
 
 
@@ -1203,6 +1209,48 @@ COMMENT ON COLUMN dmarc.ip_names.resolved_at IS 'When the last lookup finished.'
 --
 
 COMMENT ON COLUMN dmarc.ip_names.status IS 'Outcome of the last lookup (set by resolve).';
+
+
+--
+-- Name: COLUMN ip_names.asn; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.asn IS 'Autonomous system number of ip, from [enrich] asn_db (NULL: not in the file, or no file).';
+
+
+--
+-- Name: COLUMN ip_names.as_name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.as_name IS 'Name of the autonomous system (GeoLite2 autonomous_system_organization, IPinfo as_name).';
+
+
+--
+-- Name: COLUMN ip_names.as_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.as_domain IS 'Domain of the autonomous system''s owner (IPinfo Lite as_domain; other layouts have none).';
+
+
+--
+-- Name: COLUMN ip_names.country; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.country IS 'ISO 3166-1 alpha-2 country of ip, upper case, from [enrich] country_db.';
+
+
+--
+-- Name: COLUMN ip_names.asn_db_epoch; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.asn_db_epoch IS 'Build epoch (seconds since 1970) of the asn_db file asn, as_name and as_domain came from; NULL: never looked up.';
+
+
+--
+-- Name: COLUMN ip_names.country_db_epoch; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.ip_names.country_db_epoch IS 'Build epoch (seconds since 1970) of the country_db file country came from; NULL: never looked up.';
 
 
 --
@@ -2955,6 +3003,85 @@ COMMENT ON COLUMN dmarc.schema_objects.applied_at IS 'When it was last applied.'
 
 
 --
+-- Name: sender_map; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.sender_map (
+    base_domain text NOT NULL,
+    name text NOT NULL,
+    type text NOT NULL,
+    source text NOT NULL,
+    loaded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sender_map_base_domain_check CHECK (((base_domain <> ''::text) AND (base_domain = lower(rtrim(btrim(base_domain), '.'::text))))),
+    CONSTRAINT sender_map_name_check CHECK ((btrim(name) <> ''::text)),
+    CONSTRAINT sender_map_source_check CHECK ((source <> ''::text))
+);
+
+
+--
+-- Name: TABLE sender_map; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.sender_map IS 'The sender map: a base domain (of a PTR name or an AS domain) and the service that runs it, one row per domain and source. `senders load FILE` replaces a source''s rows, `senders set`/`unset` edit source ''local''. Read dmarc.senders for the row that wins.';
+
+
+--
+-- Name: COLUMN sender_map.base_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.base_domain IS 'The base domain, normalised as dmarc.dns_name_norm does: lower case, no trailing dot, e.g. google.com.';
+
+
+--
+-- Name: COLUMN sender_map.name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.name IS 'The sender''s name, e.g. Google.';
+
+
+--
+-- Name: COLUMN sender_map.type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.type IS 'The sender''s type as the source gives it, e.g. Email Provider; may be empty.';
+
+
+--
+-- Name: COLUMN sender_map.source; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.source IS 'Where the row came from: ''local'' for `senders set` (wins over every other source), else the name a file was loaded under (by default its base name, e.g. base_reverse_dns_map).';
+
+
+--
+-- Name: COLUMN sender_map.loaded_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set (the transaction''s time).';
+
+
+--
+-- Name: senders; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.senders AS
+ SELECT DISTINCT ON (sender_map.base_domain) sender_map.base_domain,
+    sender_map.name,
+    sender_map.type,
+    sender_map.source,
+    sender_map.loaded_at
+   FROM dmarc.sender_map
+  ORDER BY sender_map.base_domain, (sender_map.source = 'local'::text) DESC, sender_map.loaded_at DESC, sender_map.source;
+
+
+--
+-- Name: VIEW senders; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.senders IS 'The sender map, one row per base domain (lower case, no trailing dot): the row of source ''local'' (`senders set`) if any, else that of the source loaded last, else of the source whose name sorts first. name and type say who runs the servers under the domain, e.g. Google, Email Provider.';
+
+
+--
 -- Name: server_generated_mail; Type: VIEW; Schema: dmarc; Owner: -
 --
 
@@ -3242,6 +3369,14 @@ ALTER TABLE ONLY dmarc.schema_migrations
 
 ALTER TABLE ONLY dmarc.schema_objects
     ADD CONSTRAINT schema_objects_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: sender_map sender_map_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.sender_map
+    ADD CONSTRAINT sender_map_pkey PRIMARY KEY (base_domain, source);
 
 
 --
@@ -4066,6 +4201,21 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_migrations TO dmarc_writ
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_objects TO dmarc_writer;
+
+
+--
+-- Name: TABLE sender_map; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_map TO dmarc_writer;
+
+
+--
+-- Name: TABLE senders; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.senders TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.senders TO dmarc_writer;
 
 
 --

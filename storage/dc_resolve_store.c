@@ -49,6 +49,31 @@ static const char sql_upsert[] =
 	"  resolved_at = EXCLUDED.resolved_at,"
 	"  status = EXCLUDED.status";
 
+/* IPs whose stored values came from another release of a configured file
+ * ($1, $2: the current build epochs, NULL when not configured), in key
+ * order after $4 (NULL: from the start), so each batch reads on along the
+ * primary key instead of scanning again past the rows just updated. */
+static const char sql_stale[] =
+	"SELECT ip::text FROM dmarc.ip_names "
+	"WHERE (($1::bigint IS NOT NULL AND asn_db_epoch IS DISTINCT FROM $1::bigint)"
+	"    OR ($2::bigint IS NOT NULL AND country_db_epoch IS DISTINCT FROM $2::bigint))"
+	"  AND ($4::inet IS NULL OR ip > $4::inet) "
+	"ORDER BY ip LIMIT $3::int";
+
+/* One batch of IP-database values; a file not configured ($6 or $7 NULL)
+ * leaves its columns as they are. */
+static const char sql_enrich[] =
+	"UPDATE dmarc.ip_names AS n SET "
+	"  asn = CASE WHEN $6::bigint IS NULL THEN n.asn ELSE u.asn END,"
+	"  as_name = CASE WHEN $6::bigint IS NULL THEN n.as_name ELSE u.as_name END,"
+	"  as_domain = CASE WHEN $6::bigint IS NULL THEN n.as_domain ELSE u.as_domain END,"
+	"  asn_db_epoch = COALESCE($6::bigint, n.asn_db_epoch),"
+	"  country = CASE WHEN $7::bigint IS NULL THEN n.country ELSE u.country END,"
+	"  country_db_epoch = COALESCE($7::bigint, n.country_db_epoch) "
+	"FROM unnest($1::inet[], $2::bigint[], $3::text[], $4::text[], $5::text[]) "
+	"  AS u(ip, asn, as_name, as_domain, country) "
+	"WHERE n.ip = u.ip";
+
 dc_code
 dc_resolve_store_now(dc_store *st, char **started, dc_err *err)
 {
@@ -72,21 +97,18 @@ out:
 	return rc;
 }
 
-dc_code
-dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const char *started, int limit,
-	const char ***ips, size_t *n, dc_err *err)
+/* Runs sql (its one column: IPs as text) and copies the IPs to *ips, one
+ * allocation (see dc_resolve_store_due). */
+static dc_code
+read_ips(dc_store *st, const char *sql, int nparams, const char *const *params, const char ***ips, size_t *n,
+	dc_err *err)
 {
 	dc_code rc = DC_OK;
 	PGresult *r = NULL;
-	char p_refresh[24], p_retry[24], p_limit[24];
 
 	*ips = NULL;
 	*n = 0;
-	snprintf(p_refresh, sizeof p_refresh, "%d", refresh_after);
-	snprintf(p_retry, sizeof p_retry, "%d", retry_after);
-	snprintf(p_limit, sizeof p_limit, "%d", limit);
-	const char *params[4] = { p_refresh, p_retry, started, p_limit };
-	rc = dc_pg_exec(st->conn, sql_candidates, 4, params, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r,
+	rc = dc_pg_exec(st->conn, sql, nparams, params, NULL, NULL, 0, PGRES_TUPLES_OK, 0, &r,
 		"resolve: reading source IPs failed", err);
 	if (rc != DC_OK)
 		goto out;
@@ -113,6 +135,82 @@ dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const cha
 	*n = rows;
 out:
 	PQclear(r);
+	return rc;
+}
+
+dc_code
+dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, const char *started, int limit,
+	const char ***ips, size_t *n, dc_err *err)
+{
+	char p_refresh[24], p_retry[24], p_limit[24];
+
+	snprintf(p_refresh, sizeof p_refresh, "%d", refresh_after);
+	snprintf(p_retry, sizeof p_retry, "%d", retry_after);
+	snprintf(p_limit, sizeof p_limit, "%d", limit);
+	const char *params[4] = { p_refresh, p_retry, started, p_limit };
+	return read_ips(st, sql_candidates, 4, params, ips, n, err);
+}
+
+dc_code
+dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, const char *after, int limit,
+	const char ***ips, size_t *n, dc_err *err)
+{
+	char p_asn[24], p_country[24], p_limit[24];
+
+	snprintf(p_asn, sizeof p_asn, "%lld", (long long)asn_epoch);
+	snprintf(p_country, sizeof p_country, "%lld", (long long)country_epoch);
+	snprintf(p_limit, sizeof p_limit, "%d", limit);
+	const char *params[4] = { asn_epoch >= 0 ? p_asn : NULL, country_epoch >= 0 ? p_country : NULL,
+		p_limit, after };
+	return read_ips(st, sql_stale, 4, params, ips, n, err);
+}
+
+dc_code
+dc_resolve_store_enrich(dc_store *st, const dc_enrich_row *rows, size_t n, int64_t asn_epoch,
+	int64_t country_epoch, dc_err *err)
+{
+	dc_code rc = DC_OK;
+	dc_buf a[5];
+	char p_asn[24], p_country[24];
+
+	for (int k = 0; k < 5; k++) {
+		dc_buf_init(&a[k], DC_MAX_PG_ARRAY);
+		dc_pg_array_begin(&a[k]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		dc_pg_array_text(&a[0], rows[i].ip);
+		if (rows[i].asn > 0)
+			dc_pg_array_int(&a[1], rows[i].asn);
+		else
+			dc_pg_array_text(&a[1], NULL);
+		dc_pg_array_text(&a[2], rows[i].as_name && *rows[i].as_name ? rows[i].as_name : NULL);
+		dc_pg_array_text(&a[3], rows[i].as_domain && *rows[i].as_domain ? rows[i].as_domain : NULL);
+		dc_pg_array_text(&a[4], rows[i].country && *rows[i].country ? rows[i].country : NULL);
+	}
+	for (int k = 0; k < 5; k++) {
+		dc_code c = dc_pg_array_end(&a[k]);
+		if (c == DC_ENOMEM) {
+			rc = dc_err_set(err, DC_ENOMEM, "resolve: out of memory");
+			goto out;
+		}
+		if (c != DC_OK) {
+			rc = dc_err_set(err, c, "resolve: a batch of %zu IPs is over %zu bytes", n,
+				(size_t)DC_MAX_PG_ARRAY);
+			goto out;
+		}
+	}
+	snprintf(p_asn, sizeof p_asn, "%lld", (long long)asn_epoch);
+	snprintf(p_country, sizeof p_country, "%lld", (long long)country_epoch);
+	const char *params[7];
+	for (int k = 0; k < 5; k++)
+		params[k] = dc_buf_str(&a[k]);
+	params[5] = asn_epoch >= 0 ? p_asn : NULL;
+	params[6] = country_epoch >= 0 ? p_country : NULL;
+	rc = dc_pg_exec(st->conn, sql_enrich, 7, params, NULL, NULL, 0, PGRES_COMMAND_OK, 0, NULL,
+		"resolve: storing IP database values failed", err);
+out:
+	for (int k = 0; k < 5; k++)
+		dc_buf_free(&a[k]);
 	return rc;
 }
 

@@ -9,6 +9,10 @@
  * servfail, error) of an IP that had a name keeps the name and only records
  * the status and time.
  *
+ * IP databases ([enrich]): the IPs whose stored build epochs are not the
+ * configured files' (dc_resolve_store_stale), and one UPDATE per batch of
+ * AS and country values with the epochs (dc_resolve_store_enrich).
+ *
  * Deliberately not here: DNS (resolve/dc_resolver.h) and the batches
  * (collector/dc_resolve.h).  Rows are plain data: this module knows nothing
  * of c-ares or of how a status was reached.
@@ -18,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dc_error.h"
 #include "dc_store.h"
@@ -30,6 +35,16 @@ typedef struct dc_resolve_row {
 	bool confirmed;          /* forward-confirmed */
 	const char *status;      /* "ok", "nxdomain", "timeout", "servfail", "error" */
 } dc_resolve_row;
+
+/* One IP's IP-database values to write (dc_resolve_store_enrich); the
+ * strings stay the caller's, NULL or "" for none. */
+typedef struct dc_enrich_row {
+	const char *ip; /* as dc_resolve_store_due or _stale gave it */
+	int64_t asn;    /* 0: none */
+	const char *as_name;
+	const char *as_domain;
+	const char *country;
+} dc_enrich_row;
 
 /* Sets *started to the server's now() as text, the start of a run that
  * dc_resolve_store_due compares against.  The caller owns *started (free).
@@ -48,5 +63,21 @@ dc_code dc_resolve_store_due(dc_store *st, int refresh_after, int retry_after, c
  * Returns DC_OK, DC_ENOMEM, DC_ETOOLONG (a batch over
  * DC_MAX_PG_ARRAY bytes), or DC_EDB / DC_EDBREFUSED. */
 dc_code dc_resolve_store_names(dc_store *st, const dc_resolve_row *rows, size_t n, dc_err *err) DC_WUR;
+
+/* Reads up to limit IPs of dmarc.ip_names whose asn_db_epoch differs from
+ * asn_epoch or whose country_db_epoch differs from country_epoch (a
+ * negative epoch: that file is not configured and not compared), in IP
+ * order, after the IP after (NULL: from the first; pass the last IP of the
+ * previous batch).  *ips as dc_resolve_store_due's.  Returns DC_OK,
+ * DC_ENOMEM, DC_EDB / DC_EDBREFUSED. */
+dc_code dc_resolve_store_stale(dc_store *st, int64_t asn_epoch, int64_t country_epoch, const char *after,
+	int limit, const char ***ips, size_t *n, dc_err *err) DC_WUR;
+
+/* Updates the IP-database columns of n existing dmarc.ip_names rows in one
+ * statement: asn, as_name, as_domain and asn_db_epoch when asn_epoch >= 0,
+ * country and country_db_epoch when country_epoch >= 0 (the other columns
+ * stay).  Returns DC_OK, DC_ENOMEM, DC_ETOOLONG, DC_EDB / DC_EDBREFUSED. */
+dc_code dc_resolve_store_enrich(dc_store *st, const dc_enrich_row *rows, size_t n, int64_t asn_epoch,
+	int64_t country_epoch, dc_err *err) DC_WUR;
 
 #endif

@@ -2,7 +2,7 @@
  * dc_store_int.h - storage's private header: the dc_store struct and the
  * helpers its files share (dc_store.c, dc_migrate.c, dc_writer.c,
  * dc_batch.c, dc_failure.c, dc_rollup.c, dc_reparse.c, dc_mailbox.c,
- * dc_prune.c, dc_resolve_store.c, dc_alerts_sent.c).
+ * dc_prune.c, dc_resolve_store.c, dc_alerts_sent.c, dc_senders.c).
  *
  * No product file outside storage/ includes it: the connection stays here.
  * Three programs do, for the raw connection (dc_store_conn) to check what

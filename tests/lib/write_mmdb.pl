@@ -1,0 +1,84 @@
+#!/usr/bin/perl
+# write_mmdb.pl - writes small MaxMind DB files in the free layouts that
+# resolve/dc_ipdb.c reads, for tests/integration/ipdb.sh.
+#
+#   perl write_mmdb.pl LAYOUT FILE EPOCH
+#
+# LAYOUT: geolite2-asn, geolite2-asn-changed, geolite2-country, ipinfo-lite.
+# EPOCH sets the metadata build_epoch (a new release of a file).  Networks
+# are the documentation ranges the test's records use (192.0.2.0/24,
+# 2001:db8::/32), so reserved networks are kept (remove_reserved_networks 0).
+# Every tree is IPv6 with IPv4 networks in ::/96, as the real files are.
+use strict;
+use warnings;
+use MaxMind::DB::Writer::Tree;
+
+my ($layout, $file, $epoch) = @ARGV;
+die "usage: write_mmdb.pl LAYOUT FILE EPOCH\n" unless defined $epoch;
+
+my %types = (
+	autonomous_system_number       => 'uint32',
+	autonomous_system_organization => 'utf8_string',
+	country                        => 'map',
+	registered_country             => 'map',
+	iso_code                       => 'utf8_string',
+	names                          => 'map',
+	en                             => 'utf8_string',
+	geoname_id                     => 'uint32',
+	asn                            => 'utf8_string',
+	as_name                        => 'utf8_string',
+	as_domain                      => 'utf8_string',
+	country_code                   => 'utf8_string',
+	continent                      => 'utf8_string',
+	continent_code                 => 'utf8_string',
+);
+# IPinfo Lite's "country" is the country's name, not a map.
+$types{country} = 'utf8_string' if $layout eq 'ipinfo-lite';
+
+my (%type, $size, @nets);
+if ($layout eq 'geolite2-asn' || $layout eq 'geolite2-asn-changed') {
+	my $changed = $layout eq 'geolite2-asn-changed';
+	%type = (database_type => 'GeoLite2-ASN');
+	$size = 24;
+	@nets = (
+		[ '192.0.2.0/28', { autonomous_system_number => $changed ? 64600 : 64500,
+			autonomous_system_organization => $changed ? 'Changed Net' : "Example Mail GmbH \x{e4}" } ],
+		[ '192.0.2.16/28', { autonomous_system_number => 64501, autonomous_system_organization => 'Relay Org' } ],
+		[ '2001:db8::/48', { autonomous_system_number => 64502, autonomous_system_organization => 'V6 Net' } ],
+	);
+} elsif ($layout eq 'geolite2-country') {
+	%type = (database_type => 'GeoLite2-Country');
+	$size = 28;
+	@nets = (
+		[ '192.0.2.0/27', { country => { iso_code => 'DE', geoname_id => 2921044, names => { en => 'Germany' } },
+			registered_country => { iso_code => 'AT', names => { en => 'Austria' } } } ],
+		# no country, only the registered one (the fallback)
+		[ '2001:db8::/32', { registered_country => { iso_code => 'NL', names => { en => 'Netherlands' } } } ],
+	);
+} elsif ($layout eq 'ipinfo-lite') {
+	%type = (database_type => 'ipinfo lite');
+	$size = 32;
+	@nets = (
+		[ '192.0.2.0/27', { asn => 'AS64510', as_name => 'Info Net', as_domain => 'Example.NET',
+			country => 'France', country_code => 'FR', continent => 'Europe', continent_code => 'EU' } ],
+		[ '2001:db8::/32', { asn => 'AS64511', as_name => 'Info V6', as_domain => 'v6.example.org',
+			country => 'Japan', country_code => 'JP', continent => 'Asia', continent_code => 'AS' } ],
+	);
+} else {
+	die "write_mmdb.pl: unknown layout $layout\n";
+}
+
+my $tree = MaxMind::DB::Writer::Tree->new(
+	ip_version               => 6,
+	record_size              => $size,
+	database_type            => $type{database_type},
+	languages                => ['en'],
+	description              => { en => "dmarc-collector test file ($layout)" },
+	remove_reserved_networks => 0,
+	map_key_type_callback    => sub { $types{ $_[0] } // die "write_mmdb.pl: no type for key $_[0]\n" },
+);
+$tree->_set_build_epoch($epoch);
+$tree->insert_network(@$_) for @nets;
+open my $fh, '>:raw', $file or die "write_mmdb.pl: $file: $!\n";
+$tree->write_tree($fh);
+close $fh or die "write_mmdb.pl: $file: $!\n";
