@@ -14,6 +14,7 @@
  * be read or is not a valid map (one line naming the file's line; nothing
  * changed), or a refusing server, 75 the database could not be reached.
  */
+#include "dc_buf.h"
 #include "dc_commands.h"
 #include "dc_exit.h"
 #include "dc_log.h"
@@ -22,71 +23,52 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_FILE_BYTES (64u << 20) /* 64 MiB */
 
-/* Reads path whole into *buf (owned by the caller: free), *len bytes, the
- * leading BOM dropped; 0, or logs why not and returns the exit status. */
+/* Reads path whole into b (initialised by the caller with the cap; the
+ * caller frees it); 0, or logs why not and returns the exit status. */
 static int
-read_map(const char *path, char **buf, size_t *len)
+read_map(const char *path, dc_buf *b)
 {
 	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	size_t n = 0, cap = 0;
+	bool too_large = false;
 	int status = 0;
 
-	*buf = NULL;
-	*len = 0;
 	if (f == NULL) {
 		dc_log_error("senders: %s: %s", path, strerror(errno));
 		return DC_EXIT_CONFIG;
 	}
 	for (;;) {
+		size_t left = MAX_FILE_BYTES - dc_buf_len(b), chunk = left < (1u << 20) ? left : (1u << 20);
+		char *room;
 		size_t got;
-		if (n == cap) {
-			char *q;
-			if (cap >= MAX_FILE_BYTES + 1u) {
-				dc_log_error("senders: %s: larger than %u MiB", path, MAX_FILE_BYTES >> 20);
-				status = DC_EXIT_CONFIG;
-				goto out;
-			}
-			cap = cap == 0 ? 1u << 20 : cap * 2;
-			if (cap > MAX_FILE_BYTES + 1u)
-				cap = MAX_FILE_BYTES + 1u;
-			if ((q = realloc(p, cap)) == NULL) {
-				dc_log_error("senders: %s: out of memory", path);
-				status = DC_EXIT_TEMPFAIL;
-				goto out;
-			}
-			p = q;
+
+		if (left == 0) { /* exactly the cap so far: one byte more is too much */
+			too_large = fgetc(f) != EOF;
+			break;
 		}
-		got = fread(p + n, 1, cap - n, f);
-		n += got;
+		if ((room = dc_buf_room(b, chunk)) == NULL)
+			break;
+		got = fread(room, 1, chunk, f);
+		dc_buf_commit(b, got);
 		if (got == 0)
 			break;
 	}
-	if (ferror(f)) {
-		dc_log_error("senders: %s: read error", path);
-		status = DC_EXIT_CONFIG;
-		goto out;
-	}
-	if (n > MAX_FILE_BYTES) {
+	if (too_large || dc_buf_code(b) == DC_ETOOLONG) {
 		dc_log_error("senders: %s: larger than %u MiB", path, MAX_FILE_BYTES >> 20);
 		status = DC_EXIT_CONFIG;
-		goto out;
+	} else if (dc_buf_code(b) != DC_OK) {
+		dc_log_error("senders: %s: out of memory", path);
+		status = DC_EXIT_TEMPFAIL;
+	} else if (ferror(f)) {
+		dc_log_error("senders: %s: read error", path);
+		status = DC_EXIT_CONFIG;
 	}
-	if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
-		memmove(p, p + 3, n - 3);
-		n -= 3;
-	}
-	*buf = p;
-	*len = n;
-	p = NULL;
-out:
-	free(p);
 	fclose(f);
 	return status;
 }
@@ -122,8 +104,9 @@ load(dc_store *st, const char *path, const char *source)
 {
 	char def[DC_SENDERS_MAX_SOURCE * 4];
 	dc_senders_load_stats s;
-	char *buf = NULL;
-	size_t len = 0;
+	dc_buf b;
+	const char *map;
+	size_t len;
 	dc_err err;
 	dc_code rc;
 	int status;
@@ -132,11 +115,20 @@ load(dc_store *st, const char *path, const char *source)
 		default_source(path, def, sizeof def);
 		source = def;
 	}
-	if ((status = read_map(path, &buf, &len)) != 0)
+	dc_buf_init(&b, MAX_FILE_BYTES);
+	if ((status = read_map(path, &b)) != 0) {
+		dc_buf_free(&b);
 		return status;
+	}
+	map = dc_buf_str(&b);
+	len = dc_buf_len(&b);
+	if (len >= 3 && memcmp(map, "\xEF\xBB\xBF", 3) == 0) { /* a UTF-8 BOM */
+		map += 3;
+		len -= 3;
+	}
 	dc_err_clear(&err);
-	rc = dc_senders_load(st, source, buf, len, &s, &err);
-	free(buf);
+	rc = dc_senders_load(st, source, map, len, &s, &err);
+	dc_buf_free(&b);
 	if (rc != DC_OK)
 		return failed(rc, &err, rc == DC_EFORMAT ? path : NULL);
 	dc_log_info("senders: %" PRIu64 " rows loaded from %s (source %s): %" PRIu64 " domains, %" PRIu64
