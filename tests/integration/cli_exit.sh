@@ -49,7 +49,7 @@ n_migrations=$(ls "$DC_SRC"/sql/migrations/[0-9]*.sql | wc -l)
 # ---- a database owner without CREATEROLE: migrate finishes (0) and warns
 q "CREATE ROLE owner LOGIN PASSWORD 'owner pass' NOCREATEROLE NOSUPERUSER" >/dev/null || exit 1
 q "CREATE DATABASE owned OWNER owner" >/dev/null || exit 1
-q "SELECT count(*) FROM pg_roles WHERE rolname IN ('dmarc_writer', 'dmarc_reader')" | grep -qx 0 \
+q "SELECT count(*) FROM pg_roles WHERE rolname IN ('dmarc_writer', 'dmarc_reader')" | grep -x 0 >/dev/null \
   || { echo "FAIL: the cluster already has the roles"; exit 1; }
 out=$(PGUSER=owner "$B" --db owned migrate 2>&1); got=$?
 check "migrate without CREATEROLE: status" "$got" 0

@@ -189,7 +189,7 @@ if run --from 1990-01-01T00:00:00Z --to now --require-rows >"$tmp/panels.txt" 2>
 else
   cat "$tmp/panels.txt"; fail "panels with All/All"
 fi
-grep -c 'rows' "$tmp/panels.txt" | grep -q '^[12][0-9]$' || fail "expected 10+ panels: $(cat "$tmp/panels.txt")"
+grep -c 'rows' "$tmp/panels.txt" | grep '^[12][0-9]$' >/dev/null || fail "expected 10+ panels: $(cat "$tmp/panels.txt")"
 # the alert rules' queries, the same way (the corpus is old: no rows expected)
 if python3 "$G/run_panels.py" --rules "$G/provisioning/alerting/dmarc-alerts.yaml" \
      --psql "psql -d $PGDATABASE -U it_grafana" >"$tmp/rules.txt" 2>&1 && [ "$(grep -c '^rule .* rows$' "$tmp/rules.txt")" = 5 ]; then

@@ -98,7 +98,7 @@ fake=$!
 # wait until it listens (python starts in seconds on a loaded machine), 30 s
 # at most; without connecting: a probe closed unread makes the fake's read
 # fail with ECONNRESET, which ends it
-for _ in $(seq 300); do ss -Hltn | grep -q "127.0.0.1:$port " && break; sleep 0.1; done
+for _ in $(seq 300); do ss -Hltn | grep "127.0.0.1:$port " >/dev/null && break; sleep 0.1; done
 conf imaps; set_key url "imap://127.0.0.1:$port/INBOX"
 expect 2 'error: mailbox rua: TLS with imap://127.0.0.1:.* failed' "$B" --config "$tmp/dc.conf" poll --once
 

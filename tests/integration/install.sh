@@ -353,7 +353,7 @@ case "$sysconf" in
 *) if [ "$prefix" = /usr ]; then sysconf=/$sysconf; else sysconf=$prefix/$sysconf; fi ;;
 esac
 def=$sysconf/dmarc-collector/dmarc-collector.conf
-"$DC_BIN" --help | grep -qF "$def if it exists" && ok "--help names the default configuration $def" ||
+"$DC_BIN" --help | grep -F "$def if it exists" >/dev/null && ok "--help names the default configuration $def" ||
 	fail "--help does not name $def"
 if [ $root = 1 ] && [ "$sysconf" != /etc ] && [ -d "$sysconf" ] && unshare --mount true 2>/dev/null; then
 	# A private mount namespace with an empty directory over $sysconf: a

@@ -163,7 +163,7 @@ book() { q up "SELECT string_agg(format('SELECT %L, * FROM dmarc.%I', relname, r
   { read -r sql; [ -n "$sql" ] && psql -X -At -d up -c "COPY (SELECT * FROM ($sql) b) TO STDOUT" | LC_ALL=C sort; }; }
 b1=$(book)
 [ -n "$b1" ] || fail "no bookkeeping rows (dmarc.schema_*) after the upgrade"
-q up "SELECT 1 FROM dmarc.schema_migrations WHERE name = '001_schema.sql'" | grep -q 1 && fail "0.1's migration rows survived the upgrade"
+q up "SELECT 1 FROM dmarc.schema_migrations WHERE name = '001_schema.sql'" | grep 1 >/dev/null && fail "0.1's migration rows survived the upgrade"
 out=$("$DC_BIN" --db "$(dsn up)" migrate 2>&1); rc=$?
 [ "$rc" = 0 ] || fail "second migrate exited $rc: $out"
 [ "$(book)" = "$b1" ] || fail "second migrate changed the bookkeeping: $out"
