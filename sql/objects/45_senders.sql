@@ -37,7 +37,13 @@ COMMENT ON VIEW dmarc.senders IS
 -- An unconfirmed PTR name never names a sender, and is not shown here (an
 -- attacker chooses the PTR name of his own IPs, not whether it resolves
 -- back).  Two LEFT JOINs by equality, one per basis, so PostgreSQL hashes
--- dmarc.senders (or looks one domain up) instead of testing every pair.
+-- dmarc.senders instead of testing every pair.  dmarc.senders is DISTINCT
+-- ON (base_domain), which PostgreSQL knows to be unique on base_domain, so
+-- a query of a view joining ip_senders (record_details, daily_sources)
+-- that uses none of its columns drops the join: 1.0's queries and panels
+-- cost what they did.  (A NOT EXISTS form of dmarc.senders made one IP's
+-- lookup 385 -> 11 ms, but no join could be dropped any more: every row of
+-- daily_sources then paid four index lookups; bench/senders.sh.)
 -- ptr_base_domain is stored normalised (lower case, no trailing dot, as
 -- resolve writes it); as_domain is normalised here.
 CREATE OR REPLACE VIEW dmarc.ip_senders AS
