@@ -1,5 +1,5 @@
 -- 30_classify.sql - the classification of server-generated mail (SPEC
--- section 6), defined once: dmarc.record_details (40_records.sql) and the
+-- section 6), defined once: dmarc.record_details (45_senders.sql) and the
 -- daily rollups (60_rollups.sql) both call this function.
 --
 -- A record is server-generated when the first of these rules holds:
