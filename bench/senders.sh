@@ -52,8 +52,8 @@ echo "data: $(q "SELECT count(*) FROM dmarc.records") records, $(q "SELECT count
      "PostgreSQL $(q 'SHOW server_version'), $(nproc) cores"
 
 best() {  # LABEL SQL: best of three, execution + planning ms
-  local label=$1 sql=$2 i t b=
-  for i in 1 2 3; do
+  local label=$1 sql=$2 t b=
+  for _ in 1 2 3; do
     t=$(PGOPTIONS="-c jit=off" psql -X -At -v ON_ERROR_STOP=1 -c "EXPLAIN (ANALYZE, FORMAT JSON) $sql" |
       python3 -c 'import json,sys; p=json.load(sys.stdin)[0]; print("%.1f" % (p["Execution Time"] + p["Planning Time"]))')
     if [ -z "$b" ] || [ "$(echo "$t < $b" | bc)" = 1 ]; then b=$t; fi
