@@ -517,7 +517,8 @@ dc_tlsrpt_parse(const uint8_t *data, size_t len, const dc_limits *lim, dc_tls_re
 	*out = r;
 	r = NULL;
 out:
-	json_tokener_free(tok);
+	if (tok != NULL) /* json-c 0.16's json_tokener_free does not take NULL */
+		json_tokener_free(tok);
 	dc_tlsrpt_free(r);
 	return rc;
 }

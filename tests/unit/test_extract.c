@@ -693,6 +693,160 @@ test_limits(void **state)
 	free(m);
 }
 
+/* ---- SMTP TLS reports */
+
+/* gzip (RFC 1952) of data[0..len) at level 9; caller frees, *out_len set. */
+static uint8_t *
+gz(const uint8_t *data, size_t len, size_t *out_len)
+{
+	z_stream z;
+	size_t cap = len + len / 100 + 1024;
+	uint8_t *out = malloc(cap);
+
+	assert_non_null(out);
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*out_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
+#define TLS_JSON \
+	"{\"organization-name\":\"Google Inc.\",\"date-range\":{\"start-datetime\":\"2024-05-01T00:00:00Z\"," \
+	"\"end-datetime\":\"2024-05-01T23:59:59Z\"},\"contact-info\":\"smtp-tls-reporting@google.com\"," \
+	"\"report-id\":\"2024-05-01T00:00:00Z_example.com\",\"policies\":[{\"policy\":{\"policy-type\":\"sts\"," \
+	"\"policy-domain\":\"example.com\"},\"summary\":{\"total-successful-session-count\":10," \
+	"\"total-failure-session-count\":2},\"failure-details\":[{\"result-type\":\"certificate-expired\"," \
+	"\"failed-session-count\":2}]}]}"
+
+static void
+test_tls_reports(void **state)
+{
+	static const char json[] = TLS_JSON;
+	static const char other[] = "{\"type\":\"FeatureCollection\",\"features\":[]}";
+	static const char broken[] = "{\"report-id\":\"x\",\"policies\":[{\"policy\":{}}]}";
+	char msg[8192];
+	size_t zlen, blen, n;
+	uint8_t *z = gz((const uint8_t *)json, strlen(json), &zlen), *bomb;
+	char *big;
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	/* bare JSON, bare gzip */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)json, strlen(json), "r.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.reports + st.failures, 0);
+	assert_int_equal(c.tls_policies, 1);
+	assert_int_equal(c.tls_failures, 1);
+	assert_int_equal(c.tls_sessions, 12);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	assert_string_equal(c.tls_path, "gzip");
+
+	/* a message: the TLS report as application/tlsrpt+gzip, next to a
+	 * JSON part that is no TLS report (skipped, not a failure) */
+	n = (size_t)snprintf(msg, sizeof(msg),
+		"From: tls@example.net\r\nTo: rua@example.com\r\nSubject: Report Domain: example.com\r\n"
+		"Message-ID: <tls@example.net>\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=tlsrpt; boundary=\"b\"\r\n\r\n"
+		"--b\r\nContent-Type: text/plain\r\n\r\nThis is a TLS report.\r\n"
+		"--b\r\nContent-Type: application/json\r\n\r\n%s\r\n"
+		"--b\r\nContent-Type: application/tlsrpt+json\r\n\r\n%s\r\n--b--\r\n",
+		other, json);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, n, NULL, NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	assert_string_equal(c.tls_path, "part 3");
+
+	/* a message with only other JSON: no report in it */
+	n = (size_t)snprintf(msg, sizeof(msg),
+		"From: a@example.net\r\nMIME-Version: 1.0\r\nContent-Type: application/json\r\n\r\n%s\r\n",
+		other);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, n, NULL, NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_ENOREPORT);
+
+	/* bare JSON that is no TLS report; a broken TLS report */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)other, strlen(other), "o.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "unpack");
+	assert_non_null(strstr(c.why[0], "JSON without"));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)broken, strlen(broken), "b.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(st.tls_reports, 0);
+	assert_string_equal(c.stage[0], "report");
+	assert_int_equal(c.code[0], DC_ESCHEMA);
+	assert_int_equal(c.unit_len[0], strlen(broken));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)json, strlen(json) - 3, "t.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "json");
+	assert_int_equal(c.code[0], DC_EFORMAT);
+
+	/* the sink: a duplicate counts as stored, an error of the value is a
+	 * "store" failure, a database error stops the walk */
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_SKIP;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_ESCHEMA;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "store");
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_EDB;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_EDB);
+	assert_int_equal(st.failures, 0);
+
+	/* a gzip bomb of JSON: a TLS report's start, then 64 MiB of spaces;
+	 * the ratio stops it before the JSON cap would */
+	blen = 64u << 20;
+	big = malloc(blen);
+	assert_non_null(big);
+	memset(big, ' ', blen);
+	memcpy(big, "{\"report-id\":\"x\",\"policies\":[", 30);
+	bomb = gz((const uint8_t *)big, blen, &n);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(bomb, n, "bomb.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(st.tls_reports, 0);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_ERATIO);
+	assert_int_equal(c.unit_len[0], n);
+	/* with the ratio out of the way, the size cap: refused at 16 MiB */
+	{
+		dc_limits lim;
+
+		dc_limits_default(&lim);
+		lim.max_ratio = 0;
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run(bomb, n, "bomb.json.gz", &lim, &c, &st, &err), DC_OK);
+		assert_int_equal(st.failures, 1);
+		assert_int_equal(c.code[0], DC_ETOOBIG_REPORT);
+	}
+	free(bomb);
+	free(big);
+	free(z);
+}
+
 
 /* ---- per-input caps (issue 9) */
 
@@ -1059,6 +1213,7 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_sink_errors),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_tls_reports),
 		cmocka_unit_test(test_input_caps),
 		cmocka_unit_test(test_message_id),
 	};
