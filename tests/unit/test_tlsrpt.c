@@ -104,7 +104,8 @@ test_rfc_example(void **state)
 	assert_non_null(r->policies[0].failures[1].additional_information);
 	assert_string_equal(
 		r->policies[0].failures[2].failure_reason_code, "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED");
-	assert_string_equal(r->policies[0].failures[2].receiving_mx_hostname, "mx-backup.mail.company-y.example");
+	assert_string_equal(
+		r->policies[0].failures[2].receiving_mx_hostname, "mx-backup.mail.company-y.example");
 	assert_null(r->policies[0].failures[2].receiving_mx_helo);
 	dc_tlsrpt_free(r);
 	dc_tlsrpt_free(NULL);
@@ -124,9 +125,10 @@ test_tolerated(void **state)
 					     "\"mx-host\":\"mx.example\"",
 		",\"summary\":{\"total-successful-session-count\":\"42\",\"total-failure-session-count\":\"7\"}"
 		",\"failure-details\":[{\"result-type\":\"x\"}]");
-	static const char offsets[] = "{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
-				      "\"2023-01-10T00:00:00\",\"end-datetime\":\"2023-01-10T02:00:00.5+01:30\"},"
-				      "\"report-id\":\"r\",\"policies\":[]}";
+	static const char offsets[] =
+		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
+		"\"2023-01-10T00:00:00\",\"end-datetime\":\"2023-01-10T02:00:00.5+01:30\"},"
+		"\"report-id\":\"r\",\"policies\":[]}";
 	dc_tls_report *r = NULL;
 	dc_err err;
 
@@ -189,7 +191,8 @@ typedef struct bad {
 	const char *why; /* a substring of the reason */
 } bad;
 
-#define SUM(a, b) ",\"summary\":{\"total-successful-session-count\":" a ",\"total-failure-session-count\":" b "}"
+#define SUM(a, b) \
+	",\"summary\":{\"total-successful-session-count\":" a ",\"total-failure-session-count\":" b "}"
 
 static const bad bads[] = {
 	{ "empty", "", 0, DC_EFORMAT, "ends early" },
@@ -205,8 +208,8 @@ static const bad bads[] = {
 	{ "escaped NUL", REPORT("\"policy-type\":\"s\\u0000ts\"", ""), 0, DC_ESCHEMA, "NUL" },
 	{ "array at the top", "[1,2]", 0, DC_ESCHEMA, "not an object" },
 	{ "organization-name a number",
-		"{\"organization-name\":5,\"report-id\":\"r\",\"date-range\":{},\"policies\":[]}", 0, DC_ESCHEMA,
-		"organization-name is a int" },
+		"{\"organization-name\":5,\"report-id\":\"r\",\"date-range\":{},\"policies\":[]}", 0,
+		DC_ESCHEMA, "organization-name is a int" },
 	{ "report-id missing", "{\"organization-name\":\"O\",\"policies\":[]}", 0, DC_ESCHEMA,
 		"report-id is missing" },
 	{ "date-range missing", "{\"organization-name\":\"O\",\"report-id\":\"r\",\"policies\":[]}", 0,
@@ -215,9 +218,11 @@ static const bad bads[] = {
 		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":\"2024-02-03T25:00:00Z\","
 		"\"end-datetime\":\"2024-02-04T00:00:00Z\"},\"report-id\":\"r\",\"policies\":[]}",
 		0, DC_ESCHEMA, "start-datetime is not an RFC 3339" },
-	{ "date with text after", "{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
+	{ "date with text after",
+		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
 		"\"2024-02-03T00:00:00Z\",\"end-datetime\":\"2024-02-04T00:00:00Z tomorrow\"},"
-		"\"report-id\":\"r\",\"policies\":[]}", 0, DC_ESCHEMA, "end-datetime is not an RFC 3339" },
+		"\"report-id\":\"r\",\"policies\":[]}",
+		0, DC_ESCHEMA, "end-datetime is not an RFC 3339" },
 	{ "minimal report", REPORT("\"policy-type\":\"sts\"", ""), 0, DC_OK, NULL },
 	{ "February 30",
 		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":\"2024-02-30T00:00:00Z\","
@@ -232,23 +237,25 @@ static const bad bads[] = {
 		"\"end-datetime\":\"2024-02-01T00:00:00Z\"},\"report-id\":\"r\",\"policies\":{}}",
 		0, DC_ESCHEMA, "policies is not an array" },
 	{ "policy missing", REPORT("", "") "", 0, DC_ESCHEMA, "policy-type is missing" },
-	{ "policy-string of numbers", REPORT("\"policy-type\":\"sts\",\"policy-string\":[1]", ""), 0, DC_ESCHEMA,
-		"policy-string[0] is not a string" },
+	{ "policy-string of numbers", REPORT("\"policy-type\":\"sts\",\"policy-string\":[1]", ""), 0,
+		DC_ESCHEMA, "policy-string[0] is not a string" },
 	{ "failure-details a string", REPORT("\"policy-type\":\"sts\"", ",\"failure-details\":\"none\""), 0,
 		DC_ESCHEMA, "failure-details is not an array" },
 	{ "failure without result-type", REPORT("\"policy-type\":\"sts\"", ",\"failure-details\":[{}]"), 0,
 		DC_ESCHEMA, "result-type is missing" },
-	{ "count a double", REPORT("\"policy-type\":\"sts\"", SUM("1.5", "0")), 0, DC_ESCHEMA, "not an integer" },
+	{ "count a double", REPORT("\"policy-type\":\"sts\"", SUM("1.5", "0")), 0, DC_ESCHEMA,
+		"not an integer" },
 	{ "count 1e400", REPORT("\"policy-type\":\"sts\"", SUM("1e400", "0")), 0, DC_ESCHEMA, "" },
 	{ "count negative", REPORT("\"policy-type\":\"sts\"", SUM("0", "-3")), 0, DC_ESCHEMA, "negative" },
 	{ "count past int64", REPORT("\"policy-type\":\"sts\"", SUM("99999999999999999999999999", "0")), 0,
 		DC_ESCHEMA, "larger than" },
-	{ "count past uint64 negative", REPORT("\"policy-type\":\"sts\"", SUM("-99999999999999999999999999", "0")),
-		0, DC_ESCHEMA, "negative" },
+	{ "count past uint64 negative",
+		REPORT("\"policy-type\":\"sts\"", SUM("-99999999999999999999999999", "0")), 0, DC_ESCHEMA,
+		"negative" },
 	{ "count just past the cap", REPORT("\"policy-type\":\"sts\"", SUM("1000000000000001", "0")), 0,
 		DC_ESCHEMA, "larger than" },
-	{ "count a long digit string", REPORT("\"policy-type\":\"sts\"", SUM("\"1234567890123456789\"", "0")), 0,
-		DC_ESCHEMA, "at most 18 digits" },
+	{ "count a long digit string", REPORT("\"policy-type\":\"sts\"", SUM("\"1234567890123456789\"", "0")),
+		0, DC_ESCHEMA, "at most 18 digits" },
 	{ "count a word", REPORT("\"policy-type\":\"sts\"", SUM("\"many\"", "0")), 0, DC_ESCHEMA, "digits" },
 	{ "count true", REPORT("\"policy-type\":\"sts\"", SUM("true", "0")), 0, DC_ESCHEMA,
 		"boolean, not an integer" },
@@ -330,9 +337,10 @@ test_caps(void **state)
 	assert_int_equal(dc_tlsrpt_max_bytes(&lim), DC_MAX_TLSRPT_BYTES);
 
 	/* DC_MAX_TLSRPT_POLICIES + 1 policies */
-	o = (size_t)sprintf(big, "{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
-				 "\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
-				 "\"report-id\":\"r\",\"policies\":[");
+	o = (size_t)sprintf(big,
+		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
+		"\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
+		"\"report-id\":\"r\",\"policies\":[");
 	for (int i = 0; i <= DC_MAX_TLSRPT_POLICIES; i++)
 		o += (size_t)sprintf(big + o, "%s{\"policy\":{\"policy-type\":\"sts\"}}", i ? "," : "");
 	o += (size_t)sprintf(big + o, "]}");
@@ -340,9 +348,10 @@ test_caps(void **state)
 	assert_non_null(strstr(err.msg, "policies, more than"));
 
 	/* DC_MAX_TLSRPT_FAILURES + 1 failure details over two policies */
-	o = (size_t)sprintf(big, "{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
-				 "\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
-				 "\"report-id\":\"r\",\"policies\":[");
+	o = (size_t)sprintf(big,
+		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
+		"\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
+		"\"report-id\":\"r\",\"policies\":[");
 	for (int p = 0; p < 2; p++) {
 		o += (size_t)sprintf(big + o, "%s{\"policy\":{\"policy-type\":\"sts\"},\"failure-details\":[",
 			p ? "," : "");
@@ -356,9 +365,10 @@ test_caps(void **state)
 	assert_non_null(strstr(err.msg, "failure-details"));
 
 	/* DC_MAX_TLSRPT_STRINGS + 1 mx-host entries */
-	o = (size_t)sprintf(big, "{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
-				 "\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
-				 "\"report-id\":\"r\",\"policies\":[{\"policy\":{\"policy-type\":\"sts\",\"mx-host\":[");
+	o = (size_t)sprintf(big,
+		"{\"organization-name\":\"O\",\"date-range\":{\"start-datetime\":"
+		"\"2024-02-01T00:00:00Z\",\"end-datetime\":\"2024-02-01T00:00:00Z\"},"
+		"\"report-id\":\"r\",\"policies\":[{\"policy\":{\"policy-type\":\"sts\",\"mx-host\":[");
 	for (int i = 0; i <= DC_MAX_TLSRPT_STRINGS; i++)
 		o += (size_t)sprintf(big + o, "%s\"mx\"", i ? "," : "");
 	o += (size_t)sprintf(big + o, "]}}]}");
