@@ -355,7 +355,11 @@ on_json(void *ctx, const uint8_t *data, size_t len, const char *path, const char
 		return rc;
 	}
 	if (rc != DC_OK)
-		return fail(x, why.code == DC_EFORMAT ? "json" : stage_of(why.code), &why, path, err);
+		return fail(x,
+			why.code == DC_EFORMAT                                    ? "json" :
+				why.code == DC_ETOOLONG || why.code == DC_ESCHEMA ? "report" :
+										    stage_of(why.code),
+			&why, path, err);
 	origin.data = x->unit;
 	origin.len = x->unit_len;
 	origin.name = x->unit_name;

@@ -798,6 +798,18 @@ test_tls_reports(void **state)
 	assert_string_equal(c.stage[0], "json");
 	assert_int_equal(c.code[0], DC_EFORMAT);
 
+	/* a string over its cap: the report's fault, not the XML's */
+	blen = (size_t)snprintf(
+		msg, sizeof(msg), "{\"report-id\":\"r\",\"policies\":[],\"organization-name\":\"");
+	memset(msg + blen, 'o', DC_MAX_FIELD_BYTES + 1);
+	blen += DC_MAX_FIELD_BYTES + 1;
+	blen += (size_t)snprintf(msg + blen, sizeof(msg) - blen, "\"}");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, blen, "long.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_ETOOLONG);
+	assert_string_equal(c.stage[0], "report");
+
 	/* the sink: a duplicate counts as stored, an error of the value is a
 	 * "store" failure, a database error stops the walk */
 	memset(&c, 0, sizeof(c));
