@@ -165,7 +165,8 @@ typedef struct slot {
 	uint64_t uid, size;
 	bool done, rejected;
 	int reports, duplicates, failures;
-	uint64_t records; /* of its reports stored */
+	int failure_reports; /* DMARC failure reports stored (duplicates included) */
+	uint64_t records;    /* of its reports stored */
 	char *message_id;
 } slot;
 
@@ -223,6 +224,16 @@ on_report_begin(void *ctx, const dc_report *rep, const dc_blob *origin, dc_err *
 	if (r->store_cb.sink.report_begin == NULL)
 		return DC_OK;
 	return r->store_cb.sink.report_begin(r->store_cb.sink.ctx, rep, origin, err);
+}
+
+static dc_code
+on_failure_report(void *ctx, const struct dc_arf_report *rep, const dc_blob *origin, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	if (r->store_cb.sink.failure_report == NULL)
+		return DC_OK;
+	return r->store_cb.sink.failure_report(r->store_cb.sink.ctx, rep, origin, err);
 }
 
 static dc_code
@@ -328,6 +339,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	s->reports = s->duplicates = s->failures = 0;
+	s->failure_reports = 0;
 	s->records = 0;
 	if (data == NULL) {
 		char why[160];
@@ -341,6 +353,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->reports = (int)xs.reports;
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
+		s->failure_reports = (int)xs.failure_reports;
 		s->records = xs.records;
 		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 			/* not expected from dc_extract: reject the message rather than retry it forever */
@@ -348,7 +361,8 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 
 			snprintf(why, sizeof(why), "%s", dc_err_text(err));
 			rc = reject_message(r, s, "extract", why, data, len, err);
-		} else if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0) {
+		} else if (rc == DC_OK &&
+			xs.reports + xs.duplicates + xs.failures + xs.failure_reports == 0) {
 			rc = reject_message(
 				r, s, "mime", "no aggregate report in the message", data, len, err);
 		}
@@ -400,6 +414,7 @@ count_slots(mb_run *r)
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
+		r->t.failure_reports += (uint64_t)s->failure_reports;
 		say(r->p->ig, DC_INGEST_DEBUG,
 			"mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
 			r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
@@ -784,7 +799,8 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 		.report_begin = on_report_begin,
 		.record = on_record,
 		.report_end = on_report_end,
-		.report_abort = on_report_abort };
+		.report_abort = on_report_abort,
+		.failure_report = on_failure_report };
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -875,6 +891,7 @@ totals_add(totals *a, const totals *b)
 	a->failures += b->failures;
 	a->dup_messages += b->dup_messages;
 	a->records += b->records;
+	a->failure_reports += b->failure_reports;
 }
 
 /*
@@ -1092,12 +1109,17 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 		from = msgs[n - 1].uid + 1;
 	}
 out:
-	if (r.t.messages > 0 || rc == DC_OK)
+	if (r.t.messages > 0 || rc == DC_OK) {
+		char more[64] = "";
+
+		if (r.t.failure_reports > 0)
+			snprintf(more, sizeof(more), ", %" PRIu64 " failure reports", r.t.failure_reports);
 		say(ig, DC_INGEST_INFO,
 			"mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %" PRIu64
-			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
-			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
+			" duplicates%s), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
+			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, more, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
+	}
 	/* the poll's end in the run log and the mailbox's status, unless the
 	 * database is away (or memory: the statement would fail too); a poll
 	 * stopped by a signal is logged once it has a mailbox row */

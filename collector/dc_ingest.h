@@ -56,6 +56,7 @@ typedef struct dc_ingest_opts {
 typedef struct dc_ingest_totals {
 	uint64_t messages, stored, rejected, reports, duplicates, failures;
 	uint64_t dup_messages, records;
+	uint64_t failure_reports; /* DMARC failure reports stored, duplicates included */
 } dc_ingest_totals;
 
 typedef struct dc_ingest dc_ingest;

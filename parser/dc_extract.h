@@ -16,10 +16,12 @@
 #include "dc_report.h"
 
 typedef struct dc_extract_stats {
-	uint64_t reports;    /* reports that reached report_end (stored) */
-	uint64_t duplicates; /* reports whose report_begin returned DC_SKIP */
-	uint64_t records;    /* records handed to the sink of stored reports */
-	uint64_t failures;   /* units handed to cb->failure */
+	uint64_t reports;         /* reports that reached report_end (stored) */
+	uint64_t duplicates;      /* reports whose report_begin returned DC_SKIP */
+	uint64_t records;         /* records handed to the sink of stored reports */
+	uint64_t failures;        /* units handed to cb->failure */
+	uint64_t tls_reports;     /* SMTP TLS reports stored, duplicates included */
+	uint64_t failure_reports; /* DMARC failure reports stored, duplicates included */
 } dc_extract_stats;
 
 typedef struct dc_extract_cb {

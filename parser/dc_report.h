@@ -21,6 +21,9 @@
 #include "dc_error.h"
 #include "dc_limits.h"
 
+struct dc_tls_report;
+struct dc_arf_report;
+
 typedef struct dc_report {
 	const char *xmlns;   /* namespace URI of <feedback>, NULL if none */
 	const char *version; /* <version> */
@@ -108,6 +111,11 @@ typedef struct dc_blob {
  * called (by dc_extract) after report_begin whenever the report did not reach
  * report_end, except after DC_SKIP; the sink must then discard everything of
  * that report.  Every callback may be NULL.
+ *
+ * tls_report and failure_report are called once per whole report of those
+ * kinds (no begin/end), origin being the unit it came from; DC_SKIP means
+ * "a duplicate" (counted as stored), another code than DC_OK an error as
+ * above.  NULL: the report is ignored but still counts as found.
  */
 typedef struct dc_sink {
 	void *ctx;
@@ -115,6 +123,9 @@ typedef struct dc_sink {
 	dc_code (*record)(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err);
 	dc_code (*report_end)(void *ctx, const dc_report *r, dc_err *err);
 	void (*report_abort)(void *ctx);
+	dc_code (*tls_report)(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err);
+	dc_code (*failure_report)(
+		void *ctx, const struct dc_arf_report *r, const dc_blob *origin, dc_err *err);
 } dc_sink;
 
 /*

@@ -291,6 +291,7 @@ cmd_import(run_ctx *c, int argc, char **argv)
 {
 	dc_import_list *list = NULL;
 	dc_import_stats stats = { 0 };
+	char more[64] = "";
 	dc_import_hooks hooks;
 	dc_store *st = NULL;
 	progress prog = { 0 };
@@ -332,9 +333,11 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	} else {
 		status = stats.rejected > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
-	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
-		    " records, %" PRIu64 " rejected",
-		stats.inputs, stats.reports, stats.duplicates, stats.records, stats.rejected);
+	if (stats.failure_reports > 0)
+		snprintf(more, sizeof(more), ", %" PRIu64 " failure reports", stats.failure_reports);
+	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64
+		    " duplicates%s, %" PRIu64 " records, %" PRIu64 " rejected",
+		stats.inputs, stats.reports, stats.duplicates, more, stats.records, stats.rejected);
 out:
 	dc_store_free(st);
 	dc_import_list_free(list);
