@@ -332,6 +332,29 @@ original_message(awalk *w, areport *a, GMimeMessagePart *mp)
 	}
 }
 
+/* The fields of the original's header block that dc_arf_report names. */
+static void
+original_fields(areport *a)
+{
+	block h;
+	const char *v;
+
+	block_parse(&h, a->r.headers, strlen(a->r.headers));
+	if ((v = block_get(&h, "Return-Path")) != NULL)
+		a->r.orig_return_path = own(a, g_strdup(v));
+	if ((v = block_get(&h, "Auto-Submitted")) != NULL)
+		a->r.orig_auto_submitted = own(a, g_strdup(v));
+	if ((v = block_get(&h, "Content-Type")) != NULL)
+		a->r.orig_content_type = own(a, g_strdup(v));
+	if ((v = block_get(&h, "Message-ID")) != NULL)
+		a->r.orig_message_id = own(a, g_strdup(v));
+	if ((v = block_get(&h, "From")) != NULL)
+		a->r.orig_from = own(a, g_mime_utils_header_decode_text(NULL, v));
+	if ((v = block_get(&h, "Subject")) != NULL)
+		a->r.orig_subject = own(a, g_mime_utils_header_decode_text(NULL, v));
+	block_free(&h);
+}
+
 static bool
 is_headers_type(const char *t)
 {
@@ -428,6 +451,19 @@ one_report(awalk *w, GMimeMultipart *mp, const char *section)
 	a.r.dkim_canonicalized_body = fb(&a, "DKIM-Canonicalized-Body", false);
 	a.r.spf_dns = fb(&a, "SPF-DNS", false);
 	a.r.identity_alignment = fb(&a, "Identity-Alignment", true);
+	a.r.arrival_time = INT64_MIN;
+	if (a.r.arrival_date != NULL) {
+		GDateTime *dt = g_mime_utils_header_decode_date(a.r.arrival_date);
+
+		if (dt != NULL) {
+			a.r.arrival_time = g_date_time_to_unix(dt);
+			g_date_time_unref(dt);
+		} else {
+			note(&a, "Arrival-Date is no date");
+		}
+	}
+	if (a.r.headers != NULL)
+		original_fields(&a);
 	a.rcpt = g_new0(const char *, DC_ARF_MAX_RCPT + 1);
 	for (size_t i = 0, dropped = 0; i < a.fb.n; i++) {
 		if (strcasecmp(a.fb.f[i].name, "Original-Rcpt-To") != 0)

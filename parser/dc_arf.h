@@ -42,6 +42,7 @@ typedef struct dc_arf_report {
 	const char *version;
 	const char *user_agent;
 	const char *arrival_date;    /* as sent (RFC 5322 date-time) */
+	int64_t arrival_time;        /* it in seconds since the epoch; INT64_MIN: absent or unreadable */
 	const char *source_ip;       /* the address alone, a comment after it dropped */
 	const char *reported_domain; /* the first Reported-Domain */
 	const char *original_mail_from;
@@ -64,6 +65,14 @@ typedef struct dc_arf_report {
 	const uint8_t *body; /* its body, only when asked for (keep_body) and present */
 	size_t body_len;
 	bool body_present; /* it had a body (whether kept or not) */
+	/* fields of its header block (NULL when absent), From and Subject
+	 * with RFC 2047 encoded words decoded */
+	const char *orig_return_path;
+	const char *orig_auto_submitted;
+	const char *orig_content_type;
+	const char *orig_from;
+	const char *orig_subject;
+	const char *orig_message_id;
 	const char *
 		part_types; /* the report's parts, e.g. "text/plain, message/feedback-report, message/rfc822" */
 	const char *notes; /* what was odd and left out, "; "-joined, NULL if nothing */

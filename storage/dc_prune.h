@@ -38,6 +38,7 @@ typedef struct dc_prune_stats {
 	uint64_t months;
 	uint64_t month_reports;
 	uint64_t month_records;
+	uint64_t failure_reports; /* DMARC failure reports (dmarc.failure_reports) */
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */
