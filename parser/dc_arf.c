@@ -147,13 +147,10 @@ block_parse(block *b, const char *p, size_t n)
 				b->skipped++;
 			}
 		}
-		if (eol == NULL)
-			break;
-		pos += (size_t)(eol - (p + pos)) + 1;
-	}
-	if (name != NULL) { /* not reached: the loop ends on a blank */
-		g_free(name);
-		g_string_free(val, TRUE);
+		/* after the last line, once more as if at an empty line: the
+		 * field in hand is kept (a part's body ends without a line break
+		 * before the next boundary, RFC 2046 5.1.1) */
+		pos = eol != NULL ? pos + (size_t)(eol - (p + pos)) + 1 : n;
 	}
 }
 

@@ -150,7 +150,7 @@ test_fields(void **state)
 	assert_string_equal(s.auth_failure, "dmarc");
 	assert_string_equal(s.delivery, "reject");
 	assert_string_equal(s.align, "none");
-	assert_string_equal(s.ip, "198.51.100.7"); /* the comment dropped */
+	assert_string_equal(s.ip, "198.51.100.7");    /* the comment dropped */
 	assert_string_equal(s.domain, "example.com"); /* the first of two */
 	assert_string_equal(s.mail_from, "<>");
 	assert_string_equal(s.dkim_domain, "example.com");
@@ -257,7 +257,8 @@ test_corpus(void **state)
 	static const struct {
 		const char *file, *ip, *type;
 	} want[] = {
-		{ "corpus/_forensic/sisimai+set-of-emails/maildir/bsd/arf-18.eml", "192.0.2.222", "auth-failure" },
+		{ "corpus/_forensic/sisimai+set-of-emails/maildir/bsd/arf-18.eml", "192.0.2.222",
+			"auth-failure" },
 		{ "corpus/_forensic/stalwartlabs+mail-auth/resources/arf/001.eml", "(null)", "abuse" },
 		{ "corpus/_forensic/stalwartlabs+mail-auth/resources/arf/004.eml", "148.163.85.135",
 			"auth-failure" },
@@ -277,13 +278,18 @@ test_corpus(void **state)
 		assert_string_equal(s.ip, want[i].ip);
 		assert_string_equal(s.type, want[i].type);
 	}
+	/* the last field runs up to the boundary, without a line break */
+	walk_file("corpus/_forensic/sisimai+set-of-emails/maildir/bsd/arf-19.eml", false, &s, &found);
+	assert_string_equal(s.delivery, "delivered");
+	assert_string_equal(s.dkim_domain, "ietf.org; example.net");
 	/* CRLF: the same report as the LF copy */
-	walk_file("corpus/_forensic/domainaware+parsedmarc/samples/failure/dmarc_ruf_report_linkedin.eml", false,
-		&s, &found);
+	walk_file("corpus/_forensic/domainaware+parsedmarc/samples/failure/dmarc_ruf_report_linkedin.eml",
+		false, &s, &found);
 	assert_string_equal(s.mail_from, "");
 	assert_string_equal(s.return_path, "<>");
 	assert_string_equal(s.auto_submitted, "auto-generated");
-	b = slurp("corpus/_forensic/domainaware+parsedmarc/samples/failure/exim_plain_text_only_no_arf_part.eml",
+	b = slurp(
+		"corpus/_forensic/domainaware+parsedmarc/samples/failure/exim_plain_text_only_no_arf_part.eml",
 		&len);
 	memset(&s, 0, sizeof(s));
 	assert_false(dc_arf_maybe(b, len));
@@ -340,7 +346,9 @@ x_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, 
 static void
 extract(const char *rel, xcount *c, dc_extract_stats *st)
 {
-	dc_extract_cb cb = { .sink = { .ctx = c, .failure_report = x_arf }, .failure = x_failure, .failure_ctx = c };
+	dc_extract_cb cb = {
+		.sink = { .ctx = c, .failure_report = x_arf }, .failure = x_failure, .failure_ctx = c
+	};
 	dc_limits lim;
 	size_t len;
 	uint8_t *b = slurp(rel, &len);
@@ -394,7 +402,9 @@ static void
 test_extract_limits(void **state)
 {
 	xcount c = { 0 };
-	dc_extract_cb cb = { .sink = { .ctx = &c, .failure_report = x_arf }, .failure = x_failure, .failure_ctx = &c };
+	dc_extract_cb cb = {
+		.sink = { .ctx = &c, .failure_report = x_arf }, .failure = x_failure, .failure_ctx = &c
+	};
 	dc_extract_stats st = { 0 };
 	dc_limits lim;
 	size_t len;
