@@ -77,8 +77,8 @@ insert_report(dc_store *st, const dc_arf_report *r, const dc_blob *origin, dc_er
 		r->reported_domain, r->original_mail_from, r->original_envelope_id, r->auth_failure,
 		r->delivery_result, r->dkim_domain, r->dkim_identity, r->dkim_selector, r->spf_dns,
 		r->identity_alignment, r->reporting_mta, r->authentication_results, r->headers, NULL,
-		r->orig_return_path, r->orig_auto_submitted, r->orig_content_type, r->orig_from, r->orig_subject,
-		r->orig_message_id, r->part_types, r->notes, NULL };
+		r->orig_return_path, r->orig_auto_submitted, r->orig_content_type, r->orig_from,
+		r->orig_subject, r->orig_message_id, r->part_types, r->notes, NULL };
 	char *txt[FR_TEXTS] = { NULL };
 	const char *vals[11 + FR_TEXTS - 1];
 	int lens[11 + FR_TEXTS - 1] = { 0 }, fmts[11 + FR_TEXTS - 1] = { 0 };
