@@ -4,7 +4,8 @@
 #   - `import` of the real failure reports (tests/data/corpus/_forensic) and
 #     the crafted ones (tests/data/arf): rows and fields compared with an
 #     independent reading by Python's email module (written here);
-#   - importing them again: duplicates, nothing new, exit status 0;
+#   - importing them again: duplicates, nothing new, exit status 0; reparse
+#     changes nothing;
 #   - keep_body = no (default): no body; keep_body = yes: the original's body;
 #   - malformed reports: exit 1, a dmarc.failures row (stage report) with the
 #     message's bytes, one error line;
@@ -143,6 +144,12 @@ check "second import exit status" "$?" 0
 grep -q ", $n_expected failure reports, 0 records, 0 rejected" "$tmp/import2.log" \
   || fail "second import summary: $(cat "$tmp/import2.log")"
 check "rows after the second import" "$(q 'SELECT count(*) FROM dmarc.failure_reports')" "$n_expected"
+
+# ---- reparse: the originals of failure reports parse to the same reports (duplicates)
+"$B" --config "$tmp/dc.conf" reparse > "$tmp/reparse.log" 2>&1
+check "reparse exit status" "$?" 0
+check "rows after reparse" "$(q "SELECT count(*) || ' ' || count(DISTINCT original_id) FROM dmarc.failure_reports")" \
+  "$n_expected ${#good[@]}"
 
 # ---- malformed ones: rejected with a failure row holding their bytes
 for f in no-feedback-part no-feedback-type; do
