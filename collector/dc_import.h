@@ -24,14 +24,15 @@ typedef struct dc_import_list {
 } dc_import_list;
 
 typedef struct dc_import_stats {
-	uint64_t files_total;     /* files in the list */
-	uint64_t files;           /* files done */
-	uint64_t inputs;          /* messages and files handed on (each mbox message counts) */
-	uint64_t reports;         /* reports stored */
-	uint64_t duplicates;      /* reports already stored */
-	uint64_t records;         /* records of the reports stored */
-	uint64_t rejected;        /* rows written to dmarc.failures */
-	uint64_t failure_reports; /* DMARC failure reports stored, duplicates included */
+	uint64_t files_total; /* files in the list */
+	uint64_t files;       /* files done */
+	uint64_t inputs;      /* messages and files handed on (each mbox message counts) */
+	uint64_t reports;     /* reports stored */
+	uint64_t duplicates;  /* reports already stored */
+	uint64_t records;     /* records of the reports stored */
+	uint64_t rejected;    /* rows written to dmarc.failures */
+	/* DMARC failure reports stored, duplicates included */
+	uint64_t failure_reports;
 } dc_import_stats;
 
 typedef struct dc_import_hooks {
