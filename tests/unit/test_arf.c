@@ -298,6 +298,35 @@ test_corpus(void **state)
 	free(b);
 }
 
+/* Original-Rcpt-To is kept up to DC_ARF_MAX_RCPT times, the rest noted. */
+static void
+test_rcpt_cap(void **state)
+{
+	static const char head[] = "MIME-Version: 1.0\nContent-Type: multipart/report; "
+				   "report-type=feedback-report; boundary=\"z\"\n\n--z\n"
+				   "Content-Type: message/feedback-report\n\nFeedback-Type: auth-failure\n";
+	char *msg = malloc(sizeof(head) + (DC_ARF_MAX_RCPT + 50) * 40 + 16);
+	size_t len = 0;
+	seen s;
+	unsigned found;
+	dc_err err;
+
+	(void)state;
+	assert_non_null(msg);
+	len += (size_t)sprintf(msg, "%s", head);
+	for (int i = 0; i < DC_ARF_MAX_RCPT + 50; i++)
+		len += (size_t)sprintf(msg + len, "Original-Rcpt-To: <r%d@example.net>\n", i);
+	len += (size_t)sprintf(msg + len, "\n--z--\n");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(
+		dc_arf_walk((const uint8_t *)msg, len, false, on_report, on_bad, &s, &found, &err), DC_OK);
+	assert_int_equal(s.reports, 1);
+	assert_int_equal(s.n_rcpt, DC_ARF_MAX_RCPT);
+	assert_string_equal(s.rcpt[2], "<r2@example.net>");
+	assert_non_null(strstr(s.notes, "more than 100 Original-Rcpt-To fields"));
+	free(msg);
+}
+
 static void
 test_maybe(void **state)
 {
@@ -432,6 +461,7 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_forwarded),
 		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_rcpt_cap),
 		cmocka_unit_test(test_maybe),
 		cmocka_unit_test(test_extract),
 		cmocka_unit_test(test_extract_limits),
