@@ -112,6 +112,11 @@ typedef struct dc_blob {
  * called (by dc_extract) after report_begin whenever the report did not reach
  * report_end, except after DC_SKIP; the sink must then discard everything of
  * that report.  Every callback may be NULL.
+ *
+ * tls_report and failure_report are called once per whole report of those
+ * kinds (no begin/end), origin being the unit it came from; DC_SKIP means
+ * "a duplicate" (counted as stored), another code than DC_OK an error as
+ * above.  NULL: the report is ignored but still counts as found.
  */
 typedef struct dc_sink {
 	void *ctx;
@@ -119,11 +124,7 @@ typedef struct dc_sink {
 	dc_code (*record)(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err);
 	dc_code (*report_end)(void *ctx, const dc_report *r, dc_err *err);
 	void (*report_abort)(void *ctx);
-	/* An SMTP TLS report (RFC 8460), once per whole report (no begin/end);
-	 * DC_SKIP: a duplicate, counted as stored.  NULL: ignored, still counted
-	 * as found.  Errors as above. */
 	dc_code (*tls_report)(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err);
-	/* A DMARC failure report (RFC 6591 ARF), likewise. */
 	dc_code (*failure_report)(
 		void *ctx, const struct dc_arf_report *r, const dc_blob *origin, dc_err *err);
 } dc_sink;
