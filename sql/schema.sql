@@ -2209,6 +2209,132 @@ COMMENT ON VIEW dmarc.daily_reporters IS 'dmarc.daily_mail summed per UTC day, p
 
 
 --
+-- Name: sender_map; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.sender_map (
+    base_domain text NOT NULL,
+    name text NOT NULL,
+    type text NOT NULL,
+    source text NOT NULL,
+    loaded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sender_map_base_domain_check CHECK (((base_domain <> ''::text) AND (base_domain = lower(rtrim(btrim(base_domain), '.'::text))))),
+    CONSTRAINT sender_map_name_check CHECK ((btrim(name) <> ''::text)),
+    CONSTRAINT sender_map_source_check CHECK ((source <> ''::text))
+);
+
+
+--
+-- Name: TABLE sender_map; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.sender_map IS 'The sender map: a base domain (of a PTR name or an AS domain) and the service that runs it, one row per domain and source. `senders load FILE` replaces a source''s rows, `senders set`/`unset` edit source ''local''. Read dmarc.senders for the row that wins.';
+
+
+--
+-- Name: COLUMN sender_map.base_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.base_domain IS 'The base domain, normalised as dmarc.dns_name_norm does: lower case, no trailing dot, e.g. google.com.';
+
+
+--
+-- Name: COLUMN sender_map.name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.name IS 'The sender''s name, e.g. Google.';
+
+
+--
+-- Name: COLUMN sender_map.type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.type IS 'The sender''s type as the source gives it, e.g. Email Provider; may be empty.';
+
+
+--
+-- Name: COLUMN sender_map.source; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.source IS 'Where the row came from: ''local'' for `senders set` (wins over every other source), else the name a file was loaded under (by default its base name, e.g. base_reverse_dns_map).';
+
+
+--
+-- Name: COLUMN sender_map.loaded_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set (the transaction''s time).';
+
+
+--
+-- Name: senders; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.senders AS
+ SELECT DISTINCT ON (sender_map.base_domain) sender_map.base_domain,
+    sender_map.name,
+    sender_map.type,
+    sender_map.source,
+    sender_map.loaded_at
+   FROM dmarc.sender_map
+  ORDER BY sender_map.base_domain, (sender_map.source = 'local'::text) DESC, sender_map.loaded_at DESC, sender_map.source;
+
+
+--
+-- Name: VIEW senders; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.senders IS 'The sender map, one row per base domain (lower case, no trailing dot): the row of source ''local'' (`senders set`) if any, else that of the source loaded last, else of the source whose name sorts first. name and type say who runs the servers under the domain, e.g. Google, Email Provider.';
+
+
+--
+-- Name: ip_senders; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.ip_senders AS
+ SELECT n.ip,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr
+            ELSE NULL::text
+        END AS ptr,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr_base_domain
+            ELSE NULL::text
+        END AS ptr_base_domain,
+    n.forward_confirmed,
+    n.asn,
+    n.as_name,
+    n.as_domain,
+    n.country,
+    COALESCE(sp.name, sa.name) AS sender_name,
+        CASE
+            WHEN (sp.base_domain IS NOT NULL) THEN sp.type
+            ELSE sa.type
+        END AS sender_type,
+    COALESCE(sp.base_domain, sa.base_domain) AS sender_domain,
+        CASE
+            WHEN (sp.base_domain IS NOT NULL) THEN 'ptr'::text
+            WHEN (sa.base_domain IS NOT NULL) THEN 'as_domain'::text
+            ELSE NULL::text
+        END AS sender_basis,
+    COALESCE(sp.name, sa.name,
+        CASE
+            WHEN n.forward_confirmed THEN n.ptr_base_domain
+            ELSE NULL::text
+        END, (('AS'::text || n.asn) || COALESCE((' '::text || n.as_name), ''::text)), host(n.ip)) AS sender
+   FROM ((dmarc.ip_names n
+     LEFT JOIN dmarc.senders sp ON ((n.forward_confirmed AND (sp.base_domain = n.ptr_base_domain))))
+     LEFT JOIN dmarc.senders sa ON ((sa.base_domain = dmarc.dns_name_norm(n.as_domain))));
+
+
+--
+-- Name: VIEW ip_senders; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.ip_senders IS 'One row per dmarc.ip_names row: the source IP''s forward-confirmed PTR name (ptr, ptr_base_domain: NULL unless confirmed), AS (asn, as_name, as_domain), country, and its sender from dmarc.senders: the confirmed PTR name''s base domain if in the map (sender_basis ''ptr''), else the AS domain if in the map (''as_domain''), else none (sender_name, sender_type, sender_domain, sender_basis NULL). An unconfirmed PTR name never names a sender. sender_domain is the map''s base domain that matched. sender is a label never NULL: sender_name, else the confirmed ptr_base_domain, else ''AS<asn> <as_name>'', else the IP.';
+
+
+--
 -- Name: daily_sources; Type: VIEW; Schema: dmarc; Owner: -
 --
 
@@ -2235,16 +2361,22 @@ CREATE VIEW dmarc.daily_sources AS
     (s.server_generated_reason IS NOT NULL) AS server_generated,
     s.server_generated_reason,
     s.messages,
-    s.records
-   FROM (dmarc.rollup_sources s
-     LEFT JOIN dmarc.ip_names n ON ((n.ip = s.source_ip)));
+    s.records,
+    i.asn,
+    i.as_name,
+    i.country,
+    i.sender_name,
+    i.sender_type
+   FROM ((dmarc.rollup_sources s
+     LEFT JOIN dmarc.ip_names n ON ((n.ip = s.source_ip)))
+     LEFT JOIN dmarc.ip_senders i ON ((i.ip = s.source_ip)));
 
 
 --
 -- Name: VIEW daily_sources; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.daily_sources IS 'Per UTC day, policy domain, reporter and source IP (with its PTR name): mail that failed DMARC and server-generated mail (passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM.';
+COMMENT ON VIEW dmarc.daily_sources IS 'Per UTC day, policy domain, reporter and source IP (with its PTR name): mail that failed DMARC and server-generated mail (passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM. asn, as_name, country, sender_name, sender_type: the source IP''s AS, country and sender now (dmarc.ip_senders), not when the mail was sent.';
 
 
 --
@@ -2291,10 +2423,16 @@ CREATE VIEW dmarc.record_details AS
     COALESCE((rec.dkim_aligned = 'pass'::text), false) AS dkim_pass_aligned,
     COALESCE((rec.spf_aligned = 'pass'::text), false) AS spf_pass_aligned,
     (cls.reason IS NOT NULL) AS server_generated,
-    cls.reason AS server_generated_reason
-   FROM (((dmarc.records rec
+    cls.reason AS server_generated_reason,
+    s.asn,
+    s.as_name,
+    s.country,
+    s.sender_name,
+    s.sender_type
+   FROM ((((dmarc.records rec
      JOIN dmarc.reports rep ON (((rep.id = rec.report_id) AND (rep.date_begin = rec.date_begin) AND (rep.policy_domain = rec.policy_domain))))
      LEFT JOIN dmarc.ip_names n ON ((n.ip = rec.source_ip)))
+     LEFT JOIN dmarc.ip_senders s ON ((s.ip = rec.source_ip)))
      CROSS JOIN LATERAL ( SELECT dmarc.server_generated_reason(rec.envelope_from, rec.spf_scope, rec.spf_domain, rec.spf_more,
                 CASE
                     WHEN n.forward_confirmed THEN n.ptr
@@ -2307,7 +2445,7 @@ CREATE VIEW dmarc.record_details AS
 -- Name: VIEW record_details; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.record_details IS 'One row per record with its report''s metadata (report_id = dmarc.reports.id, report_ext_id = the report''s own <report_id>), the source IP''s PTR name (ptr and ptr_base_domain: only when forward-confirmed; ptr_raw: whatever the PTR lookup returned), dmarc_pass (DKIM or SPF aligned), and the server-generated classification (dmarc.server_generated_reason): server_generated_reason is the first rule that holds of null_sender (envelope_from empty or <>; absent is no evidence), spf_helo_scope (an SPF result with scope helo), spf_domain_is_ptr (an SPF domain equals the confirmed PTR name), envelope_from_is_ptr (envelope_from equals the confirmed PTR name); NULL when none holds.';
+COMMENT ON VIEW dmarc.record_details IS 'One row per record with its report''s metadata (report_id = dmarc.reports.id, report_ext_id = the report''s own <report_id>), the source IP''s PTR name (ptr and ptr_base_domain: only when forward-confirmed; ptr_raw: whatever the PTR lookup returned), dmarc_pass (DKIM or SPF aligned), and the server-generated classification (dmarc.server_generated_reason): server_generated_reason is the first rule that holds of null_sender (envelope_from empty or <>; absent is no evidence), spf_helo_scope (an SPF result with scope helo), spf_domain_is_ptr (an SPF domain equals the confirmed PTR name), envelope_from_is_ptr (envelope_from equals the confirmed PTR name); NULL when none holds. asn, as_name, country: the source IP''s AS and country (dmarc.ip_names); sender_name, sender_type: its sender (dmarc.ip_senders: by the confirmed PTR name''s base domain, else the AS domain; NULL when the map names none).';
 
 
 --
@@ -2341,7 +2479,12 @@ CREATE VIEW dmarc.record_days AS
     rd.dkim_pass_aligned,
     rd.spf_pass_aligned,
     rd.server_generated,
-    rd.server_generated_reason
+    rd.server_generated_reason,
+    rd.asn,
+    rd.as_name,
+    rd.country,
+    rd.sender_name,
+    rd.sender_type
    FROM (dmarc.record_details rd
      CROSS JOIN LATERAL dmarc.day_shares(rd.date_begin, rd.date_end, rd.message_count) s(day, days, messages, messages_exact, fraction));
 
@@ -2350,7 +2493,7 @@ CREATE VIEW dmarc.record_days AS
 -- Name: VIEW record_days; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.record_days IS 'record_details shared out over the UTC days of its report: one row per record and day the report covers (a one-day report: one row). messages is the record''s whole-message share of that day (cumulative rounding: the shares of a record add up exactly to message_count), messages_exact the unrounded share, day_fraction the part of the report period on that day, report_days the days it covers. Sum messages per day for daily graphs; never sum message_count here (it repeats on every day).';
+COMMENT ON VIEW dmarc.record_days IS 'record_details shared out over the UTC days of its report: one row per record and day the report covers (a one-day report: one row). messages is the record''s whole-message share of that day (cumulative rounding: the shares of a record add up exactly to message_count), messages_exact the unrounded share, day_fraction the part of the report period on that day, report_days the days it covers. Sum messages per day for daily graphs; never sum message_count here (it repeats on every day). asn, as_name, country, sender_name, sender_type: the source IP''s, as in record_details.';
 
 
 --
@@ -2589,6 +2732,44 @@ ALTER TABLE dmarc.mailboxes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: new_senders; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.new_senders AS
+ WITH per_ip AS (
+         SELECT lower(rec.policy_domain) AS policy_domain,
+            rec.source_ip,
+            min(rep.date_begin) AS first_seen,
+            max(rep.date_end) AS last_seen,
+            COALESCE(sum(rec.message_count), (0)::numeric) AS messages,
+            COALESCE(sum(rec.message_count) FILTER (WHERE ((rec.dkim_aligned = 'pass'::text) OR (rec.spf_aligned = 'pass'::text))), (0)::numeric) AS dmarc_pass_messages
+           FROM (dmarc.records rec
+             JOIN dmarc.reports rep ON (((rep.id = rec.report_id) AND (rep.date_begin = rec.date_begin) AND (rep.policy_domain = rec.policy_domain))))
+          GROUP BY (lower(rec.policy_domain)), rec.source_ip
+        )
+ SELECT p.policy_domain,
+    COALESCE(s.sender, host(p.source_ip), ''::text) AS sender,
+    min(s.sender_name) AS sender_name,
+    min(s.sender_type) AS sender_type,
+    min(p.first_seen) AS first_seen,
+    max(p.last_seen) AS last_seen,
+    count(p.source_ip) AS source_ips,
+    sum(p.messages) AS messages,
+    sum(p.dmarc_pass_messages) AS dmarc_pass_messages
+   FROM (per_ip p
+     LEFT JOIN dmarc.ip_senders s ON ((s.ip = p.source_ip)))
+  GROUP BY p.policy_domain, COALESCE(s.sender, host(p.source_ip), ''::text)
+  ORDER BY (min(p.first_seen)) DESC, p.policy_domain, COALESCE(s.sender, host(p.source_ip), ''::text);
+
+
+--
+-- Name: VIEW new_senders; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.new_senders IS 'One row per policy domain (lower case) and sender (the label of dmarc.ip_senders: the sender''s name, else the confirmed PTR base domain, else ''AS<asn> <as_name>'', else the IP; an IP not yet resolved is its own label, an absent source_ip the empty string): sender_name and sender_type (when several map rows share the label, the first in sort order), first_seen (earliest report begin), last_seen (latest report end), source_ips, messages and dmarc_pass_messages. Newest first_seen first: WHERE first_seen > now() - interval ''7 days'' lists the senders that appeared this week.';
+
+
+--
 -- Name: originals_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
 --
 
@@ -2820,7 +3001,12 @@ CREATE VIEW dmarc.regular_mail AS
     record_details.dkim_pass_aligned,
     record_details.spf_pass_aligned,
     record_details.server_generated,
-    record_details.server_generated_reason
+    record_details.server_generated_reason,
+    record_details.asn,
+    record_details.as_name,
+    record_details.country,
+    record_details.sender_name,
+    record_details.sender_type
    FROM dmarc.record_details
   WHERE (NOT record_details.server_generated);
 
@@ -3003,85 +3189,6 @@ COMMENT ON COLUMN dmarc.schema_objects.applied_at IS 'When it was last applied.'
 
 
 --
--- Name: sender_map; Type: TABLE; Schema: dmarc; Owner: -
---
-
-CREATE TABLE dmarc.sender_map (
-    base_domain text NOT NULL,
-    name text NOT NULL,
-    type text NOT NULL,
-    source text NOT NULL,
-    loaded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT sender_map_base_domain_check CHECK (((base_domain <> ''::text) AND (base_domain = lower(rtrim(btrim(base_domain), '.'::text))))),
-    CONSTRAINT sender_map_name_check CHECK ((btrim(name) <> ''::text)),
-    CONSTRAINT sender_map_source_check CHECK ((source <> ''::text))
-);
-
-
---
--- Name: TABLE sender_map; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON TABLE dmarc.sender_map IS 'The sender map: a base domain (of a PTR name or an AS domain) and the service that runs it, one row per domain and source. `senders load FILE` replaces a source''s rows, `senders set`/`unset` edit source ''local''. Read dmarc.senders for the row that wins.';
-
-
---
--- Name: COLUMN sender_map.base_domain; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.base_domain IS 'The base domain, normalised as dmarc.dns_name_norm does: lower case, no trailing dot, e.g. google.com.';
-
-
---
--- Name: COLUMN sender_map.name; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.name IS 'The sender''s name, e.g. Google.';
-
-
---
--- Name: COLUMN sender_map.type; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.type IS 'The sender''s type as the source gives it, e.g. Email Provider; may be empty.';
-
-
---
--- Name: COLUMN sender_map.source; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.source IS 'Where the row came from: ''local'' for `senders set` (wins over every other source), else the name a file was loaded under (by default its base name, e.g. base_reverse_dns_map).';
-
-
---
--- Name: COLUMN sender_map.loaded_at; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set (the transaction''s time).';
-
-
---
--- Name: senders; Type: VIEW; Schema: dmarc; Owner: -
---
-
-CREATE VIEW dmarc.senders AS
- SELECT DISTINCT ON (sender_map.base_domain) sender_map.base_domain,
-    sender_map.name,
-    sender_map.type,
-    sender_map.source,
-    sender_map.loaded_at
-   FROM dmarc.sender_map
-  ORDER BY sender_map.base_domain, (sender_map.source = 'local'::text) DESC, sender_map.loaded_at DESC, sender_map.source;
-
-
---
--- Name: VIEW senders; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON VIEW dmarc.senders IS 'The sender map, one row per base domain (lower case, no trailing dot): the row of source ''local'' (`senders set`) if any, else that of the source loaded last, else of the source whose name sorts first. name and type say who runs the servers under the domain, e.g. Google, Email Provider.';
-
-
---
 -- Name: server_generated_mail; Type: VIEW; Schema: dmarc; Owner: -
 --
 
@@ -3119,7 +3226,12 @@ CREATE VIEW dmarc.server_generated_mail AS
     record_details.dkim_pass_aligned,
     record_details.spf_pass_aligned,
     record_details.server_generated,
-    record_details.server_generated_reason
+    record_details.server_generated_reason,
+    record_details.asn,
+    record_details.as_name,
+    record_details.country,
+    record_details.sender_name,
+    record_details.sender_type
    FROM dmarc.record_details
   WHERE record_details.server_generated;
 
@@ -3147,16 +3259,21 @@ CREATE VIEW dmarc.server_generated_sources AS
     array_agg(DISTINCT server_generated_mail.server_generated_reason ORDER BY server_generated_mail.server_generated_reason) AS reasons,
     min(server_generated_mail.date_begin) AS first_seen,
     max(server_generated_mail.date_end) AS last_seen,
-    bool_or((NOT server_generated_mail.dkim_pass_aligned)) AS needs_dkim
+    bool_or((NOT server_generated_mail.dkim_pass_aligned)) AS needs_dkim,
+    server_generated_mail.asn,
+    server_generated_mail.as_name,
+    server_generated_mail.country,
+    server_generated_mail.sender_name,
+    server_generated_mail.sender_type
    FROM dmarc.server_generated_mail
-  GROUP BY server_generated_mail.source_ip, server_generated_mail.ptr, (lower(server_generated_mail.header_from));
+  GROUP BY server_generated_mail.source_ip, server_generated_mail.ptr, (lower(server_generated_mail.header_from)), server_generated_mail.asn, server_generated_mail.as_name, server_generated_mail.country, server_generated_mail.sender_name, server_generated_mail.sender_type;
 
 
 --
 -- Name: VIEW server_generated_sources; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON VIEW dmarc.server_generated_sources IS 'One row per server sending server-generated mail (source_ip, confirmed PTR name, header_from domain in lower case): message totals, DKIM-aligned and DMARC-pass totals, the classification reasons seen, first/last report period, and needs_dkim: true when some of its server-generated mail had no aligned DKIM (that mail fails DMARC; the server needs DKIM signing).';
+COMMENT ON VIEW dmarc.server_generated_sources IS 'One row per server sending server-generated mail (source_ip, confirmed PTR name, header_from domain in lower case): message totals, DKIM-aligned and DMARC-pass totals, the classification reasons seen, first/last report period, and needs_dkim: true when some of its server-generated mail had no aligned DKIM (that mail fails DMARC; the server needs DKIM signing); the IP''s AS, country and sender (as in record_details).';
 
 
 --
@@ -4041,6 +4158,29 @@ GRANT SELECT ON TABLE dmarc.daily_reporters TO dmarc_writer;
 
 
 --
+-- Name: TABLE sender_map; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_map TO dmarc_writer;
+
+
+--
+-- Name: TABLE senders; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.senders TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.senders TO dmarc_writer;
+
+
+--
+-- Name: TABLE ip_senders; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.ip_senders TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.ip_senders TO dmarc_writer;
+
+
+--
 -- Name: TABLE daily_sources; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -4125,6 +4265,14 @@ GRANT ALL ON SEQUENCE dmarc.mailboxes_id_seq TO dmarc_writer;
 
 
 --
+-- Name: TABLE new_senders; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.new_senders TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.new_senders TO dmarc_writer;
+
+
+--
 -- Name: SEQUENCE originals_id_seq; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -4201,21 +4349,6 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_migrations TO dmarc_writ
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_objects TO dmarc_writer;
-
-
---
--- Name: TABLE sender_map; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_map TO dmarc_writer;
-
-
---
--- Name: TABLE senders; Type: ACL; Schema: dmarc; Owner: -
---
-
-GRANT SELECT ON TABLE dmarc.senders TO dmarc_reader;
-GRANT SELECT ON TABLE dmarc.senders TO dmarc_writer;
 
 
 --

@@ -32,14 +32,20 @@ SELECT
 	rd.dkim_pass_aligned,
 	rd.spf_pass_aligned,
 	rd.server_generated,
-	rd.server_generated_reason
+	rd.server_generated_reason,
+	rd.asn,
+	rd.as_name,
+	rd.country,
+	rd.sender_name,
+	rd.sender_type
 FROM dmarc.record_details rd
 CROSS JOIN LATERAL dmarc.day_shares(rd.date_begin, rd.date_end, rd.message_count) s;
 COMMENT ON VIEW dmarc.record_days IS
 	'record_details shared out over the UTC days of its report: one row per record and day the report covers (a one-day report: one row). '
 	'messages is the record''s whole-message share of that day (cumulative rounding: the shares of a record add up exactly to message_count), '
 	'messages_exact the unrounded share, day_fraction the part of the report period on that day, report_days the days it covers. '
-	'Sum messages per day for daily graphs; never sum message_count here (it repeats on every day).';
+	'Sum messages per day for daily graphs; never sum message_count here (it repeats on every day). '
+	'asn, as_name, country, sender_name, sender_type: the source IP''s, as in record_details.';
 
 CREATE OR REPLACE VIEW dmarc.daily_summary AS
 SELECT

@@ -78,12 +78,20 @@ SELECT
 	s.server_generated_reason IS NOT NULL AS server_generated,
 	s.server_generated_reason,
 	s.messages,
-	s.records
+	s.records,
+	i.asn,
+	i.as_name,
+	i.country,
+	i.sender_name,
+	i.sender_type
 FROM dmarc.rollup_sources s
-LEFT JOIN dmarc.ip_names n ON n.ip = s.source_ip;
+LEFT JOIN dmarc.ip_names n ON n.ip = s.source_ip
+LEFT JOIN dmarc.ip_senders i ON i.ip = s.source_ip;
 COMMENT ON VIEW dmarc.daily_sources IS
 	'Per UTC day, policy domain, reporter and source IP (with its PTR name): mail that failed DMARC and server-generated mail '
-	'(passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM.';
+	'(passing regular mail is only in dmarc.daily_mail). For top failing IPs and the servers that need DKIM. '
+	'asn, as_name, country, sender_name, sender_type: the source IP''s AS, country and sender now (dmarc.ip_senders), '
+	'not when the mail was sent.';
 
 CREATE OR REPLACE VIEW dmarc.report_overview AS
 SELECT

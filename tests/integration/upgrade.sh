@@ -20,7 +20,8 @@
 # head of the diff is printed).  daily_mail and daily_sources read the
 # rollups, which the upgrade computes again with the 1.0 functions: equal
 # output means the 1.0 definitions give 0.1's numbers.
-# Also: the views' columns (names and types) are 0.1's; a second migrate
+# Also: the views' columns begin with 0.1's (names and types; 1.0 appends
+# columns, e.g. record_details' sender, and never changes one); a second migrate
 # changes nothing; a report, record, failure and original stored after the
 # upgrade get ids above every 0.1 id; the upgraded schema equals a fresh
 # migrate's (normalised dumps, monthly partitions compared on their own);
@@ -100,6 +101,9 @@ for o in $VIEWS $PLAIN; do
   COLS[$o]=$(q v01 "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
     WHERE attrelid = 'dmarc.$o'::regclass AND attnum > 0 AND NOT attisdropped")
 done
+NCOLS=$(q v01 "SELECT string_agg(format('(%L, %s)', relname, (SELECT count(*) FROM pg_attribute
+  WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)), ', ') FROM pg_class c
+  WHERE relnamespace = 'dmarc'::regnamespace AND relkind = 'v'")
 snapshot() {  # DB DIR
   local db=$1 dir=$2 o
   mkdir -p "$dir"
@@ -114,9 +118,10 @@ snapshot() {  # DB DIR
       file_name, stage, reason, encode(sha256, 'hex'), original_id, encode(sha256(dmarc.failure_content(f)), 'hex')
       FROM dmarc.failures f) TO STDOUT" |
     LC_ALL=C sort > "$dir/failures" || echo "snapshot of dmarc.failures failed" >> "$dir/errors"
-  # the views' columns and types
+  # the views' columns and types, as many as 0.1 had
   q "$db" "SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)
     FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN (VALUES $NCOLS) v(relname, n) ON v.relname = c.relname AND a.attnum <= v.n
     WHERE c.relnamespace = 'dmarc'::regnamespace AND c.relkind = 'v'
       AND c.relname IN ($(for o in $VIEWS; do printf "'%s'," "$o"; done) '')
     ORDER BY 1, 2" > "$dir/view-columns"

@@ -1,10 +1,11 @@
 #!/usr/bin/perl
 # write_mmdb.pl - writes small MaxMind DB files in the free layouts that
-# resolve/dc_ipdb.c reads, for tests/integration/ipdb.sh.
+# resolve/dc_ipdb.c reads, for tests/integration/ipdb.sh and sender_views.sh.
 #
 #   perl write_mmdb.pl LAYOUT FILE EPOCH [NETWORKS]
 #
-# LAYOUT: geolite2-asn, geolite2-asn-changed, geolite2-country, ipinfo-lite;
+# LAYOUT: geolite2-asn, geolite2-asn-changed, geolite2-country, ipinfo-lite,
+# ipinfo-senders (IPinfo Lite's layout, one network per IP of sender_views.sh);
 # for bench/resolve.sh, bench-asn and bench-country: the GeoLite2 layouts
 # with NETWORKS networks (default 50000), generated, see bench_nets below.
 # EPOCH sets the metadata build_epoch (a new release of a file).  Networks
@@ -35,7 +36,7 @@ my %types = (
 	continent_code                 => 'utf8_string',
 );
 # IPinfo Lite's "country" is the country's name, not a map.
-$types{country} = 'utf8_string' if $layout eq 'ipinfo-lite';
+$types{country} = 'utf8_string' if $layout =~ /^ipinfo-/;
 
 my (%type, $size, @nets);
 if ($layout eq 'geolite2-asn' || $layout eq 'geolite2-asn-changed') {
@@ -65,6 +66,21 @@ if ($layout eq 'geolite2-asn' || $layout eq 'geolite2-asn-changed') {
 			country => 'France', country_code => 'FR', continent => 'Europe', continent_code => 'EU' } ],
 		[ '2001:db8::/32', { asn => 'AS64511', as_name => 'Info V6', as_domain => 'v6.example.org',
 			country => 'Japan', country_code => 'JP', continent => 'Asia', continent_code => 'AS' } ],
+	);
+} elsif ($layout eq 'ipinfo-senders') {
+	%type = (database_type => 'ipinfo lite');
+	$size = 32;
+	my $net = sub {  # NETWORK ASN AS_NAME AS_DOMAIN COUNTRY_CODE
+		[ $_[0], { asn => $_[1], as_name => $_[2], as_domain => $_[3],
+			country => "Country $_[4]", country_code => $_[4], continent => 'Earth', continent_code => 'EA' } ]
+	};
+	@nets = (
+		$net->('198.51.100.1/32', 'AS64520', 'Hosting Co Net', 'hosting.example', 'DE'),
+		$net->('198.51.100.2/32', 'AS64521', 'Unmapped Net', 'unmapped.example', 'FR'),
+		$net->('198.51.100.3/32', 'AS64520', 'Hosting Co Net', 'HOSTING.Example.', 'DE'),
+		$net->('198.51.100.4/32', 'AS64520', 'Hosting Co Net', 'hosting.example', 'DE'),
+		$net->('198.51.100.5/32', 'AS64522', 'Org Net', 'orgnet.example', 'NL'),
+		$net->('2001:db8:5::/48', 'AS64530', 'Six Net', 'six.example', 'JP'),
 	);
 } elsif ($layout eq 'bench-asn' || $layout eq 'bench-country') {
 	%type = (database_type => $layout eq 'bench-asn' ? 'GeoLite2-ASN' : 'GeoLite2-Country');
