@@ -141,7 +141,7 @@ main(int argc, char **argv)
 
 		t.records = t.failures = 0;
 		for (size_t i = 0; i < c.n && rc == 0; i++) {
-			dc_extract_stats st = { 0, 0, 0, 0 };
+			dc_extract_stats st = { 0 };
 			dc_err err;
 
 			if (dc_extract(c.data[i], c.len[i], NULL, &lim, &cb, &st, &err) != DC_OK) {

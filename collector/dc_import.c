@@ -391,6 +391,8 @@ import_one(importer *im, const uint8_t *data, size_t len, const char *name, dc_e
 	im->stats->duplicates += xs.duplicates;
 	im->stats->records += xs.records;
 	im->stats->rejected += xs.failures;
+	im->stats->tls_reports += xs.tls_reports;
+	im->stats->failure_reports += xs.failure_reports;
 	if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 		/* not expected from dc_extract; keep the input rather than lose it */
 		char why[DC_ERR_MSG_MAX];

@@ -4,7 +4,7 @@
  * Inputs: single messages (.eml), mbox files (first line "From "; mboxrd
  * ">From " quoting undone), Maildirs (a directory with cur/ new/ tmp/: the
  * messages in cur/ and new/), directory trees (recursed, dot files skipped)
- * and bare reports (.xml, .gz, .zip, zlib), which dc_extract recognises by
+ * and bare reports (.xml, .json, .gz, .zip, zlib), which dc_extract recognises by
  * their bytes.  Each message or file is one input; each rejected unit is one
  * dmarc.failures row and one call of hooks->rejected.
  */
@@ -24,13 +24,15 @@ typedef struct dc_import_list {
 } dc_import_list;
 
 typedef struct dc_import_stats {
-	uint64_t files_total; /* files in the list */
-	uint64_t files;       /* files done */
-	uint64_t inputs;      /* messages and files handed on (each mbox message counts) */
-	uint64_t reports;     /* reports stored */
-	uint64_t duplicates;  /* reports already stored */
-	uint64_t records;     /* records of the reports stored */
-	uint64_t rejected;    /* rows written to dmarc.failures */
+	uint64_t files_total;     /* files in the list */
+	uint64_t files;           /* files done */
+	uint64_t inputs;          /* messages and files handed on (each mbox message counts) */
+	uint64_t reports;         /* reports stored */
+	uint64_t duplicates;      /* reports already stored */
+	uint64_t records;         /* records of the reports stored */
+	uint64_t rejected;        /* rows written to dmarc.failures */
+	uint64_t tls_reports;     /* SMTP TLS reports stored, duplicates included */
+	uint64_t failure_reports; /* DMARC failure reports stored, duplicates included */
 } dc_import_stats;
 
 typedef struct dc_import_hooks {

@@ -166,6 +166,7 @@ typedef struct slot {
 	bool done, rejected;
 	int reports, duplicates, failures;
 	uint64_t records; /* of its reports stored */
+	uint64_t tls_reports, failure_reports;
 	char *message_id;
 } slot;
 
@@ -259,6 +260,19 @@ on_report_abort(void *ctx)
 		r->store_cb.sink.report_abort(r->store_cb.sink.ctx);
 }
 
+static dc_code
+on_tls_report(void *ctx, const struct dc_tls_report *rep, const dc_blob *origin, dc_err *err)
+{
+	mb_run *r = ctx;
+	dc_code rc = r->store_cb.sink.tls_report == NULL ?
+		DC_OK :
+		r->store_cb.sink.tls_report(r->store_cb.sink.ctx, rep, origin, err);
+
+	if (rc == DC_OK || rc == DC_SKIP)
+		progressed(r->p->ig);
+	return rc;
+}
+
 /* dc_extract's failure callback: log the rejection, then let the store record it. */
 static dc_code
 on_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err)
@@ -328,7 +342,7 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 	if (rc != DC_OK)
 		return rc;
 	s->reports = s->duplicates = s->failures = 0;
-	s->records = 0;
+	s->records = s->tls_reports = s->failure_reports = 0;
 	if (data == NULL) {
 		char why[160];
 
@@ -342,13 +356,16 @@ handle_message(mb_run *r, slot *s, const uint8_t *data, size_t len, dc_err *err)
 		s->duplicates = (int)xs.duplicates;
 		s->failures = (int)xs.failures;
 		s->records = xs.records;
+		s->tls_reports = xs.tls_reports;
+		s->failure_reports = xs.failure_reports;
 		if (rc != DC_OK && !dc_extract_is_fatal(rc)) {
 			/* not expected from dc_extract: reject the message rather than retry it forever */
 			char why[DC_ERR_MSG_MAX];
 
 			snprintf(why, sizeof(why), "%s", dc_err_text(err));
 			rc = reject_message(r, s, "extract", why, data, len, err);
-		} else if (rc == DC_OK && xs.reports + xs.duplicates + xs.failures == 0) {
+		} else if (rc == DC_OK &&
+			xs.reports + xs.duplicates + xs.failures + xs.tls_reports + xs.failure_reports == 0) {
 			rc = reject_message(
 				r, s, "mime", "no aggregate report in the message", data, len, err);
 		}
@@ -400,6 +417,8 @@ count_slots(mb_run *r)
 		r->t.reports += (uint64_t)s->reports;
 		r->t.duplicates += (uint64_t)s->duplicates;
 		r->t.failures += (uint64_t)s->failures;
+		r->t.tls_reports += s->tls_reports;
+		r->t.failure_reports += s->failure_reports;
 		say(r->p->ig, DC_INGEST_DEBUG,
 			"mailbox %s: UID %" PRIu64 " %s: %d reports stored, %d duplicates, %d rejected",
 			r->mb->label, s->uid, s->message_id ? s->message_id : "(no Message-ID)", s->reports,
@@ -784,7 +803,8 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 		.report_begin = on_report_begin,
 		.record = on_record,
 		.report_end = on_report_end,
-		.report_abort = on_report_abort };
+		.report_abort = on_report_abort,
+		.tls_report = on_tls_report };
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");
@@ -864,6 +884,18 @@ extra_main(void *arg)
 }
 
 /* Adds b to a. */
+void
+dc_ingest_kinds(char *buf, size_t cap, uint64_t tls_reports, uint64_t failure_reports)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (tls_reports > 0)
+		n = snprintf(buf, cap, ", %" PRIu64 " TLS reports", tls_reports);
+	if (failure_reports > 0 && n >= 0 && (size_t)n < cap)
+		snprintf(buf + n, cap - (size_t)n, ", %" PRIu64 " failure reports", failure_reports);
+}
+
 static void
 totals_add(totals *a, const totals *b)
 {
@@ -875,6 +907,8 @@ totals_add(totals *a, const totals *b)
 	a->failures += b->failures;
 	a->dup_messages += b->dup_messages;
 	a->records += b->records;
+	a->tls_reports += b->tls_reports;
+	a->failure_reports += b->failure_reports;
 }
 
 /*
@@ -1092,12 +1126,16 @@ dc_ingest_run(dc_ingest *ig, dc_store *st, dc_ingest_totals *sum, dc_err *err)
 		from = msgs[n - 1].uid + 1;
 	}
 out:
-	if (r.t.messages > 0 || rc == DC_OK)
+	if (r.t.messages > 0 || rc == DC_OK) {
+		char kinds[80];
+
+		dc_ingest_kinds(kinds, sizeof(kinds), r.t.tls_reports, r.t.failure_reports);
 		say(ig, DC_INGEST_INFO,
 			"mailbox %s: %" PRIu64 " messages: %" PRIu64 " stored (%" PRIu64 " reports, %" PRIu64
-			" duplicates), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
-			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, r.t.rejected,
+			" duplicates%s), %" PRIu64 " rejected (%" PRIu64 " failures) in %.2f s",
+			mb->label, r.t.messages, r.t.stored, r.t.reports, r.t.duplicates, kinds, r.t.rejected,
 			r.t.failures, seconds_since(&t0));
+	}
 	/* the poll's end in the run log and the mailbox's status, unless the
 	 * database is away (or memory: the statement would fail too); a poll
 	 * stopped by a signal is logged once it has a mailbox row */

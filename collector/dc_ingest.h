@@ -56,9 +56,15 @@ typedef struct dc_ingest_opts {
 typedef struct dc_ingest_totals {
 	uint64_t messages, stored, rejected, reports, duplicates, failures;
 	uint64_t dup_messages, records;
+	uint64_t tls_reports, failure_reports; /* stored, duplicates included */
 } dc_ingest_totals;
 
 typedef struct dc_ingest dc_ingest;
+
+/* The summary lines' other kinds of report: ", N TLS reports" and/or
+ * ", N failure reports", each only when non-zero ("" when both are 0),
+ * into buf[0..cap). */
+void dc_ingest_kinds(char *buf, size_t cap, uint64_t tls_reports, uint64_t failure_reports);
 
 /* Creates the worker for o->mb; *out is owned by the caller (dc_ingest_free).
  * DC_ENOMEM. */

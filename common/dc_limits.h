@@ -61,6 +61,14 @@
 #define DC_MAX_DNS_LABEL     63                   /* one label of a DNS name, RFC 1035 section 2.3.4 */
 #define DC_MAX_AS_NAME       256                  /* bytes of an AS name kept from an IP database */
 #define DC_MAX_BYTEA         ((size_t)1000 << 20) /* under PostgreSQL's 1 GB field limit */
+/* SMTP TLS reports (RFC 8460, parser/dc_tlsrpt.c): parsed whole with json-c,
+ * so their own caps, well above any real report (a few kB) */
+#define DC_MAX_TLSRPT_BYTES    (16u << 20)        /* JSON bytes (also at most max_report_bytes) */
+#define DC_MAX_JSON_DEPTH      16                 /* nesting; a TLS report needs 5 */
+#define DC_MAX_TLSRPT_POLICIES 10000              /* policies in one report */
+#define DC_MAX_TLSRPT_FAILURES 100000             /* failure-details in one report, all policies */
+#define DC_MAX_TLSRPT_STRINGS  1000               /* policy-string or mx-host entries in one policy */
+#define DC_MAX_TLSRPT_COUNT    1000000000000000LL /* a session count (10^15) */
 
 /* Caps of the parser layer, named after the module that applies them. */
 /* GMime matches every line against every open boundary, so a message with

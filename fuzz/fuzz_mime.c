@@ -97,7 +97,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	count c = { 0 };
-	dc_extract_cb cb = { { &c, f_begin, f_record, f_end, f_abort }, f_failure, &c, NULL, NULL };
+	dc_extract_cb cb = { { &c, f_begin, f_record, f_end, f_abort, NULL, NULL }, f_failure, &c, NULL,
+		NULL };
 	dc_extract_stats st = { 0 };
 	dc_limits lim;
 	dc_err err;

@@ -99,7 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const size_t pieces[8] = { 0, 1, 2, 3, 7, 64, 511, 4096 };
 	size_t sum = 0;
 	mem m = { data, size, 0, 0 };
-	dc_sink sink = { &sum, on_begin, on_record, on_end, NULL };
+	dc_sink sink = { &sum, on_begin, on_record, on_end, NULL, NULL, NULL };
 	dc_blob origin = { data, size, "fuzz.xml", NULL, NULL, NULL };
 	dc_limits lim;
 	dc_err err;

@@ -6,7 +6,8 @@
  *
  * Units: a bare input is one unit; in a message each leaf part (after
  * transfer decoding) is one unit.  Leaves whose bytes are no report format
- * (text bodies, images, HTML, XML with another root element) are skipped
+ * (text bodies, images, HTML, XML with another root element, JSON without
+ * "report-id" and "policies") are skipped
  * silently; a message that yields no report and no failure at all becomes
  * one failure of its own (stage "mime").  A zip with good and bad members
  * stores the good ones and fails each bad one (path names the member).
@@ -33,6 +34,7 @@
 #include <strings.h>
 
 #include "dc_mime.h"
+#include "dc_tlsrpt.h"
 #include "dc_unpack.h"
 #include "dc_xml.h"
 
@@ -272,7 +274,7 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 {
 	xctx *x = ctx;
 	char pbuf[PREFIX_MAX * 2];
-	dc_sink s = { x, w_begin, w_record, w_end, NULL };
+	dc_sink s = { x, w_begin, w_record, w_end, NULL, NULL, NULL };
 	dc_blob origin;
 	dc_err perr, why;
 	dc_code rc;
@@ -327,6 +329,57 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 	return fail(x, x->sink_failed ? "store" : stage_of(why.code), &why, ux->path, err);
 }
 
+/* One JSON document: an SMTP TLS report when it has "report-id" and
+ * "policies" (parsed whole into sink.tls_report), else not a report. */
+static dc_code
+on_json(void *ctx, const uint8_t *data, size_t len, const char *path, const char *notes, dc_err *err)
+{
+	xctx *x = ctx;
+	char pbuf[PREFIX_MAX * 2];
+	dc_tls_report *r = NULL;
+	dc_blob origin;
+	dc_err why;
+	dc_code rc;
+
+	if (!dc_tlsrpt_looks(data, len))
+		return fail_msg(x, "unpack", DC_EFORMAT, path, err,
+			"not a report: JSON without \"report-id\" and \"policies\", %zu bytes", len);
+	if (x->lim->max_reports > 0 && ++x->reports_seen > x->lim->max_reports)
+		return dc_unpack_tally_over(&x->tally, err,
+			"more than limits.max_reports (%llu) reports in one input",
+			(unsigned long long)x->lim->max_reports);
+	dc_err_clear(&why);
+	rc = dc_tlsrpt_parse(data, len, x->lim, &r, &why);
+	if (rc == DC_ENOMEM) {
+		*err = why;
+		return rc;
+	}
+	if (rc != DC_OK)
+		return fail(x,
+			why.code == DC_EFORMAT                                    ? "json" :
+				why.code == DC_ETOOLONG || why.code == DC_ESCHEMA ? "report" :
+										    stage_of(why.code),
+			&why, path, err);
+	origin.data = x->unit;
+	origin.len = x->unit_len;
+	origin.name = x->unit_name;
+	origin.sha256 = x->unit != NULL ? unit_digest(x) : NULL;
+	origin.path = full_path(pbuf, sizeof(pbuf), x->prefix, path);
+	origin.notes = notes != NULL && *notes ? notes : NULL;
+	rc = x->cb->sink.tls_report != NULL ? x->cb->sink.tls_report(x->cb->sink.ctx, r, &origin, &why) :
+					      DC_OK;
+	dc_tlsrpt_free(r);
+	if (rc == DC_OK || rc == DC_SKIP) {
+		x->stats->tls_reports++;
+		return DC_OK;
+	}
+	if (dc_extract_is_fatal(rc)) {
+		*err = why;
+		return rc;
+	}
+	return fail(x, "store", &why, path, err);
+}
+
 static dc_code
 on_failure(void *ctx, const char *path, const dc_err *why, dc_err *err)
 {
@@ -372,7 +425,7 @@ on_message(void *ctx, const uint8_t *data, size_t len, const char *path, int dep
 	return rc;
 }
 
-static const dc_unpack_cb unpack_cb_template = { NULL, NULL, on_xml, on_message, on_failure, NULL };
+static const dc_unpack_cb unpack_cb_template = { NULL, NULL, on_xml, on_message, on_failure, NULL, on_json };
 
 /* Adds one part to the current message's listing. */
 static void
@@ -408,7 +461,8 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 	snprintf(prefix, sizeof(prefix), "%s%spart %s", x->prefix, *x->prefix ? " > " : "", leaf->section);
 	if (k == DC_KIND_EMPTY || k == DC_KIND_OTHER ||
 		(k == DC_KIND_XML && dc_unpack_xml_root(leaf->data, probe, root, sizeof(root)) &&
-			strcasecmp(root, "feedback") != 0)) {
+			strcasecmp(root, "feedback") != 0) ||
+		(k == DC_KIND_JSON && !dc_tlsrpt_looks(leaf->data, leaf->len))) {
 		dc_unpack_describe(leaf->data, probe, leaf->len, desc, sizeof(desc));
 		list_part(x, leaf, desc);
 		return DC_OK;
@@ -451,7 +505,7 @@ static dc_code
 extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield, dc_err *err)
 {
 	dc_extract_stats *st = x->stats;
-	uint64_t before = st->reports + st->duplicates + st->failures;
+	uint64_t before = st->reports + st->duplicates + st->failures + st->tls_reports;
 	char listing[DC_MAX_LISTING] = "";
 	char *sl = x->listing;
 	size_t sc = x->listed;
@@ -503,7 +557,7 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 			 "MIME parts nested deeper than %d; %u container(s) not examined", DC_MAX_MIME_DEPTH,
 			 info->too_deep)) != DC_OK)
 		goto out;
-	if (must_yield && st->reports + st->duplicates + st->failures == before)
+	if (must_yield && st->reports + st->duplicates + st->failures + st->tls_reports == before)
 		rc = fail_msg(x, "mime", DC_ENOREPORT, prefix, err,
 			"no aggregate report in message (%zu part%s%s%s)", x->listed,
 			x->listed == 1 ? "" : "s", x->listed ? ": " : "", listing);
@@ -540,8 +594,9 @@ dc_extract(const uint8_t *data, size_t len, const char *name, const dc_limits *l
 	ucb.ctx = &x;
 	ucb.tally = &x.tally;
 	dc_err_clear(err);
-	/* a bare XML file is bounded by max_report_bytes (in dc_unpack) */
-	if (k != DC_KIND_XML && lim->max_message_bytes > 0 && len > lim->max_message_bytes)
+	/* a bare XML or JSON file is bounded by its own cap (in dc_unpack) */
+	if (k != DC_KIND_XML && k != DC_KIND_JSON && lim->max_message_bytes > 0 &&
+		len > lim->max_message_bytes)
 		return fail_msg(&x, "limits", DC_ETOOBIG_MESSAGE, NULL, err,
 			"%s of %zu bytes exceeds max_message_bytes (%llu)",
 			k == DC_KIND_MESSAGE ? "message" : "input", len,

@@ -1,13 +1,14 @@
 /*
  * dc_extract.h - the parser's public entry point: every aggregate report in
- * one input (an RFC 5322 message, or a bare .xml/.gz/.zip/zlib file), found
+ * one input (an RFC 5322 message, or a bare .xml/.json/.gz/.zip/zlib file), found
  * by looking at the bytes, never at names or Content-Type, and streamed
  * through the XML reader into a sink.
  *
  * Layers (each its own module): dc_mime (GMime 3: every leaf part,
  * message/rfc822 recursively), dc_unpack (zip via libzip, gzip/zlib via zlib,
  * nested, with the ratio/size limits), dc_xml (libxml2 xmlReader, no network,
- * no DTD, no entities).
+ * no DTD, no entities).  SMTP TLS reports (RFC 8460: JSON with "report-id"
+ * and "policies", gzip or not) go through dc_tlsrpt to sink.tls_report.
  */
 #ifndef DC_EXTRACT_H
 #define DC_EXTRACT_H
@@ -16,10 +17,12 @@
 #include "dc_report.h"
 
 typedef struct dc_extract_stats {
-	uint64_t reports;    /* reports that reached report_end (stored) */
-	uint64_t duplicates; /* reports whose report_begin returned DC_SKIP */
-	uint64_t records;    /* records handed to the sink of stored reports */
-	uint64_t failures;   /* units handed to cb->failure */
+	uint64_t reports;         /* reports that reached report_end (stored) */
+	uint64_t duplicates;      /* reports whose report_begin returned DC_SKIP */
+	uint64_t records;         /* records handed to the sink of stored reports */
+	uint64_t failures;        /* units handed to cb->failure */
+	uint64_t tls_reports;     /* SMTP TLS reports stored, duplicates included */
+	uint64_t failure_reports; /* DMARC failure reports stored, duplicates included */
 } dc_extract_stats;
 
 typedef struct dc_extract_cb {

@@ -21,6 +21,10 @@
 #include "dc_error.h"
 #include "dc_limits.h"
 
+/* Reports of other kinds, handed over whole (dc_tlsrpt.h, dc_arf.h). */
+struct dc_tls_report;
+struct dc_arf_report;
+
 typedef struct dc_report {
 	const char *xmlns;   /* namespace URI of <feedback>, NULL if none */
 	const char *version; /* <version> */
@@ -115,6 +119,13 @@ typedef struct dc_sink {
 	dc_code (*record)(void *ctx, const dc_report *r, const dc_record *rec, dc_err *err);
 	dc_code (*report_end)(void *ctx, const dc_report *r, dc_err *err);
 	void (*report_abort)(void *ctx);
+	/* An SMTP TLS report (RFC 8460), once per whole report (no begin/end);
+	 * DC_SKIP: a duplicate, counted as stored.  NULL: ignored, still counted
+	 * as found.  Errors as above. */
+	dc_code (*tls_report)(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err);
+	/* A DMARC failure report (RFC 6591 ARF), likewise. */
+	dc_code (*failure_report)(
+		void *ctx, const struct dc_arf_report *r, const dc_blob *origin, dc_err *err);
 } dc_sink;
 
 /*

@@ -29,6 +29,7 @@
 #include <zip.h>
 #include <zlib.h>
 
+#include "dc_tlsrpt.h"
 #include "dc_unpack_layer.h"
 #include "dc_utf8.h"
 
@@ -111,6 +112,15 @@ looks_xml(const uint8_t *p, size_t n)
 	return i < n && p[i] == '<';
 }
 
+/* A JSON object: '{' after an optional BOM and whitespace. */
+static bool
+looks_json(const uint8_t *p, size_t n)
+{
+	size_t i = skip_ws(p, n, skip_bom(p, n));
+
+	return i < n && p[i] == '{';
+}
+
 /* A valid RFC 1950 header whose first bytes also inflate without error. */
 static bool
 looks_zlib(const uint8_t *p, size_t n)
@@ -153,6 +163,7 @@ static const struct {
 } sniffers[] = {
 	{ DC_KIND_XML, looks_xml },
 	{ DC_KIND_MESSAGE, looks_message },
+	{ DC_KIND_JSON, looks_json },
 	{ DC_KIND_ZLIB, looks_zlib },
 };
 
@@ -182,6 +193,7 @@ dc_unpack_kind_name(dc_kind k)
 	case DC_KIND_XML: return "XML";
 	case DC_KIND_MESSAGE: return "message";
 	case DC_KIND_OTHER: return "other";
+	case DC_KIND_JSON: return "JSON";
 	}
 	return "other";
 }
@@ -558,6 +570,17 @@ walk_stream(walk *w, chain *ch, src s, int depth, const meter *root, dc_err *err
 			rc = w->cb->message ? w->cb->message(w->cb->ctx, buf, len, w->path, depth, err) :
 					      DC_OK;
 		break;
+	case DC_KIND_JSON:
+		/* buffered whole through the chain: its size and ratio meters apply */
+		rc = slurp(ch, (src){ dc_peek_read, pk }, dc_tlsrpt_max_bytes(w->lim), DC_ETOOBIG_REPORT,
+			"JSON", &buf, &len, err);
+		if (rc != DC_OK) {
+			rc = walk_chain_fail(w, ch);
+			break;
+		}
+		rc = w->cb->json ? w->cb->json(w->cb->ctx, buf, len, w->path, ch->notes, err) :
+				   walk_fail(w, DC_EFORMAT, "not a report: JSON, %zu bytes", len);
+		break;
 	case DC_KIND_EMPTY:
 	case DC_KIND_OTHER:
 		total = pk->n;
@@ -733,6 +756,11 @@ walk_buffer(walk *w, const uint8_t *p, size_t n, int depth, const meter *root, d
 			return walk_fail(w, DC_ETOOBIG_REPORT,
 				"XML of %zu bytes exceeds max_report_bytes (%llu)", n,
 				(unsigned long long)w->lim->max_report_bytes);
+		break;
+	case DC_KIND_JSON:
+		if (n > dc_tlsrpt_max_bytes(w->lim))
+			return walk_fail(w, DC_ETOOBIG_REPORT, "JSON of %zu bytes exceeds %llu bytes", n,
+				(unsigned long long)dc_tlsrpt_max_bytes(w->lim));
 		break;
 	case DC_KIND_EMPTY:
 	case DC_KIND_OTHER:

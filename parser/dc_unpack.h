@@ -6,7 +6,8 @@
  *
  * Formats: zip (PKWARE APPNOTE, via libzip, from memory), gzip (RFC 1952,
  * multi-member, via zlib), zlib (RFC 1950), XML (W3C XML 1.0 section 4.3.3
- * byte-order marks), RFC 5322 messages (handed back to the caller, which owns
+ * byte-order marks), JSON (RFC 8259: an object, buffered whole for the
+ * TLS report parser, dc_tlsrpt.h), RFC 5322 messages (handed back to the caller, which owns
  * MIME; see dc_mime.h).
  *
  * Not here: MIME, XML parsing, what a failure becomes (the caller decides).
@@ -40,6 +41,7 @@ typedef enum dc_kind {
 	DC_KIND_XML,
 	DC_KIND_MESSAGE,
 	DC_KIND_OTHER,
+	DC_KIND_JSON, /* a JSON object (SMTP TLS reports, RFC 8460) */
 } dc_kind;
 
 /* Returns what the first n bytes at p are (n may be a prefix of the unit). */
@@ -118,6 +120,11 @@ typedef struct dc_unpack_cb {
 	/* The input's tally (NULL: caps per walk only, parts over a cap fail
 	 * one by one through cb->failure). */
 	dc_unpack_tally *tally;
+	/* A JSON document, decompressed and buffered whole (at most
+	 * dc_tlsrpt_max_bytes(lim)); notes as for XML.  NULL: JSON is no report
+	 * (a failure). */
+	dc_code (*json)(
+		void *ctx, const uint8_t *data, size_t len, const char *path, const char *notes, dc_err *err);
 } dc_unpack_cb;
 
 /*

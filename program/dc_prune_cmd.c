@@ -64,6 +64,9 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		stats.failures, stats.originals, stats.transactions, stats.mailbox_messages, stats.poll_runs,
 		stats.alerts_sent, stats.months, stats.month_reports, stats.month_records,
 		stats.reports - stats.month_reports);
+	if (stats.tls_reports > 0)
+		dc_log_info("prune: deleted %" PRIu64 " TLS reports with their policies and failure details",
+			stats.tls_reports);
 	if (rc != DC_OK) {
 		dc_log_error("%s", dc_err_text(&err));
 		status = dc_exit_for(rc);

@@ -37,6 +37,7 @@
 #include "dc_config.h"
 #include "dc_exit.h"
 #include "dc_import.h"
+#include "dc_ingest.h"
 #include "dc_log.h"
 #include "dc_store.h"
 #include "dc_version.h"
@@ -291,6 +292,7 @@ cmd_import(run_ctx *c, int argc, char **argv)
 {
 	dc_import_list *list = NULL;
 	dc_import_stats stats = { 0 };
+	char kinds[80];
 	dc_import_hooks hooks;
 	dc_store *st = NULL;
 	progress prog = { 0 };
@@ -332,9 +334,10 @@ cmd_import(run_ctx *c, int argc, char **argv)
 	} else {
 		status = stats.rejected > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
-	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
-		    " records, %" PRIu64 " rejected",
-		stats.inputs, stats.reports, stats.duplicates, stats.records, stats.rejected);
+	dc_ingest_kinds(kinds, sizeof(kinds), stats.tls_reports, stats.failure_reports);
+	dc_log_info("import: %" PRIu64 " inputs, %" PRIu64 " reports stored, %" PRIu64
+		    " duplicates%s, %" PRIu64 " records, %" PRIu64 " rejected",
+		stats.inputs, stats.reports, stats.duplicates, kinds, stats.records, stats.rejected);
 out:
 	dc_store_free(st);
 	dc_import_list_free(list);
@@ -347,6 +350,7 @@ out:
 static int
 cmd_reparse(run_ctx *c, int argc, char **argv)
 {
+	char kinds[80];
 	dc_extract_stats xs = { 0 };
 	dc_store *st = NULL;
 	dc_err err;
@@ -367,9 +371,10 @@ cmd_reparse(run_ctx *c, int argc, char **argv)
 	} else {
 		status = xs.failures > 0 ? DC_EXIT_REJECTED : DC_EXIT_STORED;
 	}
-	dc_log_info("reparse: %" PRIu64 " reports stored, %" PRIu64 " duplicates, %" PRIu64
+	dc_ingest_kinds(kinds, sizeof(kinds), xs.tls_reports, xs.failure_reports);
+	dc_log_info("reparse: %" PRIu64 " reports stored, %" PRIu64 " duplicates%s, %" PRIu64
 		    " records, %" PRIu64 " rejected",
-		xs.reports, xs.duplicates, xs.records, xs.failures);
+		xs.reports, xs.duplicates, kinds, xs.records, xs.failures);
 	dc_store_free(st);
 	return status;
 }

@@ -15,6 +15,7 @@ pkgs=(
   build-essential dpkg-dev cmake pkg-config clang libclang-rt-14-dev clang-format cppcheck scdoc
   libcurl4-openssl-dev libxml2-dev libxml2-utils zlib1g-dev libzip-dev libpq-dev
   libgmime-3.0-dev libc-ares-dev libpsl-dev libinih-dev libcmocka-dev libmicrohttpd-dev libsystemd-dev libmaxminddb-dev
+  libjson-c-dev                   # SMTP TLS reports are JSON (parser/dc_tlsrpt.c)
   postgresql postgresql-client dovecot-imapd dnsmasq-base
   cyrus-common sasl2-bin
   libmaxmind-db-writer-perl       # writes the MaxMind-format test files (it_ipdb)

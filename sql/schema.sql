@@ -3315,6 +3315,495 @@ COMMENT ON VIEW dmarc.spf_results IS 'One row per auth_results/spf of a record (
 
 
 --
+-- Name: tls_policies; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.tls_policies (
+    id bigint NOT NULL,
+    tls_report_id bigint NOT NULL,
+    ordinal integer NOT NULL,
+    policy_type text NOT NULL,
+    policy_string text[],
+    policy_domain text,
+    mx_host text[],
+    successful_sessions bigint,
+    failed_sessions bigint
+);
+
+
+--
+-- Name: TABLE tls_policies; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.tls_policies IS 'One row per element of a TLS report''s policies: the policy the sender applied and the summary of its sessions.';
+
+
+--
+-- Name: COLUMN tls_policies.tls_report_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.tls_report_id IS 'The report (dmarc.tls_reports.id).';
+
+
+--
+-- Name: COLUMN tls_policies.ordinal; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.ordinal IS '1-based position in the report''s policies.';
+
+
+--
+-- Name: COLUMN tls_policies.policy_type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.policy_type IS 'policy/policy-type as sent: sts, tlsa or no-policy-found.';
+
+
+--
+-- Name: COLUMN tls_policies.policy_string; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.policy_string IS 'policy/policy-string: the MTA-STS policy lines or TLSA records (a single string sent is one element).';
+
+
+--
+-- Name: COLUMN tls_policies.policy_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.policy_domain IS 'policy/policy-domain as sent (NULL when absent).';
+
+
+--
+-- Name: COLUMN tls_policies.mx_host; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.mx_host IS 'policy/mx-host: the MX host patterns of the policy.';
+
+
+--
+-- Name: COLUMN tls_policies.successful_sessions; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.successful_sessions IS 'summary/total-successful-session-count (NULL when absent).';
+
+
+--
+-- Name: COLUMN tls_policies.failed_sessions; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_policies.failed_sessions IS 'summary/total-failure-session-count (NULL when absent).';
+
+
+--
+-- Name: tls_reports; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.tls_reports (
+    id bigint NOT NULL,
+    organization_name text NOT NULL,
+    report_id text NOT NULL,
+    date_begin timestamp with time zone NOT NULL,
+    date_end timestamp with time zone NOT NULL,
+    start_datetime text NOT NULL,
+    end_datetime text NOT NULL,
+    contact_info text,
+    mailbox text,
+    uidvalidity bigint,
+    uid bigint,
+    message_id text,
+    file_name text,
+    original_id bigint,
+    original_path text,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE tls_reports; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.tls_reports IS 'One row per SMTP TLS report (RFC 8460). A second copy (same organization_name and report_id) is a duplicate and is not stored again.';
+
+
+--
+-- Name: COLUMN tls_reports.organization_name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.organization_name IS 'organization-name: who sent the report.';
+
+
+--
+-- Name: COLUMN tls_reports.report_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.report_id IS 'report-id as sent.';
+
+
+--
+-- Name: COLUMN tls_reports.date_begin; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.date_begin IS 'date-range/start-datetime (an RFC 3339 date-time; without an offset read as UTC).';
+
+
+--
+-- Name: COLUMN tls_reports.date_end; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.date_end IS 'date-range/end-datetime.';
+
+
+--
+-- Name: COLUMN tls_reports.start_datetime; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.start_datetime IS 'date-range/start-datetime as sent.';
+
+
+--
+-- Name: COLUMN tls_reports.end_datetime; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.end_datetime IS 'date-range/end-datetime as sent.';
+
+
+--
+-- Name: COLUMN tls_reports.contact_info; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.contact_info IS 'contact-info (NULL when absent).';
+
+
+--
+-- Name: COLUMN tls_reports.mailbox; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.mailbox IS 'Where it came from: mailbox label (NULL for local files).';
+
+
+--
+-- Name: COLUMN tls_reports.uid; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.uid IS 'Where it came from: the message''s IMAP UID.';
+
+
+--
+-- Name: COLUMN tls_reports.message_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.message_id IS 'Where it came from: the e-mail''s Message-ID.';
+
+
+--
+-- Name: COLUMN tls_reports.file_name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.file_name IS 'Where it came from: attachment or local file name.';
+
+
+--
+-- Name: COLUMN tls_reports.original_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.original_id IS 'The unit it was read from (dmarc.originals).';
+
+
+--
+-- Name: COLUMN tls_reports.original_path; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.original_path IS 'Where inside the original, e.g. "part 2 > gzip".';
+
+
+--
+-- Name: COLUMN tls_reports.ingested_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_reports.ingested_at IS 'When it was stored.';
+
+
+--
+-- Name: tls_policy_sessions; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.tls_policy_sessions AS
+ SELECT p.id,
+    p.tls_report_id,
+    ((r.date_begin AT TIME ZONE 'UTC'::text))::date AS day,
+    r.organization_name,
+    r.report_id,
+    r.date_begin,
+    r.date_end,
+    dmarc.dns_name_norm(p.policy_domain) AS policy_domain,
+    p.policy_type,
+    p.policy_string,
+    p.mx_host,
+    COALESCE(p.successful_sessions, (0)::bigint) AS successful_sessions,
+    COALESCE(p.failed_sessions, (0)::bigint) AS failed_sessions,
+    (COALESCE(p.successful_sessions, (0)::bigint) + COALESCE(p.failed_sessions, (0)::bigint)) AS sessions,
+    ((COALESCE(p.failed_sessions, (0)::bigint))::numeric / (NULLIF((COALESCE(p.successful_sessions, (0)::bigint) + COALESCE(p.failed_sessions, (0)::bigint)), 0))::numeric) AS failure_rate
+   FROM (dmarc.tls_policies p
+     JOIN dmarc.tls_reports r ON ((r.id = p.tls_report_id)));
+
+
+--
+-- Name: VIEW tls_policy_sessions; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.tls_policy_sessions IS 'One row per policy of a TLS report: the reporter, the UTC day of the report, the policy domain (normalised), type, policy lines and MX patterns, and its sessions: successful, failed, all, and the failure rate (0..1, NULL without sessions).';
+
+
+--
+-- Name: tls_daily; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.tls_daily AS
+ SELECT tls_policy_sessions.day,
+    ((tls_policy_sessions.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    tls_policy_sessions.policy_domain,
+    count(DISTINCT tls_policy_sessions.tls_report_id) AS reports,
+    sum(tls_policy_sessions.successful_sessions) AS successful_sessions,
+    sum(tls_policy_sessions.failed_sessions) AS failed_sessions,
+    sum(tls_policy_sessions.sessions) AS sessions,
+    (sum(tls_policy_sessions.failed_sessions) / NULLIF(sum(tls_policy_sessions.sessions), (0)::numeric)) AS failure_rate
+   FROM dmarc.tls_policy_sessions
+  GROUP BY tls_policy_sessions.day, tls_policy_sessions.policy_domain;
+
+
+--
+-- Name: VIEW tls_daily; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.tls_daily IS 'SMTP TLS sessions per UTC day and policy domain over all reporters: reports, successful, failed and all sessions, and the failure rate (0..1, NULL without sessions). time is the day''s start (UTC). The TLS row of the dashboard reads this.';
+
+
+--
+-- Name: tls_failures; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.tls_failures (
+    id bigint NOT NULL,
+    tls_policy_id bigint NOT NULL,
+    tls_report_id bigint NOT NULL,
+    ordinal integer NOT NULL,
+    result_type text NOT NULL,
+    sending_mta_ip text,
+    receiving_mx_hostname text,
+    receiving_mx_helo text,
+    receiving_ip text,
+    failed_session_count bigint,
+    additional_information text,
+    failure_reason_code text
+);
+
+
+--
+-- Name: TABLE tls_failures; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.tls_failures IS 'One row per element of a TLS report policy''s failure-details (RFC 8460 section 4.3), fields as sent.';
+
+
+--
+-- Name: COLUMN tls_failures.ordinal; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.ordinal IS '1-based position in the policy''s failure-details.';
+
+
+--
+-- Name: COLUMN tls_failures.result_type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.result_type IS 'result-type, e.g. starttls-not-supported, certificate-expired, validation-failure, sts-policy-fetch-error.';
+
+
+--
+-- Name: COLUMN tls_failures.sending_mta_ip; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.sending_mta_ip IS 'sending-mta-ip as sent (text: not checked as an address).';
+
+
+--
+-- Name: COLUMN tls_failures.receiving_mx_hostname; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.receiving_mx_hostname IS 'receiving-mx-hostname.';
+
+
+--
+-- Name: COLUMN tls_failures.receiving_mx_helo; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.receiving_mx_helo IS 'receiving-mx-helo.';
+
+
+--
+-- Name: COLUMN tls_failures.receiving_ip; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.receiving_ip IS 'receiving-ip as sent.';
+
+
+--
+-- Name: COLUMN tls_failures.failed_session_count; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.failed_session_count IS 'failed-session-count (NULL when absent).';
+
+
+--
+-- Name: COLUMN tls_failures.additional_information; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.additional_information IS 'additional-information (a URI).';
+
+
+--
+-- Name: COLUMN tls_failures.failure_reason_code; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.tls_failures.failure_reason_code IS 'failure-reason-code.';
+
+
+--
+-- Name: tls_failure_details; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.tls_failure_details AS
+ SELECT f.id,
+    f.tls_report_id,
+    f.tls_policy_id,
+    ((r.date_begin AT TIME ZONE 'UTC'::text))::date AS day,
+    r.organization_name,
+    dmarc.dns_name_norm(p.policy_domain) AS policy_domain,
+    p.policy_type,
+    f.result_type,
+    f.sending_mta_ip,
+    f.receiving_mx_hostname,
+    f.receiving_mx_helo,
+    f.receiving_ip,
+    COALESCE(f.failed_session_count, (0)::bigint) AS failed_session_count,
+    f.additional_information,
+    f.failure_reason_code
+   FROM ((dmarc.tls_failures f
+     JOIN dmarc.tls_policies p ON ((p.id = f.tls_policy_id)))
+     JOIN dmarc.tls_reports r ON ((r.id = f.tls_report_id)));
+
+
+--
+-- Name: VIEW tls_failure_details; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.tls_failure_details IS 'One row per failure-details element of a TLS report, with its report''s day and reporter and its policy''s domain and type: result-type, sending MTA, receiving MX (hostname, HELO, IP), failed sessions, additional information, reason code.';
+
+
+--
+-- Name: tls_daily_failures; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.tls_daily_failures AS
+ SELECT tls_failure_details.day,
+    ((tls_failure_details.day)::timestamp without time zone AT TIME ZONE 'UTC'::text) AS "time",
+    tls_failure_details.policy_domain,
+    tls_failure_details.result_type,
+    dmarc.dns_name_norm(tls_failure_details.receiving_mx_hostname) AS receiving_mx_hostname,
+    count(*) AS failure_details,
+    sum(tls_failure_details.failed_session_count) AS failed_sessions
+   FROM dmarc.tls_failure_details
+  GROUP BY tls_failure_details.day, tls_failure_details.policy_domain, tls_failure_details.result_type, (dmarc.dns_name_norm(tls_failure_details.receiving_mx_hostname));
+
+
+--
+-- Name: VIEW tls_daily_failures; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.tls_daily_failures IS 'Failed TLS sessions per UTC day, policy domain, result-type and receiving MX host (normalised; NULL when not reported): failure-details elements and the sessions they count.';
+
+
+--
+-- Name: tls_failures_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.tls_failures ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.tls_failures_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: tls_policies_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.tls_policies ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.tls_policies_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: tls_report_list; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.tls_report_list AS
+ SELECT r.id,
+    r.organization_name,
+    r.report_id,
+    r.date_begin,
+    r.date_end,
+    r.contact_info,
+    ( SELECT count(*) AS count
+           FROM dmarc.tls_policies p
+          WHERE (p.tls_report_id = r.id)) AS policies,
+    ( SELECT COALESCE(sum(p.successful_sessions), (0)::numeric) AS "coalesce"
+           FROM dmarc.tls_policies p
+          WHERE (p.tls_report_id = r.id)) AS successful_sessions,
+    ( SELECT COALESCE(sum(p.failed_sessions), (0)::numeric) AS "coalesce"
+           FROM dmarc.tls_policies p
+          WHERE (p.tls_report_id = r.id)) AS failed_sessions,
+    ( SELECT count(*) AS count
+           FROM dmarc.tls_failures f
+          WHERE (f.tls_report_id = r.id)) AS failure_details,
+    r.mailbox,
+    r.file_name,
+    r.message_id,
+    r.original_path,
+    r.ingested_at
+   FROM dmarc.tls_reports r;
+
+
+--
+-- Name: VIEW tls_report_list; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.tls_report_list IS 'One row per stored SMTP TLS report: who sent it, the period, contact-info, its number of policies, the sessions they sum to and its number of failure-details, where it came from. id = dmarc.tls_reports.id.';
+
+
+--
+-- Name: tls_reports_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.tls_reports ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.tls_reports_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: records_default; Type: TABLE ATTACH; Schema: dmarc; Owner: -
 --
 
@@ -3494,6 +3983,46 @@ ALTER TABLE ONLY dmarc.schema_objects
 
 ALTER TABLE ONLY dmarc.sender_map
     ADD CONSTRAINT sender_map_pkey PRIMARY KEY (base_domain, source);
+
+
+--
+-- Name: tls_failures tls_failures_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_failures
+    ADD CONSTRAINT tls_failures_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: tls_policies tls_policies_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_policies
+    ADD CONSTRAINT tls_policies_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: tls_policies tls_policies_report_ordinal; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_policies
+    ADD CONSTRAINT tls_policies_report_ordinal UNIQUE (tls_report_id, ordinal);
+
+
+--
+-- Name: tls_reports tls_reports_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_reports
+    ADD CONSTRAINT tls_reports_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: tls_reports tls_reports_unique_report; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_reports
+    ADD CONSTRAINT tls_reports_unique_report UNIQUE (organization_name, report_id);
 
 
 --
@@ -3714,6 +4243,41 @@ CREATE INDEX rollup_sources_zero_idx ON dmarc.rollup_sources USING btree (day) W
 
 
 --
+-- Name: tls_failures_policy_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX tls_failures_policy_idx ON dmarc.tls_failures USING btree (tls_policy_id);
+
+
+--
+-- Name: tls_failures_report_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX tls_failures_report_idx ON dmarc.tls_failures USING btree (tls_report_id);
+
+
+--
+-- Name: tls_reports_date_begin_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX tls_reports_date_begin_idx ON dmarc.tls_reports USING btree (date_begin);
+
+
+--
+-- Name: tls_reports_date_end_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX tls_reports_date_end_idx ON dmarc.tls_reports USING btree (date_end);
+
+
+--
+-- Name: tls_reports_original_id_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX tls_reports_original_id_idx ON dmarc.tls_reports USING btree (original_id);
+
+
+--
 -- Name: records_default_id_idx; Type: INDEX ATTACH; Schema: dmarc; Owner: -
 --
 
@@ -3848,6 +4412,38 @@ ALTER TABLE ONLY dmarc.poll_runs
 
 ALTER TABLE dmarc.reports
     ADD CONSTRAINT reports_original_id_fkey FOREIGN KEY (original_id) REFERENCES dmarc.originals(id);
+
+
+--
+-- Name: tls_failures tls_failures_tls_policy_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_failures
+    ADD CONSTRAINT tls_failures_tls_policy_id_fkey FOREIGN KEY (tls_policy_id) REFERENCES dmarc.tls_policies(id) ON DELETE CASCADE;
+
+
+--
+-- Name: tls_failures tls_failures_tls_report_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_failures
+    ADD CONSTRAINT tls_failures_tls_report_id_fkey FOREIGN KEY (tls_report_id) REFERENCES dmarc.tls_reports(id) ON DELETE CASCADE;
+
+
+--
+-- Name: tls_policies tls_policies_tls_report_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_policies
+    ADD CONSTRAINT tls_policies_tls_report_id_fkey FOREIGN KEY (tls_report_id) REFERENCES dmarc.tls_reports(id) ON DELETE CASCADE;
+
+
+--
+-- Name: tls_reports tls_reports_original_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.tls_reports
+    ADD CONSTRAINT tls_reports_original_id_fkey FOREIGN KEY (original_id) REFERENCES dmarc.originals(id);
 
 
 --
@@ -4373,6 +4969,88 @@ GRANT SELECT ON TABLE dmarc.server_generated_sources TO dmarc_writer;
 
 GRANT SELECT ON TABLE dmarc.spf_results TO dmarc_reader;
 GRANT SELECT ON TABLE dmarc.spf_results TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_policies; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.tls_policies TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_reports; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.tls_reports TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_policy_sessions; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.tls_policy_sessions TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.tls_policy_sessions TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_daily; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.tls_daily TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.tls_daily TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_failures; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.tls_failures TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_failure_details; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.tls_failure_details TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.tls_failure_details TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_daily_failures; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.tls_daily_failures TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.tls_daily_failures TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE tls_failures_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.tls_failures_id_seq TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE tls_policies_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.tls_policies_id_seq TO dmarc_writer;
+
+
+--
+-- Name: TABLE tls_report_list; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.tls_report_list TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.tls_report_list TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE tls_reports_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.tls_reports_id_seq TO dmarc_writer;
 
 
 --

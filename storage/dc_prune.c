@@ -19,8 +19,11 @@
  *      the rollups in one statement (dmarc.rollup_forget), then deleted;
  *      the reports' BEFORE DELETE trigger (sql/objects/60_rollups.sql)
  *      deletes each one's records (records have no foreign key);
- *   3. dmarc.failures rows whose failed_at is older than the cutoff;
- *   4. dmarc.originals rows no report and no failure references any more
+ *   3. SMTP TLS reports (dmarc.tls_reports) whose date_end is older than the
+ *      cutoff, with their policies and failure details (ON DELETE CASCADE),
+ *      in batches of opts.batch_rows reports; then dmarc.failures rows
+ *      whose failed_at is older than the cutoff;
+ *   4. dmarc.originals rows no report, TLS report or failure references any more
  *      (their reports and failures were pruned, reparsed away, or were all
  *      duplicates of another copy),
  *      except those first seen within opts.originals_grace_s, so an import
@@ -95,6 +98,14 @@ static const char SQL_REPORT_FORGET[] = "SELECT dmarc.rollup_forget($1::bigint[]
 /* The reports go, their records by the reports' BEFORE DELETE trigger. */
 static const char SQL_REPORT_DELETE[] = "DELETE FROM dmarc.reports WHERE id = ANY ($1::bigint[])";
 
+/* SMTP TLS reports whose date_end is before $1, with their policies and
+ * failure details (ON DELETE CASCADE): $2 batch size, $3 last id deleted. */
+static const char SQL_TLS_REPORTS[] =
+	"WITH d AS (DELETE FROM dmarc.tls_reports WHERE id IN ("
+	"  SELECT id FROM dmarc.tls_reports WHERE date_end < $1::timestamptz AND id > $3::bigint"
+	"  ORDER BY id LIMIT $2::int) RETURNING id)"
+	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
 /* Failures: $1 cutoff, $2 batch size, $3 last id deleted (resume point). */
 static const char SQL_FAILURES[] =
 	"WITH d AS (DELETE FROM dmarc.failures WHERE id IN ("
@@ -108,6 +119,7 @@ static const char SQL_ORIGINALS[] =
 	"  SELECT o.id FROM dmarc.originals o"
 	"  WHERE o.id > $3::bigint AND o.first_seen < now() - make_interval(secs => $1::int)"
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
+	"  AND NOT EXISTS (SELECT 1 FROM dmarc.tls_reports t WHERE t.original_id = o.id)"
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)"
 	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
@@ -382,6 +394,9 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 	while (!done)
 		if ((rc = prune_report_batch(conn, cutoff, o, st, &done, err)) != DC_OK)
 			goto out;
+	if ((rc = prune_rows(conn, "deleting TLS reports", SQL_TLS_REPORTS, cutoff, o->batch_rows,
+		     &st->tls_reports, &st->transactions, err)) != DC_OK)
+		goto out;
 	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows, &st->failures,
 		     &st->transactions, err)) != DC_OK)
 		goto out;

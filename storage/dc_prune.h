@@ -4,7 +4,9 @@
  *
  * What goes: reports whose date_end is older than the cutoff, with their
  * records and DKIM/SPF results (whole monthly partitions where every report
- * of the month has expired, rows at the edge); rejected inputs
+ * of the month has expired, rows at the edge); SMTP TLS reports whose
+ * date_end is older than the cutoff, with their policies and failure
+ * details; rejected inputs
  * (dmarc.failures) whose failed_at is older than the cutoff; stored
  * originals (dmarc.originals) that no report references any more; the
  * poller's message log and run log (dmarc.poll_runs) before the cutoff; the
@@ -38,6 +40,7 @@ typedef struct dc_prune_stats {
 	uint64_t months;
 	uint64_t month_reports;
 	uint64_t month_records;
+	uint64_t tls_reports; /* SMTP TLS reports (their policies and failure details with them) */
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */

@@ -1,8 +1,8 @@
 /*
  * dc_reparse.c - `reparse`: every stored original is parsed again with the
  * parser of this build and its reports replaced, one transaction per
- * original (its old reports deleted, the new ones written by dc_writer.c
- * in savepoints: STORE_SCOPE_REPARSE).  Deleting a report deletes its
+ * original (its old reports and TLS reports deleted, the new ones written
+ * by dc_writer.c and dc_tls_store.c in savepoints: STORE_SCOPE_REPARSE).  Deleting a report deletes its
  * records and takes them out of the rollups (the reports' BEFORE DELETE
  * trigger, sql/objects).  The new rows of a month without a partition go
  * to the DEFAULT partition; dc_store_partitions at the end moves them.  The new rows keep the old ones'
@@ -44,14 +44,24 @@ reparse_one(dc_store *st, int64_t original_id, const dc_limits *lim, dc_extract_
 		goto out;
 	if (PQntuples(content) == 0) /* pruned meanwhile */
 		goto commit;
+	/* an aggregate report's origin first, else a TLS report's */
 	rc = store_exec(st,
-		"SELECT mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
-		" FROM dmarc.reports WHERE original_id = $1 ORDER BY id LIMIT 1",
+		"SELECT mailbox, uidvalidity, uid, message_id, file_name, ingested_at FROM ("
+		" (SELECT 1 AS k, id, mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
+		"  FROM dmarc.reports WHERE original_id = $1 ORDER BY id LIMIT 1)"
+		" UNION ALL"
+		" (SELECT 2, id, mailbox, uidvalidity, uid, message_id, file_name, ingested_at"
+		"  FROM dmarc.tls_reports WHERE original_id = $1 ORDER BY id LIMIT 1)) o ORDER BY k LIMIT 1",
 		1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, &old, "read old reports", err);
 	if (rc != DC_OK)
 		goto out;
 	rc = store_exec(st, "DELETE FROM dmarc.reports WHERE original_id = $1", 1, vals, NULL, NULL, 0,
 		PGRES_COMMAND_OK, NULL, "delete old reports", err);
+	if (rc != DC_OK)
+		goto out;
+	/* their policies and failure details go with them (ON DELETE CASCADE) */
+	rc = store_exec(st, "DELETE FROM dmarc.tls_reports WHERE original_id = $1", 1, vals, NULL, NULL, 0,
+		PGRES_COMMAND_OK, NULL, "delete old TLS reports", err);
 	if (rc != DC_OK)
 		goto out;
 

@@ -49,6 +49,7 @@
 #define STORE_PREP_FIND_ORIG 4u  /* "dc_find_orig": an original by SHA-256 */
 #define STORE_PREP_ADD_ORIG  8u  /* "dc_add_orig": a new original */
 #define STORE_PREP_BATCH     16u /* "dc_batch": a batch's waiting reports */
+#define STORE_PREP_TLS       32u /* "dc_tls": an SMTP TLS report, whole (dc_tls_store.c) */
 
 #define STORE_BATCH_BYTES (8u << 20) /* a batch's waiting rows are sent when they pass this */
 #define STORE_REPORT_IDS  256        /* report ids reserved per round trip in batch mode */
@@ -348,6 +349,14 @@ store_insert_failure(dc_store *st, const char *stage, const char *reason, const 
 /* dc_extract's failure callback (dc_store_callbacks): records the rejected
  * unit's bytes. */
 dc_code store_failure_cb(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, dc_err *err);
+
+/* ---- SMTP TLS reports (dc_tls_store.c) ---- */
+
+/* The sink's tls_report: stores one TLS report whole, in its own
+ * transaction or a savepoint of the scope's; DC_SKIP for a duplicate
+ * (nothing kept), DC_ESCHEMA for a value the store refuses, else
+ * DC_EDB / DC_EDBREFUSED / DC_ENOMEM. */
+dc_code store_tls_report(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err);
 
 /* ---- batch mode (dc_batch.c) ---- */
 

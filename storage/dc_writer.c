@@ -840,6 +840,7 @@ dc_store_callbacks(dc_store *st)
 			.record = store_record,
 			.report_end = store_report_end,
 			.report_abort = store_report_abort,
+			.tls_report = store_tls_report,
 		},
 		.failure = store_failure_cb,
 		.failure_ctx = st,

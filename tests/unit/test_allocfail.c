@@ -287,7 +287,7 @@ t_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, 
 static dc_code
 run_once(const uint8_t *data, size_t len, unsigned long k, tally *t, dc_err *err, unsigned long *allocs)
 {
-	dc_extract_cb cb = { { t, t_begin, t_record, t_end, t_abort }, t_failure, t, NULL, NULL };
+	dc_extract_cb cb = { { t, t_begin, t_record, t_end, t_abort, NULL, NULL }, t_failure, t, NULL, NULL };
 	dc_extract_stats st = { 0 };
 	dc_limits lim;
 	dc_code rc;

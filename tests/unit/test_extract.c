@@ -3,7 +3,9 @@
  *  - every non-.xml file of the real corpus (e-mails, .gz, .zip, .zlib, .txt)
  *    gives the report, record and message totals of corpus/manifest.tsv,
  *    except the files listed with a reason in unpack/differences.tsv;
- *  - forensic (ARF) and SMTP TLS report files give no report and a failure;
+ *  - forensic (ARF) files give no report and a failure; every SMTP TLS
+ *    report file gives one TLS report to sink.tls_report and no failure;
+ *  - TLS reports: gzip, JSON that is no TLS report, a gzip bomb of JSON;
  *  - failure routing: a message with no report, a zip with a good and a bad
  *    member, duplicates (DC_SKIP), a sink's non-fatal and fatal (DC_EDB)
  *    errors, a failing failure callback, the message-size limit, a bomb;
@@ -23,6 +25,7 @@
 #include <zlib.h>
 
 #include "dc_extract.h"
+#include "dc_tlsrpt.h"
 
 /* ------------------------------------------------------------ a counting sink */
 
@@ -49,6 +52,10 @@ typedef struct counter {
 	dc_code fail_record_code;
 	dc_code begin_code;   /* report_begin returns this when not DC_OK */
 	dc_code failure_code; /* the failure callback returns this */
+	/* SMTP TLS reports */
+	uint64_t tls, tls_policies, tls_failures, tls_sessions;
+	dc_code tls_code; /* tls_report returns this when not DC_OK */
+	char tls_path[256];
 } counter;
 
 static dc_code
@@ -100,6 +107,25 @@ c_end(void *ctx, const dc_report *r, dc_err *err)
 	return DC_OK;
 }
 
+static dc_code
+c_tls(void *ctx, const dc_tls_report *r, const dc_blob *o, dc_err *err)
+{
+	counter *c = ctx;
+
+	if (c->tls_code != DC_OK)
+		return c->tls_code == DC_SKIP ? DC_SKIP : dc_err_set(err, c->tls_code, "sink refuses");
+	c->tls++;
+	c->tls_policies += r->n_policies;
+	c->tls_failures += r->n_failures;
+	for (size_t i = 0; i < r->n_policies; i++)
+		c->tls_sessions += (uint64_t)(r->policies[i].successful_sessions > 0 ?
+						   r->policies[i].successful_sessions :
+						   0) +
+			(uint64_t)(r->policies[i].failed_sessions > 0 ? r->policies[i].failed_sessions : 0);
+	snprintf(c->tls_path, sizeof(c->tls_path), "%s", o->path ? o->path : "(null)");
+	return DC_OK;
+}
+
 static void
 c_abort(void *ctx)
 {
@@ -129,7 +155,8 @@ static dc_code
 run(const uint8_t *data, size_t len, const char *name, const dc_limits *lim, counter *c, dc_extract_stats *st,
 	dc_err *err)
 {
-	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort }, c_failure, c, NULL, NULL };
+	dc_extract_cb cb = { { c, c_begin, c_record, c_end, c_abort, c_tls, NULL }, c_failure, c, NULL,
+		NULL };
 	dc_limits d;
 
 	dc_limits_default(&d);
@@ -337,6 +364,37 @@ negative(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 	return 0;
 }
 
+static int n_tls, n_tls_bad;
+
+/* A real SMTP TLS report file: one TLS report, no aggregate report, no
+ * failure (the integration test it_tls_reports compares the contents). */
+static int
+tls_file(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+	size_t len;
+	uint8_t *b;
+
+	(void)sb;
+	(void)ftw;
+	if (type != FTW_F)
+		return 0;
+	b = slurp(path, &len);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(b, len, path, NULL, &c, &st, &err), DC_OK);
+	n_tls++;
+	if (st.reports != 0 || st.failures != 0 || st.tls_reports != 1 || c.tls != 1) {
+		print_error("%s: %llu reports, %llu TLS reports, %llu failures (%s); want 0, 1, 0\n", path,
+			(unsigned long long)st.reports, (unsigned long long)st.tls_reports,
+			(unsigned long long)st.failures, c.n_fail ? c.why[0] : "");
+		n_tls_bad++;
+	}
+	free(b);
+	return 0;
+}
+
 static void
 test_corpus_negatives(void **state)
 {
@@ -346,10 +404,21 @@ test_corpus_negatives(void **state)
 	n_negative = n_negative_bad = 0;
 	snprintf(path, sizeof(path), "%s/corpus/_forensic", DC_TEST_DATA);
 	assert_int_equal(nftw(path, negative, 8, FTW_PHYS), 0);
-	snprintf(path, sizeof(path), "%s/corpus/_smtp_tls", DC_TEST_DATA);
-	assert_int_equal(nftw(path, negative, 8, FTW_PHYS), 0);
-	assert_true(n_negative > 30);
+	assert_true(n_negative >= 10);
 	assert_int_equal(n_negative_bad, 0);
+}
+
+static void
+test_corpus_tls(void **state)
+{
+	char path[1024];
+
+	(void)state;
+	n_tls = n_tls_bad = 0;
+	snprintf(path, sizeof(path), "%s/corpus/_smtp_tls", DC_TEST_DATA);
+	assert_int_equal(nftw(path, tls_file, 8, FTW_PHYS), 0);
+	assert_true(n_tls >= 30);
+	assert_int_equal(n_tls_bad, 0);
 }
 
 /* ------------------------------------------------------------ routing */
@@ -624,6 +693,172 @@ test_limits(void **state)
 	free(m);
 }
 
+/* ---- SMTP TLS reports */
+
+/* gzip (RFC 1952) of data[0..len) at level 9; caller frees, *out_len set. */
+static uint8_t *
+gz(const uint8_t *data, size_t len, size_t *out_len)
+{
+	z_stream z;
+	size_t cap = len + len / 100 + 1024;
+	uint8_t *out = malloc(cap);
+
+	assert_non_null(out);
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*out_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
+#define TLS_JSON \
+	"{\"organization-name\":\"Google Inc.\",\"date-range\":{\"start-datetime\":\"2024-05-01T00:00:00Z\"," \
+	"\"end-datetime\":\"2024-05-01T23:59:59Z\"},\"contact-info\":\"smtp-tls-reporting@google.com\"," \
+	"\"report-id\":\"2024-05-01T00:00:00Z_example.com\",\"policies\":[{\"policy\":{\"policy-type\":\"sts\"," \
+	"\"policy-domain\":\"example.com\"},\"summary\":{\"total-successful-session-count\":10," \
+	"\"total-failure-session-count\":2},\"failure-details\":[{\"result-type\":\"certificate-expired\"," \
+	"\"failed-session-count\":2}]}]}"
+
+static void
+test_tls_reports(void **state)
+{
+	static const char json[] = TLS_JSON;
+	static const char other[] = "{\"type\":\"FeatureCollection\",\"features\":[]}";
+	static const char broken[] = "{\"report-id\":\"x\",\"policies\":[{\"policy\":{}}]}";
+	char msg[8192];
+	size_t zlen, blen, n;
+	uint8_t *z = gz((const uint8_t *)json, strlen(json), &zlen), *bomb;
+	char *big;
+	counter c;
+	dc_extract_stats st;
+	dc_err err;
+
+	(void)state;
+	/* bare JSON, bare gzip */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)json, strlen(json), "r.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.reports + st.failures, 0);
+	assert_int_equal(c.tls_policies, 1);
+	assert_int_equal(c.tls_failures, 1);
+	assert_int_equal(c.tls_sessions, 12);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	assert_string_equal(c.tls_path, "gzip");
+
+	/* a message: the TLS report as application/tlsrpt+gzip, next to a
+	 * JSON part that is no TLS report (skipped, not a failure) */
+	n = (size_t)snprintf(msg, sizeof(msg),
+		"From: tls@example.net\r\nTo: rua@example.com\r\nSubject: Report Domain: example.com\r\n"
+		"Message-ID: <tls@example.net>\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=tlsrpt; boundary=\"b\"\r\n\r\n"
+		"--b\r\nContent-Type: text/plain\r\n\r\nThis is a TLS report.\r\n"
+		"--b\r\nContent-Type: application/json\r\n\r\n%s\r\n"
+		"--b\r\nContent-Type: application/tlsrpt+json\r\n\r\n%s\r\n--b--\r\n",
+		other, json);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, n, NULL, NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	assert_string_equal(c.tls_path, "part 3");
+
+	/* a message with only other JSON: no report in it */
+	n = (size_t)snprintf(msg, sizeof(msg),
+		"From: a@example.net\r\nMIME-Version: 1.0\r\nContent-Type: application/json\r\n\r\n%s\r\n",
+		other);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, n, NULL, NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_ENOREPORT);
+
+	/* bare JSON that is no TLS report; a broken TLS report */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)other, strlen(other), "o.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "unpack");
+	assert_non_null(strstr(c.why[0], "JSON without"));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)broken, strlen(broken), "b.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(st.tls_reports, 0);
+	assert_string_equal(c.stage[0], "report");
+	assert_int_equal(c.code[0], DC_ESCHEMA);
+	assert_int_equal(c.unit_len[0], strlen(broken));
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)json, strlen(json) - 3, "t.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "json");
+	assert_int_equal(c.code[0], DC_EFORMAT);
+
+	/* a string over its cap: the report's fault, not the XML's */
+	blen = (size_t)snprintf(
+		msg, sizeof(msg), "{\"report-id\":\"r\",\"policies\":[],\"organization-name\":\"");
+	memset(msg + blen, 'o', DC_MAX_FIELD_BYTES + 1);
+	blen += DC_MAX_FIELD_BYTES + 1;
+	blen += (size_t)snprintf(msg + blen, sizeof(msg) - blen, "\"}");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run((const uint8_t *)msg, blen, "long.json", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(c.code[0], DC_ETOOLONG);
+	assert_string_equal(c.stage[0], "report");
+
+	/* the sink: a duplicate counts as stored, an error of the value is a
+	 * "store" failure, a database error stops the walk */
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_SKIP;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 1);
+	assert_int_equal(st.failures, 0);
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_ESCHEMA;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.tls_reports, 0);
+	assert_int_equal(st.failures, 1);
+	assert_string_equal(c.stage[0], "store");
+	memset(&c, 0, sizeof(c));
+	c.tls_code = DC_EDB;
+	assert_int_equal(run(z, zlen, "r.json.gz", NULL, &c, &st, &err), DC_EDB);
+	assert_int_equal(st.failures, 0);
+
+	/* a gzip bomb of JSON: a TLS report's start, then 64 MiB of spaces;
+	 * the ratio stops it before the JSON cap would */
+	blen = 64u << 20;
+	big = malloc(blen);
+	assert_non_null(big);
+	memset(big, ' ', blen);
+	memcpy(big, "{\"report-id\":\"x\",\"policies\":[", 30);
+	bomb = gz((const uint8_t *)big, blen, &n);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run(bomb, n, "bomb.json.gz", NULL, &c, &st, &err), DC_OK);
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(st.tls_reports, 0);
+	assert_string_equal(c.stage[0], "limits");
+	assert_int_equal(c.code[0], DC_ERATIO);
+	assert_int_equal(c.unit_len[0], n);
+	/* with the ratio out of the way, the size cap: refused at 16 MiB */
+	{
+		dc_limits lim;
+
+		dc_limits_default(&lim);
+		lim.max_ratio = 0;
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run(bomb, n, "bomb.json.gz", &lim, &c, &st, &err), DC_OK);
+		assert_int_equal(st.failures, 1);
+		assert_int_equal(c.code[0], DC_ETOOBIG_REPORT);
+	}
+	free(bomb);
+	free(big);
+	free(z);
+}
+
 
 /* ---- per-input caps (issue 9) */
 
@@ -866,7 +1101,8 @@ h_message(void *ctx, const dc_mime_head *head, dc_err *err)
 static void
 run_heads(const uint8_t *data, size_t len, heads *h)
 {
-	dc_extract_cb cb = { { &h->c, c_begin, c_record, c_end, c_abort }, c_failure, &h->c, h_message, h };
+	dc_extract_cb cb = { { &h->c, c_begin, c_record, c_end, c_abort, c_tls, NULL }, c_failure, &h->c,
+		h_message, h };
 	dc_extract_stats st;
 	dc_limits d;
 	dc_err err;
@@ -980,6 +1216,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus_manifest),
 		cmocka_unit_test(test_corpus_negatives),
+		cmocka_unit_test(test_corpus_tls),
 		cmocka_unit_test(test_no_report_message),
 		cmocka_unit_test(test_zip_good_and_bad),
 		cmocka_unit_test(test_messages_in_zip),
@@ -988,6 +1225,7 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_sink_errors),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_tls_reports),
 		cmocka_unit_test(test_input_caps),
 		cmocka_unit_test(test_message_id),
 	};

@@ -351,7 +351,8 @@ test_sniff_table(void **state)
 		{ "colon line then prose", "Note: this is\nmore prose\n", 25, DC_KIND_OTHER },
 		{ "text", "Test zip file\n", 14, DC_KIND_OTHER },
 		{ "date text", "Tue Mar  9 02:52:28 UTC 2021\n", 29, DC_KIND_OTHER },
-		{ "JSON", "{\"organization-name\":\"x\"}", 25, DC_KIND_OTHER },
+		{ "JSON", "{\"organization-name\":\"x\"}", 25, DC_KIND_JSON },
+		{ "JSON after BOM and whitespace", "\xef\xbb\xbf \n{}", 7, DC_KIND_JSON },
 		{ "PNG", "\x89PNG\r\n\x1a\n", 8, DC_KIND_OTHER },
 	};
 

@@ -244,7 +244,7 @@ dump_end(void *ctx, const dc_report *r, dc_err *err)
 	return DC_OK;
 }
 
-static const dc_sink dump_sink_proto = { NULL, dump_begin, dump_record, dump_end, NULL };
+static const dc_sink dump_sink_proto = { NULL, dump_begin, dump_record, dump_end, NULL, NULL, NULL };
 
 /* ------------------------------------------------------------ the table */
 
@@ -1002,7 +1002,7 @@ test_generated(void **state)
 {
 	gen_reader g = { .n = 5000 };
 	dump d = { 0 };
-	dc_sink sink = { &d, NULL, NULL, NULL, NULL };
+	dc_sink sink = { &d, NULL, NULL, NULL, NULL, NULL, NULL };
 	dc_limits lim;
 	dc_err err;
 	(void)state;
@@ -1192,7 +1192,7 @@ test_corpus(void **state)
 	for (size_t i = 0; i < n_ex; i++) {
 		char path[1024];
 		counts k = { 0 };
-		dc_sink sink = { &k, NULL, count_record, NULL, NULL };
+		dc_sink sink = { &k, NULL, count_record, NULL, NULL, NULL, NULL };
 		dc_limits lim;
 		dc_err err;
 		dc_code rc;
