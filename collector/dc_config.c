@@ -91,6 +91,7 @@ static dc_code set_listen(const opt *, void *, const char *, const char *, dc_er
 
 static const char *const tls_names[] = { "required", "none", NULL };         /* dc_tls */
 static const char *const after_names[] = { "move", "seen", "delete", NULL }; /* dc_after */
+static const char *const yes_no_names[] = { "no", "yes", NULL };
 
 #define CFG(f) W_CONFIG, offsetof(dc_config, f)
 #define MB(f)  W_MAILBOX, offsetof(dc_mailbox_config, f)
@@ -132,12 +133,14 @@ static const opt options[] = {
 	{ "limits", "max_reports", CFG(limits.max_reports), set_u64, false, 1, DC_MAX_REPORTS_CEILING, NULL },
 	{ "limits", "max_unpacked_bytes", CFG(limits.max_unpacked_bytes), set_u64, false, 1,
 		UINT64_C(1) << 44, NULL },
+	{ "failure_reports", "keep_body", CFG(limits.keep_failure_body), set_enum, false, 0, 0,
+		yes_no_names },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* The sections that exist, so an empty unknown section is still caught. */
 static const char *const sections[] = { "database", "mailbox", "service", "dns", "enrich", "limits", "alerts",
-	NULL };
+	"failure_reports", NULL };
 
 typedef struct loader {
 	dc_config *cfg;

@@ -227,6 +227,16 @@ on_report_begin(void *ctx, const dc_report *rep, const dc_blob *origin, dc_err *
 }
 
 static dc_code
+on_failure_report(void *ctx, const struct dc_arf_report *rep, const dc_blob *origin, dc_err *err)
+{
+	mb_run *r = ctx;
+
+	if (r->store_cb.sink.failure_report == NULL)
+		return DC_OK;
+	return r->store_cb.sink.failure_report(r->store_cb.sink.ctx, rep, origin, err);
+}
+
+static dc_code
 on_record(void *ctx, const dc_report *rep, const dc_record *rec, dc_err *err)
 {
 	mb_run *r = ctx;
@@ -804,7 +814,8 @@ run_init(mb_run *r, pool *p, dc_store *st, dc_err *err)
 		.record = on_record,
 		.report_end = on_report_end,
 		.report_abort = on_report_abort,
-		.tls_report = on_tls_report };
+		.tls_report = on_tls_report,
+		.failure_report = on_failure_report };
 	r->slots = calloc(BATCH_MESSAGES, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return dc_err_set(err, DC_ENOMEM, "out of memory");

@@ -12,4 +12,5 @@ dc_limits_default(dc_limits *l)
 	l->max_nesting = DC_DEFAULT_MAX_NESTING;
 	l->max_reports = DC_DEFAULT_MAX_REPORTS;
 	l->max_unpacked_bytes = DC_DEFAULT_MAX_UNPACKED_BYTES;
+	l->keep_failure_body = 0;
 }

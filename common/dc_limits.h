@@ -93,6 +93,9 @@ typedef struct dc_limits {
 	uint64_t max_nesting;        /* per input: archive layers nested */
 	uint64_t max_reports;        /* per input: XML reports parsed */
 	uint64_t max_unpacked_bytes; /* per input: decompressed bytes of every layer */
+	/* Not a limit but the parser's one setting ([failure_reports] keep_body):
+	 * nonzero hands a failure report's original body on (dc_arf). */
+	int keep_failure_body;
 } dc_limits;
 
 /* Fills l with the defaults above. */

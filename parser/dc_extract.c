@@ -22,6 +22,16 @@
  * one failure (stage "limits") of the unit in hand; nothing after it is
  * examined or recorded.
  *
+ * DMARC failure reports (dc_arf): after a message's leaves were walked, a
+ * message that names "feedback-report" is parsed again by dc_arf, which
+ * hands each failure report in it (the message itself or one forwarded in
+ * a message/rfc822 part) to the sink's failure_report, with the current
+ * unit (the message) as its origin and its part number as the path, and
+ * each multipart/report of that type that is no usable report to
+ * cb->failure (stage "report").  Their feedback and rfc822-headers parts
+ * are no units of their own.  A report is never looked for inside a
+ * failure report's original.
+ *
  * Not here: storage, logging, retries.  See dc_extract.h for the contract.
  */
 #include "dc_extract.h"
@@ -33,6 +43,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dc_arf.h"
 #include "dc_mime.h"
 #include "dc_tlsrpt.h"
 #include "dc_unpack.h"
@@ -274,7 +285,7 @@ on_xml(void *ctx, const dc_unpack_xml *ux, dc_err *err)
 {
 	xctx *x = ctx;
 	char pbuf[PREFIX_MAX * 2];
-	dc_sink s = { x, w_begin, w_record, w_end, NULL, NULL, NULL };
+	dc_sink s = { .ctx = x, .report_begin = w_begin, .record = w_record, .report_end = w_end };
 	dc_blob origin;
 	dc_err perr, why;
 	dc_code rc;
@@ -441,6 +452,79 @@ list_part(xctx *x, const dc_mime_leaf *leaf, const char *desc)
 		desc ? ": " : "", desc ? desc : "");
 }
 
+/* The parts of a failure report besides its original, which are no units of
+ * their own: the feedback fields and the original's headers. */
+static bool
+is_arf_part(const char *type)
+{
+	return strcmp(type, "message/feedback-report") == 0 || strcmp(type, "text/rfc822-headers") == 0 ||
+		strcmp(type, "message/rfc822-headers") == 0 || strcmp(type, "message/global-headers") == 0;
+}
+
+/* dc_arf's callback: one failure report of the message being walked, to
+ * the sink; the unit is the message's. */
+static dc_code
+on_arf(void *ctx, const dc_arf_report *r, const char *section, dc_err *err)
+{
+	xctx *x = ctx;
+	char pbuf[PREFIX_MAX * 2], sec[PREFIX_MAX];
+	dc_blob origin;
+	dc_code rc = DC_OK;
+
+	if (x->lim->max_reports > 0 && ++x->reports_seen > x->lim->max_reports)
+		return dc_unpack_tally_over(&x->tally, err,
+			"more than limits.max_reports (%llu) reports in one input",
+			(unsigned long long)x->lim->max_reports);
+	snprintf(sec, sizeof(sec), "%s%s", *section ? "part " : "", section);
+	origin.data = x->unit;
+	origin.len = x->unit_len;
+	origin.name = x->unit_name;
+	origin.sha256 = x->unit != NULL ? unit_digest(x) : NULL;
+	origin.path = full_path(pbuf, sizeof(pbuf), x->prefix, sec);
+	origin.notes = r->notes;
+	if (x->cb->sink.failure_report != NULL)
+		rc = x->cb->sink.failure_report(x->cb->sink.ctx, r, &origin, err);
+	if (rc == DC_OK || rc == DC_SKIP) {
+		x->stats->failure_reports++;
+		return DC_OK;
+	}
+	if (dc_extract_is_fatal(rc))
+		return rc;
+	/* the store refused a value: the report is a failure of its unit */
+	{
+		dc_err why = *err;
+
+		return fail(x, "store", &why, sec, err);
+	}
+}
+
+/* dc_arf's callback: a multipart/report of report-type feedback-report that
+ * is no usable failure report. */
+static dc_code
+on_arf_bad(void *ctx, const dc_err *why, const char *section, dc_err *err)
+{
+	xctx *x = ctx;
+	char sec[PREFIX_MAX];
+
+	snprintf(sec, sizeof(sec), "%s%s", *section ? "part " : "", section);
+	return fail(x, "report", why, sec, err);
+}
+
+/* The failure reports of the message data[0..len) being walked (see the
+ * comment at the top); DC_OK or a fatal code. */
+static dc_code
+extract_arf(xctx *x, const uint8_t *data, size_t len, dc_err *err)
+{
+	dc_code rc;
+
+	if (!dc_arf_maybe(data, len))
+		return DC_OK;
+	rc = dc_arf_walk(data, len, x->lim->keep_failure_body != 0, on_arf, on_arf_bad, x, NULL, err);
+	if (rc == DC_EMIME)
+		rc = DC_OK; /* dc_mime made a message of it: not reached */
+	return input_over(x, rc, NULL, err);
+}
+
 /* One leaf of a message: skipped when its bytes are no report format,
  * otherwise walked as a unit of its own. */
 static dc_code
@@ -459,6 +543,11 @@ on_leaf(void *ctx, const dc_mime_leaf *leaf, dc_err *err)
 	dc_code rc;
 
 	snprintf(prefix, sizeof(prefix), "%s%spart %s", x->prefix, *x->prefix ? " > " : "", leaf->section);
+	if (is_arf_part(leaf->content_type)) {
+		/* read by dc_arf with the report around it (extract_message) */
+		list_part(x, leaf, "failure report part");
+		return DC_OK;
+	}
 	if (k == DC_KIND_EMPTY || k == DC_KIND_OTHER ||
 		(k == DC_KIND_XML && dc_unpack_xml_root(leaf->data, probe, root, sizeof(root)) &&
 			strcasecmp(root, "feedback") != 0) ||
@@ -505,7 +594,7 @@ static dc_code
 extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bool must_yield, dc_err *err)
 {
 	dc_extract_stats *st = x->stats;
-	uint64_t before = st->reports + st->duplicates + st->failures + st->tls_reports;
+	uint64_t before = st->reports + st->duplicates + st->failures + st->tls_reports + st->failure_reports;
 	char listing[DC_MAX_LISTING] = "";
 	char *sl = x->listing;
 	size_t sc = x->listed;
@@ -552,12 +641,15 @@ extract_message(xctx *x, const uint8_t *data, size_t len, const char *prefix, bo
 	}
 	if (rc != DC_OK)
 		goto out;
+	if ((rc = extract_arf(x, data, len, err)) != DC_OK)
+		goto out;
 	if (info->too_deep > 0 &&
 		(rc = fail_msg(x, "limits", DC_ETOODEEP, prefix, err,
 			 "MIME parts nested deeper than %d; %u container(s) not examined", DC_MAX_MIME_DEPTH,
 			 info->too_deep)) != DC_OK)
 		goto out;
-	if (must_yield && st->reports + st->duplicates + st->failures + st->tls_reports == before)
+	if (must_yield &&
+		st->reports + st->duplicates + st->failures + st->tls_reports + st->failure_reports == before)
 		rc = fail_msg(x, "mime", DC_ENOREPORT, prefix, err,
 			"no aggregate report in message (%zu part%s%s%s)", x->listed,
 			x->listed == 1 ? "" : "s", x->listed ? ": " : "", listing);

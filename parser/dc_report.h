@@ -112,6 +112,11 @@ typedef struct dc_blob {
  * called (by dc_extract) after report_begin whenever the report did not reach
  * report_end, except after DC_SKIP; the sink must then discard everything of
  * that report.  Every callback may be NULL.
+ *
+ * tls_report and failure_report are called once per whole report of those
+ * kinds (no begin/end), origin being the unit it came from; DC_SKIP means
+ * "a duplicate" (counted as stored), another code than DC_OK an error as
+ * above.  NULL: the report is ignored but still counts as found.
  */
 typedef struct dc_sink {
 	void *ctx;

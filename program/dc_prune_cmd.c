@@ -27,6 +27,7 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 	dc_store *st = NULL;
 	dc_prune_opts opts;
 	dc_prune_stats stats = { 0 };
+	char more[64] = "";
 	dc_err err;
 	dc_code rc;
 	int status = 0;
@@ -55,15 +56,18 @@ dc_cmd_prune(const dc_config *cfg, int older_than_days)
 		goto out;
 	}
 	rc = dc_prune(st, &opts, &stats, &err);
+	if (stats.failure_reports > 0)
+		snprintf(more, sizeof(more), "; %" PRIu64 " failure reports", stats.failure_reports);
+	/* the line as it was, the failure reports appended (scripts read it) */
 	dc_log_info("prune: older than %d days: deleted %" PRIu64 " reports, %" PRIu64 " records, %" PRIu64
 		    " dkim results, %" PRIu64 " spf results, %" PRIu64 " failures, %" PRIu64
 		    " originals in %" PRIu64 " transactions; %" PRIu64 " message log rows, %" PRIu64
 		    " run log rows, %" PRIu64 " alerts sent; %" PRIu64 " months dropped whole (%" PRIu64
-		    " reports, %" PRIu64 " records), %" PRIu64 " reports deleted by rows",
+		    " reports, %" PRIu64 " records), %" PRIu64 " reports deleted by rows%s",
 		older_than_days, stats.reports, stats.records, stats.dkim_results, stats.spf_results,
 		stats.failures, stats.originals, stats.transactions, stats.mailbox_messages, stats.poll_runs,
 		stats.alerts_sent, stats.months, stats.month_reports, stats.month_records,
-		stats.reports - stats.month_reports);
+		stats.reports - stats.month_reports, more);
 	if (stats.tls_reports > 0)
 		dc_log_info("prune: deleted %" PRIu64 " TLS reports with their policies and failure details",
 			stats.tls_reports);

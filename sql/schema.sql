@@ -2566,6 +2566,394 @@ COMMENT ON VIEW dmarc.dkim_results IS 'One row per auth_results/dkim of a record
 
 
 --
+-- Name: failure_reports; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.failure_reports (
+    id bigint NOT NULL,
+    feedback_type text NOT NULL,
+    version text,
+    user_agent text,
+    arrival_date text,
+    arrival_time timestamp with time zone,
+    source_ip inet,
+    reported_domain text,
+    original_mail_from text,
+    original_rcpt_to text[],
+    original_envelope_id text,
+    auth_failure text,
+    delivery_result text,
+    dkim_domain text,
+    dkim_identity text,
+    dkim_selector text,
+    spf_dns text,
+    identity_alignment text,
+    reporting_mta text,
+    authentication_results text,
+    headers text,
+    body text,
+    orig_return_path text,
+    orig_auto_submitted text,
+    orig_content_type text,
+    orig_from text,
+    orig_subject text,
+    orig_message_id text,
+    part_types text,
+    notes text,
+    mailbox text,
+    uidvalidity bigint,
+    uid bigint,
+    message_id text,
+    file_name text,
+    original_id bigint,
+    original_sha256 bytea NOT NULL,
+    original_path text,
+    ingested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE failure_reports; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.failure_reports IS 'DMARC failure reports (RFC 5965 ARF, RFC 6591, RFC 9991): one row per report, with the feedback fields, the reported message''s header block and (only with [failure_reports] keep_body = yes) its body. The same report from the same original is stored once.';
+
+
+--
+-- Name: COLUMN failure_reports.feedback_type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.feedback_type IS 'Feedback-Type, lower case: auth-failure for DMARC failure reports (abuse, fraud, ... for other ARF reports).';
+
+
+--
+-- Name: COLUMN failure_reports.arrival_date; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.arrival_date IS 'Arrival-Date (or the older Received-Date) as sent.';
+
+
+--
+-- Name: COLUMN failure_reports.arrival_time; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.arrival_time IS 'arrival_date read as a time; NULL when absent or unreadable.';
+
+
+--
+-- Name: COLUMN failure_reports.source_ip; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.source_ip IS 'Source-IP: the address the reported message came from (a comment after it dropped); NULL when absent or no address.';
+
+
+--
+-- Name: COLUMN failure_reports.reported_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.reported_domain IS 'Reported-Domain (the first one).';
+
+
+--
+-- Name: COLUMN failure_reports.original_mail_from; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.original_mail_from IS 'Original-Mail-From as sent: "<>" or "" is a null reverse path.';
+
+
+--
+-- Name: COLUMN failure_reports.original_rcpt_to; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.original_rcpt_to IS 'Every Original-Rcpt-To (up to 100), in order.';
+
+
+--
+-- Name: COLUMN failure_reports.auth_failure; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.auth_failure IS 'Auth-Failure, lower case (RFC 6591: adsp, bodyhash, revoked, signature, spf, dmarc).';
+
+
+--
+-- Name: COLUMN failure_reports.delivery_result; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.delivery_result IS 'Delivery-Result, lower case (delivered, spam, policy, reject, other).';
+
+
+--
+-- Name: COLUMN failure_reports.identity_alignment; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.identity_alignment IS 'Identity-Alignment (RFC 9991), lower case.';
+
+
+--
+-- Name: COLUMN failure_reports.headers; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.headers IS 'The reported message''s header block as received (from its message/rfc822 or text/rfc822-headers part); bytes that are not UTF-8 became ''?''.';
+
+
+--
+-- Name: COLUMN failure_reports.body; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.body IS 'The reported message''s body as sent (transfer encoding kept), only with [failure_reports] keep_body = yes; else NULL.';
+
+
+--
+-- Name: COLUMN failure_reports.orig_return_path; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_return_path IS 'Return-Path field of the reported message''s headers ("<>": a null reverse path).';
+
+
+--
+-- Name: COLUMN failure_reports.orig_auto_submitted; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_auto_submitted IS 'Auto-Submitted field of the reported message (RFC 3834).';
+
+
+--
+-- Name: COLUMN failure_reports.orig_content_type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_content_type IS 'Content-Type field of the reported message (multipart/report; report-type=delivery-status is a DSN).';
+
+
+--
+-- Name: COLUMN failure_reports.orig_from; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_from IS 'From field of the reported message, RFC 2047 words decoded.';
+
+
+--
+-- Name: COLUMN failure_reports.orig_subject; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_subject IS 'Subject field of the reported message, RFC 2047 words decoded.';
+
+
+--
+-- Name: COLUMN failure_reports.orig_message_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.orig_message_id IS 'Message-ID field of the reported message.';
+
+
+--
+-- Name: COLUMN failure_reports.part_types; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.part_types IS 'Content types of the report''s parts, in order.';
+
+
+--
+-- Name: COLUMN failure_reports.notes; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.notes IS 'What was odd in the report and left out, "; "-joined.';
+
+
+--
+-- Name: COLUMN failure_reports.message_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.message_id IS 'Where it came from: the e-mail''s Message-ID.';
+
+
+--
+-- Name: COLUMN failure_reports.original_id; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.original_id IS 'The message it was read from (dmarc.originals).';
+
+
+--
+-- Name: COLUMN failure_reports.original_sha256; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.original_sha256 IS 'SHA-256 of that message: with original_path, what makes a second copy a duplicate (also after the original is pruned).';
+
+
+--
+-- Name: COLUMN failure_reports.original_path; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.failure_reports.original_path IS 'Where inside the original: NULL for the message itself, "part 2" for a report forwarded in part 2.';
+
+
+--
+-- Name: failure_report_list; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.failure_report_list AS
+ SELECT f.id,
+    f.feedback_type,
+    f.arrival_date,
+    f.arrival_time,
+    ((COALESCE(f.arrival_time, f.ingested_at) AT TIME ZONE 'UTC'::text))::date AS day,
+    f.source_ip,
+    f.reported_domain,
+    f.original_mail_from,
+    f.original_rcpt_to,
+    f.auth_failure,
+    f.delivery_result,
+    f.dkim_domain,
+    f.dkim_selector,
+    f.spf_dns,
+    f.identity_alignment,
+    f.reporting_mta,
+    f.user_agent,
+    f.version,
+    f.authentication_results,
+    f.orig_return_path,
+    f.orig_auto_submitted,
+    f.orig_content_type,
+    f.orig_from,
+    f.orig_subject,
+    f.orig_message_id,
+    f.headers,
+    f.body,
+    f.notes,
+    f.mailbox,
+    f.message_id,
+    f.file_name,
+    f.original_path,
+    f.ingested_at
+   FROM dmarc.failure_reports f;
+
+
+--
+-- Name: VIEW failure_report_list; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.failure_report_list IS 'DMARC failure reports (RFC 6591 / RFC 9991 ARF), one row each: the feedback fields, the reported message''s header block and a few of its fields, its body only with [failure_reports] keep_body = yes. day is the UTC day of arrival_time (when absent: of ingestion). Holds personal data.';
+
+
+--
+-- Name: failure_report_signs; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.failure_report_signs AS
+ SELECT l.id,
+    l.day,
+    l.source_ip,
+    l.reported_domain,
+    l.original_mail_from,
+    l.orig_return_path,
+    l.orig_auto_submitted,
+    l.orig_from,
+    l.orig_subject,
+    array_remove(ARRAY[
+        CASE
+            WHEN ((btrim(l.original_mail_from) = ANY (ARRAY[''::text, '<>'::text])) OR (regexp_replace(l.orig_return_path, '\s'::text, ''::text, 'g'::text) = '<>'::text)) THEN 'null_sender'::text
+            ELSE NULL::text
+        END,
+        CASE
+            WHEN ((l.orig_auto_submitted IS NOT NULL) AND (lower(btrim(split_part(regexp_replace(l.orig_auto_submitted, '\(.*?\)'::text, ''::text, 'g'::text), ';'::text, 1))) <> 'no'::text)) THEN 'auto_submitted'::text
+            ELSE NULL::text
+        END,
+        CASE
+            WHEN (((l.orig_content_type ~* '^\s*multipart/report'::text) AND (l.orig_content_type ~* 'report-type\s*=\s*"?delivery-status'::text)) OR (l.orig_from ~* '(^|[<\s"])(mailer-daemon|postmaster)@'::text)) THEN 'dsn'::text
+            ELSE NULL::text
+        END,
+        CASE
+            WHEN ((l.orig_auto_submitted ~* '^\s*auto-replied'::text) OR (l.headers ~* '(^|\n)(x-autoreply|x-autorespond|x-autoresponder)\s*:'::text) OR (l.headers ~* '(^|\n)precedence\s*:\s*auto_reply'::text) OR (l.orig_subject ~* '^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office)'::text)) THEN 'auto_reply'::text
+            ELSE NULL::text
+        END], NULL::text) AS signs
+   FROM dmarc.failure_report_list l;
+
+
+--
+-- Name: VIEW failure_report_signs; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.failure_report_signs IS 'Per failure report, the signs that its reported message was generated by a server: null_sender (Original-Mail-From empty or <>, or Return-Path <>), auto_submitted (Auto-Submitted other than no, RFC 3834), dsn (multipart/report; report-type=delivery-status, or From MAILER-DAEMON@ or postmaster@), auto_reply (Auto-Submitted: auto-replied, X-Autoreply/X-Autorespond, Precedence: auto_reply, or an auto-reply subject). An empty array: no sign.';
+
+
+--
+-- Name: failure_evidence; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.failure_evidence AS
+ WITH e AS (
+         SELECT s.source_ip,
+            s.day,
+            count(*) AS failure_reports,
+            array_agg(s.id ORDER BY s.id) AS failure_report_ids,
+            ARRAY( SELECT DISTINCT u.x
+                   FROM unnest(array_agg(s.signs)) u(x)
+                  ORDER BY u.x) AS signs,
+            array_agg(DISTINCT lower(s.reported_domain)) FILTER (WHERE (s.reported_domain IS NOT NULL)) AS reported_domains
+           FROM dmarc.failure_report_signs s
+          WHERE ((cardinality(s.signs) > 0) AND (s.source_ip IS NOT NULL))
+          GROUP BY s.source_ip, s.day
+        )
+ SELECT e.source_ip,
+    e.day,
+    e.failure_reports,
+    e.failure_report_ids,
+    e.signs,
+    e.reported_domains,
+    a.records AS aggregate_records,
+    a.messages AS aggregate_messages,
+    a.server_generated_messages AS aggregate_server_generated_messages,
+    a.reasons AS aggregate_reasons,
+        CASE
+            WHEN (a.records = 0) THEN NULL::boolean
+            ELSE a.server_generated
+        END AS aggregate_server_generated,
+        CASE
+            WHEN (a.records = 0) THEN 'no aggregate data'::text
+            WHEN a.server_generated THEN 'agrees'::text
+            ELSE 'missed'::text
+        END AS verdict
+   FROM (e
+     CROSS JOIN LATERAL ( SELECT count(*) AS records,
+            COALESCE(sum(d.messages), (0)::numeric) AS messages,
+            COALESCE(sum(d.messages) FILTER (WHERE d.server_generated), (0)::numeric) AS server_generated_messages,
+            COALESCE(bool_or(d.server_generated), false) AS server_generated,
+            array_agg(DISTINCT d.server_generated_reason) FILTER (WHERE (d.server_generated_reason IS NOT NULL)) AS reasons
+           FROM ((dmarc.record_details rd
+             CROSS JOIN LATERAL dmarc.day_shares(rd.date_begin, rd.date_end, rd.message_count) sh(day, days, messages, messages_exact, fraction))
+             CROSS JOIN LATERAL ( SELECT sh.messages,
+                    rd.server_generated,
+                    rd.server_generated_reason) d)
+          WHERE ((rd.source_ip = e.source_ip) AND (sh.day = e.day) AND (rd.date_begin < (((e.day + 1))::timestamp without time zone AT TIME ZONE 'UTC'::text)) AND (rd.date_end >= ((e.day)::timestamp without time zone AT TIME ZONE 'UTC'::text)))) a);
+
+
+--
+-- Name: VIEW failure_evidence; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.failure_evidence IS 'Per source IP and UTC day: the failure reports whose reported message shows server-generated mail (signs, from dmarc.failure_report_signs) next to the aggregate classification of that IP that day (as in dmarc.record_days): verdict agrees (some of its aggregate records are server-generated), missed (the aggregate data of that IP and day has records, none classified server-generated) or no aggregate data.';
+
+
+--
+-- Name: failure_evidence_summary; Type: VIEW; Schema: dmarc; Owner: -
+--
+
+CREATE VIEW dmarc.failure_evidence_summary AS
+ SELECT count(*) FILTER (WHERE (failure_evidence.verdict = 'agrees'::text)) AS agrees,
+    count(*) FILTER (WHERE (failure_evidence.verdict = 'missed'::text)) AS missed,
+    count(*) FILTER (WHERE (failure_evidence.verdict = 'no aggregate data'::text)) AS no_aggregate_data,
+    round(((count(*) FILTER (WHERE (failure_evidence.verdict = 'agrees'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (failure_evidence.verdict = ANY (ARRAY['agrees'::text, 'missed'::text]))), 0))::numeric), 4) AS recall
+   FROM dmarc.failure_evidence;
+
+
+--
+-- Name: VIEW failure_evidence_summary; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON VIEW dmarc.failure_evidence_summary IS 'The classification''s recall measured on failure reports: agrees / (agrees + missed) over the (source IP, day) rows of dmarc.failure_evidence; NULL without such rows.';
+
+
+--
 -- Name: originals; Type: TABLE; Schema: dmarc; Owner: -
 --
 
@@ -2632,6 +3020,20 @@ CREATE VIEW dmarc.failure_list AS
 --
 
 COMMENT ON VIEW dmarc.failure_list IS 'Rejected inputs (dmarc.failures) without their bytes: when, where from, stage, reason, size and SHA-256 of the original. Failures of one input share one original (original_id); the bytes stay private (dmarc.failure_content, collector''s role only).';
+
+
+--
+-- Name: failure_reports_id_seq; Type: SEQUENCE; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE dmarc.failure_reports ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dmarc.failure_reports_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 
 --
@@ -3834,6 +4236,22 @@ ALTER TABLE ONLY dmarc.alerts_sent
 
 
 --
+-- Name: failure_reports failure_reports_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.failure_reports
+    ADD CONSTRAINT failure_reports_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: failure_reports failure_reports_unique; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.failure_reports
+    ADD CONSTRAINT failure_reports_unique UNIQUE NULLS NOT DISTINCT (original_sha256, original_path);
+
+
+--
 -- Name: failures failures_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -4023,6 +4441,27 @@ ALTER TABLE ONLY dmarc.tls_reports
 
 ALTER TABLE ONLY dmarc.tls_reports
     ADD CONSTRAINT tls_reports_unique_report UNIQUE (organization_name, report_id);
+
+
+--
+-- Name: failure_reports_expiry_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX failure_reports_expiry_idx ON dmarc.failure_reports USING btree (COALESCE(arrival_time, ingested_at));
+
+
+--
+-- Name: failure_reports_ip_day_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX failure_reports_ip_day_idx ON dmarc.failure_reports USING btree (source_ip, arrival_time);
+
+
+--
+-- Name: failure_reports_original_id_idx; Type: INDEX; Schema: dmarc; Owner: -
+--
+
+CREATE INDEX failure_reports_original_id_idx ON dmarc.failure_reports USING btree (original_id);
 
 
 --
@@ -4380,6 +4819,14 @@ CREATE TRIGGER reports_delete BEFORE DELETE ON dmarc.reports FOR EACH ROW EXECUT
 --
 
 CREATE CONSTRAINT TRIGGER reports_rollup_add AFTER INSERT ON dmarc.reports DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dmarc.rollup_report_trigger();
+
+
+--
+-- Name: failure_reports failure_reports_original_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.failure_reports
+    ADD CONSTRAINT failure_reports_original_id_fkey FOREIGN KEY (original_id) REFERENCES dmarc.originals(id);
 
 
 --
@@ -4817,6 +5264,45 @@ GRANT SELECT ON TABLE dmarc.dkim_results TO dmarc_writer;
 
 
 --
+-- Name: TABLE failure_reports; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.failure_reports TO dmarc_writer;
+
+
+--
+-- Name: TABLE failure_report_list; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.failure_report_list TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.failure_report_list TO dmarc_writer;
+
+
+--
+-- Name: TABLE failure_report_signs; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.failure_report_signs TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.failure_report_signs TO dmarc_writer;
+
+
+--
+-- Name: TABLE failure_evidence; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.failure_evidence TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.failure_evidence TO dmarc_writer;
+
+
+--
+-- Name: TABLE failure_evidence_summary; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT ON TABLE dmarc.failure_evidence_summary TO dmarc_reader;
+GRANT SELECT ON TABLE dmarc.failure_evidence_summary TO dmarc_writer;
+
+
+--
 -- Name: TABLE originals; Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -4829,6 +5315,13 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.originals TO dmarc_writer;
 
 GRANT SELECT ON TABLE dmarc.failure_list TO dmarc_reader;
 GRANT SELECT ON TABLE dmarc.failure_list TO dmarc_writer;
+
+
+--
+-- Name: SEQUENCE failure_reports_id_seq; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON SEQUENCE dmarc.failure_reports_id_seq TO dmarc_writer;
 
 
 --

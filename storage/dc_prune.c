@@ -22,8 +22,10 @@
  *   3. SMTP TLS reports (dmarc.tls_reports) whose date_end is older than the
  *      cutoff, with their policies and failure details (ON DELETE CASCADE),
  *      in batches of opts.batch_rows reports; then dmarc.failures rows
- *      whose failed_at is older than the cutoff;
- *   4. dmarc.originals rows no report, TLS report or failure references any more
+ *      whose failed_at is older than the cutoff, and dmarc.failure_reports
+ *      rows whose message arrived (when unknown: was stored) before it;
+ *   4. dmarc.originals rows no report, TLS report, failure or failure report
+ *      references any more
  *      (their reports and failures were pruned, reparsed away, or were all
  *      duplicates of another copy),
  *      except those first seen within opts.originals_grace_s, so an import
@@ -113,6 +115,14 @@ static const char SQL_FAILURES[] =
 	"  ORDER BY id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
 
+/* Failure reports that arrived (else were stored) before the cutoff: $1
+ * cutoff, $2 batch size, $3 last id deleted. */
+static const char SQL_FAILURE_REPORTS[] =
+	"WITH d AS (DELETE FROM dmarc.failure_reports WHERE id IN ("
+	"  SELECT id FROM dmarc.failure_reports WHERE coalesce(arrival_time, ingested_at) < $1::timestamptz"
+	"  AND id > $3::bigint ORDER BY id LIMIT $2::int) RETURNING id)"
+	" SELECT count(*), coalesce(max(id), 0) FROM d";
+
 /* Unreferenced originals: $1 grace seconds, $2 batch size, $3 last id. */
 static const char SQL_ORIGINALS[] =
 	"WITH d AS (DELETE FROM dmarc.originals WHERE id IN ("
@@ -121,6 +131,7 @@ static const char SQL_ORIGINALS[] =
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)"
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.tls_reports t WHERE t.original_id = o.id)"
 	"  AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)"
+	"  AND NOT EXISTS (SELECT 1 FROM dmarc.failure_reports x WHERE x.original_id = o.id)"
 	"  ORDER BY o.id LIMIT $2::int) RETURNING id)"
 	" SELECT count(*), coalesce(max(id), 0) FROM d";
 
@@ -399,6 +410,9 @@ dc_prune(dc_store *store, const dc_prune_opts *o, dc_prune_stats *st, dc_err *er
 		goto out;
 	if ((rc = prune_rows(conn, "deleting failures", SQL_FAILURES, cutoff, o->batch_rows, &st->failures,
 		     &st->transactions, err)) != DC_OK)
+		goto out;
+	if ((rc = prune_rows(conn, "deleting failure reports", SQL_FAILURE_REPORTS, cutoff, o->batch_rows,
+		     &st->failure_reports, &st->transactions, err)) != DC_OK)
 		goto out;
 	if ((rc = prune_rows(conn, "deleting originals", SQL_ORIGINALS, grace, o->batch_rows, &st->originals,
 		     &st->transactions, err)) != DC_OK)

@@ -40,7 +40,8 @@ typedef struct dc_prune_stats {
 	uint64_t months;
 	uint64_t month_reports;
 	uint64_t month_records;
-	uint64_t tls_reports; /* SMTP TLS reports (their policies and failure details with them) */
+	uint64_t tls_reports;     /* SMTP TLS reports (their policies and failure details with them) */
+	uint64_t failure_reports; /* DMARC failure reports (dmarc.failure_reports) */
 } dc_prune_stats;
 
 /* Tuning; dc_prune_opts_default fills the defaults. */

@@ -358,6 +358,13 @@ dc_code store_failure_cb(void *ctx, const char *stage, const dc_err *why, const 
  * DC_EDB / DC_EDBREFUSED / DC_ENOMEM. */
 dc_code store_tls_report(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err);
 
+/* ---- failure reports (dc_failure_report.c) ---- */
+
+/* The sink's failure_report (dc_store_callbacks): the report and its
+ * original, in a transaction of their own or a savepoint; DC_SKIP for a
+ * second copy. */
+dc_code store_failure_report_cb(void *ctx, const struct dc_arf_report *r, const dc_blob *origin, dc_err *err);
+
 /* ---- batch mode (dc_batch.c) ---- */
 
 /* report_begin in batch mode: sets *deferred when the report waits (its

@@ -841,6 +841,7 @@ dc_store_callbacks(dc_store *st)
 			.report_end = store_report_end,
 			.report_abort = store_report_abort,
 			.tls_report = store_tls_report,
+			.failure_report = store_failure_report_cb,
 		},
 		.failure = store_failure_cb,
 		.failure_ctx = st,

@@ -246,7 +246,7 @@ text "$man5" "$scd5" >"$tmp/man5.txt"
 # Keys: the rows { "section", "key", ... } of options[] in dc_config.c.
 sed -n '/^static const opt options\[\] = {/,/^};/p' "$DC_SRC/collector/dc_config.c" >"$tmp/opts.c"
 rows=$(grep -c 'set_[a-z0-9]*,' "$tmp/opts.c")
-grep -o '{ "[a-z]*", "[a-z0-9_]*"' "$tmp/opts.c" | sed 's/{ "\([a-z]*\)", "\([a-z0-9_]*\)"/\1 \2/' >"$tmp/keys"
+grep -o '{ "[a-z_]*", "[a-z0-9_]*"' "$tmp/opts.c" | sed 's/{ "\([a-z_]*\)", "\([a-z0-9_]*\)"/\1 \2/' >"$tmp/keys"
 nkeys=$(wc -l <"$tmp/keys")
 [ "$nkeys" -ge 20 ] && [ "$nkeys" = "$rows" ] || fail "extracted $nkeys keys from $rows table rows of dc_config.c"
 # Documented: a line "*key*..." under a heading "## [section ...]".

@@ -292,7 +292,8 @@ n=$(rollup_diff)
 [ "$(q "SELECT count(*) FROM dmarc.failures WHERE failed_at < now() - interval '30 days'")" = 0 ] \
   && [ "$(q "SELECT count(*) FROM dmarc.failures")" -gt 0 ] && ok "old failures gone, new ones kept" || fail "failures"
 [ "$(q "SELECT count(*) FROM dmarc.originals o WHERE NOT EXISTS (SELECT 1 FROM dmarc.reports r WHERE r.original_id = o.id)
-        AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)")" = 0 ] \
+        AND NOT EXISTS (SELECT 1 FROM dmarc.failures f WHERE f.original_id = o.id)
+        AND NOT EXISTS (SELECT 1 FROM dmarc.failure_reports x WHERE x.original_id = o.id)")" = 0 ] \
   && ok "no unreferenced original left" || fail "unreferenced originals left"
 # the bytes of the failures kept are kept too (sql/008: failures refer to originals)
 [ "$(q "SELECT count(*) FROM dmarc.failures f WHERE f.original_id IS NOT NULL
