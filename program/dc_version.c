@@ -12,7 +12,6 @@
 #include "dc_build_version.h"
 #include "dc_imap.h"
 #include "dc_ipdb.h"
-#include "dc_jsonc.h"
 #include "dc_libversion.h"
 #include "dc_mime.h"
 #include "dc_pg.h"
@@ -33,7 +32,6 @@ dc_version_print(FILE *out)
 		dc_resolver_libversions,
 		dc_ipdb_libversions,
 		dc_unpack_libversions,
-		dc_jsonc_libversions,
 	};
 	dc_libversion libs[N_LIBS] = { 0 };
 	size_t n = 0;
