@@ -6,7 +6,7 @@
  * Each layer reports the libraries it owns through its own function, so
  * only the module that links a library calls into it:
  *   parser/   dc_mime_libversions (GMime), dc_xml_libversions (libxml2),
- *             dc_unpack_libversions (libzip, zlib)
+ *             dc_unpack_libversions (libzip, zlib), dc_tlsrpt_libversions (json-c)
  *   storage/  dc_pg_libversions (libpq)
  *   collector dc_imap_libversions (libcurl with its TLS library)
  *   resolve/  dc_resolver_libversions (c-ares, libpsl),

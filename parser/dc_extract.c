@@ -352,9 +352,14 @@ on_json(void *ctx, const uint8_t *data, size_t len, const char *path, const char
 	dc_err why;
 	dc_code rc;
 
-	if (!dc_tlsrpt_looks(data, len))
+	if (!dc_tlsrpt_looks(data, len)) {
+		char desc[200];
+
+		dc_unpack_describe(data, len < DC_UNPACK_SNIFF_BYTES ? len : DC_UNPACK_SNIFF_BYTES, len, desc,
+			sizeof(desc));
 		return fail_msg(x, "unpack", DC_EFORMAT, path, err,
-			"not a report: JSON without \"report-id\" and \"policies\", %zu bytes", len);
+			"not a report (no \"report-id\" and \"policies\"): %s", desc);
+	}
 	if (x->lim->max_reports > 0 && ++x->reports_seen > x->lim->max_reports)
 		return dc_unpack_tally_over(&x->tally, err,
 			"more than limits.max_reports (%llu) reports in one input",

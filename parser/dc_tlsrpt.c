@@ -50,6 +50,16 @@ has_key(const uint8_t *p, size_t n, const char *needle)
 	return false;
 }
 
+size_t
+dc_tlsrpt_libversions(dc_libversion *v, size_t max)
+{
+	if (max == 0)
+		return 0;
+	v[0].name = "json-c";
+	snprintf(v[0].version, sizeof(v[0].version), "%s", json_c_version());
+	return 1;
+}
+
 bool
 dc_tlsrpt_looks(const uint8_t *data, size_t len)
 {

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "dc_error.h"
+#include "dc_libversion.h"
 #include "dc_limits.h"
 
 /* One failure-details element (RFC 8460 section 4.3); NULL = absent. */
@@ -95,5 +96,8 @@ bool dc_tlsrpt_looks(const uint8_t *data, size_t len);
 
 /* The largest bytes of JSON parsed for lim (the smaller of the two caps). */
 uint64_t dc_tlsrpt_max_bytes(const dc_limits *lim);
+
+/* json-c as loaded (json_c_version); dc_libversion.h. */
+size_t dc_tlsrpt_libversions(dc_libversion *v, size_t max);
 
 #endif

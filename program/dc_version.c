@@ -16,6 +16,7 @@
 #include "dc_mime.h"
 #include "dc_pg.h"
 #include "dc_resolver.h"
+#include "dc_tlsrpt.h"
 #include "dc_unpack.h"
 #include "dc_xml.h"
 
@@ -32,6 +33,7 @@ dc_version_print(FILE *out)
 		dc_resolver_libversions,
 		dc_ipdb_libversions,
 		dc_unpack_libversions,
+		dc_tlsrpt_libversions,
 	};
 	dc_libversion libs[N_LIBS] = { 0 };
 	size_t n = 0;

@@ -50,14 +50,8 @@ libs=(
   "libzip libzip4 libzip5"
   "zlib zlib1g"
   "libmaxminddb libmaxminddb0"
+  "json-c libjson-c5"
 )
-# json-c (TLS reports, issue 15): checked when the program lists it, so this
-# script holds before and after json-c is linked.
-if grep -Eq '^  json-c ' <<<"$out"; then
-  libs+=("json-c libjson-c5")
-else
-  echo "skip: json-c (not listed by --version)"
-fi
 upstream() { sed -E 's/^[0-9]+://; s/-[^-]*$//' <<<"$1" | grep -oE '^[0-9]+(\.[0-9]+)*'; }
 for entry in "${libs[@]}"; do
   read -r name pkgs <<<"$entry"

@@ -21,7 +21,8 @@
  *    static libraries (libdc_parser.a ...), to the __wrap_ functions below;
  *  - libxml2's, through xmlMemSetup (the parser installs no allocator of its
  *    own); zlib's, because dc_unpack hands inflate the project's allocator.
- * Not counted: GLib/GMime (g_malloc aborts by design when memory runs out,
+ * Not counted: json-c (a shared library, like libzip below), GLib/GMime
+ * (g_malloc aborts by design when memory runs out,
  * so its allocations cannot fail), libzip (a shared library calling malloc
  * itself; --wrap does not reach into it), the probe inflate of
  * dc_unpack_sniff (zlib's default allocator, inside libz).
@@ -42,6 +43,7 @@
 
 #include "dc_extract.h"
 #include "dc_mime.h"
+#include "dc_tlsrpt.h"
 #include "dc_xml.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -264,6 +266,32 @@ t_end(void *ctx, const dc_report *r, dc_err *err)
 	return DC_OK;
 }
 
+/* An SMTP TLS report counts as one report begun and ended; its policies
+ * and failure details go into the digest. */
+static dc_code
+t_tls(void *ctx, const dc_tls_report *r, const dc_blob *origin, dc_err *err)
+{
+	tally *t = ctx;
+
+	(void)origin;
+	(void)err;
+	t->begun++;
+	t->ended++;
+	t->cur = 0;
+	mix_str(&t->cur, r->organization_name);
+	mix_str(&t->cur, r->report_id);
+	for (size_t i = 0; i < r->n_policies; i++) {
+		mix_str(&t->cur, r->policies[i].policy_type);
+		mix_str(&t->cur, r->policies[i].policy_domain);
+		t->cur = t->cur * 31 + (uint64_t)r->policies[i].successful_sessions +
+			(uint64_t)r->policies[i].failed_sessions + r->policies[i].n_failures;
+		for (size_t j = 0; j < r->policies[i].n_failures; j++)
+			mix_str(&t->cur, r->policies[i].failures[j].result_type);
+	}
+	t->digest = t->digest * 31 + t->cur;
+	return DC_OK;
+}
+
 static void
 t_abort(void *ctx)
 {
@@ -287,7 +315,8 @@ t_failure(void *ctx, const char *stage, const dc_err *why, const dc_blob *unit, 
 static dc_code
 run_once(const uint8_t *data, size_t len, unsigned long k, tally *t, dc_err *err, unsigned long *allocs)
 {
-	dc_extract_cb cb = { { t, t_begin, t_record, t_end, t_abort, NULL, NULL }, t_failure, t, NULL, NULL };
+	dc_extract_cb cb = { { t, t_begin, t_record, t_end, t_abort, t_tls, NULL }, t_failure, t, NULL,
+		NULL };
 	dc_extract_stats st = { 0 };
 	dc_limits lim;
 	dc_code rc;
@@ -518,6 +547,15 @@ test_eml_in_zip(void **state)
 	torture("unpack/eml-in-zip.zip", 1, 1, NULL);
 }
 
+/* Microsoft's SMTP TLS report e-mail: JSON in a gzip attachment, parsed
+ * by dc_tlsrpt (json-c's own allocations are not counted: a shared library) */
+static void
+test_tls_report(void **state)
+{
+	(void)state;
+	torture(REAL "_smtp_tls/mjl-+mox/testdata/tlsreports/microsoft.eml", 1, 0, NULL);
+}
+
 static int
 setup(void **state)
 {
@@ -535,6 +573,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eml_zip),
+		cmocka_unit_test(test_tls_report),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_xml),
 		cmocka_unit_test(test_rfc9990),
