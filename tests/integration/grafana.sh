@@ -228,6 +228,12 @@ if run --from 1990-01-01T00:00:00Z --to now --show "by sender and type" --show "
   got=$(awk -F'\t' '$2 == "Sender One (Email Provider)" { s += $3 } END { print s + 0 }' <<<"$by_sender")
   [ "$got" = "$all1" ] && ok "messages by sender: Sender One (Email Provider) $got messages = its records, by the confirmed PTR name" \
     || fail "messages by sender: Sender One shows $got, records hold $all1"
+  # and day by day as dmarc.record_days shares it out (the panel computes the shares itself)
+  got=$(awk -F'\t' '$2 == "Sender One (Email Provider)" { printf "%s%s=%s", n++ ? " " : "", substr($1, 1, 10), $3 }' <<<"$by_sender")
+  want=$(q -c "SELECT string_agg(day || '=' || m, ' ' ORDER BY day) FROM (
+                 SELECT day, sum(messages) AS m FROM dmarc.record_days WHERE source_ip = '$ip1' GROUP BY day) x")
+  [ -n "$got" ] && [ "$got" = "$want" ] && ok "messages by sender: Sender One per day = record_days ($(wc -w <<<"$got") days)" \
+    || fail "messages by sender: Sender One per day '$got', record_days '$want'"
   got=$(awk -F'\t' '$2 == "AS Two Mail (Hosting)" { s += $3 } END { print s + 0 }' <<<"$by_sender")
   [ "$got" = "$all2" ] && ok "messages by sender: the unconfirmed PTR's IP under its AS domain's sender, AS Two Mail ($got)" \
     || fail "messages by sender: AS Two Mail shows $got, records of $ip2 hold $all2"
