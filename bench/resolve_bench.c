@@ -3,11 +3,17 @@
  * database, once per concurrency level given on the command line, emptying
  * dmarc.ip_names before each run.  Built and run by bench/resolve.sh.
  *
- *   resolve_bench CONNINFO SERVERS TIMEOUT_MS INFLIGHT...
+ *   resolve_bench [--asn-db FILE] [--country-db FILE] [--keep]
+ *                 CONNINFO SERVERS TIMEOUT_MS INFLIGHT...
+ *
+ * --asn-db and --country-db are [enrich] asn_db and country_db; --keep keeps
+ * dmarc.ip_names, so a run with files of another build epoch times the
+ * re-enrichment pass alone (no IP is due for DNS).
  *
  * Prints one line per level: in flight, IPs, named, confirmed, timeouts,
- * retries (tries that timed out), UDP receive-buffer drops on the machine, DNS
- * seconds (the lookups) and total seconds (with reading and storing).
+ * retries (tries that timed out), UDP receive-buffer drops on the machine,
+ * IPs enriched (looked up in the files), DNS seconds (the lookups) and total
+ * seconds (with reading, storing and enriching).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +61,25 @@ main(int argc, char **argv)
 	dc_store *st = NULL;
 	int status = 1;
 
+	const char *asn_db = NULL, *country_db = NULL;
+	int keep = 0, o = 1;
+
+	for (; o < argc && strncmp(argv[o], "--", 2) == 0; o++) {
+		if (strcmp(argv[o], "--keep") == 0)
+			keep = 1;
+		else if (strcmp(argv[o], "--asn-db") == 0 && o + 1 < argc)
+			asn_db = argv[++o];
+		else if (strcmp(argv[o], "--country-db") == 0 && o + 1 < argc)
+			country_db = argv[++o];
+		else
+			break;
+	}
+	argc -= o - 1;
+	argv += o - 1;
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s CONNINFO SERVERS TIMEOUT_MS INFLIGHT...\n", argv[0]);
+		fprintf(stderr,
+			"usage: resolve_bench [--asn-db FILE] [--country-db FILE] [--keep] "
+			"CONNINFO SERVERS TIMEOUT_MS INFLIGHT...\n");
 		return 2;
 	}
 	dc_err_clear(&err);
@@ -65,16 +88,18 @@ main(int argc, char **argv)
 		return 1;
 	}
 	PGconn *conn = dc_store_conn(st);
-	printf("%-9s %7s %7s %9s %7s %7s %7s %9s %9s %10s\n", "inflight", "ips", "named", "confirmed",
-		"timeout", "retries", "drops", "dns_s", "total_s", "ips_per_s");
+	printf("%-9s %7s %7s %9s %7s %7s %7s %8s %9s %9s %10s\n", "inflight", "ips", "named", "confirmed",
+		"timeout", "retries", "drops", "enriched", "dns_s", "total_s", "ips_per_s");
 	for (int a = 4; a < argc; a++) {
-		PGresult *r = PQexec(conn, "TRUNCATE dmarc.ip_names");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			fprintf(stderr, "resolve_bench: %s", PQresultErrorMessage(r));
+		if (!keep) {
+			PGresult *r = PQexec(conn, "TRUNCATE dmarc.ip_names");
+			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+				fprintf(stderr, "resolve_bench: %s", PQresultErrorMessage(r));
+				PQclear(r);
+				goto out;
+			}
 			PQclear(r);
-			goto out;
 		}
-		PQclear(r);
 		dc_resolve_opts opts;
 		dc_resolve_stats stats;
 		dc_resolve_opts_default(&opts);
@@ -82,6 +107,8 @@ main(int argc, char **argv)
 		opts.dns.servers = argv[2];
 		opts.dns.timeout_ms = atoi(argv[3]);
 		opts.dns.max_inflight = atoi(argv[a]);
+		opts.asn_db = asn_db;
+		opts.country_db = country_db;
 		long long d0 = rcvbuf_errors();
 		double t0 = now_seconds();
 		if (dc_resolve_run(st, &opts, &stats, &err) != DC_OK) {
@@ -90,11 +117,11 @@ main(int argc, char **argv)
 		}
 		double t = now_seconds() - t0;
 		long long d1 = rcvbuf_errors();
-		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %9.3f %9.3f %10.0f\n", opts.dns.max_inflight,
-			(unsigned long long)stats.ips, (unsigned long long)stats.ok,
+		printf("%-9d %7llu %7llu %9llu %7llu %7llu %7lld %8llu %9.3f %9.3f %10.0f\n",
+			opts.dns.max_inflight, (unsigned long long)stats.ips, (unsigned long long)stats.ok,
 			(unsigned long long)stats.confirmed, (unsigned long long)stats.timeout,
-			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1, stats.seconds,
-			t, (double)stats.ips / t);
+			(unsigned long long)stats.retries, d0 >= 0 && d1 >= 0 ? d1 - d0 : -1,
+			(unsigned long long)stats.enriched, stats.seconds, t, (double)stats.ips / t);
 		fflush(stdout);
 	}
 	status = 0;

@@ -9,7 +9,8 @@
  *             dc_unpack_libversions (libzip, zlib), dc_tlsrpt_libversions (json-c)
  *   storage/  dc_pg_libversions (libpq)
  *   collector dc_imap_libversions (libcurl with its TLS library)
- *   resolve/  dc_resolver_libversions (c-ares, libpsl)
+ *   resolve/  dc_resolver_libversions (c-ares, libpsl),
+ *             dc_ipdb_libversions (libmaxminddb)
  * Each fills at most max entries of v and returns how many it filled.
  */
 #ifndef DC_LIBVERSION_H

@@ -11,6 +11,7 @@
 
 #include "dc_build_version.h"
 #include "dc_imap.h"
+#include "dc_ipdb.h"
 #include "dc_libversion.h"
 #include "dc_mime.h"
 #include "dc_pg.h"
@@ -30,6 +31,7 @@ dc_version_print(FILE *out)
 		dc_pg_libversions,
 		dc_mime_libversions,
 		dc_resolver_libversions,
+		dc_ipdb_libversions,
 		dc_unpack_libversions,
 		dc_tlsrpt_libversions,
 	};

@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -260,4 +261,14 @@ dc_ipdb_lookup(dc_ipdb *db, const char *ip, unsigned want, dc_ipdb_result *r, dc
 	if (rc == DC_OK && (want & DC_IPDB_COUNTRY))
 		rc = lookup_country(&res.entry, r, err);
 	return rc;
+}
+
+size_t
+dc_ipdb_libversions(dc_libversion *v, size_t max)
+{
+	if (max == 0)
+		return 0;
+	v[0].name = "libmaxminddb";
+	snprintf(v[0].version, sizeof(v[0].version), "%s", MMDB_lib_version());
+	return 1;
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "dc_error.h"
+#include "dc_libversion.h"
 #include "dc_limits.h"
 
 typedef struct dc_ipdb dc_ipdb;
@@ -77,5 +78,9 @@ bool dc_ipdb_parse_asn(const char *s, size_t n, uint32_t *asn);
  * last whole character within DC_MAX_AS_NAME bytes, control characters and
  * ill-formed bytes replaced by '?'.  Always NUL-terminates. */
 void dc_ipdb_copy_name(char *out, const char *s, size_t n);
+
+/* libmaxminddb's run-time version (MMDB_lib_version) for --version
+ * (dc_libversion.h). */
+size_t dc_ipdb_libversions(dc_libversion *v, size_t max);
 
 #endif

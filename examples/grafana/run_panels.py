@@ -27,7 +27,10 @@ Usage:
   run_panels.py DASHBOARD.json [--from 2024-01-01T00:00:00Z|now-30d] [--to now]
                 [--var domain=a.com,b.com] [--psql "psql -X -d dmarc"]
                 [--print] [--explain] [--require-rows] [--rules RULES.yaml]
+                [--show TITLE]...
   run_panels.py --rules RULES.yaml [--psql ...] [--print]
+--show prints the rows of the panels whose title contains TITLE, each as
+"  | " and its columns separated by tabs, after the panel's line.
 Exit status: 0 when every panel and rule query ran (and, with --require-rows,
 every panel marked "dmarcCollectorMain" returned rows), 1 otherwise.
 """
@@ -202,6 +205,7 @@ def main():
     ap.add_argument("--print", action="store_true", help="print each expanded query")
     ap.add_argument("--explain", action="store_true", help="time each query with EXPLAIN ANALYZE")
     ap.add_argument("--require-rows", action="store_true")
+    ap.add_argument("--show", action="append", default=[], help="print the rows of panels whose title contains this")
     a = ap.parse_args()
 
     now = dt.datetime.now(dt.timezone.utc)
@@ -233,8 +237,12 @@ def main():
                     rows = plan["Plan"].get("Actual Rows", 0)
                     print("%-45s %8d rows %10.1f ms" % (title, rows, ms))
                 else:
-                    rows = len(psql.run(sql))
+                    out = psql.run(sql)
+                    rows = len(out)
                     print("%-45s %8d rows" % (title, rows))
+                    if any(x in p["title"] for x in a.show):
+                        for line in out:
+                            print("  | " + line)
             except (RuntimeError, ValueError) as e:
                 print("%-45s FAILED: %s" % (title, e))
                 bad += 1

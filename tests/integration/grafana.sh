@@ -64,7 +64,10 @@ for f in dashes:
     titles = " | ".join(p["title"] for p in d["panels"])
     for want in ("pass rate", "reporter", "failing source IPs", "alignment", "Dispositions",
                  "Published policies", "Server-generated vs regular", "need DKIM", "Rejected inputs",
-                 "Collector health", "Mailbox status", "successful poll", "by mailbox", "Open alerts"):
+                 "Collector health", "Mailbox status", "successful poll", "by mailbox", "Open alerts",
+                 "Who is sending", "by sender and type", "by AS", "by country", "New senders",
+                 "SMTP TLS reports", "TLS sessions per policy domain", "TLS failure rate", "by result type",
+                 "by receiving MX", "Failure reports"):
         assert want.lower() in titles.lower(), "no panel for " + want
 # alert rules (Grafana unified alerting file provisioning): one per alert view,
 # each querying the data source and firing on C (reduce B of A, threshold > 0)
@@ -182,14 +185,80 @@ tot=$(q -c "SELECT sum(messages) FROM dmarc.daily_mail")
 "$DC_BIN" -q --db "$(conn it_collector)" reparse >/dev/null 2>&1
 check_rollup "after reparse as dmarc_writer"
 
+# ---- who is sending (issue 14): two failing source IPs get an AS, a country
+# and a sender, as resolve and `senders set` would give them: the first by its
+# confirmed PTR name's base domain, the second (whose PTR name is not
+# confirmed, with a base domain in the map) by its AS domain only
+# (the first sends passing mail too, which only the sender panel counts)
+read -r ip1 ip2 <<<"$(q -c "SELECT string_agg(ip, ' ') FROM (
+  SELECT host(r.source_ip) AS ip FROM dmarc.records r
+  WHERE NOT EXISTS (SELECT 1 FROM dmarc.ip_names n WHERE n.ip = r.source_ip)
+    AND EXISTS (SELECT 1 FROM dmarc.rollup_sources s WHERE s.source_ip = r.source_ip)
+  GROUP BY r.source_ip
+  ORDER BY sum(r.message_count) > (SELECT sum(messages) FROM dmarc.rollup_sources s WHERE s.source_ip = r.source_ip) DESC,
+           sum(r.message_count) DESC, r.source_ip LIMIT 2) t")"
+[ -n "$ip2" ] || fail "no two failing source IPs without names in the corpus"
+q -c "INSERT INTO dmarc.ip_names (ip, ptr, ptr_base_domain, forward_confirmed, status, asn, as_name, country)
+      VALUES ('$ip1', 'mx1.sender-one.example', 'sender-one.example', true, 'ok', 64500, 'Example AS One', 'DE'),
+             ('$ip2', 'mx2.sender-one.example', 'sender-one.example', false, 'ok', 64501, 'Example AS Two', 'FR')" >/dev/null
+q -c "UPDATE dmarc.ip_names SET as_domain = 'as-two.example' WHERE ip = '$ip2'" >/dev/null
+"$DC_BIN" -q --db "$(conn it_collector)" senders set sender-one.example "Sender One" "Email Provider" >/dev/null 2>&1 \
+  && "$DC_BIN" -q --db "$(conn it_collector)" senders set as-two.example "AS Two Mail" "Hosting" >/dev/null 2>&1 \
+  || fail "senders set as dmarc_writer"
+# what the panels must show, read from the tables (not the views)
+all1=$(q -c "SELECT sum(message_count) FROM dmarc.records WHERE source_ip = '$ip1'")
+all2=$(q -c "SELECT sum(message_count) FROM dmarc.records WHERE source_ip = '$ip2'")
+src1=$(q -c "SELECT sum(messages) FROM dmarc.rollup_sources WHERE source_ip = '$ip1'")
+[ "$all1" -gt "$src1" ] || fail "corpus: $ip1 sends no passing mail ($all1 messages, $src1 failing or server-generated)"
+dom1=$(q -c "SELECT lower(r.policy_domain) || ' ' || sum(r.message_count) || ' '
+             || to_char(min(p.date_begin) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM dmarc.records r JOIN dmarc.reports p ON p.id = r.report_id
+             WHERE r.source_ip = '$ip1' GROUP BY lower(r.policy_domain) ORDER BY lower(r.policy_domain) LIMIT 1")
+
 # ---- every panel, as Grafana's login (dmarc_reader), Grafana's macros expanded
 run() { python3 "$G/run_panels.py" "$DASH" --psql "psql -d $PGDATABASE -U it_grafana" "$@"; }
+if run --from 1990-01-01T00:00:00Z --to now --show "by sender and type" --show "by AS" --show "by country" \
+     --show "New senders" >"$tmp/who.txt" 2>&1; then
+  # the rows of one panel: the lines after its title line, "  | " removed
+  rows_of() { awk -v t="$1" '!/^  \| / { on = index($0, t) > 0; next } on { print substr($0, 5) }' "${2:-$tmp/who.txt}"; }
+  tab=$'\t'
+  # whole outputs, then grep -q on them: grep -q in a pipe would SIGPIPE the
+  # producer and fail the pipeline under pipefail
+  by_sender=$(rows_of "Messages by sender and type") by_as=$(rows_of "by AS") by_country=$(rows_of "by country")
+  got=$(awk -F'\t' '$2 == "Sender One (Email Provider)" { s += $3 } END { print s + 0 }' <<<"$by_sender")
+  [ "$got" = "$all1" ] && ok "messages by sender: Sender One (Email Provider) $got messages = its records, by the confirmed PTR name" \
+    || fail "messages by sender: Sender One shows $got, records hold $all1"
+  # and day by day as dmarc.record_days shares it out (the panel computes the shares itself)
+  got=$(awk -F'\t' '$2 == "Sender One (Email Provider)" { printf "%s%s=%s", n++ ? " " : "", substr($1, 1, 10), $3 }' <<<"$by_sender")
+  want=$(q -c "SELECT string_agg(day || '=' || m, ' ' ORDER BY day) FROM (
+                 SELECT day, sum(messages) AS m FROM dmarc.record_days WHERE source_ip = '$ip1' GROUP BY day) x")
+  [ -n "$got" ] && [ "$got" = "$want" ] && ok "messages by sender: Sender One per day = record_days ($(wc -w <<<"$got") days)" \
+    || fail "messages by sender: Sender One per day '$got', record_days '$want'"
+  got=$(awk -F'\t' '$2 == "AS Two Mail (Hosting)" { s += $3 } END { print s + 0 }' <<<"$by_sender")
+  [ "$got" = "$all2" ] && ok "messages by sender: the unconfirmed PTR's IP under its AS domain's sender, AS Two Mail ($got)" \
+    || fail "messages by sender: AS Two Mail shows $got, records of $ip2 hold $all2"
+  grep -qF "${tab}(no sender: not in the sender map)${tab}" <<<"$by_sender" \
+    && ok "messages by sender: sources no map entry names are shown together" || fail "messages by sender: no unnamed row"
+  grep -q "^AS64500${tab}Example AS One${tab}$src1${tab}" <<<"$by_as" \
+    && ok "by AS: AS64500 Example AS One, $src1 failing or server-generated messages" \
+    || { echo "$by_as"; fail "by AS: no 'AS64500 Example AS One $src1' row"; }
+  grep -q "^DE${tab}$src1${tab}" <<<"$by_country" && ok "by country: DE, $src1 messages" \
+    || { echo "$by_country"; fail "by country: no 'DE $src1' row"; }
+  # new senders (at most 100 rows): the range of Sender One's first report
+  read -r d1 m1 t1 <<<"$dom1"
+  run --from "$t1" --to "$t1" --var "domain=$d1" --show "New senders" >"$tmp/new.txt" 2>&1 || fail "new senders on $t1"
+  grep -q "^$d1${tab}Sender One${tab}Sender One${tab}Email Provider${tab}.*${tab}1${tab}$m1${tab}" <<<"$(rows_of "New senders" "$tmp/new.txt")" \
+    && ok "new senders: Sender One for $d1 first seen $t1, 1 IP, $m1 messages" \
+    || { cat "$tmp/new.txt"; fail "new senders: no 'Sender One' row for $d1 with 1 IP and $m1 messages"; }
+else
+  cat "$tmp/who.txt"; fail "panels with --show"
+fi
 if run --from 1990-01-01T00:00:00Z --to now --require-rows >"$tmp/panels.txt" 2>&1; then
   ok "every panel ran and the main panels returned rows (All domains, All reporters)"
 else
   cat "$tmp/panels.txt"; fail "panels with All/All"
 fi
-grep -c 'rows' "$tmp/panels.txt" | grep '^[12][0-9]$' >/dev/null || fail "expected 10+ panels: $(cat "$tmp/panels.txt")"
+grep -c 'rows' "$tmp/panels.txt" | grep '^[1-9][0-9]$' >/dev/null || fail "expected 10+ panels: $(cat "$tmp/panels.txt")"
 # the alert rules' queries, the same way (the corpus is old: no rows expected)
 if python3 "$G/run_panels.py" --rules "$G/provisioning/alerting/dmarc-alerts.yaml" \
      --psql "psql -d $PGDATABASE -U it_grafana" >"$tmp/rules.txt" 2>&1 && [ "$(grep -c '^rule .* rows$' "$tmp/rules.txt")" = 5 ]; then
@@ -217,6 +286,38 @@ if [ -n "$multi" ]; then
   else
     cat "$tmp/multi.txt"; fail "time filter on the covered days"
   fi
+fi
+
+# ---- TLS reports and failure reports (issue 15), imported from the corpus
+# with the rest: the panels' sums over all time against the tables
+tls_sessions=$(q -c "SELECT coalesce(sum(coalesce(successful_sessions, 0) + coalesce(failed_sessions, 0)), 0) FROM dmarc.tls_policies")
+tls_failed=$(q -c "SELECT coalesce(sum(failed_sessions), 0) FROM dmarc.tls_policies")
+tls_detail=$(q -c "SELECT coalesce(sum(failed_session_count), 0) FROM dmarc.tls_failures")
+tls_mx=$(q -c "SELECT count(DISTINCT coalesce(lower(rtrim(receiving_mx_hostname, '.')), '(not reported)')) FROM dmarc.tls_failures")
+n_arf=$(q -c "SELECT count(*) FROM dmarc.failure_reports")
+[ "$tls_sessions" -gt 0 ] && [ "$tls_detail" -gt 0 ] && [ "$n_arf" -gt 0 ] \
+  || fail "the corpus import stored no TLS sessions ($tls_sessions), failure details ($tls_detail) or failure reports ($n_arf)"
+if run --from 1990-01-01T00:00:00Z --to now --show "TLS" --show "Failure reports" >"$tmp/tls.txt" 2>&1; then
+  tab=$'\t'
+  rows_of() { awk -v t="$1" '!/^  \| / { on = index($0, t) > 0; next } on { print substr($0, 5) }' "$tmp/tls.txt"; }
+  sums=$(rows_of "TLS sessions per policy domain" | awk -F'\t' '{ s += $3 } $2 ~ /: failed$/ { f += $3 } END { print s + 0, f + 0 }')
+  [ "$sums" = "$tls_sessions $tls_failed" ] && ok "TLS sessions panel: $tls_sessions sessions, $tls_failed failed = the policies' counts" \
+    || fail "TLS sessions panel sums (all, failed) $sums, the tables $tls_sessions $tls_failed"
+  rate=$(rows_of "TLS failure rate per policy domain" | awk -F'\t' '$3 < 0 || $3 > 1 { bad++ } END { print NR, bad + 0 }')
+  [ "${rate#* }" = 0 ] && [ "${rate% *}" -gt 0 ] && ok "TLS failure rate: ${rate% *} points, all within 0..1" \
+    || fail "TLS failure rate: $rate (points, out of 0..1)"
+  got=$(rows_of "TLS failures by result type" | awk -F'\t' '{ s += $3 } END { print s + 0 }')
+  [ "$got" = "$tls_detail" ] && ok "TLS failures by result type: $got failed sessions = the failure details'" \
+    || fail "TLS failures by result type sum to $got, the failure details to $tls_detail"
+  got=$(rows_of "TLS failures by receiving MX" | awk -F'\t' '{ s += $3 } END { print NR, s + 0 }')
+  [ "$got" = "$tls_mx $tls_detail" ] && ok "TLS failures by receiving MX: $tls_mx hosts, $tls_detail failed sessions" \
+    || fail "TLS failures by receiving MX: (hosts, sessions) $got, the tables $tls_mx $tls_detail"
+  want=$(( n_arf < 200 ? n_arf : 200 ))
+  got=$(rows_of "Failure reports" | wc -l)
+  [ "$got" = "$want" ] && ok "Failure reports table: $got rows (of $n_arf stored)" \
+    || fail "Failure reports table: $got rows, $want expected"
+else
+  cat "$tmp/tls.txt"; fail "TLS and failure report panels"
 fi
 
 # ---- the cookbook, as an analyst (dmarc_reader)

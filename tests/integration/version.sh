@@ -49,6 +49,7 @@ libs=(
   "libpsl libpsl5"
   "libzip libzip4 libzip5"
   "zlib zlib1g"
+  "libmaxminddb libmaxminddb0"
   "json-c libjson-c5"
 )
 upstream() { sed -E 's/^[0-9]+://; s/-[^-]*$//' <<<"$1" | grep -oE '^[0-9]+(\.[0-9]+)*'; }
