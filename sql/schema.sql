@@ -862,6 +862,76 @@ COMMENT ON FUNCTION dmarc.rollup_reports(report_ids bigint[], sign integer) IS '
 
 
 --
+-- Name: sender_current_sync(text[]); Type: FUNCTION; Schema: dmarc; Owner: -
+--
+
+CREATE FUNCTION dmarc.sender_current_sync(domains text[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+	LOCK TABLE dmarc.sender_current IN SHARE ROW EXCLUSIVE MODE;
+	IF domains IS NULL THEN
+		domains := ARRAY(SELECT base_domain FROM dmarc.sender_current UNION SELECT base_domain FROM dmarc.sender_map);
+	END IF;
+	-- = ANY (domains), not "domains IS NULL OR ...": the map's primary key
+	-- (base_domain, source) finds the rows of a few domains
+	DELETE FROM dmarc.sender_current c
+	WHERE c.base_domain = ANY (domains)
+	  AND NOT EXISTS (SELECT FROM dmarc.sender_map m WHERE m.base_domain = c.base_domain);
+	INSERT INTO dmarc.sender_current AS c (base_domain, name, type, source, loaded_at)
+	SELECT DISTINCT ON (base_domain) base_domain, name, type, source, loaded_at
+	FROM dmarc.sender_map
+	WHERE base_domain = ANY (domains)
+	ORDER BY base_domain, (source = 'local') DESC, loaded_at DESC, source
+	ON CONFLICT (base_domain) DO UPDATE
+	SET name = EXCLUDED.name, type = EXCLUDED.type, source = EXCLUDED.source, loaded_at = EXCLUDED.loaded_at
+	WHERE (c.name, c.type, c.source, c.loaded_at)
+	      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.type, EXCLUDED.source, EXCLUDED.loaded_at);
+END
+$$;
+
+
+--
+-- Name: FUNCTION sender_current_sync(domains text[]); Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON FUNCTION dmarc.sender_current_sync(domains text[]) IS 'Recomputes dmarc.sender_current for the given base domains (NULL: all) from dmarc.sender_map, by the rule of dmarc.senders. The triggers on dmarc.sender_map call it; nothing else needs to.';
+
+
+--
+-- Name: sender_map_changed(); Type: FUNCTION; Schema: dmarc; Owner: -
+--
+
+CREATE FUNCTION dmarc.sender_map_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+	d text[];
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		d := ARRAY(SELECT DISTINCT base_domain FROM new_rows);
+	ELSIF TG_OP = 'DELETE' THEN
+		d := ARRAY(SELECT DISTINCT base_domain FROM old_rows);
+	ELSIF TG_OP = 'UPDATE' THEN
+		d := ARRAY(SELECT base_domain FROM old_rows UNION SELECT base_domain FROM new_rows);
+	END IF;
+	-- TRUNCATE has no transition table: d stays NULL, every domain
+	IF d IS NULL OR cardinality(d) > 0 THEN
+		PERFORM dmarc.sender_current_sync(d);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: FUNCTION sender_map_changed(); Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON FUNCTION dmarc.sender_map_changed() IS 'Statement trigger of dmarc.sender_map: recomputes dmarc.sender_current for the base domains the statement touched.';
+
+
+--
 -- Name: server_generated_reason(text, text, text, jsonb, text); Type: FUNCTION; Schema: dmarc; Owner: -
 --
 
@@ -2209,61 +2279,23 @@ COMMENT ON VIEW dmarc.daily_reporters IS 'dmarc.daily_mail summed per UTC day, p
 
 
 --
--- Name: sender_map; Type: TABLE; Schema: dmarc; Owner: -
+-- Name: sender_current; Type: TABLE; Schema: dmarc; Owner: -
 --
 
-CREATE TABLE dmarc.sender_map (
+CREATE TABLE dmarc.sender_current (
     base_domain text NOT NULL,
     name text NOT NULL,
     type text NOT NULL,
     source text NOT NULL,
-    loaded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT sender_map_base_domain_check CHECK (((base_domain <> ''::text) AND (base_domain = lower(rtrim(btrim(base_domain), '.'::text))))),
-    CONSTRAINT sender_map_name_check CHECK ((btrim(name) <> ''::text)),
-    CONSTRAINT sender_map_source_check CHECK ((source <> ''::text))
+    loaded_at timestamp with time zone NOT NULL
 );
 
 
 --
--- Name: TABLE sender_map; Type: COMMENT; Schema: dmarc; Owner: -
+-- Name: TABLE sender_current; Type: COMMENT; Schema: dmarc; Owner: -
 --
 
-COMMENT ON TABLE dmarc.sender_map IS 'The sender map: a base domain (of a PTR name or an AS domain) and the service that runs it, one row per domain and source. `senders load FILE` replaces a source''s rows, `senders set`/`unset` edit source ''local''. Read dmarc.senders for the row that wins.';
-
-
---
--- Name: COLUMN sender_map.base_domain; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.base_domain IS 'The base domain, normalised as dmarc.dns_name_norm does: lower case, no trailing dot, e.g. google.com.';
-
-
---
--- Name: COLUMN sender_map.name; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.name IS 'The sender''s name, e.g. Google.';
-
-
---
--- Name: COLUMN sender_map.type; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.type IS 'The sender''s type as the source gives it, e.g. Email Provider; may be empty.';
-
-
---
--- Name: COLUMN sender_map.source; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.source IS 'Where the row came from: ''local'' for `senders set` (wins over every other source), else the name a file was loaded under (by default its base name, e.g. base_reverse_dns_map).';
-
-
---
--- Name: COLUMN sender_map.loaded_at; Type: COMMENT; Schema: dmarc; Owner: -
---
-
-COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set (the transaction''s time).';
+COMMENT ON TABLE dmarc.sender_current IS 'The row of dmarc.sender_map that wins for each base domain (the rule is in dmarc.senders), kept by triggers on dmarc.sender_map; read dmarc.senders.';
 
 
 --
@@ -2271,13 +2303,12 @@ COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set 
 --
 
 CREATE VIEW dmarc.senders AS
- SELECT DISTINCT ON (sender_map.base_domain) sender_map.base_domain,
-    sender_map.name,
-    sender_map.type,
-    sender_map.source,
-    sender_map.loaded_at
-   FROM dmarc.sender_map
-  ORDER BY sender_map.base_domain, (sender_map.source = 'local'::text) DESC, sender_map.loaded_at DESC, sender_map.source;
+ SELECT sender_current.base_domain,
+    sender_current.name,
+    sender_current.type,
+    sender_current.source,
+    sender_current.loaded_at
+   FROM dmarc.sender_current;
 
 
 --
@@ -3591,6 +3622,64 @@ COMMENT ON COLUMN dmarc.schema_objects.applied_at IS 'When it was last applied.'
 
 
 --
+-- Name: sender_map; Type: TABLE; Schema: dmarc; Owner: -
+--
+
+CREATE TABLE dmarc.sender_map (
+    base_domain text NOT NULL,
+    name text NOT NULL,
+    type text NOT NULL,
+    source text NOT NULL,
+    loaded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sender_map_base_domain_check CHECK (((base_domain <> ''::text) AND (base_domain = lower(rtrim(btrim(base_domain), '.'::text))))),
+    CONSTRAINT sender_map_name_check CHECK ((btrim(name) <> ''::text)),
+    CONSTRAINT sender_map_source_check CHECK ((source <> ''::text))
+);
+
+
+--
+-- Name: TABLE sender_map; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON TABLE dmarc.sender_map IS 'The sender map: a base domain (of a PTR name or an AS domain) and the service that runs it, one row per domain and source. `senders load FILE` replaces a source''s rows, `senders set`/`unset` edit source ''local''. Read dmarc.senders for the row that wins.';
+
+
+--
+-- Name: COLUMN sender_map.base_domain; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.base_domain IS 'The base domain, normalised as dmarc.dns_name_norm does: lower case, no trailing dot, e.g. google.com.';
+
+
+--
+-- Name: COLUMN sender_map.name; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.name IS 'The sender''s name, e.g. Google.';
+
+
+--
+-- Name: COLUMN sender_map.type; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.type IS 'The sender''s type as the source gives it, e.g. Email Provider; may be empty.';
+
+
+--
+-- Name: COLUMN sender_map.source; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.source IS 'Where the row came from: ''local'' for `senders set` (wins over every other source), else the name a file was loaded under (by default its base name, e.g. base_reverse_dns_map).';
+
+
+--
+-- Name: COLUMN sender_map.loaded_at; Type: COMMENT; Schema: dmarc; Owner: -
+--
+
+COMMENT ON COLUMN dmarc.sender_map.loaded_at IS 'When the row was loaded or set (the transaction''s time).';
+
+
+--
 -- Name: server_generated_mail; Type: VIEW; Schema: dmarc; Owner: -
 --
 
@@ -4396,6 +4485,14 @@ ALTER TABLE ONLY dmarc.schema_objects
 
 
 --
+-- Name: sender_current sender_current_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
+--
+
+ALTER TABLE ONLY dmarc.sender_current
+    ADD CONSTRAINT sender_current_pkey PRIMARY KEY (base_domain);
+
+
+--
 -- Name: sender_map sender_map_pkey; Type: CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -4822,6 +4919,34 @@ CREATE CONSTRAINT TRIGGER reports_rollup_add AFTER INSERT ON dmarc.reports DEFER
 
 
 --
+-- Name: sender_map sender_map_delete; Type: TRIGGER; Schema: dmarc; Owner: -
+--
+
+CREATE TRIGGER sender_map_delete AFTER DELETE ON dmarc.sender_map REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+
+
+--
+-- Name: sender_map sender_map_insert; Type: TRIGGER; Schema: dmarc; Owner: -
+--
+
+CREATE TRIGGER sender_map_insert AFTER INSERT ON dmarc.sender_map REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+
+
+--
+-- Name: sender_map sender_map_truncate; Type: TRIGGER; Schema: dmarc; Owner: -
+--
+
+CREATE TRIGGER sender_map_truncate AFTER TRUNCATE ON dmarc.sender_map FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+
+
+--
+-- Name: sender_map sender_map_update; Type: TRIGGER; Schema: dmarc; Owner: -
+--
+
+CREATE TRIGGER sender_map_update AFTER UPDATE ON dmarc.sender_map REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+
+
+--
 -- Name: failure_reports failure_reports_original_id_fkey; Type: FK CONSTRAINT; Schema: dmarc; Owner: -
 --
 
@@ -5043,6 +5168,20 @@ GRANT ALL ON FUNCTION dmarc.rollup_reports(report_ids bigint[], sign integer) TO
 
 
 --
+-- Name: FUNCTION sender_current_sync(domains text[]); Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON FUNCTION dmarc.sender_current_sync(domains text[]) TO dmarc_writer;
+
+
+--
+-- Name: FUNCTION sender_map_changed(); Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT ALL ON FUNCTION dmarc.sender_map_changed() TO dmarc_writer;
+
+
+--
 -- Name: FUNCTION server_generated_reason(envelope_from text, spf_scope text, spf_domain text, spf_more jsonb, ptr text); Type: ACL; Schema: dmarc; Owner: -
 --
 
@@ -5201,10 +5340,10 @@ GRANT SELECT ON TABLE dmarc.daily_reporters TO dmarc_writer;
 
 
 --
--- Name: TABLE sender_map; Type: ACL; Schema: dmarc; Owner: -
+-- Name: TABLE sender_current; Type: ACL; Schema: dmarc; Owner: -
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_map TO dmarc_writer;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_current TO dmarc_writer;
 
 
 --
@@ -5438,6 +5577,13 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_migrations TO dmarc_writ
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.schema_objects TO dmarc_writer;
+
+
+--
+-- Name: TABLE sender_map; Type: ACL; Schema: dmarc; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE dmarc.sender_map TO dmarc_writer;
 
 
 --

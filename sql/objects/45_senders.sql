@@ -15,16 +15,100 @@
 -- To keep a file of one's own above a file reloaded every month, load it
 -- with --source local (it then replaces the rows of `senders set`) or load
 -- it after each reload.
+--
+-- The winners are stored in dmarc.sender_current (sql/migrations/
+-- 008_sender_current.sql), base_domain its primary key: a view computing
+-- them (DISTINCT ON over the whole map) read and sorted all of parsedmarc's
+-- ~38,600 rows for every query of ip_senders, even to name one IP's sender
+-- (bench/senders.sh).  Statement triggers on dmarc.sender_map recompute the
+-- base domains each statement touched, from the transition tables: a
+-- `senders set` one domain, a `senders load` its file's and its source's
+-- old ones.  They run with the rights of whoever changes the map: the
+-- writer has DML on every table (90_roles.sql), so no SECURITY DEFINER.
+-- Two transactions changing one domain at once (a `senders set` during a
+-- `senders load`) must not each keep the winner of its own snapshot: the
+-- sync locks sender_current against other syncs (readers go on) before it
+-- reads the map, and each of its statements then sees what the other
+-- committed (READ COMMITTED, as the collector runs).
+
+-- Recomputes the winner of every base domain in domains (NULL: all of
+-- them): deletes those that have no row left, upserts the others.
+CREATE OR REPLACE FUNCTION dmarc.sender_current_sync(domains text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	LOCK TABLE dmarc.sender_current IN SHARE ROW EXCLUSIVE MODE;
+	IF domains IS NULL THEN
+		domains := ARRAY(SELECT base_domain FROM dmarc.sender_current UNION SELECT base_domain FROM dmarc.sender_map);
+	END IF;
+	-- = ANY (domains), not "domains IS NULL OR ...": the map's primary key
+	-- (base_domain, source) finds the rows of a few domains
+	DELETE FROM dmarc.sender_current c
+	WHERE c.base_domain = ANY (domains)
+	  AND NOT EXISTS (SELECT FROM dmarc.sender_map m WHERE m.base_domain = c.base_domain);
+	INSERT INTO dmarc.sender_current AS c (base_domain, name, type, source, loaded_at)
+	SELECT DISTINCT ON (base_domain) base_domain, name, type, source, loaded_at
+	FROM dmarc.sender_map
+	WHERE base_domain = ANY (domains)
+	ORDER BY base_domain, (source = 'local') DESC, loaded_at DESC, source
+	ON CONFLICT (base_domain) DO UPDATE
+	SET name = EXCLUDED.name, type = EXCLUDED.type, source = EXCLUDED.source, loaded_at = EXCLUDED.loaded_at
+	WHERE (c.name, c.type, c.source, c.loaded_at)
+	      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.type, EXCLUDED.source, EXCLUDED.loaded_at);
+END
+$$;
+COMMENT ON FUNCTION dmarc.sender_current_sync(text[]) IS
+	'Recomputes dmarc.sender_current for the given base domains (NULL: all) from dmarc.sender_map, by the rule of '
+	'dmarc.senders. The triggers on dmarc.sender_map call it; nothing else needs to.';
+
+-- One function for the three statement triggers: the base domains of the
+-- transition tables the event has (INSERT: new rows, DELETE: old rows,
+-- UPDATE: both, as an update may change base_domain).
+CREATE OR REPLACE FUNCTION dmarc.sender_map_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	d text[];
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		d := ARRAY(SELECT DISTINCT base_domain FROM new_rows);
+	ELSIF TG_OP = 'DELETE' THEN
+		d := ARRAY(SELECT DISTINCT base_domain FROM old_rows);
+	ELSIF TG_OP = 'UPDATE' THEN
+		d := ARRAY(SELECT base_domain FROM old_rows UNION SELECT base_domain FROM new_rows);
+	END IF;
+	-- TRUNCATE has no transition table: d stays NULL, every domain
+	IF d IS NULL OR cardinality(d) > 0 THEN
+		PERFORM dmarc.sender_current_sync(d);
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dmarc.sender_map_changed() IS
+	'Statement trigger of dmarc.sender_map: recomputes dmarc.sender_current for the base domains the statement touched.';
+
+CREATE OR REPLACE TRIGGER sender_map_insert AFTER INSERT ON dmarc.sender_map
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+CREATE OR REPLACE TRIGGER sender_map_update AFTER UPDATE ON dmarc.sender_map
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+CREATE OR REPLACE TRIGGER sender_map_delete AFTER DELETE ON dmarc.sender_map
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+CREATE OR REPLACE TRIGGER sender_map_truncate AFTER TRUNCATE ON dmarc.sender_map
+	FOR EACH STATEMENT EXECUTE FUNCTION dmarc.sender_map_changed();
+-- All of it again, now that the triggers hold: the CREATE TRIGGERs lock
+-- sender_map against writers until this transaction ends, so a change made
+-- after 008 filled the table and before the triggers existed is not missed.
+SELECT dmarc.sender_current_sync(NULL);
 
 CREATE OR REPLACE VIEW dmarc.senders AS
-SELECT DISTINCT ON (base_domain)
+SELECT
 	base_domain,
 	name,
 	type,
 	source,
 	loaded_at
-FROM dmarc.sender_map
-ORDER BY base_domain, (source = 'local') DESC, loaded_at DESC, source;
+FROM dmarc.sender_current;
 COMMENT ON VIEW dmarc.senders IS
 	'The sender map, one row per base domain (lower case, no trailing dot): the row of source ''local'' (`senders set`) '
 	'if any, else that of the source loaded last, else of the source whose name sorts first. name and type say who runs '
@@ -36,14 +120,12 @@ COMMENT ON VIEW dmarc.senders IS
 --   3. otherwise none.
 -- An unconfirmed PTR name never names a sender, and is not shown here (an
 -- attacker chooses the PTR name of his own IPs, not whether it resolves
--- back).  Two LEFT JOINs by equality, one per basis, so PostgreSQL hashes
--- dmarc.senders instead of testing every pair.  dmarc.senders is DISTINCT
--- ON (base_domain), which PostgreSQL knows to be unique on base_domain, so
--- a query of a view joining ip_senders (record_details, daily_sources)
--- that uses none of its columns drops the join: 1.0's queries and panels
--- cost what they did.  (A NOT EXISTS form of dmarc.senders made one IP's
--- lookup 385 -> 11 ms, but no join could be dropped any more: every row of
--- daily_sources then paid four index lookups; bench/senders.sh.)
+-- back).  Two LEFT JOINs by equality, one per basis, on the primary key
+-- of dmarc.sender_current (under dmarc.senders): an index lookup for a
+-- few IPs, a hash join for many.  PostgreSQL knows the key unique, so a
+-- query of a view joining ip_senders (record_details, daily_sources) that
+-- uses none of its columns drops the join: 1.0's queries and panels cost
+-- what they did.
 -- ptr_base_domain is stored normalised (lower case, no trailing dot, as
 -- resolve writes it); as_domain is normalised here.
 CREATE OR REPLACE VIEW dmarc.ip_senders AS

@@ -12,8 +12,12 @@
 # file's row back; a later source wins over an earlier one; an unterminated
 # quote, invalid UTF-8, a wrong header, an empty name and an empty file each
 # exit 2 with one line naming the file's line, and change nothing; a login
-# in dmarc_writer loads, a login in dmarc_reader reads dmarc.senders but not
-# the table.
+# in dmarc_writer loads, sets and unsets, a login in dmarc_reader reads
+# dmarc.senders but not the table.  After every change to the map,
+# dmarc.sender_current (kept by triggers) holds what the rule gives, computed
+# here from dmarc.sender_map with the DISTINCT ON of the former view: after
+# loads, reloads, set, unset, failed loads, an UPDATE moving a row to
+# another domain and a TRUNCATE.
 set -euo pipefail
 : "${DC_BIN:?DC_BIN must name the built program}" "${DC_SRC:?DC_SRC must name the source tree}"
 tmp=$(mktemp -d /tmp/dc-it-senders.XXXXXX)
@@ -44,6 +48,22 @@ expect_rc() {  # NAME WANT ARGS...: output in $tmp/out
 	[ "$rc" = "$want" ] || { cat "$tmp/out" >&2; fail "$name: exit $rc, want $want"; }
 	echo "ok - $name (exit $rc)"
 }
+# the rule of dmarc.senders, straight from the map (the view before 008)
+RULE="SELECT DISTINCT ON (base_domain) base_domain, name, type, source, loaded_at FROM dmarc.sender_map
+      ORDER BY base_domain, (source = 'local') DESC, loaded_at DESC, source"
+current_ok() {  # NAME [empty]: sender_current is the rule's result (not empty unless told)
+	local want got
+	want=$(q "$RULE") || fail "$1: the rule's query failed"
+	got=$(q "SELECT base_domain, name, type, source, loaded_at FROM dmarc.sender_current ORDER BY base_domain") ||
+		fail "$1: reading dmarc.sender_current failed"
+	[ -n "$want" ] || [ "${2:-}" = empty ] || fail "$1: the map is empty"
+	[ "$got" = "$want" ] || fail "$1: dmarc.sender_current is not the rule's result:
+--- expected
+$want
+--- got
+$got"
+	echo "ok - $1: sender_current is the rule's result"
+}
 expect_out() {  # NAME REGEX: in $tmp/out
 	grep -Eq -- "$2" "$tmp/out" || { cat "$tmp/out" >&2; fail "$1: output lacks /$2/"; }
 	echo "ok - $1"
@@ -73,12 +93,14 @@ google.com|Google|Email Provider|base_reverse_dns_map
 muenchen.example|München Stadtwerke – Mail|Government|base_reverse_dns_map
 notype.example|No Type||base_reverse_dns_map
 quote.example|The \"Best\" Mail|ISP|base_reverse_dns_map"
+current_ok "first load"
 
 # ---- another source, then a second version of the first (LF, no BOM)
 printf 'base_reverse_dns,name,type\ngoogle.com,Google Workspace (mine),Email Provider\nmine.example,Mine,Self\n' >"$tmp/own.csv"
 expect_rc "load a second source" 0 senders load "$tmp/own.csv" --source own
 expect "the later source wins in dmarc.senders" \
 	"SELECT name, source FROM dmarc.senders WHERE base_domain = 'google.com'" "Google Workspace (mine)|own"
+current_ok "a second source"
 printf 'base_reverse_dns,name,type\ngoogle.com,Google,Email Provider\nnew.example,New,ISP\nquote.example,"Quote ""2""",ISP\n' \
 	>"$tmp/v2.csv"
 expect_rc "load version 2 of the first source" 0 senders load "$tmp/v2.csv" --source=base_reverse_dns_map
@@ -90,12 +112,14 @@ google.com|Google Workspace (mine)|Email Provider|own
 mine.example|Mine|Self|own"
 expect "reloaded last, the first source wins now" \
 	"SELECT name, source FROM dmarc.senders WHERE base_domain = 'google.com'" "Google|base_reverse_dns_map"
+current_ok "a reload that replaces and removes rows"
 
 # ---- local overrides
 expect_rc "set" 0 senders set Google.COM. "Our Google" "Email Provider"
 expect_out "set says added" "added the local override for Google.COM.: Our Google \(Email Provider\)"
 expect_rc "set again" 0 senders set google.com "Our Google (2)" "Email Provider"
 expect_out "set says replaced" "replaced the local override"
+current_ok "set, set again"
 expect "the local override wins" "$WIN" "google.com|Our Google (2)|Email Provider|local
 mine.example|Mine|Self|own
 new.example|New|ISP|base_reverse_dns_map
@@ -103,10 +127,12 @@ quote.example|Quote \"2\"|ISP|base_reverse_dns_map"
 expect_rc "a file reloaded after the override" 0 senders load "$tmp/v2.csv" --source base_reverse_dns_map
 expect "the local override still wins" \
 	"SELECT name, source FROM dmarc.senders WHERE base_domain = 'google.com'" "Our Google (2)|local"
+current_ok "a reload under an override"
 expect_rc "set with an empty name" 2 senders set x.example "" ISP
 expect_rc "set with a space in the domain" 2 senders set "x example" X ISP
 expect_rc "unset" 0 senders unset GOOGLE.com
 expect_out "unset says removed" "removed the local override for GOOGLE.com"
+current_ok "unset"
 expect "after unset the file's row is back" \
 	"SELECT name, source FROM dmarc.senders WHERE base_domain = 'google.com'" "Google|base_reverse_dns_map"
 expect_rc "unset again" 0 senders unset google.com
@@ -143,6 +169,7 @@ expect_rc "a file that does not exist" 2 senders load "$tmp/none.csv"
 expect_out "a file that does not exist: the reason" "senders: .*none.csv: No such file or directory"
 expect_rc "a file over 64 MiB" 2 senders load /dev/zero
 expect_out "a file over 64 MiB: the reason" "larger than 64 MiB"
+current_ok "failed loads"
 expect_rc "load without FILE" 2 senders load
 expect_rc "an unknown subcommand" 2 senders list
 
@@ -154,11 +181,46 @@ rc=0
 	>"$tmp/out" 2>&1 || rc=$?
 [ $rc = 0 ] || { cat "$tmp/out" >&2; fail "a dmarc_writer login cannot load (exit $rc)"; }
 echo "ok - a dmarc_writer login loads"
+current_ok "a load by dmarc_writer"
+for args in "set writer.example Writer ISP" "set mine.example Mine2 Self" "unset mine.example"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words of $args are the arguments
+	"$DC_BIN" --db "host=$PGHOST port=$PGPORT user=it_writer dbname=senders" senders $args >"$tmp/out" 2>&1 || rc=$?
+	[ $rc = 0 ] || { cat "$tmp/out" >&2; fail "a dmarc_writer login cannot senders $args (exit $rc)"; }
+	current_ok "senders $args by dmarc_writer"
+done
 n=$(psql -X -At -U it_reader -c "SELECT count(*) FROM dmarc.senders") || fail "dmarc_reader cannot read dmarc.senders"
-[ "$n" = 4 ] || fail "dmarc_reader reads $n rows of dmarc.senders, want 4"
+[ "$n" = 5 ] || fail "dmarc_reader reads $n rows of dmarc.senders, want 5"
 echo "ok - dmarc_reader reads dmarc.senders"
 if psql -X -At -U it_reader -c "SELECT count(*) FROM dmarc.sender_map" >/dev/null 2>&1; then
 	fail "dmarc_reader reads the table dmarc.sender_map"
 fi
 echo "ok - dmarc_reader cannot read the table"
+if psql -X -At -U it_reader -c "SELECT count(*) FROM dmarc.sender_current" >/dev/null 2>&1; then
+	fail "dmarc_reader reads the table dmarc.sender_current"
+fi
+echo "ok - dmarc_reader cannot read dmarc.sender_current"
+
+# ---- changes no command makes: an UPDATE that moves rows to another
+# domain (both domains recomputed), a TRUNCATE
+q "UPDATE dmarc.sender_map SET base_domain = 'moved.example' WHERE base_domain = 'google.com' AND source = 'own'" >/dev/null
+expect "the moved row" "SELECT name, source FROM dmarc.senders WHERE base_domain IN ('google.com', 'moved.example') ORDER BY 1" \
+	"Google|base_reverse_dns_map
+Google Workspace (mine)|own"
+current_ok "an UPDATE of base_domain"
+# ---- a database from before migration 008, its map already filled: back
+# to that schema (no sender_current, no triggers, the former dmarc.senders
+# and the views on it to be made again), rows added meanwhile, then migrate
+psql -X -q -v ON_ERROR_STOP=1 -c "DROP TABLE dmarc.sender_current CASCADE" \
+	-c "DROP FUNCTION dmarc.sender_map_changed() CASCADE" -c "DROP FUNCTION dmarc.sender_current_sync(text[])" \
+	-c "DELETE FROM dmarc.schema_migrations WHERE name = '008_sender_current.sql'" \
+	-c "DELETE FROM dmarc.schema_objects" \
+	-c "INSERT INTO dmarc.sender_map (base_domain, name, type, source) VALUES ('old.example', 'Old', 'ISP', 'local'),
+	    ('new.example', 'New (local)', 'ISP', 'local')" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; fail "back to 007"; }
+expect_rc "migrate a database from before 008" 0 migrate
+current_ok "migration 008 on a filled map"
+expect "the view reads it" "SELECT name FROM dmarc.senders WHERE base_domain = 'new.example'" "New (local)"
+q "TRUNCATE dmarc.sender_map" >/dev/null
+current_ok "TRUNCATE" empty
+expect "TRUNCATE empties dmarc.senders" "SELECT count(*) FROM dmarc.senders" 0
 echo "senders.sh: all passed"
