@@ -156,18 +156,17 @@ dc_code
 store_failure_report_cb(void *ctx, const struct dc_arf_report *r, const dc_blob *origin, dc_err *err)
 {
 	dc_store *st = ctx;
-	bool own = st->scope == STORE_SCOPE_OWN;
 	dc_code rc;
 
 	if (st->write != STORE_WRITE_NONE) /* never part of a report's transaction */
 		store_report_rollback(st);
 	if (origin == NULL || origin->data == NULL)
 		return dc_err_set(err, DC_ESCHEMA, "failure report without its message");
-	if ((rc = store_cmd(st, own ? "BEGIN" : "SAVEPOINT dc_failure_report", err)) != DC_OK)
+	if ((rc = store_unit_begin(st, "dc_failure_report", err)) != DC_OK)
 		return store_refused(rc, err);
 	rc = insert_report(st, r, origin, err);
 	if (rc == DC_OK || rc == DC_SKIP) {
-		dc_code rc2 = store_cmd(st, own ? "COMMIT" : "RELEASE SAVEPOINT dc_failure_report", err);
+		dc_code rc2 = store_unit_end(st, "dc_failure_report", err);
 
 		if (rc2 != DC_OK)
 			return store_refused(rc2, err);
@@ -175,11 +174,6 @@ store_failure_report_cb(void *ctx, const struct dc_arf_report *r, const dc_blob 
 			st->batch_written = true;
 		return rc;
 	}
-	if (own) {
-		store_cmd_quiet(st, "ROLLBACK");
-	} else {
-		store_cmd_quiet(st, "ROLLBACK TO SAVEPOINT dc_failure_report");
-		store_cmd_quiet(st, "RELEASE SAVEPOINT dc_failure_report");
-	}
+	store_unit_abort(st, "dc_failure_report");
 	return rc;
 }

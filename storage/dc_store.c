@@ -179,6 +179,51 @@ store_cmd_quiet(dc_store *st, const char *sql)
 	PQclear(PQexec(st->conn, sql));
 }
 
+/*
+ * A report handed over whole (a TLS report, a failure report) is one unit:
+ * a transaction of its own when the store writes each input on its own
+ * (STORE_SCOPE_OWN), else the savepoint name inside the batch's or
+ * reparse's transaction.  store_unit_end keeps it, store_unit_abort keeps
+ * nothing of it.
+ */
+static dc_code
+unit_cmd(dc_store *st, const char *own, const char *verb, const char *name, dc_err *err)
+{
+	char sql[96];
+
+	if (st->scope == STORE_SCOPE_OWN)
+		return store_cmd(st, own, err);
+	snprintf(sql, sizeof(sql), "%s %s", verb, name);
+	return store_cmd(st, sql, err);
+}
+
+dc_code
+store_unit_begin(dc_store *st, const char *name, dc_err *err)
+{
+	return unit_cmd(st, "BEGIN", "SAVEPOINT", name, err);
+}
+
+dc_code
+store_unit_end(dc_store *st, const char *name, dc_err *err)
+{
+	return unit_cmd(st, "COMMIT", "RELEASE SAVEPOINT", name, err);
+}
+
+void
+store_unit_abort(dc_store *st, const char *name)
+{
+	char sql[96];
+
+	if (st->scope == STORE_SCOPE_OWN) {
+		store_cmd_quiet(st, "ROLLBACK");
+		return;
+	}
+	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s", name);
+	store_cmd_quiet(st, sql);
+	snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT %s", name);
+	store_cmd_quiet(st, sql);
+}
+
 /* ---- open, free, origin ---------------------------------------------- */
 
 /* libpq notice processor that keeps quiet. */

@@ -204,6 +204,12 @@ dc_code store_exec_prepared(dc_store *st, unsigned bit, const char *name, const 
 dc_code store_cmd(dc_store *st, const char *sql, dc_err *err);
 /* Runs sql ignoring the outcome (ROLLBACK on a connection that may be gone). */
 void store_cmd_quiet(dc_store *st, const char *sql);
+/* A report handed over whole (TLS, failure report): BEGIN/COMMIT/ROLLBACK
+ * under STORE_SCOPE_OWN, else SAVEPOINT name / RELEASE / ROLLBACK TO inside
+ * the batch's or reparse's transaction. */
+dc_code store_unit_begin(dc_store *st, const char *name, dc_err *err);
+dc_code store_unit_end(dc_store *st, const char *name, dc_err *err);
+void store_unit_abort(dc_store *st, const char *name);
 
 /* ---- values (dc_store.c) ---- */
 

@@ -128,23 +128,10 @@ policies_json(dc_buf *b, const dc_tls_report *r)
 	return store_addc(b, ']');
 }
 
-/* Ends the report's transaction or savepoint without keeping anything. */
-static void
-tls_rollback(dc_store *st, bool savepoint)
-{
-	if (savepoint) {
-		store_cmd_quiet(st, "ROLLBACK TO SAVEPOINT dc_tls");
-		store_cmd_quiet(st, "RELEASE SAVEPOINT dc_tls");
-	} else {
-		store_cmd_quiet(st, "ROLLBACK");
-	}
-}
-
 dc_code
 store_tls_report(void *ctx, const struct dc_tls_report *r, const dc_blob *origin, dc_err *err)
 {
 	dc_store *st = ctx;
-	bool savepoint = st->scope != STORE_SCOPE_OWN;
 	char begin[STORE_TIME_MAX], end[STORE_TIME_MAX], uidv[24], uid[24], orig[24];
 	const char *file_name, *vals[16];
 	int64_t original_id = -1;
@@ -176,7 +163,7 @@ store_tls_report(void *ctx, const struct dc_tls_report *r, const dc_blob *origin
 	file_name = st->origin.file_name ? st->origin.file_name : origin ? origin->name : NULL;
 	if (file_name != NULL && !store_utf8_valid(file_name))
 		file_name = NULL;
-	if ((rc = store_cmd(st, savepoint ? "SAVEPOINT dc_tls" : "BEGIN", err)) != DC_OK)
+	if ((rc = store_unit_begin(st, "dc_tls", err)) != DC_OK)
 		goto out;
 	if (st->scope == STORE_SCOPE_BATCH)
 		st->batch_written = true; /* the batch's transaction is no longer empty */
@@ -220,16 +207,16 @@ store_tls_report(void *ctx, const struct dc_tls_report *r, const dc_blob *origin
 		goto fail;
 	if (PQntuples(res) == 0) {
 		/* the same report is already stored (or was, by a concurrent writer) */
-		tls_rollback(st, savepoint);
+		store_unit_abort(st, "dc_tls");
 		rc = DC_SKIP;
 		goto out;
 	}
-	rc = store_cmd(st, savepoint ? "RELEASE SAVEPOINT dc_tls" : "COMMIT", err);
+	rc = store_unit_end(st, "dc_tls", err);
 	if (rc != DC_OK)
 		goto fail;
 	goto out;
 fail:
-	tls_rollback(st, savepoint);
+	store_unit_abort(st, "dc_tls");
 out:
 	PQclear(res);
 	dc_buf_free(&pol);
